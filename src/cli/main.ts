@@ -1,0 +1,72 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { checkEnvironment, formatEnvReport } from "./env-check.js";
+
+/** Exit codes, part of the command's contract: scripts branch on them. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+const HELP = `portcullis: scan container images and keep unscanned ones out of the cluster
+
+Usage:
+  portcullis <command> [options]
+
+Commands:
+  env check [--json]   report which services and tools the test environment found, with versions
+
+Options:
+  -h, --help           show this help
+  -v, --version        print the version
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+async function envCommand(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+  if (values.help) {
+    process.stdout.write("Usage: portcullis env check [--json]\n");
+    return EXIT.ok;
+  }
+  if (positionals[0] !== "check" || positionals.length !== 1) {
+    throw new UsageError(`unknown env subcommand ${JSON.stringify(positionals.join(" "))}; expected "env check"`);
+  }
+  const report = await checkEnvironment();
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatEnvReport(report)}\n`);
+  return report.ok ? EXIT.ok : EXIT.failed;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case "-h":
+      case "--help":
+      case "help":
+        process.stdout.write(HELP);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      case "-v":
+      case "--version":
+      case "version":
+        process.stdout.write(`portcullis ${version()}\n`);
+        return EXIT.ok;
+      case "env":
+        return await envCommand(rest);
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`portcullis: ${(e as Error).message}\nRun 'portcullis --help' for usage.\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`portcullis: ${(e as Error).stack ?? String(e)}\n`);
+    return EXIT.failed;
+  }
+}
