@@ -76,10 +76,16 @@ export async function startPostgres(sup: ProcessSupervisor, runId: string): Prom
     origin = "started";
     stopServer = proc.stop;
   }
-  const database = `portcullis_test_${runId}`;
+  // The name carries this runner's pid, so a later run can drop what a killed one left behind.
+  const database = `portcullis_test_${process.pid}_${runId}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
+    const stale = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'portcullis\\_test\\_%'");
+    for (const { datname } of stale.rows) {
+      const pid = Number(/^portcullis_test_(\d+)_/.exec(datname)?.[1]);
+      if (pid && !processAlive(pid)) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
     await admin.query(`CREATE DATABASE ${database}`);
   } finally {
     await admin.end();
@@ -101,6 +107,15 @@ export async function startPostgres(sup: ProcessSupervisor, runId: string): Prom
       await stopServer();
     },
   };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 // ------------------------------------------------------------------ registries

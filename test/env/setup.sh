@@ -109,7 +109,6 @@ if [ ! -x "$tools/bin/kubectl" ] || [ ! -x "$tools/bin/helm" ]; then
 fi
 
 log "tools in $tools/bin:"
-for t in kube-apiserver kubectl helm; do
-  printf '  %-15s %s\n' "$t" "$("$tools/bin/$t" --version 2>/dev/null | head -1 || "$tools/bin/$t" version --client 2>/dev/null | head -1)" >&2
-done
+printf '  %s\n' "$("$tools/bin/kube-apiserver" --version)" "kubectl $("$tools/bin/kubectl" version --client 2>/dev/null | head -1)" \
+  "helm $("$tools/bin/helm" version --short 2>/dev/null)" >&2
 log "done"
