@@ -1,0 +1,77 @@
+// The index model, after claircore: Manifest, Layer, Package, Distribution, Repository, IndexReport.
+// Field names are Clair v4's wire names (../shared/clair-api-v1) so a report needs no renaming on the way out.
+
+/** `sha256:<64 hex>` (or another algorithm Clair accepts). */
+export type Digest = string;
+
+export type ScannerKind = "package" | "distribution" | "repository";
+
+export interface Package {
+  name: string;
+  version: string;
+  kind?: "binary" | "source";
+  /** The source package that produced this binary package, when known. */
+  source?: Package;
+  normalized_version?: string;
+  module?: string;
+  arch?: string;
+  cpe?: string;
+  /** Where it was found, relative to the image root: becomes Environment.package_db (e.g. `var/lib/dpkg/status`). */
+  package_db?: string;
+  /** A hint that ties it to a repository (rpm: the repoid), becomes part of the environment. */
+  repository_hint?: string;
+  /** Package URL (https://github.com/package-url/purl-spec), for language ecosystems; not on Clair's wire. */
+  purl?: string;
+  /** Path of the file the package is known by (a jar, a Go binary), when not the package_db itself. */
+  filepath?: string;
+}
+
+export interface Distribution {
+  did: string;
+  name: string;
+  version: string;
+  version_code_name: string;
+  version_id: string;
+  arch: string;
+  cpe: string;
+  pretty_name: string;
+}
+
+export interface Repository {
+  name: string;
+  key: string;
+  uri: string;
+  cpe: string;
+}
+
+export interface LayerDescriptor {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  /** Set for foreign layers (deprecated, Windows); they are skipped and the skip is recorded. */
+  urls?: string[];
+}
+
+export interface ManifestToIndex {
+  /** The manifest's own digest (of the platform-specific image manifest). */
+  digest: Digest;
+  /** Bottom to top. */
+  layers: LayerDescriptor[];
+}
+
+export type IndexState =
+  | "CheckManifest"
+  | "FetchLayers"
+  | "ScanLayers"
+  | "Coalesce"
+  | "IndexManifest"
+  | "IndexFinished"
+  | "IndexError";
+
+/** Clair's Environment: where and in what context a package was found. */
+export interface Environment {
+  package_db: string;
+  introduced_in: Digest;
+  distribution_id: string;
+  repository_ids?: string[];
+}

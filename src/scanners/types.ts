@@ -1,0 +1,66 @@
+// The scanner plugin interface. A scanner has a name, a version and a kind; it says from a tar header
+// alone whether it wants a file (so the layer walk can drain everything else without buffering it), and
+// parses the files it asked for. A layer is scanned once per (scanner name, version), ever: bump the
+// version whenever the output for the same input can change.
+import type { Distribution, Package, Repository, ScannerKind } from "../indexer/types.js";
+
+/** What the layer walk knows about a tar entry when it decides whether to keep it. */
+export interface EntryInfo {
+  /** Normalised path relative to the image root: no leading `/` or `./`, no `..`, `/`-separated. */
+  path: string;
+  /** Bytes of content (0 for links and directories). */
+  size: number;
+  /** Permission bits and the like, from the header. */
+  mode: number;
+  type: "file" | "symlink" | "hardlink" | "directory" | "other";
+}
+
+/** The files of one layer that some scanner asked for, with the layer's links resolved. */
+export interface LayerFiles {
+  /** The layer's digest (compressed blob digest, as in the manifest). */
+  readonly digest: string;
+  /**
+   * Contents of the file at `path`, following symlinks and hard links recorded in this layer (relative or
+   * absolute targets, resolved from the image root), or undefined when the layer has no such file or
+   * nobody asked for it.
+   */
+  get(path: string): Buffer | undefined;
+  /** Every path that holds captured content (regular files, after link resolution), in archive order. */
+  paths(): string[];
+}
+
+export interface ScanOutput {
+  packages?: Package[];
+  distributions?: Distribution[];
+  repositories?: Repository[];
+}
+
+export interface Scanner {
+  readonly name: string;
+  readonly version: string;
+  readonly kind: ScannerKind;
+  /**
+   * True when the scanner needs this entry's bytes (or, for a link, its target's). Called for every
+   * entry of every layer: keep it cheap (string tests, no allocation on the common "no" path).
+   */
+  wants(entry: EntryInfo): boolean;
+  /** The most bytes one wanted file may have; bigger files are an error in the report. Default 32 MiB. */
+  readonly maxFileSize?: number;
+  /**
+   * Parses the captured files of one layer. Malformed input in a file the scanner asked for is reported by
+   * throwing a ScannerError naming the file and what was wrong; a file that is simply not this scanner's
+   * format (e.g. a vcpkg `status` file) yields nothing.
+   */
+  scan(files: LayerFiles): Promise<ScanOutput>;
+}
+
+export class ScannerError extends Error {
+  override name = "ScannerError";
+  constructor(
+    readonly scanner: string,
+    readonly path: string,
+    message: string,
+  ) {
+    super(`${scanner}: ${path}: ${message}`);
+  }
+}
