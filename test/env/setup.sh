@@ -22,7 +22,7 @@ SUDO=""
 
 # ---------------------------------------------------------------- Debian packages
 pkgs=(docker-registry etcd-server skopeo umoci apache2-utils debootstrap openssl jq rsync unzip
-      golang-go dpkg-dev ca-certificates curl procps postgresql-client)
+      golang-go dpkg-dev ca-certificates curl procps postgresql-client zstd gzip tar)
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   # The tests start their own cluster with initdb when no server answers, so the binaries must be here.

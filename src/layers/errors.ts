@@ -1,0 +1,23 @@
+export type LayerErrorCode =
+  | "DIGEST_MISMATCH"
+  | "SIZE_MISMATCH"
+  | "DECOMPRESSED_TOO_LARGE"
+  | "EXPANSION_RATIO"
+  | "FILE_TOO_LARGE"
+  | "BAD_TAR"
+  | "BAD_COMPRESSION"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "FETCH_FAILED";
+
+/** A layer that could not be indexed, with a code callers branch on and a message that names the layer. */
+export class LayerError extends Error {
+  override name = "LayerError";
+  constructor(
+    readonly code: LayerErrorCode,
+    readonly layer: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`layer ${layer}: ${message}`, options);
+  }
+}

@@ -1,0 +1,162 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import type { EntryInfo, Scanner } from "../scanners/types.js";
+import { LayerError } from "./errors.js";
+import { digestOf, gzip, makeTar, zstd, type TarEntry } from "./testing.js";
+import { walkLayer, type LayerWalkOptions } from "./walk.js";
+
+/** A scanner that wants the paths it is given, and records what it was asked about. */
+function wanting(paths: string[], maxFileSize?: number): Scanner & { asked: EntryInfo[] } {
+  const asked: EntryInfo[] = [];
+  return {
+    name: "test", version: "1", kind: "package", maxFileSize, asked,
+    wants: (e) => (asked.push({ ...e }), paths.includes(e.path)),
+    scan: async () => ({}),
+  };
+}
+
+async function walk(blob: Buffer, scanner: Scanner, extra: Partial<LayerWalkOptions> = {}) {
+  return walkLayer(Readable.from([blob]), { digest: digestOf(blob), size: blob.length, scanners: [scanner], ...extra });
+}
+
+const statusFile = "Package: a\nStatus: install ok installed\nVersion: 1\n";
+
+describe("walkLayer", () => {
+  it("keeps only wanted files, from gzip, zstd and plain tar alike", async () => {
+    const tar = await makeTar([
+      { name: "etc/", type: "directory" },
+      { name: "etc/os-release", content: "ID=debian\n" },
+      { name: "usr/bin/big", content: Buffer.alloc(1 << 20) },
+      { name: "./var/lib/dpkg/status", content: statusFile },
+    ]);
+    for (const blob of [tar, gzip(tar), zstd(tar)]) {
+      const s = wanting(["etc/os-release", "var/lib/dpkg/status"]);
+      const res = await walk(blob, s);
+      expect(res.files.paths().sort()).toEqual(["etc/os-release", "var/lib/dpkg/status"]);
+      expect(res.files.get("var/lib/dpkg/status")?.toString()).toBe(statusFile);
+      expect(res.entries).toBe(4);
+      expect(res.uncompressedBytes).toBe(tar.length);
+      expect(res.compressedBytes).toBe(blob.length);
+    }
+  });
+
+  it("names the compression it found", async () => {
+    const tar = await makeTar([{ name: "a", content: "x" }]);
+    expect((await walk(gzip(tar), wanting([]))).compression).toBe("gzip");
+    expect((await walk(zstd(tar), wanting([]))).compression).toBe("zstd");
+    expect((await walk(tar, wanting([]))).compression).toBe("none");
+  });
+
+  it("records whiteouts and opaque directories without treating them as files", async () => {
+    const tar = await makeTar([
+      { name: "var/lib/dpkg/.wh.status", content: "" },
+      { name: "opt/app/.wh..wh..opq", content: "" },
+      { name: ".wh.toplevel", content: "" },
+    ]);
+    const s = wanting([]);
+    const res = await walk(gzip(tar), s);
+    expect(res.whiteouts).toEqual(["var/lib/dpkg/status", "toplevel"]);
+    expect(res.opaqueDirs).toEqual(["opt/app"]);
+    expect(s.asked).toEqual([]);
+  });
+
+  it("follows symlinks and hard links to wanted files", async () => {
+    const tar = await makeTar([
+      { name: "etc/os-release", type: "symlink", linkname: "../usr/lib/os-release" },
+      { name: "usr/lib/os-release", content: "ID=alpine\n" },
+      { name: "lib/apk/db/installed", content: "P:musl\nV:1\n" },
+      { name: "lib/apk/db/installed-copy", type: "link", linkname: "lib/apk/db/installed" },
+      { name: "var/lib/rpm", type: "symlink", linkname: "/usr/lib/sysimage/rpm" },
+      { name: "usr/lib/sysimage/rpm/rpmdb.sqlite", content: "SQLite format 3\0" },
+    ]);
+    const s = wanting(["etc/os-release", "lib/apk/db/installed", "lib/apk/db/installed-copy", "usr/lib/sysimage/rpm/rpmdb.sqlite"]);
+    const res = await walk(gzip(tar), s);
+    // The symlink came first: its target was wanted because of it, even though no scanner named the target.
+    expect(res.files.get("etc/os-release")?.toString()).toBe("ID=alpine\n");
+    expect(res.files.get("lib/apk/db/installed-copy")?.toString()).toBe("P:musl\nV:1\n");
+    // A directory symlink resolves on lookup.
+    expect(res.files.get("var/lib/rpm/rpmdb.sqlite")?.toString()).toBe("SQLite format 3\0");
+    expect(res.files.get("missing")).toBeUndefined();
+  });
+
+  it("reads PAX and GNU long names", async () => {
+    const long = `${"d".repeat(120)}/${"e".repeat(120)}/var/lib/dpkg/status`;
+    const pax = await makeTar([{ name: long, content: statusFile }]);
+    expect((await walk(gzip(pax), wanting([long]))).files.get(long)?.toString()).toBe(statusFile);
+
+    const dir = mkdtempSync(join(tmpdir(), "gnu-tar-"));
+    try {
+      const nested = join(dir, "root", "d".repeat(120), "e".repeat(120));
+      mkdirSync(nested, { recursive: true });
+      writeFileSync(join(nested, "f"), "gnu");
+      const gnu = execFileSync("tar", ["--format=gnu", "-cf", "-", "-C", join(dir, "root"), "."]);
+      expect(gnu.includes(Buffer.from("././@LongLink"))).toBe(true);
+      const want = `${"d".repeat(120)}/${"e".repeat(120)}/f`;
+      expect((await walk(gzip(gnu), wanting([want]))).files.get(want)?.toString()).toBe("gnu");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("ignores entries that climb out of the root and never asks scanners about them", async () => {
+    const tar = await makeTar([
+      { name: "../../etc/passwd", content: "evil" },
+      { name: "/etc/os-release", content: "ID=ok\n" },
+      { name: "a/../../b", content: "evil" },
+    ]);
+    const s = wanting(["etc/passwd", "etc/os-release", "b"]);
+    const res = await walk(gzip(tar), s);
+    expect(res.files.paths()).toEqual(["etc/os-release"]);
+    expect(s.asked.map((e) => e.path)).toEqual(["etc/os-release"]);
+  });
+
+  it("keeps the last of two entries with the same path", async () => {
+    const tar = await makeTar([{ name: "etc/os-release", content: "ID=one\n" }, { name: "etc/os-release", content: "ID=two\n" }]);
+    expect((await walk(tar, wanting(["etc/os-release"]))).files.get("etc/os-release")?.toString()).toBe("ID=two\n");
+  });
+
+  it("refuses a blob whose digest or size differs from its descriptor", async () => {
+    const blob = gzip(await makeTar([{ name: "a", content: "x" }]));
+    const other = digestOf(Buffer.from("something else"));
+    await expect(walk(blob, wanting([]), { digest: other })).rejects.toMatchObject({ code: "DIGEST_MISMATCH", message: expect.stringContaining(other) });
+    await expect(walk(blob, wanting([]), { size: blob.length - 1 })).rejects.toMatchObject({ code: "SIZE_MISMATCH" });
+    await expect(walk(blob, wanting([]), { size: blob.length + 1 })).rejects.toMatchObject({ code: "SIZE_MISMATCH" });
+  });
+
+  it("stops a decompression bomb by ratio and by total size", async () => {
+    const tar = await makeTar([{ name: "zeros", content: Buffer.alloc(8 << 20) }]);
+    const blob = gzip(tar);
+    expect(tar.length / blob.length).toBeGreaterThan(100);
+    await expect(walk(blob, wanting([]), { limits: { maxExpansionRatio: 100, expansionCheckAfterBytes: 1 << 20 } })).rejects.toMatchObject({ code: "EXPANSION_RATIO" });
+    await expect(walk(blob, wanting([]), { limits: { maxDecompressedBytes: 4 << 20 } })).rejects.toMatchObject({ code: "DECOMPRESSED_TOO_LARGE" });
+  });
+
+  it("refuses a wanted file over the scanner's limit before reading it", async () => {
+    const tar = await makeTar([{ name: "var/lib/rpm/Packages", content: Buffer.alloc(4096) }]);
+    const err = await walk(tar, wanting(["var/lib/rpm/Packages"], 1024)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LayerError);
+    expect(err).toMatchObject({ code: "FILE_TOO_LARGE", message: expect.stringContaining("var/lib/rpm/Packages is 4096 bytes") });
+  });
+
+  it("gives clear errors for corrupt compression, a lying media type, and a non-tar", async () => {
+    const blob = gzip(await makeTar([{ name: "a", content: "x".repeat(10000) }]));
+    const corrupt = Buffer.from(blob);
+    corrupt.fill(0x41, 20, 40);
+    await expect(walk(corrupt, wanting([]))).rejects.toMatchObject({ code: "BAD_COMPRESSION" });
+    const tar = await makeTar([{ name: "a", content: "x" }]);
+    await expect(walk(tar, wanting([]), { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" })).rejects.toMatchObject({ code: "BAD_COMPRESSION" });
+    await expect(walk(gzip(Buffer.from("this is not a tar archive at all, just some text that goes on ".repeat(20))), wanting([]))).rejects.toMatchObject({ code: "BAD_TAR" });
+  });
+
+  it("accepts an empty layer", async () => {
+    const empty = await makeTar([]);
+    const res = await walk(gzip(empty), wanting([]));
+    expect(res.entries).toBe(0);
+  });
+});
+
+export type { TarEntry };

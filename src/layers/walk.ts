@@ -1,0 +1,229 @@
+// One streaming pass over a layer: compressed bytes -> sha256 (checked against the descriptor) ->
+// decompression (chosen by magic bytes) -> tar walk. Only files some scanner asked for are kept in memory;
+// everything else is drained. Nothing touches the disk.
+import { createHash } from "node:crypto";
+import { Transform, type TransformCallback, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { extract as createExtract } from "tar-stream";
+import type { EntryInfo, Scanner } from "../scanners/types.js";
+import { compressionOfMediaType, createDecompressor, sniffCompression, type Compression } from "./decompress.js";
+import { LayerError } from "./errors.js";
+import { CapturedLayerFiles } from "./files.js";
+import { normalizeEntryPath, OPAQUE_WHITEOUT, resolveLinkTarget, WHITEOUT_PREFIX } from "./paths.js";
+
+export interface WalkLimits {
+  /** Refuse a layer that decompresses to more than this. */
+  maxDecompressedBytes: number;
+  /** Refuse a layer whose decompressed size exceeds this multiple of its compressed size (a bomb)... */
+  maxExpansionRatio: number;
+  /** ...once it has decompressed at least this much (small layers of zeros compress absurdly well). */
+  expansionCheckAfterBytes: number;
+  /** The default cap for one wanted file, for scanners that do not set their own. */
+  maxFileSize: number;
+}
+
+export const DEFAULT_WALK_LIMITS: WalkLimits = {
+  maxDecompressedBytes: 32 * 1024 ** 3,
+  maxExpansionRatio: 200,
+  expansionCheckAfterBytes: 512 * 1024 ** 2,
+  maxFileSize: 32 * 1024 ** 2,
+};
+
+export interface LayerWalkOptions {
+  digest: string;
+  /** The descriptor's size; the stream must have exactly this many bytes. */
+  size?: number;
+  mediaType?: string;
+  scanners: readonly Scanner[];
+  limits?: Partial<WalkLimits>;
+  /** Skip the digest check (for sources already verified, e.g. a local OCI layout checked on read). */
+  skipDigestCheck?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface LayerWalk {
+  digest: string;
+  files: CapturedLayerFiles;
+  /** Paths this layer deletes from the layers below (`.wh.NAME`). */
+  whiteouts: string[];
+  /** Directories whose lower-layer contents this layer hides (`.wh..wh..opq`). */
+  opaqueDirs: string[];
+  compression: Compression;
+  compressedBytes: number;
+  uncompressedBytes: number;
+  entries: number;
+}
+
+const FILE_TYPES = new Set(["file", "contiguous-file"]);
+
+export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opts: LayerWalkOptions): Promise<LayerWalk> {
+  const limits = { ...DEFAULT_WALK_LIMITS, ...opts.limits };
+  const layer = opts.digest;
+  const [algorithm, expectedHex] = opts.digest.split(":") as [string, string | undefined];
+  if (!opts.skipDigestCheck && (algorithm !== "sha256" && algorithm !== "sha512")) {
+    throw new LayerError("DIGEST_MISMATCH", layer, `unsupported digest algorithm ${JSON.stringify(algorithm)}`);
+  }
+  const hash = opts.skipDigestCheck ? undefined : createHash(algorithm);
+  let compressedBytes = 0;
+  let uncompressedBytes = 0;
+  let entries = 0;
+
+  const it = (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const first = await it.next();
+  const head: Uint8Array = first.done ? new Uint8Array(0) : first.value;
+  const sniffed = sniffCompression(head) ?? "none";
+  const declared = opts.mediaType ? compressionOfMediaType(opts.mediaType) : undefined;
+  // The bytes decide (mislabelled layers exist), except that a plain tar must look like one.
+  if (sniffed === "none" && declared && declared !== "none" && head.length > 0) {
+    throw new LayerError("BAD_COMPRESSION", layer, `media type ${opts.mediaType} says ${declared}, but the data is neither gzip nor zstd`);
+  }
+  const compression = sniffed;
+
+  async function* source(): AsyncGenerator<Uint8Array> {
+    if (!first.done) yield first.value;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  const verifier = new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      compressedBytes += chunk.length;
+      if (opts.size !== undefined && compressedBytes > opts.size) {
+        cb(new LayerError("SIZE_MISMATCH", layer, `more than the ${opts.size} bytes its descriptor declares`));
+        return;
+      }
+      hash?.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      if (opts.size !== undefined && compressedBytes !== opts.size) {
+        cb(new LayerError("SIZE_MISMATCH", layer, `${compressedBytes} bytes, but its descriptor declares ${opts.size}`));
+        return;
+      }
+      if (hash) {
+        const got = hash.digest("hex");
+        if (got !== expectedHex) {
+          cb(new LayerError("DIGEST_MISMATCH", layer, `content has digest ${algorithm}:${got}`));
+          return;
+        }
+      }
+      cb();
+    },
+  });
+
+  const decompressor = createDecompressor(compression);
+  // pipeline() destroys every stage with the first error, so the stage whose 'error' fires first is the
+  // one that failed.
+  let failedStage: "decompress" | "tar" | undefined;
+  decompressor.once("error", () => (failedStage ??= "decompress"));
+
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      uncompressedBytes += chunk.length;
+      if (uncompressedBytes > limits.maxDecompressedBytes) {
+        cb(new LayerError("DECOMPRESSED_TOO_LARGE", layer, `decompresses to more than ${limits.maxDecompressedBytes} bytes (limit)`));
+        return;
+      }
+      if (compression !== "none" && uncompressedBytes > limits.expansionCheckAfterBytes && uncompressedBytes > limits.maxExpansionRatio * Math.max(compressedBytes, 1)) {
+        cb(new LayerError("EXPANSION_RATIO", layer, `expands more than ${limits.maxExpansionRatio}x (${compressedBytes} bytes in, ${uncompressedBytes} out): refused as a decompression bomb`));
+        return;
+      }
+      cb(null, chunk);
+    },
+  });
+
+  const files = new CapturedLayerFiles(opts.digest);
+  const whiteouts: string[] = [];
+  const opaqueDirs: string[] = [];
+  /** Targets of wanted symlinks seen earlier in the archive: their content is wanted too. */
+  const wantedTargets = new Set<string>();
+  const scanners = opts.scanners;
+  const info: EntryInfo = { path: "", size: 0, mode: 0, type: "file" };
+
+  /** The cap for `entry` if some scanner wants it, else -1. */
+  const wantedLimit = (entry: EntryInfo): number => {
+    let limit = -1;
+    for (const s of scanners) {
+      if (s.wants(entry)) limit = Math.max(limit, s.maxFileSize ?? limits.maxFileSize);
+    }
+    if (limit < 0 && wantedTargets.has(entry.path)) limit = limits.maxFileSize;
+    return limit;
+  };
+
+  const extract = createExtract({ allowUnknownFormat: true });
+  extract.once("error", () => (failedStage ??= "tar"));
+  extract.on("entry", (header, stream, next) => {
+    entries++;
+    const drain = () => {
+      stream.on("end", () => next());
+      stream.resume();
+    };
+    const path = normalizeEntryPath(header.name);
+    if (path === undefined) return drain();
+    const slash = path.lastIndexOf("/");
+    const base = slash < 0 ? path : path.slice(slash + 1);
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      const dir = slash < 0 ? "" : path.slice(0, slash);
+      if (base === OPAQUE_WHITEOUT) opaqueDirs.push(dir);
+      else {
+        const name = base.slice(WHITEOUT_PREFIX.length);
+        if (name && name !== "." && name !== "..") whiteouts.push(dir ? `${dir}/${name}` : name);
+      }
+      return drain();
+    }
+    const type = header.type ?? "file";
+    info.path = path;
+    info.size = header.size ?? 0;
+    info.mode = header.mode ?? 0;
+    if (FILE_TYPES.has(type)) {
+      info.type = "file";
+      const limit = wantedLimit(info);
+      if (limit < 0) return drain();
+      if (info.size > limit) {
+        stream.resume();
+        next(new LayerError("FILE_TOO_LARGE", layer, `${path} is ${info.size} bytes, over the ${limit}-byte limit for the scanners that read it`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("end", () => {
+        files.addFile(path, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+        next();
+      });
+      return;
+    }
+    if (type === "symlink" && header.linkname) {
+      info.type = "symlink";
+      info.size = 0;
+      // Every symlink is recorded (a path and a target: cheap), so lookups through a linked directory
+      // (var/lib/rpm -> ../../usr/lib/sysimage/rpm) resolve; a wanted link also makes its target wanted.
+      files.addSymlink(path, header.linkname);
+      if (wantedLimit(info) >= 0) {
+        const target = resolveLinkTarget(path, header.linkname);
+        if (target !== undefined) wantedTargets.add(target);
+      }
+      return drain();
+    }
+    if (type === "link" && header.linkname) {
+      info.type = "hardlink";
+      info.size = 0;
+      const target = normalizeEntryPath(header.linkname);
+      if (target !== undefined && wantedLimit(info) >= 0) files.addHardlink(path, target);
+      return drain();
+    }
+    return drain();
+  });
+
+  try {
+    await pipeline(source(), verifier, decompressor, counter, extract, { signal: opts.signal });
+  } catch (e) {
+    if (e instanceof LayerError) throw e;
+    if ((e as Error).name === "AbortError") throw e;
+    if (failedStage === "decompress") throw new LayerError("BAD_COMPRESSION", layer, `${compression} stream is corrupt: ${(e as Error).message}`, { cause: e });
+    throw new LayerError("BAD_TAR", layer, `not a valid tar archive: ${(e as Error).message}`, { cause: e });
+  }
+  return { digest: opts.digest, files, whiteouts, opaqueDirs, compression, compressedBytes, uncompressedBytes, entries };
+}
