@@ -1,0 +1,30 @@
+// The one thing the two backends differ in: how a query reaches PostgreSQL. Everything above this
+// (migrations, the store's SQL) is shared, so PostgreSQL and the embedded PGlite behave the same.
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  /** Runs a script of several statements, no parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  /** Runs `fn` in a transaction on one connection; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` while holding a session-level advisory lock on `key` (one connection for the duration):
+   * concurrent indexers of one manifest, across processes, do the work once.
+   */
+  withLock<T>(key: bigint, fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+  readonly kind: "postgres" | "embedded";
+}
+
+/** A stable 63-bit advisory-lock key for a string (FNV-1a 64, sign bit cleared). */
+export function lockKey(s: string): bigint {
+  let h = 0xcbf29ce484222325n;
+  for (let i = 0; i < s.length; i++) {
+    h ^= BigInt(s.charCodeAt(i));
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h & 0x7fffffffffffffffn;
+}

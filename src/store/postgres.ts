@@ -1,0 +1,66 @@
+import pg from "pg";
+import type { Db, Queryable } from "./db.js";
+
+export interface PostgresOptions {
+  url: string;
+  /** Connections in the pool. */
+  max?: number;
+}
+
+/** The cluster's store: a `pg` pool. */
+export class PostgresDb implements Db {
+  readonly kind = "postgres" as const;
+  private readonly pool: pg.Pool;
+
+  constructor(o: PostgresOptions) {
+    this.pool = new pg.Pool({ connectionString: o.url, max: o.max ?? 10, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
+    // An idle client's error (the server restarted) must not crash the process; the pool replaces it.
+    this.pool.on("error", () => undefined);
+  }
+
+  async query<R>(sql: string, params: unknown[] = []): Promise<{ rows: R[] }> {
+    const res = await this.pool.query(sql, params);
+    return { rows: res.rows as R[] };
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const tx: Queryable = {
+        query: async <R>(sql: string, params: unknown[] = []) => ({ rows: (await client.query(sql, params)).rows as R[] }),
+        exec: async (sql: string) => void (await client.query(sql)),
+      };
+      const out = await fn(tx);
+      await client.query("COMMIT");
+      return out;
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  async withLock<T>(key: bigint, fn: () => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("SELECT pg_advisory_lock($1)", [key.toString()]);
+      try {
+        return await fn();
+      } finally {
+        await client.query("SELECT pg_advisory_unlock($1)", [key.toString()]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,185 @@
+// The Store over any Db: the same SQL for PostgreSQL and the embedded PGlite.
+import type { IndexReport } from "../indexer/report.js";
+import type { ManifestToIndex } from "../indexer/types.js";
+import type { ScanOutput } from "../scanners/types.js";
+import { lockKey, type Db, type Queryable } from "./db.js";
+import { migrate } from "./migrations.js";
+import { scannedKey, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
+
+export class SqlStore implements Store {
+  private readonly scannerIds = new Map<string, number>();
+
+  private constructor(private readonly db: Db) {}
+
+  get kind(): "postgres" | "embedded" {
+    return this.db.kind;
+  }
+
+  /** Opens the store on `db`, applying migrations first. */
+  static async open(db: Db): Promise<SqlStore> {
+    await migrate(db);
+    return new SqlStore(db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  private static sKey(s: ScannerInfo): string {
+    return `${s.name}\0${s.version}\0${s.kind}`;
+  }
+
+  async registerScanners(scanners: readonly ScannerInfo[]): Promise<void> {
+    for (const s of scanners) {
+      if (this.scannerIds.has(SqlStore.sKey(s))) continue;
+      const { rows } = await this.db.query<{ id: string }>(
+        `INSERT INTO scanner (name, version, kind) VALUES ($1, $2, $3)
+         ON CONFLICT (name, version, kind) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
+        [s.name, s.version, s.kind],
+      );
+      this.scannerIds.set(SqlStore.sKey(s), Number(rows[0]!.id));
+    }
+  }
+
+  private scannerId(s: ScannerInfo): number {
+    const id = this.scannerIds.get(SqlStore.sKey(s));
+    if (id === undefined) throw new Error(`scanner ${s.name} ${s.version} is not registered with the store`);
+    return id;
+  }
+
+  async persistManifest(m: ManifestToIndex): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const manifestId = await upsertId(tx, "manifest", m.digest);
+      const existing = await tx.query<{ n: string }>("SELECT count(*) AS n FROM manifest_layer WHERE manifest_id = $1", [manifestId]);
+      if (Number(existing.rows[0]!.n) === m.layers.length) return;
+      await tx.query("DELETE FROM manifest_layer WHERE manifest_id = $1", [manifestId]);
+      for (const [i, l] of m.layers.entries()) {
+        const layerId = await upsertId(tx, "layer", l.digest);
+        await tx.query("INSERT INTO manifest_layer (manifest_id, layer_id, i) VALUES ($1, $2, $3)", [manifestId, layerId, i]);
+      }
+    });
+  }
+
+  async setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const layerId = await upsertId(tx, "layer", layer);
+      await tx.query("UPDATE layer SET whiteouts = $2, opaque_dirs = $3 WHERE id = $1", [layerId, JSON.stringify(facts.whiteouts), JSON.stringify(facts.opaqueDirs)]);
+      for (const r of results) {
+        await tx.query(
+          `INSERT INTO scanned_layer (layer_id, scanner_id, artifacts) VALUES ($1, $2, $3)
+           ON CONFLICT (layer_id, scanner_id) DO UPDATE SET artifacts = EXCLUDED.artifacts, scanned_at = now()`,
+          [layerId, this.scannerId(r.scanner), JSON.stringify(r.output)],
+        );
+      }
+    });
+  }
+
+  async scannedLayers(layers: readonly string[], scanners: readonly ScannerInfo[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (!layers.length || !scanners.length) return out;
+    const { rows } = await this.db.query<{ hash: string; name: string; version: string }>(
+      `SELECT l.hash, s.name, s.version FROM scanned_layer sl
+       JOIN layer l ON l.id = sl.layer_id JOIN scanner s ON s.id = sl.scanner_id
+       WHERE l.hash = ANY($1::text[]) AND sl.scanner_id = ANY($2::bigint[])`,
+      [layers, scanners.map((s) => this.scannerId(s))],
+    );
+    for (const r of rows) out.add(scannedKey(r.hash, r));
+    return out;
+  }
+
+  async layerArtifacts(layers: readonly string[], scanners: readonly ScannerInfo[]): Promise<Map<string, LayerArtifacts>> {
+    const out = new Map<string, LayerArtifacts>();
+    if (!layers.length) return out;
+    const facts = await this.db.query<{ hash: string; whiteouts: string[]; opaque_dirs: string[] }>(
+      "SELECT hash, whiteouts, opaque_dirs FROM layer WHERE hash = ANY($1::text[])",
+      [layers],
+    );
+    for (const r of facts.rows) out.set(r.hash, { whiteouts: parseJson(r.whiteouts), opaqueDirs: parseJson(r.opaque_dirs), outputs: new Map() });
+    if (!scanners.length) return out;
+    const { rows } = await this.db.query<{ hash: string; name: string; artifacts: ScanOutput | string }>(
+      `SELECT l.hash, s.name, sl.artifacts FROM scanned_layer sl
+       JOIN layer l ON l.id = sl.layer_id JOIN scanner s ON s.id = sl.scanner_id
+       WHERE l.hash = ANY($1::text[]) AND sl.scanner_id = ANY($2::bigint[])`,
+      [layers, scanners.map((s) => this.scannerId(s))],
+    );
+    for (const r of rows) out.get(r.hash)?.outputs.set(r.name, parseJson(r.artifacts));
+    return out;
+  }
+
+  async setIndexReport(report: IndexReport, scannerSet: string): Promise<void> {
+    await this.db.transaction((tx) => writeReport(tx, report, scannerSet));
+  }
+
+  async setIndexFinished(report: IndexReport, scannerSet: string, packages: readonly ManifestPackageRow[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const manifestId = await writeReport(tx, report, scannerSet);
+      await tx.query("DELETE FROM manifest_package WHERE manifest_id = $1", [manifestId]);
+      // One multi-row insert per 500 packages keeps round trips few for big images.
+      for (let i = 0; i < packages.length; i += 500) {
+        const batch = packages.slice(i, i + 500);
+        const params: unknown[] = [manifestId];
+        const values = batch.map((p) => {
+          params.push(p.name, p.version, p.kind, p.package_db, p.dist_did ?? null, p.dist_version_id ?? null);
+          const b = params.length - 6;
+          return `($1, $${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6})`;
+        });
+        await tx.query(`INSERT INTO manifest_package (manifest_id, name, version, kind, package_db, dist_did, dist_version_id) VALUES ${values.join(", ")}`, params);
+      }
+    });
+  }
+
+  async indexReport(manifest: string): Promise<{ report: IndexReport; scannerSet: string } | undefined> {
+    const { rows } = await this.db.query<{ report: IndexReport | string; scanner_set: string }>(
+      "SELECT r.report, r.scanner_set FROM index_report r JOIN manifest m ON m.id = r.manifest_id WHERE m.hash = $1",
+      [manifest],
+    );
+    const r = rows[0];
+    return r ? { report: parseJson(r.report), scannerSet: r.scanner_set } : undefined;
+  }
+
+  async affectedManifests(q: { name: string; version?: string; dist_did?: string }): Promise<string[]> {
+    const { rows } = await this.db.query<{ hash: string }>(
+      `SELECT DISTINCT m.hash FROM manifest_package p JOIN manifest m ON m.id = p.manifest_id
+       WHERE p.name = $1 AND ($2::text IS NULL OR p.version = $2) AND ($3::text IS NULL OR p.dist_did = $3)
+       ORDER BY m.hash`,
+      [q.name, q.version ?? null, q.dist_did ?? null],
+    );
+    return rows.map((r) => r.hash);
+  }
+
+  async deleteManifests(digests: readonly string[]): Promise<string[]> {
+    if (!digests.length) return [];
+    return this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ hash: string }>("DELETE FROM manifest WHERE hash = ANY($1::text[]) RETURNING hash", [digests]);
+      // Layers no manifest refers to any more go too (their scan results cascade).
+      await tx.query("DELETE FROM layer l WHERE NOT EXISTS (SELECT 1 FROM manifest_layer ml WHERE ml.layer_id = l.id)");
+      return rows.map((r) => r.hash);
+    });
+  }
+
+  async withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T> {
+    return this.db.withLock(lockKey(`portcullis:manifest:${manifest}`), fn);
+  }
+}
+
+async function upsertId(tx: Queryable, table: "manifest" | "layer", hash: string): Promise<number> {
+  const { rows } = await tx.query<{ id: string }>(
+    `INSERT INTO ${table} (hash) VALUES ($1) ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash RETURNING id`,
+    [hash],
+  );
+  return Number(rows[0]!.id);
+}
+
+async function writeReport(tx: Queryable, report: IndexReport, scannerSet: string): Promise<number> {
+  const manifestId = await upsertId(tx, "manifest", report.manifest_hash);
+  await tx.query(
+    `INSERT INTO index_report (manifest_id, state, scanner_set, report) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (manifest_id) DO UPDATE SET state = EXCLUDED.state, scanner_set = EXCLUDED.scanner_set, report = EXCLUDED.report, updated_at = now()`,
+    [manifestId, report.state, scannerSet, JSON.stringify(report)],
+  );
+  return manifestId;
+}
+
+function parseJson<T>(v: T | string): T {
+  return typeof v === "string" ? (JSON.parse(v) as T) : v;
+}

@@ -1,0 +1,109 @@
+// The store test suite, run against both backends (embedded here in the unit project, PostgreSQL in
+// test/store/). Every test uses digests of its own, so suites may share a database.
+import { createHash, randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { IndexReport } from "../indexer/report.js";
+import type { ScannerInfo, Store } from "./types.js";
+import { scannedKey } from "./types.js";
+
+const d = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
+
+export function storeSuite(title: string, open: () => Promise<Store>): void {
+  describe(title, () => {
+    let store: Store;
+    const run = randomBytes(4).toString("hex");
+    const dg = (s: string) => d(`${run}:${s}`);
+    const dpkg1: ScannerInfo = { name: "dpkg", version: "1", kind: "package" };
+    const dpkg2: ScannerInfo = { name: "dpkg", version: "2", kind: "package" };
+    const osr: ScannerInfo = { name: "os-release", version: "1", kind: "distribution" };
+
+    beforeAll(async () => {
+      store = await open();
+      await store.registerScanners([dpkg1, dpkg2, osr]);
+    });
+    afterAll(async () => store?.close());
+
+    it("remembers which layers each scanner version has scanned, across manifests", async () => {
+      const base = dg("base");
+      const top = dg("top");
+      await store.persistManifest({ digest: dg("m1"), layers: [{ digest: base, size: 1, mediaType: "x" }, { digest: top, size: 1, mediaType: "x" }] });
+      expect(await store.scannedLayers([base, top], [dpkg1, osr])).toEqual(new Set());
+      await store.setLayerScanned(base, { whiteouts: [], opaqueDirs: [] }, [
+        { scanner: dpkg1, output: { packages: [{ name: "libc6", version: "2.36", package_db: "var/lib/dpkg/status" }] } },
+        { scanner: osr, output: { distributions: [] } },
+      ]);
+      const scanned = await store.scannedLayers([base, top], [dpkg1, osr]);
+      expect(scanned).toEqual(new Set([scannedKey(base, dpkg1), scannedKey(base, osr)]));
+      // A new scanner version makes the layer eligible again.
+      expect(await store.scannedLayers([base], [dpkg2])).toEqual(new Set());
+      // Another manifest sharing the base layer sees it scanned.
+      await store.persistManifest({ digest: dg("m2"), layers: [{ digest: base, size: 1, mediaType: "x" }] });
+      expect((await store.scannedLayers([base], [dpkg1])).size).toBe(1);
+    });
+
+    it("returns layer artifacts with whiteouts, per scanner version", async () => {
+      const l = dg("layer-art");
+      await store.persistManifest({ digest: dg("m-art"), layers: [{ digest: l, size: 1, mediaType: "x" }] });
+      await store.setLayerScanned(l, { whiteouts: ["var/lib/dpkg/status"], opaqueDirs: ["opt"] }, [{ scanner: dpkg2, output: { packages: [] } }]);
+      const arts = await store.layerArtifacts([l], [dpkg1, dpkg2]);
+      expect(arts.get(l)?.whiteouts).toEqual(["var/lib/dpkg/status"]);
+      expect(arts.get(l)?.opaqueDirs).toEqual(["opt"]);
+      expect([...arts.get(l)!.outputs.keys()]).toEqual(["dpkg"]);
+      expect(arts.get(l)!.outputs.get("dpkg")).toEqual({ packages: [] });
+    });
+
+    it("stores reports through their states and answers AffectedManifests", async () => {
+      const m = dg("m-report");
+      const progress: IndexReport = { manifest_hash: m, state: "ScanLayers", success: false };
+      await store.setIndexReport(progress, "set-a");
+      expect(await store.indexReport(m)).toEqual({ report: progress, scannerSet: "set-a" });
+      const done: IndexReport = { manifest_hash: m, state: "IndexFinished", success: true, packages: { "1": { id: "1", name: `pkg-${run}`, version: "1.0" } } };
+      await store.setIndexFinished(done, "set-a", [{ name: `pkg-${run}`, version: "1.0", kind: "binary", package_db: "var/lib/dpkg/status", dist_did: "debian" }]);
+      expect((await store.indexReport(m))?.report).toEqual(done);
+      expect(await store.affectedManifests({ name: `pkg-${run}` })).toEqual([m]);
+      expect(await store.affectedManifests({ name: `pkg-${run}`, version: "2.0" })).toEqual([]);
+      expect(await store.affectedManifests({ name: `pkg-${run}`, dist_did: "debian" })).toEqual([m]);
+      expect(await store.indexReport(dg("never"))).toBeUndefined();
+    });
+
+    it("writes many packages in one go", async () => {
+      const m = dg("m-big");
+      const rows = Array.from({ length: 1234 }, (_, i) => ({ name: `big-${run}-${i % 7}`, version: String(i), kind: "binary", package_db: "p" }));
+      await store.setIndexFinished({ manifest_hash: m, state: "IndexFinished", success: true }, "s", rows);
+      expect(await store.affectedManifests({ name: `big-${run}-3`, version: "3" })).toEqual([m]);
+    });
+
+    it("deletes manifests, ignores unknown digests, and drops layers nothing uses", async () => {
+      const shared = dg("shared");
+      const only = dg("only-in-a");
+      const a = dg("del-a");
+      const b = dg("del-b");
+      await store.persistManifest({ digest: a, layers: [{ digest: shared, size: 1, mediaType: "x" }, { digest: only, size: 1, mediaType: "x" }] });
+      await store.persistManifest({ digest: b, layers: [{ digest: shared, size: 1, mediaType: "x" }] });
+      await store.setLayerScanned(only, { whiteouts: [], opaqueDirs: [] }, [{ scanner: dpkg1, output: {} }]);
+      await store.setLayerScanned(shared, { whiteouts: [], opaqueDirs: [] }, [{ scanner: dpkg1, output: {} }]);
+      await store.setIndexReport({ manifest_hash: a, state: "IndexFinished", success: true }, "s");
+      expect(await store.deleteManifests([a, dg("unknown")])).toEqual([a]);
+      expect(await store.indexReport(a)).toBeUndefined();
+      expect(await store.scannedLayers([shared, only], [dpkg1])).toEqual(new Set([scannedKey(shared, dpkg1)]));
+      expect(await store.deleteManifests([])).toEqual([]);
+    });
+
+    it("serialises work on one manifest under its lock", async () => {
+      const order: string[] = [];
+      const m = dg("locked");
+      const job = (name: string) => store.withManifestLock(m, async () => {
+        order.push(`${name}:start`);
+        await new Promise((r) => setTimeout(r, 30));
+        order.push(`${name}:end`);
+      });
+      await Promise.all([job("a"), job("b")]);
+      // Either may go first; they never overlap.
+      expect(order.join(" ")).toMatch(/^(a:start a:end b:start b:end|b:start b:end a:start a:end)$/);
+    });
+
+    it("refuses to write results for a scanner it was not told about", async () => {
+      await expect(store.setLayerScanned(dg("x"), { whiteouts: [], opaqueDirs: [] }, [{ scanner: { name: "nope", version: "9", kind: "package" }, output: {} }])).rejects.toThrow(/not registered/);
+    });
+  });
+}

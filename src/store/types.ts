@@ -1,0 +1,68 @@
+// The store, split as claircore splits it: what the indexer writes (Setter), what it reads (Querier), and
+// the manifest-level operations the API needs. One interface, two backends (PostgreSQL, embedded).
+import type { IndexReport } from "../indexer/report.js";
+import type { ManifestToIndex, ScannerKind } from "../indexer/types.js";
+import type { ScanOutput } from "../scanners/types.js";
+
+export interface ScannerInfo {
+  name: string;
+  version: string;
+  kind: ScannerKind;
+}
+
+export interface LayerWalkFacts {
+  whiteouts: string[];
+  opaqueDirs: string[];
+}
+
+export interface LayerArtifacts extends LayerWalkFacts {
+  /** Outputs by scanner name, for the scanner versions asked about. */
+  outputs: Map<string, ScanOutput>;
+}
+
+/** A coalesced package of a finished manifest, for AffectedManifests. */
+export interface ManifestPackageRow {
+  name: string;
+  version: string;
+  kind: string;
+  package_db: string;
+  dist_did?: string;
+  dist_version_id?: string;
+}
+
+export interface Setter {
+  registerScanners(scanners: readonly ScannerInfo[]): Promise<void>;
+  /** Records the manifest and its layers, in order. Idempotent. */
+  persistManifest(m: ManifestToIndex): Promise<void>;
+  /** Records, in one transaction, that `layer` was walked and what each scanner found in it. */
+  setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<void>;
+  /** An intermediate (or error) report, so readers see progress. */
+  setIndexReport(report: IndexReport, scannerSet: string): Promise<void>;
+  /** The final report and the coalesced package rows, in one transaction. */
+  setIndexFinished(report: IndexReport, scannerSet: string, packages: readonly ManifestPackageRow[]): Promise<void>;
+}
+
+export interface Querier {
+  /** Keys `layer\0scanner\0version` for the (layer, scanner version) pairs already scanned. */
+  scannedLayers(layers: readonly string[], scanners: readonly ScannerInfo[]): Promise<Set<string>>;
+  layerArtifacts(layers: readonly string[], scanners: readonly ScannerInfo[]): Promise<Map<string, LayerArtifacts>>;
+  indexReport(manifest: string): Promise<{ report: IndexReport; scannerSet: string } | undefined>;
+  /** Digests of finished manifests that contain a package of this name (and version, when given). */
+  affectedManifests(q: { name: string; version?: string; dist_did?: string }): Promise<string[]>;
+}
+
+export interface ManifestAdmin {
+  /** Deletes manifests (unknown digests are not an error) and layers no manifest uses any more. Returns the digests deleted. */
+  deleteManifests(digests: readonly string[]): Promise<string[]>;
+  /** Runs `fn` holding the manifest's lock, across processes for PostgreSQL. */
+  withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T>;
+}
+
+export interface Store extends Setter, Querier, ManifestAdmin {
+  readonly kind: "postgres" | "embedded";
+  close(): Promise<void>;
+}
+
+export function scannedKey(layer: string, s: Pick<ScannerInfo, "name" | "version">): string {
+  return `${layer}\0${s.name}\0${s.version}`;
+}
