@@ -1,0 +1,31 @@
+// The public API of the registry auth folder: credentials and keyrings, WWW-Authenticate challenges,
+// docker config files and pull secrets. The cloud providers (ecr.ts, gcr.ts) are not re-exported here yet.
+
+export type { Credential, CredentialProvider, Keyring } from "./types.js";
+
+export { bearerScopes, findChallenge, parseChallenges } from "./challenge.js";
+export type { Challenge } from "./challenge.js";
+
+export {
+  DockerConfigError,
+  parseDockerConfig,
+  parseDockerConfigSecret,
+  parseDockerConfigValue,
+  SECRET_TYPE_DOCKERCFG,
+  SECRET_TYPE_DOCKER_CONFIG_JSON,
+} from "./dockerconfig.js";
+export type { DockerConfig, DockerConfigEntry, DockerConfigFormat, DockerConfigSecret } from "./dockerconfig.js";
+
+export {
+  ChainKeyring,
+  DOCKER_HUB_HOSTS,
+  DOCKER_HUB_REGISTRY,
+  DockerConfigKeyring,
+  dedupeCredentials,
+  imageRegistryHost,
+  normalizeRegistryKey,
+  parseImageLocation,
+  parseRegistryKey,
+  registryKeyMatches,
+} from "./keyring.js";
+export type { ChainKeyringOptions, ImageLocation, RegistryKey } from "./keyring.js";
