@@ -25,7 +25,9 @@ CREATE TABLE layer (
   hash TEXT NOT NULL UNIQUE,
   -- What the last walk of the layer found for coalescing: paths it deletes and directories it makes opaque.
   whiteouts JSONB NOT NULL DEFAULT '[]',
-  opaque_dirs JSONB NOT NULL DEFAULT '[]'
+  opaque_dirs JSONB NOT NULL DEFAULT '[]',
+  -- The paths scanners captured from it: a package database present but empty still replaces the one below.
+  files JSONB NOT NULL DEFAULT '[]'
 );
 CREATE TABLE manifest (
   id BIGSERIAL PRIMARY KEY,

@@ -63,7 +63,13 @@ export class SqlStore implements Store {
   async setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<void> {
     await this.db.transaction(async (tx) => {
       const layerId = await upsertId(tx, "layer", layer);
-      await tx.query("UPDATE layer SET whiteouts = $2, opaque_dirs = $3 WHERE id = $1", [layerId, JSON.stringify(facts.whiteouts), JSON.stringify(facts.opaqueDirs)]);
+      // A walk for a new scanner captures only that scanner's files: keep the union of what walks captured.
+      await tx.query(
+        `UPDATE layer SET whiteouts = $2, opaque_dirs = $3,
+           files = (SELECT coalesce(jsonb_agg(DISTINCT x ORDER BY x), '[]'::jsonb) FROM jsonb_array_elements_text(layer.files || $4::jsonb) AS x)
+         WHERE id = $1`,
+        [layerId, JSON.stringify(facts.whiteouts), JSON.stringify(facts.opaqueDirs), JSON.stringify(facts.files)],
+      );
       for (const r of results) {
         await tx.query(
           `INSERT INTO scanned_layer (layer_id, scanner_id, artifacts) VALUES ($1, $2, $3)
@@ -90,11 +96,11 @@ export class SqlStore implements Store {
   async layerArtifacts(layers: readonly string[], scanners: readonly ScannerInfo[]): Promise<Map<string, LayerArtifacts>> {
     const out = new Map<string, LayerArtifacts>();
     if (!layers.length) return out;
-    const facts = await this.db.query<{ hash: string; whiteouts: string[]; opaque_dirs: string[] }>(
-      "SELECT hash, whiteouts, opaque_dirs FROM layer WHERE hash = ANY($1::text[])",
+    const facts = await this.db.query<{ hash: string; whiteouts: string[]; opaque_dirs: string[]; files: string[] }>(
+      "SELECT hash, whiteouts, opaque_dirs, files FROM layer WHERE hash = ANY($1::text[])",
       [layers],
     );
-    for (const r of facts.rows) out.set(r.hash, { whiteouts: parseJson(r.whiteouts), opaqueDirs: parseJson(r.opaque_dirs), outputs: new Map() });
+    for (const r of facts.rows) out.set(r.hash, { whiteouts: parseJson(r.whiteouts), opaqueDirs: parseJson(r.opaque_dirs), files: parseJson(r.files), outputs: new Map() });
     if (!scanners.length) return out;
     const { rows } = await this.db.query<{ hash: string; name: string; artifacts: ScanOutput | string }>(
       `SELECT l.hash, s.name, sl.artifacts FROM scanned_layer sl

@@ -28,7 +28,7 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
       const top = dg("top");
       await store.persistManifest({ digest: dg("m1"), layers: [{ digest: base, size: 1, mediaType: "x" }, { digest: top, size: 1, mediaType: "x" }] });
       expect(await store.scannedLayers([base, top], [dpkg1, osr])).toEqual(new Set());
-      await store.setLayerScanned(base, { whiteouts: [], opaqueDirs: [] }, [
+      await store.setLayerScanned(base, { whiteouts: [], opaqueDirs: [], files: [] }, [
         { scanner: dpkg1, output: { packages: [{ name: "libc6", version: "2.36", package_db: "var/lib/dpkg/status" }] } },
         { scanner: osr, output: { distributions: [] } },
       ]);
@@ -44,10 +44,14 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
     it("returns layer artifacts with whiteouts, per scanner version", async () => {
       const l = dg("layer-art");
       await store.persistManifest({ digest: dg("m-art"), layers: [{ digest: l, size: 1, mediaType: "x" }] });
-      await store.setLayerScanned(l, { whiteouts: ["var/lib/dpkg/status"], opaqueDirs: ["opt"] }, [{ scanner: dpkg2, output: { packages: [] } }]);
+      await store.setLayerScanned(l, { whiteouts: ["var/lib/dpkg/status"], opaqueDirs: ["opt"], files: ["etc/os-release"] }, [{ scanner: dpkg2, output: { packages: [] } }]);
       const arts = await store.layerArtifacts([l], [dpkg1, dpkg2]);
       expect(arts.get(l)?.whiteouts).toEqual(["var/lib/dpkg/status"]);
       expect(arts.get(l)?.opaqueDirs).toEqual(["opt"]);
+      expect(arts.get(l)?.files).toEqual(["etc/os-release"]);
+      // A later walk for another scanner adds its files to the layer's, never drops the others.
+      await store.setLayerScanned(l, { whiteouts: ["var/lib/dpkg/status"], opaqueDirs: ["opt"], files: ["var/lib/dpkg/status"] }, [{ scanner: osr, output: {} }]);
+      expect((await store.layerArtifacts([l], [dpkg2]))?.get(l)?.files).toEqual(["etc/os-release", "var/lib/dpkg/status"]);
       expect([...arts.get(l)!.outputs.keys()]).toEqual(["dpkg"]);
       expect(arts.get(l)!.outputs.get("dpkg")).toEqual({ packages: [] });
     });
@@ -80,8 +84,8 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
       const b = dg("del-b");
       await store.persistManifest({ digest: a, layers: [{ digest: shared, size: 1, mediaType: "x" }, { digest: only, size: 1, mediaType: "x" }] });
       await store.persistManifest({ digest: b, layers: [{ digest: shared, size: 1, mediaType: "x" }] });
-      await store.setLayerScanned(only, { whiteouts: [], opaqueDirs: [] }, [{ scanner: dpkg1, output: {} }]);
-      await store.setLayerScanned(shared, { whiteouts: [], opaqueDirs: [] }, [{ scanner: dpkg1, output: {} }]);
+      await store.setLayerScanned(only, { whiteouts: [], opaqueDirs: [], files: [] }, [{ scanner: dpkg1, output: {} }]);
+      await store.setLayerScanned(shared, { whiteouts: [], opaqueDirs: [], files: [] }, [{ scanner: dpkg1, output: {} }]);
       await store.setIndexReport({ manifest_hash: a, state: "IndexFinished", success: true }, "s");
       expect(await store.deleteManifests([a, dg("unknown")])).toEqual([a]);
       expect(await store.indexReport(a)).toBeUndefined();
@@ -103,7 +107,7 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
     });
 
     it("refuses to write results for a scanner it was not told about", async () => {
-      await expect(store.setLayerScanned(dg("x"), { whiteouts: [], opaqueDirs: [] }, [{ scanner: { name: "nope", version: "9", kind: "package" }, output: {} }])).rejects.toThrow(/not registered/);
+      await expect(store.setLayerScanned(dg("x"), { whiteouts: [], opaqueDirs: [], files: [] }, [{ scanner: { name: "nope", version: "9", kind: "package" }, output: {} }])).rejects.toThrow(/not registered/);
     });
   });
 }

@@ -13,6 +13,8 @@ export interface ScannerInfo {
 export interface LayerWalkFacts {
   whiteouts: string[];
   opaqueDirs: string[];
+  /** Paths of the files scanners captured from the layer (after link resolution). */
+  files: string[];
 }
 
 export interface LayerArtifacts extends LayerWalkFacts {

@@ -1,0 +1,137 @@
+// Coalescing: stack the per-layer scan results in manifest order into one view of the image, the way the
+// container runtime stacks the layers' files. A package database that a later layer carries replaces the
+// lower one (even when it is now empty); a whiteout or an opaque directory removes it; each package
+// keeps the digest of the layer that introduced it into the final stack.
+import type { ScanOutput } from "../scanners/types.js";
+import type { IndexReport, WirePackage } from "./report.js";
+import type { Distribution, Environment, Package, Repository } from "./types.js";
+
+export interface CoalesceLayer {
+  digest: string;
+  whiteouts: string[];
+  opaqueDirs: string[];
+  /** Paths scanners captured from this layer. */
+  files: string[];
+  /** Outputs of the package, distribution and repository scanners for this layer. */
+  outputs: ScanOutput[];
+}
+
+export interface CoalescedPackage {
+  pkg: Package;
+  introducedIn: string;
+}
+
+export interface Coalesced {
+  packages: CoalescedPackage[];
+  distribution?: Distribution;
+  repositories: Repository[];
+}
+
+function pkgKey(p: Package): string {
+  return `${p.name}\0${p.version}\0${p.arch ?? ""}\0${p.module ?? ""}`;
+}
+
+function removedBy(path: string, whiteouts: readonly string[], opaqueDirs: readonly string[]): boolean {
+  for (const w of whiteouts) if (path === w || path.startsWith(`${w}/`)) return true;
+  for (const d of opaqueDirs) if (d === "" || path.startsWith(`${d}/`)) return true;
+  return false;
+}
+
+export function coalesce(layers: readonly CoalesceLayer[]): Coalesced {
+  /** package_db -> the layers (bottom to top, contiguous) that carried it, with what each found. */
+  const dbs = new Map<string, Array<{ layer: number; packages: Map<string, Package> }>>();
+  let distribution: { d: Distribution; layer: number } | undefined;
+  const repositories = new Map<string, Repository>();
+
+  layers.forEach((layer, i) => {
+    // The layer's whiteouts act on what lies below it, before its own contents.
+    if (layer.whiteouts.length || layer.opaqueDirs.length) {
+      for (const db of [...dbs.keys()]) if (removedBy(db, layer.whiteouts, layer.opaqueDirs)) dbs.delete(db);
+    }
+    const found = new Map<string, Map<string, Package>>();
+    // A database file the layer carries replaces the one below even if no package is left in it.
+    const files = new Set(layer.files);
+    for (const out of layer.outputs) {
+      for (const p of out.packages ?? []) {
+        const db = p.package_db ?? "";
+        let m = found.get(db);
+        if (!m) found.set(db, (m = new Map()));
+        m.set(pkgKey(p), p);
+      }
+      for (const d of out.distributions ?? []) distribution = { d, layer: i };
+      for (const r of out.repositories ?? []) repositories.set(`${r.name}\0${r.key}\0${r.uri}`, r);
+    }
+    for (const db of dbs.keys()) if (files.has(db) && !found.has(db)) found.set(db, new Map());
+    for (const [db, packages] of found) {
+      const history = dbs.get(db) ?? [];
+      history.push({ layer: i, packages });
+      dbs.set(db, history);
+    }
+  });
+
+  const packages: CoalescedPackage[] = [];
+  for (const history of dbs.values()) {
+    const top = history[history.length - 1]!;
+    for (const [key, pkg] of top.packages) {
+      // Walk down while the layers below still had this exact package in this database.
+      let introduced = top.layer;
+      for (let h = history.length - 2; h >= 0; h--) {
+        if (!history[h]!.packages.has(key)) break;
+        introduced = history[h]!.layer;
+      }
+      packages.push({ pkg, introducedIn: layers[introduced]!.digest });
+    }
+  }
+  packages.sort((a, b) => cmp(a.pkg.name, b.pkg.name) || cmp(a.pkg.version, b.pkg.version) || cmp(a.pkg.package_db ?? "", b.pkg.package_db ?? ""));
+  return { packages, distribution: distribution?.d, repositories: [...repositories.values()] };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function wire(p: Package, id: string): WirePackage {
+  const w: WirePackage = { id, name: p.name, version: p.version, kind: p.kind === "source" ? "SOURCE" : "BINARY" };
+  if (p.normalized_version) w.normalized_version = p.normalized_version;
+  if (p.module) w.module = p.module;
+  if (p.arch) w.arch = p.arch;
+  if (p.cpe) w.cpe = p.cpe;
+  return w;
+}
+
+/** The Clair IndexReport of a coalesced image: document-local ids, environments per package. */
+export function buildReport(manifest: string, c: Coalesced): IndexReport {
+  const report: IndexReport = { manifest_hash: manifest, state: "IndexFinished", success: true, packages: {}, distributions: {}, repository: {}, environments: {} };
+  let distId = "";
+  if (c.distribution) {
+    distId = "1";
+    report.distributions![distId] = { id: distId, ...c.distribution };
+  }
+  const repoIds = new Map<string, string>();
+  c.repositories.forEach((r, i) => {
+    const id = String(i + 1);
+    repoIds.set(r.name, id);
+    report.repository![id] = { id, ...r };
+  });
+  let next = 1;
+  const sources = new Map<string, WirePackage>();
+  for (const { pkg, introducedIn } of c.packages) {
+    const id = String(next++);
+    const w = wire(pkg, id);
+    if (pkg.source) {
+      const sk = `${pkg.source.name}\0${pkg.source.version}`;
+      let s = sources.get(sk);
+      if (!s) {
+        s = wire({ ...pkg.source, kind: "source" }, `s${sources.size + 1}`);
+        sources.set(sk, s);
+      }
+      w.source = s;
+    }
+    report.packages![id] = w;
+    const env: Environment = { package_db: pkg.package_db ?? "", introduced_in: introducedIn, distribution_id: distId };
+    const repo = pkg.repository_hint ? repoIds.get(pkg.repository_hint) : undefined;
+    if (repo) env.repository_ids = [repo];
+    report.environments![id] = [env];
+  }
+  return report;
+}

@@ -1,0 +1,211 @@
+// libindex: index(manifest) -> IndexReport, as a small state machine after claircore's
+// (CheckManifest -> FetchLayers -> ScanLayers -> Coalesce -> IndexManifest -> IndexFinished | IndexError).
+// Every state is persisted as it is entered so a reader sees progress. Fetching and scanning a layer are
+// one streaming pass; layers already scanned by every current scanner version are not fetched at all.
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { LayerError } from "../layers/errors.js";
+import { walkLayer, type WalkLimits } from "../layers/walk.js";
+import type { Scanner, ScanOutput } from "../scanners/types.js";
+import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
+import { scannedKey } from "../store/types.js";
+import { buildReport, coalesce, type CoalesceLayer } from "./coalesce.js";
+import type { IndexReport } from "./report.js";
+import type { IndexState, LayerDescriptor, ManifestToIndex } from "./types.js";
+
+/** Where layer bytes come from: a registry, an OCI layout, an archive. */
+export interface LayerSource {
+  /** The layer's blob (compressed, as the descriptor describes it). */
+  open(layer: LayerDescriptor, signal?: AbortSignal): Promise<Readable>;
+  /** True when the stream already checks digest and size itself (the registry client does). */
+  readonly verifiesDigests: boolean;
+}
+
+export interface IndexerOptions {
+  store: Store;
+  scanners: readonly Scanner[];
+  /** Layers fetched and scanned at once for one manifest (claircore's default: 10). */
+  layerConcurrency?: number;
+  limits?: Partial<WalkLimits>;
+}
+
+export interface IndexStats {
+  layers: number;
+  /** Layers downloaded and walked in this call. */
+  layersFetched: number;
+  /** Layers whose every scanner result was already in the store. */
+  layersReused: number;
+  /** Foreign (non-distributable) layers skipped. */
+  layersSkipped: number;
+  bytesFetched: number;
+  bytesDecompressed: number;
+  /** True when the stored report was returned without any work. */
+  cached: boolean;
+  durationMs: number;
+}
+
+export interface IndexResult {
+  report: IndexReport;
+  stats: IndexStats;
+  /** For IndexError: the error, whose `code` (LayerError, RegistryError) callers branch on. */
+  error?: Error;
+}
+
+export interface IndexProgress {
+  manifest: string;
+  state: IndexState;
+  layer?: string;
+  bytes?: number;
+}
+
+export class Indexer {
+  private readonly scanners: readonly Scanner[];
+  private readonly infos: ScannerInfo[];
+  readonly scannerSet: string;
+  private registered: Promise<void> | undefined;
+
+  constructor(private readonly o: IndexerOptions) {
+    const names = new Set<string>();
+    for (const s of o.scanners) {
+      if (names.has(s.name)) throw new Error(`two scanners are named ${s.name}`);
+      names.add(s.name);
+    }
+    this.scanners = o.scanners;
+    this.infos = o.scanners.map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
+    this.scannerSet = scannerSetHash(this.infos);
+  }
+
+  get store(): Store {
+    return this.o.store;
+  }
+
+  private ensureRegistered(): Promise<void> {
+    this.registered ??= this.o.store.registerScanners(this.infos).catch((e: unknown) => {
+      this.registered = undefined;
+      throw e;
+    });
+    return this.registered;
+  }
+
+  /** The stored report for a manifest, if any (finished, in progress or failed). */
+  async indexReport(manifest: string): Promise<IndexReport | undefined> {
+    return (await this.o.store.indexReport(manifest))?.report;
+  }
+
+  async index(m: ManifestToIndex, source: LayerSource, opts: { signal?: AbortSignal; onProgress?: (p: IndexProgress) => void } = {}): Promise<IndexResult> {
+    const t0 = performance.now();
+    const stats: IndexStats = { layers: m.layers.length, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: false, durationMs: 0 };
+    const finish = (report: IndexReport, error?: Error): IndexResult => ({ report, stats: { ...stats, durationMs: performance.now() - t0 }, ...(error ? { error } : {}) });
+    const store = this.o.store;
+    const progress = async (state: IndexState) => {
+      opts.onProgress?.({ manifest: m.digest, state });
+      if (state !== "IndexFinished") await store.setIndexReport({ manifest_hash: m.digest, state, success: false }, this.scannerSet);
+    };
+
+    // CheckManifest, without the lock: the common case (already indexed by this scanner set) stays cheap.
+    const known = await store.indexReport(m.digest);
+    if (known && known.scannerSet === this.scannerSet && known.report.state === "IndexFinished") {
+      stats.cached = true;
+      return finish(known.report);
+    }
+    await this.ensureRegistered();
+    return store.withManifestLock(m.digest, async () => {
+      // Someone may have finished it while we waited for the lock.
+      const again = await store.indexReport(m.digest);
+      if (again && again.scannerSet === this.scannerSet && again.report.state === "IndexFinished") {
+        stats.cached = true;
+        return finish(again.report);
+      }
+      try {
+        await progress("CheckManifest");
+        await store.persistManifest(m);
+        await progress("FetchLayers");
+        await this.fetchAndScan(m, source, stats, opts);
+        await progress("Coalesce");
+        const layers = m.layers.filter((l) => !l.urls?.length).map((l) => l.digest);
+        const arts = await store.layerArtifacts(layers, this.infos);
+        const stack: CoalesceLayer[] = layers.map((digest) => {
+          const a = arts.get(digest);
+          if (!a) throw new Error(`layer ${digest} has no stored scan results after scanning`);
+          return { digest, whiteouts: a.whiteouts, opaqueDirs: a.opaqueDirs, files: a.files, outputs: [...a.outputs.values()] };
+        });
+        const coalesced = coalesce(stack);
+        await progress("IndexManifest");
+        const report = buildReport(m.digest, coalesced);
+        const rows: ManifestPackageRow[] = coalesced.packages.map(({ pkg }) => ({
+          name: pkg.name, version: pkg.version, kind: pkg.kind ?? "binary", package_db: pkg.package_db ?? "",
+          dist_did: coalesced.distribution?.did, dist_version_id: coalesced.distribution?.version_id,
+        }));
+        await store.setIndexFinished(report, this.scannerSet, rows);
+        opts.onProgress?.({ manifest: m.digest, state: "IndexFinished" });
+        return finish(report);
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        const report: IndexReport = { manifest_hash: m.digest, state: "IndexError", success: false, err: (e as Error).message };
+        await store.setIndexReport(report, this.scannerSet).catch(() => undefined);
+        opts.onProgress?.({ manifest: m.digest, state: "IndexError" });
+        return finish(report, e as Error);
+      }
+    });
+  }
+
+  /** FetchLayers + ScanLayers: one streaming pass per layer that lacks some scanner's results. */
+  private async fetchAndScan(m: ManifestToIndex, source: LayerSource, stats: IndexStats, opts: { signal?: AbortSignal; onProgress?: (p: IndexProgress) => void }): Promise<void> {
+    const layers = m.layers.filter((l) => {
+      if (l.urls?.length) stats.layersSkipped++;
+      return !l.urls?.length;
+    });
+    const unique = [...new Map(layers.map((l) => [l.digest, l])).values()];
+    const done = await this.o.store.scannedLayers(unique.map((l) => l.digest), this.infos);
+    const work = unique
+      .map((l) => ({ layer: l, scanners: this.scanners.filter((s) => !done.has(scannedKey(l.digest, s))) }))
+      .filter((w) => {
+        if (w.scanners.length === 0) stats.layersReused++;
+        return w.scanners.length > 0;
+      });
+    const concurrency = Math.max(1, this.o.layerConcurrency ?? 10);
+    let next = 0;
+    const controller = new AbortController();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
+    const worker = async () => {
+      while (next < work.length) {
+        const w = work[next++]!;
+        await this.scanLayer(w.layer, w.scanners, source, stats, signal);
+        opts.onProgress?.({ manifest: m.digest, state: "ScanLayers", layer: w.layer.digest, bytes: w.layer.size });
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(concurrency, work.length) }, worker));
+    } catch (e) {
+      controller.abort(e);
+      throw e;
+    }
+  }
+
+  private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<void> {
+    let stream: Readable;
+    try {
+      stream = await source.open(layer, signal);
+    } catch (e) {
+      if (e instanceof LayerError || signal.aborted) throw e;
+      throw Object.assign(e as Error, { layer: layer.digest });
+    }
+    const walk = await walkLayer(stream, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, scanners, limits: this.o.limits, skipDigestCheck: source.verifiesDigests, signal });
+    stats.layersFetched++;
+    stats.bytesFetched += walk.compressedBytes;
+    stats.bytesDecompressed += walk.uncompressedBytes;
+    const results: Array<{ scanner: ScannerInfo; output: ScanOutput }> = [];
+    for (const s of scanners) {
+      results.push({ scanner: { name: s.name, version: s.version, kind: s.kind }, output: await s.scan(walk.files) });
+    }
+    // Nothing is stored until the whole layer streamed and its digest matched (walkLayer throws otherwise).
+    await this.o.store.setLayerScanned(layer.digest, { whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files: walk.files.paths() }, results);
+  }
+}
+
+/** Like Clair's index state: a hash of the scanner names, versions and kinds. */
+export function scannerSetHash(infos: readonly ScannerInfo[]): string {
+  const h = createHash("sha256");
+  for (const s of [...infos].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) h.update(`${s.name}\0${s.version}\0${s.kind}\n`);
+  return h.digest("hex").slice(0, 32);
+}
