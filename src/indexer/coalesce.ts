@@ -105,13 +105,13 @@ export function buildReport(manifest: string, c: Coalesced): IndexReport {
   let distId = "";
   if (c.distribution) {
     distId = "1";
-    report.distributions![distId] = { id: distId, ...c.distribution };
+    report.distributions![distId] = withoutEmptyCpe({ id: distId, ...c.distribution });
   }
   const repoIds = new Map<string, string>();
   c.repositories.forEach((r, i) => {
     const id = String(i + 1);
     repoIds.set(r.name, id);
-    report.repository![id] = { id, ...r };
+    report.repository![id] = withoutEmptyCpe({ id, ...r });
   });
   let next = 1;
   const sources = new Map<string, WirePackage>();
@@ -134,4 +134,10 @@ export function buildReport(manifest: string, c: Coalesced): IndexReport {
     report.environments![id] = [env];
   }
   return report;
+}
+
+/** Clair's schema requires a CPE to be well formed when present: an unknown CPE is left out, not "". */
+function withoutEmptyCpe<T extends { cpe?: string }>(o: T): T {
+  if (o.cpe === "") delete o.cpe;
+  return o;
 }

@@ -156,3 +156,18 @@ describe("coalesce", () => {
     expect(c.distribution?.did).toBe("ubuntu");
   });
 });
+
+describe("the report's wire format", () => {
+  it("validates against Clair's index_report schema, and a broken one does not", async () => {
+    const { clairValidator } = await import("./clair-schema.js");
+    const validate = clairValidator("index_report.schema.json");
+    const store = await openStore("memory:");
+    const base = await layer([{ name: "etc/os-release", content: "ID=debian\nVERSION_ID=12\n" }, { name: "pkgs/db", content: "libc 1\n" }]);
+    const ix = new Indexer({ store, scanners: [lineScanner(), distScanner] });
+    const { report } = await ix.index({ digest: digestOf(Buffer.from("wire")), layers: [base.desc] }, new MemorySource(new Map([[base.desc.digest, base.blob]])));
+    expect(validate(report)).toEqual([]);
+    expect(validate({ ...report, extra: 1 })).not.toEqual([]);
+    expect(validate({ ...report, manifest_hash: "nope" })).not.toEqual([]);
+    await store.close();
+  });
+});

@@ -19,8 +19,8 @@ export interface IndexReport {
   success: boolean;
   err?: string;
   packages?: Record<string, WirePackage>;
-  distributions?: Record<string, Distribution & { id: string }>;
-  repository?: Record<string, Repository & { id: string }>;
+  distributions?: Record<string, Omit<Distribution, "cpe"> & { id: string; cpe?: string }>;
+  repository?: Record<string, Omit<Repository, "cpe"> & { id: string; cpe?: string }>;
   environments?: Record<string, Environment[]>;
 }
 
