@@ -1,0 +1,222 @@
+// The registry client against a fake registry, only for what a real registry cannot be made to do: lie
+// about a digest, redirect to another host, drop a connection mid-blob, rate limit, compress blobs in
+// transit, send hostile sizes. Everything else is tested against the real registries in test/registry/.
+import { createHash } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseReference } from "../image/reference.js";
+import { RegistryClient } from "./client.js";
+import { RegistryError } from "./errors.js";
+
+const sha = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+async function serve(handler: Handler): Promise<{ server: Server; host: string; requests: IncomingMessage[] }> {
+  const requests: IncomingMessage[] = [];
+  const server = createServer((req, res) => {
+    requests.push(req);
+    handler(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, host: `127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+}
+
+const layer = Buffer.from("x".repeat(300_000));
+const layerDigest = sha(layer);
+const config = Buffer.from(JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [layerDigest] } }));
+const manifest = JSON.stringify({
+  schemaVersion: 2,
+  mediaType: "application/vnd.oci.image.manifest.v1+json",
+  config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
+  layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: layerDigest, size: layer.length }],
+});
+const manifestDigest = sha(manifest);
+
+const servers: Server[] = [];
+const clients: RegistryClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+function client(options = {}): RegistryClient {
+  const c = new RegistryClient({ options: { backoffBaseMs: 1, ...options } });
+  clients.push(c);
+  return c;
+}
+
+async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe("registry client against a fake registry", () => {
+  it("refuses a manifest whose bytes do not hash to the digest it was asked for", async () => {
+    const { server, host } = await serve((req, res) => {
+      res.writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json", "docker-content-digest": manifestDigest });
+      res.end(req.method === "HEAD" ? undefined : manifest.replace("amd64", "arm64").replace('"schemaVersion":2', '"schemaVersion": 2'));
+    });
+    servers.push(server);
+    const err = await client().resolve(parseReference(`${host}/app:1`)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryError);
+    expect(err).toMatchObject({ code: "DIGEST_MISMATCH" });
+    expect((err as Error).message).toContain(manifestDigest.slice(0, 20));
+  });
+
+  it("follows a cross-host blob redirect without the Authorization header", async () => {
+    const cdn = await serve((req, res) => {
+      res.writeHead(200, { "content-length": String(layer.length) });
+      res.end(layer);
+    });
+    servers.push(cdn.server);
+    const reg = await serve((req, res) => {
+      if (!req.headers.authorization) {
+        res.writeHead(401, { "www-authenticate": 'Basic realm="r"' }).end();
+        return;
+      }
+      // localhost vs 127.0.0.1: another host as far as credentials go.
+      res.writeHead(307, { location: `http://localhost:${cdn.host.split(":")[1]}/blob?sig=1` }).end();
+    });
+    servers.push(reg.server);
+    const c = new RegistryClient({ options: { backoffBaseMs: 1 }, keyring: { lookup: async () => [{ username: "u", password: "p", source: "test" }] } });
+    clients.push(c);
+    const body = await readAll(c.getBlob(parseReference(`${reg.host}/app:1`), { digest: layerDigest, size: layer.length }));
+    expect(body.equals(layer)).toBe(true);
+    expect(reg.requests.some((r) => r.headers.authorization?.startsWith("Basic "))).toBe(true);
+    expect(cdn.requests).toHaveLength(1);
+    expect(cdn.requests[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it("refuses a redirect to a link-local (metadata) address", async () => {
+    const reg = await serve((_req, res) => res.writeHead(307, { location: "http://169.254.169.254/latest/meta-data/" }).end());
+    servers.push(reg.server);
+    const err = await readAll(client().getBlob(parseReference(`${reg.host}/app:1`), { digest: layerDigest })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "BLOCKED_URL" });
+  });
+
+  it("resumes a blob with Range after the connection drops, and the digest still checks", async () => {
+    let calls = 0;
+    const reg = await serve((req, res) => {
+      calls++;
+      const range = /bytes=(\d+)-/.exec(req.headers.range ?? "");
+      if (!range) {
+        // Send half, then cut the connection.
+        res.writeHead(200, { "content-length": String(layer.length) });
+        res.write(layer.subarray(0, 100_000), () => setTimeout(() => req.socket.destroy(), 20));
+        return;
+      }
+      const start = Number(range[1]);
+      res.writeHead(206, { "content-range": `bytes ${start}-${layer.length - 1}/${layer.length}`, "content-length": String(layer.length - start) });
+      res.end(layer.subarray(start));
+    });
+    servers.push(reg.server);
+    const body = await readAll(client().getBlob(parseReference(`${reg.host}/app:1`), { digest: layerDigest, size: layer.length }));
+    expect(body.equals(layer)).toBe(true);
+    expect(calls).toBe(2);
+    expect(reg.requests[1]!.headers.range).toMatch(/^bytes=\d+-$/);
+  });
+
+  it("restarts from zero, skipping what it has, when the registry ignores Range", async () => {
+    let calls = 0;
+    const reg = await serve((req, res) => {
+      calls++;
+      res.writeHead(200, { "content-length": String(layer.length) });
+      if (calls === 1) res.write(layer.subarray(0, 50_000), () => setTimeout(() => req.socket.destroy(), 20));
+      else res.end(layer);
+    });
+    servers.push(reg.server);
+    const body = await readAll(client().getBlob(parseReference(`${reg.host}/app:1`), { digest: layerDigest, size: layer.length }));
+    expect(body.equals(layer)).toBe(true);
+  });
+
+  it("errors the stream when a blob's bytes are not what its digest says", async () => {
+    const reg = await serve((_req, res) => res.writeHead(200).end(Buffer.from("y".repeat(300_000))));
+    servers.push(reg.server);
+    await expect(readAll(client().getBlob(parseReference(`${reg.host}/app:1`), { digest: layerDigest, size: layer.length }))).rejects.toMatchObject({ code: "DIGEST_MISMATCH" });
+  });
+
+  it("stops reading a blob longer than its descriptor", async () => {
+    const reg = await serve((_req, res) => res.writeHead(200).end(Buffer.concat([layer, layer])));
+    servers.push(reg.server);
+    await expect(readAll(client().getBlob(parseReference(`${reg.host}/app:1`), { digest: layerDigest, size: layer.length }))).rejects.toMatchObject({ code: "SIZE_MISMATCH" });
+  });
+
+  it("keeps raw bytes when a server gzips a blob in transit (Content-Encoding is not decoded)", async () => {
+    const reg = await serve((req, res) => {
+      expect(req.headers["accept-encoding"]).toBe("identity");
+      res.writeHead(200, { "content-encoding": "gzip" }).end(gzipSync(layer));
+    });
+    servers.push(reg.server);
+    // The raw (gzipped) bytes do not hash to the layer's digest: refused, never silently decoded.
+    await expect(readAll(client().getBlob(parseReference(`${reg.host}/app:1`), { digest: layerDigest }))).rejects.toMatchObject({ code: "DIGEST_MISMATCH" });
+  });
+
+  it("waits as Retry-After says on 429, then succeeds", async () => {
+    let calls = 0;
+    const reg = await serve((req, res) => {
+      calls++;
+      if (calls === 1) {
+        res.writeHead(429, { "retry-after": "1" }).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json", "docker-content-digest": manifestDigest }).end(req.method === "HEAD" ? undefined : manifest);
+    });
+    servers.push(reg.server);
+    const t0 = Date.now();
+    const digest = await client().resolveDigest(parseReference(`${reg.host}/app:1`));
+    expect(digest).toBe(manifestDigest);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+  });
+
+  it("gives up with RATE_LIMITED when Retry-After is longer than it may wait", async () => {
+    const reg = await serve((_req, res) => res.writeHead(429, { "retry-after": "3600" }).end('{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}'));
+    servers.push(reg.server);
+    const err = await client().resolveDigest(parseReference(`${reg.host}/app:1`)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "RATE_LIMITED", transient: true });
+    expect((err as RegistryError).details.retryAfterMs).toBe(3_600_000);
+  });
+
+  it("retries 5xx with backoff and reports SERVER_ERROR when it persists", async () => {
+    const reg = await serve((_req, res) => res.writeHead(503).end());
+    servers.push(reg.server);
+    const err = await client({ maxAttempts: 3 }).resolveDigest(parseReference(`${reg.host}/app:1`)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "SERVER_ERROR" });
+    expect(reg.requests.filter((r) => r.url?.includes("/manifests/"))).toHaveLength(3);
+  });
+
+  it("refuses a manifest over the size cap without reading it all", async () => {
+    const reg = await serve((req, res) => {
+      res.writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json", "content-length": String(20 * 1024 * 1024) });
+      if (req.method === "HEAD") res.end();
+      else res.end(Buffer.alloc(20 * 1024 * 1024, 0x20));
+    });
+    servers.push(reg.server);
+    await expect(client().getManifest(parseReference(`${reg.host}/app:1`), "1")).rejects.toMatchObject({ code: "TOO_LARGE" });
+  });
+
+  it("refuses a token realm on a private address of another host", async () => {
+    const reg = await serve((_req, res) => res.writeHead(401, { "www-authenticate": 'Bearer realm="http://10.0.0.1/token",service="x"' }).end());
+    servers.push(reg.server);
+    await expect(client().resolveDigest(parseReference(`${reg.host}/app:1`))).rejects.toMatchObject({ code: "BLOCKED_URL" });
+  });
+});
+
+describe("registry client options", () => {
+  let c: RegistryClient;
+  beforeAll(() => {
+    c = new RegistryClient({ options: { insecureRegistries: ["*.internal:5000"] } });
+  });
+  afterAll(() => c.close());
+  it("matches insecure registries by per-label glob", () => {
+    expect(c.transport.isInsecure("reg.internal:5000")).toBe(true);
+    expect(c.transport.isInsecure("reg.internal")).toBe(false);
+    expect(c.transport.isInsecure("a.b.internal:5000")).toBe(false);
+  });
+  it("rejects unknown options", () => {
+    expect(() => new RegistryClient({ options: { insecureRegistry: [] } as never })).toThrow(/insecureRegistry/);
+  });
+});

@@ -1,0 +1,186 @@
+// The OCI distribution client: resolve a reference to a platform manifest, fetch manifests by digest
+// (hashed and capped), configs, blobs as verified streams, and referrers. Built on RegistryTransport.
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { ACCEPT_MANIFESTS, MediaTypes } from "../image/mediatypes.js";
+import { parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from "../image/manifest.js";
+import { defaultPlatform, formatPlatform, platformCandidates, selectManifest, type Platform } from "../image/platform.js";
+import type { Reference } from "../image/reference.js";
+import type { Keyring } from "./auth/types.js";
+import { verifiedBlobStream } from "./blob.js";
+import { RegistryError } from "./errors.js";
+import type { RegistryOptionsInput } from "./options.js";
+import { readCapped, RegistryTransport, type RegistryMetrics } from "./transport.js";
+
+export interface FetchedManifest<M = ImageManifest | ImageIndex> {
+  digest: string;
+  mediaType: string;
+  manifest: M;
+  /** The raw bytes, exactly as served (their hash is `digest`). */
+  raw: Buffer;
+}
+
+export interface ResolvedImage {
+  /** The digest of the platform-specific image manifest: what gets indexed. */
+  digest: string;
+  /** The digest the reference resolved to (an index, for multi-platform images; else equal to digest). */
+  resolvedDigest: string;
+  manifest: ImageManifest;
+  mediaType: string;
+  platform?: Platform;
+}
+
+function digestOf(raw: Uint8Array, algorithm = "sha256"): string {
+  return `${algorithm}:${createHash(algorithm).update(raw).digest("hex")}`;
+}
+
+export class RegistryClient {
+  readonly transport: RegistryTransport;
+
+  constructor(opts: { options?: RegistryOptionsInput; keyring?: Keyring; metrics?: RegistryMetrics; defaultPlatform?: Platform } = {}) {
+    this.transport = new RegistryTransport(opts.options ?? {}, opts.keyring, opts.metrics ?? {});
+    this.platform = opts.defaultPlatform ?? defaultPlatform();
+    this.metrics = opts.metrics ?? {};
+  }
+
+  private readonly platform: Platform;
+  private readonly metrics: RegistryMetrics;
+
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+
+  /**
+   * The digest a tag points to, by HEAD (no pull counted on Docker Hub); falls back to GET when the
+   * registry's HEAD does not give Docker-Content-Digest. A digest reference returns its digest unchanged.
+   */
+  async resolveDigest(ref: Reference, signal?: AbortSignal): Promise<string> {
+    if (ref.digest) return ref.digest;
+    const res = await this.transport.send(ref.registry, ref.repository, {
+      method: "HEAD", path: `/v2/${ref.repository}/manifests/${ref.tag ?? "latest"}`, headers: { accept: ACCEPT_MANIFESTS }, signal,
+    });
+    const header = res.headers["docker-content-digest"];
+    const d = Array.isArray(header) ? header[0] : header;
+    if (d && /^sha(256|512):[a-f0-9]+$/.test(d)) return d;
+    return (await this.getManifest(ref, ref.tag ?? "latest", signal)).digest;
+  }
+
+  /** A manifest or index by tag or digest; by digest, the body must hash to it. */
+  async getManifest(ref: Reference, tagOrDigest: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    const res = await this.transport.send(ref.registry, ref.repository, {
+      method: "GET", path: `/v2/${ref.repository}/manifests/${tagOrDigest}`, headers: { accept: ACCEPT_MANIFESTS }, signal,
+    });
+    const max = this.transport.options.maxManifestBytes;
+    const where = `${ref.registry}/${ref.repository}:${tagOrDigest}`;
+    const declared = Number(res.headers["content-length"]);
+    if (declared > max) {
+      await res.body.dump().catch(() => undefined);
+      throw new RegistryError("TOO_LARGE", `${where}: manifest of ${declared} bytes is over the ${max}-byte limit`, { registry: ref.registry, repository: ref.repository });
+    }
+    const raw = await readCapped(res.body, max, () => new RegistryError("TOO_LARGE", `${where}: manifest is over the ${max}-byte limit`, { registry: ref.registry, repository: ref.repository }));
+    this.metrics.bytes?.({ registry: ref.registry, bytes: raw.length });
+    const byDigest = /^[a-z0-9]+:/.test(tagOrDigest);
+    const algorithm = byDigest ? tagOrDigest.split(":")[0]! : "sha256";
+    if (algorithm !== "sha256" && algorithm !== "sha512") throw new RegistryError("UNSUPPORTED", `${where}: digest algorithm ${algorithm} is not supported`);
+    const digest = digestOf(raw, algorithm);
+    if (byDigest && digest !== tagOrDigest) {
+      throw new RegistryError("DIGEST_MISMATCH", `${where}: the registry served a manifest whose digest is ${digest}`, { registry: ref.registry, repository: ref.repository });
+    }
+    const contentType = res.headers["content-type"];
+    let manifest: ImageManifest | ImageIndex;
+    try {
+      manifest = parseManifest(raw, Array.isArray(contentType) ? contentType[0] : contentType);
+    } catch (e) {
+      const code = (e as { code?: string }).code === "MANIFEST_UNSUPPORTED" ? "UNSUPPORTED" : "UNEXPECTED_STATUS";
+      throw new RegistryError(code, `${where}: ${(e as Error).message}`, { registry: ref.registry, repository: ref.repository }, { cause: e });
+    }
+    return { digest, mediaType: manifest.mediaType, manifest, raw };
+  }
+
+  /**
+   * Resolves a reference to the image manifest for `platform` (default from configuration), walking
+   * nested indexes. Tag -> HEAD for the digest -> GET by digest (hashed), so the tag's answer is verified.
+   */
+  async resolve(ref: Reference, opts: { platform?: Platform; signal?: AbortSignal } = {}): Promise<ResolvedImage> {
+    const wanted = opts.platform ?? this.platform;
+    const resolvedDigest = await this.resolveDigest(ref, opts.signal);
+    let current = await this.getManifest(ref, resolvedDigest, opts.signal);
+    for (let depth = 0; depth < 4; depth++) {
+      if (current.manifest.kind === "manifest") {
+        return { digest: current.digest, resolvedDigest, manifest: current.manifest, mediaType: current.mediaType, platform: depth > 0 ? wanted : undefined };
+      }
+      const chosen: Descriptor | undefined = selectManifest(current.manifest, wanted);
+      if (!chosen) {
+        const available = platformCandidates(current.manifest);
+        throw new RegistryError("PLATFORM_NOT_FOUND", `${ref.registry}/${ref.repository}@${current.digest}: no ${formatPlatform(wanted)} image in the index; it has ${available.length ? available.join(", ") : "no usable platform"}`, { registry: ref.registry, repository: ref.repository });
+      }
+      current = await this.getManifest(ref, chosen.digest, opts.signal);
+    }
+    throw new RegistryError("UNSUPPORTED", `${ref.registry}/${ref.repository}: indexes nested more than 4 deep`);
+  }
+
+  /** The image config blob, parsed (os, architecture, rootfs.diff_ids, history). */
+  async getConfig(ref: Reference, desc: Descriptor, signal?: AbortSignal): Promise<ImageConfig> {
+    const max = this.transport.options.maxConfigBytes;
+    if (desc.size > max) throw new RegistryError("TOO_LARGE", `${ref.registry}/${ref.repository}: config ${desc.digest} of ${desc.size} bytes is over the ${max}-byte limit`);
+    const chunks: Buffer[] = [];
+    for await (const c of this.getBlob(ref, desc, signal)) chunks.push(c as Buffer);
+    return parseImageConfig(Buffer.concat(chunks));
+  }
+
+  /** A blob as a verified stream (see verifiedBlobStream). */
+  getBlob(ref: Reference, desc: { digest: string; size?: number }, signal?: AbortSignal): Readable {
+    return verifiedBlobStream({
+      registry: ref.registry,
+      repository: ref.repository,
+      digest: desc.digest,
+      size: desc.size,
+      maxResumes: this.transport.options.maxBlobResumes,
+      onBytes: (n) => this.metrics.bytes?.({ registry: ref.registry, bytes: n }),
+      open: (offset) =>
+        this.transport.send(ref.registry, ref.repository, {
+          method: "GET",
+          path: `/v2/${ref.repository}/blobs/${desc.digest}`,
+          headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+          signal,
+        }),
+    });
+  }
+
+  /**
+   * Manifests that refer to `digest` (signatures, SBOMs, SOCI indexes): the referrers API, or the
+   * `sha256-<hex>` tag schema where the registry lacks it (404, 400 or 406). Follows `Link` pages.
+   */
+  async listReferrers(ref: Reference, digest: string, opts: { artifactType?: string; signal?: AbortSignal } = {}): Promise<Descriptor[]> {
+    const out: Descriptor[] = [];
+    let path: string | undefined = `/v2/${ref.repository}/referrers/${digest}${opts.artifactType ? `?artifactType=${encodeURIComponent(opts.artifactType)}` : ""}`;
+    let filtered = true;
+    for (let page = 0; path && page < 50; page++) {
+      const res = await this.transport.send(ref.registry, ref.repository, { method: "GET", path, headers: { accept: MediaTypes.OCI_INDEX }, signal: opts.signal, passStatuses: [400, 404, 406] });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        if (page > 0) break;
+        return this.referrersByTag(ref, digest, opts);
+      }
+      filtered &&= Boolean(res.headers["oci-filters-applied"]);
+      const raw = await readCapped(res.body, this.transport.options.maxManifestBytes, () => new RegistryError("TOO_LARGE", `${ref.registry}/${ref.repository}: referrers page over the limit`));
+      const index = parseManifest(raw, MediaTypes.OCI_INDEX);
+      if (index.kind === "index") out.push(...index.manifests);
+      const link = String(res.headers.link ?? "");
+      path = /<([^>]+)>;\s*rel="?next"?/.exec(link)?.[1];
+    }
+    return opts.artifactType && !filtered ? out.filter((d) => d.artifactType === opts.artifactType) : out;
+  }
+
+  private async referrersByTag(ref: Reference, digest: string, opts: { artifactType?: string; signal?: AbortSignal }): Promise<Descriptor[]> {
+    const tag = digest.replace(":", "-");
+    try {
+      const m = await this.getManifest(ref, tag, opts.signal);
+      if (m.manifest.kind !== "index") return [];
+      return m.manifest.manifests.filter((d) => !opts.artifactType || d.artifactType === opts.artifactType);
+    } catch (e) {
+      if (e instanceof RegistryError && e.code === "MANIFEST_UNKNOWN") return [];
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,381 @@
+// The HTTP side of the registry client: per-registry connection pools, auth (Basic, Bearer tokens with a
+// cache, identity and registry tokens), retries with backoff, Retry-After, redirects that drop credentials
+// across hosts, SSRF checks, concurrency and rate limits, and metrics hooks. It knows nothing of manifests.
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, request, type Dispatcher } from "undici";
+import { findChallenge, parseChallenges, type Challenge } from "./auth/challenge.js";
+import type { Credential, Keyring } from "./auth/types.js";
+import { RegistryError, registryErrorBody } from "./errors.js";
+import { backoffDelay, parseRetryAfter, RateLimiter, Semaphore } from "./limits.js";
+import { checkFollowedUrl, isInternalIp } from "./netguard.js";
+import { RegistryOptionsSchema, type RegistryOptions, type RegistryOptionsInput } from "./options.js";
+
+export interface RegistryMetrics {
+  request?(e: { registry: string; method: string; status: number | "error"; durationMs: number }): void;
+  bytes?(e: { registry: string; bytes: number }): void;
+  tokenFetch?(e: { registry: string; ok: boolean }): void;
+}
+
+export interface SendOptions {
+  method?: "GET" | "HEAD";
+  /** Path beginning with /v2/. */
+  path: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Statuses returned to the caller instead of raised (e.g. 404 for the referrers fallback). */
+  passStatuses?: number[];
+}
+
+export interface RegistryResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData["body"];
+  url: string;
+}
+
+interface CachedToken {
+  token: string;
+  refreshAt: number;
+}
+
+/** How a repository asked to be authenticated the last time it asked. */
+type AuthScheme = { kind: "basic" } | { kind: "bearer"; realm: string; service?: string; scopes: string[] };
+
+interface HostState {
+  scheme?: "https" | "http";
+  dispatcher: Agent;
+  insecureDispatcher?: Agent;
+  semaphore: Semaphore;
+  limiter: RateLimiter;
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$/;
+
+function globMatchHost(pattern: string, host: string): boolean {
+  const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^.]*")}$`, "i");
+  return re.test(host);
+}
+
+export class RegistryTransport {
+  readonly options: RegistryOptions;
+  private readonly hosts = new Map<string, HostState>();
+  private readonly schemes = new Map<string, AuthScheme>();
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly inflightTokens = new Map<string, Promise<string>>();
+  /** Which credential last worked for a registry/repository, so the next request starts with it. */
+  private readonly workingCredential = new Map<string, number>();
+  private readonly redirectAgent: Agent;
+
+  constructor(
+    options: RegistryOptionsInput = {},
+    private readonly keyring?: Keyring,
+    private readonly metrics: RegistryMetrics = {},
+  ) {
+    this.options = RegistryOptionsSchema.parse(options);
+    this.redirectAgent = this.makeAgent({});
+  }
+
+  async close(): Promise<void> {
+    const agents = [this.redirectAgent, ...[...this.hosts.values()].flatMap((h) => (h.insecureDispatcher ? [h.dispatcher, h.insecureDispatcher] : [h.dispatcher]))];
+    await Promise.allSettled(agents.map((a) => a.close()));
+  }
+
+  /** Whether plain HTTP / unverified TLS is allowed for `registry`. */
+  isInsecure(registry: string): boolean {
+    return this.options.insecureRegistries.some((p) => globMatchHost(p, registry));
+  }
+
+  private makeAgent(connect: { ca?: string; rejectUnauthorized?: boolean }): Agent {
+    const o = this.options;
+    return new Agent({ connect: { ...connect, timeout: o.connectTimeoutMs }, headersTimeout: o.headersTimeoutMs, bodyTimeout: o.bodyTimeoutMs, keepAliveTimeout: 30_000, connections: o.maxConcurrentPerRegistry * 2 });
+  }
+
+  private host(registry: string): HostState {
+    let h = this.hosts.get(registry);
+    if (!h) {
+      const ca = this.options.caCertificates[registry];
+      h = {
+        dispatcher: this.makeAgent(ca ? { ca } : {}),
+        semaphore: new Semaphore(this.options.maxConcurrentPerRegistry),
+        limiter: new RateLimiter(this.options.requestsPerSecond),
+      };
+      if (this.isInsecure(registry)) h.insecureDispatcher = this.makeAgent({ rejectUnauthorized: false });
+      this.hosts.set(registry, h);
+    }
+    return h;
+  }
+
+  /** https always; http allowed (after https fails) for loopback and configured insecure registries. */
+  private mayUseHttp(registry: string): boolean {
+    return LOOPBACK.test(registry) || this.isInsecure(registry);
+  }
+
+  /**
+   * Sends a request to `registry` for `repository` with pull rights, authenticating as the registry asks.
+   * Raises RegistryError for every status >= 400 not in passStatuses.
+   */
+  async send(registry: string, repository: string, o: SendOptions): Promise<RegistryResponse> {
+    const key = `${registry}/${repository}`;
+    const creds = this.keyring ? await this.keyring.lookup(key, o.signal) : [];
+    // Anonymous only when no credential matches (the kubelet's rule); otherwise each in turn.
+    const candidates: Array<Credential | undefined> = creds.length ? creds : [undefined];
+    const start = this.workingCredential.get(key) ?? 0;
+    const order = candidates.map((_, i) => (i + start) % candidates.length);
+    let last: RegistryResponse | undefined;
+    for (const i of order) {
+      const cred = candidates[i];
+      let res = await this.sendWithScheme(registry, repository, o, cred, false);
+      if (res.statusCode === 401) {
+        // The scheme or token we used is stale: take the registry's challenge and try once more.
+        await res.body.dump();
+        this.learnScheme(registry, repository, res);
+        res = await this.sendWithScheme(registry, repository, o, cred, true);
+      }
+      if (res.statusCode !== 401 && res.statusCode !== 403) {
+        this.workingCredential.set(key, i);
+        return this.checkStatus(registry, repository, res, o);
+      }
+      if (last) await last.body.dump().catch(() => undefined);
+      last = res;
+    }
+    return this.checkStatus(registry, repository, last!, o, creds.map((c) => c.source));
+  }
+
+  private learnScheme(registry: string, repository: string, res: RegistryResponse): void {
+    const challenges = parseChallenges(res.headers["www-authenticate"] as string | string[] | undefined);
+    const bearer = findChallenge(challenges, "bearer");
+    const basic = findChallenge(challenges, "basic");
+    const key = `${registry}/${repository}`;
+    if (bearer?.params.realm) {
+      const prev = this.schemes.get(key);
+      const asked = bearerScopeOf(bearer);
+      const base = prev?.kind === "bearer" ? prev.scopes : [];
+      // A newly required scope goes first: some registries read only the first.
+      const scopes = asked ? [asked, ...base.filter((s) => s !== asked)] : base.length ? base : [`repository:${repository}:pull`];
+      this.schemes.set(key, { kind: "bearer", realm: bearer.params.realm, service: bearer.params.service, scopes });
+    } else if (basic) {
+      this.schemes.set(key, { kind: "basic" });
+    }
+  }
+
+  private async authorization(registry: string, repository: string, cred: Credential | undefined, fresh: boolean, signal?: AbortSignal): Promise<string | undefined> {
+    const scheme = this.schemes.get(`${registry}/${repository}`);
+    if (!scheme) return undefined;
+    if (scheme.kind === "basic") {
+      if (!cred?.username && !cred?.password) return undefined;
+      return `Basic ${Buffer.from(`${cred.username ?? ""}:${cred.password ?? ""}`).toString("base64")}`;
+    }
+    if (cred?.registryToken) return `Bearer ${cred.registryToken}`;
+    const identity = cred ? createHash("sha256").update(`${cred.username ?? ""}\0${cred.password ?? ""}\0${cred.identityToken ?? ""}`).digest("hex").slice(0, 16) : "anonymous";
+    const cacheKey = `${scheme.realm}\0${scheme.service ?? ""}\0${[...scheme.scopes].sort().join(" ")}\0${identity}`;
+    const cached = this.tokens.get(cacheKey);
+    if (cached && !fresh && Date.now() < cached.refreshAt) return `Bearer ${cached.token}`;
+    if (fresh) this.tokens.delete(cacheKey);
+    let inflight = this.inflightTokens.get(cacheKey);
+    if (!inflight) {
+      inflight = this.fetchToken(registry, scheme, cred, signal).then(
+        (t) => {
+          this.tokens.set(cacheKey, { token: t.token, refreshAt: Date.now() + t.lifetimeMs * 0.8 });
+          return t.token;
+        },
+      ).finally(() => this.inflightTokens.delete(cacheKey));
+      this.inflightTokens.set(cacheKey, inflight);
+    }
+    return `Bearer ${await inflight}`;
+  }
+
+  private async fetchToken(registry: string, scheme: Extract<AuthScheme, { kind: "bearer" }>, cred: Credential | undefined, signal?: AbortSignal): Promise<{ token: string; lifetimeMs: number }> {
+    const registryIsHttp = this.host(registry).scheme === "http";
+    const checked = checkFollowedUrl(scheme.realm, registry, registryIsHttp);
+    if (typeof checked === "string") {
+      throw new RegistryError("BLOCKED_URL", `registry ${registry} names token realm ${JSON.stringify(scheme.realm)}, refused: ${checked}`, { registry });
+    }
+    const url = checked;
+    const headers: Record<string, string> = { "user-agent": this.options.userAgent };
+    let res: Dispatcher.ResponseData;
+    try {
+      if (cred?.identityToken) {
+        // OAuth2 refresh-token grant; registries that do not implement POST answer 404: fall back to GET.
+        const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "portcullis", ...(scheme.service ? { service: scheme.service } : {}) });
+        form.set("scope", scheme.scopes.join(" "));
+        res = await request(url, { method: "POST", headers: { ...headers, "content-type": "application/x-www-form-urlencoded" }, body: form.toString(), dispatcher: this.tokenDispatcher(registry, url), signal });
+        if (res.statusCode === 404 || res.statusCode === 405) {
+          await res.body.dump();
+          res = await this.getToken(registry, url, scheme, cred, headers, signal);
+        }
+      } else {
+        res = await this.getToken(registry, url, scheme, cred, headers, signal);
+      }
+    } catch (e) {
+      this.metrics.tokenFetch?.({ registry, ok: false });
+      throw new RegistryError("NETWORK", `token server ${url.host} for ${registry}: ${(e as Error).message}`, { registry }, { cause: e });
+    }
+    const text = await readCapped(res.body, this.options.maxTokenBytes, () => new RegistryError("TOO_LARGE", `token reply from ${url.host} is over ${this.options.maxTokenBytes} bytes`, { registry })).then((b) => b.toString("utf8"));
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      this.metrics.tokenFetch?.({ registry, ok: false });
+      throw new RegistryError("AUTH_FAILED", `token server ${url.host} refused ${cred ? `the credentials from ${cred.source}` : "an anonymous token"} for ${registry} (${res.statusCode})`, { registry, status: res.statusCode });
+    }
+    if (res.statusCode !== 200) {
+      this.metrics.tokenFetch?.({ registry, ok: false });
+      throw new RegistryError(res.statusCode === 429 ? "RATE_LIMITED" : "TOKEN_FAILED", `token server ${url.host} answered ${res.statusCode} for ${registry}`, { registry, status: res.statusCode });
+    }
+    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw new RegistryError("TOKEN_FAILED", `token server ${url.host} answered something that is not JSON`, { registry });
+    }
+    const token = typeof body.token === "string" && body.token ? body.token : typeof body.access_token === "string" ? body.access_token : "";
+    if (!token) throw new RegistryError("TOKEN_FAILED", `token server ${url.host} answered without a token`, { registry });
+    const expiresIn = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : 60;
+    this.metrics.tokenFetch?.({ registry, ok: true });
+    return { token, lifetimeMs: expiresIn * 1000 };
+  }
+
+  private getToken(registry: string, url: URL, scheme: Extract<AuthScheme, { kind: "bearer" }>, cred: Credential | undefined, headers: Record<string, string>, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const u = new URL(url);
+    if (scheme.service) u.searchParams.set("service", scheme.service);
+    for (const s of scheme.scopes) u.searchParams.append("scope", s);
+    const h = { ...headers };
+    if (cred && (cred.username || cred.password)) h.authorization = `Basic ${Buffer.from(`${cred.username ?? ""}:${cred.password ?? ""}`).toString("base64")}`;
+    return request(u, { method: "GET", headers: h, dispatcher: this.tokenDispatcher(registry, u), signal });
+  }
+
+  private tokenDispatcher(registry: string, url: URL): Dispatcher {
+    // A realm on the registry's own host shares its TLS settings (private CA, insecure).
+    return url.hostname === registry.replace(/:\d+$/, "") ? this.host(registry).dispatcher : this.redirectAgent;
+  }
+
+  private async sendWithScheme(registry: string, repository: string, o: SendOptions, cred: Credential | undefined, fresh: boolean): Promise<RegistryResponse> {
+    const auth = await this.authorization(registry, repository, cred, fresh, o.signal);
+    const headers: Record<string, string> = { "user-agent": this.options.userAgent, "accept-encoding": "identity", ...o.headers };
+    if (auth) headers.authorization = auth;
+    return this.sendWithRetries(registry, o.method ?? "GET", o.path, headers, o.signal);
+  }
+
+  /** One logical request: retries 5xx, 429 (Retry-After) and connection errors; follows redirects. */
+  private async sendWithRetries(registry: string, method: "GET" | "HEAD", path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<RegistryResponse> {
+    const h = this.host(registry);
+    for (let attempt = 0; ; attempt++) {
+      const last = attempt + 1 >= this.options.maxAttempts;
+      await h.limiter.take(signal);
+      const release = await h.semaphore.acquire(signal);
+      const t0 = Date.now();
+      let res: RegistryResponse;
+      try {
+        res = await this.sendFollowingRedirects(registry, h, method, path, headers, signal);
+      } catch (e) {
+        release();
+        this.metrics.request?.({ registry, method, status: "error", durationMs: Date.now() - t0 });
+        if (e instanceof RegistryError || signal?.aborted) throw e;
+        if (last) throw new RegistryError("NETWORK", `${registry}: ${(e as Error).message}`, { registry }, { cause: e });
+        await sleep(backoffDelay(attempt, this.options.backoffBaseMs), undefined, { signal });
+        continue;
+      }
+      this.metrics.request?.({ registry, method, status: res.statusCode, durationMs: Date.now() - t0 });
+      // The slot is held until the body is consumed (a streaming blob keeps it).
+      res.body.once("close", release);
+      res.body.once("error", release);
+      if (method === "HEAD" || res.statusCode === 204) release();
+      if ((res.statusCode >= 500 || res.statusCode === 429) && !last) {
+        const retryAfter = parseRetryAfter(res.headers["retry-after"]);
+        await res.body.dump().catch(() => undefined);
+        release();
+        if (res.statusCode === 429 && retryAfter !== undefined && retryAfter > this.options.maxRetryAfterMs) {
+          throw new RegistryError("RATE_LIMITED", `${registry} is rate limiting; it asks to wait ${Math.ceil(retryAfter / 1000)} s`, { registry, status: 429, retryAfterMs: retryAfter });
+        }
+        await sleep(retryAfter ?? backoffDelay(attempt, this.options.backoffBaseMs), undefined, { signal });
+        continue;
+      }
+      return res;
+    }
+  }
+
+  private async sendFollowingRedirects(registry: string, h: HostState, method: "GET" | "HEAD", path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<RegistryResponse> {
+    let url = await this.baseUrl(registry, h, signal) + path;
+    let hdrs = headers;
+    let dispatcher: Dispatcher = h.scheme === "https" && h.insecureDispatcher ? h.insecureDispatcher : h.dispatcher;
+    for (let hop = 0; hop <= 5; hop++) {
+      const res = await request(url, { method, headers: hdrs, dispatcher, signal });
+      if (res.statusCode < 300 || res.statusCode >= 400 || res.statusCode === 304 || !res.headers.location) {
+        return { statusCode: res.statusCode, headers: res.headers, body: res.body, url };
+      }
+      await res.body.dump();
+      const next = new URL(String(res.headers.location), url).toString();
+      const checked = checkFollowedUrl(next, registry, h.scheme === "http");
+      if (typeof checked === "string") throw new RegistryError("BLOCKED_URL", `${registry} redirected to ${new URL(next).host}, refused: ${checked}`, { registry });
+      if (checked.host !== new URL(url).host) {
+        // Credentials never leave the registry's host (S3 presigned URLs also refuse a second auth).
+        hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => k.toLowerCase() !== "authorization"));
+        dispatcher = checked.host === registry ? h.dispatcher : this.redirectAgent;
+      }
+      url = checked.toString();
+    }
+    throw new RegistryError("UNEXPECTED_STATUS", `${registry}: more than 5 redirects for ${path}`, { registry });
+  }
+
+  /** The scheme for a registry: https, or http for loopback/insecure registries that do not speak TLS. */
+  private async baseUrl(registry: string, h: HostState, signal?: AbortSignal): Promise<string> {
+    if (h.scheme) return `${h.scheme}://${registry}`;
+    if (!this.mayUseHttp(registry)) {
+      h.scheme = "https";
+      return `https://${registry}`;
+    }
+    try {
+      const res = await request(`https://${registry}/v2/`, { method: "GET", dispatcher: h.insecureDispatcher ?? h.dispatcher, signal, headers: { "user-agent": this.options.userAgent } });
+      await res.body.dump();
+      h.scheme = "https";
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      h.scheme = "http";
+    }
+    return `${h.scheme}://${registry}`;
+  }
+
+  private async checkStatus(registry: string, repository: string, res: RegistryResponse, o: SendOptions, triedSources: string[] = []): Promise<RegistryResponse> {
+    if (res.statusCode < 400 || o.passStatuses?.includes(res.statusCode)) return res;
+    const text = o.method === "HEAD" ? "" : (await readCapped(res.body, 64 * 1024, () => new Error("too large")).catch(() => Buffer.alloc(0))).toString("utf8");
+    const err = registryErrorBody(text);
+    const where = `${registry}/${repository}`;
+    const detail = err.message ? `: ${err.message}` : "";
+    const d = { registry, repository, status: res.statusCode, registryCode: err.code };
+    switch (res.statusCode) {
+      case 401:
+        throw new RegistryError("AUTH_FAILED", `${where}: not authorized (${triedSources.length ? `tried ${triedSources.join(", ")}` : "anonymous; no credentials match this registry"})${detail}`, d);
+      case 403:
+        throw new RegistryError("DENIED", `${where}: access denied${detail}`, d);
+      case 404: {
+        const code = err.code === "BLOB_UNKNOWN" ? "BLOB_UNKNOWN" : err.code === "NAME_UNKNOWN" ? "NAME_UNKNOWN" : o.path.includes("/blobs/") ? "BLOB_UNKNOWN" : "MANIFEST_UNKNOWN";
+        throw new RegistryError(code, `${where}: ${code === "NAME_UNKNOWN" ? "repository not found" : code === "BLOB_UNKNOWN" ? "blob not found" : "manifest not found"} (${o.path.split("/").pop()})${detail}`, d);
+      }
+      case 429:
+        throw new RegistryError("RATE_LIMITED", `${where}: rate limited by the registry${detail}`, { ...d, retryAfterMs: parseRetryAfter(res.headers["retry-after"]) });
+      default:
+        if (res.statusCode >= 500) throw new RegistryError("SERVER_ERROR", `${where}: registry error ${res.statusCode}${detail}`, d);
+        throw new RegistryError("UNEXPECTED_STATUS", `${where}: unexpected status ${res.statusCode}${detail}`, d);
+    }
+  }
+}
+
+function bearerScopeOf(ch: Challenge): string | undefined {
+  const s = ch.params.scope;
+  return s ? s.split(" ")[0] : undefined;
+}
+
+/** Reads a whole body, refusing more than `max` bytes (checked against Content-Length and while reading). */
+export async function readCapped(body: Dispatcher.ResponseData["body"], max: number, tooLarge: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += (c as Buffer).length;
+    if (n > max) {
+      body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export { isInternalIp };
