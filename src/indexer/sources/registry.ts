@@ -1,0 +1,26 @@
+// Images in a registry: resolve the reference to the platform's image manifest and stream its layers
+// through the registry client, which checks size and digest while streaming.
+import type { Platform } from "../../image/platform.js";
+import type { Reference } from "../../image/reference.js";
+import type { RegistryClient, ResolvedImage } from "../../registry/client.js";
+import type { LayerSource } from "../indexer.js";
+import type { ManifestToIndex } from "../types.js";
+
+export interface RegistryImage {
+  manifest: ManifestToIndex;
+  source: LayerSource;
+  resolved: ResolvedImage;
+}
+
+export async function openRegistryImage(client: RegistryClient, ref: Reference, opts: { platform?: Platform; signal?: AbortSignal } = {}): Promise<RegistryImage> {
+  const resolved = await client.resolve(ref, opts);
+  const manifest: ManifestToIndex = {
+    digest: resolved.digest,
+    layers: resolved.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, ...(l.urls?.length ? { urls: [...l.urls] } : {}) })),
+  };
+  const source: LayerSource = {
+    verifiesDigests: true,
+    open: async (layer, signal) => client.getBlob(ref, { digest: layer.digest, size: layer.size }, signal),
+  };
+  return { manifest, source, resolved };
+}
