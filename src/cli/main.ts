@@ -2,12 +2,10 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { checkEnvironment, formatEnvReport } from "./env-check.js";
 
-/** Exit codes, part of the command's contract: scripts branch on them. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+import { EXIT, UsageError } from "./exit.js";
+import { scanCommand } from "./scan.js";
 
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+export { EXIT, UsageError };
 
 const HELP = `portcullis: scan container images and keep unscanned ones out of the cluster
 
@@ -15,6 +13,7 @@ Usage:
   portcullis <command> [options]
 
 Commands:
+  scan IMAGE           index an image (registry, oci:, oci-archive:, docker-archive:) and print what it has
   env check [--json]   report which services and tools the test environment found, with versions
 
 Options:
@@ -58,15 +57,19 @@ export async function main(argv: string[]): Promise<number> {
         return EXIT.ok;
       case "env":
         return await envCommand(rest);
+      case "scan":
+        return await scanCommand(rest);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    const code = (e as { code?: unknown }).code;
+    if (e instanceof UsageError || (typeof code === "string" && (code.startsWith("ERR_PARSE_ARGS") || code === "INVALID_REFERENCE"))) {
       process.stderr.write(`portcullis: ${(e as Error).message}\nRun 'portcullis --help' for usage.\n`);
       return EXIT.usage;
     }
-    process.stderr.write(`portcullis: ${(e as Error).stack ?? String(e)}\n`);
+    // Errors with a code are ours and say what and where; anything else is a bug: show the stack.
+    process.stderr.write(`portcullis: ${typeof code === "string" ? `${(e as Error).message} [${code}]` : ((e as Error).stack ?? String(e))}\n`);
     return EXIT.failed;
   }
 }

@@ -1,0 +1,182 @@
+// `portcullis scan IMAGE`: index one image on this machine with the embedded store (or PostgreSQL) and
+// print a summary or Clair's IndexReport. The flags, output formats and exit codes are a contract that
+// users' scripts and CI depend on: change them only compatibly.
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { parsePlatform, defaultPlatform, formatPlatform, type Platform } from "../image/platform.js";
+import { parseReference } from "../image/reference.js";
+import { Indexer, type IndexProgress, type IndexResult } from "../indexer/indexer.js";
+import type { IndexReport } from "../indexer/report.js";
+import { openLocalImage } from "../indexer/sources/local.js";
+import { openRegistryImage } from "../indexer/sources/registry.js";
+import type { LayerSource } from "../indexer/indexer.js";
+import type { ManifestToIndex } from "../indexer/types.js";
+import { parseDockerConfig } from "../registry/auth/dockerconfig.js";
+import { ChainKeyring, DockerConfigKeyring } from "../registry/auth/keyring.js";
+import type { Credential, Keyring } from "../registry/auth/types.js";
+import { RegistryClient } from "../registry/client.js";
+import { defaultScanners } from "../scanners/index.js";
+import { openStore } from "../store/open.js";
+import { EXIT, UsageError } from "./exit.js";
+
+export const SCAN_HELP = `Usage: portcullis scan IMAGE [options]
+
+Index one image for installed packages and print what it found.
+
+IMAGE is one of:
+  REFERENCE                    a registry image: nginx:1.25, registry.example.com/app@sha256:...
+  oci:DIR[:TAG]                an OCI image layout folder
+  oci-archive:FILE[:TAG]       an OCI image layout in a tar file
+  docker-archive:FILE[:TAG]    the output of docker save
+
+Options:
+  --format table|json          table (default): a summary; json: exactly one Clair v4 IndexReport on stdout
+  --store PATH|URL             the index store: a folder for the embedded store (default
+                               ~/.local/share/portcullis/store) or postgres://... for PostgreSQL
+  --platform OS/ARCH[/VARIANT] which image of a multi-platform image (default: linux and this machine's
+                               architecture)
+  --username USER              registry user name (with --password-stdin)
+  --password-stdin             read the registry password or token from standard input
+  -h, --help                   show this help
+
+Credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json. Registries on localhost
+and 127.0.0.0/8 may be plain HTTP, as Docker allows.
+
+Exit codes: 0 indexed, 1 the scan failed (the error says what and where), 2 usage.
+`;
+
+interface ScanArgs {
+  image: string;
+  format: "table" | "json";
+  store?: string;
+  platform: Platform;
+  username?: string;
+  passwordStdin: boolean;
+}
+
+export function parseScanArgs(args: string[]): ScanArgs | "help" {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      format: { type: "string", default: "table" },
+      store: { type: "string" },
+      platform: { type: "string" },
+      username: { type: "string" },
+      "password-stdin": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return "help";
+  if (positionals.length !== 1) throw new UsageError(positionals.length ? `scan takes one IMAGE, got ${positionals.length}` : "scan needs an IMAGE");
+  if (values.format !== "table" && values.format !== "json") throw new UsageError(`--format must be table or json, not ${JSON.stringify(values.format)}`);
+  if (values["password-stdin"] && !values.username) throw new UsageError("--password-stdin needs --username");
+  let platform: Platform;
+  try {
+    platform = values.platform ? parsePlatform(values.platform) : defaultPlatform();
+  } catch (e) {
+    throw new UsageError(`--platform: ${(e as Error).message}`);
+  }
+  return { image: positionals[0]!, format: values.format, store: values.store, platform, username: values.username, passwordStdin: values["password-stdin"] ?? false };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}
+
+/** The keyring of `portcullis scan`: --username/--password-stdin first, then the Docker config file. */
+export async function cliKeyring(env: NodeJS.ProcessEnv, explicit?: { registry: string; credential: Credential }): Promise<Keyring> {
+  const path = join(env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
+  const keyrings: Keyring[] = [];
+  if (explicit) {
+    keyrings.push({ lookup: async (image) => (image.startsWith(`${explicit.registry}/`) ? [explicit.credential] : []) });
+  }
+  const raw = await readFile(path).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e)));
+  if (raw) keyrings.push(new DockerConfigKeyring(parseDockerConfig(raw, `docker config ${path}`, "config")));
+  return new ChainKeyring(keyrings);
+}
+
+export function summarize(image: string, platform: string | undefined, result: IndexResult): string {
+  const r: IndexReport = result.report;
+  const pkgs = Object.values(r.packages ?? {});
+  const byDb = new Map<string, number>();
+  for (const [id, envs] of Object.entries(r.environments ?? {})) {
+    const db = envs[0]?.package_db ?? "";
+    void id;
+    byDb.set(db, (byDb.get(db) ?? 0) + 1);
+  }
+  const dist = Object.values(r.distributions ?? {})[0];
+  const s = result.stats;
+  const lines = [
+    `image:         ${image}`,
+    `manifest:      ${r.manifest_hash}`,
+    ...(platform ? [`platform:      ${platform}`] : []),
+    `distribution:  ${dist ? dist.pretty_name || `${dist.name} ${dist.version_id}`.trim() : "(none found)"}`,
+    `packages:      ${pkgs.length}`,
+    ...[...byDb].sort().map(([db, n]) => `  ${String(n).padStart(5)}  ${db || "(no database)"}`),
+    `layers:        ${s.layers} (${s.layersFetched} fetched, ${s.layersReused} already indexed${s.layersSkipped ? `, ${s.layersSkipped} foreign skipped` : ""})${s.cached ? " — report from the store" : ""}`,
+    `downloaded:    ${(s.bytesFetched / 1e6).toFixed(1)} MB`,
+    `time:          ${(s.durationMs / 1000).toFixed(2)} s`,
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const parsed = parseScanArgs(args);
+  if (parsed === "help") {
+    process.stdout.write(SCAN_HELP);
+    return EXIT.ok;
+  }
+  const store = await openStore(parsed.store ?? env.PORTCULLIS_STORE);
+  const clientRef: { client?: RegistryClient } = {};
+  try {
+    let manifest: ManifestToIndex;
+    let source: LayerSource;
+    let platformShown: string | undefined;
+    const local = await openLocalImage(parsed.image, parsed.platform);
+    if (local) {
+      manifest = local.manifest;
+      source = local.source;
+      platformShown = local.platform ? formatPlatform(local.platform) : undefined;
+    } else {
+      const ref = parseReference(parsed.image);
+      const password = parsed.passwordStdin ? await readStdin() : undefined;
+      const keyring = await cliKeyring(env, parsed.username ? { registry: ref.registry, credential: { username: parsed.username, password, source: "--username/--password-stdin" } } : undefined);
+      clientRef.client = new RegistryClient({ keyring, defaultPlatform: parsed.platform });
+      const img = await openRegistryImage(clientRef.client, ref, { platform: parsed.platform });
+      manifest = img.manifest;
+      source = img.source;
+      platformShown = img.resolved.platform ? formatPlatform(img.resolved.platform) : undefined;
+    }
+    const indexer = new Indexer({ store, scanners: defaultScanners() });
+    const progress = process.stderr.isTTY && parsed.format === "table" ? ttyProgress(manifest.layers.length) : undefined;
+    const result = await indexer.index(manifest, source, { onProgress: progress });
+    if (progress) process.stderr.write("\n");
+    if (parsed.format === "json") process.stdout.write(`${JSON.stringify(result.report)}\n`);
+    else process.stdout.write(summarize(parsed.image, platformShown, result));
+    if (result.report.state !== "IndexFinished") {
+      process.stderr.write(`portcullis: scan of ${parsed.image} failed: ${result.report.err ?? result.report.state}\n`);
+      return EXIT.failed;
+    }
+    return EXIT.ok;
+  } finally {
+    await clientRef.client?.close();
+    await store.close();
+  }
+}
+
+function ttyProgress(total: number): (p: IndexProgress) => void {
+  let done = 0;
+  let bytes = 0;
+  return (p) => {
+    if (p.state === "ScanLayers" && p.layer) {
+      done++;
+      bytes += p.bytes ?? 0;
+      process.stderr.write(`\r  layers ${done}/${total}, ${(bytes / 1e6).toFixed(1)} MB`);
+    }
+  };
+}
