@@ -157,6 +157,8 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
   extract.once("error", () => (failedStage ??= "tar"));
   extract.on("entry", (header, stream, next) => {
     entries++;
+    // When the walk fails, tar-stream destroys the current entry with the error; the pipeline reports it.
+    stream.on("error", () => undefined);
     const drain = () => {
       stream.on("end", () => next());
       stream.resume();
