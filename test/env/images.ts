@@ -5,9 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { RegistryService } from "./services.js";
-import { tool } from "./index.js";
+import { findTool } from "../../src/cli/tools.js";
 
 const run = promisify(execFile);
+
+function tool(name: string): string {
+  const p = findTool(name);
+  if (!p) throw new Error(`${name} not found; run \`npm run env:setup\` as root`);
+  return p;
+}
 
 export function imagesDir(): string {
   const dir = join(process.env.PORTCULLIS_CACHE ?? "/var/cache/portcullis", "images");
