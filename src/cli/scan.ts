@@ -15,6 +15,7 @@ import type { LayerSource } from "../indexer/indexer.js";
 import type { ManifestToIndex } from "../indexer/types.js";
 import { parseDockerConfig } from "../registry/auth/dockerconfig.js";
 import { ChainKeyring, DockerConfigKeyring } from "../registry/auth/keyring.js";
+import { cloudProviders } from "../registry/auth/cloud/providers.js";
 import type { Credential, Keyring } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import { defaultScanners } from "../scanners/index.js";
@@ -41,8 +42,9 @@ Options:
   --password-stdin             read the registry password or token from standard input
   -h, --help                   show this help
 
-Credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json. Registries on localhost
-and 127.0.0.0/8 may be plain HTTP, as Docker allows.
+Credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json, and from the cloud helpers
+named in $PORTCULLIS_CREDENTIAL_HELPERS (ecr, gcr; comma separated). Registries on localhost and
+127.0.0.0/8 may be plain HTTP, as Docker allows.
 
 Exit codes: 0 indexed, 1 the scan failed (the error says what and where), 2 usage.
 `;
@@ -97,7 +99,9 @@ export async function cliKeyring(env: NodeJS.ProcessEnv, explicit?: { registry: 
   }
   const raw = await readFile(path).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e)));
   if (raw) keyrings.push(new DockerConfigKeyring(parseDockerConfig(raw, `docker config ${path}`, "config")));
-  return new ChainKeyring(keyrings);
+  // Cloud helpers are opt-in: PORTCULLIS_CREDENTIAL_HELPERS=ecr,gcr.
+  const helpers = (env.PORTCULLIS_CREDENTIAL_HELPERS ?? "").split(",").filter((h) => h.trim());
+  return new ChainKeyring(keyrings, cloudProviders(helpers, { ecr: { env }, gcr: { env } }));
 }
 
 export function summarize(image: string, platform: string | undefined, result: IndexResult): string {

@@ -1,5 +1,5 @@
 // The public API of the registry auth folder: credentials and keyrings, WWW-Authenticate challenges,
-// docker config files and pull secrets. The cloud providers (ecr.ts, gcr.ts) are not re-exported here yet.
+// docker config files and pull secrets, and the opt-in cloud credential helpers (ECR, GCR/Artifact Registry).
 
 export type { Credential, CredentialProvider, Keyring } from "./types.js";
 
@@ -29,3 +29,10 @@ export {
   registryKeyMatches,
 } from "./keyring.js";
 export type { ChainKeyringOptions, ImageLocation, RegistryKey } from "./keyring.js";
+
+export { EcrCredentialProvider, EcrOptionsSchema, parseEcrHost } from "./cloud/ecr.js";
+export type { EcrOptions, EcrTarget } from "./cloud/ecr.js";
+export { GcrCredentialProvider } from "./cloud/gcr.js";
+export type { GcrOptions } from "./cloud/gcr.js";
+export { CloudCredentialError } from "./cloud/errors.js";
+export { cloudProviders } from "./cloud/providers.js";
