@@ -220,3 +220,54 @@ describe("registry client options", () => {
     expect(() => new RegistryClient({ options: { insecureRegistry: [] } as never })).toThrow(/insecureRegistry/);
   });
 });
+
+describe("registry client auth details", () => {
+  it("exchanges an identity token (OAuth2 refresh token) by POST and sends a registry token as is", async () => {
+    const tokenReqs: Array<{ method?: string; body: string }> = [];
+    const tokenSrv = await serve((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        tokenReqs.push({ method: req.method, body });
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ access_token: "from-refresh", expires_in: 300 }));
+      });
+    });
+    servers.push(tokenSrv.server);
+    const reg = await serve((req, res) => {
+      const auth = req.headers.authorization;
+      if (auth !== "Bearer from-refresh" && auth !== "Bearer static-registry-token") {
+        res.writeHead(401, { "www-authenticate": `Bearer realm="http://${tokenSrv.host}/token",service="reg",scope="repository:app:pull"` }).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json", "docker-content-digest": manifestDigest }).end(req.method === "HEAD" ? undefined : manifest);
+    });
+    servers.push(reg.server);
+    const viaIdentity = new RegistryClient({ keyring: { lookup: async () => [{ username: "<token>", identityToken: "refresh-123", source: "docker config" }] } });
+    clients.push(viaIdentity);
+    expect(await viaIdentity.resolveDigest(parseReference(`${reg.host}/app:1`))).toBe(manifestDigest);
+    expect(tokenReqs[0]!.method).toBe("POST");
+    const form = new URLSearchParams(tokenReqs[0]!.body);
+    expect(Object.fromEntries(form)).toMatchObject({ grant_type: "refresh_token", refresh_token: "refresh-123", service: "reg", scope: "repository:app:pull" });
+    const viaRegistryToken = new RegistryClient({ keyring: { lookup: async () => [{ registryToken: "static-registry-token", source: "docker config" }] } });
+    clients.push(viaRegistryToken);
+    expect(await viaRegistryToken.resolveDigest(parseReference(`${reg.host}/app:1`))).toBe(manifestDigest);
+    expect(tokenReqs).toHaveLength(1);
+  });
+
+  it("keeps at most maxConcurrentPerRegistry requests in flight to one registry", async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const reg = await serve((req, res) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json", "docker-content-digest": manifestDigest }).end(req.method === "HEAD" ? undefined : manifest);
+      }, 20);
+    });
+    servers.push(reg.server);
+    const c = client({ maxConcurrentPerRegistry: 2 });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => c.resolveDigest(parseReference(`${reg.host}/app:${i}`))));
+    expect(peak).toBe(2);
+  });
+});
