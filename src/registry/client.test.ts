@@ -271,3 +271,22 @@ describe("registry client auth details", () => {
     expect(peak).toBe(2);
   });
 });
+
+describe("referrers API", () => {
+  it("pages with Link and filters by artifactType when the registry did not", async () => {
+    const d = (c: string) => ({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${c.repeat(64)}`, size: 10 });
+    const reg = await serve((req, res) => {
+      const page2 = req.url!.includes("page=2");
+      const body = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: page2 ? [{ ...d("b"), artifactType: "application/spdx+json" }] : [{ ...d("a"), artifactType: "application/vnd.dev.sigstore.bundle+json" }] });
+      const headers: Record<string, string> = { "content-type": "application/vnd.oci.image.index.v1+json" };
+      if (!page2) headers.link = `</v2/app/referrers/${manifestDigest}?page=2>; rel="next"`;
+      res.writeHead(200, headers).end(body);
+    });
+    servers.push(reg.server);
+    const c = client();
+    const all = await c.listReferrers(parseReference(`${reg.host}/app:1`), manifestDigest);
+    expect(all.map((x) => x.digest[7])).toEqual(["a", "b"]);
+    const sboms = await c.listReferrers(parseReference(`${reg.host}/app:1`), manifestDigest, { artifactType: "application/spdx+json" });
+    expect(sboms.map((x) => x.digest[7])).toEqual(["b"]);
+  });
+});
