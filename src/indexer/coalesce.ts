@@ -31,7 +31,14 @@ function pkgKey(p: Package): string {
   return `${p.name}\0${p.version}\0${p.arch ?? ""}\0${p.module ?? ""}`;
 }
 
-function removedBy(path: string, whiteouts: readonly string[], opaqueDirs: readonly string[]): boolean {
+/** The file a package database lives in: language databases carry an ecosystem prefix (`python:usr/lib/...`). */
+function dbFile(db: string): string {
+  const i = db.indexOf(":");
+  return i > 0 && !db.slice(0, i).includes("/") ? db.slice(i + 1).split("!")[0]! : db;
+}
+
+function removedBy(db: string, whiteouts: readonly string[], opaqueDirs: readonly string[]): boolean {
+  const path = dbFile(db);
   for (const w of whiteouts) if (path === w || path.startsWith(`${w}/`)) return true;
   for (const d of opaqueDirs) if (d === "" || path.startsWith(`${d}/`)) return true;
   return false;
@@ -61,7 +68,7 @@ export function coalesce(layers: readonly CoalesceLayer[]): Coalesced {
       for (const d of out.distributions ?? []) distribution = { d, layer: i };
       for (const r of out.repositories ?? []) repositories.set(`${r.name}\0${r.key}\0${r.uri}`, r);
     }
-    for (const db of dbs.keys()) if (files.has(db) && !found.has(db)) found.set(db, new Map());
+    for (const db of dbs.keys()) if (files.has(dbFile(db)) && !found.has(db)) found.set(db, new Map());
     for (const [db, packages] of found) {
       const history = dbs.get(db) ?? [];
       history.push({ layer: i, packages });

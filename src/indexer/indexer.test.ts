@@ -171,3 +171,13 @@ describe("the report's wire format", () => {
     await store.close();
   });
 });
+
+describe("coalesce with language package databases", () => {
+  it("a whiteout of the file behind an ecosystem-prefixed database removes its packages", () => {
+    const c = coalesce([
+      { digest: "L0", whiteouts: [], opaqueDirs: [], files: ["app/node_modules/a/package.json"], outputs: [{ packages: [{ name: "a", version: "1", package_db: "nodejs:app/node_modules/a/package.json" }] }] },
+      { digest: "L1", whiteouts: ["app/node_modules"], opaqueDirs: [], files: [], outputs: [] },
+    ]);
+    expect(c.packages).toEqual([]);
+  });
+});

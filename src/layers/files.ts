@@ -11,7 +11,19 @@ export class CapturedLayerFiles implements LayerFiles {
   /** path -> image-root path of the earlier entry it shares content with. */
   private readonly hardlinks = new Map<string, string>();
 
+  private readonly results = new Map<string, Map<string, unknown>>();
+
   constructor(readonly digest: string) {}
+
+  addConsumed(scanner: string, path: string, value: unknown): void {
+    let m = this.results.get(scanner);
+    if (!m) this.results.set(scanner, (m = new Map()));
+    m.set(path, value);
+  }
+
+  consumed(scanner: string): ReadonlyMap<string, unknown> {
+    return this.results.get(scanner) ?? new Map();
+  }
 
   addFile(path: string, data: Buffer): void {
     this.contents.set(path, data);

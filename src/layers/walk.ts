@@ -143,13 +143,26 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
   const scanners = opts.scanners;
   const info: EntryInfo = { path: "", size: 0, mode: 0, type: "file" };
 
-  /** The cap for `entry` if some scanner wants it, else -1. */
+  /** The cap for `entry` if some scanner wants it, else -1; and whether an oversize file is skipped. */
+  let skipOversize = false;
+  let consumer: Scanner | undefined;
   const wantedLimit = (entry: EntryInfo): number => {
     let limit = -1;
+    skipOversize = true;
+    consumer = undefined;
     for (const s of scanners) {
-      if (s.wants(entry)) limit = Math.max(limit, s.maxFileSize ?? limits.maxFileSize);
+      if (!s.wants(entry)) continue;
+      if (s.consume && entry.type === "file") {
+        consumer ??= s;
+        continue;
+      }
+      limit = Math.max(limit, s.maxFileSize ?? limits.maxFileSize);
+      if (s.oversize !== "skip") skipOversize = false;
     }
-    if (limit < 0 && wantedTargets.has(entry.path)) limit = limits.maxFileSize;
+    if (limit < 0 && wantedTargets.has(entry.path)) {
+      limit = limits.maxFileSize;
+      skipOversize = false;
+    }
     return limit;
   };
 
@@ -183,8 +196,25 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
     if (FILE_TYPES.has(type)) {
       info.type = "file";
       const limit = wantedLimit(info);
+      const c = consumer;
+      if (c && limit < 0) {
+        // Streamed to the scanner, never buffered; what it leaves unread is drained.
+        const entryInfo = { ...info };
+        c.consume!(entryInfo, keepOpen(stream as AsyncIterable<Buffer>)).then(
+          (value) => {
+            if (value !== undefined) files.addConsumed(c.name, entryInfo.path, value);
+            drain();
+          },
+          (err: unknown) => {
+            stream.resume();
+            next(new LayerError("BAD_TAR", layer, `${c.name} could not read ${entryInfo.path}: ${(err as Error).message}`));
+          },
+        );
+        return;
+      }
       if (limit < 0) return drain();
       if (info.size > limit) {
+        if (skipOversize) return drain();
         stream.resume();
         next(new LayerError("FILE_TOO_LARGE", layer, `${path} is ${info.size} bytes, over the ${limit}-byte limit for the scanners that read it`));
         return;
@@ -228,4 +258,17 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
     throw new LayerError("BAD_TAR", layer, `not a valid tar archive: ${(e as Error).message}`, { cause: e });
   }
   return { digest: opts.digest, files, whiteouts, opaqueDirs, compression, compressedBytes, uncompressedBytes, entries };
+}
+
+/**
+ * The entry's bytes for a consumer that may stop early: leaving the loop must not destroy the tar entry
+ * (which would end the whole walk); the walk drains what is left instead.
+ */
+function keepOpen(stream: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = stream[Symbol.asyncIterator]();
+      return { next: () => it.next(), return: async () => ({ done: true as const, value: undefined }) };
+    },
+  };
 }

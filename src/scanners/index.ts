@@ -2,9 +2,23 @@
 // file; no existing scanner changes.
 import { ApkScanner } from "./apk/apk.js";
 import { DpkgScanner } from "./dpkg/dpkg.js";
+import { GoBinaryScanner } from "./gobin/gobin.js";
+import { JavaScanner } from "./java/java.js";
+import { NpmScanner } from "./npm/npm.js";
 import { OsReleaseScanner } from "./osrelease/osrelease.js";
+import { PythonScanner } from "./python/python.js";
+import { RubyGemScanner } from "./ruby/ruby.js";
 import type { Scanner } from "./types.js";
 
 export function defaultScanners(): Scanner[] {
-  return [new DpkgScanner(), new ApkScanner(), new OsReleaseScanner()];
+  return [
+    new DpkgScanner(),
+    new ApkScanner(),
+    new OsReleaseScanner(),
+    new NpmScanner(),
+    new PythonScanner(),
+    new JavaScanner(),
+    new GoBinaryScanner(),
+    new RubyGemScanner(),
+  ];
 }

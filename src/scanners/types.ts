@@ -27,6 +27,8 @@ export interface LayerFiles {
   get(path: string): Buffer | undefined;
   /** Every path that holds captured content (regular files, after link resolution), in archive order. */
   paths(): string[];
+  /** Results of this scanner's consume() for this layer, by path. */
+  consumed?(scanner: string): ReadonlyMap<string, unknown>;
 }
 
 export interface ScanOutput {
@@ -46,6 +48,19 @@ export interface Scanner {
   wants(entry: EntryInfo): boolean;
   /** The most bytes one wanted file may have; bigger files are an error in the report. Default 32 MiB. */
   readonly maxFileSize?: number;
+  /**
+   * What to do with a wanted file over maxFileSize: "error" (default) fails the layer's index with a clear
+   * error; "skip" leaves that file out (for language scanners, where one huge archive should not cost the
+   * whole image its report).
+   */
+  readonly oversize?: "error" | "skip";
+  /**
+   * For files too big to buffer (executables): when present, a wanted regular file is streamed here
+   * instead of buffered. The scanner reads what it needs (the walk drains the rest) and returns a small
+   * JSON-able result, or undefined; scan() finds the results in LayerFiles.consumed(). Memory stays
+   * bounded whatever the file's size.
+   */
+  consume?(entry: EntryInfo, stream: AsyncIterable<Buffer>): Promise<unknown>;
   /**
    * Parses the captured files of one layer. Malformed input in a file the scanner asked for is reported by
    * throwing a ScannerError naming the file and what was wrong; a file that is simply not this scanner's
