@@ -198,18 +198,24 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
       const limit = wantedLimit(info);
       const c = consumer;
       if (c && limit < 0) {
-        // Streamed to the scanner, never buffered; what it leaves unread is drained.
-        const entryInfo = { ...info };
-        c.consume!(entryInfo, keepOpen(stream as AsyncIterable<Buffer>)).then(
-          (value) => {
-            if (value !== undefined) files.addConsumed(c.name, entryInfo.path, value);
-            drain();
-          },
-          (err: unknown) => {
-            stream.resume();
-            next(new LayerError("BAD_TAR", layer, `${c.name} could not read ${entryInfo.path}: ${(err as Error).message}`));
-          },
-        );
+        // Pushed to the scanner's sink, never buffered; once it has enough the rest only drains.
+        const sink = c.consume!({ ...info });
+        if (!sink) return drain();
+        let open = true;
+        stream.on("data", (chunk: Buffer) => {
+          if (open && !sink.write(chunk)) open = false;
+        });
+        stream.on("end", () => {
+          let value: unknown;
+          try {
+            value = sink.end();
+          } catch (err) {
+            next(new LayerError("BAD_TAR", layer, `${c.name} could not read ${path}: ${(err as Error).message}`));
+            return;
+          }
+          if (value !== undefined) files.addConsumed(c.name, path, value);
+          next();
+        });
         return;
       }
       if (limit < 0) return drain();
@@ -260,15 +266,3 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
   return { digest: opts.digest, files, whiteouts, opaqueDirs, compression, compressedBytes, uncompressedBytes, entries };
 }
 
-/**
- * The entry's bytes for a consumer that may stop early: leaving the loop must not destroy the tar entry
- * (which would end the whole walk); the walk drains what is left instead.
- */
-function keepOpen(stream: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-  return {
-    [Symbol.asyncIterator]() {
-      const it = stream[Symbol.asyncIterator]();
-      return { next: () => it.next(), return: async () => ({ done: true as const, value: undefined }) };
-    },
-  };
-}

@@ -31,6 +31,13 @@ export interface LayerFiles {
   consumed?(scanner: string): ReadonlyMap<string, unknown>;
 }
 
+export interface FileSink {
+  /** Takes the next bytes; false when it needs no more. */
+  write(chunk: Buffer): boolean;
+  /** Called at the end of the file (or after write returned false and the rest was drained). */
+  end(): unknown;
+}
+
 export interface ScanOutput {
   packages?: Package[];
   distributions?: Distribution[];
@@ -55,12 +62,12 @@ export interface Scanner {
    */
   readonly oversize?: "error" | "skip";
   /**
-   * For files too big to buffer (executables): when present, a wanted regular file is streamed here
-   * instead of buffered. The scanner reads what it needs (the walk drains the rest) and returns a small
-   * JSON-able result, or undefined; scan() finds the results in LayerFiles.consumed(). Memory stays
-   * bounded whatever the file's size.
+   * For files too big to buffer (executables): when present, a wanted regular file's bytes are pushed to
+   * the sink it returns instead of being buffered. The sink says when it has seen enough (write returns
+   * false; the walk drains the rest), and end() returns a small JSON-able result, or undefined; scan()
+   * finds the results in LayerFiles.consumed(). Memory stays bounded whatever the file's size.
    */
-  consume?(entry: EntryInfo, stream: AsyncIterable<Buffer>): Promise<unknown>;
+  consume?(entry: EntryInfo): FileSink | undefined;
   /**
    * Parses the captured files of one layer. Malformed input in a file the scanner asked for is reported by
    * throwing a ScannerError naming the file and what was wrong; a file that is simply not this scanner's

@@ -4,7 +4,9 @@
 #
 #   rootfs-bookworm/            debootstrap --variant=minbase bookworm (88 real dpkg packages)
 #   rootfs-bookworm-two/        the same plus `jq` installed and `gpgv` purged (a second layer)
-#   oci-bookworm/  (OCI layout) tags: base (one layer), two (base + the second layer, with whiteouts)
+#   rootfs-bookworm-lang/       base plus python3-six, libcommons-lang3-java and direnv (a Go program)
+#   oci-bookworm/  (OCI layout) tags: base (one layer), two (base + the second layer, with whiteouts),
+#                  lang (base + a layer of language packages from Debian)
 #
 # Usage: images.sh            build what is missing
 #        images.sh --print    print the cache folder
@@ -55,5 +57,24 @@ if [ ! -f "$oci/.complete" ]; then
   umoci repack --image "$oci:two" "$cache/bundle"
   rm -rf "$cache/bundle"
   touch "$oci/.complete"
+fi
+if [ ! -f "$oci/.complete-lang" ]; then
+  log "language layer: python3-six, libcommons-lang3-java, direnv"
+  rm -rf "$cache/bundle"
+  umoci unpack --image "$oci:base" "$cache/bundle" >/dev/null
+  root="$cache/bundle/rootfs"
+  mount -t proc proc "$root/proc" 2>/dev/null || true
+  cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+  set +e
+  chroot "$root" /bin/sh -c 'export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-six libcommons-lang3-java direnv >/dev/null && apt-get clean' >"$cache/layer-lang.log" 2>&1
+  rc=$?
+  set -e
+  umount "$root/proc" 2>/dev/null || true
+  [ $rc = 0 ] || { tail -20 "$cache/layer-lang.log" >&2; exit 1; }
+  rm -rf "$cache/rootfs-bookworm-lang"
+  rsync -a "$root/" "$cache/rootfs-bookworm-lang/"
+  umoci repack --image "$oci:lang" "$cache/bundle"
+  rm -rf "$cache/bundle"
+  touch "$oci/.complete-lang"
 fi
 log "images ready in $cache"

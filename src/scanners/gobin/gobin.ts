@@ -4,7 +4,7 @@
 // of the binary is kept.
 import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
-import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../types.js";
 
 const MAGIC = Buffer.from("\xff Go buildinf:", "latin1");
 const ELF = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
@@ -64,33 +64,41 @@ export class GoBinaryScanner implements Scanner {
     return e.type === "file" && (e.mode & 0o111) !== 0 && e.size >= 64 * 1024;
   }
 
-  async consume(_e: EntryInfo, stream: AsyncIterable<Buffer>): Promise<GoBuildInfo | undefined> {
+  consume(): FileSink {
     let first = true;
     let carry = Buffer.alloc(0);
     let tail: Buffer[] | undefined;
     let tailLen = 0;
-    for await (const chunk of stream) {
-      if (first) {
-        first = false;
-        if (chunk.length < 4 || !chunk.subarray(0, 4).equals(ELF)) return undefined;
-      }
-      if (tail) {
-        tail.push(chunk);
-        tailLen += chunk.length;
-        if (tailLen >= MAX_TAIL) break;
-        continue;
-      }
-      const window = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-      const at = window.indexOf(MAGIC);
-      if (at >= 0) {
-        tail = [window.subarray(at)];
-        tailLen = window.length - at;
-        if (tailLen >= MAX_TAIL) break;
-        continue;
-      }
-      carry = Buffer.from(window.subarray(Math.max(0, window.length - (MAGIC.length - 1))));
-    }
-    return tail ? parseBuildInfo(Buffer.concat(tail)) : undefined;
+    let notElf = false;
+    return {
+      write(chunk: Buffer): boolean {
+        if (first) {
+          first = false;
+          if (chunk.length < 4 || !chunk.subarray(0, 4).equals(ELF)) {
+            notElf = true;
+            return false;
+          }
+        }
+        if (tail) {
+          tail.push(chunk);
+          tailLen += chunk.length;
+          return tailLen < MAX_TAIL;
+        }
+        const window = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+        const at = window.indexOf(MAGIC);
+        if (at >= 0) {
+          // Copy: tar-stream may reuse the chunk's memory.
+          tail = [Buffer.from(window.subarray(at))];
+          tailLen = window.length - at;
+          return tailLen < MAX_TAIL;
+        }
+        carry = Buffer.from(window.subarray(Math.max(0, window.length - (MAGIC.length - 1))));
+        return true;
+      },
+      end(): GoBuildInfo | undefined {
+        return notElf || !tail ? undefined : parseBuildInfo(Buffer.concat(tail));
+      },
+    };
   }
 
   async scan(files: LayerFiles): Promise<ScanOutput> {
@@ -101,7 +109,9 @@ export class GoBinaryScanner implements Scanner {
       packages.push({ name: "stdlib", version: info.goVersion.replace(/^go/, "v"), kind: "binary", package_db: db, filepath: path, purl: purl("golang", "stdlib", info.goVersion.replace(/^go/, "v")) });
       if (info.main) packages.push({ name: info.main.path, version: info.main.version, kind: "binary", package_db: db, filepath: path, purl: purl("golang", info.main.path, info.main.version) });
       for (const d of info.deps) {
-        const eff = d.replacedBy && d.replacedBy.version ? d.replacedBy : d;
+        // A module replaced by another module version runs that version's code; a directory replacement
+        // has none ("(devel)"), so the required version stands.
+        const eff = d.replacedBy && d.replacedBy.version && d.replacedBy.version !== "(devel)" ? d.replacedBy : d;
         packages.push({ name: d.path, version: eff.version, kind: "binary", package_db: db, filepath: path, purl: purl("golang", d.path, eff.version) });
       }
     }

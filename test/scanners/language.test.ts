@@ -1,0 +1,107 @@
+// Language scanners on real artefacts: Debian's python3-six, libcommons-lang3-java and direnv (a Go
+// program) in an image layer; a Go program built here with a dependency; a node_modules tree from a real
+// `npm install`. Oracles: `go version -m`, the jar's own pom.properties (unzip), npm's package-lock.
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { Indexer } from "../../src/indexer/indexer.js";
+import { openLocalImage } from "../../src/indexer/sources/local.js";
+import { digestOf } from "../../src/layers/testing.js";
+import { walkLayer } from "../../src/layers/walk.js";
+import { GoBinaryScanner } from "../../src/scanners/gobin/gobin.js";
+import { defaultScanners } from "../../src/scanners/index.js";
+import { NpmScanner } from "../../src/scanners/npm/npm.js";
+import { findTool } from "../../src/cli/tools.js";
+import { openStore } from "../../src/store/open.js";
+import { describeWith } from "../env/index.js";
+import { ociBookworm, rootfsBookworm } from "../env/images.js";
+
+const run = promisify(execFile);
+
+function tool(name: string): string {
+  const p = findTool(name);
+  if (!p) throw new Error(`${name} not found; run \`npm run env:setup\``);
+  return p;
+}
+
+async function tarDir(dir: string): Promise<Buffer> {
+  const { stdout } = await run("tar", ["-C", dir, "-cf", "-", "."], { encoding: "buffer", maxBuffer: 512 << 20 });
+  return stdout as unknown as Buffer;
+}
+
+async function goVersionM(binary: string): Promise<string[]> {
+  const { stdout } = await run(tool("go"), ["version", "-m", binary]);
+  const lines = stdout.split("\n");
+  const out = [`stdlib\t${lines[0]!.split(": ")[1]!.trim().replace(/^go/, "v")}`];
+  for (const l of lines.slice(1)) {
+    const f = l.trim().split("\t");
+    if (f[0] === "mod" || f[0] === "dep") out.push(`${f[1]}\t${f[2]}`);
+  }
+  return out.sort();
+}
+
+describeWith([], "language packages in real artefacts", () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), "lang-"));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("finds Debian's Python, Java and Go packages in an image layer", async () => {
+    const img = (await openLocalImage(`oci:${ociBookworm()}:lang`, { os: "linux", architecture: "amd64" }))!;
+    const { report } = await new Indexer({ store: await openStore("memory:"), scanners: defaultScanners() }).index(img.manifest, img.source);
+    expect(report.state).toBe("IndexFinished");
+    const byDb = (prefix: string) => Object.values(report.packages!).filter((p) => report.environments![p.id]![0]!.package_db.startsWith(prefix)).map((p) => `${p.name}\t${p.version}`).sort();
+    expect(byDb("python:")).toContain("six\t1.16.0");
+    const rootfs = `${rootfsBookworm()}-lang`;
+    const pom = (await run("unzip", ["-p", join(rootfs, "usr/share/java/commons-lang3-3.12.0.jar"), "META-INF/maven/org.apache.commons/commons-lang3/pom.properties"])).stdout;
+    const version = /^version=(.*)$/m.exec(pom)![1]!.trim();
+    expect(byDb("maven:")).toEqual([`org.apache.commons:commons-lang3\t${version}`]);
+    expect(byDb("go:")).toEqual(await goVersionM(join(rootfs, "usr/bin/direnv")));
+    // The OS packages are all still there.
+    expect(byDb("var/lib/dpkg/status").length).toBeGreaterThan(90);
+  });
+
+  it("reads every module of a Go program built here, as go version -m does", async () => {
+    const src = join(work, "goapp");
+    mkdirSync(join(src, "lib"), { recursive: true });
+    writeFileSync(join(src, "go.mod"), "module example.com/app\n\ngo 1.19\n\nrequire example.com/lib v1.2.3\n\nreplace example.com/lib => ./lib\n");
+    writeFileSync(join(src, "main.go"), 'package main\n\nimport "example.com/lib"\n\nfunc main() { println(lib.Hello()) }\n');
+    writeFileSync(join(src, "lib", "go.mod"), "module example.com/lib\n\ngo 1.19\n");
+    writeFileSync(join(src, "lib", "lib.go"), 'package lib\n\nfunc Hello() string { return "hi" }\n');
+    const layerDir = join(work, "golayer");
+    mkdirSync(join(layerDir, "usr/local/bin"), { recursive: true });
+    await run(tool("go"), ["build", "-o", join(layerDir, "usr/local/bin/app"), "."], {
+      cwd: src, env: { ...process.env, GOPROXY: "off", GOFLAGS: "-mod=mod", GOCACHE: join(work, "gocache"), GOPATH: join(work, "gopath"), HOME: work, CGO_ENABLED: "0" },
+    });
+    const tar = await tarDir(layerDir);
+    const walk = await walkLayer(Readable.from([tar]), { digest: digestOf(tar), scanners: [new GoBinaryScanner()] });
+    const out = await new GoBinaryScanner().scan(walk.files);
+    const got = out.packages!.map((p) => `${p.name}\t${p.version}`).sort();
+    const want = await goVersionM(join(layerDir, "usr/local/bin/app"));
+    // go version -m prints the replaced dependency as "dep example.com/lib v1.2.3" then "=> ./lib": same here.
+    expect(got).toEqual(want);
+    expect(got).toContain("example.com/lib\tv1.2.3");
+    // Nothing of the binary was buffered.
+    expect(walk.files.paths()).toEqual([]);
+  });
+
+  it("reads a node_modules tree from a real npm install, nested versions included", async () => {
+    const app = join(work, "nodeapp");
+    mkdirSync(app);
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", private: true }));
+    await run("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts", "is-odd@3.0.1", "is-number@7.0.0"], { cwd: app, env: { ...process.env, npm_config_loglevel: "error" } });
+    const lock = JSON.parse(readFileSync(join(app, "package-lock.json"), "utf8")) as { packages: Record<string, { version?: string }> };
+    const want = Object.entries(lock.packages).filter(([k]) => k.startsWith("node_modules/")).map(([k, v]) => `${k.split("node_modules/").pop()}\t${v.version}`).sort();
+    expect(want).toContain("is-number\t6.0.0"); // is-odd's own copy, nested
+    const tar = await tarDir(join(work, "nodeapp"));
+    const walk = await walkLayer(Readable.from([tar]), { digest: digestOf(tar), scanners: [new NpmScanner()] });
+    const out = await new NpmScanner().scan(walk.files);
+    expect(out.packages!.map((p) => `${p.name}\t${p.version}`).sort()).toEqual(want);
+    expect(out.packages!.every((p) => p.purl?.startsWith("pkg:npm/"))).toBe(true);
+  });
+});
