@@ -7,6 +7,8 @@ import { JavaScanner } from "./java/java.js";
 import { NpmScanner } from "./npm/npm.js";
 import { OsReleaseScanner } from "./osrelease/osrelease.js";
 import { PythonScanner } from "./python/python.js";
+import { RhelContentSetScanner } from "./rhel/contentsets.js";
+import { RpmScanner } from "./rpm/rpm.js";
 import { RubyGemScanner } from "./ruby/ruby.js";
 import type { Scanner } from "./types.js";
 
@@ -14,7 +16,9 @@ export function defaultScanners(): Scanner[] {
   return [
     new DpkgScanner(),
     new ApkScanner(),
+    new RpmScanner(),
     new OsReleaseScanner(),
+    new RhelContentSetScanner(),
     new NpmScanner(),
     new PythonScanner(),
     new JavaScanner(),

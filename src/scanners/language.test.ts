@@ -91,3 +91,14 @@ describe("java", () => {
     ]);
   });
 });
+
+describe("Red Hat content sets", () => {
+  it("turns content_sets into repositories, once each", async () => {
+    const { RhelContentSetScanner } = await import("./rhel/contentsets.js");
+    const out = await new RhelContentSetScanner().scan(MapLayerFiles.of({
+      "root/buildinfo/content_manifests/ubi8-container-8.4-206.json": JSON.stringify({ content_sets: ["rhel-8-for-x86_64-baseos-rpms", "rhel-8-for-x86_64-appstream-rpms"] }),
+      "root/buildinfo/content_manifests/other.json": JSON.stringify({ content_sets: ["rhel-8-for-x86_64-baseos-rpms"] }),
+    }));
+    expect(out.repositories!.map((r) => r.name)).toEqual(["rhel-8-for-x86_64-baseos-rpms", "rhel-8-for-x86_64-appstream-rpms"]);
+  });
+});
