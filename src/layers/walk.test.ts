@@ -152,6 +152,14 @@ describe("walkLayer", () => {
     await expect(walk(gzip(Buffer.from("this is not a tar archive at all, just some text that goes on ".repeat(20))), wanting([]))).rejects.toMatchObject({ code: "BAD_TAR" });
   });
 
+  it("refuses an archive cut off in the middle of an entry, and ignores what follows the end marker", async () => {
+    const tar = await makeTar([{ name: "var/lib/dpkg/status", content: "x".repeat(5000) }]);
+    const cut = tar.subarray(0, 512 + 1000);
+    await expect(walk(cut, wanting(["var/lib/dpkg/status"]))).rejects.toMatchObject({ code: "BAD_TAR", message: expect.stringContaining("truncated") });
+    const trailing = Buffer.concat([tar, Buffer.from("trailing junk after the end-of-archive blocks")]);
+    expect((await walk(trailing, wanting(["var/lib/dpkg/status"]))).files.get("var/lib/dpkg/status")?.length).toBe(5000);
+  });
+
   it("accepts an empty layer", async () => {
     const empty = await makeTar([]);
     const res = await walk(gzip(empty), wanting([]));

@@ -1,15 +1,15 @@
 // One streaming pass over a layer: compressed bytes -> sha256 (checked against the descriptor) ->
-// decompression (chosen by magic bytes) -> tar walk. Only files some scanner asked for are kept in memory;
+// decompression (chosen by magic bytes) -> tar walk (tar.ts). Only files some scanner asked for are kept in memory;
 // everything else is drained. Nothing touches the disk.
 import { createHash } from "node:crypto";
-import { Transform, type TransformCallback, type Readable } from "node:stream";
+import { Transform, Writable, type TransformCallback, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { extract as createExtract } from "tar-stream";
 import type { EntryInfo, Scanner } from "../scanners/types.js";
 import { compressionOfMediaType, createDecompressor, sniffCompression, type Compression } from "./decompress.js";
 import { LayerError } from "./errors.js";
 import { CapturedLayerFiles } from "./files.js";
 import { normalizeEntryPath, OPAQUE_WHITEOUT, resolveLinkTarget, WHITEOUT_PREFIX } from "./paths.js";
+import { TarReader, type TarEntrySink, type TarHeader } from "./tar.js";
 
 export interface WalkLimits {
   /** Refuse a layer that decompresses to more than this. */
@@ -166,18 +166,20 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
     return limit;
   };
 
-  const extract = createExtract({ allowUnknownFormat: true });
-  extract.once("error", () => (failedStage ??= "tar"));
-  extract.on("entry", (header, stream, next) => {
-    entries++;
-    // When the walk fails, tar-stream destroys the current entry with the error; the pipeline reports it.
-    stream.on("error", () => undefined);
-    const drain = () => {
-      stream.on("end", () => next());
-      stream.resume();
+  /** Collects a wanted file's bytes; the last of two entries with the same path wins. */
+  const collect = (path: string): TarEntrySink => {
+    const chunks: Buffer[] = [];
+    return {
+      // Copied: the decompressor may reuse its output buffers.
+      data: (c) => void chunks.push(Buffer.from(c)),
+      end: () => files.addFile(path, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)),
     };
+  };
+
+  const onEntry = (header: TarHeader): TarEntrySink | undefined => {
+    entries++;
     const path = normalizeEntryPath(header.name);
-    if (path === undefined) return drain();
+    if (path === undefined) return undefined;
     const slash = path.lastIndexOf("/");
     const base = slash < 0 ? path : path.slice(slash + 1);
     if (base.startsWith(WHITEOUT_PREFIX)) {
@@ -187,51 +189,42 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
         const name = base.slice(WHITEOUT_PREFIX.length);
         if (name && name !== "." && name !== "..") whiteouts.push(dir ? `${dir}/${name}` : name);
       }
-      return drain();
+      return undefined;
     }
-    const type = header.type ?? "file";
+    const type = header.type;
     info.path = path;
-    info.size = header.size ?? 0;
-    info.mode = header.mode ?? 0;
+    info.size = header.size;
+    info.mode = header.mode;
     if (FILE_TYPES.has(type)) {
       info.type = "file";
       const limit = wantedLimit(info);
       const c = consumer;
       if (c && limit < 0) {
-        // Pushed to the scanner's sink, never buffered; once it has enough the rest only drains.
+        // Pushed to the scanner's sink, never buffered; once it has enough the rest is only skipped.
         const sink = c.consume!({ ...info });
-        if (!sink) return drain();
+        if (!sink) return undefined;
         let open = true;
-        stream.on("data", (chunk: Buffer) => {
-          if (open && !sink.write(chunk)) open = false;
-        });
-        stream.on("end", () => {
-          let value: unknown;
-          try {
-            value = sink.end();
-          } catch (err) {
-            next(new LayerError("BAD_TAR", layer, `${c.name} could not read ${path}: ${(err as Error).message}`));
-            return;
-          }
-          if (value !== undefined) files.addConsumed(c.name, path, value);
-          next();
-        });
-        return;
+        return {
+          data: (chunk) => {
+            if (open && !sink.write(chunk)) open = false;
+          },
+          end: () => {
+            let value: unknown;
+            try {
+              value = sink.end();
+            } catch (err) {
+              throw new LayerError("BAD_TAR", layer, `${c.name} could not read ${path}: ${(err as Error).message}`);
+            }
+            if (value !== undefined) files.addConsumed(c.name, path, value);
+          },
+        };
       }
-      if (limit < 0) return drain();
+      if (limit < 0) return undefined;
       if (info.size > limit) {
-        if (skipOversize) return drain();
-        stream.resume();
-        next(new LayerError("FILE_TOO_LARGE", layer, `${path} is ${info.size} bytes, over the ${limit}-byte limit for the scanners that read it`));
-        return;
+        if (skipOversize) return undefined;
+        throw new LayerError("FILE_TOO_LARGE", layer, `${path} is ${info.size} bytes, over the ${limit}-byte limit for the scanners that read it`);
       }
-      const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("end", () => {
-        files.addFile(path, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-        next();
-      });
-      return;
+      return collect(path);
     }
     if (type === "symlink" && header.linkname) {
       info.type = "symlink";
@@ -243,20 +236,41 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
         const target = resolveLinkTarget(path, header.linkname);
         if (target !== undefined) wantedTargets.add(target);
       }
-      return drain();
+      return undefined;
     }
     if (type === "link" && header.linkname) {
       info.type = "hardlink";
       info.size = 0;
       const target = normalizeEntryPath(header.linkname);
       if (target !== undefined && wantedLimit(info) >= 0) files.addHardlink(path, target);
-      return drain();
     }
-    return drain();
+    return undefined;
+  };
+
+  const reader = new TarReader(onEntry);
+  const tarSink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      try {
+        reader.push(chunk);
+        cb();
+      } catch (e) {
+        failedStage ??= "tar";
+        cb(e as Error);
+      }
+    },
+    final(cb) {
+      try {
+        reader.end();
+        cb();
+      } catch (e) {
+        failedStage ??= "tar";
+        cb(e as Error);
+      }
+    },
   });
 
   try {
-    await pipeline(source(), verifier, decompressor, counter, extract, { signal: opts.signal });
+    await pipeline(source(), verifier, decompressor, counter, tarSink, { signal: opts.signal });
   } catch (e) {
     if (e instanceof LayerError) throw e;
     if ((e as Error).name === "AbortError") throw e;
