@@ -30,6 +30,28 @@ if [ ! -f "$cache/rootfs-bookworm/.complete" ]; then
 fi
 
 oci="$cache/oci-bookworm"
+
+# layer_on_base TAG NAME 'shell commands': unpacks the base image, runs the commands in it (chroot, with
+# /proc and the host's resolver), keeps the result as rootfs-bookworm-NAME and repacks it as TAG: a second
+# layer that holds exactly what the commands changed, whiteouts included.
+layer_on_base() {
+  local tag=$1 name=$2 commands=$3 root="$cache/bundle/rootfs" rc
+  rm -rf "$cache/bundle"
+  umoci unpack --image "$oci:base" "$cache/bundle" >/dev/null
+  mount -t proc proc "$root/proc" 2>/dev/null || true
+  cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+  set +e
+  chroot "$root" /bin/sh -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && $commands" >"$cache/layer-$name.log" 2>&1
+  rc=$?
+  set -e
+  umount "$root/proc" 2>/dev/null || true
+  [ $rc = 0 ] || { tail -20 "$cache/layer-$name.log" >&2; exit 1; }
+  rm -rf "$cache/rootfs-bookworm-$name"
+  rsync -a "$root/" "$cache/rootfs-bookworm-$name/"
+  umoci repack --image "$oci:$tag" "$cache/bundle"
+  rm -rf "$cache/bundle"
+}
+
 if [ ! -f "$oci/.complete" ]; then
   log "packing the OCI layout (umoci)"
   rm -rf "$oci" "$cache/bundle"
@@ -40,41 +62,13 @@ if [ ! -f "$oci/.complete" ]; then
   umoci repack --image "$oci:base" "$cache/bundle"
   umoci config --image "$oci:base" --config.cmd /bin/bash --os linux --architecture amd64
   rm -rf "$cache/bundle"
-
   log "second layer: install jq, purge gpgv"
-  umoci unpack --image "$oci:base" "$cache/bundle" >/dev/null
-  root="$cache/bundle/rootfs"
-  mount -t proc proc "$root/proc" 2>/dev/null || true
-  cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-  set +e
-  chroot "$root" /bin/sh -c 'export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends jq >/dev/null && apt-get purge -y -qq gpgv >/dev/null' >"$cache/layer2.log" 2>&1
-  rc=$?
-  set -e
-  umount "$root/proc" 2>/dev/null || true
-  [ $rc = 0 ] || { tail -20 "$cache/layer2.log" >&2; exit 1; }
-  rm -rf "$cache/rootfs-bookworm-two"
-  rsync -a "$root/" "$cache/rootfs-bookworm-two/"
-  umoci repack --image "$oci:two" "$cache/bundle"
-  rm -rf "$cache/bundle"
+  layer_on_base two two 'apt-get install -y -qq --no-install-recommends jq >/dev/null && apt-get purge -y -qq gpgv >/dev/null'
   touch "$oci/.complete"
 fi
 if [ ! -f "$oci/.complete-lang" ]; then
   log "language layer: python3-six, libcommons-lang3-java, direnv"
-  rm -rf "$cache/bundle"
-  umoci unpack --image "$oci:base" "$cache/bundle" >/dev/null
-  root="$cache/bundle/rootfs"
-  mount -t proc proc "$root/proc" 2>/dev/null || true
-  cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-  set +e
-  chroot "$root" /bin/sh -c 'export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-six libcommons-lang3-java direnv >/dev/null && apt-get clean' >"$cache/layer-lang.log" 2>&1
-  rc=$?
-  set -e
-  umount "$root/proc" 2>/dev/null || true
-  [ $rc = 0 ] || { tail -20 "$cache/layer-lang.log" >&2; exit 1; }
-  rm -rf "$cache/rootfs-bookworm-lang"
-  rsync -a "$root/" "$cache/rootfs-bookworm-lang/"
-  umoci repack --image "$oci:lang" "$cache/bundle"
-  rm -rf "$cache/bundle"
+  layer_on_base lang lang 'apt-get install -y -qq --no-install-recommends python3-six libcommons-lang3-java direnv >/dev/null && apt-get clean'
   touch "$oci/.complete-lang"
 fi
 log "images ready in $cache"
