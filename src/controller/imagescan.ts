@@ -1,0 +1,329 @@
+// The ImageScan controller: level-based, like controller-runtime's reconcilers. For each ImageScan it
+// compares the spec with the status (observedGeneration, scanner set, rescanAfter) and, when they differ,
+// resolves the image, indexes it and writes a summary into the status. The informer cache is the only read
+// path for ImageScans; the full report stays in the store.
+import * as k8s from "@kubernetes/client-node";
+import { parsePlatform, formatPlatform, type Platform } from "../image/platform.js";
+import { parseReference, type Reference } from "../image/reference.js";
+import type { Indexer, IndexResult } from "../indexer/indexer.js";
+import { openRegistryImage } from "../indexer/sources/registry.js";
+import { parseDockerConfigSecret } from "../registry/auth/dockerconfig.js";
+import { ChainKeyring, DockerConfigKeyring } from "../registry/auth/keyring.js";
+import type { CredentialProvider, Keyring } from "../registry/auth/types.js";
+import { RegistryClient } from "../registry/client.js";
+import type { RegistryOptionsInput } from "../registry/options.js";
+import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
+import { WorkQueue } from "../kube/workqueue.js";
+
+export const GROUP = "portcullis.dev";
+export const VERSION = "v1alpha1";
+
+export interface ImageScan extends KubeObject {
+  spec: { image: string; platform?: string; imagePullSecrets?: Array<{ name: string }>; rescanAfter?: string };
+  status?: ImageScanStatus;
+}
+
+export interface Condition {
+  type: "Resolved" | "Indexed";
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface ImageScanStatus {
+  phase?: "Pending" | "Resolving" | "Indexing" | "Indexed" | "Failed";
+  digest?: string;
+  shortDigest?: string;
+  resolvedDigest?: string;
+  platform?: string;
+  distribution?: { id: string; versionId: string; prettyName: string };
+  packages?: { total: number; byKind: Record<string, number> };
+  layers?: { total: number; reused: number };
+  indexedAt?: string;
+  scannerSet?: string;
+  credentialSource?: string;
+  reportRef?: { manifestDigest: string; path: string };
+  message?: string;
+  observedGeneration?: number;
+  conditions?: Condition[];
+  lastAttempt?: string;
+}
+
+/** Error codes (registry, layer, reference) to the condition reasons users see. */
+export function reasonFor(code: string | undefined): string {
+  switch (code) {
+    case "AUTH_FAILED":
+    case "DENIED":
+    case "TOKEN_FAILED":
+    case "ECR_AUTH_FAILED":
+    case "GCR_AUTH_FAILED":
+      return "AuthFailed";
+    case "MANIFEST_UNKNOWN":
+    case "NAME_UNKNOWN":
+    case "BLOB_UNKNOWN":
+      return "ManifestUnknown";
+    case "RATE_LIMITED":
+      return "RateLimited";
+    case "DIGEST_MISMATCH":
+    case "SIZE_MISMATCH":
+      return "DigestMismatch";
+    case "FILE_TOO_LARGE":
+    case "DECOMPRESSED_TOO_LARGE":
+    case "EXPANSION_RATIO":
+    case "TOO_LARGE":
+      return "LayerTooLarge";
+    case "INVALID_REFERENCE":
+    case "INVALID_PLATFORM":
+      return "InvalidSpec";
+    case "PLATFORM_NOT_FOUND":
+      return "PlatformNotFound";
+    case "SECRET_NOT_FOUND":
+      return "PullSecretMissing";
+    case "SERVER_ERROR":
+    case "NETWORK":
+      return "RegistryUnavailable";
+    default:
+      return "IndexFailed";
+  }
+}
+
+const TRANSIENT = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
+
+/** Go-style durations (24h, 90m, 1h30m) to milliseconds. */
+export function parseDuration(s: string): number | undefined {
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  let consumed = 0;
+  for (const m of s.matchAll(re)) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    consumed += m[0].length;
+  }
+  return consumed === s.length && s.length > 0 ? total : undefined;
+}
+
+class ScanError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface ImageScanControllerOptions {
+  kc: k8s.KubeConfig;
+  indexer: Indexer;
+  registry?: RegistryOptionsInput;
+  /** Cloud credential helpers, tried after the pull secrets. */
+  providers?: CredentialProvider[];
+  /** Scans at once. */
+  concurrency?: number;
+  defaultPlatform?: Platform;
+  /** The report API's base path, for status.reportRef. */
+  reportPath?: string;
+  log?(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export class ImageScanController {
+  readonly queue = new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 5 * 60_000 });
+  readonly informer: Informer<ImageScan>;
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly core: k8s.CoreV1Api;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private workers: Promise<void>[] = [];
+
+  constructor(private readonly o: ImageScanControllerOptions) {
+    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.core = o.kc.makeApiClient(k8s.CoreV1Api);
+    this.informer = new Informer<ImageScan>(o.kc, {
+      watchPath: `/apis/${GROUP}/${VERSION}/imagescans`,
+      list: async () => {
+        const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "imagescans" })) as { items: ImageScan[]; metadata: { resourceVersion: string } };
+        return { items: res.items, resourceVersion: res.metadata.resourceVersion };
+      },
+      onEvent: (type, obj) => {
+        if (type !== "delete") this.queue.add(objectKey(obj));
+      },
+      log: (m) => o.log?.(m),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.informer.start();
+    const n = this.o.concurrency ?? 4;
+    this.workers = Array.from({ length: n }, () => this.work());
+  }
+
+  async stop(): Promise<void> {
+    this.informer.stop();
+    this.queue.shutDown();
+    for (const t of this.timers) clearTimeout(t);
+    await Promise.all(this.workers);
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        await this.reconcile(key);
+      } catch (e) {
+        const delay = this.queue.addRateLimited(key);
+        this.o.log?.(`reconcile ${key} failed, retrying in ${delay} ms: ${(e as Error).message}${apiErrorDetail(e)}`);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** Whether the status already answers the spec (so nothing is to be done). */
+  upToDate(scan: ImageScan, now = Date.now()): boolean {
+    const s = scan.status;
+    if (!s || s.observedGeneration !== scan.metadata?.generation) return false;
+    if (s.phase === "Indexed" && s.scannerSet !== this.o.indexer.scannerSet) return false;
+    if (s.phase !== "Indexed" && s.phase !== "Failed") return false;
+    const after = scan.spec.rescanAfter ? parseDuration(scan.spec.rescanAfter) : undefined;
+    const last = Date.parse(s.lastAttempt ?? s.indexedAt ?? "");
+    if (after !== undefined && !Number.isNaN(last) && now - last >= after) return false;
+    return true;
+  }
+
+  private scheduleRescan(key: string, scan: ImageScan): void {
+    const after = scan.spec.rescanAfter ? parseDuration(scan.spec.rescanAfter) : undefined;
+    if (after === undefined) return;
+    const last = Date.parse(scan.status?.lastAttempt ?? "");
+    const wait = Number.isNaN(last) ? after : Math.max(0, last + after - Date.now());
+    this.queue.addAfter(key, Math.min(wait, 2 ** 31 - 1));
+  }
+
+  async reconcile(key: string): Promise<void> {
+    const scan = this.informer.get(key);
+    if (!scan || scan.metadata?.deletionTimestamp) return;
+    if (this.upToDate(scan)) {
+      this.scheduleRescan(key, scan);
+      return;
+    }
+    const ns = scan.metadata!.namespace!;
+    const name = scan.metadata!.name!;
+    const generation = scan.metadata!.generation;
+    const started = new Date().toISOString();
+    // (client-node serialises an empty string as null, which the schema refuses: every message says something.)
+    await this.patchStatus(ns, name, { phase: "Resolving", observedGeneration: generation, lastAttempt: started, message: `resolving ${scan.spec.image}` });
+    let client: RegistryClient | undefined;
+    try {
+      let ref: Reference;
+      let platform: Platform | undefined;
+      try {
+        ref = parseReference(scan.spec.image);
+        platform = scan.spec.platform ? parsePlatform(scan.spec.platform) : this.o.defaultPlatform;
+      } catch (e) {
+        throw new ScanError((e as { code?: string }).code ?? "INVALID_REFERENCE", (e as Error).message);
+      }
+      const keyring = await this.keyring(ns, scan);
+      let used = "anonymous";
+      const recording: Keyring = {
+        lookup: async (image, signal) => {
+          const creds = await keyring.lookup(image, signal);
+          if (creds.length) used = creds.map((c) => c.source).join(", ");
+          return creds;
+        },
+      };
+      client = new RegistryClient({ options: this.o.registry, keyring: recording, defaultPlatform: platform });
+      const img = await openRegistryImage(client, ref, { platform });
+      await this.patchStatus(ns, name, {
+        phase: "Indexing", digest: img.manifest.digest, shortDigest: img.manifest.digest.split(":")[1]!.slice(0, 12), resolvedDigest: img.resolved.resolvedDigest,
+        platform: img.resolved.platform ? formatPlatform(img.resolved.platform) : platform ? formatPlatform(platform) : undefined,
+        credentialSource: used, message: `indexing ${img.manifest.digest}`, conditions: [cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation)],
+      });
+      const result = await this.o.indexer.index(img.manifest, img.source);
+      if (result.report.state !== "IndexFinished") {
+        const code = (result.error as { code?: string } | undefined)?.code;
+        throw new ScanError(code ?? "INDEX_FAILED", result.report.err ?? "indexing failed");
+      }
+      await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, message: `indexed: ${Object.keys(result.report.packages ?? {}).length} packages`, conditions: [
+        cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation),
+        cond("Indexed", "True", "Indexed", `${Object.keys(result.report.packages ?? {}).length} packages in ${result.stats.layers} layers`, generation),
+      ] });
+      this.queue.forget(key);
+      this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const reason = reasonFor(code);
+      const message = (e as Error).message;
+      const unresolved = ["AuthFailed", "ManifestUnknown", "InvalidSpec", "PlatformNotFound", "PullSecretMissing", "RegistryUnavailable", "RateLimited"].includes(reason);
+      const conditions = [unresolved ? cond("Resolved", "False", reason, message, generation) : cond("Resolved", "True", "Resolved", "resolved", generation), cond("Indexed", "False", reason, message, generation)];
+      if (code && TRANSIENT.has(code)) {
+        // Worth retrying on our own: keep the phase honest and back off.
+        await this.patchStatus(ns, name, { phase: "Pending", message, conditions });
+        const delay = this.queue.addRateLimited(key);
+        this.o.log?.(`scan ${key}: ${message}; retrying in ${delay} ms`);
+        return;
+      }
+      await this.patchStatus(ns, name, { phase: "Failed", message, conditions, observedGeneration: generation });
+      this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });
+    } finally {
+      await client?.close();
+    }
+  }
+
+  /** The ImageScan's pull secrets, then the cloud helpers. A missing secret fails the scan with its name. */
+  private async keyring(ns: string, scan: ImageScan): Promise<Keyring> {
+    const keyrings: Keyring[] = [];
+    for (const ref of scan.spec.imagePullSecrets ?? []) {
+      let secret: k8s.V1Secret;
+      try {
+        secret = await this.core.readNamespacedSecret({ name: ref.name, namespace: ns });
+      } catch (e) {
+        if ((e as { code?: number }).code === 404) throw new ScanError("SECRET_NOT_FOUND", `pull secret ${ns}/${ref.name} does not exist`);
+        throw e;
+      }
+      keyrings.push(new DockerConfigKeyring(parseDockerConfigSecret({ type: secret.type, data: secret.data }, `secret ${ns}/${ref.name}`)));
+    }
+    return new ChainKeyring(keyrings, this.o.providers ?? []);
+  }
+
+  private async patchStatus(ns: string, name: string, status: Partial<ImageScanStatus>): Promise<void> {
+    await this.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
+  }
+}
+
+function cond(type: Condition["type"], status: Condition["status"], reason: string, message: string, observedGeneration?: number): Condition {
+  return { type, status, reason, message: message.slice(0, 4000), lastTransitionTime: new Date().toISOString(), ...(observedGeneration !== undefined ? { observedGeneration } : {}) };
+}
+
+/** The status summary of a report: a few hundred bytes whatever the image. */
+export function summarize(result: IndexResult, reportPath: string): Partial<ImageScanStatus> {
+  const r = result.report;
+  const byKind: Record<string, number> = {};
+  for (const envs of Object.values(r.environments ?? {})) {
+    const db = envs[0]?.package_db ?? "";
+    const kind = db.includes(":") ? db.slice(0, db.indexOf(":")) : db.includes("dpkg") ? "deb" : db.includes("apk") ? "apk" : db.includes("rpm") ? "rpm" : "other";
+    byKind[kind] = (byKind[kind] ?? 0) + 1;
+  }
+  const dist = Object.values(r.distributions ?? {})[0];
+  return {
+    digest: r.manifest_hash,
+    shortDigest: r.manifest_hash.split(":")[1]!.slice(0, 12),
+    distribution: dist ? { id: dist.did, versionId: dist.version_id, prettyName: dist.pretty_name || `${dist.name} ${dist.version_id}`.trim() } : undefined,
+    packages: { total: Object.keys(r.packages ?? {}).length, byKind },
+    // A report answered from the store reused every layer.
+    layers: { total: result.stats.layers, reused: result.stats.cached ? result.stats.layers : result.stats.layersReused },
+    indexedAt: new Date().toISOString(),
+    reportRef: { manifestDigest: r.manifest_hash, path: `${reportPath}/${r.manifest_hash}` },
+  };
+}
+
+/** The API server's own message inside a client-node ApiException (its `body` is the Status JSON). */
+export function apiErrorDetail(e: unknown): string {
+  const body = (e as { body?: unknown }).body;
+  if (body === undefined) return "";
+  try {
+    const status = (typeof body === "string" ? JSON.parse(body) : body) as { message?: string };
+    return status.message ? ` (${status.message})` : "";
+  } catch {
+    return ` (${String(body).slice(0, 300)})`;
+  }
+}
