@@ -4,6 +4,7 @@ import { checkEnvironment, formatEnvReport } from "./env-check.js";
 
 import { EXIT, UsageError } from "./exit.js";
 import { scanCommand } from "./scan.js";
+import { serveCommand } from "./serve.js";
 
 export { EXIT, UsageError };
 
@@ -14,6 +15,7 @@ Usage:
 
 Commands:
   scan IMAGE           index an image (registry, oci:, oci-archive:, docker-archive:) and print what it has
+  serve                run the operator (ImageScan controller; see portcullis serve --help)
   env check [--json]   report which services and tools the test environment found, with versions
 
 Options:
@@ -59,6 +61,8 @@ export async function main(argv: string[]): Promise<number> {
         return await envCommand(rest);
       case "scan":
         return await scanCommand(rest);
+      case "serve":
+        return await serveCommand(rest);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

@@ -1,0 +1,71 @@
+// `portcullis serve` as a process against the real API server: ready, indexes an ImageScan, stops on SIGTERM.
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as k8s from "@kubernetes/client-node";
+import { request } from "undici";
+import { afterAll, expect, it } from "vitest";
+import { serveConfig } from "../../src/cli/serve.js";
+import { GROUP, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
+import { describeWith, service, tool } from "../env/index.js";
+import { freePort } from "../env/process.js";
+import { ociBookworm, skopeoPush } from "../env/images.js";
+
+const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
+const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
+
+it("serve's configuration is validated, with every error named", () => {
+  expect(serveConfig([], {})).toMatchObject({ namespace: "portcullis-system", concurrency: 4, platform: "linux/amd64" });
+  expect(serveConfig(["--concurrency", "8"], { POD_NAMESPACE: "tools", PORTCULLIS_DATABASE_URL: "postgres://db/x" })).toMatchObject({ namespace: "tools", concurrency: 8, databaseUrl: "postgres://db/x" });
+  expect(() => serveConfig(["--concurrency", "0"], {})).toThrow(/concurrency/);
+  expect(() => serveConfig([], { PORTCULLIS_DATABASE_URL: "mysql://x" })).toThrow(/databaseUrl: must be a postgres:\/\/ URL/);
+  expect(() => serveConfig(["--nope"], {})).toThrow(/--nope/);
+});
+
+describeWith(["kube", "registryBasic"], "portcullis serve", () => {
+  const dir = mkdtempSync(join(tmpdir(), "serve-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("becomes ready, indexes an ImageScan, and exits cleanly on SIGTERM", async () => {
+    const reg = service("registryBasic");
+    const kubectl = (...a: string[]) => promisify(execFile)(tool("kubectl"), ["--kubeconfig", service("kube").kubeconfig, ...a]);
+    await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
+    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await skopeoPush(`oci:${ociBookworm()}:base`, reg, "public-ish/debian:base");
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(service("kube").kubeconfig);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    await core.createNamespace({ body: { metadata: { name: "serve-test" } } });
+    const auth = Buffer.from(`${reg.username}:${reg.password}`).toString("base64");
+    await core.createNamespacedSecret({ namespace: "serve-test", body: { metadata: { name: "regcred" }, type: "kubernetes.io/dockerconfigjson", data: { ".dockerconfigjson": Buffer.from(JSON.stringify({ auths: { [reg.host]: { auth } } })).toString("base64") } } });
+    const port = await freePort();
+    const stderr: string[] = [];
+    const child = spawn(tsx, [bin, "serve", "--store-path", join(dir, "store"), "--health-addr", `127.0.0.1:${port}`], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
+    child.stderr.on("data", (c: Buffer) => stderr.push(c.toString()));
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    try {
+      let ready = 0;
+      for (let i = 0; i < 150 && ready !== 200; i++) {
+        ready = await request(`http://127.0.0.1:${port}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode), () => 0);
+        if (ready !== 200) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(ready, stderr.join("")).toBe(200);
+      await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "serve-test", plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name: "debian" }, spec: { image: `${reg.host}/public-ish/debian:base`, imagePullSecrets: [{ name: "regcred" }] } } });
+      let phase: string | undefined;
+      for (let i = 0; i < 300 && phase !== "Indexed" && phase !== "Failed"; i++) {
+        phase = ((await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "serve-test", plural: "imagescans", name: "debian" })) as ImageScan).status?.phase;
+        if (phase !== "Indexed") await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(phase, stderr.join("")).toBe("Indexed");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+    const lines = stderr.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg: string });
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["starting", "ready", "stopping", "stopped"]));
+  });
+});
