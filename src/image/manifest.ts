@@ -1,21 +1,26 @@
 // Manifests, indexes and image configs, validated with zod. Content-Type is trusted (parameters ignored)
-// but a body whose mediaType disagrees is refused; without a useful Content-Type the body is sniffed.
-// Schema 1 is refused with a message that says how to fix it.
+// but a body whose mediaType disagrees is refused; without a useful Content-Type the body is sniffed
+// (`manifests[]` an index, `layers[]` an image manifest). Schema 1 is refused with a way out.
 import { z } from "zod";
-import { INDEX_TYPES, MANIFEST_TYPES, MediaTypes, SCHEMA1_TYPES } from "./mediatypes.js";
+import { isDigest } from "./digest.js";
+import { baseMediaType, INDEX_TYPES, MANIFEST_TYPES, MediaTypes, SCHEMA1_TYPES } from "./mediatypes.js";
 import type { Platform } from "./platform.js";
+
+export type ManifestErrorCode = "MANIFEST_INVALID" | "MANIFEST_UNSUPPORTED";
 
 export class ManifestError extends Error {
   override name = "ManifestError";
-  constructor(readonly code: "MANIFEST_INVALID" | "MANIFEST_UNSUPPORTED", message: string) {
+  /** `field` is the first offending field, e.g. `layers[2].digest`, when one is to blame. */
+  constructor(readonly code: ManifestErrorCode, message: string, readonly field?: string) {
     super(message);
   }
 }
 
-const DigestSchema = z.string().regex(/^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/, "not a sha256 or sha512 digest");
+const DigestSchema = z.string().refine(isDigest, "not a sha256:<64 hex> or sha512:<128 hex> digest");
+const AnnotationsSchema = z.record(z.string(), z.string());
 const PlatformSchema = z.object({
-  os: z.string(),
-  architecture: z.string(),
+  os: z.string().min(1),
+  architecture: z.string().min(1),
   variant: z.string().optional(),
   "os.version": z.string().optional(),
   "os.features": z.array(z.string()).optional(),
@@ -25,8 +30,8 @@ const DescriptorSchema = z.object({
   mediaType: z.string().min(1),
   digest: DigestSchema,
   size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-  urls: z.array(z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+  urls: z.array(z.string().min(1)).optional(),
+  annotations: AnnotationsSchema.optional(),
   platform: PlatformSchema.optional(),
   artifactType: z.string().optional(),
 });
@@ -35,6 +40,7 @@ export interface Descriptor {
   mediaType: string;
   digest: string;
   size: number;
+  /** Where a foreign or non-distributable layer lives instead of the registry. */
   urls?: string[];
   annotations?: Record<string, string>;
   platform?: Platform;
@@ -58,19 +64,19 @@ export interface ImageManifest {
   artifactType?: string;
 }
 
-const IndexSchema = z.object({
+export const ImageIndexSchema = z.object({
   schemaVersion: z.literal(2),
   mediaType: z.string().optional(),
   manifests: z.array(DescriptorSchema),
-  annotations: z.record(z.string(), z.string()).optional(),
+  annotations: AnnotationsSchema.optional(),
 });
 
-const ManifestSchema = z.object({
+export const ImageManifestSchema = z.object({
   schemaVersion: z.literal(2),
   mediaType: z.string().optional(),
   config: DescriptorSchema,
   layers: z.array(DescriptorSchema),
-  annotations: z.record(z.string(), z.string()).optional(),
+  annotations: AnnotationsSchema.optional(),
   subject: DescriptorSchema.optional(),
   artifactType: z.string().optional(),
 });
@@ -78,69 +84,120 @@ const ManifestSchema = z.object({
 function descriptor(d: z.infer<typeof DescriptorSchema>): Descriptor {
   const { platform, ...rest } = d;
   const out: Descriptor = { ...rest };
-  if (platform) out.platform = { os: platform.os, architecture: platform.architecture, ...(platform.variant ? { variant: platform.variant } : {}), ...(platform["os.version"] ? { osVersion: platform["os.version"] } : {}) };
+  if (platform) {
+    out.platform = { os: platform.os, architecture: platform.architecture };
+    if (platform.variant) out.platform.variant = platform.variant;
+    if (platform["os.version"]) out.platform.osVersion = platform["os.version"];
+  }
   return out;
 }
 
-function issues(e: z.ZodError): string {
-  return e.issues.slice(0, 3).map((i) => `${i.path.length ? i.path.join(".") : "(top)"}: ${i.message}`).join("; ");
+/** `["layers", 0, "digest"]` -> `layers[0].digest` */
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((s, k) => (typeof k === "number" ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), "") || "(top level)";
 }
 
-const schema1Hint = "Docker schema 1 manifests are not supported (Docker and containerd 2 refuse them too); re-push the image with a current client";
+function invalid(what: string, e: z.ZodError): ManifestError {
+  const shown = e.issues.slice(0, 3).map((i) => `${fieldPath(i.path)}: ${i.message}`);
+  if (e.issues.length > 3) shown.push(`and ${e.issues.length - 3} more`);
+  return new ManifestError("MANIFEST_INVALID", `invalid ${what}: ${shown.join("; ")}`, e.issues[0] ? fieldPath(e.issues[0].path) : undefined);
+}
 
-export function parseManifest(body: Uint8Array, contentType: string | undefined): ImageIndex | ImageManifest {
+function parseJsonObject(body: Uint8Array, what: string): Record<string, unknown> {
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(body).toString("utf8"));
+    doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
   } catch (e) {
-    throw new ManifestError("MANIFEST_INVALID", `manifest is not valid JSON: ${(e as Error).message.slice(0, 120)}`);
+    throw new ManifestError("MANIFEST_INVALID", `${what} is not valid JSON: ${(e as Error).message.slice(0, 120)}`);
   }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ManifestError("MANIFEST_INVALID", "manifest is not a JSON object");
-  const obj = doc as Record<string, unknown>;
-  const header = contentType?.split(";")[0]?.trim().toLowerCase();
-  const field = typeof obj.mediaType === "string" ? obj.mediaType : undefined;
-  if ((header && SCHEMA1_TYPES.has(header)) || (field && SCHEMA1_TYPES.has(field)) || obj.schemaVersion === 1) throw new ManifestError("MANIFEST_UNSUPPORTED", schema1Hint);
-  const generic = !header || header === "application/json" || header === "application/octet-stream" || header === "text/plain";
-  let type = generic ? field : header;
-  if (!generic && field && field !== header) throw new ManifestError("MANIFEST_INVALID", `the body says mediaType ${field}, but it was served as ${header}`);
-  if (!type) type = Array.isArray(obj.manifests) ? MediaTypes.OCI_INDEX : Array.isArray(obj.layers) ? MediaTypes.OCI_MANIFEST : undefined;
-  if (!type) throw new ManifestError("MANIFEST_INVALID", "neither an index (manifests[]) nor an image manifest (layers[])");
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ManifestError("MANIFEST_INVALID", `${what} is not a JSON object`);
+  return doc as Record<string, unknown>;
+}
+
+const GENERIC_TYPES = new Set(["application/json", "application/octet-stream", "text/plain"]);
+export const SCHEMA1_UNSUPPORTED =
+  "Docker schema 1 manifests are not supported (Docker and containerd 2 refuse them too); " +
+  "re-push the image with a current client (docker push, or skopeo copy --format oci) to get a schema 2 or OCI manifest";
+
+/** The manifest type of a body the server did not label usefully: `manifests[]` an index, `layers[]` an image. */
+function sniff(doc: Record<string, unknown>): string {
+  const index = Array.isArray(doc.manifests);
+  const image = Array.isArray(doc.layers);
+  if (index && image) throw new ManifestError("MANIFEST_INVALID", "manifest has both manifests[] and layers[] and no mediaType: cannot tell an index from an image manifest");
+  if (index) return MediaTypes.OCI_INDEX;
+  if (image) return MediaTypes.OCI_MANIFEST;
+  throw new ManifestError("MANIFEST_INVALID", "manifest has no mediaType and neither manifests[] (an index) nor layers[] (an image manifest)");
+}
+
+/**
+ * Parses a manifest or index body served with `contentType` (the response's Content-Type, or the
+ * descriptor's media type). Throws ManifestError: MANIFEST_UNSUPPORTED for schema 1 and types that are
+ * not images, MANIFEST_INVALID for anything malformed (the message names the field and index).
+ */
+export function parseManifest(body: Uint8Array, contentType: string | undefined): ImageIndex | ImageManifest {
+  const doc = parseJsonObject(body, "manifest");
+  const header = contentType === undefined ? "" : baseMediaType(contentType);
+  if (doc.mediaType !== undefined && typeof doc.mediaType !== "string") throw new ManifestError("MANIFEST_INVALID", "invalid manifest: mediaType: expected a string", "mediaType");
+  const field = typeof doc.mediaType === "string" ? doc.mediaType.toLowerCase() : undefined;
+  if (SCHEMA1_TYPES.has(header) || (field && SCHEMA1_TYPES.has(field)) || doc.schemaVersion === 1) throw new ManifestError("MANIFEST_UNSUPPORTED", SCHEMA1_UNSUPPORTED);
+  const generic = !header || GENERIC_TYPES.has(header);
+  if (!generic && field && field !== header) {
+    throw new ManifestError("MANIFEST_INVALID", `manifest says mediaType ${field}, but it was served as ${header}`, "mediaType");
+  }
+  const type = generic ? (field ?? sniff(doc)) : header;
   if (INDEX_TYPES.has(type)) {
-    const r = IndexSchema.safeParse(doc);
-    if (!r.success) throw new ManifestError("MANIFEST_INVALID", `invalid image index: ${issues(r.error)}`);
-    return { kind: "index", mediaType: type, manifests: r.data.manifests.map(descriptor), ...(r.data.annotations ? { annotations: r.data.annotations } : {}) };
+    const r = ImageIndexSchema.safeParse(doc);
+    if (!r.success) throw invalid(`image index (${type})`, r.error);
+    const index: ImageIndex = { kind: "index", mediaType: type, manifests: r.data.manifests.map(descriptor) };
+    if (r.data.annotations) index.annotations = r.data.annotations;
+    return index;
   }
   if (MANIFEST_TYPES.has(type)) {
-    const r = ManifestSchema.safeParse(doc);
-    if (!r.success) throw new ManifestError("MANIFEST_INVALID", `invalid image manifest: ${issues(r.error)}`);
+    const r = ImageManifestSchema.safeParse(doc);
+    if (!r.success) throw invalid(`image manifest (${type})`, r.error);
     const m: ImageManifest = { kind: "manifest", mediaType: type, config: descriptor(r.data.config), layers: r.data.layers.map(descriptor) };
     if (r.data.annotations) m.annotations = r.data.annotations;
     if (r.data.subject) m.subject = descriptor(r.data.subject);
     if (r.data.artifactType) m.artifactType = r.data.artifactType;
     return m;
   }
-  throw new ManifestError("MANIFEST_UNSUPPORTED", `media type ${type} is not an image manifest or index`);
+  throw new ManifestError("MANIFEST_UNSUPPORTED", `media type ${type} is not an image manifest or index (want one of ${[...INDEX_TYPES, ...MANIFEST_TYPES].join(", ")})`);
 }
 
-const ConfigSchema = z.object({
+const HistorySchema = z.object({
+  created: z.string().optional(),
+  created_by: z.string().optional(),
+  author: z.string().optional(),
+  comment: z.string().optional(),
+  empty_layer: z.boolean().optional(),
+});
+
+export const ImageConfigSchema = z.object({
+  created: z.string().optional(),
+  author: z.string().optional(),
   os: z.string().optional(),
   architecture: z.string().optional(),
   variant: z.string().optional(),
+  "os.version": z.string().optional(),
   rootfs: z.object({ type: z.string(), diff_ids: z.array(DigestSchema) }),
-  history: z.array(z.object({ created_by: z.string().optional(), empty_layer: z.boolean().optional(), comment: z.string().optional() }).passthrough()).optional(),
-  created: z.string().optional(),
+  history: z.array(HistorySchema).optional(),
 });
 
-export type ImageConfig = z.infer<typeof ConfigSchema>;
+export type ImageConfig = z.infer<typeof ImageConfigSchema>;
+export type HistoryEntry = z.infer<typeof HistorySchema>;
 
+/** Parses an image config blob (OCI or Docker): os, architecture, variant, rootfs.diff_ids, history. */
 export function parseImageConfig(body: Uint8Array): ImageConfig {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(Buffer.from(body).toString("utf8"));
-  } catch (e) {
-    throw new ManifestError("MANIFEST_INVALID", `image config is not valid JSON: ${(e as Error).message.slice(0, 120)}`);
-  }
-  const r = ConfigSchema.safeParse(doc);
-  if (!r.success) throw new ManifestError("MANIFEST_INVALID", `invalid image config: ${issues(r.error)}`);
+  const r = ImageConfigSchema.safeParse(parseJsonObject(body, "image config"));
+  if (!r.success) throw invalid("image config", r.error);
   return r.data;
+}
+
+/**
+ * The history entry behind each layer (entries with `empty_layer` made none), in layer order;
+ * undefined where the history is shorter than the layer list.
+ */
+export function layerHistory(config: ImageConfig): Array<HistoryEntry | undefined> {
+  const real = (config.history ?? []).filter((h) => !h.empty_layer);
+  return config.rootfs.diff_ids.map((_, i) => real[i]);
 }

@@ -1,37 +1,81 @@
-// Image references, parsed and normalised as distribution/reference (docker's library) does.
+// Image references, parsed and normalised as distribution/reference (the library docker and containerd
+// use) does in ParseNormalizedNamed, with errors that say which part is wrong:
+//
+//   reference := [domain "/"] path [":" tag] ["@" digest]
+//   domain    := host [":" port], host a DNS-like name (either case) or an IPv6 address in brackets
+//   path      := component ("/" component)*, component := [a-z0-9]+ (("." | "_" | "__" | "-"+) [a-z0-9]+)*
+//   tag       := [\w][\w.-]{0,127}        digest := sha256:<64 hex> | sha512:<128 hex>
+//
+// The first path element is a domain only if it contains "." or ":", is "localhost", or has an uppercase
+// letter (Docker Hub namespaces are lowercase, so distribution/reference takes `Foo/bar` as host `Foo`).
+// Otherwise the image is on Docker Hub, where a one-element name gets `library/`.
 import { parseDigest } from "./digest.js";
+import { ReferenceError, type ReferencePart } from "./errors.js";
 
-export type ReferencePart = "reference" | "registry" | "repository" | "tag" | "digest";
-
-export class ReferenceError extends Error {
-  override name = "ReferenceError";
-  readonly code = "INVALID_REFERENCE";
-  constructor(message: string, readonly part: ReferencePart) {
-    super(message);
-  }
-}
+export { ReferenceError, type ReferencePart } from "./errors.js";
 
 export interface Reference {
-  /** The API host[:port] to contact: Docker Hub is registry-1.docker.io. */
+  /** The API host[:port] to contact: Docker Hub (`docker.io`, `index.docker.io`) is registry-1.docker.io. */
   registry: string;
   /** The repository path, with `library/` for Docker Hub official images. */
   repository: string;
   /** The tag; `latest` when the reference has neither tag nor digest. */
   tag?: string;
-  /** When both tag and digest are given, the digest is what gets fetched (the tag is kept for display). */
+  /**
+   * The manifest digest. With both a tag and a digest (`app:1.2@sha256:…`) both are kept, but the digest
+   * is what gets fetched and the tag is only shown (docker and containerd do the same); see manifestReference.
+   */
   digest?: string;
 }
 
+/** The name users write for Docker Hub, used for the 255-character name limit and familiar names. */
+export const DOCKER_HUB = "docker.io";
+/** The host that serves Docker Hub's registry API. */
 export const DOCKER_HUB_API = "registry-1.docker.io";
-const HUB_NAMES = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
-const HOST = /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
-const MAX_NAME = 255;
+/**
+ * Names of Docker Hub. distribution/reference knows docker.io and index.docker.io; registry-1.docker.io is
+ * added because it is what `registry` holds, so `parseReference(referenceString(r))` gives `r` back.
+ */
+const HUB_NAMES = new Set([DOCKER_HUB, "index.docker.io", DOCKER_HUB_API]);
+const OFFICIAL_PREFIX = "library/";
+export const DEFAULT_TAG = "latest";
+export const NAME_MAX_LENGTH = 255;
 
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^\w[\w.-]{0,127}$/;
+const DOMAIN_LABEL = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+const HOST = new RegExp(`^(?:${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`);
+/** A bare image ID: refused as a name, since it would be taken for a Docker Hub repository. */
+const IDENTIFIER = /^[a-f0-9]{64}$/;
+
+export function isValidTag(tag: string): boolean {
+  return TAG.test(tag);
+}
+
+export function isValidRegistryHost(host: string): boolean {
+  return HOST.test(host);
+}
+
+/** Splits off the domain the way distribution/reference's splitDockerDomain decides what a domain is. */
+function splitDomain(name: string): { domain?: string; remainder: string } {
+  const slash = name.indexOf("/");
+  if (slash < 0) return { remainder: name };
+  const first = name.slice(0, slash);
+  const isDomain = first === "localhost" || /[.:]/.test(first) || first.toLowerCase() !== first;
+  return isDomain ? { domain: first, remainder: name.slice(slash + 1) } : { remainder: name };
+}
+
+/**
+ * Parses an image reference (`nginx`, `ghcr.io/org/app:1.2`, `host:5000/app@sha256:…`). `defaultRegistry`
+ * (default Docker Hub) is used when the reference names no registry; `library/` is added only on Docker Hub.
+ * Throws ReferenceError whose `part` names the bad piece.
+ */
 export function parseReference(input: string, opts: { defaultRegistry?: string } = {}): Reference {
   const bad = (part: ReferencePart, why: string) => new ReferenceError(`invalid reference ${JSON.stringify(input)}: ${why}`, part);
-  if (!input || input !== input.trim()) throw bad("reference", input ? "surrounding whitespace" : "empty");
+  if (!input) throw bad("reference", "empty");
+  if (input !== input.trim()) throw bad("reference", "leading or trailing whitespace");
+  if (IDENTIFIER.test(input)) throw bad("repository", "a 64-character hex string is an image ID, not a repository name (use name@sha256:… for a digest)");
+
   let rest = input;
   let digest: string | undefined;
   const at = rest.indexOf("@");
@@ -44,54 +88,65 @@ export function parseReference(input: string, opts: { defaultRegistry?: string }
       throw bad("digest", (e as Error).message.replace(/^invalid digest /, "digest "));
     }
   }
+
+  const split = splitDomain(rest);
+  if (split.domain === undefined && rest.startsWith("[")) throw bad("registry", "a registry host must be followed by /repository");
+  let domain = split.domain ?? opts.defaultRegistry ?? DOCKER_HUB;
+  let remainder = split.remainder;
   let tag: string | undefined;
-  const lastSlash = rest.lastIndexOf("/");
-  const colon = rest.lastIndexOf(":");
-  if (colon > lastSlash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
+  const colon = remainder.indexOf(":");
+  if (colon >= 0) {
+    tag = remainder.slice(colon + 1);
+    remainder = remainder.slice(0, colon);
     if (!TAG.test(tag)) throw bad("tag", `tag ${JSON.stringify(tag)} must be 1-128 of [A-Za-z0-9_.-], not starting with . or -`);
   }
-  if (!rest) throw bad("repository", "no repository name");
-  let registry: string;
-  let path: string;
-  const slash = rest.indexOf("/");
-  const first = slash < 0 ? "" : rest.slice(0, slash);
-  if (slash >= 0 && (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["))) {
-    registry = first;
-    path = rest.slice(slash + 1);
-    if (!HOST.test(registry)) throw bad("registry", `registry host ${JSON.stringify(registry)} is not a valid host[:port]`);
-  } else {
-    registry = opts.defaultRegistry ?? "docker.io";
-    path = rest;
+
+  if (!HOST.test(domain)) {
+    const where = split.domain === undefined ? "default registry" : "registry";
+    throw bad("registry", `${where} ${JSON.stringify(domain)} is not a valid host[:port]`);
   }
-  if (HUB_NAMES.has(registry.toLowerCase())) {
-    registry = DOCKER_HUB_API;
-    if (!path.includes("/")) path = `library/${path}`;
+  if (!remainder) throw bad("repository", "no repository name");
+  if (remainder !== remainder.toLowerCase()) throw bad("repository", `repository ${JSON.stringify(remainder)} must be lowercase`);
+  for (const c of remainder.split("/")) {
+    if (!c) throw bad("repository", `repository ${JSON.stringify(remainder)} has an empty path component`);
+    if (!COMPONENT.test(c)) throw bad("repository", `repository component ${JSON.stringify(c)} is not valid (lowercase letters and digits, separated by ".", "_", "__" or dashes)`);
   }
-  for (const c of path.split("/")) {
-    if (!COMPONENT.test(c)) {
-      const why = c !== c.toLowerCase() ? `repository ${JSON.stringify(path)} must be lowercase` : `repository component ${JSON.stringify(c)} is not valid (lowercase letters, digits and . _ __ - between them)`;
-      throw bad("repository", why);
-    }
+
+  const hub = HUB_NAMES.has(domain);
+  if (hub) {
+    domain = DOCKER_HUB;
+    if (!remainder.includes("/")) remainder = OFFICIAL_PREFIX + remainder;
   }
-  if (`${registry}/${path}`.length > MAX_NAME) throw bad("repository", `name is longer than ${MAX_NAME} characters`);
-  if (!tag && !digest) tag = "latest";
-  return { registry, repository: path, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
+  if (domain.length + 1 + remainder.length > NAME_MAX_LENGTH) throw bad("repository", `name ${JSON.stringify(`${domain}/${remainder}`)} is longer than ${NAME_MAX_LENGTH} characters`);
+  if (tag === undefined && digest === undefined) tag = DEFAULT_TAG;
+  const ref: Reference = { registry: hub ? DOCKER_HUB_API : domain, repository: remainder };
+  if (tag !== undefined) ref.tag = tag;
+  if (digest !== undefined) ref.digest = digest;
+  return ref;
 }
 
-/** registry/repository[:tag][@digest] */
+/** What to ask the registry's manifest endpoint for: the digest when there is one, else the tag. */
+export function manifestReference(r: Reference): string {
+  return r.digest ?? r.tag ?? DEFAULT_TAG;
+}
+
+function suffix(r: Reference): string {
+  return `${r.tag !== undefined ? `:${r.tag}` : ""}${r.digest !== undefined ? `@${r.digest}` : ""}`;
+}
+
+/** Canonical: `registry/repository[:tag][@digest]`, with the API host (registry-1.docker.io for Hub). */
 export function referenceString(r: Reference): string {
-  return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ""}${r.digest ? `@${r.digest}` : ""}`;
+  return `${repositoryKey(r)}${suffix(r)}`;
 }
 
-/** As a user writes it: Docker Hub's host and `library/` dropped. */
+/** As a user writes it: Docker Hub's host dropped, and `library/` for a one-element official image. */
 export function familiarString(r: Reference): string {
-  let name = `${r.registry}/${r.repository}`;
-  if (r.registry === DOCKER_HUB_API) name = r.repository.startsWith("library/") && r.repository.split("/").length === 2 ? r.repository.slice(8) : r.repository;
-  return `${name}${r.tag ? `:${r.tag}` : ""}${r.digest ? `@${r.digest}` : ""}`;
+  if (!HUB_NAMES.has(r.registry)) return referenceString(r);
+  const name = r.repository.startsWith(OFFICIAL_PREFIX) && !r.repository.slice(OFFICIAL_PREFIX.length).includes("/") ? r.repository.slice(OFFICIAL_PREFIX.length) : r.repository;
+  return `${name}${suffix(r)}`;
 }
 
+/** `registry/repository`: the key for per-repository state (tokens, caches). */
 export function repositoryKey(r: Reference): string {
   return `${r.registry}/${r.repository}`;
 }
