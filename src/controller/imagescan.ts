@@ -7,13 +7,27 @@ import { parsePlatform, formatPlatform, type Platform } from "../image/platform.
 import { parseReference, type Reference } from "../image/reference.js";
 import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
-import { parseDockerConfigSecret } from "../registry/auth/dockerconfig.js";
-import { ChainKeyring, DockerConfigKeyring } from "../registry/auth/keyring.js";
-import type { CredentialProvider, Keyring } from "../registry/auth/types.js";
+import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
+import type { EventRecorder } from "../kube/events.js";
 import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
 import { WorkQueue } from "../kube/workqueue.js";
+import { RecordingKeyring, SecretCache, workloadKeyring, type OperatorSecrets } from "./credentials.js";
+
+/** Labels and annotations on the ImageScans Portcullis manages (created for pods). */
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY = "portcullis";
+/** The digest's hex, cut to the 63 characters a label value allows. */
+export const DIGEST_LABEL = "portcullis.dev/digest";
+export const REPOSITORY_LABEL = "portcullis.dev/repository";
+/** For scans of a reference no digest could be found for (the scan then says why): a hash of the reference. */
+export const REFERENCE_LABEL = "portcullis.dev/reference";
+export const UNUSED_SINCE_ANNOTATION = "portcullis.dev/unused-since";
+
+export function digestLabel(digest: string): string {
+  return digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 64);
+}
 
 export const GROUP = "portcullis.dev";
 export const VERSION = "v1alpha1";
@@ -81,6 +95,8 @@ export function reasonFor(code: string | undefined): string {
       return "PlatformNotFound";
     case "SECRET_NOT_FOUND":
       return "PullSecretMissing";
+    case "DOCKER_CONFIG_INVALID":
+      return "PullSecretInvalid";
     case "SERVER_ERROR":
     case "NETWORK":
       return "RegistryUnavailable";
@@ -121,6 +137,10 @@ export interface ImageScanControllerOptions {
   defaultPlatform?: Platform;
   /** The report API's base path, for status.reportRef. */
   reportPath?: string;
+  /** Pull secrets in Portcullis's namespace tried after the ImageScan's own. */
+  operatorSecrets?: OperatorSecrets;
+  secretCache?: SecretCache;
+  events?: EventRecorder;
   log?(msg: string, fields?: Record<string, unknown>): void;
 }
 
@@ -128,14 +148,28 @@ export class ImageScanController {
   readonly queue = new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 5 * 60_000 });
   readonly informer: Informer<ImageScan>;
   private readonly custom: k8s.CustomObjectsApi;
-  private readonly core: k8s.CoreV1Api;
+  readonly secrets: SecretCache;
+  /** Status writes made (for the benchmark's API-requests figure). */
+  writes = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
   private workers: Promise<void>[] = [];
 
   constructor(private readonly o: ImageScanControllerOptions) {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    this.core = o.kc.makeApiClient(k8s.CoreV1Api);
+    this.secrets = o.secretCache ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
     this.informer = new Informer<ImageScan>(o.kc, {
+      // (namespace, digest) -> scans: the label of managed scans, the resolved digest of any.
+      indexers: {
+        digest: (s) => {
+          const out = new Set<string>();
+          const ns = s.metadata?.namespace ?? "";
+          const label = s.metadata?.labels?.[DIGEST_LABEL];
+          if (label) out.add(`${ns}/${label}`);
+          for (const d of [s.status?.digest, s.status?.resolvedDigest]) if (d) out.add(`${ns}/${digestLabel(d)}`);
+          return [...out];
+        },
+        reference: (s) => (s.metadata?.labels?.[REFERENCE_LABEL] ? [`${s.metadata?.namespace}/${s.metadata.labels[REFERENCE_LABEL]}`] : []),
+      },
       watchPath: `/apis/${GROUP}/${VERSION}/imagescans`,
       list: async () => {
         const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "imagescans" })) as { items: ImageScan[]; metadata: { resourceVersion: string } };
@@ -146,6 +180,16 @@ export class ImageScanController {
       },
       log: (m) => o.log?.(m),
     });
+  }
+
+  /** The ImageScans in `namespace` for `digest` (an image manifest or index digest). */
+  scansFor(namespace: string, digest: string): ImageScan[] {
+    return this.informer.byIndex("digest", `${namespace}/${digestLabel(digest)}`);
+  }
+
+  /** Puts a scan in the priority lane (an admission review is waiting on it). */
+  prioritize(namespace: string, name: string): void {
+    this.queue.add(`${namespace}/${name}`, { priority: true });
   }
 
   async start(): Promise<void> {
@@ -210,6 +254,7 @@ export class ImageScanController {
     // (client-node serialises an empty string as null, which the schema refuses: every message says something.)
     await this.patchStatus(ns, name, { phase: "Resolving", observedGeneration: generation, lastAttempt: started, message: `resolving ${scan.spec.image}` });
     let client: RegistryClient | undefined;
+    let missing: string[] = [];
     try {
       let ref: Reference;
       let platform: Platform | undefined;
@@ -219,17 +264,12 @@ export class ImageScanController {
       } catch (e) {
         throw new ScanError((e as { code?: string }).code ?? "INVALID_REFERENCE", (e as Error).message);
       }
-      const keyring = await this.keyring(ns, scan);
-      let used = "anonymous";
-      const recording: Keyring = {
-        lookup: async (image, signal) => {
-          const creds = await keyring.lookup(image, signal);
-          if (creds.length) used = creds.map((c) => c.source).join(", ");
-          return creds;
-        },
-      };
+      const creds = await workloadKeyring(this.secrets, ns, (scan.spec.imagePullSecrets ?? []).map((s) => s.name), { operator: this.o.operatorSecrets, providers: this.o.providers });
+      missing = creds.missing;
+      const recording = new RecordingKeyring(creds.keyring);
       client = new RegistryClient({ options: this.o.registry, keyring: recording, defaultPlatform: platform });
       const img = await openRegistryImage(client, ref, { platform });
+      const used = recording.used;
       await this.patchStatus(ns, name, {
         phase: "Indexing", digest: img.manifest.digest, shortDigest: img.manifest.digest.split(":")[1]!.slice(0, 12), resolvedDigest: img.resolved.resolvedDigest,
         platform: img.resolved.platform ? formatPlatform(img.resolved.platform) : platform ? formatPlatform(platform) : undefined,
@@ -245,49 +285,48 @@ export class ImageScanController {
         cond("Indexed", "True", "Indexed", `${Object.keys(result.report.packages ?? {}).length} packages in ${result.stats.layers} layers`, generation),
       ] });
       this.queue.forget(key);
+      if (scan.status?.phase !== "Indexed" || scan.status.digest !== img.manifest.digest) {
+        this.o.events?.record(withKind(scan), "Normal", "Indexed", `${img.manifest.digest}: ${Object.keys(result.report.packages ?? {}).length} packages, ${result.stats.layers} layers (${result.stats.cached ? result.stats.layers : result.stats.layersReused} already indexed)`);
+      }
       this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });
     } catch (e) {
-      const code = (e as { code?: string }).code;
+      let code = (e as { code?: string }).code;
+      let message = (e as Error).message;
+      if (missing.length && (code === "AUTH_FAILED" || code === "DENIED" || code === "TOKEN_FAILED" || code === "NAME_UNKNOWN" || code === "MANIFEST_UNKNOWN")) {
+        // The kubelet skips a missing pull secret too; when the registry then refuses, the missing secret is the likely cause.
+        code = "SECRET_NOT_FOUND";
+        message = `pull secret ${missing.join(", ")} does not exist; without it: ${message}`;
+      }
       const reason = reasonFor(code);
-      const message = (e as Error).message;
-      const unresolved = ["AuthFailed", "ManifestUnknown", "InvalidSpec", "PlatformNotFound", "PullSecretMissing", "RegistryUnavailable", "RateLimited"].includes(reason);
+      const unresolved = ["AuthFailed", "ManifestUnknown", "InvalidSpec", "PlatformNotFound", "PullSecretMissing", "PullSecretInvalid", "RegistryUnavailable", "RateLimited"].includes(reason);
       const conditions = [unresolved ? cond("Resolved", "False", reason, message, generation) : cond("Resolved", "True", "Resolved", "resolved", generation), cond("Indexed", "False", reason, message, generation)];
       if (code && TRANSIENT.has(code)) {
         // Worth retrying on our own: keep the phase honest and back off.
         await this.patchStatus(ns, name, { phase: "Pending", message, conditions });
+        this.o.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);
         const delay = this.queue.addRateLimited(key);
         this.o.log?.(`scan ${key}: ${message}; retrying in ${delay} ms`);
         return;
       }
       await this.patchStatus(ns, name, { phase: "Failed", message, conditions, observedGeneration: generation });
+      this.o.events?.record(withKind(scan), "Warning", reason, message);
       this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });
     } finally {
       await client?.close();
     }
   }
 
-  /** The ImageScan's pull secrets, then the cloud helpers. A missing secret fails the scan with its name. */
-  private async keyring(ns: string, scan: ImageScan): Promise<Keyring> {
-    const keyrings: Keyring[] = [];
-    for (const ref of scan.spec.imagePullSecrets ?? []) {
-      let secret: k8s.V1Secret;
-      try {
-        secret = await this.core.readNamespacedSecret({ name: ref.name, namespace: ns });
-      } catch (e) {
-        if ((e as { code?: number }).code === 404) throw new ScanError("SECRET_NOT_FOUND", `pull secret ${ns}/${ref.name} does not exist`);
-        throw e;
-      }
-      keyrings.push(new DockerConfigKeyring(parseDockerConfigSecret({ type: secret.type, data: secret.data }, `secret ${ns}/${ref.name}`)));
-    }
-    return new ChainKeyring(keyrings, this.o.providers ?? []);
-  }
-
   private async patchStatus(ns: string, name: string, status: Partial<ImageScanStatus>): Promise<void> {
+    this.writes++;
     await this.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status } },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
   }
+}
+
+function withKind(scan: ImageScan): ImageScan & { apiVersion: string; kind: string } {
+  return { ...scan, apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan" };
 }
 
 function cond(type: Condition["type"], status: Condition["status"], reason: string, message: string, observedGeneration?: number): Condition {

@@ -63,6 +63,8 @@ export class Indexer {
   private readonly infos: ScannerInfo[];
   readonly scannerSet: string;
   private registered: Promise<void> | undefined;
+  /** Layers being scanned by this process: another manifest with the same layer waits, then reuses it. */
+  private readonly layerFlights = new Map<string, Promise<void>>();
 
   constructor(private readonly o: IndexerOptions) {
     const names = new Set<string>();
@@ -170,7 +172,7 @@ export class Indexer {
     const worker = async () => {
       while (next < work.length) {
         const w = work[next++]!;
-        await this.scanLayer(w.layer, w.scanners, source, stats, signal);
+        if (!(await this.scanLayerOnce(w, source, stats, signal))) continue;
         opts.onProgress?.({ manifest: m.digest, state: "ScanLayers", layer: w.layer.digest, bytes: w.layer.size });
       }
     };
@@ -180,6 +182,33 @@ export class Indexer {
       controller.abort(e);
       throw e;
     }
+  }
+
+  /**
+   * Scans a layer unless another index in this process is scanning it already, in which case it waits for
+   * that one and reuses its results (two images on one base, indexed at once, download the base once).
+   * Returns false when the layer was reused.
+   */
+  private async scanLayerOnce(w: { layer: LayerDescriptor; scanners: Scanner[] }, source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<boolean> {
+    const digest = w.layer.digest;
+    for (let running = this.layerFlights.get(digest); running; running = this.layerFlights.get(digest)) {
+      await running.catch(() => undefined);
+      signal.throwIfAborted();
+      const done = await this.o.store.scannedLayers([digest], this.infos);
+      w.scanners = w.scanners.filter((s) => !done.has(scannedKey(digest, s)));
+      if (w.scanners.length === 0) {
+        stats.layersReused++;
+        return false;
+      }
+    }
+    const flight = this.scanLayer(w.layer, w.scanners, source, stats, signal);
+    this.layerFlights.set(digest, flight);
+    try {
+      await flight;
+    } finally {
+      if (this.layerFlights.get(digest) === flight) this.layerFlights.delete(digest);
+    }
+    return true;
   }
 
   private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<void> {

@@ -19,6 +19,8 @@ export interface InformerOptions<T> {
   onEvent?(type: InformerEvent, obj: T, old?: T): void;
   /** First retry delay after an error; doubles up to 30 s. */
   backoffMs?: number;
+  /** Secondary indexes of the cache: name -> the index values of an object (client-go's Indexers). */
+  indexers?: Record<string, (obj: T) => string[]>;
   log?(msg: string): void;
 }
 
@@ -28,6 +30,7 @@ export function objectKey(o: KubeObject): string {
 
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
+  private readonly indexes = new Map<string, Map<string, Set<string>>>();
   private resourceVersion = "";
   private abort: AbortController | undefined;
   private stopped = false;
@@ -58,6 +61,53 @@ export class Informer<T extends KubeObject> {
     return [...this.cache.values()];
   }
 
+  /** True once the first list is in the cache. */
+  hasSynced = false;
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** Objects whose `index` values include `value`. */
+  byIndex(index: string, value: string): T[] {
+    const keys = this.indexes.get(index)?.get(value);
+    if (!keys) return [];
+    return [...keys].map((k) => this.cache.get(k)).filter((o): o is T => o !== undefined);
+  }
+
+  private put(key: string, obj: T): void {
+    const old = this.cache.get(key);
+    if (old) this.unindex(key, old);
+    this.cache.set(key, obj);
+    for (const [name, fn] of Object.entries(this.o.indexers ?? {})) {
+      let idx = this.indexes.get(name);
+      if (!idx) this.indexes.set(name, (idx = new Map()));
+      for (const v of fn(obj)) {
+        let set = idx.get(v);
+        if (!set) idx.set(v, (set = new Set()));
+        set.add(key);
+      }
+    }
+  }
+
+  private remove(key: string): void {
+    const old = this.cache.get(key);
+    if (!old) return;
+    this.unindex(key, old);
+    this.cache.delete(key);
+  }
+
+  private unindex(key: string, obj: T): void {
+    for (const [name, fn] of Object.entries(this.o.indexers ?? {})) {
+      const idx = this.indexes.get(name);
+      for (const v of fn(obj)) {
+        const set = idx?.get(v);
+        set?.delete(key);
+        if (set?.size === 0) idx!.delete(v);
+      }
+    }
+  }
+
   private async relist(): Promise<void> {
     this.requests++;
     const { items, resourceVersion } = await this.o.list();
@@ -66,13 +116,13 @@ export class Informer<T extends KubeObject> {
       const key = objectKey(item);
       seen.add(key);
       const old = this.cache.get(key);
-      this.cache.set(key, item);
+      this.put(key, item);
       if (!old) this.o.onEvent?.("add", item);
       else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.o.onEvent?.("update", item, old);
     }
     for (const [key, old] of this.cache) {
       if (!seen.has(key)) {
-        this.cache.delete(key);
+        this.remove(key);
         this.o.onEvent?.("delete", old);
       }
     }
@@ -86,6 +136,7 @@ export class Informer<T extends KubeObject> {
       try {
         if (needList) {
           await this.relist();
+          this.hasSynced = true;
           onSynced();
           needList = false;
         }
@@ -121,10 +172,10 @@ export class Informer<T extends KubeObject> {
           const key = objectKey(obj);
           const old = this.cache.get(key);
           if (phase === "DELETED") {
-            this.cache.delete(key);
+            this.remove(key);
             this.o.onEvent?.("delete", obj);
           } else {
-            this.cache.set(key, obj);
+            this.put(key, obj);
             this.o.onEvent?.(old ? "update" : "add", obj, old);
           }
         },

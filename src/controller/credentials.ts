@@ -1,0 +1,127 @@
+// Registry credentials for a workload, in the order the kubelet uses them: the pod's imagePullSecrets, then
+// its ServiceAccount's, then the operator-wide secrets (in Portcullis's own namespace), then the cloud
+// helpers (ECR, GCR/Artifact Registry). Secrets are read with GET (the RBAC rule is `get` only, never list
+// or watch of every Secret in the cluster) and cached briefly, so a thousand pods with the same pull
+// secret cost one read.
+import type * as k8s from "@kubernetes/client-node";
+import { parseDockerConfigSecret } from "../registry/auth/dockerconfig.js";
+import { ChainKeyring, DockerConfigKeyring } from "../registry/auth/keyring.js";
+import type { Credential, CredentialProvider, Keyring } from "../registry/auth/types.js";
+
+export interface OperatorSecrets {
+  namespace: string;
+  names: string[];
+}
+
+interface Cached<T> {
+  value: T;
+  expires: number;
+}
+
+export class SecretCache {
+  private readonly secrets = new Map<string, Cached<k8s.V1Secret | undefined>>();
+  private readonly accounts = new Map<string, Cached<string[]>>();
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  /** API reads made (for the benchmark's requests-per-pod figure). */
+  requests = 0;
+
+  constructor(private readonly core: k8s.CoreV1Api, private readonly ttlMs = 30_000) {}
+
+  /** The secret, or undefined when it does not exist. Other API errors are thrown. */
+  secret(namespace: string, name: string): Promise<k8s.V1Secret | undefined> {
+    return this.cached(this.secrets, `secret ${namespace}/${name}`, async () => {
+      try {
+        this.requests++;
+        return await this.core.readNamespacedSecret({ name, namespace });
+      } catch (e) {
+        if ((e as { code?: number }).code === 404) return undefined;
+        throw e;
+      }
+    });
+  }
+
+  /** The names of a ServiceAccount's imagePullSecrets ([] when the account does not exist). */
+  serviceAccountPullSecrets(namespace: string, name: string): Promise<string[]> {
+    return this.cached(this.accounts, `serviceaccount ${namespace}/${name}`, async () => {
+      try {
+        this.requests++;
+        const sa = await this.core.readNamespacedServiceAccount({ name, namespace });
+        return (sa.imagePullSecrets ?? []).map((s) => s.name).filter((n): n is string => !!n);
+      } catch (e) {
+        if ((e as { code?: number }).code === 404) return [];
+        throw e;
+      }
+    });
+  }
+
+  private async cached<T>(map: Map<string, Cached<T>>, key: string, load: () => Promise<T>): Promise<T> {
+    const hit = map.get(key);
+    if (hit && hit.expires > Date.now()) return hit.value;
+    // Identical reads in flight are coalesced (keys carry their kind, so one map serves both caches).
+    const running = this.inflight.get(key) as Promise<T> | undefined;
+    if (running) return running;
+    const p = load()
+      .then((value) => {
+        map.set(key, { value, expires: Date.now() + this.ttlMs });
+        return value;
+      })
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+}
+
+export interface WorkloadKeyring {
+  keyring: Keyring;
+  /** Secrets named but absent (`ns/name`): the kubelet skips them, and so do we, but a failure says so. */
+  missing: string[];
+}
+
+/**
+ * A keyring for images of a workload in `namespace` whose pull secrets are `names` (the pod's, then its
+ * ServiceAccount's). A secret that is not a pull secret or is malformed fails with DOCKER_CONFIG_INVALID,
+ * naming it: silently going anonymous would hide the mistake behind a 401.
+ */
+export async function workloadKeyring(
+  cache: SecretCache,
+  namespace: string,
+  names: readonly string[],
+  opts: { operator?: OperatorSecrets; providers?: readonly CredentialProvider[] } = {},
+): Promise<WorkloadKeyring> {
+  const missing: string[] = [];
+  const load = async (ns: string, list: readonly string[]) => {
+    const configs = [];
+    for (const name of list) {
+      const secret = await cache.secret(ns, name);
+      if (!secret) {
+        missing.push(`${ns}/${name}`);
+        continue;
+      }
+      configs.push(parseDockerConfigSecret({ type: secret.type, data: secret.data }, `secret ${ns}/${name}`));
+    }
+    return configs;
+  };
+  const keyrings: Keyring[] = [];
+  const own = await load(namespace, dedupe(names));
+  if (own.length) keyrings.push(new DockerConfigKeyring(own));
+  if (opts.operator?.names.length) {
+    const wide = await load(opts.operator.namespace, opts.operator.names);
+    if (wide.length) keyrings.push(new DockerConfigKeyring(wide));
+  }
+  return { keyring: new ChainKeyring(keyrings, opts.providers ?? []), missing };
+}
+
+/** A keyring that remembers which credential sources it handed out (for status.credentialSource). */
+export class RecordingKeyring implements Keyring {
+  used = "anonymous";
+  constructor(private readonly inner: Keyring) {}
+  async lookup(image: string, signal?: AbortSignal): Promise<Credential[]> {
+    const creds = await this.inner.lookup(image, signal);
+    if (creds.length) this.used = [...new Set(creds.map((c) => c.source))].join(", ");
+    return creds;
+  }
+}
+
+export function dedupe(names: readonly string[]): string[] {
+  return [...new Set(names.filter((n) => n))];
+}

@@ -1,0 +1,347 @@
+// The Pod controller: every image a pod runs gets an ImageScan in the pod's namespace, one per digest.
+// The digest comes from what the kubelet reports having pulled (`status.*ContainerStatuses[].imageID`),
+// else from the reference itself when it is pinned, else from a HEAD through the registry client with
+// the pod's credentials (its pull secrets, its ServiceAccount's, the operator's, the cloud helpers).
+// Scans it creates are labelled as managed and garbage collected once no pod in the namespace has used
+// their digest for `gcAfterMs`; scans users create are never deleted.
+import { createHash } from "node:crypto";
+import * as k8s from "@kubernetes/client-node";
+import { parseReference, referenceString, type Reference } from "../image/reference.js";
+import type { CredentialProvider } from "../registry/auth/types.js";
+import { RegistryClient } from "../registry/client.js";
+import type { RegistryOptionsInput } from "../registry/options.js";
+import type { EventRecorder } from "../kube/events.js";
+import { Informer, objectKey } from "../kube/informer.js";
+import { podImages } from "../kube/podimages.js";
+import { WorkQueue } from "../kube/workqueue.js";
+import type { SecretCache} from "./credentials.js";
+import { dedupe, workloadKeyring, type OperatorSecrets } from "./credentials.js";
+import {
+  apiErrorDetail, digestLabel, DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, REFERENCE_LABEL, REPOSITORY_LABEL,
+  UNUSED_SINCE_ANNOTATION, VERSION, type ImageScan, type ImageScanController,
+} from "./imagescan.js";
+
+export const DEFAULT_EXCLUDED_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"];
+export const IMAGE_ANNOTATION = "portcullis.dev/image";
+
+export interface PodControllerOptions {
+  kc: k8s.KubeConfig;
+  scans: ImageScanController;
+  registry?: RegistryOptionsInput;
+  providers?: CredentialProvider[];
+  operatorSecrets?: OperatorSecrets;
+  /** Namespaces whose pods are ignored (default kube-system, kube-public, kube-node-lease). */
+  excludeNamespaces?: string[];
+  /** Managed scans unused this long are deleted (default 24 h). */
+  gcAfterMs?: number;
+  /** How often the collector runs (default a tenth of gcAfterMs, between 1 s and 5 min). */
+  gcIntervalMs?: number;
+  /** How long a tag -> digest resolution is reused (default 60 s). */
+  resolveTtlMs?: number;
+  /** Pods reconciled at once (tag resolutions are network bound). */
+  concurrency?: number;
+  events?: EventRecorder;
+  log?(msg: string): void;
+}
+
+/** What a pod needs scanned: digests (resolved) and references no digest could be found for. */
+interface PodUse {
+  digests: Set<string>;
+  references: Set<string>;
+}
+
+export class PodController {
+  readonly queue = new WorkQueue({ baseDelayMs: 2000, maxDelayMs: 5 * 60_000 });
+  readonly informer: Informer<k8s.V1Pod>;
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly secrets: SecretCache;
+  private readonly core: k8s.CoreV1Api;
+  private readonly uses = new Map<string, PodUse>();
+  private readonly resolved = new Map<string, { digest: string; expires: number }>();
+  private readonly resolving = new Map<string, Promise<string>>();
+  private readonly excluded: Set<string>;
+  private workers: Promise<void>[] = [];
+  private gcTimer: NodeJS.Timeout | undefined;
+  private gcRunning: Promise<void> | undefined;
+  /** API writes (creates, patches, deletes) and registry resolutions, for the benchmark. */
+  readonly counts = { creates: 0, patches: 0, deletes: 0, resolutions: 0 };
+
+  constructor(private readonly o: PodControllerOptions) {
+    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.core = o.kc.makeApiClient(k8s.CoreV1Api);
+    this.secrets = o.scans.secrets;
+    this.excluded = new Set(o.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES);
+    this.informer = new Informer<k8s.V1Pod>(o.kc, {
+      watchPath: "/api/v1/pods",
+      list: async () => {
+        const res = await this.core.listPodForAllNamespaces();
+        return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? "" };
+      },
+      onEvent: (type, pod, old) => {
+        const key = objectKey(pod);
+        if (this.excluded.has(pod.metadata?.namespace ?? "")) return;
+        if (type === "delete") {
+          this.uses.delete(key);
+          return;
+        }
+        // Only what changes the images matters: the spec's images and the kubelet's imageIDs.
+        if (type === "update" && old && imagesKey(old) === imagesKey(pod) && this.uses.has(key)) return;
+        this.queue.add(key);
+      },
+      log: (m) => o.log?.(m),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.informer.start();
+    this.workers = Array.from({ length: this.o.concurrency ?? 8 }, () => this.work());
+    const gcAfter = this.o.gcAfterMs ?? 24 * 3_600_000;
+    const every = this.o.gcIntervalMs ?? Math.min(5 * 60_000, Math.max(1000, gcAfter / 10));
+    this.gcTimer = setInterval(() => void this.collect(), every);
+    this.gcTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    this.informer.stop();
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+    await this.gcRunning;
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        await this.reconcile(key);
+        this.queue.forget(key);
+      } catch (e) {
+        const delay = this.queue.addRateLimited(key);
+        this.o.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  async reconcile(key: string): Promise<void> {
+    const pod = this.informer.get(key);
+    if (!pod || this.excluded.has(pod.metadata?.namespace ?? "")) {
+      this.uses.delete(key);
+      return;
+    }
+    const ns = pod.metadata!.namespace!;
+    const own = (pod.spec?.imagePullSecrets ?? []).map((s) => s.name).filter((n): n is string => !!n);
+    const sa = await this.secrets.serviceAccountPullSecrets(ns, pod.spec?.serviceAccountName || "default");
+    const secretNames = dedupe([...own, ...sa]);
+    const use: PodUse = { digests: new Set(), references: new Set() };
+    let retry: Error | undefined;
+    for (const img of podImages(pod)) {
+      let ref: Reference;
+      try {
+        ref = parseReference(img.image);
+      } catch (e) {
+        // The API server takes any string; the kubelet will fail to pull it. The webhook refuses these.
+        this.o.log?.(`pod ${key} ${img.field}: ${(e as Error).message}`);
+        continue;
+      }
+      let digest = ref.digest ?? img.pulledDigest;
+      if (!digest) {
+        try {
+          digest = await this.resolveTag(ns, ref, secretNames);
+        } catch (e) {
+          // Make the failure visible as an ImageScan of the reference: the scan says why (AuthFailed, ...).
+          const code = (e as { code?: string }).code;
+          if (code === "RATE_LIMITED" || code === "SERVER_ERROR" || code === "NETWORK") retry = e as Error;
+          const refKey = referenceHash(ref);
+          use.references.add(refKey);
+          await this.ensureScan(`pod ${key}`, ns, ref, undefined, secretNames, refKey);
+          continue;
+        }
+      }
+      use.digests.add(digestLabel(digest));
+      await this.ensureScan(`pod ${key}`, ns, ref, digest, secretNames);
+    }
+    this.uses.set(key, use);
+    if (retry) throw retry;
+  }
+
+  /** Tag -> digest by HEAD, with the pod's credentials; identical lookups in flight are shared, answers kept for a minute. */
+  private async resolveTag(ns: string, ref: Reference, secretNames: string[]): Promise<string> {
+    const key = `${ns}|${secretNames.join(",")}|${referenceString(ref)}`;
+    const hit = this.resolved.get(key);
+    if (hit && hit.expires > Date.now()) return hit.digest;
+    const running = this.resolving.get(key);
+    if (running) return running;
+    const p = (async () => {
+      this.counts.resolutions++;
+      const { keyring } = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.o.operatorSecrets, providers: this.o.providers });
+      const client = new RegistryClient({ options: this.o.registry, keyring });
+      try {
+        const digest = await client.resolveDigest(ref);
+        this.resolved.set(key, { digest, expires: Date.now() + (this.o.resolveTtlMs ?? 60_000) });
+        if (this.resolved.size > 10_000) for (const [k, v] of this.resolved) if (v.expires <= Date.now()) this.resolved.delete(k);
+        return digest;
+      } finally {
+        await client.close();
+      }
+    })().finally(() => this.resolving.delete(key));
+    this.resolving.set(key, p);
+    return p;
+  }
+
+  /** One ImageScan per (namespace, digest) — or per reference when there is no digest. Idempotent. */
+  private async ensureScan(pod: string, ns: string, ref: Reference, digest: string | undefined, secretNames: string[], refKey?: string): Promise<void> {
+    const existing = digest ? this.o.scans.scansFor(ns, digest) : this.o.scans.informer.byIndex("reference", `${ns}/${refKey}`);
+    if (existing.length) {
+      const scan = existing.find(isManaged);
+      if (scan) await this.mergeSecrets(scan, secretNames);
+      return;
+    }
+    const image = digest ? `${ref.registry}/${ref.repository}@${digest}` : referenceString(ref);
+    let name = scanName(ref, digest ?? `sha256:${refKey}`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const body: ImageScan = {
+        apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan",
+        metadata: {
+          name, namespace: ns,
+          labels: {
+            [MANAGED_BY_LABEL]: MANAGED_BY, [REPOSITORY_LABEL]: repositoryLabel(ref),
+            ...(digest ? { [DIGEST_LABEL]: digestLabel(digest) } : { [REFERENCE_LABEL]: refKey! }),
+          },
+          annotations: { [IMAGE_ANNOTATION]: referenceString(ref) },
+        },
+        spec: { image, ...(secretNames.length ? { imagePullSecrets: secretNames.map((n) => ({ name: n })) } : {}) },
+      };
+      try {
+        this.counts.creates++;
+        const created = (await this.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body })) as ImageScan;
+        this.o.log?.(`created ImageScan ${ns}/${name} for ${image}`);
+        this.o.events?.record({ ...created, apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan" }, "Normal", "Requested", `${pod} runs ${referenceString(ref)}${digest ? ` (${digest})` : " (no digest found: see the status)"}`);
+        return;
+      } catch (e) {
+        if ((e as { code?: number }).code !== 409) throw e;
+        // Same name: ours from an earlier pass (fine), or someone else's scan of another image (take a longer name).
+        const other = (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name })) as ImageScan;
+        const labels = other.metadata?.labels ?? {};
+        if (digest ? labels[DIGEST_LABEL] === digestLabel(digest) : labels[REFERENCE_LABEL] === refKey) return;
+        name = `${name}-${createHash("sha256").update(image).digest("hex").slice(0, 8)}`;
+      }
+    }
+    throw new Error(`ImageScan names for ${image} in ${ns} are taken by other scans`);
+  }
+
+  /** A second pod with other pull secrets: the scan gets them too (kubelet order kept, new ones last). */
+  private async mergeSecrets(scan: ImageScan, names: string[]): Promise<void> {
+    const have = (scan.spec.imagePullSecrets ?? []).map((s) => s.name);
+    const add = names.filter((n) => !have.includes(n));
+    if (!add.length) return;
+    this.counts.patches++;
+    await this.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: scan.metadata!.namespace!, plural: "imagescans", name: scan.metadata!.name!, body: { spec: { imagePullSecrets: [...have, ...add].map((n) => ({ name: n })) } } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
+  }
+
+  /**
+   * Garbage collection of managed scans. A scan no live pod in its namespace uses is marked with the
+   * time (an annotation, so a restart does not reset the clock); marked longer than gcAfterMs, it is
+   * deleted; used again, the mark goes. A namespace with a pod not yet reconciled is left alone.
+   */
+  collect(now = Date.now()): Promise<void> {
+    if (this.gcRunning) return this.gcRunning;
+    this.gcRunning = this.collectOnce(now)
+      .catch((e: unknown) => this.o.log?.(`garbage collection: ${(e as Error).message}${apiErrorDetail(e)}`))
+      .finally(() => (this.gcRunning = undefined));
+    return this.gcRunning;
+  }
+
+  private async collectOnce(now: number): Promise<void> {
+    if (!this.informer.hasSynced || !this.o.scans.informer.hasSynced) return;
+    const inUse = new Set<string>();
+    const unsettled = new Set<string>();
+    for (const pod of this.informer.list()) {
+      const ns = pod.metadata?.namespace ?? "";
+      if (this.excluded.has(ns) || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
+      const use = this.uses.get(objectKey(pod));
+      if (!use) {
+        unsettled.add(ns);
+        continue;
+      }
+      for (const d of use.digests) inUse.add(`${ns}/d/${d}`);
+      for (const r of use.references) inUse.add(`${ns}/r/${r}`);
+    }
+    const gcAfter = this.o.gcAfterMs ?? 24 * 3_600_000;
+    for (const scan of this.o.scans.informer.list()) {
+      if (!isManaged(scan) || scan.metadata?.deletionTimestamp) continue;
+      const ns = scan.metadata!.namespace!;
+      if (unsettled.has(ns)) continue;
+      const labels = scan.metadata!.labels!;
+      const used = (labels[DIGEST_LABEL] && inUse.has(`${ns}/d/${labels[DIGEST_LABEL]}`)) || (labels[REFERENCE_LABEL] && inUse.has(`${ns}/r/${labels[REFERENCE_LABEL]}`));
+      const since = scan.metadata?.annotations?.[UNUSED_SINCE_ANNOTATION];
+      const name = scan.metadata!.name!;
+      const target = { group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name };
+      if (used) {
+        if (since) await this.annotate(target, null);
+      } else if (!since || Number.isNaN(Date.parse(since))) {
+        await this.annotate(target, new Date(now).toISOString());
+      } else if (now - Date.parse(since) >= gcAfter) {
+        this.counts.deletes++;
+        try {
+          // Precondition on the version we judged, so a scan that changed meanwhile is left for the next pass.
+          await this.custom.deleteNamespacedCustomObject({ ...target, body: { preconditions: { resourceVersion: scan.metadata!.resourceVersion } } });
+          this.o.log?.(`deleted ImageScan ${ns}/${name}: no pod in ${ns} has used ${scan.status?.digest ?? scan.spec.image} since ${since}`);
+        } catch (e) {
+          const code = (e as { code?: number }).code;
+          if (code !== 404 && code !== 409) throw e;
+        }
+      }
+    }
+  }
+
+  private async annotate(target: { group: string; version: string; namespace: string; plural: string; name: string }, value: string | null): Promise<void> {
+    this.counts.patches++;
+    try {
+      await this.custom.patchNamespacedCustomObject(
+        { ...target, body: { metadata: { annotations: { [UNUSED_SINCE_ANNOTATION]: value } } } },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+      );
+    } catch (e) {
+      if ((e as { code?: number }).code !== 404) throw e;
+    }
+  }
+}
+
+function isManaged(scan: ImageScan): boolean {
+  return scan.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
+}
+
+/** What about a pod decides its scans: the images and the digests the kubelet reports. */
+function imagesKey(pod: k8s.V1Pod): string {
+  return JSON.stringify([podImages(pod).map((i) => [i.image, i.pulledDigest ?? ""]), pod.spec?.imagePullSecrets ?? []]);
+}
+
+/** A short hash of a reference, for scans of references that could not be resolved. */
+export function referenceHash(ref: Reference): string {
+  return createHash("sha256").update(referenceString(ref)).digest("hex").slice(0, 40);
+}
+
+/**
+ * A readable, deterministic name: the repository's last component (and the one before it when short), then
+ * the first 12 hex digits of the digest, e.g. `debian-3f2a9c1b7e4d` or `team-app-3f2a9c1b7e4d`.
+ */
+export function scanName(ref: Reference, digest: string): string {
+  const parts = ref.repository.split("/");
+  let base = parts[parts.length - 1]!;
+  if (parts.length > 1 && parts[parts.length - 2] !== "library" && base.length < 20) base = `${parts[parts.length - 2]}-${base}`;
+  base = base.replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48).replace(/-+$/, "") || "image";
+  return `${base}-${digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 13)}`;
+}
+
+/** The repository as a label value (63 characters of [a-z0-9._-], ends alphanumeric): `/` becomes `.`. */
+export function repositoryLabel(ref: Reference): string {
+  const v = `${ref.registry.replace(/:/g, "_")}.${ref.repository.replace(/\//g, ".")}`;
+  const cut = v.length > 63 ? v.slice(v.length - 63) : v;
+  return cut.replace(/^[^a-z0-9A-Z]+|[^a-z0-9A-Z]+$/g, "");
+}
