@@ -175,8 +175,12 @@ export class ImageScanController {
         const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "imagescans" })) as { items: ImageScan[]; metadata: { resourceVersion: string } };
         return { items: res.items, resourceVersion: res.metadata.resourceVersion };
       },
-      onEvent: (type, obj) => {
-        if (type !== "delete") this.queue.add(objectKey(obj));
+      // Only what changes the spec matters (controller-runtime's GenerationChangedPredicate): the controller's
+      // own status writes must not wake it again, or a backoff would be cut short by its own "Pending" write.
+      onEvent: (type, obj, old) => {
+        if (type === "delete") return;
+        if (type === "update" && old && old.metadata?.generation === obj.metadata?.generation) return;
+        this.queue.add(objectKey(obj));
       },
       log: (m) => o.log?.(m),
     });
@@ -285,6 +289,11 @@ export class ImageScanController {
         cond("Indexed", "True", "Indexed", `${Object.keys(result.report.packages ?? {}).length} packages in ${result.stats.layers} layers`, generation),
       ] });
       this.queue.forget(key);
+      this.o.log?.(`indexed ${key} ${img.manifest.digest}`, {
+        scan: key, digest: img.manifest.digest, layers: result.stats.layers, layersFetched: result.stats.layersFetched,
+        layersReused: result.stats.cached ? result.stats.layers : result.stats.layersReused, bytesFetched: result.stats.bytesFetched,
+        cached: result.stats.cached, durationMs: Math.round(result.stats.durationMs),
+      });
       if (scan.status?.phase !== "Indexed" || scan.status.digest !== img.manifest.digest) {
         this.o.events?.record(withKind(scan), "Normal", "Indexed", `${img.manifest.digest}: ${Object.keys(result.report.packages ?? {}).length} packages, ${result.stats.layers} layers (${result.stats.cached ? result.stats.layers : result.stats.layersReused} already indexed)`);
       }
