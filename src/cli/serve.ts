@@ -1,10 +1,16 @@
-// `portcullis serve`: runs the operator's controllers (for now the ImageScan controller) with
+// `portcullis serve`: runs the operator's controllers (Pods -> ImageScans, ImageScans -> index) with
 // /healthz and /readyz. Configuration from flags and environment, validated with zod.
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
 import { ImageScanController } from "../controller/imagescan.js";
+import { DEFAULT_EXCLUDED_NAMESPACES, PodController } from "../controller/pods.js";
+import { parseDuration } from "../controller/imagescan.js";
+import { EventRecorder } from "../kube/events.js";
+import { LeaderElector } from "../kube/leader.js";
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
 import { parsePlatform } from "../image/platform.js";
 import { Indexer } from "../indexer/indexer.js";
 import { cloudProviders } from "../registry/auth/cloud/providers.js";
@@ -14,7 +20,7 @@ import { EXIT, UsageError } from "./exit.js";
 
 export const SERVE_HELP = `Usage: portcullis serve [options]
 
-Run the Portcullis operator: watch ImageScans, index their images, write their status.
+Run the Portcullis operator: make an ImageScan for every image pods run, index them, write their status.
 
 Options (each also an environment variable):
   --database-url URL       PostgreSQL (PORTCULLIS_DATABASE_URL); without it an embedded store in
@@ -25,6 +31,18 @@ Options (each also an environment variable):
   --concurrency N          scans at once (PORTCULLIS_CONCURRENCY, default 4)
   --platform OS/ARCH       platform to index from multi-platform images (PORTCULLIS_PLATFORM, default linux/amd64)
   --credential-helpers L   cloud helpers, comma separated: ecr, gcr (PORTCULLIS_CREDENTIAL_HELPERS)
+  --pull-secrets L         pull secrets in --namespace tried for every image after the pod's own and its
+                           ServiceAccount's, comma separated (PORTCULLIS_PULL_SECRETS)
+  --exclude-namespaces L   namespaces whose pods are not scanned (PORTCULLIS_EXCLUDE_NAMESPACES, default
+                           kube-system,kube-public,kube-node-lease); Portcullis's own is always excluded
+  --gc-after DURATION      delete the ImageScans Portcullis made once no pod in their namespace has used
+                           the image for this long (PORTCULLIS_GC_AFTER, default 24h)
+  --no-pods                watch ImageScans only, make none for pods (PORTCULLIS_WATCH_PODS=false)
+  --leader-elect BOOL      run the controllers only while holding the Lease portcullis-controller in
+                           --namespace, so replicas can run side by side (PORTCULLIS_LEADER_ELECT,
+                           default true)
+  --lease-duration DUR     how long a replica waits for a silent leader before taking over
+                           (PORTCULLIS_LEASE_DURATION, default 15s; renewals every 2s, deadline 10s)
 The cluster comes from KUBECONFIG, else the in-cluster service account.
 `;
 
@@ -37,6 +55,12 @@ const Config = z
     concurrency: z.coerce.number().int().min(1).max(64).default(4),
     platform: z.string().default("linux/amd64"),
     credentialHelpers: z.string().default(""),
+    pullSecrets: z.string().regex(/^[a-z0-9.,-]*$/, "must be secret names, comma separated").default(""),
+    excludeNamespaces: z.string().regex(/^[a-z0-9,-]*$/, "must be namespace names, comma separated").default(DEFAULT_EXCLUDED_NAMESPACES.join(",")),
+    gcAfter: z.string().refine((v) => parseDuration(v) !== undefined, "must be a duration such as 24h or 90m").default("24h"),
+    watchPods: z.enum(["true", "false"]).default("true"),
+    leaderElect: z.enum(["true", "false"]).default("true"),
+    leaseDuration: z.string().refine((v) => (parseDuration(v) ?? 0) >= 3000, "must be a duration of at least 3s").default("15s"),
   })
   .strict();
 
@@ -49,6 +73,8 @@ export function serveConfig(args: string[], env: NodeJS.ProcessEnv): ServeConfig
     options: {
       "database-url": { type: "string" }, "store-path": { type: "string" }, namespace: { type: "string" }, "health-addr": { type: "string" },
       concurrency: { type: "string" }, platform: { type: "string" }, "credential-helpers": { type: "string" }, help: { type: "boolean", short: "h" },
+      "pull-secrets": { type: "string" }, "exclude-namespaces": { type: "string" }, "gc-after": { type: "string" }, "no-pods": { type: "boolean" },
+      "leader-elect": { type: "string" }, "lease-duration": { type: "string" },
     },
   });
   if (values.help) return "help";
@@ -61,10 +87,20 @@ export function serveConfig(args: string[], env: NodeJS.ProcessEnv): ServeConfig
     concurrency: values.concurrency ?? env.PORTCULLIS_CONCURRENCY,
     platform: values.platform ?? env.PORTCULLIS_PLATFORM,
     credentialHelpers: values["credential-helpers"] ?? env.PORTCULLIS_CREDENTIAL_HELPERS,
+    pullSecrets: values["pull-secrets"] ?? env.PORTCULLIS_PULL_SECRETS,
+    excludeNamespaces: values["exclude-namespaces"] ?? env.PORTCULLIS_EXCLUDE_NAMESPACES,
+    gcAfter: values["gc-after"] ?? env.PORTCULLIS_GC_AFTER,
+    watchPods: values["no-pods"] ? "false" : env.PORTCULLIS_WATCH_PODS,
+    leaderElect: values["leader-elect"] ?? env.PORTCULLIS_LEADER_ELECT,
+    leaseDuration: values["lease-duration"] ?? env.PORTCULLIS_LEASE_DURATION,
   };
   const parsed = Config.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) throw new UsageError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return parsed.data;
+}
+
+function list(csv: string): string[] {
+  return csv.split(",").map((s) => s.trim()).filter(Boolean);
 }
 
 function log(level: string, msg: string, fields: Record<string, unknown> = {}): void {
@@ -82,11 +118,49 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
   else kc.loadFromCluster();
   const store = await openStore(cfg.databaseUrl ?? cfg.storePath);
-  const helpers = cfg.credentialHelpers.split(",").filter((h) => h.trim());
-  const controller = new ImageScanController({
-    kc, indexer: new Indexer({ store, scanners: defaultScanners() }), concurrency: cfg.concurrency, defaultPlatform: platform,
-    providers: cloudProviders(helpers), log: (msg) => log("info", msg),
-  });
+  const helpers = list(cfg.credentialHelpers);
+  const providers = cloudProviders(helpers);
+  const operatorSecrets = { namespace: cfg.namespace, names: list(cfg.pullSecrets) };
+  const events = new EventRecorder(kc, { log: (msg) => log("warn", msg) });
+  const indexer = new Indexer({ store, scanners: defaultScanners() });
+  // One set of controllers per leadership term (a work queue that was shut down is not reused).
+  const makeControllers = () => {
+    const scans = new ImageScanController({
+      kc, indexer, concurrency: cfg.concurrency, defaultPlatform: platform,
+      providers, operatorSecrets, events, log: (msg, fields) => log("info", msg, fields),
+    });
+    const pods = cfg.watchPods === "true"
+      ? new PodController({
+        kc, scans, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!,
+        excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: (msg) => log("info", msg),
+      })
+      : undefined;
+    return {
+      async start() {
+        await scans.start();
+        await pods?.start();
+      },
+      async stop() {
+        await pods?.stop();
+        await scans.stop();
+      },
+    };
+  };
+  let running: ReturnType<typeof makeControllers> | undefined;
+  let term: Promise<void> = Promise.resolve();
+  const startControllers = async () => {
+    running = makeControllers();
+    await running.start();
+    log("info", "controllers running");
+  };
+  const stopControllers = async () => {
+    const r = running;
+    running = undefined;
+    if (r) {
+      await r.stop();
+      log("info", "controllers stopped");
+    }
+  };
   let ready = false;
   const [host, port] = [cfg.healthAddr.slice(0, cfg.healthAddr.lastIndexOf(":")), Number(cfg.healthAddr.slice(cfg.healthAddr.lastIndexOf(":") + 1))];
   const health = createServer((req, res) => {
@@ -95,10 +169,31 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     else res.writeHead(404).end();
   });
   await new Promise<void>((resolve, reject) => health.once("error", reject).listen(port, host || "0.0.0.0", resolve));
+  if (!cfg.databaseUrl && cfg.leaderElect === "true") log("warn", "the embedded store is this replica's own: run one replica, or give every replica the same --database-url");
   log("info", "starting", { store: cfg.databaseUrl ? "postgres" : "embedded", namespace: cfg.namespace, concurrency: cfg.concurrency, platform: cfg.platform, credentialHelpers: helpers, health: cfg.healthAddr });
-  await controller.start();
+  const identity = env.POD_NAME || `${hostname()}-${randomBytes(4).toString("hex")}`;
+  const elector = cfg.leaderElect === "true"
+    ? new LeaderElector({
+      kc, namespace: cfg.namespace, name: "portcullis-controller", identity, leaseDurationMs: parseDuration(cfg.leaseDuration)!,
+      renewDeadlineMs: Math.round((parseDuration(cfg.leaseDuration)! * 2) / 3), retryPeriodMs: 2000,
+      onStartedLeading: (signal) => {
+        log("info", "became the leader", { identity });
+        term = (async () => {
+          await startControllers();
+          if (!signal.aborted) await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
+          await stopControllers();
+        })().catch((e: unknown) => log("error", `controllers: ${(e as Error).message}`));
+        return term;
+      },
+      onStoppedLeading: () => log("info", "no longer the leader", { identity }),
+      onNewLeader: (id) => log("info", "leader", { leader: id ?? null }),
+      log: (msg) => log("info", msg),
+    })
+    : undefined;
+  if (elector) elector.start();
+  else await startControllers();
   ready = true;
-  log("info", "ready");
+  log("info", "ready", { leaderElection: cfg.leaderElect === "true", identity });
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log("info", "stopping", { signal: sig });
@@ -108,8 +203,12 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     process.once("SIGINT", () => stop("SIGINT"));
   });
   ready = false;
-  // Finish the scans in flight, then release everything.
-  await controller.stop();
+  // Finish the scans in flight, then give up the Lease so another replica takes over at once.
+  // (stop() aborts the term's signal, waits for it to end, then releases the Lease.)
+  await stopControllers();
+  await elector?.stop();
+  await term;
+  await events.flush();
   await store.close();
   await new Promise<void>((r) => health.close(() => r()));
   log("info", "stopped");
