@@ -24,6 +24,21 @@ export const REPOSITORY_LABEL = "portcullis.dev/repository";
 /** For scans of a reference no digest could be found for (the scan then says why): a hash of the reference. */
 export const REFERENCE_LABEL = "portcullis.dev/reference";
 export const UNUSED_SINCE_ANNOTATION = "portcullis.dev/unused-since";
+/** Set by the admission webhook on a scan someone is waiting for: it goes to the priority lane. */
+export const PRIORITY_ANNOTATION = "portcullis.dev/priority";
+
+/** The ImageScan informer's indexes: (namespace, digest) and (namespace, reference hash). */
+export const IMAGESCAN_INDEXERS: Record<string, (s: ImageScan) => string[]> = {
+  digest: (s) => {
+    const out = new Set<string>();
+    const ns = s.metadata?.namespace ?? "";
+    const label = s.metadata?.labels?.[DIGEST_LABEL];
+    if (label) out.add(`${ns}/${label}`);
+    for (const d of [s.status?.digest, s.status?.resolvedDigest]) if (d) out.add(`${ns}/${digestLabel(d)}`);
+    return [...out];
+  },
+  reference: (s) => (s.metadata?.labels?.[REFERENCE_LABEL] ? [`${s.metadata?.namespace}/${s.metadata.labels[REFERENCE_LABEL]}`] : []),
+};
 
 export function digestLabel(digest: string): string {
   return digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 64);
@@ -159,17 +174,7 @@ export class ImageScanController {
     this.secrets = o.secretCache ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
     this.informer = new Informer<ImageScan>(o.kc, {
       // (namespace, digest) -> scans: the label of managed scans, the resolved digest of any.
-      indexers: {
-        digest: (s) => {
-          const out = new Set<string>();
-          const ns = s.metadata?.namespace ?? "";
-          const label = s.metadata?.labels?.[DIGEST_LABEL];
-          if (label) out.add(`${ns}/${label}`);
-          for (const d of [s.status?.digest, s.status?.resolvedDigest]) if (d) out.add(`${ns}/${digestLabel(d)}`);
-          return [...out];
-        },
-        reference: (s) => (s.metadata?.labels?.[REFERENCE_LABEL] ? [`${s.metadata?.namespace}/${s.metadata.labels[REFERENCE_LABEL]}`] : []),
-      },
+      indexers: IMAGESCAN_INDEXERS,
       watchPath: `/apis/${GROUP}/${VERSION}/imagescans`,
       list: async () => {
         const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "imagescans" })) as { items: ImageScan[]; metadata: { resourceVersion: string } };
@@ -179,8 +184,10 @@ export class ImageScanController {
       // own status writes must not wake it again, or a backoff would be cut short by its own "Pending" write.
       onEvent: (type, obj, old) => {
         if (type === "delete") return;
-        if (type === "update" && old && old.metadata?.generation === obj.metadata?.generation) return;
-        this.queue.add(objectKey(obj));
+        const priority = obj.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true" && obj.status?.phase !== "Indexed";
+        const prioritized = priority && old?.metadata?.annotations?.[PRIORITY_ANNOTATION] !== "true";
+        if (type === "update" && old && old.metadata?.generation === obj.metadata?.generation && !prioritized) return;
+        this.queue.add(objectKey(obj), { priority });
       },
       log: (m) => o.log?.(m),
     });

@@ -4,7 +4,6 @@
 // the pod's credentials (its pull secrets, its ServiceAccount's, the operator's, the cloud helpers).
 // Scans it creates are labelled as managed and garbage collected once no pod in the namespace has used
 // their digest for `gcAfterMs`; scans users create are never deleted.
-import { createHash } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
 import { parseReference, referenceString, type Reference } from "../image/reference.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
@@ -14,15 +13,12 @@ import type { EventRecorder } from "../kube/events.js";
 import { Informer, objectKey } from "../kube/informer.js";
 import { podImages } from "../kube/podimages.js";
 import { WorkQueue } from "../kube/workqueue.js";
-import type { SecretCache} from "./credentials.js";
+import type { SecretCache } from "./credentials.js";
 import { dedupe, workloadKeyring, type OperatorSecrets } from "./credentials.js";
-import {
-  apiErrorDetail, digestLabel, DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, REFERENCE_LABEL, REPOSITORY_LABEL,
-  UNUSED_SINCE_ANNOTATION, VERSION, type ImageScan, type ImageScanController,
-} from "./imagescan.js";
+import { ensureImageScan, isManaged, referenceHash } from "./ensure.js";
+import { apiErrorDetail, digestLabel, DIGEST_LABEL, GROUP, REFERENCE_LABEL, UNUSED_SINCE_ANNOTATION, VERSION, type ImageScanController } from "./imagescan.js";
 
 export const DEFAULT_EXCLUDED_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"];
-export const IMAGE_ANNOTATION = "portcullis.dev/image";
 
 export interface PodControllerOptions {
   kc: k8s.KubeConfig;
@@ -191,57 +187,8 @@ export class PodController {
     return p;
   }
 
-  /** One ImageScan per (namespace, digest) — or per reference when there is no digest. Idempotent. */
-  private async ensureScan(pod: string, ns: string, ref: Reference, digest: string | undefined, secretNames: string[], refKey?: string): Promise<void> {
-    const existing = digest ? this.o.scans.scansFor(ns, digest) : this.o.scans.informer.byIndex("reference", `${ns}/${refKey}`);
-    if (existing.length) {
-      const scan = existing.find(isManaged);
-      if (scan) await this.mergeSecrets(scan, secretNames);
-      return;
-    }
-    const image = digest ? `${ref.registry}/${ref.repository}@${digest}` : referenceString(ref);
-    let name = scanName(ref, digest ?? `sha256:${refKey}`);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const body: ImageScan = {
-        apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan",
-        metadata: {
-          name, namespace: ns,
-          labels: {
-            [MANAGED_BY_LABEL]: MANAGED_BY, [REPOSITORY_LABEL]: repositoryLabel(ref),
-            ...(digest ? { [DIGEST_LABEL]: digestLabel(digest) } : { [REFERENCE_LABEL]: refKey! }),
-          },
-          annotations: { [IMAGE_ANNOTATION]: referenceString(ref) },
-        },
-        spec: { image, ...(secretNames.length ? { imagePullSecrets: secretNames.map((n) => ({ name: n })) } : {}) },
-      };
-      try {
-        this.counts.creates++;
-        const created = (await this.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body })) as ImageScan;
-        this.o.log?.(`created ImageScan ${ns}/${name} for ${image}`);
-        this.o.events?.record({ ...created, apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan" }, "Normal", "Requested", `${pod} runs ${referenceString(ref)}${digest ? ` (${digest})` : " (no digest found: see the status)"}`);
-        return;
-      } catch (e) {
-        if ((e as { code?: number }).code !== 409) throw e;
-        // Same name: ours from an earlier pass (fine), or someone else's scan of another image (take a longer name).
-        const other = (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name })) as ImageScan;
-        const labels = other.metadata?.labels ?? {};
-        if (digest ? labels[DIGEST_LABEL] === digestLabel(digest) : labels[REFERENCE_LABEL] === refKey) return;
-        name = `${name}-${createHash("sha256").update(image).digest("hex").slice(0, 8)}`;
-      }
-    }
-    throw new Error(`ImageScan names for ${image} in ${ns} are taken by other scans`);
-  }
-
-  /** A second pod with other pull secrets: the scan gets them too (kubelet order kept, new ones last). */
-  private async mergeSecrets(scan: ImageScan, names: string[]): Promise<void> {
-    const have = (scan.spec.imagePullSecrets ?? []).map((s) => s.name);
-    const add = names.filter((n) => !have.includes(n));
-    if (!add.length) return;
-    this.counts.patches++;
-    await this.custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace: scan.metadata!.namespace!, plural: "imagescans", name: scan.metadata!.name!, body: { spec: { imagePullSecrets: [...have, ...add].map((n) => ({ name: n })) } } },
-      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-    );
+  private async ensureScan(requester: string, ns: string, ref: Reference, digest: string | undefined, secretNames: string[], refKey?: string): Promise<void> {
+    await ensureImageScan(this.custom, this.o.scans.informer, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.o.events, log: this.o.log, counts: this.counts });
   }
 
   /**
@@ -313,35 +260,11 @@ export class PodController {
   }
 }
 
-function isManaged(scan: ImageScan): boolean {
-  return scan.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
-}
 
 /** What about a pod decides its scans: the images and the digests the kubelet reports. */
 function imagesKey(pod: k8s.V1Pod): string {
   return JSON.stringify([podImages(pod).map((i) => [i.image, i.pulledDigest ?? ""]), pod.spec?.imagePullSecrets ?? []]);
 }
 
-/** A short hash of a reference, for scans of references that could not be resolved. */
-export function referenceHash(ref: Reference): string {
-  return createHash("sha256").update(referenceString(ref)).digest("hex").slice(0, 40);
-}
 
-/**
- * A readable, deterministic name: the repository's last component (and the one before it when short), then
- * the first 12 hex digits of the digest, e.g. `debian-3f2a9c1b7e4d` or `team-app-3f2a9c1b7e4d`.
- */
-export function scanName(ref: Reference, digest: string): string {
-  const parts = ref.repository.split("/");
-  let base = parts[parts.length - 1]!;
-  if (parts.length > 1 && parts[parts.length - 2] !== "library" && base.length < 20) base = `${parts[parts.length - 2]}-${base}`;
-  base = base.replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48).replace(/-+$/, "") || "image";
-  return `${base}-${digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 13)}`;
-}
 
-/** The repository as a label value (63 characters of [a-z0-9._-], ends alphanumeric): `/` becomes `.`. */
-export function repositoryLabel(ref: Reference): string {
-  const v = `${ref.registry.replace(/:/g, "_")}.${ref.repository.replace(/\//g, ".")}`;
-  const cut = v.length > 63 ? v.slice(v.length - 63) : v;
-  return cut.replace(/^[^a-z0-9A-Z]+|[^a-z0-9A-Z]+$/g, "");
-}

@@ -1,0 +1,126 @@
+// Making sure an ImageScan exists for an image in a namespace: one per (namespace, digest), or per
+// reference when no digest could be found (the scan then says why). Shared by the Pod controller and the
+// admission webhook (which asks for the priority lane: someone is waiting on the answer).
+import { createHash } from "node:crypto";
+import * as k8s from "@kubernetes/client-node";
+import { referenceString, type Reference } from "../image/reference.js";
+import type { EventRecorder } from "../kube/events.js";
+import type { Informer } from "../kube/informer.js";
+import {
+  digestLabel, DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PRIORITY_ANNOTATION, REFERENCE_LABEL, REPOSITORY_LABEL, VERSION, type ImageScan,
+} from "./imagescan.js";
+
+export const IMAGE_ANNOTATION = "portcullis.dev/image";
+
+export interface EnsureRequest {
+  /** Who asks, for the Event: `pod ns/name`, `admission of Deployment ns/name`. */
+  requester: string;
+  namespace: string;
+  ref: Reference;
+  digest?: string;
+  secretNames: string[];
+  /** Needed when there is no digest: referenceHash(ref). */
+  refKey?: string;
+  /** Put the scan in the controller's priority lane. */
+  priority?: boolean;
+}
+
+export interface EnsureResult {
+  name: string;
+  created: boolean;
+}
+
+/** The managed ImageScans for a digest (or reference) in a namespace, from an informer with the ImageScan indexers. */
+export function existingScans(scans: Informer<ImageScan>, namespace: string, digest: string | undefined, refKey: string | undefined): ImageScan[] {
+  return digest ? scans.byIndex("digest", `${namespace}/${digestLabel(digest)}`) : scans.byIndex("reference", `${namespace}/${refKey}`);
+}
+
+export async function ensureImageScan(
+  custom: k8s.CustomObjectsApi,
+  scans: Informer<ImageScan>,
+  req: EnsureRequest,
+  o: { events?: EventRecorder; log?(msg: string): void; counts?: { creates: number; patches: number } } = {},
+): Promise<EnsureResult> {
+  const { namespace: ns, ref, digest, refKey } = req;
+  const existing = existingScans(scans, ns, digest, refKey);
+  if (existing.length) {
+    const scan = existing.find(isManaged) ?? existing[0]!;
+    if (isManaged(scan)) await mergeSecrets(custom, scan, req.secretNames, req.priority ?? false, o.counts);
+    return { name: scan.metadata!.name!, created: false };
+  }
+  const image = digest ? `${ref.registry}/${ref.repository}@${digest}` : referenceString(ref);
+  let name = scanName(ref, digest ?? `sha256:${refKey}`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const body: ImageScan = {
+      apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan",
+      metadata: {
+        name, namespace: ns,
+        labels: {
+          [MANAGED_BY_LABEL]: MANAGED_BY, [REPOSITORY_LABEL]: repositoryLabel(ref),
+          ...(digest ? { [DIGEST_LABEL]: digestLabel(digest) } : { [REFERENCE_LABEL]: refKey! }),
+        },
+        annotations: { [IMAGE_ANNOTATION]: referenceString(ref), ...(req.priority ? { [PRIORITY_ANNOTATION]: "true" } : {}) },
+      },
+      spec: { image, ...(req.secretNames.length ? { imagePullSecrets: req.secretNames.map((n) => ({ name: n })) } : {}) },
+    };
+    try {
+      if (o.counts) o.counts.creates++;
+      const created = (await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body })) as ImageScan;
+      o.log?.(`created ImageScan ${ns}/${name} for ${image}`);
+      o.events?.record({ ...created, apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan" }, "Normal", "Requested", `${req.requester} runs ${referenceString(ref)}${digest ? ` (${digest})` : " (no digest found: see the status)"}`);
+      return { name, created: true };
+    } catch (e) {
+      if ((e as { code?: number }).code !== 409) throw e;
+      // Same name: ours from an earlier pass or another replica (fine), or someone else's scan of another image (take a longer name).
+      const other = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name })) as ImageScan;
+      const labels = other.metadata?.labels ?? {};
+      if (digest ? labels[DIGEST_LABEL] === digestLabel(digest) : labels[REFERENCE_LABEL] === refKey) return { name, created: false };
+      name = `${name}-${createHash("sha256").update(image).digest("hex").slice(0, 8)}`;
+    }
+  }
+  throw new Error(`ImageScan names for ${image} in ${ns} are taken by other scans`);
+}
+
+/** A second workload with other pull secrets: the scan gets them too (kubelet order kept, new ones last). */
+async function mergeSecrets(custom: k8s.CustomObjectsApi, scan: ImageScan, names: string[], priority: boolean, counts?: { patches: number }): Promise<void> {
+  const have = (scan.spec.imagePullSecrets ?? []).map((s) => s.name);
+  const add = names.filter((n) => !have.includes(n));
+  const prioritize = priority && scan.status?.phase !== "Indexed" && scan.metadata?.annotations?.[PRIORITY_ANNOTATION] !== "true";
+  if (!add.length && !prioritize) return;
+  if (counts) counts.patches++;
+  const body: Record<string, unknown> = {};
+  if (add.length) body.spec = { imagePullSecrets: [...have, ...add].map((n) => ({ name: n })) };
+  if (prioritize) body.metadata = { annotations: { [PRIORITY_ANNOTATION]: "true" } };
+  await custom.patchNamespacedCustomObject(
+    { group: GROUP, version: VERSION, namespace: scan.metadata!.namespace!, plural: "imagescans", name: scan.metadata!.name!, body },
+    k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+  );
+}
+
+export function isManaged(scan: ImageScan): boolean {
+  return scan.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
+}
+
+/** A short hash of a reference, for scans of references that could not be resolved. */
+export function referenceHash(ref: Reference): string {
+  return createHash("sha256").update(referenceString(ref)).digest("hex").slice(0, 40);
+}
+
+/**
+ * A readable, deterministic name: the repository's last component (and the one before it when short), then
+ * the first 12 hex digits of the digest, e.g. `debian-3f2a9c1b7e4d` or `team-app-3f2a9c1b7e4d`.
+ */
+export function scanName(ref: Reference, digest: string): string {
+  const parts = ref.repository.split("/");
+  let base = parts[parts.length - 1]!;
+  if (parts.length > 1 && parts[parts.length - 2] !== "library" && base.length < 20) base = `${parts[parts.length - 2]}-${base}`;
+  base = base.replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48).replace(/-+$/, "") || "image";
+  return `${base}-${digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 13)}`;
+}
+
+/** The repository as a label value (63 characters of [A-Za-z0-9._-], ends alphanumeric): `/` becomes `.`. */
+export function repositoryLabel(ref: Reference): string {
+  const v = `${ref.registry.replace(/:/g, "_")}.${ref.repository.replace(/\//g, ".")}`;
+  const cut = v.length > 63 ? v.slice(v.length - 63) : v;
+  return cut.replace(/^[^a-z0-9A-Z]+|[^a-z0-9A-Z]+$/g, "");
+}
