@@ -1,0 +1,178 @@
+// The admission webhook's speed: (1) AdmissionReviews straight at the webhook server over loopback HTTPS,
+// open loop at a fixed rate, for images whose digests have Indexed ImageScans (the common case), against a
+// baseline HTTPS server that answers "allowed" without any work, same run, same load generator; (2) pod
+// creation through the real kube-apiserver with the webhook registered vs in a namespace it does not select.
+//
+//   npx tsx bench/webhook.ts [--rate 1000] [--seconds 10] [--pods 200] [--quick]
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+import * as k8s from "@kubernetes/client-node";
+import { Pool } from "undici";
+import { findTool } from "../src/cli/tools.js";
+import { DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, VERSION } from "../src/controller/imagescan.js";
+import { registerWebhooks, unregisterWebhooks } from "../src/webhook/register.js";
+import { AdmissionWebhook } from "../src/webhook/server.js";
+import { issueCert, makeCA } from "../test/env/certs.js";
+import { freePort, ProcessSupervisor } from "../test/env/process.js";
+import { startKube } from "../test/env/services.js";
+
+const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, pods: { type: "string" }, quick: { type: "boolean" }, runs: { type: "string" } } });
+const quick = values.quick ?? false;
+const RATE = Number(values.rate ?? 1000);
+const SECONDS = Number(values.seconds ?? (quick ? 3 : 10));
+const PODS = Number(values.pods ?? (quick ? 40 : 200));
+const DIGESTS = 100;
+const ns = "bench-adm";
+const openNs = "bench-open";
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+const ms = (x: number) => `${x.toFixed(2)} ms`;
+
+/** Open-loop load: a request every 1/rate s whatever the answers, for `seconds`; latency from the scheduled time. */
+async function load(url: string, ca: string, bodies: string[], rate: number, seconds: number): Promise<{ lat: number[]; errors: number; sent: number; wallS: number }> {
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { connections: 64, pipelining: 1, connect: { ca } });
+  const lat: number[] = [];
+  let errors = 0;
+  const total = Math.round(rate * seconds);
+  const t0 = performance.now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(pool.request({ path: u.pathname, method: "POST", body: bodies[i % bodies.length], headers: { "content-type": "application/json" } }).then(async (res) => {
+      const text = await res.body.text();
+      if (res.statusCode !== 200 || !text.includes('"allowed":true')) errors++;
+      lat.push(performance.now() - due);
+    }, () => {
+      errors++;
+    }));
+  }
+  await Promise.all(inflight);
+  const wallS = (performance.now() - t0) / 1000;
+  await pool.close();
+  return { lat, errors, sent: total, wallS };
+}
+
+function review(i: number, host: string): string {
+  const digest = `sha256:${createHash("sha256").update(`bench-${i % DIGESTS}`).digest("hex")}`;
+  return JSON.stringify({
+    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+    request: {
+      uid: `u-${i}`, kind: { group: "", version: "v1", kind: "Pod" }, resource: { group: "", version: "v1", resource: "pods" },
+      namespace: ns, name: `p-${i}`, operation: "CREATE", userInfo: { username: "bench" },
+      object: { metadata: { name: `p-${i}`, namespace: ns }, spec: { containers: [{ name: "app", image: `${host}/bench/app-${i % DIGESTS}@${digest}` }, { name: "sidecar", image: `${host}/bench/app-${(i + 1) % DIGESTS}@sha256:${createHash("sha256").update(`bench-${(i + 1) % DIGESTS}`).digest("hex")}` }] } },
+    },
+  });
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-webhook-"));
+  const sup = new ProcessSupervisor(dir);
+  sup.startReaper(true);
+  const kubectlPath = findTool("kubectl");
+  if (!kubectlPath) throw new Error("kubectl not found; run `npm run env:setup` as root");
+  let kc: k8s.KubeConfig | undefined;
+  const servers: Server[] = [];
+  let webhook: AdmissionWebhook | undefined;
+  try {
+    const { service: kube } = await startKube(sup);
+    const kubectl = (...a: string[]) => run(kubectlPath, ["--kubeconfig", kube.kubeconfig, ...a]);
+    await kubectl("apply", "-f", join(root, "crds"));
+    for (const crd of ["imagescans", "imagepolicies", "clusterimagepolicies"]) await kubectl("wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}.portcullis.dev`);
+    kc = new k8s.KubeConfig();
+    kc.loadFromFile(kube.kubeconfig);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    await core.createNamespace({ body: { metadata: { name: ns, labels: { "portcullis.dev/bench": "on" } } } });
+    await core.createNamespace({ body: { metadata: { name: openNs } } });
+    for (const n of [ns, openNs]) await core.createNamespacedServiceAccount({ namespace: n, body: { metadata: { name: "default" } } }).catch(() => undefined);
+    const host = "registry.bench.invalid";
+    // Indexed ImageScans for the digests the reviews use (status written as the controller would).
+    for (let i = 0; i < DIGESTS; i++) {
+      const hex = createHash("sha256").update(`bench-${i}`).digest("hex");
+      const name = `app-${i}-${hex.slice(0, 12)}`;
+      await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [DIGEST_LABEL]: hex.slice(0, 63) } }, spec: { image: `${host}/bench/app-${i}@sha256:${hex}` } } });
+      await custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status: { phase: "Indexed", digest: `sha256:${hex}`, message: "indexed" } } }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
+    }
+
+    const ca = await makeCA(dir, "bench");
+    const leaf = await issueCert(dir, ca, "webhook", ["IP:127.0.0.1"], "serverAuth");
+    webhook = new AdmissionWebhook({ kc, namespace: "portcullis-system", timeoutSeconds: 5 });
+    await webhook.start();
+    for (let i = 0; i < 50 && webhook.scans.size < DIGESTS; i++) await new Promise((r) => setTimeout(r, 100));
+    const port = await freePort();
+    servers.push((await webhook.listen({ host: "127.0.0.1", port, tls: { cert: leaf.certPem, key: leaf.keyPem } })) as unknown as Server);
+    // Baseline: the same TLS, the same load generator, a server that answers "allowed" without looking.
+    const basePort = await freePort();
+    const baseline = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c)).on("end", () => {
+        const uid = (JSON.parse(Buffer.concat(chunks).toString()) as { request: { uid: string } }).request.uid;
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid, allowed: true } }));
+      });
+    });
+    await new Promise<void>((r) => baseline.listen(basePort, "127.0.0.1", r));
+    servers.push(baseline);
+
+    const bodies = Array.from({ length: 1000 }, (_, i) => review(i, host));
+    // Warm both (TLS sessions, JIT), then measure.
+    await load(`https://127.0.0.1:${port}/validate`, ca.certPem, bodies, 200, 1);
+    await load(`https://127.0.0.1:${basePort}/validate`, ca.certPem, bodies, 200, 1);
+    const base = await load(`https://127.0.0.1:${basePort}/validate`, ca.certPem, bodies, RATE, SECONDS);
+    const hook = await load(`https://127.0.0.1:${port}/validate`, ca.certPem, bodies, RATE, SECONDS);
+
+    // End to end through the API server: pod creation with the webhook vs without (a namespace it does not select).
+    await registerWebhooks(kc, { url: `https://127.0.0.1:${port}`, caBundle: Buffer.from(ca.certPem).toString("base64"), excludeNamespaces: ["kube-system"], onlyLabel: { key: "portcullis.dev/bench", value: "on" }, timeoutSeconds: 5 });
+    const createPods = async (namespace: string, tag: string): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < PODS; i++) {
+        const hex = createHash("sha256").update(`bench-${i % DIGESTS}`).digest("hex");
+        const t = performance.now();
+        await core.createNamespacedPod({ namespace, body: { metadata: { name: `${tag}-${i}` }, spec: { containers: [{ name: "app", image: `${host}/bench/app-${i % DIGESTS}@sha256:${hex}` }] } } });
+        out.push(performance.now() - t);
+      }
+      return out;
+    };
+    // Warm the API server's connection to the webhook, then alternate so drift hits both equally.
+    await createPods(ns, "warm");
+    const withHook: number[] = [];
+    const without: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      without.push(...(await createPods(openNs, `r${round}`)));
+      withHook.push(...(await createPods(ns, `r${round}`)));
+    }
+
+    const line = (label: string, r: { lat: number[]; errors: number; sent: number; wallS: number }) =>
+      `${label.padEnd(34)} ${String(r.sent).padStart(6)} sent  ${(r.sent / r.wallS).toFixed(0).padStart(5)}/s  p50 ${ms(pct(r.lat, 50)).padStart(9)}  p99 ${ms(pct(r.lat, 99)).padStart(9)}  max ${ms(Math.max(...r.lat)).padStart(9)}  errors ${r.errors}`;
+    console.log(`\nAdmissionReviews over loopback HTTPS, open loop at ${RATE}/s for ${SECONDS} s, 2 images per pod, digests with Indexed scans (${DIGESTS}):`);
+    console.log(line("baseline (answers allowed, no work)", base));
+    console.log(line("portcullis webhook", hook));
+    console.log(`  p99 ratio webhook/baseline: ${(pct(hook.lat, 99) / pct(base.lat, 99)).toFixed(2)}  (target p99 <= 5 ms at 1,000/s: ${pct(hook.lat, 99) <= 5 && RATE >= 1000 ? "met" : "see figures"})`);
+    console.log(`\nPod creation through the kube-apiserver, ${2 * PODS} pods each, sequential:`);
+    console.log(`  without the webhook (namespace not selected): p50 ${ms(pct(without, 50))}  p99 ${ms(pct(without, 99))}`);
+    console.log(`  with the webhook:                             p50 ${ms(pct(withHook, 50))}  p99 ${ms(pct(withHook, 99))}`);
+    console.log(`  overhead: p50 ${ms(pct(withHook, 50) - pct(without, 50))}  p99 ${ms(pct(withHook, 99) - pct(without, 99))}  (target p99 overhead <= 10 ms)`);
+    if (hook.errors > 0) process.exitCode = 1;
+  } finally {
+    if (kc) await unregisterWebhooks(kc).catch(() => undefined);
+    for (const s of servers) s.close();
+    await webhook?.stop();
+    await sup.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,521 @@
+import { describe, expect, it } from "vitest";
+import { referenceHash, scanName } from "../controller/ensure.js";
+import { parseReference } from "../image/reference.js";
+import { parsePolicy, type Policy } from "../policy/types.js";
+import { decide, RULES, WARNING_MAX, type DecideInput, type ImageToJudge, type ScanInfo } from "./decide.js";
+
+const NOW = new Date("2026-06-01T00:00:00Z");
+const FUTURE = "2027-01-01T00:00:00Z";
+const PAST = "2026-01-01T00:00:00Z";
+const digest = (c: string) => `sha256:${c.repeat(64)}`;
+const DA = digest("a");
+const DB = digest("b");
+const DC = digest("c");
+const NS = { name: "team", labels: { env: "prod" } };
+const APP = "registry.example.com/team/app:1.0";
+
+function policy(kind: "ImagePolicy" | "ClusterImagePolicy", name: string, spec: Record<string, unknown>, namespace = "team"): Policy {
+  const r = parsePolicy({ apiVersion: "portcullis.dev/v1alpha1", kind, metadata: kind === "ImagePolicy" ? { name, namespace } : { name }, spec }, { now: NOW });
+  if (!r.ok) throw new Error(`invalid test policy: ${JSON.stringify(r.errors)}`);
+  return r.policy;
+}
+const cip = (name: string, spec: Record<string, unknown> = {}) => policy("ClusterImagePolicy", name, spec);
+const ip = (name: string, spec: Record<string, unknown> = {}, namespace = "team") => policy("ImagePolicy", name, spec, namespace);
+
+const scan = (phase: string | undefined, name = "app-aaaaaaaaaaaa", extra: Partial<ScanInfo> = {}): ScanInfo => ({ name, namespace: "team", ...(phase ? { phase } : {}), ...extra });
+
+interface Setup extends Partial<Omit<DecideInput, "scanFor">> {
+  scans?: Record<string, ScanInfo>;
+}
+
+function run(s: Setup = {}) {
+  const calls: string[] = [];
+  const input: DecideInput = {
+    namespace: s.namespace ?? NS,
+    images: s.images ?? [{ field: "spec.containers[0].image", image: APP, digest: DA }],
+    policies: s.policies ?? [],
+    defaultPolicy: s.defaultPolicy ?? { mode: "Enforce", onMissingScan: "deny", requireDigest: false },
+    scanFor: (d) => {
+      calls.push(d);
+      return s.scans?.[d];
+    },
+    now: s.now ?? NOW,
+    kindLabel: s.kindLabel ?? "Pod team/web",
+    ...(s.annotations ? { annotations: s.annotations } : {}),
+    ...(s.dryRun !== undefined ? { dryRun: s.dryRun } : {}),
+  };
+  return { d: decide(input), calls };
+}
+
+const indexed = { [DA]: scan("Indexed") };
+const img = (i: number, image: string, d?: string, extra: Partial<ImageToJudge> = {}): ImageToJudge => ({ field: `spec.containers[${i}].image`, image, ...(d ? { digest: d } : {}), ...extra });
+
+describe("decide: no policy, the built-in default", () => {
+  it("denies an unscanned image and says the default decided", () => {
+    const { d } = run();
+    expect(d.allowed).toBe(false);
+    expect(d.verdicts[0]).toMatchObject({ outcome: "denied", rule: "scan-missing", action: "deny", mode: "Enforce", needsScan: true });
+    expect(d.verdicts[0]!.policy).toBeUndefined();
+    expect(d.message).toContain("built-in default policy: no ImagePolicy or ClusterImagePolicy selects it, onMissingScan: deny");
+  });
+
+  it.each([
+    ["deny", false, 0],
+    ["warn", true, 1],
+    ["allow", true, 0],
+  ] as const)("default onMissingScan %s: allowed=%s, %i warning(s)", (onMissingScan, allowed, warnings) => {
+    const { d } = run({ defaultPolicy: { mode: "Enforce", onMissingScan, requireDigest: false } });
+    expect(d.allowed).toBe(allowed);
+    expect(d.warnings).toHaveLength(warnings);
+    expect(d.scansWanted).toEqual([{ image: APP, digest: DA }]);
+  });
+
+  it("applies the default's requireDigest", () => {
+    const { d } = run({ defaultPolicy: { mode: "Enforce", onMissingScan: "allow", requireDigest: true }, scans: indexed });
+    expect(d.allowed).toBe(false);
+    expect(d.verdicts[0]!.rule).toBe("digest-required");
+  });
+
+  it("lets the default forbid break-glass", () => {
+    const { d } = run({ defaultPolicy: { mode: "Enforce", onMissingScan: "deny", requireDigest: false, breakGlassAllowed: false }, annotations: { "portcullis.dev/break-glass": "INC-1" } });
+    expect(d.allowed).toBe(false);
+    expect(d.message).toContain("break-glass is disabled for it");
+  });
+});
+
+describe("decide: the scan rule", () => {
+  it("admits an image with an Indexed ImageScan for its digest by the scanned rule", () => {
+    const { d, calls } = run({ policies: [cip("default")], scans: indexed });
+    expect(d).toMatchObject({ allowed: true, warnings: [], auditAnnotations: {}, scansWanted: [] });
+    expect(d.message).toBeUndefined();
+    expect(d.verdicts[0]).toMatchObject({ outcome: "allowed", rule: "scanned", policy: "ClusterImagePolicy/default" });
+    expect(d.verdicts[0]!.needsScan).toBeUndefined();
+    expect(calls).toEqual([DA]);
+  });
+
+  it.each([
+    ["deny", "denied", false, 0],
+    ["warn", "warned", true, 1],
+    ["allow", "allowed", true, 0],
+  ] as const)("missing scan with onMissingScan %s -> %s", (onMissingScan, outcome, allowed, warnings) => {
+    const { d } = run({ policies: [cip("default", { onMissingScan })] });
+    expect(d.allowed).toBe(allowed);
+    expect(d.verdicts[0]).toMatchObject({ outcome, rule: "scan-missing", action: onMissingScan, needsScan: true });
+    expect(d.warnings).toHaveLength(warnings);
+    // A scan is queued whatever the action.
+    expect(d.scansWanted).toEqual([{ image: APP, digest: DA }]);
+  });
+
+  it("names the scan it creates (the name ensureImageScan gives it) and says controllers retry", () => {
+    const { d } = run({ policies: [cip("default")] });
+    const name = scanName(parseReference(APP), DA);
+    expect(d.verdicts[0]!.scan).toEqual({ name, namespace: "team", exists: false });
+    expect(d.message).toContain(`Portcullis is creating ImageScan ${name}; watch it: kubectl get scan -n team ${name}`);
+    expect(d.message).toMatch(/\nNothing else to do: controllers retry on their own, so a Deployment .* becomes Ready once its scans are Indexed/);
+    expect(d.message).toContain(`${APP}@${DA}`);
+    expect(d.message).toContain("spec.containers[0].image");
+    expect(d.message).toContain("ClusterImagePolicy/default, onMissingScan: deny");
+  });
+
+  it("on a dry run says no scan is created", () => {
+    const { d } = run({ dryRun: true });
+    expect(d.message).toContain("dry run: no ImageScan is created");
+    expect(d.message).not.toContain("is creating");
+  });
+
+  it.each(["Pending", "Resolving", "Indexing", undefined])("a scan in phase %s is not enough; the message points at it", (phase) => {
+    const { d } = run({ scans: { [DA]: scan(phase, "app-existing") } });
+    expect(d.allowed).toBe(false);
+    expect(d.verdicts[0]).toMatchObject({ rule: "scan-pending", scan: { name: "app-existing", namespace: "team", exists: true }, needsScan: true });
+    expect(d.message).toContain(`is not scanned yet (ImageScan app-existing is ${phase ?? "Pending"})`);
+    expect(d.message).toContain("Watch it: kubectl get scan -n team app-existing");
+    expect(d.message).toContain("controllers retry on their own");
+    expect(d.scansWanted).toEqual([{ image: APP, digest: DA }]);
+  });
+
+  it("a Failed scan: the reason and message are in the denial, without promising a retry", () => {
+    const { d } = run({ scans: { [DA]: scan("Failed", "app-failed", { reason: "AuthFailed", message: "401 from registry.example.com" }) } });
+    expect(d.allowed).toBe(false);
+    expect(d.verdicts[0]!.rule).toBe("scan-failed");
+    expect(d.message).toContain("could not be scanned (ImageScan app-failed Failed: AuthFailed: 401 from registry.example.com)");
+    expect(d.message).toContain("kubectl get scan -n team app-failed");
+    expect(d.message).not.toContain("controllers retry");
+  });
+
+  it("a Failed scan under onMissingScan warn is a warning with the reason", () => {
+    const { d } = run({ policies: [cip("soft", { onMissingScan: "warn" })], scans: { [DA]: scan("Failed", "x", { reason: "ManifestUnknown" }) } });
+    expect(d.allowed).toBe(true);
+    expect(d.warnings[0]).toContain("ManifestUnknown");
+  });
+
+  it.each([
+    ["timeout", /could not be resolved to a digest in time, so its scan cannot be checked/],
+    ["the registry did not answer within the webhook's 3500 ms budget", /could not be resolved to a digest in time \(the registry did not answer within the webhook's 3500 ms budget\)/],
+    ["MANIFEST_UNKNOWN: manifest unknown", /could not be resolved to a digest \(MANIFEST_UNKNOWN: manifest unknown\)/],
+  ])("an unresolved digest (%s) gets the policy's decision with a message that says so", (unresolved, re) => {
+    const image = "registry.example.com/team/app:2.0";
+    const { d, calls } = run({ images: [img(0, image, undefined, { unresolved })] });
+    expect(calls).toEqual([]);
+    expect(d.allowed).toBe(false);
+    expect(d.verdicts[0]).toMatchObject({ rule: "unresolved", needsScan: true });
+    expect(d.message).toMatch(re);
+    const ref = parseReference(image);
+    const name = scanName(ref, `sha256:${referenceHash(ref)}`);
+    expect(d.message).toContain(`kubectl get scan -n team ${name}`);
+    expect(d.scansWanted).toEqual([{ image }]);
+  });
+
+  it("an unresolved digest under onMissingScan allow is admitted", () => {
+    const { d } = run({ policies: [cip("lenient", { onMissingScan: "allow" })], images: [img(0, APP, undefined, { unresolved: "timeout" })] });
+    expect(d.allowed).toBe(true);
+    expect(d.verdicts[0]).toMatchObject({ outcome: "allowed", rule: "unresolved" });
+  });
+
+  it("takes the digest from the reference itself", () => {
+    const image = `registry.example.com/team/app@${DA}`;
+    const { d } = run({ images: [img(0, image)], scans: indexed });
+    expect(d.allowed).toBe(true);
+    expect(d.verdicts[0]!.digest).toBe(DA);
+  });
+
+  it("does not repeat a digest the reference already carries", () => {
+    const image = `registry.example.com/team/app:1.0@${DA}`;
+    const { d } = run({ images: [img(0, image, DA)] });
+    expect(d.message).toContain(`${image} is not scanned yet`);
+    expect(d.message).not.toContain(`${DA}@${DA}`);
+  });
+});
+
+describe("decide: allowed and denied lists, requireDigest", () => {
+  it.each<[string, Record<string, unknown>, string, string | undefined]>([
+    ["denied registry", { deniedImages: ["docker.io/**"] }, "nginx:1.25", "denied-list"],
+    ["denied repository glob", { deniedImages: ["registry.example.com/team/*"] }, APP, "denied-list"],
+    ["denied tag glob", { deniedImages: ["docker.io/**:latest"] }, "nginx", "denied-list"],
+    ["denied tag glob, other tag", { deniedImages: ["docker.io/**:latest"] }, "nginx:1.25", undefined],
+    ["denied digest glob matches a tag resolved to it", { deniedImages: [`registry.example.com/team/app@${DA}`] }, APP, "denied-list"],
+    ["allowed registry", { allowedImages: ["registry.example.com/**"] }, APP, undefined],
+    ["allowed repository glob", { allowedImages: ["registry.example.com/team/*"] }, APP, undefined],
+    ["not in allowed registry", { allowedImages: ["registry.example.com/**"] }, "ghcr.io/org/app:1", "not-allowed"],
+    ["not in allowed repository glob", { allowedImages: ["registry.example.com/other/*"] }, APP, "not-allowed"],
+    ["empty allowedImages restricts nothing", { allowedImages: [] }, APP, undefined],
+    ["deny wins over allow", { allowedImages: ["registry.example.com/**"], deniedImages: ["registry.example.com/team/**"] }, APP, "denied-list"],
+  ])("%s", (_, spec, image, rule) => {
+    const { d } = run({ policies: [cip("lists", spec)], images: [img(0, image, DA)], scans: indexed });
+    if (rule === undefined) {
+      expect(d.allowed).toBe(true);
+      expect(d.verdicts[0]!.rule).toBe("scanned");
+    } else {
+      expect(d.allowed).toBe(false);
+      expect(d.verdicts[0]!.rule).toBe(rule);
+    }
+  });
+
+  it("quotes the glob that denied and the allowed globs", () => {
+    const denied = run({ policies: [cip("lists", { deniedImages: ["docker.io/**:latest"] })], images: [img(0, "nginx", DA)], scans: indexed }).d;
+    expect(denied.message).toContain('spec.containers[0].image: nginx@' + DA + ' matches deniedImages "docker.io/**:latest" [ClusterImagePolicy/lists]');
+    const notAllowed = run({ policies: [cip("lists", { allowedImages: ["a.example.com/**", "b.example.com/**", "c.example.com/**", "d.example.com/**"] })], scans: indexed }).d;
+    expect(notAllowed.message).toContain('is not in allowedImages ("a.example.com/**", "b.example.com/**", "c.example.com/**", +1 more)');
+  });
+
+  it("an image refused by a list gets no scan and no hint to wait, but every failure is reported", () => {
+    const { d } = run({ policies: [cip("lists", { deniedImages: ["registry.example.com/**"] })] });
+    expect(d.verdicts[0]!.results.map((r) => r.rule)).toEqual(["denied-list", "scan-missing"]);
+    expect(d.verdicts[0]!.message).toBe('matches deniedImages "registry.example.com/**"');
+    expect(d.verdicts[0]!.needsScan).toBeUndefined();
+    expect(d.scansWanted).toEqual([]);
+    expect(d.message).not.toContain("kubectl get scan");
+    expect(d.message).not.toContain("controllers retry");
+  });
+
+  it("deny beats warn: the list decides over a scan that would only warn", () => {
+    const { d } = run({ policies: [cip("lists", { deniedImages: ["registry.example.com/**"], onMissingScan: "warn" })] });
+    expect(d.verdicts[0]).toMatchObject({ outcome: "denied", rule: "denied-list" });
+  });
+
+  it("every failure is reported: requireDigest and a missing scan together", () => {
+    const { d } = run({ policies: [cip("pinned", { requireDigest: true })] });
+    expect(d.verdicts[0]).toMatchObject({ rule: "digest-required", needsScan: true });
+    expect(d.verdicts[0]!.message).toBe("is not referenced by digest and requireDigest is set: write it as name[:tag]@sha256:…; is not scanned yet");
+    // Waiting does not fix a missing digest: no promise that controllers will get through.
+    expect(d.message).not.toContain("controllers retry");
+  });
+
+  it.each([
+    ["a tag, resolved and scanned", APP, false],
+    ["a digest", `registry.example.com/team/app@${DA}`, true],
+    ["a tag and a digest", `registry.example.com/team/app:1.0@${DA}`, true],
+  ])("requireDigest with %s", (_, image, allowed) => {
+    const { d } = run({ policies: [cip("pinned", { requireDigest: true })], images: [img(0, image, DA)], scans: indexed });
+    expect(d.allowed).toBe(allowed);
+    if (!allowed) {
+      expect(d.verdicts[0]!.rule).toBe("digest-required");
+      expect(d.message).toContain("is not referenced by digest and requireDigest is set");
+    }
+  });
+
+  it("an unparsable reference is denied by the policy that selects every image", () => {
+    const { d } = run({ policies: [ip("audit", { mode: "Audit" })], images: [img(0, "Registry.Example.com/Team/App")] });
+    expect(d.allowed).toBe(true);
+    expect(d.verdicts[0]).toMatchObject({ outcome: "audited", rule: "invalid-reference", policy: "ImagePolicy/team/audit" });
+    expect(d.scansWanted).toEqual([]);
+    const strict = run({ images: [img(0, "registry.example.com/Team/app", undefined, { unresolved: "invalid reference" })] }).d;
+    expect(strict.allowed).toBe(false);
+    expect(strict.message).toMatch(/registry\.example\.com\/Team\/app is not a valid image reference: invalid reference .*must be lowercase/);
+    expect(strict.message).not.toContain("kubectl get scan");
+  });
+});
+
+describe("decide: which policy decides", () => {
+  it("an ImagePolicy wins over a ClusterImagePolicy", () => {
+    const { d } = run({ policies: [cip("strict"), ip("relaxed", { onMissingScan: "allow" })] });
+    expect(d.allowed).toBe(true);
+    expect(d.verdicts[0]!.policy).toBe("ImagePolicy/team/relaxed");
+  });
+
+  it("an ImagePolicy of another namespace does not apply; a non-matching selector falls back to the default", () => {
+    const { d } = run({ policies: [ip("elsewhere", { onMissingScan: "allow" }, "other"), cip("dev", { namespaceSelector: { matchLabels: { env: "dev" } }, onMissingScan: "allow" })] });
+    expect(d.allowed).toBe(false);
+    expect(d.verdicts[0]!.policy).toBeUndefined();
+  });
+
+  it("the more specific ClusterImagePolicy glob decides", () => {
+    const { d } = run({ policies: [cip("all", { onMissingScan: "allow" }), cip("team", { images: ["registry.example.com/team/**"] })] });
+    expect(d.allowed).toBe(false);
+    expect(d.message).toContain("[ClusterImagePolicy/team, onMissingScan: deny]");
+  });
+
+  it.each<[string, Record<string, unknown>, boolean]>([
+    ["an active exception admits", { images: ["registry.example.com/team/**"], reason: "SEC-1: assessed", expires: FUTURE }, true],
+    ["an expired exception does not", { images: ["registry.example.com/team/**"], reason: "SEC-1: assessed", expires: PAST }, false],
+    ["an exception for other namespaces does not", { images: ["registry.example.com/team/**"], namespaces: ["web"], reason: "SEC-1", expires: FUTURE }, false],
+    ["an exception listing the namespace does", { images: ["registry.example.com/team/**"], namespaces: ["web", "team"], reason: "SEC-1", expires: FUTURE }, true],
+    ["an exception for other images does not", { images: ["ghcr.io/**"], reason: "SEC-1", expires: FUTURE }, false],
+  ])("exceptions: %s", (_, exception, allowed) => {
+    const { d } = run({ policies: [cip("default", { exceptions: [exception] })] });
+    expect(d.allowed).toBe(allowed);
+    if (allowed) {
+      expect(d.verdicts[0]).toMatchObject({ outcome: "allowed", rule: "exception", policy: "ClusterImagePolicy/default" });
+      expect(d.verdicts[0]!.message).toBe(`admitted by ClusterImagePolicy/default spec.exceptions[0] until ${FUTURE}: ${String(exception.reason)}`);
+      expect(d.auditAnnotations.exception).toContain(`spec.containers[0].image ${APP}@${DA}: admitted by ClusterImagePolicy/default`);
+      // Still scanned for the inventory.
+      expect(d.scansWanted).toEqual([{ image: APP, digest: DA }]);
+    } else {
+      expect(d.verdicts[0]!.rule).toBe("scan-missing");
+    }
+  });
+
+  it("an exception of a ClusterImagePolicy admits even where an ImagePolicy decides the rules", () => {
+    const { d } = run({ policies: [ip("strict", { deniedImages: ["registry.example.com/**"] }), cip("ex", { exceptions: [{ images: [APP], reason: "INC-9", expires: FUTURE }] })] });
+    expect(d.allowed).toBe(true);
+    expect(d.verdicts[0]).toMatchObject({ rule: "exception", policy: "ClusterImagePolicy/ex" });
+  });
+
+  it("an exception is judged at `now`", () => {
+    const p = cip("default", { exceptions: [{ images: ["**"], reason: "temporary", expires: "2026-06-01T00:00:01Z" }] });
+    expect(run({ policies: [p], now: NOW }).d.allowed).toBe(true);
+    expect(run({ policies: [p], now: new Date("2026-06-01T00:00:01Z") }).d.allowed).toBe(false);
+  });
+});
+
+describe("decide: modes", () => {
+  it("Warn admits a would-be denial with a warning naming the field, the rule and the policy", () => {
+    const { d } = run({ policies: [cip("warn", { mode: "Warn" })] });
+    expect(d.allowed).toBe(true);
+    expect(d.verdicts[0]!.outcome).toBe("warned");
+    expect(d.warnings).toHaveLength(1);
+    const w = d.warnings[0]!;
+    expect(w).toMatch(/^Portcullis: spec\.containers\[0\]\.image: registry\.example\.com\/team\/app:1\.0@sha256:aaaaaaaaaaaa… is not scanned yet/);
+    expect(w).toContain("[ClusterImagePolicy/warn, onMissingScan: deny; Warn mode: would be denied]");
+    expect(w).toContain(`; requested ImageScan ${scanName(parseReference(APP), DA)}`);
+    expect(d.auditAnnotations).toEqual({});
+    expect(d.scansWanted).toHaveLength(1);
+  });
+
+  it("Warn mode turns list denials into warnings too", () => {
+    const { d } = run({ policies: [cip("warn", { mode: "Warn", deniedImages: ["registry.example.com/**"] })], scans: indexed });
+    expect(d.allowed).toBe(true);
+    expect(d.warnings[0]).toContain('matches deniedImages "registry.example.com/**"');
+  });
+
+  it.each(["deny", "warn"] as const)("Audit admits (onMissingScan %s) and records in auditAnnotations, without warnings", (onMissingScan) => {
+    const { d } = run({ policies: [cip("audit", { mode: "Audit", onMissingScan })] });
+    expect(d.allowed).toBe(true);
+    expect(d.warnings).toEqual([]);
+    expect(d.verdicts[0]!.outcome).toBe("audited");
+    expect(d.auditAnnotations.audit).toBe(`spec.containers[0].image ${APP}@${DA}: is not scanned yet (ClusterImagePolicy/audit, Audit: would ${onMissingScan})`);
+  });
+
+  it("audit annotation keys are qualified-name parts without a prefix (the API server adds the webhook's name)", () => {
+    const { d } = run({
+      policies: [cip("audit", { mode: "Audit", exceptions: [{ images: ["ghcr.io/**"], reason: "r", expires: FUTURE }] }), ip("glass", { images: ["docker.io/**"] })],
+      images: [img(0, APP, DA), img(1, "ghcr.io/org/x:1", DB), img(2, "nginx:1", DC)],
+      annotations: { "portcullis.dev/break-glass": "INC-7" },
+    });
+    expect(Object.keys(d.auditAnnotations).sort()).toEqual(["audit", "break-glass", "exception"]);
+    for (const k of Object.keys(d.auditAnnotations)) expect(k).toMatch(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/);
+  });
+
+  it("an allowed image is not softened or recorded in any mode", () => {
+    for (const mode of ["Enforce", "Warn", "Audit"]) {
+      const { d } = run({ policies: [cip("m", { mode })], scans: indexed });
+      expect(d).toMatchObject({ allowed: true, warnings: [], auditAnnotations: {} });
+    }
+  });
+});
+
+describe("decide: break-glass", () => {
+  const glass = (reason: string) => ({ "portcullis.dev/break-glass": reason });
+
+  it("a reason admits what would be denied, recorded for an Event and a metric", () => {
+    const { d } = run({ policies: [cip("default", { deniedImages: ["docker.io/**"] })], images: [img(0, APP, DA), img(1, "nginx", DB)], annotations: glass("INC-42: hotfix") });
+    expect(d.allowed).toBe(true);
+    expect(d.breakGlass).toEqual({ reason: "INC-42: hotfix", fields: ["spec.containers[0].image", "spec.containers[1].image"] });
+    expect(d.verdicts.map((v) => v.rule)).toEqual(["breakGlass", "breakGlass"]);
+    expect(d.verdicts[1]!.message).toBe('admitted by break-glass (INC-42: hotfix); it matches deniedImages "docker.io/**"');
+    expect(d.auditAnnotations["break-glass"]).toContain("INC-42: hotfix (admitted: spec.containers[0].image");
+    expect(d.warnings[0]).toBe("Portcullis: admitted by break-glass (INC-42: hotfix), recorded: spec.containers[0].image, spec.containers[1].image");
+    // The unscanned image is still scanned; the denied one is not.
+    expect(d.scansWanted).toEqual([{ image: APP, digest: DA }]);
+  });
+
+  it("is not recorded when nothing needed it", () => {
+    const { d } = run({ scans: indexed, annotations: glass("INC-42") });
+    expect(d.allowed).toBe(true);
+    expect(d.breakGlass).toBeUndefined();
+    expect(d.auditAnnotations).toEqual({});
+  });
+
+  it.each(["Warn", "Audit"])("is not used where %s mode admits anyway", (mode) => {
+    const { d } = run({ policies: [cip("soft", { mode })], annotations: glass("INC-42") });
+    expect(d.allowed).toBe(true);
+    expect(d.breakGlass).toBeUndefined();
+    expect(d.verdicts[0]!.outcome).toBe(mode === "Warn" ? "warned" : "audited");
+  });
+
+  it("does nothing where the deciding policy disables it", () => {
+    const { d } = run({ policies: [ip("locked", { breakGlass: { allowed: false } })], annotations: glass("INC-42") });
+    expect(d.allowed).toBe(false);
+    expect(d.breakGlass).toBeUndefined();
+    expect(d.message).toContain("[ImagePolicy/team/locked, onMissingScan: deny; break-glass is disabled for it]");
+  });
+
+  it("is not recorded when another image's policy keeps the object out", () => {
+    const { d } = run({ policies: [cip("open"), ip("locked", { images: ["docker.io/**"], breakGlass: { allowed: false } })], images: [img(0, APP, DA), img(1, "nginx", DB)], annotations: glass("INC-42") });
+    expect(d.allowed).toBe(false);
+    expect(d.breakGlass).toBeUndefined();
+    expect(d.message).toContain("refused 1 of 2 images");
+    expect(d.message).toContain("spec.containers[1].image: nginx@");
+  });
+
+  it.each(["", "   ", "\n"])("an empty reason (%j) does not count, and the message says so", (reason) => {
+    const { d } = run({ annotations: glass(reason) });
+    expect(d.allowed).toBe(false);
+    expect(d.breakGlass).toBeUndefined();
+    expect(d.message).toContain('The portcullis.dev/break-glass annotation is empty and does not count: it needs a reason, e.g. portcullis.dev/break-glass: "INC-123: hotfix".');
+  });
+
+  it("keeps a reason with newlines on one line in warnings", () => {
+    const { d } = run({ annotations: glass("INC-1\nsecond line") });
+    expect(d.breakGlass!.reason).toBe("INC-1 second line");
+    for (const w of d.warnings) expect([...w].every((c) => c.charCodeAt(0) >= 0x20)).toBe(true);
+  });
+});
+
+describe("decide: several images", () => {
+  it("denies when one image is denied and names only that field path, one line per denied image", () => {
+    const { d } = run({
+      kindLabel: "Deployment apps/v1 team/web",
+      images: [
+        { field: "spec.template.spec.initContainers[0].image", image: "registry.example.com/team/init:1", digest: DA },
+        { field: "spec.template.spec.containers[0].image", image: APP, digest: DB },
+        { field: "spec.template.spec.volumes[0].image.reference", image: "registry.example.com/team/data:1", digest: DC },
+      ],
+      scans: { [DA]: scan("Indexed"), [DC]: scan("Indexed", "data") },
+    });
+    expect(d.allowed).toBe(false);
+    const lines = d.message!.split("\n");
+    expect(lines[0]).toBe("Deployment apps/v1 team/web: Portcullis refused 1 of 3 images:");
+    expect(lines[1]).toMatch(new RegExp(`^- spec\\.template\\.spec\\.containers\\[0\\]\\.image: ${APP.replace(/\./g, "\\.")}@${DB} is not scanned yet`));
+    expect(lines.filter((l) => l.startsWith("- "))).toHaveLength(1);
+    expect(d.message).not.toContain("initContainers");
+    expect(d.message).not.toContain("volumes");
+    expect(d.verdicts.map((v) => v.outcome)).toEqual(["allowed", "denied", "allowed"]);
+    expect(d.scansWanted).toEqual([{ image: APP, digest: DB }]);
+  });
+
+  it("lists each denied image on its own line, with different rules", () => {
+    const { d } = run({
+      policies: [cip("p", { deniedImages: ["docker.io/**"] })],
+      images: [img(0, APP, DA), img(1, "nginx", DB), img(2, "registry.example.com/team/x:1", undefined, { unresolved: "timeout" })],
+    });
+    const lines = d.message!.split("\n").filter((l) => l.startsWith("- "));
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toContain("is not scanned yet");
+    expect(lines[1]).toContain("matches deniedImages");
+    expect(lines[2]).toContain("could not be resolved to a digest in time");
+    expect(d.message).toContain("For the images waiting on a scan, nothing else to do: controllers retry on their own");
+  });
+
+  it("asks for one scan per digest when containers share an image", () => {
+    const { d } = run({ images: [img(0, APP, DA), img(1, APP, DA), img(2, "registry.example.com/team/app:latest", DA)] });
+    expect(d.scansWanted).toEqual([{ image: APP, digest: DA }]);
+    expect(d.message!.split("\n").filter((l) => l.startsWith("- "))).toHaveLength(3);
+  });
+
+  it("decides 50 images with one scan lookup each", () => {
+    const policies = Array.from({ length: 20 }, (_, i) => cip(`p${i}`, { images: [`registry.example.com/team${i}/**`] }));
+    const images = Array.from({ length: 50 }, (_, i) => img(i, `registry.example.com/team${i % 25}/app${i}:1`, digest((i % 16).toString(16))));
+    const scans = Object.fromEntries(images.map((m) => [m.digest!, scan("Indexed")]));
+    const { d, calls } = run({ policies, images, scans });
+    expect(d.allowed).toBe(true);
+    expect(d.verdicts).toHaveLength(50);
+    expect(calls).toHaveLength(50);
+    const unscanned = run({ policies, images });
+    expect(unscanned.d.message!.split("\n").filter((l) => l.startsWith("- "))).toHaveLength(50);
+    expect(unscanned.d.scansWanted).toHaveLength(16);
+  });
+});
+
+describe("decide: warnings stay within Kubernetes limits", () => {
+  const long = `registry.example.com/${Array.from({ length: 12 }, (_, i) => `segment-number-${i}`).join("/")}:1.0`;
+
+  it("cuts each warning to 255 characters and keeps it on one line", () => {
+    const { d } = run({ policies: [cip("warn", { mode: "Warn", allowedImages: ["ghcr.io/**", "quay.io/**"] })], images: [img(0, long, DA, { unresolved: "x" })] });
+    expect(d.warnings).toHaveLength(1);
+    expect(d.warnings[0]!.length).toBeLessThanOrEqual(WARNING_MAX);
+    expect(d.warnings[0]).toMatch(/\.\.\.$/);
+    expect(d.warnings[0]).not.toContain("\n");
+  });
+
+  it("keeps 50 warnings under 4 KiB in all and says how many did not fit", () => {
+    const images = Array.from({ length: 50 }, (_, i) => img(i, `${long.slice(0, -4)}/app${i}:1`, DA));
+    const { d } = run({ policies: [cip("warn", { onMissingScan: "warn" })], images });
+    const total = d.warnings.reduce((n, w) => n + w.length, 0);
+    expect(total).toBeLessThanOrEqual(4096);
+    for (const w of d.warnings) expect(w.length).toBeLessThanOrEqual(WARNING_MAX);
+    const last = d.warnings[d.warnings.length - 1]!;
+    const shownCount = d.warnings.length - 1;
+    expect(last).toBe(`Portcullis: ${50 - shownCount} more image warnings not shown (Kubernetes limits warnings to 4 KiB)`);
+  });
+
+  it("counts characters, not UTF-16 units, when cutting", () => {
+    const { d } = run({ policies: [cip("warn", { mode: "Warn" })], scans: indexed, annotations: { "portcullis.dev/break-glass": "🚨".repeat(300) } });
+    // Nothing needed break-glass: no warning.
+    expect(d.warnings).toEqual([]);
+    const used = run({ annotations: { "portcullis.dev/break-glass": "🚨".repeat(300) } }).d;
+    expect(Array.from(used.warnings[0]!).length).toBeLessThanOrEqual(WARNING_MAX);
+  });
+});
+
+describe("decide: the rule pipeline", () => {
+  it("has the documented order, so a vulnerability rule can be appended", () => {
+    const names = RULES.map((r) => r({
+      item: { field: "f", image: APP },
+      ref: { ...parseReference(APP), digest: DA },
+      pinned: false,
+      digest: DA,
+      policy: { label: "x", mode: "Enforce", onMissingScan: "deny", requireDigest: true, allowedImages: ["ghcr.io/**"], deniedImages: ["registry.example.com/**"], breakGlassAllowed: true },
+    })?.rule);
+    expect(names).toEqual(["denied-list", "not-allowed", "digest-required", "scan-missing"]);
+  });
+});

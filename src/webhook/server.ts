@@ -1,0 +1,297 @@
+// The admission webhook: a verdict per AdmissionReview from memory only — informer caches of ImageScans
+// (indexed by digest), policies and namespaces, and a bounded LRU of tag -> digest resolutions — within an
+// internal budget of ~70% of the webhook's timeout, so the API server's timeout never decides. After a
+// denial for a missing scan it creates the ImageScan (never on dryRun) in the controller's priority lane.
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { SecureContextOptions } from "node:tls";
+import * as k8s from "@kubernetes/client-node";
+import { parseReference, referenceString, type Reference } from "../image/reference.js";
+import { Informer, type KubeObject } from "../kube/informer.js";
+import type { EventRecorder } from "../kube/events.js";
+import type { CredentialProvider } from "../registry/auth/types.js";
+import { RegistryClient } from "../registry/client.js";
+import type { RegistryOptionsInput } from "../registry/options.js";
+import { dedupe, SecretCache, workloadKeyring, type OperatorSecrets } from "../controller/credentials.js";
+import { ensureImageScan, existingScans, referenceHash } from "../controller/ensure.js";
+import { GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
+import {
+  CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
+} from "../policy/types.js";
+import { decide, type DecideInput, type Decision, type ImageToJudge } from "./decide.js";
+import { imagesToJudge, parseReview, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+
+export const DEFAULT_WEBHOOK_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"];
+
+export interface WebhookOptions {
+  kc: k8s.KubeConfig;
+  /** Portcullis's own namespace: always allowed (its pods must start when it is down). */
+  namespace: string;
+  excludeNamespaces?: string[];
+  /** The webhook configurations' timeoutSeconds; the verdict budget is 70% of it. */
+  timeoutSeconds?: number;
+  defaultPolicy?: DecideInput["defaultPolicy"];
+  registry?: RegistryOptionsInput;
+  providers?: CredentialProvider[];
+  operatorSecrets?: OperatorSecrets;
+  /** Tag -> digest answers are reused this long (default 45 s) and at most this many kept (default 10,000). */
+  resolveTtlMs?: number;
+  resolveCacheSize?: number;
+  events?: EventRecorder;
+  log?(level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>): void;
+  /** Called with each decision (metrics). */
+  onDecision?(d: { decision: Decision; request: AdmissionRequest; durationMs: number }): void;
+}
+
+interface CacheEntry {
+  digest?: string;
+  error?: string;
+  expires: number;
+}
+
+export class AdmissionWebhook {
+  readonly scans: Informer<ImageScan>;
+  /** Raw objects: each is parsed (and an invalid one ignored) when a review reads the policies. */
+  readonly imagePolicies: Informer<KubeObject>;
+  readonly clusterPolicies: Informer<KubeObject>;
+  readonly namespaces: Informer<k8s.V1Namespace>;
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly secrets: SecretCache;
+  private readonly resolved = new Map<string, CacheEntry>();
+  private readonly resolving = new Map<string, Promise<CacheEntry>>();
+  private readonly excluded: Set<string>;
+  private readonly budgetMs: number;
+  private readonly parsed = new Map<string, { policy?: Policy }>();
+  /** Background work after answers (scan creation), awaited on stop. */
+  private readonly after = new Set<Promise<void>>();
+
+  constructor(private readonly o: WebhookOptions) {
+    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
+    const core = o.kc.makeApiClient(k8s.CoreV1Api);
+    this.secrets = new SecretCache(core);
+    this.excluded = new Set([...(o.excludeNamespaces ?? DEFAULT_WEBHOOK_EXCLUDED), o.namespace]);
+    this.budgetMs = Math.round((o.timeoutSeconds ?? 5) * 1000 * 0.7);
+    const log = (m: string) => o.log?.("warn", m);
+    const listCustom = <T extends KubeObject>(plural: string) => async () => {
+      const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as { items: T[]; metadata: { resourceVersion: string } };
+      return { items: res.items, resourceVersion: res.metadata.resourceVersion };
+    };
+    this.scans = new Informer<ImageScan>(o.kc, { watchPath: `/apis/${GROUP}/${VERSION}/imagescans`, list: listCustom<ImageScan>("imagescans"), indexers: IMAGESCAN_INDEXERS, log });
+    this.imagePolicies = new Informer(o.kc, { watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${IMAGE_POLICY_PLURAL}`, list: listCustom(IMAGE_POLICY_PLURAL), log });
+    this.clusterPolicies = new Informer(o.kc, { watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${CLUSTER_IMAGE_POLICY_PLURAL}`, list: listCustom(CLUSTER_IMAGE_POLICY_PLURAL), log });
+    this.namespaces = new Informer<k8s.V1Namespace>(o.kc, {
+      watchPath: "/api/v1/namespaces",
+      list: async () => {
+        const res = await core.listNamespace();
+        return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? "" };
+      },
+      log,
+    });
+  }
+
+  /** Starts the caches; resolves when all have listed once. */
+  async start(): Promise<void> {
+    await Promise.all([this.scans.start(), this.imagePolicies.start(), this.clusterPolicies.start(), this.namespaces.start()]);
+  }
+
+  async stop(): Promise<void> {
+    for (const i of [this.scans, this.imagePolicies, this.clusterPolicies, this.namespaces]) i.stop();
+    await Promise.allSettled([...this.after]);
+  }
+
+  /** The valid policies (an invalid one is never used; the operator reports it in its status). */
+  policies(): Policy[] {
+    const out: Policy[] = [];
+    const seen = new Set<string>();
+    for (const p of [...this.imagePolicies.list(), ...this.clusterPolicies.list()]) {
+      // Parsed once per resourceVersion, not per review.
+      const key = `${p.kind}/${p.metadata?.namespace ?? ""}/${p.metadata?.name}@${p.metadata?.resourceVersion}`;
+      seen.add(key);
+      let parsed = this.parsed.get(key);
+      if (!parsed) {
+        const r = parsePolicy(p);
+        parsed = { policy: r.ok ? r.policy : undefined };
+        this.parsed.set(key, parsed);
+      }
+      if (parsed.policy) out.push(parsed.policy);
+    }
+    if (this.parsed.size > seen.size * 2 + 16) for (const k of this.parsed.keys()) if (!seen.has(k)) this.parsed.delete(k);
+    return out;
+  }
+
+  /** Handles one AdmissionReview body: the JSON to answer with, or throws ReviewError (HTTP 400). */
+  async review(body: string, mode: "validate" | "mutate"): Promise<ReturnType<typeof reviewResponse>> {
+    const t0 = performance.now();
+    const review = parseReview(body);
+    const req = review.request;
+    const answer = (r: Omit<AdmissionResponse, "uid">) => reviewResponse(req.uid, r);
+    const ns = req.namespace ?? "";
+    if (req.operation !== "CREATE" && req.operation !== "UPDATE") return answer({ allowed: true });
+    if (this.excluded.has(ns)) return answer({ allowed: true });
+    const found = imagesToJudge(req);
+    if (!found) {
+      this.o.log?.("info", `allowed ${req.kind.group}/${req.kind.kind}: not a kind Portcullis judges`, { uid: req.uid });
+      return answer({ allowed: true });
+    }
+    if (found.images.length === 0) return answer({ allowed: true });
+    const deadline = Date.now() + this.budgetMs;
+    const secretNames = dedupe([...(found.at.spec?.imagePullSecrets ?? []).map((s) => s.name ?? "")]);
+    const sa = found.at.spec?.serviceAccountName || "default";
+    const judged: Array<ImageToJudge & { ref?: Reference }> = await Promise.all(found.images.map(async (img) => {
+      let ref: Reference;
+      try {
+        ref = parseReference(img.image);
+      } catch (e) {
+        return { field: img.field, image: img.image, unresolved: (e as Error).message };
+      }
+      if (ref.digest) return { field: img.field, image: img.image, digest: ref.digest, ref };
+      const r = await this.resolve(ns, ref, secretNames, sa, deadline);
+      return { field: img.field, image: img.image, ref, ...(r.digest ? { digest: r.digest } : { unresolved: r.error ?? "unknown" }) };
+    }));
+    const nsObj = this.namespaces.get(ns);
+    const namespace: NamespaceInfo = { name: ns, labels: nsObj?.metadata?.labels ?? {} };
+    const policies = this.policies();
+    const kindLabel = `${req.kind.kind}${req.kind.group ? ` ${req.kind.group}/${req.kind.version}` : ""} ${ns}/${req.name ?? (req.object as { metadata?: { name?: string; generateName?: string } } | undefined)?.metadata?.name ?? "(generated name)"}`;
+    if (mode === "mutate") return answer(this.pin(judged, policies, namespace, found.at.prefix));
+    const decision = decide({
+      namespace, images: judged, annotations: found.at.annotations, policies, kindLabel, dryRun: req.dryRun ?? false,
+      defaultPolicy: this.o.defaultPolicy ?? { mode: "Enforce", onMissingScan: "deny", requireDigest: false },
+      scanFor: (digest) => {
+        const s = existingScans(this.scans, ns, digest, undefined)[0];
+        return s ? { name: s.metadata!.name!, namespace: ns, phase: s.status?.phase, reason: s.status?.conditions?.find((c) => c.status === "False")?.reason, message: s.status?.message } : undefined;
+      },
+    });
+    this.o.onDecision?.({ decision, request: req, durationMs: performance.now() - t0 });
+    if (!req.dryRun && decision.scansWanted.length) this.requestScans(req, ns, judged, decision, secretNames, sa);
+    if (decision.breakGlass) {
+      this.o.log?.("warn", `break-glass: ${kindLabel} admitted by ${req.userInfo?.username ?? "unknown"}: ${decision.breakGlass.reason}`, { uid: req.uid });
+    }
+    return answer({
+      allowed: decision.allowed,
+      ...(decision.allowed ? {} : { status: { code: 403, reason: "Forbidden", message: decision.message ?? "denied by Portcullis" } }),
+      ...(decision.warnings.length ? { warnings: decision.warnings } : {}),
+      ...(Object.keys(decision.auditAnnotations).length ? { auditAnnotations: decision.auditAnnotations } : {}),
+    });
+  }
+
+  /** The mutating webhook: `image:tag` -> `image:tag@sha256:…` where the deciding policy says pinDigests. */
+  private pin(judged: Array<ImageToJudge & { ref?: Reference }>, policies: Policy[], ns: NamespaceInfo, _prefix: string): Omit<AdmissionResponse, "uid"> {
+    const patch: Array<{ op: "replace"; path: string; value: string }> = [];
+    for (const j of judged) {
+      if (!j.ref || j.ref.digest || !j.digest) continue;
+      const d = selectPolicy(policies, j.ref, ns);
+      if (!d || d.policy.spec.pinDigests === false) continue;
+      patch.push({ op: "replace", path: `/${j.field.replace(/\[(\d+)\]/g, "/$1").split(".").join("/")}`, value: `${j.image}@${j.digest}` });
+    }
+    if (!patch.length) return { allowed: true };
+    return { allowed: true, patchType: "JSONPatch", patch: Buffer.from(JSON.stringify(patch)).toString("base64") };
+  }
+
+  /** After answering: the ImageScans that were missing, in the priority lane. Errors are logged, never thrown. */
+  private requestScans(req: AdmissionRequest, ns: string, judged: Array<ImageToJudge & { ref?: Reference }>, decision: Decision, podSecrets: string[], sa: string): void {
+    const wanted = new Set(decision.scansWanted.map((w) => w.image));
+    const work = (async () => {
+      // The kubelet's order: the pod's pull secrets, then its ServiceAccount's.
+      const secretNames = dedupe([...podSecrets, ...(await this.secrets.serviceAccountPullSecrets(ns, sa))]);
+      for (const j of judged) {
+        if (!j.ref || !wanted.has(j.image)) continue;
+        wanted.delete(j.image);
+        await ensureImageScan(this.custom, this.scans, {
+          requester: `admission of ${req.kind.kind} ${ns}/${req.name ?? "(new)"}`, namespace: ns, ref: j.ref, digest: j.digest,
+          refKey: j.digest ? undefined : referenceHash(j.ref), secretNames, priority: true,
+        }, { events: this.o.events, log: (m) => this.o.log?.("info", m) });
+      }
+    })().catch((e: unknown) => this.o.log?.("error", `creating ImageScans after admission of ${req.uid}: ${(e as Error).message}`));
+    this.after.add(work);
+    void work.finally(() => this.after.delete(work));
+  }
+
+  /** Tag -> digest within the deadline; coalesced, cached (LRU by insertion, TTL). */
+  private async resolve(ns: string, ref: Reference, secretNames: string[], sa: string, deadline: number): Promise<CacheEntry> {
+    const key = `${ns}|${sa}|${secretNames.join(",")}|${referenceString(ref)}`;
+    const hit = this.resolved.get(key);
+    if (hit && hit.expires > Date.now()) {
+      this.resolved.delete(key);
+      this.resolved.set(key, hit);
+      return hit;
+    }
+    let running = this.resolving.get(key);
+    if (!running) {
+      running = this.lookup(ns, ref, secretNames, sa).then((entry) => {
+        this.resolved.set(key, entry);
+        const max = this.o.resolveCacheSize ?? 10_000;
+        while (this.resolved.size > max) this.resolved.delete(this.resolved.keys().next().value!);
+        return entry;
+      }).finally(() => this.resolving.delete(key));
+      this.resolving.set(key, running);
+    }
+    const left = deadline - Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<CacheEntry>((r) => (timer = setTimeout(() => r({ error: `the registry did not answer within the webhook's ${this.budgetMs} ms budget`, expires: 0 }), Math.max(0, left))));
+    try {
+      return await Promise.race([running, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async lookup(ns: string, ref: Reference, secretNames: string[], sa: string): Promise<CacheEntry> {
+    const ttl = this.o.resolveTtlMs ?? 45_000;
+    try {
+      const saSecrets = await this.secrets.serviceAccountPullSecrets(ns, sa);
+      const { keyring } = await workloadKeyring(this.secrets, ns, dedupe([...secretNames, ...saSecrets]), { operator: this.o.operatorSecrets, providers: this.o.providers });
+      const client = new RegistryClient({ options: { maxAttempts: 1, ...this.o.registry }, keyring });
+      try {
+        return { digest: await client.resolveDigest(ref), expires: Date.now() + ttl };
+      } finally {
+        await client.close();
+      }
+    } catch (e) {
+      // Failures are kept briefly (a registry that is down is not asked for every pod of a rollout).
+      return { error: (e as Error).message, expires: Date.now() + Math.min(ttl, 5000) };
+    }
+  }
+
+  /** The request handler: POST /validate, POST /mutate; 400 for a malformed review. */
+  handler(): (req: IncomingMessage, res: ServerResponse) => void {
+    return (req, res) => {
+      const mode = req.url?.startsWith("/validate") ? "validate" : req.url?.startsWith("/mutate") ? "mutate" : undefined;
+      if (!mode || req.method !== "POST") {
+        res.writeHead(req.method === "POST" ? 404 : 405, { "content-type": "application/json" }).end(JSON.stringify({ error: "POST /validate or /mutate with an AdmissionReview" }));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > 8 * 1024 * 1024) {
+          res.writeHead(413, { "content-type": "application/json" }).end(JSON.stringify({ error: "AdmissionReview larger than 8 MiB" }));
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on("end", () => {
+        if (res.headersSent) return;
+        this.review(Buffer.concat(chunks).toString("utf8"), mode).then(
+          (out) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out)),
+          (e: unknown) => {
+            const bad = e instanceof ReviewError;
+            if (!bad) this.o.log?.("error", `admission review failed: ${(e as Error).stack ?? String(e)}`);
+            res.writeHead(bad ? 400 : 500, { "content-type": "application/json" }).end(JSON.stringify({ error: (e as Error).message }));
+          },
+        );
+      });
+    };
+  }
+
+  /**
+   * An HTTPS server for the handler: with fixed TLS material, or `https: true` for a server created without
+   * a certificate that the certificate manager attaches to (setSecureContext); neither is plain HTTP.
+   */
+  listen(opts: { host: string; port: number; tls?: SecureContextOptions; https?: boolean }): Promise<Server | HttpsServer> {
+    const server = opts.tls || opts.https ? createHttpsServer({ ...(opts.tls ?? {}) }, this.handler()) : createHttpServer(this.handler());
+    server.keepAliveTimeout = 65_000;
+    return new Promise((resolve, reject) => server.once("error", reject).listen(opts.port, opts.host, () => resolve(server)));
+  }
+}
