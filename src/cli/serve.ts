@@ -8,6 +8,10 @@ import { ImageScanController } from "../controller/imagescan.js";
 import { DEFAULT_EXCLUDED_NAMESPACES, PodController } from "../controller/pods.js";
 import { parseDuration } from "../controller/imagescan.js";
 import { EventRecorder } from "../kube/events.js";
+import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
+import { AdmissionWebhook, DEFAULT_WEBHOOK_EXCLUDED } from "../webhook/server.js";
+import { WebhookCertificates, webhookSans } from "../webhook/tls.js";
+import type { Server as TlsServer } from "node:tls";
 import { LeaderElector } from "../kube/leader.js";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
@@ -43,6 +47,25 @@ Options (each also an environment variable):
                            default true)
   --lease-duration DUR     how long a replica waits for a silent leader before taking over
                            (PORTCULLIS_LEASE_DURATION, default 15s; renewals every 2s, deadline 10s)
+Admission webhook (on every replica; the leader registers it and keeps its certificate):
+  --webhook BOOL           serve the validating webhook (PORTCULLIS_WEBHOOK, default true)
+  --webhook-addr HOST:PORT where it listens, HTTPS (PORTCULLIS_WEBHOOK_ADDR, default 0.0.0.0:8443)
+  --webhook-url URL        outside the cluster: register https://HOST:PORT as the webhook's address
+                           (certificate SAN from its host) instead of the Service (PORTCULLIS_WEBHOOK_URL)
+  --webhook-service NAME   the Service in --namespace that fronts the replicas (PORTCULLIS_WEBHOOK_SERVICE,
+                           default portcullis)
+  --webhook-timeout SECS   the API server's timeout for a review, 1-30; verdicts take at most 70% of it
+                           (PORTCULLIS_WEBHOOK_TIMEOUT, default 5)
+  --failure-policy P       Fail or Ignore when the webhook cannot answer (PORTCULLIS_FAILURE_POLICY, default Fail)
+  --tls-mode M             builtin (own CA, rotated) or external (cert-manager writes the Secret)
+                           (PORTCULLIS_TLS_MODE, default builtin)
+  --pin-digests BOOL       also register the mutating webhook that pins image:tag to its digest where a policy
+                           asks (PORTCULLIS_PIN_DIGESTS, default false)
+  --webhook-namespace-label KEY=VALUE
+                           send only namespaces with this label (PORTCULLIS_WEBHOOK_NAMESPACE_LABEL; default:
+                           every namespace but the excluded ones and those labelled portcullis.dev/ignore=true)
+  --on-missing-scan A      when no policy applies: deny, warn or allow an image without an Indexed scan
+                           (PORTCULLIS_ON_MISSING_SCAN, default deny)
 The cluster comes from KUBECONFIG, else the in-cluster service account.
 `;
 
@@ -61,6 +84,16 @@ const Config = z
     watchPods: z.enum(["true", "false"]).default("true"),
     leaderElect: z.enum(["true", "false"]).default("true"),
     leaseDuration: z.string().refine((v) => (parseDuration(v) ?? 0) >= 3000, "must be a duration of at least 3s").default("15s"),
+    webhook: z.enum(["true", "false"]).default("true"),
+    webhookAddr: z.string().regex(/^[^:]*:\d+$/, "must be HOST:PORT").default("0.0.0.0:8443"),
+    webhookUrl: z.string().regex(/^https:\/\/[^/]+\/?$/, "must be https://HOST:PORT").optional(),
+    webhookService: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Service name").default("portcullis"),
+    webhookTimeout: z.coerce.number().int().min(1).max(30).default(5),
+    failurePolicy: z.enum(["Fail", "Ignore"]).default("Fail"),
+    tlsMode: z.enum(["builtin", "external"]).default("builtin"),
+    pinDigests: z.enum(["true", "false"]).default("false"),
+    webhookNamespaceLabel: z.string().regex(/^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$/, "must be KEY=VALUE").optional(),
+    onMissingScan: z.enum(["deny", "warn", "allow"]).default("deny"),
   })
   .strict();
 
@@ -75,6 +108,9 @@ export function serveConfig(args: string[], env: NodeJS.ProcessEnv): ServeConfig
       concurrency: { type: "string" }, platform: { type: "string" }, "credential-helpers": { type: "string" }, help: { type: "boolean", short: "h" },
       "pull-secrets": { type: "string" }, "exclude-namespaces": { type: "string" }, "gc-after": { type: "string" }, "no-pods": { type: "boolean" },
       "leader-elect": { type: "string" }, "lease-duration": { type: "string" },
+      webhook: { type: "string" }, "webhook-addr": { type: "string" }, "webhook-url": { type: "string" }, "webhook-service": { type: "string" },
+      "webhook-timeout": { type: "string" }, "failure-policy": { type: "string" }, "tls-mode": { type: "string" }, "pin-digests": { type: "string" },
+      "webhook-namespace-label": { type: "string" }, "on-missing-scan": { type: "string" },
     },
   });
   if (values.help) return "help";
@@ -93,6 +129,16 @@ export function serveConfig(args: string[], env: NodeJS.ProcessEnv): ServeConfig
     watchPods: values["no-pods"] ? "false" : env.PORTCULLIS_WATCH_PODS,
     leaderElect: values["leader-elect"] ?? env.PORTCULLIS_LEADER_ELECT,
     leaseDuration: values["lease-duration"] ?? env.PORTCULLIS_LEASE_DURATION,
+    webhook: values.webhook ?? env.PORTCULLIS_WEBHOOK,
+    webhookAddr: values["webhook-addr"] ?? env.PORTCULLIS_WEBHOOK_ADDR,
+    webhookUrl: values["webhook-url"] ?? env.PORTCULLIS_WEBHOOK_URL,
+    webhookService: values["webhook-service"] ?? env.PORTCULLIS_WEBHOOK_SERVICE,
+    webhookTimeout: values["webhook-timeout"] ?? env.PORTCULLIS_WEBHOOK_TIMEOUT,
+    failurePolicy: values["failure-policy"] ?? env.PORTCULLIS_FAILURE_POLICY,
+    tlsMode: values["tls-mode"] ?? env.PORTCULLIS_TLS_MODE,
+    pinDigests: values["pin-digests"] ?? env.PORTCULLIS_PIN_DIGESTS,
+    webhookNamespaceLabel: values["webhook-namespace-label"] ?? env.PORTCULLIS_WEBHOOK_NAMESPACE_LABEL,
+    onMissingScan: values["on-missing-scan"] ?? env.PORTCULLIS_ON_MISSING_SCAN,
   };
   const parsed = Config.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) throw new UsageError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
@@ -146,6 +192,36 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       },
     };
   };
+  // The webhook: every replica serves it from its own caches; the leader registers it and keeps its certificate.
+  const webhookOn = cfg.webhook === "true";
+  const excluded = [...new Set([...DEFAULT_WEBHOOK_EXCLUDED, cfg.namespace])];
+  const webhook = webhookOn
+    ? new AdmissionWebhook({
+      kc, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
+      defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false }, log: (level, msg, fields) => log(level, msg, fields),
+    })
+    : undefined;
+  const certs = webhookOn
+    ? new WebhookCertificates({
+      kc, namespace: cfg.namespace, mode: cfg.tlsMode,
+      ...webhookSans(cfg.webhookUrl ? { url: cfg.webhookUrl } : { service: { name: cfg.webhookService, namespace: cfg.namespace } }),
+      webhookConfigurations: { validating: [VALIDATING_NAME], mutating: cfg.pinDigests === "true" ? [MUTATING_NAME] : [] },
+      log: (level, msg, fields) => log(level, msg, fields),
+    })
+    : undefined;
+  const [label, labelValue] = cfg.webhookNamespaceLabel?.split("=") ?? [];
+  const registerWebhook = async (signal?: AbortSignal) => {
+    if (!certs) return;
+    const r = await certs.reconcile();
+    if (cfg.tlsMode === "builtin" && !r.caBundle) throw new Error("webhook TLS: no CA bundle after reconcile");
+    await registerWebhooks(kc, {
+      ...(cfg.webhookUrl ? { url: cfg.webhookUrl } : { service: { namespace: cfg.namespace, name: cfg.webhookService } }),
+      caBundle: r.caBundle ?? certs.caBundle() ?? "", failurePolicy: cfg.failurePolicy, timeoutSeconds: cfg.webhookTimeout,
+      excludeNamespaces: excluded, mutating: cfg.pinDigests === "true", ...(label ? { onlyLabel: { key: label, value: labelValue ?? "" } } : {}),
+    });
+    log("info", "webhook registered", { validating: VALIDATING_NAME, failurePolicy: cfg.failurePolicy, url: cfg.webhookUrl ?? null });
+    if (signal) void certs.lead(signal);
+  };
   let running: ReturnType<typeof makeControllers> | undefined;
   let term: Promise<void> = Promise.resolve();
   const startControllers = async () => {
@@ -179,6 +255,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       onStartedLeading: (signal) => {
         log("info", "became the leader", { identity });
         term = (async () => {
+          await registerWebhook(signal);
           await startControllers();
           if (!signal.aborted) await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
           await stopControllers();
@@ -190,8 +267,22 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       log: (msg) => log("info", msg),
     })
     : undefined;
+  let webhookServer: TlsServer | undefined;
+  if (webhook && certs) {
+    await webhook.start();
+    await certs.start();
+    const [whost, wport] = [cfg.webhookAddr.slice(0, cfg.webhookAddr.lastIndexOf(":")), Number(cfg.webhookAddr.slice(cfg.webhookAddr.lastIndexOf(":") + 1))];
+    webhookServer = (await webhook.listen({ host: whost || "0.0.0.0", port: wport, https: true })) as unknown as TlsServer;
+    certs.attach(webhookServer);
+  }
+  const noLease = new AbortController();
   if (elector) elector.start();
-  else await startControllers();
+  else {
+    await registerWebhook(noLease.signal);
+    await startControllers();
+  }
+  // Ready: the webhook's caches are listed and it has a certificate to serve.
+  if (certs) await certs.ready();
   ready = true;
   log("info", "ready", { leaderElection: cfg.leaderElect === "true", identity });
   await new Promise<void>((resolve) => {
@@ -205,9 +296,13 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   ready = false;
   // Finish the scans in flight, then give up the Lease so another replica takes over at once.
   // (stop() aborts the term's signal, waits for it to end, then releases the Lease.)
+  noLease.abort();
   await stopControllers();
   await elector?.stop();
   await term;
+  if (webhookServer) await new Promise<void>((r) => webhookServer!.close(() => r()));
+  certs?.stop();
+  await webhook?.stop();
   await events.flush();
   await store.close();
   await new Promise<void>((r) => health.close(() => r()));

@@ -163,8 +163,13 @@ export class AdmissionWebhook {
     });
     this.o.onDecision?.({ decision, request: req, durationMs: performance.now() - t0 });
     if (!req.dryRun && decision.scansWanted.length) this.requestScans(req, ns, judged, decision, secretNames, sa);
-    if (decision.breakGlass) {
-      this.o.log?.("warn", `break-glass: ${kindLabel} admitted by ${req.userInfo?.username ?? "unknown"}: ${decision.breakGlass.reason}`, { uid: req.uid });
+    if (decision.breakGlass && !req.dryRun) {
+      const who = req.userInfo?.username ?? "unknown";
+      this.o.log?.("warn", `break-glass: ${kindLabel} admitted by ${who}: ${decision.breakGlass.reason}`, { uid: req.uid, fields: decision.breakGlass.fields });
+      // An Event on the object (it may not exist yet: `kubectl get events` still lists it by name).
+      const name = req.name ?? (req.object as { metadata?: { name?: string } } | undefined)?.metadata?.name ?? "unnamed";
+      this.o.events?.record({ apiVersion: `${req.kind.group ? `${req.kind.group}/` : ""}${req.kind.version}`, kind: req.kind.kind, metadata: { name, namespace: ns } }, "Warning", "BreakGlass",
+        `${who} admitted ${decision.breakGlass.fields.join(", ")} without the checks Portcullis enforces: ${decision.breakGlass.reason}`);
     }
     return answer({
       allowed: decision.allowed,

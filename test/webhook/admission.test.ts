@@ -16,6 +16,7 @@ import { Indexer } from "../../src/indexer/indexer.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
+import { EventRecorder } from "../../src/kube/events.js";
 import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { issueCert, makeCA } from "../env/certs.js";
@@ -33,6 +34,7 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
   let kc: k8s.KubeConfig;
   let custom: k8s.CustomObjectsApi;
   let webhook: AdmissionWebhook;
+  let events: EventRecorder;
   let server: Server;
   let controller: ImageScanController;
   let store: Store;
@@ -59,8 +61,8 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  const register = (failurePolicy: "Fail" | "Ignore" = "Fail") =>
-    registerWebhooks(kc, { url: `https://127.0.0.1:${port}`, caBundle, failurePolicy, timeoutSeconds: 5, excludeNamespaces: ["kube-system", "portcullis-system"], onlyLabel: label });
+  const register = (failurePolicy: "Fail" | "Ignore" = "Fail", mutating = false) =>
+    registerWebhooks(kc, { url: `https://127.0.0.1:${port}`, caBundle, failurePolicy, timeoutSeconds: 5, excludeNamespaces: ["kube-system", "portcullis-system"], onlyLabel: label, mutating });
 
   beforeAll(async () => {
     const reg = service("registryBasic");
@@ -87,7 +89,8 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     store = await openStore("memory:");
     controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" } });
     await controller.start();
-    webhook = new AdmissionWebhook({ kc, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 } });
+    events = new EventRecorder(kc);
+    webhook = new AdmissionWebhook({ kc, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, events });
     await webhook.start();
     port = await freePort();
     server = (await webhook.listen({ host: "127.0.0.1", port, tls })) as Server;
@@ -145,6 +148,23 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     const out = await fails(kubectl("-n", ns, "run", "glass-0", `--image=${image("lang")}@${layoutDigest(ociBookworm(), "lang")}`, "--restart=Never", "--annotations=portcullis.dev/break-glass="));
     expect(out).toMatch(/break-glass/i);
     await kubectl("-n", ns, "run", "glass", `--image=${image("lang")}@${layoutDigest(ociBookworm(), "lang")}`, "--restart=Never", "--annotations=portcullis.dev/break-glass=incident 42: hotfix");
+    await events.flush();
+    const ev = (await kc.makeApiClient(k8s.CoreV1Api).listNamespacedEvent({ namespace: ns, fieldSelector: "involvedObject.name=glass" })).items;
+    expect(ev.map((e) => [e.reason, e.type])).toContainEqual(["BreakGlass", "Warning"]);
+    expect(ev.find((e) => e.reason === "BreakGlass")!.message).toContain("incident 42: hotfix");
+  });
+
+  it("Audit mode admits and records; the mutating webhook pins image:tag to its digest where a policy asks", async () => {
+    writeFileSync(join(dir, "audit.yaml"), `apiVersion: portcullis.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: audit, namespace: ${ns}}\nspec: {mode: Audit, pinDigests: true}\n`);
+    await kubectl("apply", "-f", join(dir, "audit.yaml"));
+    await register("Fail", true);
+    // "two" was refused earlier and its scan may not be indexed: Audit lets it through without a warning.
+    const res = await until("the Audit policy in the cache", async () => kubectl("-n", ns, "run", "audited", `--image=${image("two")}`, "--restart=Never").then((r) => r, () => undefined), 15_000);
+    expect(res.stderr).not.toMatch(/Warning/);
+    const pod = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedPod({ namespace: ns, name: "audited" });
+    expect(pod.spec!.containers[0]!.image).toBe(`${image("two")}@${layoutDigest(ociBookworm(), "two")}`);
+    await kubectl("delete", "-f", join(dir, "audit.yaml"));
+    await register("Fail", false);
   });
 
   it("answers a malformed AdmissionReview with HTTP 400 naming the problem, and judges ephemeral containers", async () => {
