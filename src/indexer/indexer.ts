@@ -191,16 +191,27 @@ export class Indexer {
    */
   private async scanLayerOnce(w: { layer: LayerDescriptor; scanners: Scanner[] }, source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<boolean> {
     const digest = w.layer.digest;
-    for (let running = this.layerFlights.get(digest); running; running = this.layerFlights.get(digest)) {
-      await running.catch(() => undefined);
-      signal.throwIfAborted();
+    // Wait for a scan of this layer in flight; then (and before starting our own) look at the store again:
+    // the list of work was made before other indexes may have finished this layer.
+    let checked = false;
+    for (;;) {
+      const running = this.layerFlights.get(digest);
+      if (running) {
+        await running.catch(() => undefined);
+        signal.throwIfAborted();
+        checked = false;
+        continue;
+      }
+      if (checked) break;
       const done = await this.o.store.scannedLayers([digest], this.infos);
       w.scanners = w.scanners.filter((s) => !done.has(scannedKey(digest, s)));
       if (w.scanners.length === 0) {
         stats.layersReused++;
         return false;
       }
+      checked = true;
     }
+    // No await between the last look at layerFlights and registering ours.
     const flight = this.scanLayer(w.layer, w.scanners, source, stats, signal);
     this.layerFlights.set(digest, flight);
     try {

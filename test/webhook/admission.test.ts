@@ -180,7 +180,7 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
       request: {
         uid: "u1", kind: { group: "", version: "v1", kind: "Pod" }, resource: { group: "", version: "v1", resource: "pods" }, subResource: "ephemeralcontainers",
         namespace: ns, name: "web", operation: "UPDATE", dryRun: true,
-        object: { metadata: { name: "web" }, spec: { containers: [{ name: "app", image: image("base") }], ephemeralContainers: [{ name: "debug", image: image("lang") }] } },
+        object: { metadata: { name: "web" }, spec: { containers: [{ name: "app", image: image("base") }], ephemeralContainers: [{ name: "debug", image: image("never-pushed") }] } },
         oldObject: { metadata: { name: "web" }, spec: { containers: [{ name: "app", image: image("base") }] } },
       },
     }));
