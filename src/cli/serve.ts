@@ -46,7 +46,7 @@ Options (each also an environment variable):
                            --namespace, so replicas can run side by side (PORTCULLIS_LEADER_ELECT,
                            default true)
   --lease-duration DUR     how long a replica waits for a silent leader before taking over
-                           (PORTCULLIS_LEASE_DURATION, default 15s; renewals every 2s, deadline 10s)
+                           (PORTCULLIS_LEASE_DURATION, default 15s; attempts every 2/15 of it, renew deadline 2/3)
 Admission webhook (on every replica; the leader registers it and keeps its certificate):
   --webhook BOOL           serve the validating webhook (PORTCULLIS_WEBHOOK, default true)
   --webhook-addr HOST:PORT where it listens, HTTPS (PORTCULLIS_WEBHOOK_ADDR, default 0.0.0.0:8443)
@@ -251,7 +251,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const elector = cfg.leaderElect === "true"
     ? new LeaderElector({
       kc, namespace: cfg.namespace, name: "portcullis-controller", identity, leaseDurationMs: parseDuration(cfg.leaseDuration)!,
-      renewDeadlineMs: Math.round((parseDuration(cfg.leaseDuration)! * 2) / 3), retryPeriodMs: 2000,
+      renewDeadlineMs: Math.round((parseDuration(cfg.leaseDuration)! * 2) / 3), retryPeriodMs: Math.max(500, Math.round((parseDuration(cfg.leaseDuration)! * 2) / 15)),
       onStartedLeading: (signal) => {
         log("info", "became the leader", { identity });
         term = (async () => {
