@@ -35,19 +35,68 @@ export function existingScans(scans: Informer<ImageScan>, namespace: string, dig
   return digest ? scans.byIndex("digest", `${namespace}/${digestLabel(digest)}`) : scans.byIndex("reference", `${namespace}/${refKey}`);
 }
 
+/**
+ * Scans this process created (or is creating) recently, by (namespace, digest or reference): pods of one
+ * image reconciled at once, before the informer shows the first scan, would otherwise each try a create
+ * and get a 409. Entries live a minute, long enough for the watch to deliver the scan.
+ */
+export class RecentScans {
+  private readonly m = new Map<string, { result: Promise<EnsureResult>; at: number }>();
+  constructor(private readonly ttlMs = 60_000) {}
+  get(key: string): Promise<EnsureResult> | undefined {
+    const e = this.m.get(key);
+    if (!e) return undefined;
+    if (Date.now() - e.at > this.ttlMs) {
+      this.m.delete(key);
+      return undefined;
+    }
+    return e.result;
+  }
+  delete(key: string): void {
+    this.m.delete(key);
+  }
+  set(key: string, result: Promise<EnsureResult>): void {
+    if (this.m.size > 10_000) for (const [k, v] of this.m) if (Date.now() - v.at > this.ttlMs) this.m.delete(k);
+    this.m.set(key, { result, at: Date.now() });
+    result.catch(() => this.m.delete(key));
+  }
+}
+
+/** The RecentScans key of a scan: namespace and its digest label (or reference label) value. */
+export function recentKey(namespace: string, labelValue: string): string {
+  return `${namespace}|${labelValue}`;
+}
+
 export async function ensureImageScan(
   custom: k8s.CustomObjectsApi,
   scans: Informer<ImageScan>,
   req: EnsureRequest,
-  o: { events?: EventRecorder; log?(msg: string): void; counts?: { creates: number; patches: number } } = {},
+  o: { events?: EventRecorder; log?(msg: string): void; counts?: { creates: number; patches: number }; recent?: RecentScans } = {},
 ): Promise<EnsureResult> {
-  const { namespace: ns, ref, digest, refKey } = req;
+  const { namespace: ns, digest, refKey } = req;
   const existing = existingScans(scans, ns, digest, refKey);
+  const memoKey = recentKey(ns, digest ? digestLabel(digest) : refKey!);
+  if (!existing.length && o.recent) {
+    const pending = o.recent.get(memoKey);
+    if (pending) return { ...(await pending), created: false };
+    const result = createScan(custom, req, o);
+    o.recent.set(memoKey, result);
+    return result;
+  }
   if (existing.length) {
     const scan = existing.find(isManaged) ?? existing[0]!;
     if (isManaged(scan)) await mergeSecrets(custom, scan, req.secretNames, req.priority ?? false, o.counts);
     return { name: scan.metadata!.name!, created: false };
   }
+  return createScan(custom, req, o);
+}
+
+async function createScan(
+  custom: k8s.CustomObjectsApi,
+  req: EnsureRequest,
+  o: { events?: EventRecorder; log?(msg: string): void; counts?: { creates: number; patches: number } },
+): Promise<EnsureResult> {
+  const { namespace: ns, ref, digest, refKey } = req;
   const image = digest ? `${ref.registry}/${ref.repository}@${digest}` : referenceString(ref);
   let name = scanName(ref, digest ?? `sha256:${refKey}`);
   for (let attempt = 0; attempt < 2; attempt++) {

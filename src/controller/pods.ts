@@ -15,7 +15,7 @@ import { podImages } from "../kube/podimages.js";
 import { WorkQueue } from "../kube/workqueue.js";
 import type { SecretCache } from "./credentials.js";
 import { dedupe, workloadKeyring, type OperatorSecrets } from "./credentials.js";
-import { ensureImageScan, isManaged, referenceHash } from "./ensure.js";
+import { ensureImageScan, isManaged, RecentScans, recentKey, referenceHash } from "./ensure.js";
 import { apiErrorDetail, digestLabel, DIGEST_LABEL, GROUP, REFERENCE_LABEL, UNUSED_SINCE_ANNOTATION, VERSION, type ImageScanController } from "./imagescan.js";
 
 export const DEFAULT_EXCLUDED_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"];
@@ -53,6 +53,7 @@ export class PodController {
   private readonly secrets: SecretCache;
   private readonly core: k8s.CoreV1Api;
   private readonly uses = new Map<string, PodUse>();
+  private readonly recent = new RecentScans();
   private readonly resolved = new Map<string, { digest: string; expires: number }>();
   private readonly resolving = new Map<string, Promise<string>>();
   private readonly excluded: Set<string>;
@@ -188,7 +189,7 @@ export class PodController {
   }
 
   private async ensureScan(requester: string, ns: string, ref: Reference, digest: string | undefined, secretNames: string[], refKey?: string): Promise<void> {
-    await ensureImageScan(this.custom, this.o.scans.informer, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.o.events, log: this.o.log, counts: this.counts });
+    await ensureImageScan(this.custom, this.o.scans.informer, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.o.events, log: this.o.log, counts: this.counts, recent: this.recent });
   }
 
   /**
@@ -238,6 +239,7 @@ export class PodController {
         try {
           // Precondition on the version we judged, so a scan that changed meanwhile is left for the next pass.
           await this.custom.deleteNamespacedCustomObject({ ...target, body: { preconditions: { resourceVersion: scan.metadata!.resourceVersion } } });
+          this.recent.delete(recentKey(ns, labels[DIGEST_LABEL] ?? labels[REFERENCE_LABEL] ?? ""));
           this.o.log?.(`deleted ImageScan ${ns}/${name}: no pod in ${ns} has used ${scan.status?.digest ?? scan.spec.image} since ${since}`);
         } catch (e) {
           const code = (e as { code?: number }).code;

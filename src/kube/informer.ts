@@ -1,6 +1,9 @@
 // An informer after client-go's: list, then watch from the list's resourceVersion with bookmarks, keep a
 // cache, re-list on 410 Gone, back off on errors. The cache is the controllers' only read path.
-import { Watch, type KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { request as httpRequest, type Agent as HttpAgent } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export interface KubeObject {
@@ -152,44 +155,86 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  /** One watch request; resolves true when the server says the resourceVersion is too old (410). */
-  private watchOnce(): Promise<boolean> {
-    return new Promise((resolve, reject) => {
+  /**
+   * One watch request; resolves true when the server says the resourceVersion is too old (410). Made with
+   * node's http(s) and our own AbortController (client-node's Watch can only be aborted once the response
+   * headers arrived, so a stop during a quiet watch could leave the request, and the process, hanging).
+   */
+  private async watchOnce(): Promise<boolean> {
+    this.requests++;
+    const ac = new AbortController();
+    this.abort = ac;
+    if (this.stopped) return false;
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error("no current cluster in the kubeconfig");
+    const url = new URL(cluster.server.replace(/\/+$/, "") + this.o.watchPath);
+    for (const [k, v] of Object.entries({ watch: "true", resourceVersion: this.resourceVersion, allowWatchBookmarks: "true", timeoutSeconds: "300" })) url.searchParams.set(k, v);
+    const fetchOpts = (await this.kc.applyToFetchOptions({})) as { agent?: HttpAgent; headers?: { forEach(cb: (v: string, k: string) => void): void } };
+    const headers: Record<string, string> = { accept: "application/json" };
+    fetchOpts.headers?.forEach((v, k) => (headers[k] = v));
+    return new Promise<boolean>((resolve, reject) => {
       let gone = false;
-      this.requests++;
-      const w = new Watch(this.kc);
-      w.watch(
-        this.o.watchPath,
-        { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 },
-        (phase, obj: T & { code?: number }) => {
-          if (phase === "ERROR") {
-            if (obj.code === 410) gone = true;
+      let settled = false;
+      const finish = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        if (err && !this.stopped && !ac.signal.aborted) reject(err);
+        else resolve(gone);
+      };
+      const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method: "GET", agent: fetchOpts.agent, headers, signal: ac.signal });
+      // A watch that goes silent past the server's own timeout (and its bookmarks) is dead: start over.
+      req.setTimeout(330_000, () => req.destroy(new Error(`watch ${this.o.watchPath}: no data for 330 s`)));
+      req.on("error", (e) => finish(e));
+      req.on("response", (res) => {
+        if (res.statusCode === 410) {
+          gone = true;
+          res.resume();
+          res.on("end", () => finish());
+          return;
+        }
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => finish(Object.assign(new Error(`watch ${this.o.watchPath}: HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`), { statusCode: res.statusCode })));
+          return;
+        }
+        const lines = createInterface({ input: res });
+        // (readline re-emits the response's errors, an abort on stop included.)
+        lines.on("error", (e) => finish(e));
+        lines.on("line", (line) => {
+          if (!line.trim()) return;
+          let ev: { type: string; object: T & { code?: number } };
+          try {
+            ev = JSON.parse(line) as typeof ev;
+          } catch {
             return;
           }
-          const rv = obj.metadata?.resourceVersion;
-          if (rv) this.resourceVersion = rv;
-          if (phase === "BOOKMARK") return;
-          const key = objectKey(obj);
-          const old = this.cache.get(key);
-          if (phase === "DELETED") {
-            this.remove(key);
-            this.o.onEvent?.("delete", obj);
-          } else {
-            this.put(key, obj);
-            this.o.onEvent?.(old ? "update" : "add", obj, old);
-          }
-        },
-        (err: unknown) => {
-          if (err && !this.stopped && !(err as { name?: string }).name?.includes("Abort")) {
-            const status = (err as { statusCode?: number }).statusCode;
-            if (status === 410) resolve(true);
-            else reject(err instanceof Error ? err : new Error(String(err)));
-          } else resolve(gone);
-        },
-      ).then((ac) => {
-        this.abort = ac;
-        if (this.stopped) ac.abort();
-      }, reject);
+          this.handle(ev.type, ev.object, () => (gone = true));
+        });
+        res.on("end", () => finish());
+        res.on("error", (e) => finish(e));
+        res.on("close", () => finish());
+      });
+      req.end();
     });
+  }
+
+  private handle(phase: string, obj: T & { code?: number }, onGone: () => void): void {
+    if (phase === "ERROR") {
+      if (obj.code === 410) onGone();
+      return;
+    }
+    const rv = obj.metadata?.resourceVersion;
+    if (rv) this.resourceVersion = rv;
+    if (phase === "BOOKMARK") return;
+    const key = objectKey(obj);
+    const old = this.cache.get(key);
+    if (phase === "DELETED") {
+      this.remove(key);
+      this.o.onEvent?.("delete", obj);
+    } else {
+      this.put(key, obj);
+      this.o.onEvent?.(old ? "update" : "add", obj, old);
+    }
   }
 }

@@ -13,7 +13,7 @@ import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import { dedupe, SecretCache, workloadKeyring, type OperatorSecrets } from "../controller/credentials.js";
-import { ensureImageScan, existingScans, referenceHash } from "../controller/ensure.js";
+import { ensureImageScan, existingScans, RecentScans, referenceHash } from "../controller/ensure.js";
 import { GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
 import {
   CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
@@ -62,6 +62,7 @@ export class AdmissionWebhook {
   private readonly excluded: Set<string>;
   private readonly budgetMs: number;
   private readonly parsed = new Map<string, { policy?: Policy }>();
+  private readonly recent = new RecentScans();
   /** Background work after answers (scan creation), awaited on stop. */
   private readonly after = new Set<Promise<void>>();
 
@@ -204,7 +205,7 @@ export class AdmissionWebhook {
         await ensureImageScan(this.custom, this.scans, {
           requester: `admission of ${req.kind.kind} ${ns}/${req.name ?? "(new)"}`, namespace: ns, ref: j.ref, digest: j.digest,
           refKey: j.digest ? undefined : referenceHash(j.ref), secretNames, priority: true,
-        }, { events: this.o.events, log: (m) => this.o.log?.("info", m) });
+        }, { events: this.o.events, log: (m) => this.o.log?.("info", m), recent: this.recent });
       }
     })().catch((e: unknown) => this.o.log?.("error", `creating ImageScans after admission of ${req.uid}: ${(e as Error).message}`));
     this.after.add(work);
