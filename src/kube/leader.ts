@@ -232,7 +232,16 @@ export class LeaderElector {
     const spec: LeaseRecord = { holderIdentity: "", leaseDurationSeconds: 1, acquireTime: at.toISOString(), renewTime: at.toISOString(), leaseTransitions: this.observed.leaseTransitions ?? 0 };
     const { signal, timedOut, done } = deadline(this.renewMs);
     try {
-      this.see(await this.replace(lease, spec, signal));
+      try {
+        this.see(await this.replace(lease, spec, signal));
+      } catch (e) {
+        // A renewal aborted by stop() may still have reached the server: our resourceVersion is then stale.
+        // Read the Lease again and release it if it still names us.
+        if (statusCode(e) !== 409) throw e;
+        const fresh = await this.get(signal);
+        if (!fresh || leaseRecord(fresh).holderIdentity !== this.o.identity) return;
+        this.see(await this.replace(fresh, { ...spec, leaseTransitions: leaseRecord(fresh).leaseTransitions ?? spec.leaseTransitions }, signal));
+      }
       this.log(`leader election: ${this.o.identity} released lease ${this.leaseName}`);
     } catch (e) {
       const why = timedOut() ? `no answer within ${this.renewMs} ms` : describeError(e);
