@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { checkEnvironment, formatEnvReport } from "./env-check.js";
 
 import { EXIT, UsageError } from "./exit.js";
+import { reportCommand } from "./report.js";
 import { scanCommand } from "./scan.js";
 import { serveCommand } from "./serve.js";
 
@@ -16,6 +17,7 @@ Usage:
 Commands:
   scan IMAGE           index an image (registry, oci:, oci-archive:, docker-archive:) and print what it has
   serve                run the operator (ImageScan controller; see portcullis serve --help)
+  report DIGEST        print an image's IndexReport from the report API (see portcullis report --help)
   env check [--json]   report which services and tools the test environment found, with versions
 
 Options:
@@ -63,6 +65,8 @@ export async function main(argv: string[]): Promise<number> {
         return await scanCommand(rest);
       case "serve":
         return await serveCommand(rest);
+      case "report":
+        return await reportCommand(rest);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

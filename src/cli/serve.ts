@@ -21,6 +21,8 @@ import { cloudProviders } from "../registry/auth/cloud/providers.js";
 import { defaultScanners } from "../scanners/index.js";
 import { openStore } from "../store/open.js";
 import { EXIT, UsageError } from "./exit.js";
+import { PortcullisMetrics } from "../metrics/metrics.js";
+import { ReportApi } from "../api/report.js";
 
 export const SERVE_HELP = `Usage: portcullis serve [options]
 
@@ -31,7 +33,8 @@ Options (each also an environment variable):
                            --store-path (only for a single replica)
   --store-path PATH        the embedded store's folder (PORTCULLIS_STORE, default ./portcullis-store)
   --namespace NS           Portcullis's own namespace (POD_NAMESPACE, default portcullis-system)
-  --health-addr HOST:PORT  where /healthz and /readyz answer (PORTCULLIS_HEALTH_ADDR, default 0.0.0.0:8081)
+  --health-addr HOST:PORT  where /healthz, /readyz, /metrics and the report API (/indexer/api/v1/, Kubernetes
+                           bearer tokens) answer, plain HTTP (PORTCULLIS_HEALTH_ADDR, default 0.0.0.0:8081)
   --concurrency N          scans at once (PORTCULLIS_CONCURRENCY, default 4)
   --platform OS/ARCH       platform to index from multi-platform images (PORTCULLIS_PLATFORM, default linux/amd64)
   --credential-helpers L   cloud helpers, comma separated: ecr, gcr (PORTCULLIS_CREDENTIAL_HELPERS)
@@ -39,6 +42,8 @@ Options (each also an environment variable):
                            ServiceAccount's, comma separated (PORTCULLIS_PULL_SECRETS)
   --exclude-namespaces L   namespaces whose pods are not scanned (PORTCULLIS_EXCLUDE_NAMESPACES, default
                            kube-system,kube-public,kube-node-lease); Portcullis's own is always excluded
+  --watch-namespaces L     handle only these namespaces' pods and ImageScans, comma separated
+                           (PORTCULLIS_WATCH_NAMESPACES, default all); the webhook is unaffected
   --gc-after DURATION      delete the ImageScans Portcullis made once no pod in their namespace has used
                            the image for this long (PORTCULLIS_GC_AFTER, default 24h)
   --no-pods                watch ImageScans only, make none for pods (PORTCULLIS_WATCH_PODS=false)
@@ -80,6 +85,7 @@ const Config = z
     credentialHelpers: z.string().default(""),
     pullSecrets: z.string().regex(/^[a-z0-9.,-]*$/, "must be secret names, comma separated").default(""),
     excludeNamespaces: z.string().regex(/^[a-z0-9,-]*$/, "must be namespace names, comma separated").default(DEFAULT_EXCLUDED_NAMESPACES.join(",")),
+    watchNamespaces: z.string().regex(/^[a-z0-9,-]*$/, "must be namespace names, comma separated").default(""),
     gcAfter: z.string().refine((v) => parseDuration(v) !== undefined, "must be a duration such as 24h or 90m").default("24h"),
     watchPods: z.enum(["true", "false"]).default("true"),
     leaderElect: z.enum(["true", "false"]).default("true"),
@@ -106,7 +112,7 @@ export function serveConfig(args: string[], env: NodeJS.ProcessEnv): ServeConfig
     options: {
       "database-url": { type: "string" }, "store-path": { type: "string" }, namespace: { type: "string" }, "health-addr": { type: "string" },
       concurrency: { type: "string" }, platform: { type: "string" }, "credential-helpers": { type: "string" }, help: { type: "boolean", short: "h" },
-      "pull-secrets": { type: "string" }, "exclude-namespaces": { type: "string" }, "gc-after": { type: "string" }, "no-pods": { type: "boolean" },
+      "pull-secrets": { type: "string" }, "exclude-namespaces": { type: "string" }, "watch-namespaces": { type: "string" }, "gc-after": { type: "string" }, "no-pods": { type: "boolean" },
       "leader-elect": { type: "string" }, "lease-duration": { type: "string" },
       webhook: { type: "string" }, "webhook-addr": { type: "string" }, "webhook-url": { type: "string" }, "webhook-service": { type: "string" },
       "webhook-timeout": { type: "string" }, "failure-policy": { type: "string" }, "tls-mode": { type: "string" }, "pin-digests": { type: "string" },
@@ -125,6 +131,7 @@ export function serveConfig(args: string[], env: NodeJS.ProcessEnv): ServeConfig
     credentialHelpers: values["credential-helpers"] ?? env.PORTCULLIS_CREDENTIAL_HELPERS,
     pullSecrets: values["pull-secrets"] ?? env.PORTCULLIS_PULL_SECRETS,
     excludeNamespaces: values["exclude-namespaces"] ?? env.PORTCULLIS_EXCLUDE_NAMESPACES,
+    watchNamespaces: values["watch-namespaces"] ?? env.PORTCULLIS_WATCH_NAMESPACES,
     gcAfter: values["gc-after"] ?? env.PORTCULLIS_GC_AFTER,
     watchPods: values["no-pods"] ? "false" : env.PORTCULLIS_WATCH_PODS,
     leaderElect: values["leader-elect"] ?? env.PORTCULLIS_LEADER_ELECT,
@@ -169,15 +176,23 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const operatorSecrets = { namespace: cfg.namespace, names: list(cfg.pullSecrets) };
   const events = new EventRecorder(kc, { log: (msg) => log("warn", msg) });
   const indexer = new Indexer({ store, scanners: defaultScanners() });
+  const metrics = new PortcullisMetrics({ defaultMetrics: true });
+  let currentScans: ImageScanController | undefined;
+  metrics.watchQueue(() => currentScans?.queue);
   // One set of controllers per leadership term (a work queue that was shut down is not reused).
+  const watched = list(cfg.watchNamespaces);
+  const namespaces = watched.length ? { namespaces: watched } : {};
   const makeControllers = () => {
     const scans = new ImageScanController({
+      ...namespaces,
       kc, indexer, concurrency: cfg.concurrency, defaultPlatform: platform,
       providers, operatorSecrets, events, log: (msg, fields) => log("info", msg, fields),
+      registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
     });
+    currentScans = scans;
     const pods = cfg.watchPods === "true"
       ? new PodController({
-        kc, scans, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!,
+        ...namespaces, kc, scans, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!,
         excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: (msg) => log("info", msg),
       })
       : undefined;
@@ -189,6 +204,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       async stop() {
         await pods?.stop();
         await scans.stop();
+        if (currentScans === scans) currentScans = undefined;
       },
     };
   };
@@ -199,6 +215,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     ? new AdmissionWebhook({
       kc, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
       defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false }, log: (level, msg, fields) => log(level, msg, fields),
+      onDecision: (d) => metrics.observeDecision(d),
     })
     : undefined;
   const certs = webhookOn
@@ -209,6 +226,9 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       log: (level, msg, fields) => log(level, msg, fields),
     })
     : undefined;
+  metrics.watchCertificates(() => certs);
+  // The report API reads ImageScans from the webhook's cache when there is one, else from its own informer.
+  const reportApi = new ReportApi({ kc, store, scannerSet: indexer.scannerSet, scans: webhook?.scans, log: (level, msg, fields) => log(level, msg, fields) });
   const [label, labelValue] = cfg.webhookNamespaceLabel?.split("=") ?? [];
   const registerWebhook = async (signal?: AbortSignal) => {
     if (!certs) return;
@@ -242,6 +262,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const health = createServer((req, res) => {
     if (req.url === "/healthz") res.writeHead(200).end("ok\n");
     else if (req.url === "/readyz") res.writeHead(ready ? 200 : 503).end(ready ? "ok\n" : "starting\n");
+    else if (req.url === "/metrics") void metrics.serve(req, res);
+    else if (reportApi.matches(req.url)) void reportApi.handle(req, res);
     else res.writeHead(404).end();
   });
   await new Promise<void>((resolve, reject) => health.once("error", reject).listen(port, host || "0.0.0.0", resolve));
@@ -254,6 +276,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       renewDeadlineMs: Math.round((parseDuration(cfg.leaseDuration)! * 2) / 3), retryPeriodMs: Math.max(500, Math.round((parseDuration(cfg.leaseDuration)! * 2) / 15)),
       onStartedLeading: (signal) => {
         log("info", "became the leader", { identity });
+        metrics.setLeader(true);
         term = (async () => {
           await registerWebhook(signal);
           await startControllers();
@@ -262,7 +285,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         })().catch((e: unknown) => log("error", `controllers: ${(e as Error).message}`));
         return term;
       },
-      onStoppedLeading: () => log("info", "no longer the leader", { identity }),
+      onStoppedLeading: () => (metrics.setLeader(false), log("info", "no longer the leader", { identity })),
       onNewLeader: (id) => log("info", "leader", { leader: id ?? null }),
       log: (msg) => log("info", msg),
     })
@@ -280,9 +303,11 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   else {
     await registerWebhook(noLease.signal);
     await startControllers();
+    metrics.setLeader(true);
   }
   // Ready: the webhook's caches are listed and it has a certificate to serve.
   if (certs) await certs.ready();
+  await reportApi.start();
   ready = true;
   log("info", "ready", { leaderElection: cfg.leaderElect === "true", identity });
   await new Promise<void>((resolve) => {
@@ -303,6 +328,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   if (webhookServer) await new Promise<void>((r) => webhookServer!.close(() => r()));
   certs?.stop();
   await webhook?.stop();
+  reportApi.stop();
   await events.flush();
   await store.close();
   await new Promise<void>((r) => health.close(() => r()));

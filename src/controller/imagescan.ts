@@ -10,6 +10,7 @@ import { openRegistryImage } from "../indexer/sources/registry.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
+import type { RegistryMetrics } from "../registry/transport.js";
 import type { EventRecorder } from "../kube/events.js";
 import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
 import { WorkQueue } from "../kube/workqueue.js";
@@ -157,6 +158,12 @@ export interface ImageScanControllerOptions {
   secretCache?: SecretCache;
   events?: EventRecorder;
   log?(msg: string, fields?: Record<string, unknown>): void;
+  /** Only ImageScans in these namespaces are reconciled; default all (see PodControllerOptions.namespaces). */
+  namespaces?: string[];
+  /** The registry clients' metrics hooks. */
+  registryMetrics?: RegistryMetrics;
+  /** Called after every scan attempt, with its result and time (metrics). */
+  onScanned?(e: { result: "indexed" | "failed" | "retrying"; durationMs: number; layersFetched?: number; layersReused?: number; bytesFetched?: number }): void;
 }
 
 export class ImageScanController {
@@ -183,7 +190,7 @@ export class ImageScanController {
       // Only what changes the spec matters (controller-runtime's GenerationChangedPredicate): the controller's
       // own status writes must not wake it again, or a backoff would be cut short by its own "Pending" write.
       onEvent: (type, obj, old) => {
-        if (type === "delete") return;
+        if (type === "delete" || (o.namespaces && !o.namespaces.includes(obj.metadata?.namespace ?? ""))) return;
         const priority = obj.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true" && obj.status?.phase !== "Indexed";
         const prioritized = priority && old?.metadata?.annotations?.[PRIORITY_ANNOTATION] !== "true";
         if (type === "update" && old && old.metadata?.generation === obj.metadata?.generation && !prioritized) return;
@@ -262,6 +269,7 @@ export class ImageScanController {
     const name = scan.metadata!.name!;
     const generation = scan.metadata!.generation;
     const started = new Date().toISOString();
+    const t0 = performance.now();
     // (client-node serialises an empty string as null, which the schema refuses: every message says something.)
     await this.patchStatus(ns, name, { phase: "Resolving", observedGeneration: generation, lastAttempt: started, message: `resolving ${scan.spec.image}` });
     let client: RegistryClient | undefined;
@@ -278,7 +286,7 @@ export class ImageScanController {
       const creds = await workloadKeyring(this.secrets, ns, (scan.spec.imagePullSecrets ?? []).map((s) => s.name), { operator: this.o.operatorSecrets, providers: this.o.providers });
       missing = creds.missing;
       const recording = new RecordingKeyring(creds.keyring);
-      client = new RegistryClient({ options: this.o.registry, keyring: recording, defaultPlatform: platform });
+      client = new RegistryClient({ options: this.o.registry, keyring: recording, defaultPlatform: platform, metrics: this.o.registryMetrics });
       const img = await openRegistryImage(client, ref, { platform });
       const used = recording.used;
       await this.patchStatus(ns, name, {
@@ -301,6 +309,7 @@ export class ImageScanController {
         layersReused: result.stats.cached ? result.stats.layers : result.stats.layersReused, bytesFetched: result.stats.bytesFetched,
         cached: result.stats.cached, durationMs: Math.round(result.stats.durationMs),
       });
+      this.o.onScanned?.({ result: "indexed", durationMs: performance.now() - t0, layersFetched: result.stats.layersFetched, layersReused: result.stats.cached ? result.stats.layers : result.stats.layersReused, bytesFetched: result.stats.bytesFetched });
       if (scan.status?.phase !== "Indexed" || scan.status.digest !== img.manifest.digest) {
         this.o.events?.record(withKind(scan), "Normal", "Indexed", `${img.manifest.digest}: ${Object.keys(result.report.packages ?? {}).length} packages, ${result.stats.layers} layers (${result.stats.cached ? result.stats.layers : result.stats.layersReused} already indexed)`);
       }
@@ -322,9 +331,11 @@ export class ImageScanController {
         this.o.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);
         const delay = this.queue.addRateLimited(key);
         this.o.log?.(`scan ${key}: ${message}; retrying in ${delay} ms`);
+        this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
         return;
       }
       await this.patchStatus(ns, name, { phase: "Failed", message, conditions, observedGeneration: generation });
+      this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
       this.o.events?.record(withKind(scan), "Warning", reason, message);
       this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });
     } finally {

@@ -28,6 +28,11 @@ export interface PodControllerOptions {
   operatorSecrets?: OperatorSecrets;
   /** Namespaces whose pods are ignored (default kube-system, kube-public, kube-node-lease). */
   excludeNamespaces?: string[];
+  /**
+   * Only these namespaces' pods (and managed scans, for garbage collection) are handled; default all. For
+   * several operators sharing one API server, each with its own namespaces (the tests do this).
+   */
+  namespaces?: string[];
   /** Managed scans unused this long are deleted (default 24 h). */
   gcAfterMs?: number;
   /** How often the collector runs (default a tenth of gcAfterMs, between 1 s and 5 min). */
@@ -57,6 +62,7 @@ export class PodController {
   private readonly resolved = new Map<string, { digest: string; expires: number }>();
   private readonly resolving = new Map<string, Promise<string>>();
   private readonly excluded: Set<string>;
+  private readonly only: Set<string> | undefined;
   private workers: Promise<void>[] = [];
   private gcTimer: NodeJS.Timeout | undefined;
   private gcRunning: Promise<void> | undefined;
@@ -68,6 +74,7 @@ export class PodController {
     this.core = o.kc.makeApiClient(k8s.CoreV1Api);
     this.secrets = o.scans.secrets;
     this.excluded = new Set(o.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES);
+    this.only = o.namespaces ? new Set(o.namespaces) : undefined;
     this.informer = new Informer<k8s.V1Pod>(o.kc, {
       watchPath: "/api/v1/pods",
       list: async () => {
@@ -76,7 +83,7 @@ export class PodController {
       },
       onEvent: (type, pod, old) => {
         const key = objectKey(pod);
-        if (this.excluded.has(pod.metadata?.namespace ?? "")) return;
+        if (!this.handles(pod.metadata?.namespace)) return;
         if (type === "delete") {
           this.uses.delete(key);
           return;
@@ -87,6 +94,10 @@ export class PodController {
       },
       log: (m) => o.log?.(m),
     });
+  }
+
+  private handles(ns: string | undefined): boolean {
+    return !this.excluded.has(ns ?? "") && (!this.only || this.only.has(ns ?? ""));
   }
 
   async start(): Promise<void> {
@@ -124,7 +135,7 @@ export class PodController {
 
   async reconcile(key: string): Promise<void> {
     const pod = this.informer.get(key);
-    if (!pod || this.excluded.has(pod.metadata?.namespace ?? "")) {
+    if (!pod || !this.handles(pod.metadata?.namespace)) {
       this.uses.delete(key);
       return;
     }
@@ -211,7 +222,7 @@ export class PodController {
     const unsettled = new Set<string>();
     for (const pod of this.informer.list()) {
       const ns = pod.metadata?.namespace ?? "";
-      if (this.excluded.has(ns) || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
+      if (!this.handles(ns) || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
       const use = this.uses.get(objectKey(pod));
       if (!use) {
         unsettled.add(ns);
@@ -224,7 +235,7 @@ export class PodController {
     for (const scan of this.o.scans.informer.list()) {
       if (!isManaged(scan) || scan.metadata?.deletionTimestamp) continue;
       const ns = scan.metadata!.namespace!;
-      if (unsettled.has(ns)) continue;
+      if (unsettled.has(ns) || (this.only && !this.only.has(ns))) continue;
       const labels = scan.metadata!.labels!;
       const used = (labels[DIGEST_LABEL] && inUse.has(`${ns}/d/${labels[DIGEST_LABEL]}`)) || (labels[REFERENCE_LABEL] && inUse.has(`${ns}/r/${labels[REFERENCE_LABEL]}`));
       const since = scan.metadata?.annotations?.[UNUSED_SINCE_ANNOTATION];

@@ -107,7 +107,7 @@ describeWith(["kube", "registryBasic", "postgres"], "leader election and failove
 
   async function start(name: string): Promise<Replica> {
     const port = await freePort();
-    const r = new Replica(name, ["--database-url", dbUrl, "--namespace", own, "--health-addr", `127.0.0.1:${port}`, "--concurrency", "1", "--lease-duration", "4s", "--webhook", "false"], { KUBECONFIG: service("kube").kubeconfig });
+    const r = new Replica(name, ["--database-url", dbUrl, "--namespace", own, "--health-addr", `127.0.0.1:${port}`, "--concurrency", "1", "--lease-duration", "4s", "--webhook", "false", "--watch-namespaces", ns], { KUBECONFIG: service("kube").kubeconfig });
     replicas.push(r);
     await waitFor(`${name} ready`, async () => (await request(`http://127.0.0.1:${port}/readyz`).then(async (res) => (await res.body.dump(), res.statusCode === 200), () => false)) || undefined);
     return r;

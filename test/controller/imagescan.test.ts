@@ -34,7 +34,7 @@ describeWith(["kube", "registryBasic"], "ImageScan controller", () => {
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
     store = await openStore("memory:");
-    controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" } });
+    controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [ns] });
     await controller.start();
   }, 180_000);
   afterAll(async () => {

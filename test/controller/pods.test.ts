@@ -61,8 +61,8 @@ describeWith(["kube", "registryBasic"], "Pod controller", () => {
       return r;
     };
     events = new EventRecorder(kc);
-    scans = new ImageScanController({ kc, indexer, registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, events });
-    pods = new PodController({ kc, scans, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, events });
+    scans = new ImageScanController({ kc, indexer, registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, events, namespaces: [nsA, nsB] });
+    pods = new PodController({ kc, scans, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, events, namespaces: [nsA, nsB] });
     await scans.start();
     await pods.start();
   }, 180_000);

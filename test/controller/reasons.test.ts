@@ -151,7 +151,7 @@ describeWith(["kube", "registryBasic"], "ImageScan controller: condition reasons
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
     store = await openStore("memory:");
     const t0 = Date.now();
-    controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" },
+    controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [ns],
       // PORTCULLIS_TEST_LOG=1 shows the controller's retries.
       log: (m) => { if (process.env.PORTCULLIS_TEST_LOG === "1") console.error(`[controller +${Date.now() - t0} ms] ${m}`); },
     });

@@ -44,7 +44,7 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
     await core.createNamespacedSecret({ namespace: "serve-test", body: { metadata: { name: "regcred" }, type: "kubernetes.io/dockerconfigjson", data: { ".dockerconfigjson": Buffer.from(JSON.stringify({ auths: { [reg.host]: { auth } } })).toString("base64") } } });
     const port = await freePort();
     const stderr: string[] = [];
-    const child = spawn(tsx, [bin, "serve", "--store-path", join(dir, "store"), "--namespace", "serve-test", "--webhook", "false", "--health-addr", `127.0.0.1:${port}`], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
+    const child = spawn(tsx, [bin, "serve", "--store-path", join(dir, "store"), "--namespace", "serve-test", "--watch-namespaces", "serve-test", "--webhook", "false", "--health-addr", `127.0.0.1:${port}`], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
     child.stderr.on("data", (c: Buffer) => stderr.push(c.toString()));
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     try {

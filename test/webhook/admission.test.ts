@@ -87,7 +87,7 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     writeFileSync(join(dir, "ca.pem"), ca.certPem);
 
     store = await openStore("memory:");
-    controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" } });
+    controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [ns, open] });
     await controller.start();
     events = new EventRecorder(kc);
     webhook = new AdmissionWebhook({ kc, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, events });

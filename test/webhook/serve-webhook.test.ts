@@ -41,7 +41,7 @@ describeWith(["kube", "registryBasic"], "portcullis serve with the webhook", () 
     const health = await freePort();
     child = spawn(process.execPath, ["--import", "tsx", bin, "serve", "--store-path", `${service("kube").kubeconfig}.store-${process.pid}`, "--namespace", own,
       "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${port}`, "--webhook-url", `https://127.0.0.1:${port}`,
-      "--webhook-namespace-label", "portcullis.dev/test-webhook=serve", "--lease-duration", "4s"], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
+      "--webhook-namespace-label", "portcullis.dev/test-webhook=serve", "--lease-duration", "4s", "--watch-namespaces", ns], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
     child.stderr!.on("data", (c: Buffer) => stderr.push(c.toString()));
     exited = new Promise((r) => child!.on("exit", (code) => r(code)));
     let ready = 0;

@@ -1,0 +1,74 @@
+// `portcullis report DIGEST`: fetches an IndexReport from the report API of `portcullis serve` and prints it.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import * as k8s from "@kubernetes/client-node";
+import { EXIT, UsageError } from "./exit.js";
+
+export const REPORT_HELP = `Usage: portcullis report DIGEST [--server URL] [--token-file FILE]
+
+Print the Clair v4 IndexReport of an indexed image (JSON) from the report API of portcullis serve.
+
+Options:
+  --server URL         the report API, e.g. http://portcullis.portcullis-system:8081 (PORTCULLIS_SERVER)
+  --token-file FILE    a file holding the Kubernetes bearer token to send; without it, the token of the
+                       kubeconfig's current user (KUBECONFIG, else ~/.kube/config)
+You see a report when you may get an ImageScan of that digest in some namespace.
+`;
+
+/** The token of the kubeconfig's current user, if it has one. */
+function kubeconfigToken(env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    const kc = new k8s.KubeConfig();
+    if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG.split(":")[0]!);
+    else kc.loadFromDefault();
+    return kc.getCurrentUser()?.token || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function reportCommand(args: string[], env: NodeJS.ProcessEnv = process.env, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true,
+    options: { server: { type: "string" }, "token-file": { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    out(REPORT_HELP);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) throw new UsageError("report takes one DIGEST");
+  const digest = positionals[0]!;
+  if (!/^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/.test(digest)) throw new UsageError(`not a digest: ${JSON.stringify(digest)} (expected sha256:<64 hex>)`);
+  const server = values.server ?? env.PORTCULLIS_SERVER;
+  if (!server) throw new UsageError("no server: pass --server URL or set PORTCULLIS_SERVER");
+  if (!/^https?:\/\/[^/]+/.test(server)) throw new UsageError(`--server must be an http:// or https:// URL, got ${JSON.stringify(server)}`);
+  let token: string | undefined;
+  if (values["token-file"]) {
+    try {
+      token = readFileSync(values["token-file"], "utf8").trim();
+    } catch (e) {
+      throw new UsageError(`cannot read --token-file: ${(e as Error).message}`);
+    }
+  } else token = kubeconfigToken(env);
+  if (!token) throw new UsageError("no token: the kubeconfig's current user has none; pass --token-file FILE");
+  const url = `${server.replace(/\/+$/, "")}/indexer/api/v1/index_report/${digest}`;
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: "application/json" } });
+  } catch (e) {
+    throw Object.assign(new Error(`${url}: ${(e as { cause?: Error }).cause?.message ?? (e as Error).message}`), { code: "REPORT_API_UNREACHABLE" });
+  }
+  const text = await res.text();
+  if (res.status !== 200) {
+    let message = text.trim().slice(0, 500);
+    try {
+      message = (JSON.parse(text) as { message?: string }).message ?? message;
+    } catch {
+      // not JSON: the text as it came
+    }
+    const code = res.status === 401 ? "UNAUTHORIZED" : res.status === 403 ? "FORBIDDEN" : res.status === 404 ? "NOT_FOUND" : "REPORT_API_ERROR";
+    throw Object.assign(new Error(`${url}: HTTP ${res.status}: ${message}`), { code });
+  }
+  out(`${JSON.stringify(JSON.parse(text), null, 2)}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import type { Decision } from "../webhook/decide.js";
+import { METRIC_PREFIX, PortcullisMetrics } from "./metrics.js";
+
+const NAMES = [
+  "portcullis_scan_duration_seconds", "portcullis_workqueue_depth", "portcullis_workqueue_oldest_item_age_seconds",
+  "portcullis_layers_fetched_total", "portcullis_layers_reused_total", "portcullis_downloaded_bytes_total",
+  "portcullis_registry_requests_total", "portcullis_registry_request_duration_seconds", "portcullis_registry_received_bytes_total",
+  "portcullis_registry_token_fetches_total", "portcullis_webhook_review_duration_seconds", "portcullis_webhook_decisions_total",
+  "portcullis_webhook_break_glass_total", "portcullis_webhook_certificate_expiry_timestamp_seconds", "portcullis_leader",
+];
+
+describe("PortcullisMetrics", () => {
+  it("registers every metric under portcullis_ with Prometheus naming (base units, _total counters)", async () => {
+    const m = new PortcullisMetrics();
+    const metrics = await m.registry.getMetricsAsJSON();
+    const names = metrics.map((x) => x.name);
+    expect(names.sort()).toEqual([...NAMES].sort());
+    for (const x of metrics) {
+      expect(x.name.startsWith(METRIC_PREFIX)).toBe(true);
+      expect(x.name).toMatch(/^[a-z_]+$/);
+      if (String(x.type) === "counter") expect(x.name).toMatch(/_total$/);
+      else expect(x.name).not.toMatch(/_total$/);
+      expect(x.help.length).toBeGreaterThan(10);
+    }
+    // Nothing of the process: prom-client's default registry is not ours.
+    expect(await m.registry.metrics()).not.toMatch(/process_cpu/);
+    expect(await new PortcullisMetrics({ defaultMetrics: true }).registry.metrics()).toMatch(/process_cpu_user_seconds_total/);
+  });
+
+  it("observes scans: a histogram sample by result, layers and bytes counted", async () => {
+    const m = new PortcullisMetrics();
+    m.observeScan({ result: "indexed", durationMs: 1500, layersFetched: 2, layersReused: 3, bytesFetched: 1000 });
+    m.observeScan({ result: "failed", durationMs: 40 });
+    const text = await m.registry.metrics();
+    expect(text).toContain('portcullis_scan_duration_seconds_bucket{le="2.5",result="indexed"} 1');
+    expect(text).toContain('portcullis_scan_duration_seconds_bucket{le="1",result="indexed"} 0');
+    expect(text).toContain('portcullis_scan_duration_seconds_sum{result="indexed"} 1.5');
+    expect(text).toContain('portcullis_scan_duration_seconds_count{result="failed"} 1');
+    expect(text).toContain("portcullis_layers_fetched_total 2");
+    expect(text).toContain("portcullis_layers_reused_total 3");
+    expect(text).toContain("portcullis_downloaded_bytes_total 1000");
+  });
+
+  it("reads the queue, the certificates and the leader at scrape time", async () => {
+    const m = new PortcullisMetrics();
+    expect(await m.registry.metrics()).toContain("portcullis_workqueue_depth 0");
+    m.watchQueue(() => ({ length: 7, oldestAgeMs: () => 2500 }));
+    const leaf = new Date("2030-01-02T03:04:05Z");
+    m.watchCertificates(() => ({ expiry: () => ({ leaf }) }));
+    m.setLeader(true);
+    const text = await m.registry.metrics();
+    expect(text).toContain("portcullis_workqueue_depth 7");
+    expect(text).toContain("portcullis_workqueue_oldest_item_age_seconds 2.5");
+    expect(text).toContain(`portcullis_webhook_certificate_expiry_timestamp_seconds{certificate="leaf"} ${leaf.getTime() / 1000}`);
+    expect(text).not.toContain('seconds{certificate="ca"}');
+    expect(text).toContain("portcullis_leader 1");
+    m.setLeader(false);
+    expect(await m.registry.metrics()).toContain("portcullis_leader 0");
+  });
+
+  it("counts registry requests by registry, method and status, and token fetches", async () => {
+    const m = new PortcullisMetrics();
+    const h = m.registryHooks();
+    h.request!({ registry: "ghcr.io", method: "GET", status: 200, durationMs: 30 });
+    h.request!({ registry: "ghcr.io", method: "GET", status: 200, durationMs: 30 });
+    h.request!({ registry: "ghcr.io", method: "HEAD", status: "error", durationMs: 5 });
+    h.tokenFetch!({ registry: "ghcr.io", ok: true });
+    h.tokenFetch!({ registry: "ghcr.io", ok: false });
+    h.bytes!({ registry: "ghcr.io", bytes: 512 });
+    const text = await m.registry.metrics();
+    expect(text).toContain('portcullis_registry_requests_total{registry="ghcr.io",method="GET",status="200"} 2');
+    expect(text).toContain('portcullis_registry_requests_total{registry="ghcr.io",method="HEAD",status="error"} 1');
+    expect(text).toContain('portcullis_registry_token_fetches_total{registry="ghcr.io",result="ok"} 1');
+    expect(text).toContain('portcullis_registry_token_fetches_total{registry="ghcr.io",result="error"} 1');
+    expect(text).toContain('portcullis_registry_received_bytes_total{registry="ghcr.io"} 512');
+    expect(text).toContain('portcullis_registry_request_duration_seconds_count{registry="ghcr.io"} 3');
+  });
+
+  it("counts webhook decisions per verdict by mode, outcome and rule, latency and break-glass", async () => {
+    const m = new PortcullisMetrics();
+    const verdict = (outcome: "allowed" | "denied", rule: string) => ({ field: "spec.containers[0].image", image: "x", outcome, action: "deny", rule, results: [], mode: "Enforce", message: "" });
+    const decision = { allowed: false, warnings: [], auditAnnotations: {}, scansWanted: [], verdicts: [verdict("denied", "missingScan"), verdict("allowed", "breakGlass")], breakGlass: { reason: "incident", fields: [] } } as unknown as Decision;
+    m.observeDecision({ decision, durationMs: 20 });
+    const text = await m.registry.metrics();
+    expect(text).toContain('portcullis_webhook_decisions_total{mode="Enforce",outcome="denied",rule="missingScan"} 1');
+    expect(text).toContain('portcullis_webhook_decisions_total{mode="Enforce",outcome="allowed",rule="breakGlass"} 1');
+    expect(text).toContain('portcullis_webhook_review_duration_seconds_bucket{le="0.025",allowed="false"} 1');
+    expect(text).toContain("portcullis_webhook_break_glass_total 1");
+  });
+});

@@ -1,0 +1,166 @@
+// Prometheus metrics of `portcullis serve` (prom-client, a Registry of our own, names prefixed portcullis_).
+// Nothing here reaches into the controllers: they report through callbacks and hooks they already have
+// (the registry client's RegistryMetrics, the webhook's onDecision, the ImageScanController's onScanned),
+// and gauges are read at scrape time from the objects that own the numbers (the work queue, the certificates).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { RegistryMetrics } from "../registry/transport.js";
+import type { Decision } from "../webhook/decide.js";
+
+export const METRIC_PREFIX = "portcullis_";
+
+/** What the scan-duration histogram's `result` label says. */
+export type ScanResult = "indexed" | "failed" | "retrying";
+
+/** The figures of one scan, as the ImageScanController reports them. */
+export interface ScanObservation {
+  result: ScanResult;
+  durationMs: number;
+  layersFetched?: number;
+  layersReused?: number;
+  bytesFetched?: number;
+}
+
+/** A work queue as the gauges read it (WorkQueue has both). */
+export interface QueueLike {
+  readonly length: number;
+  oldestAgeMs(now?: number): number;
+}
+
+/** The certificates as the expiry gauge reads them (WebhookCertificates.expiry()). */
+export interface CertificatesLike {
+  expiry(): { leaf?: Date; ca?: Date };
+}
+
+export interface MetricsOptions {
+  /** Also the process_* and nodejs_* metrics of prom-client (unprefixed, as everyone names them). Default false. */
+  defaultMetrics?: boolean;
+}
+
+const SCAN_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+const REVIEW_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const REQUEST_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class PortcullisMetrics {
+  readonly registry = new Registry();
+
+  readonly scanDuration: Histogram<"result">;
+  readonly queueDepth: Gauge;
+  readonly queueOldestAge: Gauge;
+  readonly layersFetched: Counter;
+  readonly layersReused: Counter;
+  readonly downloadedBytes: Counter;
+  readonly registryRequests: Counter<"registry" | "method" | "status">;
+  readonly registryRequestDuration: Histogram<"registry">;
+  readonly registryBytes: Counter<"registry">;
+  readonly tokenFetches: Counter<"registry" | "result">;
+  readonly webhookReviewDuration: Histogram<"allowed">;
+  readonly webhookDecisions: Counter<"mode" | "outcome" | "rule">;
+  readonly breakGlass: Counter;
+  readonly certificateExpiry: Gauge<"certificate">;
+  readonly leader: Gauge;
+
+  private queue: () => QueueLike | undefined = () => undefined;
+  private certs: () => CertificatesLike | undefined = () => undefined;
+
+  constructor(o: MetricsOptions = {}) {
+    const registers = [this.registry];
+    const p = METRIC_PREFIX;
+    this.scanDuration = new Histogram({ name: `${p}scan_duration_seconds`, help: "Time to resolve and index an ImageScan's image, by result (indexed, failed, retrying).", labelNames: ["result"], buckets: SCAN_BUCKETS, registers });
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    this.queueDepth = new Gauge({
+      name: `${p}workqueue_depth`, help: "ImageScans waiting in the controller's work queue (0 on a replica that is not the leader).", registers,
+      collect() {
+        this.set(self.queue()?.length ?? 0);
+      },
+    });
+    this.queueOldestAge = new Gauge({
+      name: `${p}workqueue_oldest_item_age_seconds`, help: "How long the oldest ImageScan in the work queue has waited.", registers,
+      collect() {
+        this.set((self.queue()?.oldestAgeMs() ?? 0) / 1000);
+      },
+    });
+    this.layersFetched = new Counter({ name: `${p}layers_fetched_total`, help: "Layers downloaded and walked by scans.", registers });
+    this.layersReused = new Counter({ name: `${p}layers_reused_total`, help: "Layers of scanned images whose results were already in the store (not downloaded).", registers });
+    this.downloadedBytes = new Counter({ name: `${p}downloaded_bytes_total`, help: "Compressed layer bytes downloaded by scans.", registers });
+    this.registryRequests = new Counter({ name: `${p}registry_requests_total`, help: "HTTP requests to registries, by registry, method and status (a number, or \"error\" when no response came).", labelNames: ["registry", "method", "status"], registers });
+    this.registryRequestDuration = new Histogram({ name: `${p}registry_request_duration_seconds`, help: "Time to the response headers of registry requests.", labelNames: ["registry"], buckets: REQUEST_BUCKETS, registers });
+    this.registryBytes = new Counter({ name: `${p}registry_received_bytes_total`, help: "Bytes read from registries (manifests and blobs).", labelNames: ["registry"], registers });
+    this.tokenFetches = new Counter({ name: `${p}registry_token_fetches_total`, help: "Bearer token requests to registries' token services, by result (ok, error).", labelNames: ["registry", "result"], registers });
+    this.webhookReviewDuration = new Histogram({ name: `${p}webhook_review_duration_seconds`, help: "Time to answer an admission review, by whether it was allowed.", labelNames: ["allowed"], buckets: REVIEW_BUCKETS, registers });
+    this.webhookDecisions = new Counter({ name: `${p}webhook_decisions_total`, help: "Image verdicts of admission reviews, by policy mode, outcome and deciding rule.", labelNames: ["mode", "outcome", "rule"], registers });
+    this.breakGlass = new Counter({ name: `${p}webhook_break_glass_total`, help: "Admitted objects that used the break-glass annotation.", registers });
+    this.certificateExpiry = new Gauge({
+      name: `${p}webhook_certificate_expiry_timestamp_seconds`, help: "notAfter of the webhook's serving certificate (certificate=\"leaf\") and its CA (certificate=\"ca\"), Unix seconds.", labelNames: ["certificate"], registers,
+      collect() {
+        this.reset();
+        const e = self.certs()?.expiry();
+        if (e?.leaf) this.set({ certificate: "leaf" }, e.leaf.getTime() / 1000);
+        if (e?.ca) this.set({ certificate: "ca" }, e.ca.getTime() / 1000);
+      },
+    });
+    this.leader = new Gauge({ name: `${p}leader`, help: "1 while this replica holds the controller Lease (or runs without leader election), else 0.", registers });
+    this.leader.set(0);
+    if (o.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The queue the gauges read; a getter, since the controllers are made anew each leadership term. */
+  watchQueue(queue: () => QueueLike | undefined): void {
+    this.queue = queue;
+  }
+
+  watchCertificates(certs: () => CertificatesLike | undefined): void {
+    this.certs = certs;
+  }
+
+  setLeader(leading: boolean): void {
+    this.leader.set(leading ? 1 : 0);
+  }
+
+  /** An ImageScanController scan (its `onScanned` option). */
+  observeScan(s: ScanObservation): void {
+    this.scanDuration.observe({ result: s.result }, s.durationMs / 1000);
+    if (s.layersFetched) this.layersFetched.inc(s.layersFetched);
+    if (s.layersReused) this.layersReused.inc(s.layersReused);
+    if (s.bytesFetched) this.downloadedBytes.inc(s.bytesFetched);
+  }
+
+  /** Hooks for RegistryClient's `metrics` option. */
+  registryHooks(): RegistryMetrics {
+    return {
+      request: (e) => {
+        this.registryRequests.inc({ registry: e.registry, method: e.method, status: String(e.status) });
+        this.registryRequestDuration.observe({ registry: e.registry }, e.durationMs / 1000);
+      },
+      bytes: (e) => this.registryBytes.inc({ registry: e.registry }, e.bytes),
+      tokenFetch: (e) => this.tokenFetches.inc({ registry: e.registry, result: e.ok ? "ok" : "error" }),
+    };
+  }
+
+  /** The AdmissionWebhook's `onDecision` option: one review, one latency sample, one count per image verdict. */
+  observeDecision(d: { decision: Decision; durationMs: number }): void {
+    this.webhookReviewDuration.observe({ allowed: String(d.decision.allowed) }, d.durationMs / 1000);
+    for (const v of d.decision.verdicts) this.webhookDecisions.inc({ mode: v.mode, outcome: v.outcome, rule: v.rule });
+    if (d.decision.breakGlass) this.breakGlass.inc();
+  }
+
+  /** The exposition, in Prometheus's text format. */
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** GET /metrics. */
+  async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { Allow: "GET, HEAD" }).end();
+      return;
+    }
+    try {
+      const { contentType, body } = await this.text();
+      res.writeHead(200, { "Content-Type": contentType, "Cache-Control": "no-store" }).end(req.method === "HEAD" ? undefined : body);
+    } catch (e) {
+      res.writeHead(500, { "Content-Type": "text/plain" }).end(`metrics: ${(e as Error).message}\n`);
+    }
+  }
+}

@@ -1,0 +1,223 @@
+// The report API against the real API server: TokenReview + SubjectAccessReview decide who sees a report,
+// the report is a real index of the Debian test image, and it validates against Clair's schema. Then
+// `portcullis serve` as a process: /metrics and the report API on its health port.
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import * as k8s from "@kubernetes/client-node";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { ReportApi } from "../../src/api/report.js";
+import { reportCommand } from "../../src/cli/report.js";
+import { GROUP, VERSION } from "../../src/controller/imagescan.js";
+import { clairValidator } from "../../src/indexer/clair-schema.js";
+import { Indexer } from "../../src/indexer/indexer.js";
+import { openLocalImage } from "../../src/indexer/sources/local.js";
+import { PortcullisMetrics } from "../../src/metrics/metrics.js";
+import { defaultScanners } from "../../src/scanners/index.js";
+import { openStore } from "../../src/store/open.js";
+import type { Store } from "../../src/store/types.js";
+import { describeWith, service, tool } from "../env/index.js";
+import { ociBookworm } from "../env/images.js";
+import { freePort } from "../env/process.js";
+
+const run = promisify(execFile);
+const ns = "report-api-test";
+const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
+const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
+const UNKNOWN = `sha256:${"0".repeat(64)}`;
+
+describeWith(["kube"], "report API", () => {
+  let store: Store;
+  let api: ReportApi;
+  let server: Server;
+  let base: string;
+  let digest: string;
+  let scannerSet: string;
+  const metrics = new PortcullisMetrics();
+  const dir = mkdtempSync(join(tmpdir(), "report-api-"));
+
+  beforeAll(async () => {
+    const kube = service("kube");
+    const kubectl = (...a: string[]) => run(tool("kubectl"), ["--kubeconfig", kube.kubeconfig, ...a]);
+    await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
+    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await kubectl("create", "namespace", ns);
+    // A real report: the Debian test image indexed from its OCI layout.
+    store = await openStore("memory:");
+    const indexer = new Indexer({ store, scanners: defaultScanners() });
+    scannerSet = indexer.scannerSet;
+    const local = (await openLocalImage(`oci:${ociBookworm()}:base`, { os: "linux", architecture: "amd64" }))!;
+    const result = await indexer.index(local.manifest, local.source);
+    expect(result.report.state).toBe("IndexFinished");
+    digest = local.manifest.digest;
+    // An ImageScan that says it indexed that digest.
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kube.kubeconfig);
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name: "debian" }, spec: { image: `registry.example/debian@${digest}` } } });
+    await custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name: "debian", body: { status: { phase: "Indexed", digest, reportRef: { manifestDigest: digest, path: `/indexer/api/v1/index_report/${digest}` } } } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
+    api = new ReportApi({ kc, store, scannerSet });
+    await api.start();
+    // (Other tests on this API server may have scans of the same image in their namespaces.)
+    const ours = () => api.scansFor(digest).filter((s) => s.namespace === ns);
+    for (let i = 0; i < 100 && ours().length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(ours()).toEqual([{ namespace: ns, name: "debian" }]);
+    // As serve wires them: /metrics and the API on one plain HTTP server.
+    server = createServer((req, res) => {
+      if (req.url === "/metrics") void metrics.serve(req, res);
+      else if (api.matches(req.url)) void api.handle(req, res);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }, 180_000);
+
+  afterAll(async () => {
+    api?.stop();
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const get = (path: string, token?: string, headers: Record<string, string> = {}) =>
+    fetch(`${base}${path}`, { headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+
+  it("gives an admin the report, in Clair's wire format", async () => {
+    const res = await get(`/indexer/api/v1/index_report/${digest}`, service("kube").token);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    const body = (await res.json()) as { manifest_hash: string; state: string; packages: Record<string, unknown> };
+    expect(clairValidator("index_report.schema.json")(body)).toEqual([]);
+    expect(body).toMatchObject({ manifest_hash: digest, state: "IndexFinished", success: true });
+    expect(Object.keys(body.packages).length).toBeGreaterThan(80);
+    const vnd = await get(`/indexer/api/v1/index_report/${digest}`, service("kube").token, { accept: "application/vnd.clair.index_report.v1+json" });
+    expect(vnd.headers.get("content-type")).toBe("application/vnd.clair.index_report.v1+json");
+  });
+
+  it("refuses a caller without a token (401), with an invalid token (401), without access (403)", async () => {
+    const none = await get(`/indexer/api/v1/index_report/${digest}`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect(clairValidator("error.schema.json")(await none.json())).toEqual([]);
+    expect((await get(`/indexer/api/v1/index_report/${digest}`, "not-a-token")).status).toBe(401);
+    const nobody = await get(`/indexer/api/v1/index_report/${digest}`, service("kube").unprivilegedToken);
+    expect(nobody.status).toBe(403);
+    expect(((await nobody.json()) as { message: string }).message).toMatch(/nobody may not get an ImageScan/);
+  });
+
+  it("lets a caller who may get ImageScans in that namespace see it (RBAC granted, answers cached for a minute)", async () => {
+    const kubectl = (...a: string[]) => run(tool("kubectl"), ["--kubeconfig", service("kube").kubeconfig, ...a]);
+    await kubectl("-n", ns, "create", "role", "scan-reader", "--verb=get", "--resource=imagescans.portcullis.dev");
+    await kubectl("-n", ns, "create", "rolebinding", "nobody-reads-scans", "--role=scan-reader", "--user=nobody");
+    // The 403 above is cached: a fresh API instance sees the new binding at once.
+    const fresh = new ReportApi({ kc: (() => { const kc = new k8s.KubeConfig(); kc.loadFromFile(service("kube").kubeconfig); return kc; })(), store, scannerSet, scans: { list: () => [{ metadata: { namespace: ns, name: "debian" }, spec: { image: "x" }, status: { digest } }] } });
+    const srv = createServer((req, res) => void fresh.handle(req, res));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/indexer/api/v1/index_report/${digest}`;
+      const res = await fetch(url, { headers: { authorization: `Bearer ${service("kube").unprivilegedToken}` } });
+      expect(res.status).toBe(200);
+      // The cached instance still says 403 (for up to 60 s).
+      expect((await get(`/indexer/api/v1/index_report/${digest}`, service("kube").unprivilegedToken)).status).toBe(403);
+    } finally {
+      await new Promise<void>((r) => srv.close(() => r()));
+      await kubectl("-n", ns, "delete", "rolebinding", "nobody-reads-scans");
+    }
+  });
+
+  it("answers 404 for an unknown digest, 400 for a bad one, 501 for POST and affected_manifest", async () => {
+    const admin = service("kube").token;
+    const unknown = await get(`/indexer/api/v1/index_report/${UNKNOWN}`, admin);
+    expect(unknown.status).toBe(404);
+    expect(clairValidator("error.schema.json")(await unknown.json())).toEqual([]);
+    expect((await get(`/indexer/api/v1/index_report/${UNKNOWN}`, service("kube").unprivilegedToken)).status).toBe(404);
+    expect((await get("/indexer/api/v1/index_report/latest", admin)).status).toBe(400);
+    const post = await fetch(`${base}/indexer/api/v1/index_report`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ hash: digest, layers: [] }) });
+    expect(post.status).toBe(501);
+    expect(((await post.json()) as { message: string }).message).toMatch(/ImageScans/);
+    expect((await fetch(`${base}/indexer/api/v1/internal/affected_manifest`, { method: "POST", headers: { authorization: `Bearer ${admin}` }, body: "{}" })).status).toBe(501);
+    expect((await get("/indexer/api/v1/nope", admin)).status).toBe(404);
+  });
+
+  it("returns the index state (the scanner set), with an ETag", async () => {
+    expect((await get("/indexer/api/v1/index_state")).status).toBe(401);
+    const res = await get("/indexer/api/v1/index_state", service("kube").unprivilegedToken);
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body).toEqual({ state: scannerSet });
+    expect(clairValidator("index_state.schema.json")(body)).toEqual([]);
+    const etag = res.headers.get("etag")!;
+    expect((await get("/indexer/api/v1/index_state", service("kube").unprivilegedToken, { "if-none-match": etag })).status).toBe(304);
+  });
+
+  it("portcullis report DIGEST prints the report", async () => {
+    const tokenFile = join(dir, "token");
+    writeFileSync(tokenFile, `${service("kube").token}\n`);
+    let out = "";
+    expect(await reportCommand([digest, "--token-file", tokenFile], { PORTCULLIS_SERVER: base }, (s) => (out += s))).toBe(0);
+    expect(clairValidator("index_report.schema.json")(JSON.parse(out))).toEqual([]);
+    // The kubeconfig's token when there is no --token-file (the harness's kubeconfig has the admin token).
+    out = "";
+    expect(await reportCommand([digest, "--server", base], { KUBECONFIG: service("kube").kubeconfig }, (s) => (out += s))).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({ manifest_hash: digest });
+    writeFileSync(tokenFile, service("kube").unprivilegedToken);
+    await expect(reportCommand([UNKNOWN, "--token-file", tokenFile, "--server", base], {}, () => {})).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("deletes a manifest only for a caller who may delete ImageScans everywhere", async () => {
+    const del = (token: string) => fetch(`${base}/indexer/api/v1/index_report/${digest}`, { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
+    expect((await del(service("kube").unprivilegedToken)).status).toBe(403);
+    expect(await store.indexReport(digest)).toBeDefined();
+    expect((await del(service("kube").token)).status).toBe(204);
+    expect(await store.indexReport(digest)).toBeUndefined();
+    expect((await get(`/indexer/api/v1/index_report/${digest}`, service("kube").token)).status).toBe(404);
+  });
+
+  it("portcullis serve exposes /metrics and the report API on its health port", async () => {
+    const port = await freePort();
+    const stderr: string[] = [];
+    const child = spawn(tsx, [bin, "serve", "--store-path", join(dir, "store"), "--namespace", ns, "--webhook", "false", "--watch-namespaces", ns, "--no-pods", "--leader-elect", "false", "--health-addr", `127.0.0.1:${port}`], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
+    child.stderr.on("data", (c: Buffer) => stderr.push(c.toString()));
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    try {
+      let ready = 0;
+      for (let i = 0; i < 300 && ready !== 200; i++) {
+        ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 0);
+        if (ready !== 200) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(ready, stderr.join("")).toBe(200);
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
+      const text = await res.text();
+      for (const name of ["portcullis_scan_duration_seconds", "portcullis_workqueue_depth", "portcullis_workqueue_oldest_item_age_seconds", "portcullis_layers_fetched_total", "portcullis_layers_reused_total", "portcullis_downloaded_bytes_total", "portcullis_registry_requests_total", "portcullis_registry_token_fetches_total", "portcullis_webhook_review_duration_seconds", "portcullis_webhook_decisions_total", "portcullis_webhook_break_glass_total", "portcullis_webhook_certificate_expiry_timestamp_seconds", "portcullis_leader"]) {
+        expect(text).toContain(`# TYPE ${name} `);
+      }
+      expect(text).toMatch(/^portcullis_leader 1$/m);
+      expect(text).toMatch(/^process_cpu_user_seconds_total /m);
+      // The controller reconciles the ImageScan above (its registry does not exist): the scan is observed.
+      let scraped = text;
+      for (let i = 0; i < 100 && !/^portcullis_scan_duration_seconds_count\{result="(failed|retrying)"\} [1-9]/m.test(scraped); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      }
+      expect(scraped).toMatch(/^portcullis_scan_duration_seconds_count\{result="(failed|retrying)"\} [1-9]/m);
+      const state = await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_state`, { headers: { authorization: `Bearer ${service("kube").token}` } });
+      expect(await state.json()).toEqual({ state: scannerSet });
+      expect((await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_report/${digest}`)).status).toBe(401);
+      // The embedded store of this process has no report: an admin gets 404 (the ImageScan exists, the report does not).
+      expect((await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_report/${UNKNOWN}`, { headers: { authorization: `Bearer ${service("kube").token}` } })).status).toBe(404);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited, stderr.join("").slice(-2000)).toBe(0);
+  });
+});
