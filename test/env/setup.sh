@@ -3,7 +3,8 @@
 # archive and the npm registry. Idempotent: a second run finds what the first left and takes seconds.
 #
 #   - Debian packages: PostgreSQL (only when no server answers on 127.0.0.1:5432), docker-registry,
-#     etcd-server, skopeo, umoci, apache2-utils, debootstrap, openssl, and the Go toolchain for the build.
+#     etcd-server, skopeo, umoci, apache2-utils, debootstrap, openssl, the Go toolchain for the build, and
+#     buildah (scripts/build-image.sh, test/image/).
 #   - kube-apiserver, built from Debian's `kubernetes` source package with the reflect2 map-iterator fix
 #     (see patch-reflect2.sh), cached outside the repository under a key made of the source version
 #     and the patch's hash.
@@ -25,7 +26,7 @@ SUDO=""
 
 # ---------------------------------------------------------------- Debian packages
 pkgs=(docker-registry etcd-server skopeo umoci apache2-utils debootstrap openssl jq rsync unzip
-      golang-go dpkg-dev ca-certificates curl procps postgresql-client zstd gzip tar)
+      golang-go dpkg-dev ca-certificates curl procps postgresql-client zstd gzip tar buildah)
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   # The tests start their own cluster with initdb when no server answers, so the binaries must be here.
