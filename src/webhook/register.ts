@@ -82,13 +82,38 @@ export function mutatingConfiguration(o: RegistrationOptions): k8s.V1MutatingWeb
   };
 }
 
-/** Creates or replaces the configurations (idempotent). Without `mutating`, a previous mutating one is removed. */
+type Configuration = k8s.V1ValidatingWebhookConfiguration | k8s.V1MutatingWebhookConfiguration;
+
+/**
+ * What replaces `cur`: our webhooks, with the labels and annotations others put on the object kept (Helm's
+ * ownership annotations, without which `helm upgrade` refuses the object; cert-manager's
+ * `inject-ca-from`). With no caBundle of our own (cert-manager mode), each entry keeps the one it has.
+ */
+function merged<T extends Configuration>(want: T, cur: T, caBundle: string): T {
+  const has = new Map((cur.webhooks ?? []).map((w) => [w.name, w.clientConfig?.caBundle]));
+  return {
+    ...want,
+    metadata: {
+      ...want.metadata,
+      labels: { ...cur.metadata?.labels, ...want.metadata?.labels },
+      ...(cur.metadata?.annotations ? { annotations: cur.metadata.annotations } : {}),
+      resourceVersion: cur.metadata?.resourceVersion,
+    },
+    webhooks: (want.webhooks ?? []).map((w) => (caBundle || !has.get(w.name) ? w : { ...w, clientConfig: { ...w.clientConfig, caBundle: has.get(w.name) } })),
+  } as T;
+}
+
+/**
+ * Creates or updates the configurations (idempotent). An existing one (the chart's, a previous leader's)
+ * is replaced with our webhooks, keeping its labels and annotations. Without `mutating`, a previous
+ * mutating one is removed.
+ */
 export async function registerWebhooks(kc: k8s.KubeConfig, o: RegistrationOptions): Promise<void> {
   const api = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
   const v = validatingConfiguration(o);
   try {
     const cur = await api.readValidatingWebhookConfiguration({ name: VALIDATING_NAME });
-    await api.replaceValidatingWebhookConfiguration({ name: VALIDATING_NAME, body: { ...v, metadata: { ...v.metadata, resourceVersion: cur.metadata?.resourceVersion } } });
+    await api.replaceValidatingWebhookConfiguration({ name: VALIDATING_NAME, body: merged(v, cur, o.caBundle) });
   } catch (e) {
     if ((e as { code?: number }).code !== 404) throw e;
     await api.createValidatingWebhookConfiguration({ body: v });
@@ -97,7 +122,7 @@ export async function registerWebhooks(kc: k8s.KubeConfig, o: RegistrationOption
     const m = mutatingConfiguration(o);
     try {
       const cur = await api.readMutatingWebhookConfiguration({ name: MUTATING_NAME });
-      await api.replaceMutatingWebhookConfiguration({ name: MUTATING_NAME, body: { ...m, metadata: { ...m.metadata, resourceVersion: cur.metadata?.resourceVersion } } });
+      await api.replaceMutatingWebhookConfiguration({ name: MUTATING_NAME, body: merged(m, cur, o.caBundle) });
     } catch (e) {
       if ((e as { code?: number }).code !== 404) throw e;
       await api.createMutatingWebhookConfiguration({ body: m });
