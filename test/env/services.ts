@@ -250,6 +250,12 @@ export interface KubeService {
   kubeconfig: string;
   version: string;
   logFile: string;
+  /**
+   * The API server's audit log (JSON lines, level Metadata: who did what to which object, and the answer's
+   * code; never a body). Only requests of ServiceAccounts are logged: the tests' own admin traffic would cost
+   * disk and time for nothing (test/deploy/rbac.test.ts reads it).
+   */
+  auditLog: string;
 }
 
 export async function startKube(sup: ProcessSupervisor): Promise<{ service: KubeService; stop: () => Promise<void> }> {
@@ -272,6 +278,20 @@ export async function startKube(sup: ProcessSupervisor): Promise<{ service: Kube
   const token = randomBytes(24).toString("hex");
   const unprivilegedToken = randomBytes(24).toString("hex");
   writeFileSync(join(dir, "tokens.csv"), `${token},admin,1,system:masters\n${unprivilegedToken},nobody,2,\n`);
+  const auditPolicy = join(dir, "audit-policy.yaml");
+  const auditLog = join(dir, "audit.log");
+  writeFileSync(auditPolicy, [
+    "apiVersion: audit.k8s.io/v1",
+    "kind: Policy",
+    // The stages that carry the answer's code (a watch's ResponseStarted, every ResponseComplete); a
+    // RequestReceived line would only double the log.
+    "omitStages: [RequestReceived]",
+    "rules:",
+    "  - level: Metadata",
+    "    userGroups: [\"system:serviceaccounts\"]",
+    "  - level: None",
+    "",
+  ].join("\n"));
   await waitUntil("etcd", async () => (await request(`http://127.0.0.1:${etcdPort}/health`).then(async (r) => (await r.body.dump(), r.statusCode))) === 200, { timeoutMs: 20_000, process: etcdProc });
   const api = sup.spawn("kube-apiserver", apiserver, [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -280,6 +300,7 @@ export async function startKube(sup: ProcessSupervisor): Promise<{ service: Kube
     "--service-cluster-ip-range=10.0.0.0/24", "--service-account-issuer=https://kubernetes.default.svc",
     `--service-account-key-file=${saPub}`, `--service-account-signing-key-file=${saKey}`,
     "--allow-privileged=true", "--disable-admission-plugins=ServiceAccount", "--logtostderr=true", "--v=0",
+    `--audit-policy-file=${auditPolicy}`, `--audit-log-path=${auditLog}`, "--audit-log-format=json",
   ]);
   const server = `https://127.0.0.1:${securePort}`;
   await waitUntil("kube-apiserver", async () => {
@@ -292,7 +313,7 @@ export async function startKube(sup: ProcessSupervisor): Promise<{ service: Kube
   const kubeconfig = join(dir, "kubeconfig");
   writeFileSync(kubeconfig, kubeconfigYaml(server, caPem, token), { mode: 0o600 });
   return {
-    service: { server, token, unprivilegedToken, caPem, kubeconfig, version: versionInfo.gitVersion, logFile: api.logFile },
+    service: { server, token, unprivilegedToken, caPem, kubeconfig, version: versionInfo.gitVersion, logFile: api.logFile, auditLog },
     stop: async () => {
       await api.stop();
       await etcdProc.stop();
