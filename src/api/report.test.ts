@@ -3,16 +3,19 @@ import type { AddressInfo } from "node:net";
 import * as k8s from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ImageScan } from "../controller/imagescan.js";
+import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import type { IndexReport } from "../indexer/report.js";
+import type { ManifestToIndex } from "../indexer/types.js";
+import { LayerError } from "../layers/errors.js";
 import { ReportApi, type Authority, type Caller } from "./report.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const R = `sha256:${"b".repeat(64)}`;
 
-function setup(o: { authority: Authority; scans?: ImageScan[]; reports?: Record<string, IndexReport> }) {
+function setup(o: { authority: Authority; scans?: ImageScan[]; reports?: Record<string, IndexReport>; indexer?: Pick<Indexer, "index">; allowPrivateLayerHosts?: boolean }) {
   const reports = o.reports ?? { [D]: { manifest_hash: D, state: "IndexFinished", success: true } as IndexReport };
   const api = new ReportApi({
-    kc: new k8s.KubeConfig(), scannerSet: "set1", authority: o.authority,
+    kc: new k8s.KubeConfig(), scannerSet: "set1", authority: o.authority, indexer: o.indexer, allowPrivateLayerHosts: o.allowPrivateLayerHosts,
     scans: { list: () => o.scans ?? [{ metadata: { namespace: "team", name: "app" }, spec: { image: "x" }, status: { digest: D, resolvedDigest: R } }] },
     store: { indexReport: async (d) => (reports[d] ? { report: reports[d]!, scannerSet: "set1" } : undefined), deleteManifests: async (ds) => [...ds] },
   });
@@ -20,11 +23,13 @@ function setup(o: { authority: Authority; scans?: ImageScan[]; reports?: Record<
   return { api, server };
 }
 
-let server: Server | undefined;
-afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+});
 
 async function listen(s: Server): Promise<string> {
-  server = s;
+  servers.push(s);
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
   return `http://127.0.0.1:${(s.address() as AddressInfo).port}/indexer/api/v1`;
 }
@@ -77,5 +82,169 @@ describe("ReportApi", () => {
     expect(await ok.json()).toEqual([D]);
     expect((await fetch(`${base}/index_report`, { method: "DELETE", headers: h, body: JSON.stringify(["latest"]) })).status).toBe(400);
     expect((await fetch(`${base}/index_report`, { method: "DELETE", headers: h, body: "{" })).status).toBe(400);
+  });
+});
+
+describe("ReportApi POST index_report", () => {
+  const L1 = `sha256:${"1".repeat(64)}`;
+  const L2 = `sha256:${"2".repeat(64)}`;
+  const M = `sha256:${"c".repeat(64)}`;
+  const manifest = (over: Record<string, unknown> = {}) => ({
+    hash: M,
+    layers: [
+      { hash: L1, uri: "https://registry.example.com/v2/app/blobs/" + L1, headers: { Authorization: ["Bearer t0ken"] } },
+      { hash: L2, uri: "https://storage.example.com/blobs/2?X-Amz-Signature=s", media_type: "application/vnd.oci.image.layer.v1.tar+gzip" },
+    ],
+    ...over,
+  });
+  const admin: Authority = { authenticate: async (t) => (t === "admin" ? { username: "root" } : { username: "dev" }), authorize: async (c, a) => c.username === "root" || (a.verb === "get" && a.namespace === "team") };
+
+  /** A fake indexer: records what it was asked, answers a finished report (or `answer`). */
+  function fakeIndexer(answer?: (m: ManifestToIndex) => IndexResult) {
+    const calls: ManifestToIndex[] = [];
+    let gate: Promise<void> = Promise.resolve();
+    const indexer: Pick<Indexer, "index"> & { calls: ManifestToIndex[]; hold(): () => void } = {
+      calls,
+      hold() {
+        let open!: () => void;
+        gate = new Promise((r) => (open = r));
+        return open;
+      },
+      async index(m) {
+        calls.push(m);
+        await gate;
+        const stats = { layers: m.layers.length, layersFetched: m.layers.length, layersReused: 0, layersSkipped: 0, bytesFetched: 1, bytesDecompressed: 1, cached: false, durationMs: 1 };
+        return answer?.(m) ?? { report: { manifest_hash: m.digest, state: "IndexFinished", success: true, packages: { "1": { id: "1", name: "libc6", version: "2.36" } } }, stats };
+      },
+    };
+    return indexer;
+  }
+
+  const post = (base: string, body: unknown, headers: Record<string, string> = {}, token = "admin") =>
+    fetch(`${base}/index_report`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+
+  it("needs create on ImageScans in every namespace, asked with a SubjectAccessReview for namespace \"\"", async () => {
+    const asked: string[] = [];
+    const authority: Authority = { authenticate: admin.authenticate, authorize: async (c, a) => (asked.push(`${c.username} ${a.verb} ${JSON.stringify(a.namespace)}`), admin.authorize(c, a)) };
+    const indexer = fakeIndexer();
+    const base = await listen(setup({ authority, indexer }).server);
+    const res = await post(base, manifest(), {}, "dev");
+    expect(res.status).toBe(403);
+    expect(await res.json()).toEqual({ code: "forbidden", message: expect.stringMatching(/^dev may not index manifests by URI: that needs create on imagescans.portcullis.dev in every namespace/) });
+    expect(asked).toEqual(['dev create ""']);
+    expect(indexer.calls).toEqual([]);
+    expect((await post(base, manifest(), {}, "admin")).status).toBe(201);
+    // Without a token: 401 before anything else.
+    expect((await fetch(`${base}/index_report`, { method: "POST", body: "{}" })).status).toBe(401);
+  });
+
+  it("refuses a body that is not a Clair Manifest with a 400 naming each field", async () => {
+    const indexer = fakeIndexer();
+    const base = await listen(setup({ authority: admin, indexer }).server);
+    const cases: Array<[unknown, RegExp]> = [
+      ["{", /^the body is not JSON/],
+      [[], /^invalid manifest: the body must be an object$/],
+      [{ layers: [] }, /^invalid manifest: hash is required; layers must list at least one layer$/],
+      [manifest({ hash: "sha256:abc" }), /^invalid manifest: hash must be sha256:<64 hex> or sha512:<128 hex>$/],
+      [manifest({ hash: `blake3:${"a".repeat(64)}` }), /hash must be sha256/],
+      [manifest({ layers: [{ hash: L1 }] }), /^invalid manifest: layers\[0\]\.uri is required$/],
+      [manifest({ layers: [{ hash: L1, uri: "/v2/app/blobs/x" }] }), /layers\[0\]\.uri is not an absolute URL/],
+      [manifest({ layers: [{ hash: L1, uri: "file:///etc/passwd" }] }), /layers\[0\]\.uri must be an http:\/\/ or https:\/\/ URL, not file:/],
+      [manifest({ layers: [{ hash: L1, uri: "https://u:p@example.com/b" }] }), /layers\[0\]\.uri must not carry credentials/],
+      [manifest({ layers: [{ hash: L1, uri: "https://example.com/b", headers: { "Bad Name": ["x"] } }] }), /layers\[0\]\.headers\["Bad Name"\] is not a header name/],
+      [manifest({ layers: [{ hash: L1, uri: "https://example.com/b", headers: { Authorization: "Bearer x" } }] }), /layers\[0\]\.headers\.Authorization must be an array/],
+      [manifest({ layers: [{ hash: L1, uri: "https://example.com/b", headers: { "X-Evil": ["a\r\nHost: x"] } }] }), /layers\[0\]\.headers\["X-Evil"\]\[0\] must be printable ASCII \(no CR, LF/],
+      [manifest({ layers: [{ hash: L1, uri: "https://example.com/b", media_type: "text/plain" }] }), /layers\[0\]\.media_type must be an OCI layer type/],
+      [manifest({ layers: [{ hash: L1, uri: "https://example.com/b", url: "x" }] }), /layers\[0\] has unknown field "url"/],
+      [manifest({ extra: true }), /the body has unknown field "extra"/],
+    ];
+    for (const [body, want] of cases) {
+      const res = await post(base, body);
+      const text = await res.text();
+      expect(res.status, text).toBe(400);
+      const err = JSON.parse(text) as { code: string; message: string };
+      expect(err.code).toBe("bad-request");
+      expect(err.message, JSON.stringify(body)).toMatch(want);
+      // Header values are never echoed.
+      expect(err.message).not.toContain("t0ken");
+    }
+    expect(indexer.calls).toEqual([]);
+    const wrongType = await post(base, manifest(), { "content-type": "text/plain" });
+    expect(wrongType.status).toBe(415);
+    expect((await post(base, manifest(), { "content-type": "application/vnd.clair.manifest.v1+json" })).status).toBe(201);
+    const huge = await post(base, manifest({ layers: [{ hash: L1, uri: `https://example.com/${"x".repeat(1024 * 1024)}` }] }));
+    expect(huge.status).toBe(413);
+    expect(await huge.json()).toMatchObject({ code: "too-large" });
+  });
+
+  it("refuses layer URIs on loopback, link-local and metadata hosts unless allowPrivateLayerHosts", async () => {
+    const indexer = fakeIndexer();
+    const base = await listen(setup({ authority: admin, indexer }).server);
+    for (const uri of ["http://169.254.169.254/latest/meta-data/iam/security-credentials/", "http://metadata.google.internal/computeMetadata/v1/", "http://[fd00:ec2::254]/", "http://127.0.0.1:5000/v2/a/blobs/x", "http://localhost/x", "http://[::ffff:a9fe:a9fe]/"]) {
+      const res = await post(base, manifest({ layers: [{ hash: L1, uri: "https://registry.example.com/b" }, { hash: L2, uri }] }));
+      const err = (await res.json()) as { code: string; message: string };
+      expect(res.status, uri).toBe(400);
+      expect(err.code).toBe("blocked-uri");
+      expect(err.message).toMatch(new RegExp(`^layers\\[1\\]\\.uri \\(layer ${L2}\\) is refused: `));
+    }
+    expect(indexer.calls).toEqual([]);
+    const lenient = await listen(setup({ authority: admin, indexer, allowPrivateLayerHosts: true }).server);
+    expect((await post(lenient, manifest({ layers: [{ hash: L1, uri: "http://127.0.0.1:5000/v2/a/blobs/x" }] }))).status).toBe(201);
+  });
+
+  it("answers 201 with the report, ETag, Location and Link, and shares one index between identical POSTs", async () => {
+    const indexer = fakeIndexer();
+    const base = await listen(setup({ authority: admin, indexer }).server);
+    const open = indexer.hold();
+    const a = post(base, manifest());
+    const b = post(base, manifest(), { accept: "application/vnd.clair.index_report.v1+json" });
+    await new Promise((r) => setTimeout(r, 100));
+    open();
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(indexer.calls).toHaveLength(1);
+    expect(indexer.calls[0]).toMatchObject({ digest: M, layers: [{ digest: L1, mediaType: "" }, { digest: L2, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }] });
+    for (const r of [ra, rb]) {
+      expect(r.status).toBe(201);
+      expect(r.headers.get("etag")).toBe('"set1"');
+      expect(r.headers.get("location")).toBe(`/indexer/api/v1/index_report/${M}`);
+      expect(r.headers.get("link")).toBe(`</indexer/api/v1/index_report/${M}>; rel="https://projectquay.io/clair/v1/index_report"`);
+      expect(await r.json()).toMatchObject({ manifest_hash: M, state: "IndexFinished", success: true });
+    }
+    expect(rb.headers.get("content-type")).toBe("application/vnd.clair.index_report.v1+json");
+    // Another body for the same manifest is its own request (the indexer's lock and store decide).
+    expect((await post(base, manifest({ layers: [manifest().layers[0]] }))).status).toBe(201);
+    expect(indexer.calls).toHaveLength(2);
+  });
+
+  it("answers 412 to If-None-Match with the index state when the manifest is indexed at that state", async () => {
+    const indexer = fakeIndexer();
+    const base = await listen(setup({ authority: admin, indexer, reports: { [M]: { manifest_hash: M, state: "IndexFinished", success: true } } }).server);
+    expect((await post(base, manifest(), { "if-none-match": '"set1"' })).status).toBe(412);
+    expect((await post(base, manifest(), { "if-none-match": '"older"' })).status).toBe(201);
+    expect((await post(base, manifest({ hash: D }), { "if-none-match": '"set1"' })).status).toBe(201);
+  });
+
+  it("maps an index error to a Clair error that names the layer", async () => {
+    const fail = (code: ConstructorParameters<typeof LayerError>[0], message: string) => (m: ManifestToIndex): IndexResult => {
+      const error = new LayerError(code, L2, message);
+      return { report: { manifest_hash: m.digest, state: "IndexError", success: false, err: error.message }, stats: { layers: 2, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: false, durationMs: 1 }, error };
+    };
+    for (const [code, status, wire] of [["DIGEST_MISMATCH", 400, "digest-mismatch"], ["BAD_TAR", 400, "bad-layer"], ["DECOMPRESSED_TOO_LARGE", 400, "layer-too-large"]] as const) {
+      const base = await listen(setup({ authority: admin, indexer: fakeIndexer(fail(code, "content has digest sha256:0")) }).server);
+      const res = await post(base, manifest());
+      expect(res.status).toBe(status);
+      expect(await res.json()).toEqual({ code: wire, message: `layer ${L2}: content has digest sha256:0` });
+    }
+    const other = await listen(setup({ authority: admin, indexer: fakeIndexer((m) => ({ ...fail("BAD_TAR", "x")(m), error: new Error("database is down") })) }).server);
+    const res = await post(other, manifest());
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ code: "index-failed", message: `indexing ${M} failed; see the operator's log` });
+  });
+
+  it("is 501 without an indexer", async () => {
+    const base = await listen(setup({ authority: admin }).server);
+    const res = await post(base, manifest());
+    expect(res.status).toBe(501);
+    expect(((await res.json()) as { message: string }).message).toMatch(/ImageScans/);
   });
 });

@@ -13,6 +13,13 @@ Options:
   --token-file FILE    a file holding the Kubernetes bearer token to send; without it, the token of the
                        kubeconfig's current user (KUBECONFIG, else ~/.kube/config)
 You see a report when you may get an ImageScan of that digest in some namespace.
+
+The same API indexes images for Clair clients (Quay, clairctl): POST /indexer/api/v1/index_report with a
+Clair Manifest ({"hash": "sha256:...", "layers": [{"hash": "sha256:...", "uri": "https://...", "headers":
+{"Authorization": ["Bearer ..."]}}]}) fetches each layer from its URI, checks its digest and answers the
+IndexReport (201). Because the operator then fetches URLs of your choosing, that needs create on
+imagescans.portcullis.dev in every namespace, and URIs on loopback, link-local or cloud metadata addresses
+are refused. To scan an image in your namespace, create an ImageScan instead.
 `;
 
 /** The token of the kubeconfig's current user, if it has one. */

@@ -1,29 +1,40 @@
 // The report API against the real API server: TokenReview + SubjectAccessReview decide who sees a report,
 // the report is a real index of the Debian test image, and it validates against Clair's schema. Then
-// `portcullis serve` as a process: /metrics and the report API on its health port.
+// `portcullis serve` as a process: /metrics and the report API on its health port. Then POST index_report:
+// Clair Manifests whose layers are the test registries' blob URLs (Basic, Bearer, HTTPS with a private CA),
+// compared with the same image indexed from the registry as an ImageScan does it.
 import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
+import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ReportApi } from "../../src/api/report.js";
 import { reportCommand } from "../../src/cli/report.js";
 import { GROUP, VERSION } from "../../src/controller/imagescan.js";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
 import { Indexer } from "../../src/indexer/indexer.js";
+import type { IndexReport } from "../../src/indexer/report.js";
 import { openLocalImage } from "../../src/indexer/sources/local.js";
+import { openRegistryImage } from "../../src/indexer/sources/registry.js";
+import { parseReference } from "../../src/image/reference.js";
+import { digestOf, gzip, makeTar } from "../../src/layers/testing.js";
+import { RegistryClient } from "../../src/registry/client.js";
 import { PortcullisMetrics } from "../../src/metrics/metrics.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { describeWith, service, tool } from "../env/index.js";
-import { ociBookworm } from "../env/images.js";
+import { ociBookworm, skopeoPush } from "../env/images.js";
+import { RegistryPusher } from "../env/oci-push.js";
 import { freePort } from "../env/process.js";
+import type { RegistryService } from "../env/services.js";
 
 const run = promisify(execFile);
 const ns = "report-api-test";
@@ -133,7 +144,7 @@ describeWith(["kube"], "report API", () => {
     }
   });
 
-  it("answers 404 for an unknown digest, 400 for a bad one, 501 for POST and affected_manifest", async () => {
+  it("answers 404 for an unknown digest, 400 for a bad one, 501 for POST (this API has no indexer) and affected_manifest", async () => {
     const admin = service("kube").token;
     const unknown = await get(`/indexer/api/v1/index_report/${UNKNOWN}`, admin);
     expect(unknown.status).toBe(404);
@@ -212,6 +223,13 @@ describeWith(["kube"], "report API", () => {
       expect(scraped).toMatch(/^portcullis_scan_duration_seconds_count\{result="(failed|retrying)"\} [1-9]/m);
       const state = await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_state`, { headers: { authorization: `Bearer ${service("kube").token}` } });
       expect(await state.json()).toEqual({ state: scannerSet });
+      // serve wires the indexer for POST index_report, and never lets layer URIs reach loopback or metadata hosts.
+      const posted = await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_report`, {
+        method: "POST", headers: { authorization: `Bearer ${service("kube").token}`, "content-type": "application/json" },
+        body: JSON.stringify({ hash: UNKNOWN, layers: [{ hash: UNKNOWN, uri: `http://127.0.0.1:${port}/metrics` }] }),
+      });
+      expect(posted.status).toBe(400);
+      expect(await posted.json()).toMatchObject({ code: "blocked-uri" });
       expect((await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_report/${digest}`)).status).toBe(401);
       // The embedded store of this process has no report: an admin gets 404 (the ImageScan exists, the report does not).
       expect((await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_report/${UNKNOWN}`, { headers: { authorization: `Bearer ${service("kube").token}` } })).status).toBe(404);
@@ -219,5 +237,198 @@ describeWith(["kube"], "report API", () => {
       child.kill("SIGTERM");
     }
     expect(await exited, stderr.join("").slice(-2000)).toBe(0);
+  });
+});
+
+describeWith(["kube", "registryBasic", "registryToken", "registryTls"], "report API: POST index_report (layers by URI)", () => {
+  const repo = "report-post/debian";
+  const scanners = defaultScanners();
+  const infos = scanners.map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
+  let store: Store;
+  let refStore: Store;
+  let indexer: Indexer;
+  let api: ReportApi;
+  let server: Server;
+  let base: string;
+  /** A counting reverse proxy in front of registryBasic: what the POSTs downloaded. */
+  let proxy: Server;
+  let proxyUrl: string;
+  const proxied: string[] = [];
+  let image: { digest: string; layers: Array<{ digest: string; mediaType: string }> };
+  /** The same image indexed from the registry, as the ImageScan controller does. */
+  let want: IndexReport;
+  const basic = (reg: RegistryService) => `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString("base64")}`;
+
+  const post = (body: unknown, token = service("kube").token, url = `${base}/indexer/api/v1/index_report`) =>
+    fetch(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+  const blobUri = (root: string, digest: string, r = repo) => `${root}/v2/${r}/blobs/${digest}`;
+  const blobGets = () => proxied.filter((p) => /^GET \/v2\/.+\/blobs\//.test(p)).length;
+
+  beforeAll(async () => {
+    const reg = service("registryBasic");
+    await skopeoPush(`oci:${ociBookworm()}:two`, reg, `${repo}:two`);
+    const client = new RegistryClient({ keyring: { lookup: async () => [{ username: reg.username!, password: reg.password!, source: "test" }] } });
+    const img = await openRegistryImage(client, parseReference(`${reg.host}/${repo}:two`));
+    image = { digest: img.manifest.digest, layers: img.manifest.layers.map((l) => ({ digest: l.digest, mediaType: l.mediaType })) };
+    expect(image.layers).toHaveLength(2);
+    refStore = await openStore("memory:");
+    const ref = await new Indexer({ store: refStore, scanners }).index(img.manifest, img.source);
+    expect(ref.report.state).toBe("IndexFinished");
+    want = ref.report;
+    await client.close();
+
+    proxy = createServer((req: IncomingMessage, res) => {
+      proxied.push(`${req.method} ${req.url}`);
+      const headers: Record<string, string> = {};
+      for (const h of ["authorization", "range", "accept"]) if (typeof req.headers[h] === "string") headers[h] = req.headers[h];
+      void (async () => {
+        const up = await request(`${reg.url}${req.url}`, { method: req.method === "HEAD" ? "HEAD" : "GET", headers });
+        const out: Record<string, string> = {};
+        for (const h of ["content-length", "content-type", "content-range", "www-authenticate", "docker-content-digest"]) if (typeof up.headers[h] === "string") out[h] = up.headers[h];
+        res.writeHead(up.statusCode, out);
+        await pipeline(up.body, res);
+      })().catch(() => res.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+
+    store = await openStore("memory:");
+    indexer = new Indexer({ store, scanners });
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(service("kube").kubeconfig);
+    const tls = service("registryTls");
+    api = new ReportApi({ kc, store, scannerSet: indexer.scannerSet, indexer, scans: { list: () => [] }, allowPrivateLayerHosts: true, layerFetch: { caCertificates: { [tls.host]: tls.caPem! } } });
+    server = createServer((req, res) => void api.handle(req, res));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }, 180_000);
+
+  afterAll(async () => {
+    api?.stop();
+    for (const s of [server, proxy]) if (s) await new Promise<void>((r) => s.close(() => r()));
+    await store?.close();
+    await refStore?.close();
+  });
+
+  it("indexes a manifest of registry blob URLs (Basic auth) into the report an ImageScan gets; identical POSTs download once", async () => {
+    const manifest = { hash: image.digest, layers: image.layers.map((l) => ({ hash: l.digest, uri: blobUri(proxyUrl, l.digest), headers: { Authorization: [basic(service("registryBasic"))] }, media_type: l.mediaType })) };
+    const [a, b] = await Promise.all([post(manifest), post(manifest)]);
+    for (const res of [a, b]) {
+      expect(res.status).toBe(201);
+      expect(res.headers.get("etag")).toBe(`"${indexer.scannerSet}"`);
+      expect(res.headers.get("location")).toBe(`/indexer/api/v1/index_report/${image.digest}`);
+    }
+    const body = (await a.json()) as IndexReport;
+    expect(clairValidator("index_report.schema.json")(body)).toEqual([]);
+    expect(body).toEqual(want);
+    expect(await b.json()).toEqual(want);
+    expect(Object.keys(body.packages!).length).toBeGreaterThan(80);
+    expect(Object.values(body.packages!).some((p) => p.name === "jq")).toBe(true);
+    // Two concurrent POSTs, two layers: each layer downloaded once.
+    expect(blobGets()).toBe(2);
+    // GET answers the same report.
+    const got = await fetch(`${base}/indexer/api/v1/index_report/${image.digest}`, { headers: { authorization: `Bearer ${service("kube").token}` } });
+    expect(await got.json()).toEqual(want);
+
+    // Again: answered from the store, nothing downloaded (201 as Clair answers).
+    const again = await post(manifest);
+    expect(again.status).toBe(201);
+    expect(await again.json()).toEqual(want);
+    // Another manifest made of the same layers: they are content addressed, so nothing is downloaded either.
+    const other = await post({ ...manifest, hash: digestOf(Buffer.from("another manifest of the same layers")) });
+    expect(other.status).toBe(201);
+    expect(Object.keys(((await other.json()) as IndexReport).packages!).length).toBe(Object.keys(want.packages!).length);
+    expect(blobGets()).toBe(2);
+  });
+
+  it("refuses a caller who may not create ImageScans in every namespace (SubjectAccessReview)", async () => {
+    const res = await post({ hash: image.digest, layers: [{ hash: image.layers[0]!.digest, uri: blobUri(proxyUrl, image.layers[0]!.digest) }] }, service("kube").unprivilegedToken);
+    expect(res.status).toBe(403);
+    const err = await res.json();
+    expect(clairValidator("error.schema.json")(err)).toEqual([]);
+    expect(err).toMatchObject({ code: "forbidden", message: expect.stringMatching(/^nobody may not index manifests by URI: that needs create on imagescans\.portcullis\.dev in every namespace/) });
+    expect((await post({ hash: "latest", layers: [] })).status).toBe(400);
+  });
+
+  it("refuses a lying layer with an error naming it, and stores nothing of it", async () => {
+    const reg = service("registryBasic");
+    const [, top] = image.layers;
+    const lie = digestOf(Buffer.from("a layer that is not what its URI serves"));
+    const hash = digestOf(Buffer.from("a manifest with a lying layer"));
+    const before = blobGets();
+    const res = await post({ hash, layers: [{ hash: lie, uri: blobUri(proxyUrl, top!.digest), headers: { Authorization: [basic(reg)] } }] });
+    expect(res.status).toBe(400);
+    const err = (await res.json()) as { code: string; message: string };
+    expect(clairValidator("error.schema.json")(err)).toEqual([]);
+    expect(err).toEqual({ code: "digest-mismatch", message: `layer ${lie}: content has digest ${top!.digest}` });
+    expect(blobGets()).toBe(before + 1);
+    expect((await store.scannedLayers([lie], infos)).size).toBe(0);
+    expect((await store.layerArtifacts([lie], infos)).get(lie)?.outputs.size ?? 0).toBe(0);
+    // The manifest's report says what happened (as Clair's does); there is no finished report.
+    expect((await store.indexReport(hash))?.report).toMatchObject({ state: "IndexError", success: false, err: err.message });
+    expect((await store.indexReport(hash))?.report.packages).toBeUndefined();
+
+    // No credentials: the registry's 401, named.
+    const denied = await post({ hash, layers: [{ hash: lie, uri: blobUri(proxyUrl, top!.digest) }] });
+    expect(denied.status).toBe(400);
+    expect(await denied.json()).toEqual({ code: "layer-fetch-failed", message: expect.stringMatching(new RegExp(`^layer ${lie}: GET ${proxyUrl}/v2/${repo}/blobs/${top!.digest}: HTTP 401, not authorized`)) });
+  });
+
+  /** A one-layer image with a dpkg database of two packages, pushed with `pusher`. */
+  async function smallImage(pusher: RegistryPusher, name: string) {
+    const status = [
+      "Package: base-files", "Status: install ok installed", "Maintainer: Santiago Vila <sanvila@debian.org>", "Architecture: amd64", `Version: 12.4+${name}`, "",
+      "Package: tzdata", "Status: install ok installed", "Maintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>", "Architecture: all", "Version: 2024a-0+deb12u1", "",
+    ].join("\n");
+    const layer = gzip(await makeTar([{ name: "etc/os-release", content: 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n' }, { name: "var/lib/dpkg/status", content: status }]));
+    const pushed = await pusher.pushImage(repo, name, [{ data: layer, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
+    return { digest: pushed.digest, layer: digestOf(layer) };
+  }
+
+  it("fetches with a bearer token the caller got from the registry's token server", async () => {
+    const reg = service("registryToken");
+    const pusher = new RegistryPusher(reg);
+    const img = await smallImage(pusher, "bearer");
+    await pusher.close();
+    const u = new URL(reg.realm!);
+    u.searchParams.set("service", reg.service!);
+    u.searchParams.set("scope", `repository:${repo}:pull`);
+    const tokenRes = await fetch(u, { headers: { authorization: basic(reg) } });
+    const { token } = (await tokenRes.json()) as { token: string };
+    const res = await post({ hash: img.digest, layers: [{ hash: img.layer, uri: blobUri(reg.url, img.layer), headers: { Authorization: [`Bearer ${token}`], Accept: ["application/gzip"] } }] });
+    const body = (await res.json()) as IndexReport;
+    expect(res.status, JSON.stringify(body)).toBe(201);
+    expect(clairValidator("index_report.schema.json")(body)).toEqual([]);
+    expect(Object.values(body.packages!).map((p) => `${p.name} ${p.version}`).sort()).toEqual(["base-files 12.4+bearer", "tzdata 2024a-0+deb12u1"]);
+    expect(Object.values(body.distributions!)[0]).toMatchObject({ did: "debian", version_id: "12" });
+  });
+
+  it("fetches over HTTPS from a registry with a private CA named in layerFetch.caCertificates, and says when the CA is unknown", async () => {
+    const reg = service("registryTls");
+    const pusher = new RegistryPusher(reg);
+    const img = await smallImage(pusher, "tls");
+    await pusher.close();
+    const manifest = { hash: img.digest, layers: [{ hash: img.layer, uri: blobUri(reg.url, img.layer) }] };
+    expect(reg.url).toMatch(/^https:/);
+    // Without the CA: the certificate is refused at once (no retries), a 502 naming the layer.
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(service("kube").kubeconfig);
+    const plainStore = await openStore("memory:");
+    const plain = new ReportApi({ kc, store: plainStore, scannerSet: indexer.scannerSet, indexer: new Indexer({ store: plainStore, scanners }), scans: { list: () => [] }, allowPrivateLayerHosts: true });
+    const srv = createServer((req, res) => void plain.handle(req, res));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const refused = await post(manifest, service("kube").token, `http://127.0.0.1:${(srv.address() as AddressInfo).port}/indexer/api/v1/index_report`);
+      expect(refused.status).toBe(502);
+      expect(await refused.json()).toEqual({ code: "layer-fetch-failed", message: expect.stringMatching(new RegExp(`^layer ${img.layer}: ${reg.url}/v2/${repo}/blobs/${img.layer}: .*certificate`)) });
+    } finally {
+      plain.stop();
+      await new Promise<void>((r) => srv.close(() => r()));
+      await plainStore.close();
+    }
+    const res = await post(manifest);
+    const body = (await res.json()) as IndexReport;
+    expect(res.status, JSON.stringify(body)).toBe(201);
+    expect(Object.values(body.packages!).map((p) => p.version)).toContain("12.4+tls");
   });
 });
