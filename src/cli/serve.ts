@@ -1,11 +1,10 @@
 // `portcullis serve`: runs the operator's controllers (Pods -> ImageScans, ImageScans -> index) with
-// /healthz and /readyz. Configuration from flags and environment, validated with zod.
-import { createServer } from "node:http";
-import { parseArgs } from "node:util";
+// /healthz and /readyz. Configuration from flags, environment and a file, validated by one zod schema
+// (./serve-config.ts); JSON log lines on standard error (pino, ../log/pino.ts).
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import * as k8s from "@kubernetes/client-node";
-import { z } from "zod";
 import { ImageScanController } from "../controller/imagescan.js";
-import { DEFAULT_EXCLUDED_NAMESPACES, PodController } from "../controller/pods.js";
+import { PodController } from "../controller/pods.js";
 import { parseDuration } from "../controller/imagescan.js";
 import { EventRecorder } from "../kube/events.js";
 import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
@@ -20,15 +19,26 @@ import { Indexer } from "../indexer/indexer.js";
 import { cloudProviders } from "../registry/auth/cloud/providers.js";
 import { defaultScanners } from "../scanners/index.js";
 import { openStore } from "../store/open.js";
-import { EXIT, UsageError } from "./exit.js";
+import { EXIT } from "./exit.js";
 import { PortcullisMetrics } from "../metrics/metrics.js";
 import { ReportApi } from "../api/report.js";
+import { levelLogFn, logFn, logId, withLogContext, type LogFields, type LogLevel } from "../log/logger.js";
+import { createLogger } from "../log/pino.js";
+import { describeConfig, loadServeConfig } from "./serve-config.js";
+
+export { loadServeConfig, serveConfig, type ServeConfig } from "./serve-config.js";
 
 export const SERVE_HELP = `Usage: portcullis serve [options]
 
 Run the Portcullis operator: make an ImageScan for every image pods run, index them, write their status.
 
-Options (each also an environment variable):
+Options (each also an environment variable, and a key of the --config file):
+  --config FILE            read options from a YAML or JSON file (PORTCULLIS_CONFIG): its keys are the options'
+                           camelCase names (databaseUrl, concurrency, watchNamespaces, logLevel; --no-pods is
+                           watchPods: false), lists may be YAML lists; an unknown key or a wrong type is an
+                           error. Flags win over the environment, which wins over the file
+  --log-level L            debug, info, warn or error (PORTCULLIS_LOG_LEVEL, default info): JSON lines on
+                           standard error, secrets redacted; the effective configuration is logged at start
   --database-url URL       PostgreSQL (PORTCULLIS_DATABASE_URL); without it an embedded store in
                            --store-path (only for a single replica)
   --store-path PATH        the embedded store's folder (PORTCULLIS_STORE, default ./portcullis-store)
@@ -74,98 +84,24 @@ Admission webhook (on every replica; the leader registers it and keeps its certi
 The cluster comes from KUBECONFIG, else the in-cluster service account.
 `;
 
-const Config = z
-  .object({
-    databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
-    storePath: z.string().min(1).default("./portcullis-store"),
-    namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name").default("portcullis-system"),
-    healthAddr: z.string().regex(/^[^:]*:\d+$/, "must be HOST:PORT").default("0.0.0.0:8081"),
-    concurrency: z.coerce.number().int().min(1).max(64).default(4),
-    platform: z.string().default("linux/amd64"),
-    credentialHelpers: z.string().default(""),
-    pullSecrets: z.string().regex(/^[a-z0-9.,-]*$/, "must be secret names, comma separated").default(""),
-    excludeNamespaces: z.string().regex(/^[a-z0-9,-]*$/, "must be namespace names, comma separated").default(DEFAULT_EXCLUDED_NAMESPACES.join(",")),
-    watchNamespaces: z.string().regex(/^[a-z0-9,-]*$/, "must be namespace names, comma separated").default(""),
-    gcAfter: z.string().refine((v) => parseDuration(v) !== undefined, "must be a duration such as 24h or 90m").default("24h"),
-    watchPods: z.enum(["true", "false"]).default("true"),
-    leaderElect: z.enum(["true", "false"]).default("true"),
-    leaseDuration: z.string().refine((v) => (parseDuration(v) ?? 0) >= 3000, "must be a duration of at least 3s").default("15s"),
-    webhook: z.enum(["true", "false"]).default("true"),
-    webhookAddr: z.string().regex(/^[^:]*:\d+$/, "must be HOST:PORT").default("0.0.0.0:8443"),
-    webhookUrl: z.string().regex(/^https:\/\/[^/]+\/?$/, "must be https://HOST:PORT").optional(),
-    webhookService: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Service name").default("portcullis"),
-    webhookTimeout: z.coerce.number().int().min(1).max(30).default(5),
-    failurePolicy: z.enum(["Fail", "Ignore"]).default("Fail"),
-    tlsMode: z.enum(["builtin", "external"]).default("builtin"),
-    pinDigests: z.enum(["true", "false"]).default("false"),
-    webhookNamespaceLabel: z.string().regex(/^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$/, "must be KEY=VALUE").optional(),
-    onMissingScan: z.enum(["deny", "warn", "allow"]).default("deny"),
-  })
-  .strict();
-
-export type ServeConfig = z.output<typeof Config>;
-
-export function serveConfig(args: string[], env: NodeJS.ProcessEnv): ServeConfig | "help" {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      "database-url": { type: "string" }, "store-path": { type: "string" }, namespace: { type: "string" }, "health-addr": { type: "string" },
-      concurrency: { type: "string" }, platform: { type: "string" }, "credential-helpers": { type: "string" }, help: { type: "boolean", short: "h" },
-      "pull-secrets": { type: "string" }, "exclude-namespaces": { type: "string" }, "watch-namespaces": { type: "string" }, "gc-after": { type: "string" }, "no-pods": { type: "boolean" },
-      "leader-elect": { type: "string" }, "lease-duration": { type: "string" },
-      webhook: { type: "string" }, "webhook-addr": { type: "string" }, "webhook-url": { type: "string" }, "webhook-service": { type: "string" },
-      "webhook-timeout": { type: "string" }, "failure-policy": { type: "string" }, "tls-mode": { type: "string" }, "pin-digests": { type: "string" },
-      "webhook-namespace-label": { type: "string" }, "on-missing-scan": { type: "string" },
-    },
-  });
-  if (values.help) return "help";
-  if (positionals.length) throw new UsageError(`serve takes no arguments, got ${JSON.stringify(positionals.join(" "))}`);
-  const raw = {
-    databaseUrl: values["database-url"] ?? env.PORTCULLIS_DATABASE_URL,
-    storePath: values["store-path"] ?? env.PORTCULLIS_STORE,
-    namespace: values.namespace ?? env.POD_NAMESPACE,
-    healthAddr: values["health-addr"] ?? env.PORTCULLIS_HEALTH_ADDR,
-    concurrency: values.concurrency ?? env.PORTCULLIS_CONCURRENCY,
-    platform: values.platform ?? env.PORTCULLIS_PLATFORM,
-    credentialHelpers: values["credential-helpers"] ?? env.PORTCULLIS_CREDENTIAL_HELPERS,
-    pullSecrets: values["pull-secrets"] ?? env.PORTCULLIS_PULL_SECRETS,
-    excludeNamespaces: values["exclude-namespaces"] ?? env.PORTCULLIS_EXCLUDE_NAMESPACES,
-    watchNamespaces: values["watch-namespaces"] ?? env.PORTCULLIS_WATCH_NAMESPACES,
-    gcAfter: values["gc-after"] ?? env.PORTCULLIS_GC_AFTER,
-    watchPods: values["no-pods"] ? "false" : env.PORTCULLIS_WATCH_PODS,
-    leaderElect: values["leader-elect"] ?? env.PORTCULLIS_LEADER_ELECT,
-    leaseDuration: values["lease-duration"] ?? env.PORTCULLIS_LEASE_DURATION,
-    webhook: values.webhook ?? env.PORTCULLIS_WEBHOOK,
-    webhookAddr: values["webhook-addr"] ?? env.PORTCULLIS_WEBHOOK_ADDR,
-    webhookUrl: values["webhook-url"] ?? env.PORTCULLIS_WEBHOOK_URL,
-    webhookService: values["webhook-service"] ?? env.PORTCULLIS_WEBHOOK_SERVICE,
-    webhookTimeout: values["webhook-timeout"] ?? env.PORTCULLIS_WEBHOOK_TIMEOUT,
-    failurePolicy: values["failure-policy"] ?? env.PORTCULLIS_FAILURE_POLICY,
-    tlsMode: values["tls-mode"] ?? env.PORTCULLIS_TLS_MODE,
-    pinDigests: values["pin-digests"] ?? env.PORTCULLIS_PIN_DIGESTS,
-    webhookNamespaceLabel: values["webhook-namespace-label"] ?? env.PORTCULLIS_WEBHOOK_NAMESPACE_LABEL,
-    onMissingScan: values["on-missing-scan"] ?? env.PORTCULLIS_ON_MISSING_SCAN,
-  };
-  const parsed = Config.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
-  if (!parsed.success) throw new UsageError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  return parsed.data;
-}
-
 function list(csv: string): string[] {
   return csv.split(",").map((s) => s.trim()).filter(Boolean);
 }
 
-function log(level: string, msg: string, fields: Record<string, unknown> = {}): void {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
-}
-
 export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const cfg = serveConfig(args, env);
-  if (cfg === "help") {
+  const loaded = loadServeConfig(args, env);
+  if (loaded === "help") {
     process.stdout.write(SERVE_HELP);
     return EXIT.ok;
   }
+  const cfg = loaded.config;
+  // One root logger; each part gets a child naming it, and the async log context adds the scan attempt,
+  // the admission review's uid or the API request's id to the lines written on their behalf.
+  const logger = createLogger({ level: cfg.logLevel });
+  const log = (level: LogLevel, msg: string, fields?: LogFields) => logger[level](msg, fields);
+  const part = (component: string, more: LogFields = {}) => logger.child({ component, ...more });
+  log("info", "configuration", describeConfig(loaded));
+  const identity = env.POD_NAME || `${hostname()}-${randomBytes(4).toString("hex")}`;
   const platform = parsePlatform(cfg.platform);
   const kc = new k8s.KubeConfig();
   if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
@@ -174,7 +110,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const helpers = list(cfg.credentialHelpers);
   const providers = cloudProviders(helpers);
   const operatorSecrets = { namespace: cfg.namespace, names: list(cfg.pullSecrets) };
-  const events = new EventRecorder(kc, { log: (msg) => log("warn", msg) });
+  const events = new EventRecorder(kc, { log: logFn(part("events"), "warn") });
   const indexer = new Indexer({ store, scanners: defaultScanners() });
   const metrics = new PortcullisMetrics({ defaultMetrics: true });
   let currentScans: ImageScanController | undefined;
@@ -186,14 +122,14 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     const scans = new ImageScanController({
       ...namespaces,
       kc, indexer, concurrency: cfg.concurrency, defaultPlatform: platform,
-      providers, operatorSecrets, events, log: (msg, fields) => log("info", msg, fields),
+      providers, operatorSecrets, events, log: logFn(part("imagescan")),
       registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
     });
     currentScans = scans;
     const pods = cfg.watchPods === "true"
       ? new PodController({
         ...namespaces, kc, scans, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!,
-        excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: (msg) => log("info", msg),
+        excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")),
       })
       : undefined;
     return {
@@ -214,7 +150,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const webhook = webhookOn
     ? new AdmissionWebhook({
       kc, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
-      defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false }, log: (level, msg, fields) => log(level, msg, fields),
+      defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false }, log: levelLogFn(part("webhook")),
       onDecision: (d) => metrics.observeDecision(d),
     })
     : undefined;
@@ -223,12 +159,12 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       kc, namespace: cfg.namespace, mode: cfg.tlsMode,
       ...webhookSans(cfg.webhookUrl ? { url: cfg.webhookUrl } : { service: { name: cfg.webhookService, namespace: cfg.namespace } }),
       webhookConfigurations: { validating: [VALIDATING_NAME], mutating: cfg.pinDigests === "true" ? [MUTATING_NAME] : [] },
-      log: (level, msg, fields) => log(level, msg, fields),
+      log: levelLogFn(part("webhook-tls")),
     })
     : undefined;
   metrics.watchCertificates(() => certs);
   // The report API reads ImageScans from the webhook's cache when there is one, else from its own informer.
-  const reportApi = new ReportApi({ kc, store, scannerSet: indexer.scannerSet, scans: webhook?.scans, log: (level, msg, fields) => log(level, msg, fields) });
+  const reportApi = new ReportApi({ kc, store, scannerSet: indexer.scannerSet, indexer, scans: webhook?.scans, log: levelLogFn(part("report-api")) });
   const [label, labelValue] = cfg.webhookNamespaceLabel?.split("=") ?? [];
   const registerWebhook = async (signal?: AbortSignal) => {
     if (!certs) return;
@@ -257,37 +193,48 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       log("info", "controllers stopped");
     }
   };
+  // Each report API request gets an id (the caller's X-Request-Id when it is a plain token): on every line
+  // written for it, and in the answer's X-Request-Id.
+  const apiLog = part("report-api");
+  const serveApi = (req: IncomingMessage, res: ServerResponse) => {
+    const given = req.headers["x-request-id"];
+    const requestId = typeof given === "string" && /^[A-Za-z0-9._:-]{1,64}$/.test(given) ? given : logId();
+    const t0 = performance.now();
+    res.setHeader("X-Request-Id", requestId);
+    res.once("finish", () => apiLog.debug("report API request", { requestId, method: req.method, path: new URL(req.url ?? "/", "http://x").pathname, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }));
+    void withLogContext({ requestId }, () => reportApi.handle(req, res));
+  };
   let ready = false;
   const [host, port] = [cfg.healthAddr.slice(0, cfg.healthAddr.lastIndexOf(":")), Number(cfg.healthAddr.slice(cfg.healthAddr.lastIndexOf(":") + 1))];
   const health = createServer((req, res) => {
     if (req.url === "/healthz") res.writeHead(200).end("ok\n");
     else if (req.url === "/readyz") res.writeHead(ready ? 200 : 503).end(ready ? "ok\n" : "starting\n");
     else if (req.url === "/metrics") void metrics.serve(req, res);
-    else if (reportApi.matches(req.url)) void reportApi.handle(req, res);
+    else if (reportApi.matches(req.url)) serveApi(req, res);
     else res.writeHead(404).end();
   });
   await new Promise<void>((resolve, reject) => health.once("error", reject).listen(port, host || "0.0.0.0", resolve));
   if (!cfg.databaseUrl && cfg.leaderElect === "true") log("warn", "the embedded store is this replica's own: run one replica, or give every replica the same --database-url");
   log("info", "starting", { store: cfg.databaseUrl ? "postgres" : "embedded", namespace: cfg.namespace, concurrency: cfg.concurrency, platform: cfg.platform, credentialHelpers: helpers, health: cfg.healthAddr });
-  const identity = env.POD_NAME || `${hostname()}-${randomBytes(4).toString("hex")}`;
+  const leaderLog = part("leader", { identity });
   const elector = cfg.leaderElect === "true"
     ? new LeaderElector({
       kc, namespace: cfg.namespace, name: "portcullis-controller", identity, leaseDurationMs: parseDuration(cfg.leaseDuration)!,
       renewDeadlineMs: Math.round((parseDuration(cfg.leaseDuration)! * 2) / 3), retryPeriodMs: Math.max(500, Math.round((parseDuration(cfg.leaseDuration)! * 2) / 15)),
       onStartedLeading: (signal) => {
-        log("info", "became the leader", { identity });
+        leaderLog.info("became the leader");
         metrics.setLeader(true);
         term = (async () => {
           await registerWebhook(signal);
           await startControllers();
           if (!signal.aborted) await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
           await stopControllers();
-        })().catch((e: unknown) => log("error", `controllers: ${(e as Error).message}`));
+        })().catch((e: unknown) => leaderLog.error(`controllers: ${(e as Error).message}`));
         return term;
       },
-      onStoppedLeading: () => (metrics.setLeader(false), log("info", "no longer the leader", { identity })),
-      onNewLeader: (id) => log("info", "leader", { leader: id ?? null }),
-      log: (msg) => log("info", msg),
+      onStoppedLeading: () => (metrics.setLeader(false), leaderLog.info("no longer the leader")),
+      onNewLeader: (id) => leaderLog.info("leader", { leader: id ?? null }),
+      log: logFn(leaderLog),
     })
     : undefined;
   let webhookServer: TlsServer | undefined;

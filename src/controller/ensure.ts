@@ -6,6 +6,7 @@ import * as k8s from "@kubernetes/client-node";
 import { referenceString, type Reference } from "../image/reference.js";
 import type { EventRecorder } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
+import type { LogFn } from "../log/logger.js";
 import {
   digestLabel, DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PRIORITY_ANNOTATION, REFERENCE_LABEL, REPOSITORY_LABEL, VERSION, type ImageScan,
 } from "./imagescan.js";
@@ -71,7 +72,7 @@ export async function ensureImageScan(
   custom: k8s.CustomObjectsApi,
   scans: Informer<ImageScan>,
   req: EnsureRequest,
-  o: { events?: EventRecorder; log?(msg: string): void; counts?: { creates: number; patches: number }; recent?: RecentScans } = {},
+  o: { events?: EventRecorder; log?: LogFn; counts?: { creates: number; patches: number }; recent?: RecentScans } = {},
 ): Promise<EnsureResult> {
   const { namespace: ns, digest, refKey } = req;
   const existing = existingScans(scans, ns, digest, refKey);
@@ -94,7 +95,7 @@ export async function ensureImageScan(
 async function createScan(
   custom: k8s.CustomObjectsApi,
   req: EnsureRequest,
-  o: { events?: EventRecorder; log?(msg: string): void; counts?: { creates: number; patches: number } },
+  o: { events?: EventRecorder; log?: LogFn; counts?: { creates: number; patches: number } },
 ): Promise<EnsureResult> {
   const { namespace: ns, ref, digest, refKey } = req;
   const image = digest ? `${ref.registry}/${ref.repository}@${digest}` : referenceString(ref);
@@ -115,7 +116,7 @@ async function createScan(
     try {
       if (o.counts) o.counts.creates++;
       const created = (await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body })) as ImageScan;
-      o.log?.(`created ImageScan ${ns}/${name} for ${image}`);
+      o.log?.(`created ImageScan ${ns}/${name} for ${image}`, { scan: `${ns}/${name}`, requester: req.requester });
       o.events?.record({ ...created, apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan" }, "Normal", "Requested", `${req.requester} runs ${referenceString(ref)}${digest ? ` (${digest})` : " (no digest found: see the status)"}`);
       return { name, created: true };
     } catch (e) {

@@ -14,6 +14,7 @@ import type { RegistryMetrics } from "../registry/transport.js";
 import type { EventRecorder } from "../kube/events.js";
 import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
 import { WorkQueue } from "../kube/workqueue.js";
+import { logId, withLogContext, type LogLevel } from "../log/logger.js";
 import { RecordingKeyring, SecretCache, workloadKeyring, type OperatorSecrets } from "./credentials.js";
 
 /** Labels and annotations on the ImageScans Portcullis manages (created for pods). */
@@ -157,7 +158,11 @@ export interface ImageScanControllerOptions {
   operatorSecrets?: OperatorSecrets;
   secretCache?: SecretCache;
   events?: EventRecorder;
-  log?(msg: string, fields?: Record<string, unknown>): void;
+  /**
+   * Log lines (level info when absent). Lines written during a scan attempt, by this controller or what it
+   * calls, run in a log context (../log/logger.ts) with `scan` (namespace/name) and `attempt` (an id per attempt).
+   */
+  log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void;
   /** Only ImageScans in these namespaces are reconciled; default all (see PodControllerOptions.namespaces). */
   namespaces?: string[];
   /** The registry clients' metrics hooks. */
@@ -196,7 +201,7 @@ export class ImageScanController {
         if (type === "update" && old && old.metadata?.generation === obj.metadata?.generation && !prioritized) return;
         this.queue.add(objectKey(obj), { priority });
       },
-      log: (m) => o.log?.(m),
+      log: (m, f, l) => o.log?.(m, f, l),
     });
   }
 
@@ -228,10 +233,10 @@ export class ImageScanController {
       const key = await this.queue.get();
       if (key === undefined) return;
       try {
-        await this.reconcile(key);
-      } catch (e) {
-        const delay = this.queue.addRateLimited(key);
-        this.o.log?.(`reconcile ${key} failed, retrying in ${delay} ms: ${(e as Error).message}${apiErrorDetail(e)}`);
+        await withLogContext({ scan: key, attempt: logId() }, () => this.reconcile(key).catch((e: unknown) => {
+          const delay = this.queue.addRateLimited(key);
+          this.o.log?.(`reconcile ${key} failed, retrying in ${delay} ms: ${(e as Error).message}${apiErrorDetail(e)}`, undefined, "warn");
+        }));
       } finally {
         this.queue.done(key);
       }
@@ -270,6 +275,7 @@ export class ImageScanController {
     const generation = scan.metadata!.generation;
     const started = new Date().toISOString();
     const t0 = performance.now();
+    this.o.log?.(`scan ${key}: resolving ${scan.spec.image}`, { generation }, "debug");
     // (client-node serialises an empty string as null, which the schema refuses: every message says something.)
     await this.patchStatus(ns, name, { phase: "Resolving", observedGeneration: generation, lastAttempt: started, message: `resolving ${scan.spec.image}` });
     let client: RegistryClient | undefined;
@@ -330,11 +336,12 @@ export class ImageScanController {
         await this.patchStatus(ns, name, { phase: "Pending", message, conditions });
         this.o.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);
         const delay = this.queue.addRateLimited(key);
-        this.o.log?.(`scan ${key}: ${message}; retrying in ${delay} ms`);
+        this.o.log?.(`scan ${key}: ${message}; retrying in ${delay} ms`, { reason, code }, "warn");
         this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
         return;
       }
       await this.patchStatus(ns, name, { phase: "Failed", message, conditions, observedGeneration: generation });
+      this.o.log?.(`scan ${key} failed: ${message}`, { reason, code }, "warn");
       this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
       this.o.events?.record(withKind(scan), "Warning", reason, message);
       this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });

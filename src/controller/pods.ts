@@ -13,6 +13,7 @@ import type { EventRecorder } from "../kube/events.js";
 import { Informer, objectKey } from "../kube/informer.js";
 import { podImages } from "../kube/podimages.js";
 import { WorkQueue } from "../kube/workqueue.js";
+import type { LogLevel } from "../log/logger.js";
 import type { SecretCache } from "./credentials.js";
 import { dedupe, workloadKeyring, type OperatorSecrets } from "./credentials.js";
 import { ensureImageScan, isManaged, RecentScans, recentKey, referenceHash } from "./ensure.js";
@@ -42,7 +43,8 @@ export interface PodControllerOptions {
   /** Pods reconciled at once (tag resolutions are network bound). */
   concurrency?: number;
   events?: EventRecorder;
-  log?(msg: string): void;
+  /** Log lines (level info when absent); lines about a pod carry `pod`, about a scan `scan` (namespace/name). */
+  log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void;
 }
 
 /** What a pod needs scanned: digests (resolved) and references no digest could be found for. */
@@ -92,7 +94,7 @@ export class PodController {
         if (type === "update" && old && imagesKey(old) === imagesKey(pod) && this.uses.has(key)) return;
         this.queue.add(key);
       },
-      log: (m) => o.log?.(m),
+      log: (m, f, l) => o.log?.(m, f, l),
     });
   }
 
@@ -126,7 +128,7 @@ export class PodController {
         this.queue.forget(key);
       } catch (e) {
         const delay = this.queue.addRateLimited(key);
-        this.o.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`);
+        this.o.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { pod: key }, "warn");
       } finally {
         this.queue.done(key);
       }
@@ -151,7 +153,7 @@ export class PodController {
         ref = parseReference(img.image);
       } catch (e) {
         // The API server takes any string; the kubelet will fail to pull it. The webhook refuses these.
-        this.o.log?.(`pod ${key} ${img.field}: ${(e as Error).message}`);
+        this.o.log?.(`pod ${key} ${img.field}: ${(e as Error).message}`, { pod: key }, "warn");
         continue;
       }
       let digest = ref.digest ?? img.pulledDigest;
@@ -211,7 +213,7 @@ export class PodController {
   collect(now = Date.now()): Promise<void> {
     if (this.gcRunning) return this.gcRunning;
     this.gcRunning = this.collectOnce(now)
-      .catch((e: unknown) => this.o.log?.(`garbage collection: ${(e as Error).message}${apiErrorDetail(e)}`))
+      .catch((e: unknown) => this.o.log?.(`garbage collection: ${(e as Error).message}${apiErrorDetail(e)}`, undefined, "warn"))
       .finally(() => (this.gcRunning = undefined));
     return this.gcRunning;
   }
@@ -251,7 +253,7 @@ export class PodController {
           // Precondition on the version we judged, so a scan that changed meanwhile is left for the next pass.
           await this.custom.deleteNamespacedCustomObject({ ...target, body: { preconditions: { resourceVersion: scan.metadata!.resourceVersion } } });
           this.recent.delete(recentKey(ns, labels[DIGEST_LABEL] ?? labels[REFERENCE_LABEL] ?? ""));
-          this.o.log?.(`deleted ImageScan ${ns}/${name}: no pod in ${ns} has used ${scan.status?.digest ?? scan.spec.image} since ${since}`);
+          this.o.log?.(`deleted ImageScan ${ns}/${name}: no pod in ${ns} has used ${scan.status?.digest ?? scan.spec.image} since ${since}`, { scan: `${ns}/${name}` });
         } catch (e) {
           const code = (e as { code?: number }).code;
           if (code !== 404 && code !== 409) throw e;

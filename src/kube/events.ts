@@ -4,6 +4,7 @@
 // and never blocks the caller on the API server.
 import { randomBytes } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
+import type { LogLevel } from "../log/logger.js";
 
 export interface EventTarget {
   apiVersion: string;
@@ -24,14 +25,14 @@ export class EventRecorder {
   /** API calls made (for the benchmark). */
   requests = 0;
 
-  constructor(kc: k8s.KubeConfig, private readonly o: { component?: string; host?: string; windowMs?: number; log?(msg: string): void } = {}) {
+  constructor(kc: k8s.KubeConfig, private readonly o: { component?: string; host?: string; windowMs?: number; log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void } = {}) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
   /** Records an Event; returns at once (the write happens in the background, in order). */
   record(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string): void {
     this.pending = this.pending.then(() => this.write(target, type, reason, message)).catch((e: unknown) => {
-      this.o.log?.(`event ${reason} on ${target.kind} ${target.metadata?.namespace}/${target.metadata?.name} not recorded: ${(e as Error).message}`);
+      this.o.log?.(`event ${reason} on ${target.kind} ${target.metadata?.namespace}/${target.metadata?.name} not recorded: ${(e as Error).message}`, { object: `${target.kind} ${target.metadata?.namespace}/${target.metadata?.name}`, reason }, "warn");
     });
   }
 

@@ -5,6 +5,7 @@ import { request as httpRequest, type Agent as HttpAgent } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { LogLevel } from "../log/logger.js";
 
 export interface KubeObject {
   apiVersion?: string;
@@ -24,7 +25,8 @@ export interface InformerOptions<T> {
   backoffMs?: number;
   /** Secondary indexes of the cache: name -> the index values of an object (client-go's Indexers). */
   indexers?: Record<string, (obj: T) => string[]>;
-  log?(msg: string): void;
+  /** Log lines (failures, at warn). */
+  log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void;
 }
 
 export function objectKey(o: KubeObject): string {
@@ -148,7 +150,7 @@ export class Informer<T extends KubeObject> {
         delay = this.o.backoffMs ?? 500;
       } catch (e) {
         if (this.stopped) return;
-        this.o.log?.(`informer ${this.o.watchPath}: ${(e as Error).message}; retrying in ${delay} ms`);
+        this.o.log?.(`informer ${this.o.watchPath}: ${(e as Error).message}; retrying in ${delay} ms`, undefined, "warn");
         await sleep(delay);
         delay = Math.min(delay * 2, 30_000);
       }

@@ -11,6 +11,7 @@
 // leaseDuration has passed since they saw that write, which was after it started.
 import { CoordinationV1Api, Observable, V1MicroTime, type ConfigurationOptions, type KubeConfig, type ObservableMiddleware, type RequestContext, type ResponseContext, type V1Lease } from "@kubernetes/client-node";
 import { performance } from "node:perf_hooks";
+import type { LogLevel } from "../log/logger.js";
 
 export interface LeaderElectionOptions {
   kc: KubeConfig;
@@ -34,7 +35,8 @@ export interface LeaderElectionOptions {
   onStoppedLeading?(): void;
   /** Called when the observed holder of the Lease changes (undefined: nobody holds it). */
   onNewLeader?(identity: string | undefined): void;
-  log?(msg: string): void;
+  /** Log lines; the level is warn or error for failures (info when absent). */
+  log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void;
 }
 
 /** The leader-election fields of a Lease's spec, times as the API server's strings. */
@@ -91,7 +93,7 @@ export class LeaderElector {
   start(): void {
     if (this.stopping) throw new Error("leader election: start() after stop()");
     if (this.loop) return;
-    this.loop = this.run().catch((e: unknown) => this.log(`leader election: loop failed: ${describeError(e)}`));
+    this.loop = this.run().catch((e: unknown) => this.log(`leader election: loop failed: ${describeError(e)}`, "error"));
   }
 
   /**
@@ -118,9 +120,9 @@ export class LeaderElector {
     return `${this.o.namespace}/${this.o.name}`;
   }
 
-  private log(msg: string): void {
+  private log(msg: string, level: LogLevel = "info"): void {
     try {
-      this.o.log?.(msg);
+      this.o.log?.(msg, { lease: this.leaseName }, level);
     } catch {
       // A logger that throws must not stop the election.
     }
@@ -187,13 +189,13 @@ export class LeaderElector {
     } catch (e) {
       work = Promise.reject(e);
     }
-    this.work = work.catch((e: unknown) => this.log(`leader election: onStartedLeading failed: ${describeError(e)}`));
+    this.work = work.catch((e: unknown) => this.log(`leader election: onStartedLeading failed: ${describeError(e)}`, "error"));
   }
 
   private stopLeading(reason: string): void {
     this.leading = false;
     this.leaderAbort?.abort(new Error(`leadership of ${this.leaseName} lost: ${reason}`));
-    this.log(`leader election: ${this.o.identity} lost lease ${this.leaseName}: ${reason}`);
+    this.log(`leader election: ${this.o.identity} lost lease ${this.leaseName}: ${reason}`, "warn");
     this.callStopped();
   }
 
@@ -201,7 +203,7 @@ export class LeaderElector {
     try {
       this.o.onStoppedLeading?.();
     } catch (e) {
-      this.log(`leader election: onStoppedLeading failed: ${describeError(e)}`);
+      this.log(`leader election: onStoppedLeading failed: ${describeError(e)}`, "error");
     }
   }
 
@@ -245,7 +247,7 @@ export class LeaderElector {
       this.log(`leader election: ${this.o.identity} released lease ${this.leaseName}`);
     } catch (e) {
       const why = timedOut() ? `no answer within ${this.renewMs} ms` : describeError(e);
-      this.log(`leader election: could not release lease ${this.leaseName}: ${why}`);
+      this.log(`leader election: could not release lease ${this.leaseName}: ${why}`, "warn");
     } finally {
       done();
     }
@@ -260,7 +262,7 @@ export class LeaderElector {
     } catch (e) {
       if (!stop.aborted) {
         const why = timedOut() ? `no answer within ${ms} ms` : describeError(e);
-        this.log(`leader election: ${this.leading ? "renewing" : "acquiring"} lease ${this.leaseName} failed: ${why}`);
+        this.log(`leader election: ${this.leading ? "renewing" : "acquiring"} lease ${this.leaseName} failed: ${why}`, "warn");
       }
       return "failed";
     } finally {
@@ -285,7 +287,7 @@ export class LeaderElector {
         return "acquired";
       } catch (e) {
         if (signal.aborted) throw e;
-        if (statusCode(e) !== 409) this.log(`leader election: renewing lease ${this.leaseName} failed: ${describeError(e)}; reading it again`);
+        if (statusCode(e) !== 409) this.log(`leader election: renewing lease ${this.leaseName} failed: ${describeError(e)}; reading it again`, "warn");
       }
     }
 
@@ -336,7 +338,7 @@ export class LeaderElector {
         try {
           this.o.onNewLeader?.(holder);
         } catch (e) {
-          this.log(`leader election: onNewLeader failed: ${describeError(e)}`);
+          this.log(`leader election: onNewLeader failed: ${describeError(e)}`, "error");
         }
       }
     }

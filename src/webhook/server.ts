@@ -9,6 +9,7 @@ import * as k8s from "@kubernetes/client-node";
 import { parseReference, referenceString, type Reference } from "../image/reference.js";
 import { Informer, type KubeObject } from "../kube/informer.js";
 import type { EventRecorder } from "../kube/events.js";
+import { withLogContext, type LogLevel } from "../log/logger.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
@@ -38,7 +39,8 @@ export interface WebhookOptions {
   resolveTtlMs?: number;
   resolveCacheSize?: number;
   events?: EventRecorder;
-  log?(level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>): void;
+  /** Log lines; those written during a review (and by the ImageScans it requests) run in a log context with its `uid`. */
+  log?(level: LogLevel, msg: string, fields?: Record<string, unknown>): void;
   /** Called with each decision (metrics). */
   onDecision?(d: { decision: Decision; request: AdmissionRequest; durationMs: number }): void;
 }
@@ -123,8 +125,18 @@ export class AdmissionWebhook {
   /** Handles one AdmissionReview body: the JSON to answer with, or throws ReviewError (HTTP 400). */
   async review(body: string, mode: "validate" | "mutate"): Promise<ReturnType<typeof reviewResponse>> {
     const t0 = performance.now();
-    const review = parseReview(body);
-    const req = review.request;
+    let uid: string | undefined;
+    try {
+      const req = parseReview(body).request;
+      uid = req.uid;
+      return await withLogContext({ uid: req.uid }, () => this.judge(req, mode, t0));
+    } catch (e) {
+      if (!(e instanceof ReviewError)) this.o.log?.("error", `admission review failed: ${(e as Error).stack ?? String(e)}`, uid ? { uid } : undefined);
+      throw e;
+    }
+  }
+
+  private async judge(req: AdmissionRequest, mode: "validate" | "mutate", t0: number): Promise<ReturnType<typeof reviewResponse>> {
     const answer = (r: Omit<AdmissionResponse, "uid">) => reviewResponse(req.uid, r);
     const ns = req.namespace ?? "";
     if (req.operation !== "CREATE" && req.operation !== "UPDATE") return answer({ allowed: true });
@@ -163,6 +175,7 @@ export class AdmissionWebhook {
       },
     });
     this.o.onDecision?.({ decision, request: req, durationMs: performance.now() - t0 });
+    this.o.log?.("debug", `${decision.allowed ? "allowed" : "denied"} ${kindLabel}`, { operation: req.operation, images: judged.length, dryRun: req.dryRun ?? false, durationMs: Math.round(performance.now() - t0) });
     if (!req.dryRun && decision.scansWanted.length) this.requestScans(req, ns, judged, decision, secretNames, sa);
     if (decision.breakGlass && !req.dryRun) {
       const who = req.userInfo?.username ?? "unknown";
@@ -205,7 +218,7 @@ export class AdmissionWebhook {
         await ensureImageScan(this.custom, this.scans, {
           requester: `admission of ${req.kind.kind} ${ns}/${req.name ?? "(new)"}`, namespace: ns, ref: j.ref, digest: j.digest,
           refKey: j.digest ? undefined : referenceHash(j.ref), secretNames, priority: true,
-        }, { events: this.o.events, log: (m) => this.o.log?.("info", m), recent: this.recent });
+        }, { events: this.o.events, log: (m, f, l) => this.o.log?.(l ?? "info", m, f), recent: this.recent });
       }
     })().catch((e: unknown) => this.o.log?.("error", `creating ImageScans after admission of ${req.uid}: ${(e as Error).message}`));
     this.after.add(work);
@@ -282,8 +295,8 @@ export class AdmissionWebhook {
         this.review(Buffer.concat(chunks).toString("utf8"), mode).then(
           (out) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out)),
           (e: unknown) => {
+            // (review() logged an unexpected failure, with the uid.)
             const bad = e instanceof ReviewError;
-            if (!bad) this.o.log?.("error", `admission review failed: ${(e as Error).stack ?? String(e)}`);
             res.writeHead(bad ? 400 : 500, { "content-type": "application/json" }).end(JSON.stringify({ error: (e as Error).message }));
           },
         );

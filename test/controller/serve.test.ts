@@ -1,7 +1,8 @@
-// `portcullis serve` as a process against the real API server: ready, indexes an ImageScan, stops on SIGTERM.
+// `portcullis serve` as a process against the real API server: ready, indexes an ImageScan, stops on SIGTERM;
+// configured by flags and a --config file, logging JSON lines with the scan on each line about it and no secret.
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,7 +45,10 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
     await core.createNamespacedSecret({ namespace: "serve-test", body: { metadata: { name: "regcred" }, type: "kubernetes.io/dockerconfigjson", data: { ".dockerconfigjson": Buffer.from(JSON.stringify({ auths: { [reg.host]: { auth } } })).toString("base64") } } });
     const port = await freePort();
     const stderr: string[] = [];
-    const child = spawn(tsx, [bin, "serve", "--store-path", join(dir, "store"), "--namespace", "serve-test", "--watch-namespaces", "serve-test", "--webhook", "false", "--health-addr", `127.0.0.1:${port}`], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
+    // Part of the configuration in a file, as the chart's ConfigMap gives it.
+    const config = join(dir, "serve.yaml");
+    writeFileSync(config, "# portcullis serve --config\nwatchNamespaces: [serve-test]\nwebhook: false\nlogLevel: debug\nconcurrency: 1\n");
+    const child = spawn(tsx, [bin, "serve", "--config", config, "--store-path", join(dir, "store"), "--namespace", "serve-test", "--concurrency", "2", "--health-addr", `127.0.0.1:${port}`], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
     child.stderr.on("data", (c: Buffer) => stderr.push(c.toString()));
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     try {
@@ -65,7 +69,25 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
       child.kill("SIGTERM");
     }
     expect(await exited, stderr.join("").slice(-2000)).toBe(0);
-    const lines = stderr.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg: string });
+    const lines = stderr.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg: string; level: string; time: string; [k: string]: unknown });
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["starting", "ready", "stopping", "stopped"]));
+    for (const l of lines) {
+      expect(["debug", "info", "warn", "error"]).toContain(l.level);
+      expect(new Date(l.time).toISOString()).toBe(l.time);
+    }
+    // The effective configuration, once, with where each value came from.
+    const cfg = lines.filter((l) => l.msg === "configuration");
+    expect(cfg).toHaveLength(1);
+    expect(cfg[0]).toMatchObject({
+      file: config,
+      config: { watchNamespaces: "serve-test", webhook: "false", logLevel: "debug", concurrency: 2, namespace: "serve-test" },
+      sources: { watchNamespaces: config, webhook: config, logLevel: config, concurrency: "--concurrency", namespace: "--namespace" },
+    });
+    // Every line of the scan's attempt carries the scan and the attempt's id.
+    const indexed = lines.find((l) => l.msg.startsWith("indexed serve-test/debian"));
+    expect(indexed).toMatchObject({ component: "imagescan", scan: "serve-test/debian", attempt: expect.stringMatching(/^[0-9a-f]{12}$/) });
+    // The pull secret's credentials appear nowhere.
+    expect(stderr.join("")).not.toContain(reg.password);
+    expect(stderr.join("")).not.toContain(auth);
   });
 });

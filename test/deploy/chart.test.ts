@@ -149,6 +149,32 @@ describe("Helm chart: lint and render", () => {
     expect((find(docs, "NetworkPolicy") as k8s.V1NetworkPolicy).spec!.policyTypes).toEqual(["Ingress", "Egress"]);
   });
 
+  it("renders the config values as serve's configuration file: a ConfigMap mounted read-only, passed with --config", async () => {
+    const { loadServeConfig } = await import("../../src/cli/serve-config.js");
+    const configOf = (docs: k8s.KubernetesObject[]) => {
+      const text = (find(docs, "ConfigMap", "portcullis-config") as k8s.V1ConfigMap).data!["config.yaml"]!;
+      const r = loadServeConfig(["--config", "/etc/portcullis/config.yaml"], {}, () => text);
+      if (r === "help") throw new Error("help");
+      return r.config;
+    };
+    const { docs } = await render();
+    expect(configOf(docs)).toMatchObject({ logLevel: "info", watchNamespaces: "" });
+    const dep = find(docs, "Deployment") as k8s.V1Deployment;
+    const c = dep.spec!.template.spec!.containers[0]!;
+    expect(c.args).toContain("--config=/etc/portcullis/config.yaml");
+    expect(c.volumeMounts).toContainEqual({ name: "config", mountPath: "/etc/portcullis", readOnly: true });
+    expect(dep.spec!.template.spec!.volumes).toContainEqual({ name: "config", configMap: { name: "portcullis-config" } });
+    const checksum = dep.spec!.template.metadata!.annotations!["checksum/config"];
+    expect(checksum).toMatch(/^[0-9a-f]{64}$/);
+    const changed = await render(["config.logLevel=debug", "config.watchNamespaces={team-a,team-b}", "podAnnotations.team=a"]);
+    expect(configOf(changed.docs)).toMatchObject({ logLevel: "debug", watchNamespaces: "team-a,team-b" });
+    const annotations = (find(changed.docs, "Deployment") as k8s.V1Deployment).spec!.template.metadata!.annotations!;
+    expect(annotations.team).toBe("a");
+    expect(annotations["checksum/config"]).not.toBe(checksum);
+    await expect(render(["config.concurrency=3"])).rejects.toThrow(/\/config.*additional properties 'concurrency' not allowed/s);
+    await expect(render(["config.logLevel=verbose"])).rejects.toThrow(/config\/logLevel/);
+  });
+
   it("refuses a typo in values with the schema's error", async () => {
     await expect(render(["webhok.enabled=false"])).rejects.toThrow(/additional properties 'webhok' not allowed/);
     await expect(render(["resources.requests.cpuu=1"])).rejects.toThrow(/\/resources\/requests.*additional properties 'cpuu' not allowed/s);
