@@ -3,7 +3,8 @@
 // (./serve-config.ts); JSON log lines on standard error (pino, ../log/pino.ts).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import * as k8s from "@kubernetes/client-node";
-import { ImageScanController } from "../controller/imagescan.js";
+import { apiErrorDetail, ImageScanController } from "../controller/imagescan.js";
+import { PolicyStatusController } from "../controller/policies.js";
 import { PodController } from "../controller/pods.js";
 import { parseDuration } from "../controller/imagescan.js";
 import { EventRecorder } from "../kube/events.js";
@@ -132,12 +133,16 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")),
       })
       : undefined;
+    // Policies' Valid and Ready conditions: what the webhook makes of them.
+    const policies = cfg.webhook === "true" ? new PolicyStatusController({ ...namespaces, kc, log: logFn(part("policies")) }) : undefined;
     return {
       async start() {
         await scans.start();
         await pods?.start();
+        await policies?.start();
       },
       async stop() {
+        await policies?.stop();
         await pods?.stop();
         await scans.stop();
         if (currentScans === scans) currentScans = undefined;
@@ -178,6 +183,30 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     log("info", "webhook registered", { validating: VALIDATING_NAME, failurePolicy: cfg.failurePolicy, url: cfg.webhookUrl ?? null });
     if (signal) void certs.lead(signal);
   };
+  // A failed registration (the configuration deleted by hand and no `create` granted, the API server busy) must
+  // not stop the controllers: scans go on, and registration is tried again with a backoff for the whole term.
+  // Resolves after the first attempt, so that a healthy start registers before the controllers run.
+  const registerOrRetry = (signal: AbortSignal) =>
+    new Promise<void>((firstAttempt) => {
+      void (async () => {
+        for (let delay = 2000; !signal.aborted; delay = Math.min(delay * 2, 60_000)) {
+          try {
+            await registerWebhook(signal);
+            return;
+          } catch (e) {
+            log("error", `webhook registration failed: ${(e as Error).message}${apiErrorDetail(e)}; the controllers run meanwhile, retrying in ${delay / 1000} s`
+              + " (after deleting the configuration by hand, `helm upgrade` restores it, or grant create with rbac.createWebhookConfigurations)");
+          } finally {
+            firstAttempt();
+          }
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, delay);
+            signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+          });
+        }
+        firstAttempt();
+      })();
+    });
   let running: ReturnType<typeof makeControllers> | undefined;
   let term: Promise<void> = Promise.resolve();
   const startControllers = async () => {
@@ -225,7 +254,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         leaderLog.info("became the leader");
         metrics.setLeader(true);
         term = (async () => {
-          await registerWebhook(signal);
+          await registerOrRetry(signal);
           await startControllers();
           if (!signal.aborted) await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
           await stopControllers();
@@ -248,7 +277,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const noLease = new AbortController();
   if (elector) elector.start();
   else {
-    await registerWebhook(noLease.signal);
+    await registerOrRetry(noLease.signal);
     await startControllers();
     metrics.setLeader(true);
   }

@@ -39,6 +39,7 @@ const TEAM = "rbac-team"; // pods that name their pull secret; not judged by the
 const JUDGED = "rbac-judged"; // the webhook's namespace; pods pull through their ServiceAccount
 const JUDGED_LABEL = ["portcullis.dev/rbac-test", "judged"] as const;
 const SA = "portcullis";
+const CLUSTER_POLICY = "rbac-test-judged"; // cluster-scoped: deleted afterwards
 const USER = `system:serviceaccount:${NS}:${SA}`;
 
 /** One `portcullis serve` process; stderr kept line by line. */
@@ -146,12 +147,15 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
   const helm = (...args: string[]) => exec(tool("helm"), [...args, "--kubeconfig", service("kube").kubeconfig], { env: helmEnv, maxBuffer: 64 << 20 });
   const scans = async (namespace: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "imagescans" })) as { items: ImageScan[] }).items;
 
-  /** Polls `f`; fails at once when the running serve logs a refusal (a missing rule) instead of waiting it out. */
-  async function waitFor<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  /**
+   * Polls `f`; fails at once when the running serve logs a refusal (a missing rule) instead of waiting it out,
+   * but for the refusals `expected` matches.
+   */
+  async function waitFor<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000, expected?: RegExp): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const serve = serves.at(-1);
-      const refused = serve?.refusals() ?? [];
+      const refused = (serve?.refusals() ?? []).filter((l) => !expected?.test(l));
       if (refused.length) throw new Error(`waiting for ${what}, the API server refused a request of serve:\n${refused.join("\n")}`);
       const v = await f();
       if (v !== undefined) return v;
@@ -211,6 +215,9 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     await core.createNamespacedPod({ namespace: JUDGED, body: { metadata: { name: "with-serviceaccount" }, spec: { containers: [{ name: "app", image: image("base") }] } } });
     // pinDigests defaults to true in a policy: the mutating webhook pins what this one decides for.
     await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: JUDGED, plural: "imagepolicies", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImagePolicy", metadata: { name: "pin" }, spec: { onMissingScan: "deny" } } });
+    // A cluster policy for the judged namespace (the ImagePolicy above is more specific and decides): the
+    // operator writes both policies' status.
+    await custom.createClusterCustomObject({ group: GROUP, version: VERSION, plural: "clusterimagepolicies", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ClusterImagePolicy", metadata: { name: CLUSTER_POLICY }, spec: { namespaceSelector: { matchLabels: { [JUDGED_LABEL[0]]: JUDGED_LABEL[1] } }, onMissingScan: "deny" } } });
   }, 180_000);
 
   afterAll(async () => {
@@ -221,6 +228,7 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     await helm("uninstall", "portcullis", "--namespace", NS, "--wait").catch(() => undefined);
     await kubectl("delete", "validatingwebhookconfiguration", "portcullis", "--ignore-not-found");
     await kubectl("delete", "mutatingwebhookconfiguration", "portcullis-pin-digests", "--ignore-not-found");
+    await kubectl("delete", "clusterimagepolicy", CLUSTER_POLICY, "--ignore-not-found");
     for (const ns of [TEAM, JUDGED, NS]) await kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found");
     rmSync(work, { recursive: true, force: true });
   }, 60_000);
@@ -238,6 +246,17 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     expect(judged.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
     expect(judged.status!.credentialSource).toContain("regcred");
     expect(judged.status!.packages!.total).toBeGreaterThan(80);
+
+    // Policies: their status says the webhook uses them.
+    for (const [plural, namespace, name] of [["imagepolicies", JUDGED, "pin"], ["clusterimagepolicies", undefined, CLUSTER_POLICY]] as const) {
+      const ready = await waitFor(`${plural} ${name} Ready`, async () => {
+        const p = (namespace
+          ? await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural, namespace, name })
+          : await custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural, name })) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+        return p.status?.conditions?.find((c) => c.type === "Ready" && c.status === "True");
+      });
+      expect(ready).toBeTruthy();
+    }
 
     // Events: Requested and Indexed on the scans; the unreachable registry's Warning, repeated, is counted.
     const events = async (ns: string) => (await core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.kind === "ImageScan");
@@ -309,6 +328,33 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     expect(serve.refusals()).toEqual([]);
   }, 90_000);
 
+  it("after an emergency removal of the configuration, the leader runs its controllers and registers again once the object is back", async () => {
+    await Promise.all(serves.map((s) => s.stop()));
+    const saved = await admission.readValidatingWebhookConfiguration({ name: "portcullis" });
+    await admission.deleteValidatingWebhookConfiguration({ name: "portcullis" });
+    // Not `start`: registration cannot succeed (the chart grants no create, which cannot be limited by name).
+    const health = await freePort();
+    const webhook = await freePort();
+    const serve = new Serve([
+      "--database-url", service("postgres").url, "--namespace", NS, "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${webhook}`,
+      "--webhook-url", `https://localhost:${webhook}`, "--pin-digests", "false",
+      "--webhook-namespace-label", JUDGED_LABEL.join("="), "--watch-namespaces", `${TEAM},${JUDGED}`, "--lease-duration", "4s",
+    ], { KUBECONFIG: saKubeconfig, POD_NAME: "rbac-replica-3" });
+    serves.push(serve);
+    const expected = /webhook registration failed/;
+    await waitFor("the controllers to run although registration failed", () => (serve.saw("controllers running") && serve.lines.some((l) => expected.test(l))) || undefined, 60_000, expected);
+    // Scans go on.
+    await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: TEAM, plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name: "after-removal" }, spec: { image: `${image("base").split(":base")[0]}@${baseDigest}`, imagePullSecrets: [{ name: "regcred" }] } } });
+    await waitFor("a scan Indexed meanwhile", async () => (await scans(TEAM)).find((x) => x.metadata!.name === "after-removal" && x.status?.phase === "Indexed"), 60_000, expected);
+    // `helm upgrade` puts the object back; the leader's next attempt registers into it.
+    await admission.createValidatingWebhookConfiguration({ body: { ...saved, metadata: { name: saved.metadata!.name, labels: saved.metadata!.labels, annotations: saved.metadata!.annotations } } });
+    await waitFor("registration on a retry", () => serve.saw("webhook registered") || undefined, 60_000, expected);
+    const vwc = await admission.readValidatingWebhookConfiguration({ name: "portcullis" });
+    expect(vwc.webhooks![0]!.clientConfig.url).toBe(`https://localhost:${webhook}/validate`);
+    expect(vwc.metadata!.annotations).toMatchObject({ "meta.helm.sh/release-name": "portcullis" });
+    expect(await serve.stop(), serve.tail()).toBe(0);
+  }, 120_000);
+
   it("needed every rule of the chart, and nothing more (the audit log)", async () => {
     // One record per request: a watch has two stages, both with the answer's code.
     const byId = new Map<string, AuditEvent>();
@@ -319,7 +365,11 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     }
     const audited = [...byId.values()];
     expect(audited.length).toBeGreaterThan(50);
-    expect(audited.filter((e) => e.responseStatus?.code === 403).map((e) => `${e.verb} ${e.requestURI}`), "refused").toEqual([]);
+    // The only refusals: creating the configuration after its emergency removal (test above), which the chart
+    // does not grant on purpose.
+    const refused = audited.filter((e) => e.responseStatus?.code === 403).map((e) => `${e.verb} ${e.requestURI}`);
+    expect(refused.filter((r) => r !== "create /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"), "refused").toEqual([]);
+    expect(refused.length, "the refused re-creation").toBeGreaterThan(0);
 
     // Every rule that applies to the ServiceAccount: the chart's, and any other binding of it or its groups.
     const groups = new Set(audited[0]!.user.groups ?? []);
@@ -342,7 +392,7 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     expect(new Set(chartGrants.map((g) => g.source.replace(/\[\d+\]$/, "")))).toEqual(new Set(["ClusterRole/portcullis", `Role/${NS}/portcullis`]));
 
     // The matcher agrees with the authorizer: every request it allowed, some rule here allows.
-    const requests = audited.map(attributes).filter((a): a is Attributes => !!a);
+    const requests = audited.filter((e) => e.responseStatus?.code !== 403).map(attributes).filter((a): a is Attributes => !!a);
     expect(requests.filter((a) => !grants.some((g) => allows(g, a))).map(show), "allowed by no rule found").toEqual([]);
 
     // Each chart rule: the requests it alone allows. Every (group, verb, resource, name) it grants must be

@@ -1,0 +1,143 @@
+// The status of ImagePolicies and ClusterImagePolicies: what the webhook makes of each one. `Valid` says
+// whether the policy is used (an invalid one never is, and the message names each bad field), with the
+// exceptions that expired and the reserved fields that are not enforced; `Ready` says that the webhook decides
+// with this generation. The webhook's replicas read policies straight from their informers, so a generation
+// the operator has read is one they decide with. Runs on the leader, like the other controllers.
+import * as k8s from "@kubernetes/client-node";
+import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
+import type { LogFn } from "../log/logger.js";
+import { WorkQueue } from "../kube/workqueue.js";
+import {
+  CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, validCondition,
+  type PolicyCondition, type PolicyKind, type PolicyStatus,
+} from "../policy/types.js";
+import { apiErrorDetail } from "./imagescan.js";
+
+type PolicyObject = KubeObject & { kind?: string; spec?: { exceptions?: Array<{ expires?: string }> }; status?: PolicyStatus };
+
+export interface PolicyStatusControllerOptions {
+  kc: k8s.KubeConfig;
+  /** Only ImagePolicies in these namespaces (ClusterImagePolicies always); default all. */
+  namespaces?: string[];
+  log?: LogFn;
+  now?(): Date;
+}
+
+const PLURAL: Record<PolicyKind, string> = { ImagePolicy: IMAGE_POLICY_PLURAL, ClusterImagePolicy: CLUSTER_IMAGE_POLICY_PLURAL };
+/** setTimeout's limit is about 24.8 days; an expiry further away is looked at again within a day. */
+const MAX_WAKE_MS = 24 * 3_600_000;
+
+export class PolicyStatusController {
+  readonly queue = new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 5 * 60_000 });
+  readonly informers: Record<PolicyKind, Informer<PolicyObject>>;
+  /** Status writes (tests). */
+  writes = 0;
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private worker: Promise<void> | undefined;
+
+  constructor(private readonly o: PolicyStatusControllerOptions) {
+    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
+    const make = (kind: PolicyKind) =>
+      new Informer<PolicyObject>(o.kc, {
+        watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${PLURAL[kind]}`,
+        list: async () => {
+          const res = (await this.custom.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: PLURAL[kind] })) as { items: PolicyObject[]; metadata: { resourceVersion: string } };
+          return { items: res.items, resourceVersion: res.metadata.resourceVersion };
+        },
+        onEvent: (type, obj, old) => {
+          const ns = obj.metadata?.namespace;
+          if (ns && o.namespaces && !o.namespaces.includes(ns)) return;
+          const key = `${kind}/${objectKey(obj)}`;
+          if (type === "delete") {
+            clearTimeout(this.timers.get(key));
+            this.timers.delete(key);
+            return;
+          }
+          // Its own status writes do not change the generation: nothing to do for them.
+          if (type === "update" && old?.metadata?.generation === obj.metadata?.generation && obj.status?.observedGeneration === obj.metadata?.generation) return;
+          this.queue.add(key);
+        },
+        log: (m, f, l) => o.log?.(m, f, l),
+      });
+    this.informers = { ImagePolicy: make("ImagePolicy"), ClusterImagePolicy: make("ClusterImagePolicy") };
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.informers.ImagePolicy.start(), this.informers.ClusterImagePolicy.start()]);
+    this.worker = this.work();
+  }
+
+  async stop(): Promise<void> {
+    this.informers.ImagePolicy.stop();
+    this.informers.ClusterImagePolicy.stop();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.queue.shutDown();
+    await this.worker;
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        await this.reconcile(key);
+        this.queue.forget(key);
+      } catch (e) {
+        const delay = this.queue.addRateLimited(key);
+        this.o.log?.(`policy ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { policy: key }, "warn");
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** `key` is `Kind/namespace/name` or `Kind/name`. */
+  async reconcile(key: string): Promise<void> {
+    const kind = key.slice(0, key.indexOf("/")) as PolicyKind;
+    const obj = this.informers[kind]?.get(key.slice(kind.length + 1));
+    if (!obj || obj.metadata?.deletionTimestamp) return;
+    const now = this.o.now?.() ?? new Date();
+    const generation = obj.metadata?.generation;
+    const result = parsePolicy({ ...obj, kind }, { now });
+    const valid = validCondition(result);
+    const ready = result.ok
+      ? { type: "Ready", status: "True" as const, reason: "Loaded", message: `the webhook decides with generation ${generation}` }
+      : { type: "Ready", status: "False" as const, reason: "InvalidSpec", message: "the webhook does not use this policy until it is valid" };
+    const previous = obj.status?.conditions ?? [];
+    const conditions = [valid, ready].map((c): PolicyCondition => {
+      const before = previous.find((p) => p.type === c.type);
+      const same = before?.status === c.status && before.lastTransitionTime;
+      return { ...c, observedGeneration: generation, lastTransitionTime: same ? before.lastTransitionTime : now.toISOString() };
+    });
+    const unchanged = obj.status?.observedGeneration === generation && conditions.every((c) => {
+      const p = previous.find((x) => x.type === c.type);
+      return p && p.status === c.status && p.reason === c.reason && p.message === c.message && p.observedGeneration === c.observedGeneration;
+    });
+    if (!unchanged) {
+      this.writes++;
+      const ns = obj.metadata!.namespace;
+      const target = { group: POLICY_GROUP, version: POLICY_VERSION, plural: PLURAL[kind], name: obj.metadata!.name!, body: { status: { observedGeneration: generation, conditions } } };
+      const patch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+      try {
+        if (ns) await this.custom.patchNamespacedCustomObjectStatus({ ...target, namespace: ns }, patch);
+        else await this.custom.patchClusterCustomObjectStatus(target, patch);
+      } catch (e) {
+        if ((e as { code?: number }).code !== 404) throw e;
+      }
+    }
+    // The next exception to expire changes the Valid condition then.
+    clearTimeout(this.timers.get(key));
+    this.timers.delete(key);
+    const next = Math.min(...(obj.spec?.exceptions ?? []).map((x) => Date.parse(x.expires ?? "")).filter((t) => t > now.getTime()));
+    if (Number.isFinite(next)) {
+      const t = setTimeout(() => {
+        this.timers.delete(key);
+        this.queue.add(key);
+      }, Math.min(next - now.getTime() + 1000, MAX_WAKE_MS));
+      t.unref();
+      this.timers.set(key, t);
+    }
+  }
+}
