@@ -12,7 +12,7 @@ import type { RegistryOptionsInput } from "../registry/options.js";
 import type { EventRecorder } from "../kube/events.js";
 import { Informer, objectKey } from "../kube/informer.js";
 import { podImages } from "../kube/podimages.js";
-import { WorkQueue } from "../kube/workqueue.js";
+import { runWorker, WorkQueue } from "../kube/workqueue.js";
 import type { LogLevel } from "../log/logger.js";
 import type { SecretCache } from "./credentials.js";
 import { dedupe, workloadKeyring, type OperatorSecrets } from "./credentials.js";
@@ -119,20 +119,10 @@ export class PodController {
     await this.gcRunning;
   }
 
-  private async work(): Promise<void> {
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      try {
-        await this.reconcile(key);
-        this.queue.forget(key);
-      } catch (e) {
-        const delay = this.queue.addRateLimited(key);
-        this.o.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { pod: key }, "warn");
-      } finally {
-        this.queue.done(key);
-      }
-    }
+  private work(): Promise<void> {
+    return runWorker(this.queue, (key) => this.reconcile(key), (key, e, delay) => {
+      this.o.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { pod: key }, "warn");
+    });
   }
 
   async reconcile(key: string): Promise<void> {

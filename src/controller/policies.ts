@@ -6,7 +6,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
 import type { LogFn } from "../log/logger.js";
-import { WorkQueue } from "../kube/workqueue.js";
+import { runWorker, WorkQueue } from "../kube/workqueue.js";
 import {
   CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, validCondition,
   type PolicyCondition, type PolicyKind, type PolicyStatus,
@@ -77,20 +77,10 @@ export class PolicyStatusController {
     await this.worker;
   }
 
-  private async work(): Promise<void> {
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      try {
-        await this.reconcile(key);
-        this.queue.forget(key);
-      } catch (e) {
-        const delay = this.queue.addRateLimited(key);
-        this.o.log?.(`policy ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { policy: key }, "warn");
-      } finally {
-        this.queue.done(key);
-      }
-    }
+  private work(): Promise<void> {
+    return runWorker(this.queue, (key) => this.reconcile(key), (key, e, delay) => {
+      this.o.log?.(`policy ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { policy: key }, "warn");
+    });
   }
 
   /** `key` is `Kind/namespace/name` or `Kind/name`. */
