@@ -33,6 +33,9 @@ describeWith(["kube"], "policy status", () => {
   afterAll(async () => {
     await controller?.stop();
     await custom?.deleteClusterCustomObject({ ...API, plural: "clusterimagepolicies", name: clusterName }).catch(() => undefined);
+    // A namespace is never removed on this API server (no controller manager): its policies would stay in
+    // other tests' caches.
+    for (const name of ["good", "bad"]) await custom?.deleteNamespacedCustomObject({ ...API, plural: "imagepolicies", namespace: ns, name }).catch(() => undefined);
   });
 
   const status = async (plural: string, name: string, namespace?: string) =>

@@ -229,6 +229,9 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     await kubectl("delete", "validatingwebhookconfiguration", "portcullis", "--ignore-not-found");
     await kubectl("delete", "mutatingwebhookconfiguration", "portcullis-pin-digests", "--ignore-not-found");
     await kubectl("delete", "clusterimagepolicy", CLUSTER_POLICY, "--ignore-not-found");
+    // Its namespace stays Terminating on this API server (no controller manager): the policy would stay in
+    // other tests' caches.
+    await kubectl("-n", JUDGED, "delete", "imagepolicy", "pin", "--ignore-not-found");
     for (const ns of [TEAM, JUDGED, NS]) await kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found");
     rmSync(work, { recursive: true, force: true });
   }, 60_000);
