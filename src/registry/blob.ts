@@ -19,6 +19,21 @@ export interface BlobFetch {
   onBytes?(n: number): void;
 }
 
+/**
+ * A response body without its first `n` bytes: after a resume the server may send bytes the reader already
+ * has (it ignored the Range, and the transfer starts over), and the hash must not see them twice.
+ */
+export async function* dropFirst(body: AsyncIterable<Buffer>, n: number): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    if (n >= chunk.length) {
+      n -= chunk.length;
+      continue;
+    }
+    yield n > 0 ? chunk.subarray(n) : chunk;
+    n = 0;
+  }
+}
+
 export function verifiedBlobStream(f: BlobFetch): Readable {
   const [algorithm, expected] = f.digest.split(":") as [string, string];
   if (algorithm !== "sha256" && algorithm !== "sha512") {
@@ -34,16 +49,7 @@ export function verifiedBlobStream(f: BlobFetch): Readable {
     let skip = 0;
     for (;;) {
       try {
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
-          let c = chunk;
-          if (skip > 0) {
-            if (c.length <= skip) {
-              skip -= c.length;
-              continue;
-            }
-            c = c.subarray(skip);
-            skip = 0;
-          }
+        for await (const c of dropFirst(res.body as AsyncIterable<Buffer>, skip)) {
           received += c.length;
           if (f.size !== undefined && received > f.size) {
             res.body.destroy();
@@ -59,6 +65,7 @@ export function verifiedBlobStream(f: BlobFetch): Readable {
         if (resumes >= f.maxResumes) throw new RegistryError("NETWORK", `${where}: connection dropped after ${received} bytes, ${resumes} resumes: ${(e as Error).message}`, { registry: f.registry, repository: f.repository }, { cause: e });
         resumes++;
         res = await f.open(received);
+        skip = 0;
         if (res.statusCode === 206) {
           const start = /^bytes (\d+)-/.exec(String(res.headers["content-range"] ?? ""))?.[1];
           if (Number(start) !== received) {

@@ -120,6 +120,27 @@ describe("registry client against a fake registry", () => {
     expect(reg.requests[1]!.headers.range).toMatch(/^bytes=\d+-$/);
   });
 
+  it("after a restart that skipped what it had, a later resume with Range skips nothing", async () => {
+    let calls = 0;
+    const reg = await serve((req, res) => {
+      calls++;
+      const range = /bytes=(\d+)-/.exec(req.headers.range ?? "");
+      if (calls === 3 && range) {
+        const start = Number(range[1]);
+        res.writeHead(206, { "content-range": `bytes ${start}-${layer.length - 1}/${layer.length}`, "content-length": String(layer.length - start) });
+        res.end(layer.subarray(start));
+        return;
+      }
+      // The first answer and the second (Range ignored) are cut: after 50,000 bytes, then after 150,000.
+      res.writeHead(200, { "content-length": String(layer.length) });
+      res.write(layer.subarray(0, calls === 1 ? 50_000 : 150_000), () => setTimeout(() => req.socket.destroy(), 20));
+    });
+    servers.push(reg.server);
+    const body = await readAll(client().getBlob(parseReference(`${reg.host}/app:1`), { digest: layerDigest, size: layer.length }));
+    expect(calls).toBe(3);
+    expect(body.equals(layer)).toBe(true);
+  });
+
   it("restarts from zero, skipping what it has, when the registry ignores Range", async () => {
     let calls = 0;
     const reg = await serve((req, res) => {

@@ -25,6 +25,7 @@ import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request, type Dispatcher } from "undici";
 import { LayerError } from "../../layers/errors.js";
+import { dropFirst } from "../../registry/blob.js";
 import { registryErrorBody } from "../../registry/errors.js";
 import { backoffDelay, parseRetryAfter, Semaphore } from "../../registry/limits.js";
 import { RegistryOptionsSchema, type RegistryOptions, type RegistryOptionsInput } from "../../registry/options.js";
@@ -255,16 +256,7 @@ export class UriLayerFetcher {
       try {
         for (;;) {
           try {
-            for await (const chunk of res.body as AsyncIterable<Buffer>) {
-              let c = chunk;
-              if (skip > 0) {
-                if (c.length <= skip) {
-                  skip -= c.length;
-                  continue;
-                }
-                c = c.subarray(skip);
-                skip = 0;
-              }
+            for await (const c of dropFirst(res.body as AsyncIterable<Buffer>, skip)) {
               received += c.length;
               onBytes?.(url.host, c.length);
               yield c;
