@@ -1,21 +1,11 @@
 // serve's logger: pino writing one JSON object per line (level as a word, ISO time, msg), with the log
-// context of ./logger.ts (scan, uid, request id) on every line and secrets redacted twice over: pino's
-// `redact` for the known places (Authorization headers, passwords, tokens, registry auth, the database
-// URL's password) and ./redact.ts for any key that looks secret and for credentials inside strings.
+// context of ./logger.ts (scan, uid, request id) on every line and secrets redacted by ./redact.ts, on the
+// fields (any key that looks secret: Authorization headers, passwords, tokens, registry auth; the database
+// URL keeps all but its password) and inside every string, the message included. (pino's own `redact`
+// would look at the same keys a second time.)
 import { pino } from "pino";
 import { logContext, type LogFields, type Logger, type LogLevel } from "./logger.js";
-import { REDACTED, scrub, scrubString } from "./redact.js";
-
-/** pino's redaction paths: where secrets are known to travel. */
-export const REDACT_PATHS = [
-  "authorization", "*.authorization", "headers.authorization", "*.headers.authorization", "req.headers.authorization",
-  "headers.cookie", "*.headers.cookie",
-  "password", "*.password", "*.*.password",
-  "token", "*.token", "accessToken", "*.accessToken", "bearerToken", "*.bearerToken",
-  "auth", "*.auth", "*.*.auth", "auths", "*.auths",
-  '[".dockerconfigjson"]', '*[".dockerconfigjson"]',
-  "databaseUrl", "*.databaseUrl",
-];
+import { scrub, scrubString } from "./redact.js";
 
 export interface CreateLoggerOptions {
   level: LogLevel;
@@ -42,11 +32,6 @@ export function createLogger(o: CreateLoggerOptions): Logger {
         logMethod(args, method) {
           method.apply(this, args.map((a) => (typeof a === "string" ? scrubString(a) : a)) as Parameters<typeof method>);
         },
-      },
-      redact: {
-        paths: REDACT_PATHS,
-        // The database URL keeps its user, host and database: only the password goes.
-        censor: (value: unknown, path: string[]) => (path[path.length - 1] === "databaseUrl" && typeof value === "string" ? scrubString(value) : REDACTED),
       },
     },
     o.destination ?? pino.destination({ dest: 2, sync: true }),

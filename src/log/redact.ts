@@ -60,7 +60,7 @@ export function scrub(value: unknown, depth = 0, seen = new WeakSet<object>()): 
     if (value instanceof Date || value instanceof URL) return scrubString(value instanceof Date ? value.toISOString() : value.href);
     if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`;
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = isSecretKey(k) && v !== undefined && v !== null && v !== "" ? REDACTED : scrub(v, depth + 1, seen);
+    for (const [k, v] of Object.entries(value)) out[k] = isSecretKey(k) && v !== undefined ? REDACTED : scrub(v, depth + 1, seen);
     return out;
   } finally {
     seen.delete(value);
