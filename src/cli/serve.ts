@@ -2,6 +2,7 @@
 // /healthz and /readyz. Configuration from flags, environment and a file, validated by one zod schema
 // (./serve-config.ts); JSON log lines on standard error (pino, ../log/pino.ts).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
 import { apiErrorDetail, ImageScanController } from "../controller/imagescan.js";
 import { PolicyStatusController } from "../controller/policies.js";
@@ -199,10 +200,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
           } finally {
             firstAttempt();
           }
-          await new Promise<void>((r) => {
-            const t = setTimeout(r, delay);
-            signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
-          });
+          // (The abort listener goes with the timer, so retries over a long term do not pile listeners up.)
+          await sleep(delay, undefined, { signal }).catch(() => undefined);
         }
         firstAttempt();
       })();
