@@ -14,7 +14,7 @@ import type { RegistryMetrics } from "../registry/transport.js";
 import type { EventRecorder } from "../kube/events.js";
 import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
 import { WorkQueue } from "../kube/workqueue.js";
-import { logId, withLogContext, type LogLevel } from "../log/logger.js";
+import { logId, withLogContext, type LogFn } from "../log/logger.js";
 import { RecordingKeyring, SecretCache, workloadKeyring, type OperatorSecrets } from "./credentials.js";
 
 /** Labels and annotations on the ImageScans Portcullis manages (created for pods). */
@@ -162,13 +162,27 @@ export interface ImageScanControllerOptions {
    * Log lines (level info when absent). Lines written during a scan attempt, by this controller or what it
    * calls, run in a log context (../log/logger.ts) with `scan` (namespace/name) and `attempt` (an id per attempt).
    */
-  log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void;
+  log?: LogFn;
   /** Only ImageScans in these namespaces are reconciled; default all (see PodControllerOptions.namespaces). */
   namespaces?: string[];
   /** The registry clients' metrics hooks. */
   registryMetrics?: RegistryMetrics;
   /** Called after every scan attempt, with its result and time (metrics). */
-  onScanned?(e: { result: "indexed" | "failed" | "retrying"; durationMs: number; layersFetched?: number; layersReused?: number; bytesFetched?: number }): void;
+  onScanned?(e: ScanObservation): void;
+}
+
+/** One scan attempt, as onScanned reports it. */
+export interface ScanObservation {
+  result: "indexed" | "failed" | "retrying";
+  durationMs: number;
+  layersFetched?: number;
+  layersReused?: number;
+  bytesFetched?: number;
+}
+
+/** Layers whose results were in the store already: all of them when the report was answered from it. */
+function layersReused(stats: IndexResult["stats"]): number {
+  return stats.cached ? stats.layers : stats.layersReused;
 }
 
 export class ImageScanController {
@@ -305,19 +319,21 @@ export class ImageScanController {
         const code = (result.error as { code?: string } | undefined)?.code;
         throw new ScanError(code ?? "INDEX_FAILED", result.report.err ?? "indexing failed");
       }
-      await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, message: `indexed: ${Object.keys(result.report.packages ?? {}).length} packages`, conditions: [
+      const packages = Object.keys(result.report.packages ?? {}).length;
+      const reused = layersReused(result.stats);
+      await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, message: `indexed: ${packages} packages`, conditions: [
         cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation),
-        cond("Indexed", "True", "Indexed", `${Object.keys(result.report.packages ?? {}).length} packages in ${result.stats.layers} layers`, generation),
+        cond("Indexed", "True", "Indexed", `${packages} packages in ${result.stats.layers} layers`, generation),
       ] });
       this.queue.forget(key);
       this.o.log?.(`indexed ${key} ${img.manifest.digest}`, {
         scan: key, digest: img.manifest.digest, layers: result.stats.layers, layersFetched: result.stats.layersFetched,
-        layersReused: result.stats.cached ? result.stats.layers : result.stats.layersReused, bytesFetched: result.stats.bytesFetched,
+        layersReused: reused, bytesFetched: result.stats.bytesFetched,
         cached: result.stats.cached, durationMs: Math.round(result.stats.durationMs),
       });
-      this.o.onScanned?.({ result: "indexed", durationMs: performance.now() - t0, layersFetched: result.stats.layersFetched, layersReused: result.stats.cached ? result.stats.layers : result.stats.layersReused, bytesFetched: result.stats.bytesFetched });
+      this.o.onScanned?.({ result: "indexed", durationMs: performance.now() - t0, layersFetched: result.stats.layersFetched, layersReused: reused, bytesFetched: result.stats.bytesFetched });
       if (scan.status?.phase !== "Indexed" || scan.status.digest !== img.manifest.digest) {
-        this.o.events?.record(withKind(scan), "Normal", "Indexed", `${img.manifest.digest}: ${Object.keys(result.report.packages ?? {}).length} packages, ${result.stats.layers} layers (${result.stats.cached ? result.stats.layers : result.stats.layersReused} already indexed)`);
+        this.o.events?.record(withKind(scan), "Normal", "Indexed", `${img.manifest.digest}: ${packages} packages, ${result.stats.layers} layers (${reused} already indexed)`);
       }
       this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });
     } catch (e) {
@@ -382,8 +398,7 @@ export function summarize(result: IndexResult, reportPath: string): Partial<Imag
     shortDigest: r.manifest_hash.split(":")[1]!.slice(0, 12),
     distribution: dist ? { id: dist.did, versionId: dist.version_id, prettyName: dist.pretty_name || `${dist.name} ${dist.version_id}`.trim() } : undefined,
     packages: { total: Object.keys(r.packages ?? {}).length, byKind },
-    // A report answered from the store reused every layer.
-    layers: { total: result.stats.layers, reused: result.stats.cached ? result.stats.layers : result.stats.layersReused },
+    layers: { total: result.stats.layers, reused: layersReused(result.stats) },
     indexedAt: new Date().toISOString(),
     reportRef: { manifestDigest: r.manifest_hash, path: `${reportPath}/${r.manifest_hash}` },
   };

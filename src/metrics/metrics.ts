@@ -4,22 +4,12 @@
 // and gauges are read at scrape time from the objects that own the numbers (the work queue, the certificates).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { ScanObservation } from "../controller/imagescan.js";
 import type { RegistryMetrics } from "../registry/transport.js";
 import type { Decision } from "../webhook/decide.js";
 
 export const METRIC_PREFIX = "portcullis_";
 
-/** What the scan-duration histogram's `result` label says. */
-export type ScanResult = "indexed" | "failed" | "retrying";
-
-/** The figures of one scan, as the ImageScanController reports them. */
-export interface ScanObservation {
-  result: ScanResult;
-  durationMs: number;
-  layersFetched?: number;
-  layersReused?: number;
-  bytesFetched?: number;
-}
 
 /** A work queue as the gauges read it (WorkQueue has both). */
 export interface QueueLike {
