@@ -13,7 +13,7 @@ import type { EventRecorder } from "../kube/events.js";
 import { Informer, objectKey } from "../kube/informer.js";
 import { podImages } from "../kube/podimages.js";
 import { runWorker, WorkQueue } from "../kube/workqueue.js";
-import type { LogLevel } from "../log/logger.js";
+import type { LogFn } from "../log/logger.js";
 import type { SecretCache } from "./credentials.js";
 import { dedupe, workloadKeyring, type OperatorSecrets } from "./credentials.js";
 import { ensureImageScan, isManaged, RecentScans, recentKey, referenceHash } from "./ensure.js";
@@ -44,7 +44,7 @@ export interface PodControllerOptions {
   concurrency?: number;
   events?: EventRecorder;
   /** Log lines (level info when absent); lines about a pod carry `pod`, about a scan `scan` (namespace/name). */
-  log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void;
+  log?: LogFn;
 }
 
 /** What a pod needs scanned: digests (resolved) and references no digest could be found for. */

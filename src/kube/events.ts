@@ -4,7 +4,7 @@
 // and never blocks the caller on the API server.
 import { randomBytes } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
-import type { LogLevel } from "../log/logger.js";
+import type { LogFn } from "../log/logger.js";
 
 export interface EventTarget {
   apiVersion: string;
@@ -25,7 +25,7 @@ export class EventRecorder {
   /** API calls made (for the benchmark). */
   requests = 0;
 
-  constructor(kc: k8s.KubeConfig, private readonly o: { component?: string; host?: string; windowMs?: number; log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void } = {}) {
+  constructor(kc: k8s.KubeConfig, private readonly o: { component?: string; host?: string; windowMs?: number; log?: LogFn } = {}) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 

@@ -5,7 +5,7 @@ import { request as httpRequest, type Agent as HttpAgent } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { LogLevel } from "../log/logger.js";
+import type { LogFn } from "../log/logger.js";
 
 export interface KubeObject {
   apiVersion?: string;
@@ -26,7 +26,7 @@ export interface InformerOptions<T> {
   /** Secondary indexes of the cache: name -> the index values of an object (client-go's Indexers). */
   indexers?: Record<string, (obj: T) => string[]>;
   /** Log lines (failures, at warn). */
-  log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void;
+  log?: LogFn;
 }
 
 export function objectKey(o: KubeObject): string {

@@ -11,7 +11,7 @@
 // leaseDuration has passed since they saw that write, which was after it started.
 import { CoordinationV1Api, Observable, V1MicroTime, type ConfigurationOptions, type KubeConfig, type ObservableMiddleware, type RequestContext, type ResponseContext, type V1Lease } from "@kubernetes/client-node";
 import { performance } from "node:perf_hooks";
-import type { LogLevel } from "../log/logger.js";
+import type { LogFn, LogLevel } from "../log/logger.js";
 
 export interface LeaderElectionOptions {
   kc: KubeConfig;
@@ -36,7 +36,7 @@ export interface LeaderElectionOptions {
   /** Called when the observed holder of the Lease changes (undefined: nobody holds it). */
   onNewLeader?(identity: string | undefined): void;
   /** Log lines; the level is warn or error for failures (info when absent). */
-  log?(msg: string, fields?: Record<string, unknown>, level?: LogLevel): void;
+  log?: LogFn;
 }
 
 /** The leader-election fields of a Lease's spec, times as the API server's strings. */
