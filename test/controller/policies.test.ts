@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { PolicyStatusController } from "../../src/controller/policies.js";
 import type { PolicyStatus } from "../../src/policy/types.js";
 import { describeWith, service, tool } from "../env/index.js";
+import { waitUntil } from "../env/process.js";
 
 const run = promisify(execFile);
 const ns = "policy-status-test";
@@ -42,15 +43,7 @@ describeWith(["kube"], "policy status", () => {
     ((namespace
       ? await custom.getNamespacedCustomObject({ ...API, plural, namespace, name })
       : await custom.getClusterCustomObject({ ...API, plural, name })) as { metadata: { generation: number }; status?: PolicyStatus });
-  async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000) => waitUntil(what, f, { timeoutMs });
   const condition = (s: PolicyStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type);
 
   it("says Valid and Ready for a good policy, and which field is wrong in one the webhook ignores", async () => {
