@@ -6,6 +6,7 @@ import { EmbeddedDb } from "./embedded.js";
 import { migrate } from "./migrations.js";
 import { openStore } from "./open.js";
 import { storeSuite } from "./suite.js";
+import { advisoryStoreSuite } from "./advisory-suite.js";
 
 storeSuite("embedded store (PGlite, in memory)", () => openStore("memory:"));
 
@@ -24,3 +25,5 @@ it("keeps its data in the folder across opens, and migrations run once", async (
   expect((await b.indexReport(`sha256:${"1".repeat(64)}`))?.report.state).toBe("IndexFinished");
   await b.close();
 }, 60_000);
+
+advisoryStoreSuite("advisory store (PGlite, in memory)", () => openStore("memory:"));

@@ -70,6 +70,99 @@ CREATE INDEX manifest_package_name ON manifest_package (name, version);
 CREATE INDEX manifest_package_manifest ON manifest_package (manifest_id);
 `,
   },
+  {
+    version: 2,
+    name: "advisory database",
+    sql: `
+-- Raw upstream files, content addressed and kept in chunks (a tracker JSON is tens of MB): a parser
+-- upgrade re-parses them without a download, and a bundle is these files plus a manifest.
+CREATE TABLE advisory_raw (
+  sha256 TEXT PRIMARY KEY,
+  size BIGINT NOT NULL,
+  chunks INT NOT NULL,
+  stored_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE advisory_raw_chunk (
+  sha256 TEXT NOT NULL REFERENCES advisory_raw(sha256) ON DELETE CASCADE,
+  i INT NOT NULL,
+  bytes BYTEA NOT NULL,
+  PRIMARY KEY (sha256, i)
+);
+-- One update or import of one source, committed whole with everything below it.
+CREATE TABLE advisory_operation (
+  id BIGSERIAL PRIMARY KEY,
+  ref UUID NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  parser_version TEXT NOT NULL,
+  -- What the upstream said (ETag, Last-Modified per URL): the next update sends it back.
+  fingerprint JSONB NOT NULL,
+  -- [{path, sha256, size, url, retrievedAt}] in the order the parser read them.
+  files JSONB NOT NULL,
+  licence TEXT NOT NULL DEFAULT '',
+  attribution TEXT NOT NULL DEFAULT '',
+  stats JSONB NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX advisory_operation_source ON advisory_operation (source, id DESC);
+-- Parsed records, write once: an unchanged record is shared by every operation that contains it.
+CREATE TABLE advisory (
+  id BIGSERIAL PRIMARY KEY,
+  source TEXT NOT NULL,
+  ext_id TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  withdrawn BOOLEAN NOT NULL DEFAULT false,
+  aliases TEXT[] NOT NULL DEFAULT '{}',
+  record JSONB NOT NULL,
+  UNIQUE (source, content_hash)
+);
+CREATE INDEX advisory_ext_id ON advisory (ext_id);
+CREATE INDEX advisory_aliases ON advisory USING GIN (aliases);
+-- One row per affected package of a record, looked up by (ecosystem, package name); the matcher compares
+-- versions in TypeScript, the database only narrows.
+CREATE TABLE advisory_affected (
+  advisory_id BIGINT NOT NULL REFERENCES advisory(id) ON DELETE CASCADE,
+  i INT NOT NULL,
+  ecosystem TEXT NOT NULL,
+  package_name TEXT NOT NULL,
+  fix_state TEXT NOT NULL,
+  affected JSONB NOT NULL,
+  PRIMARY KEY (advisory_id, i)
+);
+CREATE INDEX advisory_affected_key ON advisory_affected (ecosystem, package_name);
+CREATE TABLE advisory_operation_member (
+  operation_id BIGINT NOT NULL REFERENCES advisory_operation(id) ON DELETE CASCADE,
+  advisory_id BIGINT NOT NULL REFERENCES advisory(id),
+  PRIMARY KEY (operation_id, advisory_id)
+);
+CREATE INDEX advisory_operation_member_advisory ON advisory_operation_member (advisory_id);
+CREATE TABLE advisory_operation_raw (
+  operation_id BIGINT NOT NULL REFERENCES advisory_operation(id) ON DELETE CASCADE,
+  sha256 TEXT NOT NULL REFERENCES advisory_raw(sha256),
+  PRIMARY KEY (operation_id, sha256)
+);
+-- What an operation changed against the source's previous one, by record id: re-matching needs it.
+CREATE TABLE advisory_change (
+  operation_id BIGINT NOT NULL REFERENCES advisory_operation(id) ON DELETE CASCADE,
+  ext_id TEXT NOT NULL,
+  change TEXT NOT NULL CHECK (change IN ('added', 'removed', 'modified')),
+  old_advisory_id BIGINT,
+  new_advisory_id BIGINT,
+  PRIMARY KEY (operation_id, ext_id)
+);
+-- Enrichment by CVE, replaced whole by each operation of its source.
+CREATE TABLE advisory_enrichment (
+  source TEXT NOT NULL,
+  cve TEXT NOT NULL,
+  operation_id BIGINT NOT NULL REFERENCES advisory_operation(id) ON DELETE CASCADE,
+  data JSONB NOT NULL,
+  PRIMARY KEY (source, cve)
+);
+CREATE INDEX advisory_enrichment_cve ON advisory_enrichment (cve);
+`,
+  },
 ];
 
 const MIGRATION_LOCK = lockKey("portcullis:migrations");

@@ -2,6 +2,8 @@
 import type { IndexReport } from "../indexer/report.js";
 import type { ManifestToIndex } from "../indexer/types.js";
 import type { ScanOutput } from "../scanners/types.js";
+import { SqlAdvisoryStore } from "./advisories.js";
+import type { AdvisoryStore } from "./advisory-types.js";
 import { lockKey, type Db, type Queryable } from "./db.js";
 import { migrate } from "./migrations.js";
 import { scannedKey, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
@@ -9,7 +11,11 @@ import { scannedKey, type LayerArtifacts, type LayerWalkFacts, type ManifestPack
 export class SqlStore implements Store {
   private readonly scannerIds = new Map<string, number>();
 
-  private constructor(private readonly db: Db) {}
+  readonly advisories: AdvisoryStore;
+
+  private constructor(private readonly db: Db) {
+    this.advisories = new SqlAdvisoryStore(db);
+  }
 
   get kind(): "postgres" | "embedded" {
     return this.db.kind;

@@ -3,6 +3,7 @@
 import type { IndexReport } from "../indexer/report.js";
 import type { ManifestToIndex, ScannerKind } from "../indexer/types.js";
 import type { ScanOutput } from "../scanners/types.js";
+import type { AdvisoryStore } from "./advisory-types.js";
 
 export interface ScannerInfo {
   name: string;
@@ -62,6 +63,8 @@ export interface ManifestAdmin {
 
 export interface Store extends Setter, Querier, ManifestAdmin {
   readonly kind: "postgres" | "embedded";
+  /** The advisory database (update operations, records, enrichment), in the same database. */
+  readonly advisories: AdvisoryStore;
   close(): Promise<void>;
 }
 

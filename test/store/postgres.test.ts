@@ -4,10 +4,12 @@ import { PostgresDb } from "../../src/store/postgres.js";
 import { migrate, MIGRATIONS } from "../../src/store/migrations.js";
 import { openStore } from "../../src/store/open.js";
 import { storeSuite } from "../../src/store/suite.js";
+import { advisoryStoreSuite } from "../../src/store/advisory-suite.js";
 import { describeWith, service } from "../env/index.js";
 
 describeWith(["postgres"], "PostgreSQL store", () => {
   storeSuite("the store suite on PostgreSQL", () => openStore(service("postgres").url));
+  advisoryStoreSuite("the advisory store suite on PostgreSQL", () => openStore(service("postgres").url));
 
   // A database of its own, so the migration test starts from nothing.
   let url = "";

@@ -1,0 +1,151 @@
+// The advisory store suite, run against both backends (embedded in the unit project, PostgreSQL in
+// test/store/). Every test uses source names of its own, so suites may share a database.
+import { createHash, randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Advisory, AffectedPackage } from "../advisories/types.js";
+import type { OperationInput } from "./advisory-types.js";
+import type { Store } from "./types.js";
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+function file(path: string, text: string): OperationInput["files"][number] {
+  const bytes = Buffer.from(text);
+  return { path, bytes, sha256: sha(bytes), size: bytes.length };
+}
+
+function pkg(name: string, fixed: string, ecosystem = "Debian:12"): AffectedPackage {
+  return {
+    ecosystem, name, nameKind: "source", fixState: "fixed", fixedVersions: [fixed],
+    ranges: [{ type: "ECOSYSTEM", events: [{ introduced: "0" }, { fixed }] }],
+  };
+}
+
+function adv(id: string, affected: AffectedPackage[], extra: Partial<Advisory> = {}): Advisory {
+  return {
+    id, aliases: [], advisoryIds: [], severity: "High", cvss: [], references: [], affected,
+    details: `details of ${id}`, origin: { file: "f.json", record: id }, ...extra,
+  };
+}
+
+export function advisoryStoreSuite(title: string, open: () => Promise<Store>): void {
+  describe(title, () => {
+    let store: Store;
+    const run = randomBytes(4).toString("hex");
+    const src = (s: string) => `${s}-${run}`;
+    const op = (source: string, files: OperationInput["files"], advisories: Advisory[], more: Partial<OperationInput> = {}): OperationInput => ({
+      source, kind: "os", origin: "test", parserVersion: "1", fingerprint: {}, files, advisories, ...more,
+    });
+
+    beforeAll(async () => {
+      store = await open();
+    });
+    afterAll(async () => store?.close());
+
+    it("records an operation whole and answers candidates by (ecosystem, package)", async () => {
+      const s = src("deb");
+      const res = await store.advisories.recordOperation(op(s, [file("debian.json", "v1")], [
+        adv("CVE-1", [pkg(`glibc-${run}`, "2.36-9+deb12u3"), pkg(`glibc-${run}`, "2.31-13+deb11u7", "Debian:11")]),
+        adv("CVE-2", [pkg(`gnutls28-${run}`, "3.7.9-2+deb12u1")]),
+      ]));
+      expect(res.unchanged).toBe(false);
+      expect(res.operation.stats).toMatchObject({ advisories: 2, affected: 3, added: 2, removed: 0, modified: 0 });
+      const c = await store.advisories.candidates([{ ecosystem: "Debian:12", name: `glibc-${run}` }, { ecosystem: "Debian:12", name: `none-${run}` }]);
+      expect(c).toHaveLength(1);
+      expect(c[0]).toMatchObject({ source: s, operationRef: res.operation.ref, advisory: { id: "CVE-1", severity: "High" }, affected: { ecosystem: "Debian:12", fixedVersions: ["2.36-9+deb12u3"] } });
+      // Candidates leave the long text out; the whole record is one call away.
+      expect((c[0]!.advisory as Advisory).details).toBeUndefined();
+      const full = await store.advisories.advisory(s, "CVE-1");
+      expect(full?.details).toBe("details of CVE-1");
+      expect(full?.affected.map((a) => a.ecosystem)).toEqual(["Debian:12", "Debian:11"]);
+    });
+
+    it("does nothing for the same files and parser, and diffs a changed source against the previous operation", async () => {
+      const s = src("diff");
+      const first = await store.advisories.recordOperation(op(s, [file("a.json", "1")], [
+        adv("CVE-A", [pkg(`a-${run}`, "1.0-1")]), adv("CVE-B", [pkg(`b-${run}`, "1.0-1")]), adv("CVE-C", [pkg(`c-${run}`, "1.0-1")]),
+      ]));
+      const again = await store.advisories.recordOperation(op(s, [file("a.json", "1")], []));
+      expect(again).toEqual({ unchanged: true, operation: first.operation });
+      // A new parser version re-parses the same files into a new operation.
+      const second = await store.advisories.recordOperation(op(s, [file("a.json", "2")], [
+        adv("CVE-A", [pkg(`a-${run}`, "1.0-1")]), // unchanged
+        adv("CVE-B", [pkg(`b-${run}`, "1.0-2")]), // modified: a new fix
+        adv("CVE-D", [pkg(`d-${run}`, "1.0-1")]), // added; CVE-C removed
+      ]));
+      expect(second.operation.stats).toMatchObject({ added: 1, removed: 1, modified: 1 });
+      const ch = await store.advisories.changes(second.operation.ref);
+      expect(ch.changes).toEqual([{ id: "CVE-B", change: "modified" }, { id: "CVE-C", change: "removed" }, { id: "CVE-D", change: "added" }]);
+      expect(ch.packages).toEqual([{ ecosystem: "Debian:12", name: `b-${run}` }, { ecosystem: "Debian:12", name: `c-${run}` }, { ecosystem: "Debian:12", name: `d-${run}` }]);
+      // Only the latest operation answers.
+      expect(await store.advisories.candidates([{ ecosystem: "Debian:12", name: `c-${run}` }])).toEqual([]);
+      const b = await store.advisories.candidates([{ ecosystem: "Debian:12", name: `b-${run}` }]);
+      expect(b.map((x) => x.affected.fixedVersions)).toEqual([["1.0-2"]]);
+      // The unchanged record is one row shared by both operations.
+      expect((await store.advisories.operations({ source: s })).map((o) => o.ref)).toEqual([second.operation.ref, first.operation.ref]);
+    });
+
+    it("keeps raw files whole across chunks and checks them on the way out", async () => {
+      const s = src("raw");
+      const big = Buffer.alloc(9 * 1024 * 1024 + 17, 7);
+      big.write("head", 0);
+      const f = { path: "big.bin", bytes: big, sha256: sha(big), size: big.length };
+      const res = await store.advisories.recordOperation(op(s, [f], [], { kind: "enrichment" }));
+      expect(res.operation.files).toEqual([{ path: "big.bin", sha256: f.sha256, size: big.length }]);
+      const back = await store.advisories.rawFile(f.sha256);
+      expect(back?.equals(big)).toBe(true);
+      expect(await store.advisories.rawFile("0".repeat(64))).toBeUndefined();
+    }, 60_000);
+
+    it("writes nothing when any part of an operation fails", async () => {
+      const s = src("atomic");
+      const good = file("x.json", `good-${run}`);
+      const before = (await store.advisories.operations({ source: s })).length;
+      await expect(store.advisories.recordOperation(op(s, [{ ...good, sha256: "f".repeat(64) }], [adv("CVE-X", [pkg(`x-${run}`, "1")])]))).rejects.toThrow(/hashes to/);
+      const broken = adv("CVE-Y", [{ ...pkg(`y-${run}`, "1"), ecosystem: null as unknown as string }]);
+      await expect(store.advisories.recordOperation(op(s, [good], [adv("CVE-X", [pkg(`x-${run}`, "1")]), broken]))).rejects.toThrow();
+      expect((await store.advisories.operations({ source: s })).length).toBe(before);
+      expect(await store.advisories.rawFile(good.sha256)).toBeUndefined();
+      expect(await store.advisories.candidates([{ ecosystem: "Debian:12", name: `x-${run}` }])).toEqual([]);
+    });
+
+    it("never answers withdrawn records, and drops repeated ids within one operation", async () => {
+      const s = src("wd");
+      const res = await store.advisories.recordOperation(op(s, [file("w.json", run)], [
+        adv("GHSA-1", [pkg(`w-${run}`, "1.2.3", "npm")], { withdrawn: "2024-01-01T00:00:00Z" }),
+        adv("GHSA-2", [pkg(`w-${run}`, "1.2.4", "npm")]),
+        adv("GHSA-2", [pkg(`w-${run}`, "9.9.9", "npm")]),
+      ], { kind: "language" }));
+      expect(res.operation.stats).toMatchObject({ advisories: 2, duplicates: 1 });
+      const c = await store.advisories.candidates([{ ecosystem: "npm", name: `w-${run}` }]);
+      expect(c.map((x) => [x.advisory.id, x.affected.fixedVersions[0]])).toEqual([["GHSA-2", "1.2.4"]]);
+    });
+
+    it("merges enrichment by CVE and replaces a source's enrichment whole", async () => {
+      const s1 = src("epss");
+      const s2 = src("kev");
+      const cve = `CVE-${run}`;
+      await store.advisories.recordOperation(op(s1, [file("epss.csv", `1${run}`)], [], { kind: "enrichment", enrichment: { epss: [{ cve, epss: 0.5, percentile: 0.9, date: "2026-12-01" }, { cve: `${cve}-old`, epss: 0.1, percentile: 0.1, date: "2026-12-01" }] } }));
+      await store.advisories.recordOperation(op(s2, [file("kev.json", `2${run}`)], [], { kind: "enrichment", enrichment: { kev: [{ cve, dateAdded: "2021-12-10" }] } }));
+      expect((await store.advisories.enrichment([cve])).get(cve)).toEqual({ epss: { epss: 0.5, percentile: 0.9, date: "2026-12-01" }, kev: { dateAdded: "2021-12-10" } });
+      await store.advisories.recordOperation(op(s1, [file("epss.csv", `3${run}`)], [], { kind: "enrichment", enrichment: { epss: [{ cve, epss: 0.7, percentile: 0.95, date: "2026-12-02" }] } }));
+      const e = await store.advisories.enrichment([cve, `${cve}-old`]);
+      expect(e.get(cve)?.epss?.epss).toBe(0.7);
+      expect(e.has(`${cve}-old`)).toBe(false);
+    });
+
+    it("reports status per source and prunes old operations, their orphaned records and raw files", async () => {
+      const s = src("prune");
+      const f1 = file("p.json", `p1-${run}`);
+      await store.advisories.recordOperation(op(s, [f1], [adv("CVE-P1", [pkg(`p-${run}`, "1")])]));
+      await store.advisories.recordOperation(op(s, [file("p.json", `p2-${run}`)], [adv("CVE-P1", [pkg(`p-${run}`, "2")])]));
+      const last = await store.advisories.recordOperation(op(s, [file("p.json", `p3-${run}`)], [adv("CVE-P1", [pkg(`p-${run}`, "2")]), adv("CVE-P2", [pkg(`p-${run}`, "3")])]));
+      const st = (await store.advisories.status()).find((x) => x.source === s);
+      expect(st).toMatchObject({ operations: 3, advisories: 2, affected: 2, latest: { ref: last.operation.ref } });
+      const pruned = await store.advisories.prune(2);
+      expect(pruned.operations).toBeGreaterThanOrEqual(1);
+      expect(await store.advisories.rawFile(f1.sha256)).toBeUndefined();
+      expect((await store.advisories.operations({ source: s })).length).toBe(2);
+      expect((await store.advisories.candidates([{ ecosystem: "Debian:12", name: `p-${run}` }])).map((c) => c.advisory.id)).toEqual(["CVE-P1", "CVE-P2"]);
+    });
+  });
+}

@@ -1,0 +1,120 @@
+// The advisory side of the store: update operations of each source (raw files, parsed records, what
+// changed), and the lookups the matcher and `portcullis db status` need. Same SQL on both backends.
+import type { Advisory, AffectedPackage, Enrichment, SkippedRecord } from "../advisories/types.js";
+
+export type SourceKind = "os" | "language" | "enrichment";
+
+/** A raw upstream file as an operation keeps it. */
+export interface OperationFile {
+  /** Path relative to the source (`debian.json`, `v3.18/main.json`). */
+  path: string;
+  sha256: string;
+  size: number;
+  /** Where it was downloaded from; absent for imports. */
+  url?: string;
+  retrievedAt?: string;
+}
+
+export interface OperationInput {
+  source: string;
+  kind: SourceKind;
+  /** `update` (downloaded), `import PATH`, `bundle PATH`, `reparse`. */
+  origin: string;
+  parserVersion: string;
+  /** What the upstream answered (ETag, Last-Modified) per URL, sent back by the next update. */
+  fingerprint: Record<string, string>;
+  licence?: string;
+  attribution?: string;
+  files: Array<OperationFile & { bytes: Buffer }>;
+  advisories?: readonly Advisory[];
+  enrichment?: Enrichment;
+  skipped?: readonly SkippedRecord[];
+}
+
+export interface OperationStats {
+  advisories: number;
+  affected: number;
+  enrichment: number;
+  skipped: number;
+  /** Records dropped because an earlier record of this operation had the same id. */
+  duplicates: number;
+  added: number;
+  removed: number;
+  modified: number;
+  /** The first skipped records with their reasons (at most 100), for `db status` and logs. */
+  skippedSample: SkippedRecord[];
+}
+
+export interface Operation {
+  id: number;
+  ref: string;
+  source: string;
+  kind: SourceKind;
+  origin: string;
+  parserVersion: string;
+  fingerprint: Record<string, string>;
+  files: OperationFile[];
+  licence: string;
+  attribution: string;
+  stats: OperationStats;
+  createdAt: string;
+}
+
+/** What recordOperation did: a new operation, or nothing because the files and parser are those of the latest. */
+export type RecordResult = { unchanged: false; operation: Operation } | { unchanged: true; operation: Operation };
+
+/** A candidate for the matcher: one affected package of a current record, with the record (without details). */
+export interface Candidate {
+  source: string;
+  /** The operation the record belongs to (its source's latest). */
+  operationRef: string;
+  advisory: Omit<Advisory, "affected" | "details">;
+  affected: AffectedPackage;
+}
+
+export interface PackageKey {
+  ecosystem: string;
+  name: string;
+}
+
+export interface EnrichmentRow {
+  epss?: { epss: number; percentile: number; date: string };
+  kev?: { dateAdded: string; dueDate?: string; ransomware?: string };
+  cvss?: Advisory["cvss"];
+}
+
+export interface SourceStatus {
+  source: string;
+  kind: SourceKind;
+  latest: Operation;
+  operations: number;
+  /** Current records and affected rows of the source. */
+  advisories: number;
+  affected: number;
+}
+
+export interface AdvisoryStore {
+  /**
+   * Records one operation whole, in one transaction under the source's lock: raw files, records (write
+   * once, shared with earlier operations when unchanged), membership, enrichment, and the change set
+   * against the source's previous operation. When the files (by digest) and the parser version equal
+   * the latest operation's, nothing is written and `unchanged` is true.
+   */
+  recordOperation(input: OperationInput): Promise<RecordResult>;
+  latestOperation(source: string): Promise<Operation | undefined>;
+  /** Newest first. */
+  operations(q?: { source?: string; limit?: number }): Promise<Operation[]>;
+  /** The affected rows of every source's latest operation for these packages; withdrawn records excluded. */
+  candidates(keys: readonly PackageKey[]): Promise<Candidate[]>;
+  /** A current record by source and id, whole. */
+  advisory(source: string, id: string): Promise<Advisory | undefined>;
+  /** The changes an operation made, and the package keys they touch (old and new rows), for re-matching. */
+  changes(operationRef: string): Promise<{ changes: Array<{ id: string; change: "added" | "removed" | "modified" }>; packages: PackageKey[] }>;
+  /** A raw file's bytes, checked against its digest. */
+  rawFile(sha256: string): Promise<Buffer | undefined>;
+  /** Enrichment by CVE id, merged over the enrichment sources. */
+  enrichment(cves: readonly string[]): Promise<Map<string, EnrichmentRow>>;
+  status(): Promise<SourceStatus[]>;
+  /** Keeps the newest `keep` operations per source; deletes older ones, their orphaned records and raw files. */
+  prune(keep?: number): Promise<{ operations: number; advisories: number; rawFiles: number }>;
+}
