@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { checkEnvironment, formatEnvReport } from "./env-check.js";
 
@@ -6,6 +5,8 @@ import { EXIT, UsageError } from "./exit.js";
 import { reportCommand } from "./report.js";
 import { scanCommand } from "./scan.js";
 import { serveCommand } from "./serve.js";
+import { dbCommand } from "./db.js";
+import { version } from "./version.js";
 
 export { EXIT, UsageError };
 
@@ -18,17 +19,13 @@ Commands:
   scan IMAGE           index an image (registry, oci:, oci-archive:, docker-archive:) and print what it has
   serve                run the operator (ImageScan controller; see portcullis serve --help)
   report DIGEST        print an image's IndexReport from the report API (see portcullis report --help)
+  db COMMAND           the advisory database: update, import, export, push, pull, status (portcullis db --help)
   env check [--json]   report which services and tools the test environment found, with versions
 
 Options:
   -h, --help           show this help
   -v, --version        print the version
 `;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
 
 async function envCommand(args: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
@@ -67,6 +64,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serveCommand(rest);
       case "report":
         return await reportCommand(rest);
+      case "db":
+        return await dbCommand(rest);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

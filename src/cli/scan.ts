@@ -84,7 +84,8 @@ export function parseScanArgs(args: string[]): ScanArgs | "help" {
   return { image: positionals[0]!, format: values.format, store: values.store, platform, username: values.username, passwordStdin: values["password-stdin"] ?? false };
 }
 
-async function readStdin(): Promise<string> {
+/** Standard input as text, without its final newline (a password or token). */
+export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");

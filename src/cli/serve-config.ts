@@ -51,6 +51,10 @@ const Config = z
     webhookNamespaceLabel: z.string().regex(/^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$/, "must be KEY=VALUE").optional(),
     onMissingScan: z.enum(["deny", "warn", "allow"]).default("deny"),
     logLevel: z.enum(LOG_LEVELS).default("info"),
+    advisoryUpdateInterval: z.string().refine((v) => v === "0" || parseDuration(v) !== undefined, "must be a duration such as 6h, or 0 for never").default("6h"),
+    advisorySources: list(/^[a-z0-9.,_-]*$/, "must be source names, comma separated").default(""),
+    advisoryMirrors: list(/^([a-z0-9._-]+=https?:\/\/[^,\s]+)?(,[a-z0-9._-]+=https?:\/\/[^,\s]+)*$/, "must be NAME=URL pairs, comma separated").default(""),
+    advisoryBundle: z.string().min(1).optional(),
   })
   .strict();
 
@@ -84,6 +88,10 @@ export const SERVE_OPTIONS: Record<ServeConfigKey, { flag: string; env: string }
   webhookNamespaceLabel: { flag: "webhook-namespace-label", env: "PORTCULLIS_WEBHOOK_NAMESPACE_LABEL" },
   onMissingScan: { flag: "on-missing-scan", env: "PORTCULLIS_ON_MISSING_SCAN" },
   logLevel: { flag: "log-level", env: "PORTCULLIS_LOG_LEVEL" },
+  advisoryUpdateInterval: { flag: "advisory-update-interval", env: "PORTCULLIS_ADVISORY_UPDATE_INTERVAL" },
+  advisorySources: { flag: "advisory-sources", env: "PORTCULLIS_ADVISORY_SOURCES" },
+  advisoryMirrors: { flag: "advisory-mirrors", env: "PORTCULLIS_ADVISORY_MIRRORS" },
+  advisoryBundle: { flag: "advisory-bundle", env: "PORTCULLIS_ADVISORY_BUNDLE" },
 };
 const KEYS = Object.keys(SERVE_OPTIONS) as ServeConfigKey[];
 

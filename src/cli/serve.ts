@@ -27,6 +27,10 @@ import { ReportApi } from "../api/report.js";
 import { levelLogFn, logFn, logId, withLogContext, type LogFields, type LogLevel } from "../log/logger.js";
 import { createLogger } from "../log/pino.js";
 import { describeConfig, loadServeConfig } from "./serve-config.js";
+import { AdvisoryScheduler } from "../advisories/scheduler.js";
+import { defaultCatalogue } from "../advisories/catalogue.js";
+import { SecretCache, workloadKeyring } from "../controller/credentials.js";
+import { advisoryRound } from "./advisory-round.js";
 
 export { loadServeConfig, serveConfig, type ServeConfig } from "./serve-config.js";
 
@@ -83,6 +87,15 @@ Admission webhook (on every replica; the leader registers it and keeps its certi
                            every namespace but the excluded ones and those labelled portcullis.dev/ignore=true)
   --on-missing-scan A      when no policy applies: deny, warn or allow an image without an Indexed scan
                            (PORTCULLIS_ON_MISSING_SCAN, default deny)
+Advisory database (updated by the leader; see portcullis db --help):
+  --advisory-update-interval DUR
+                           how often to update the advisory sources (PORTCULLIS_ADVISORY_UPDATE_INTERVAL,
+                           default 6h; 0 never: for clusters fed by 'portcullis db import' or 'db push')
+  --advisory-sources L     sources to update, comma separated (PORTCULLIS_ADVISORY_SOURCES, default those
+                           'portcullis db sources' marks default)
+  --advisory-mirrors L     NAME=URL pairs: fetch source NAME's files from URL/<path> (PORTCULLIS_ADVISORY_MIRRORS)
+  --advisory-bundle REF    air-gapped clusters: pull this OCI artifact (made by 'portcullis db push') instead
+                           of the upstreams, with the operator's pull secrets (PORTCULLIS_ADVISORY_BUNDLE)
 The cluster comes from KUBECONFIG, else the in-cluster service account.
 `;
 
@@ -117,6 +130,16 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const metrics = new PortcullisMetrics({ defaultMetrics: true });
   let currentScans: ImageScanController | undefined;
   metrics.watchQueue(() => currentScans?.queue);
+  metrics.watchAdvisories(() => store.advisories.status());
+  // Advisory updates run on the leader, with the controllers (checked now: an unknown source fails the start).
+  const advisoryIntervalMs = cfg.advisoryUpdateInterval === "0" ? 0 : parseDuration(cfg.advisoryUpdateInterval)!;
+  const mirrors = Object.fromEntries(list(cfg.advisoryMirrors).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
+  const secretCache = new SecretCache(kc.makeApiClient(k8s.CoreV1Api));
+  const runAdvisoryRound = advisoryRound({
+    store, catalogue: defaultCatalogue(), sources: list(cfg.advisorySources), mirrors, bundle: cfg.advisoryBundle,
+    keyring: async () => (await workloadKeyring(secretCache, cfg.namespace, [], { operator: operatorSecrets, providers })).keyring,
+  });
+  const advisoryLog = part("advisories");
   // One set of controllers per leadership term (a work queue that was shut down is not reused).
   const watched = list(cfg.watchNamespaces);
   const namespaces = watched.length ? { namespaces: watched } : {};
@@ -136,13 +159,24 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       : undefined;
     // Policies' Valid and Ready conditions: what the webhook makes of them.
     const policies = cfg.webhook === "true" ? new PolicyStatusController({ ...namespaces, kc, log: logFn(part("policies")) }) : undefined;
+    const advisories = advisoryIntervalMs > 0
+      ? new AdvisoryScheduler({
+        store: store.advisories, intervalMs: advisoryIntervalMs, runOnce: runAdvisoryRound,
+        log: (level, msg, fields) => advisoryLog[level](msg, fields), onRound: (r) => metrics.observeAdvisoryRound(r),
+      })
+      : undefined;
+    const advisoriesStop = new AbortController();
+    let advisoriesRun: Promise<void> | undefined;
     return {
       async start() {
         await scans.start();
         await pods?.start();
         await policies?.start();
+        advisoriesRun = advisories?.run(advisoriesStop.signal);
       },
       async stop() {
+        advisoriesStop.abort();
+        await advisoriesRun;
         await policies?.stop();
         await pods?.stop();
         await scans.stop();

@@ -22,6 +22,12 @@ export interface CertificatesLike {
   expiry(): { leaf?: Date; ca?: Date };
 }
 
+export interface AdvisoryStatusLike {
+  source: string;
+  advisories: number;
+  latest: { createdAt: string };
+}
+
 export interface MetricsOptions {
   /** Also the process_* and nodejs_* metrics of prom-client (unprefixed, as everyone names them). Default false. */
   defaultMetrics?: boolean;
@@ -49,9 +55,13 @@ export class PortcullisMetrics {
   readonly breakGlass: Counter;
   readonly certificateExpiry: Gauge<"certificate">;
   readonly leader: Gauge;
+  readonly advisoryUpdates: Counter<"source" | "result">;
+  readonly advisoryAge: Gauge<"source">;
+  readonly advisoryRecords: Gauge<"source">;
 
   private queue: () => QueueLike | undefined = () => undefined;
   private certs: () => CertificatesLike | undefined = () => undefined;
+  private advisories: () => Promise<AdvisoryStatusLike[]> = async () => [];
 
   constructor(o: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -92,6 +102,21 @@ export class PortcullisMetrics {
     });
     this.leader = new Gauge({ name: `${p}leader`, help: "1 while this replica holds the controller Lease (or runs without leader election), else 0.", registers });
     this.leader.set(0);
+    this.advisoryUpdates = new Counter({ name: `${p}advisory_updates_total`, help: "Advisory source updates by serve, by source and result (updated, unchanged, imported, failed).", labelNames: ["source", "result"], registers });
+    this.advisoryAge = new Gauge({
+      name: `${p}advisory_age_seconds`, help: "Age of each advisory source's latest data in the store.", labelNames: ["source"], registers,
+      async collect() {
+        this.reset();
+        for (const s of await self.advisories().catch(() => [])) this.set({ source: s.source }, Math.max(0, (Date.now() - Date.parse(s.latest.createdAt)) / 1000));
+      },
+    });
+    this.advisoryRecords = new Gauge({
+      name: `${p}advisory_records`, help: "Current records of each advisory source.", labelNames: ["source"], registers,
+      async collect() {
+        this.reset();
+        for (const s of await self.advisories().catch(() => [])) this.set({ source: s.source }, s.advisories);
+      },
+    });
     if (o.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -102,6 +127,16 @@ export class PortcullisMetrics {
 
   watchCertificates(certs: () => CertificatesLike | undefined): void {
     this.certs = certs;
+  }
+
+  /** Where the advisory gauges read each source's age and records (only the leader updates; any replica reports). */
+  watchAdvisories(status: () => Promise<AdvisoryStatusLike[]>): void {
+    this.advisories = status;
+  }
+
+  /** One round of serve's advisory updates. */
+  observeAdvisoryRound(results: ReadonlyArray<{ source: string; status: string }>): void {
+    for (const r of results) this.advisoryUpdates.inc({ source: r.source, result: r.status });
   }
 
   setLeader(leading: boolean): void {

@@ -1,0 +1,184 @@
+// `portcullis db import PATH…`: a Portcullis bundle, or upstream files as their sources publish them (a
+// directory or .zip of OSV records, a Debian tracker JSON, Alpine secdb files, a directory of CSAF VEX
+// documents, EPSS/KEV/NVD files). Each file's source is detected from its content (or given with
+// --kind); the files of one source become one operation, parsed by the same parser as `db update`.
+import { lstat, readdir, readFile } from "node:fs/promises";
+import { basename, join, relative, sep } from "node:path";
+import type { AdvisoryStore, Operation } from "../store/advisory-types.js";
+import { readBundle, type BundleLimits, DEFAULT_BUNDLE_LIMITS } from "./bundle.js";
+import { sniffCompression } from "../layers/decompress.js";
+import type { AdvisorySource } from "./source.js";
+import { createHash } from "node:crypto";
+import type { RawFile } from "./types.js";
+
+export interface SourceCatalogue {
+  all(): readonly AdvisorySource[];
+  /** The source of this name (OSV sources exist per ecosystem: `osv-npm`), or undefined. */
+  get(name: string): AdvisorySource | undefined;
+}
+
+export interface ImportLimits {
+  /** Most files read from the paths given. */
+  maxFiles: number;
+  /** Most bytes read from the paths given, all files together. */
+  maxBytes: number;
+}
+
+export const DEFAULT_IMPORT_LIMITS: ImportLimits = { maxFiles: 2_000_000, maxBytes: 4 * 1024 ** 3 };
+
+export interface ImportPlan {
+  source: AdvisorySource;
+  origin: string;
+  files: RawFile[];
+}
+
+export interface ImportResult {
+  source: string;
+  status: "imported" | "unchanged" | "failed";
+  operation?: Operation;
+  error?: string;
+  files: number;
+}
+
+export class ImportError extends Error {
+  override name = "ImportError";
+  readonly code = "ADVISORY_IMPORT";
+}
+
+/** True for the bytes of a bundle (a compressed or plain tar); OSV exports are zips, the rest is text. */
+function looksLikeTar(bytes: Buffer): boolean {
+  const c = sniffCompression(bytes.subarray(0, 4));
+  if (c === "zstd" || c === "gzip") return true;
+  return bytes.length >= 512 && bytes.subarray(257, 262).toString("latin1") === "ustar";
+}
+
+/**
+ * Works out which source each file belongs to. Files no source recognises are returned, not dropped
+ * silently; with `kind`, every file goes to that source.
+ */
+export async function planImport(paths: readonly string[], catalogue: SourceCatalogue, o: { kind?: string; limits?: ImportLimits } = {}): Promise<{ plans: ImportPlan[]; bundles: Array<{ path: string; bytes: Buffer }>; unrecognised: string[] }> {
+  const limits = o.limits ?? DEFAULT_IMPORT_LIMITS;
+  const forced = o.kind ? catalogue.get(o.kind) : undefined;
+  if (o.kind && !forced) throw new ImportError(`unknown --kind ${JSON.stringify(o.kind)}; known: ${catalogue.all().map((s) => s.name).join(", ")}`);
+  const groups = new Map<string, ImportPlan>();
+  const bundles: Array<{ path: string; bytes: Buffer }> = [];
+  const unrecognised: string[] = [];
+  let files = 0;
+  let bytes = 0;
+  for (const p of paths) {
+    const st = await lstat(p).catch((e: NodeJS.ErrnoException) => {
+      throw new ImportError(`${p}: ${e.code === "ENOENT" ? "no such file or directory" : e.message}`);
+    });
+    const entries: Array<{ full: string; rel: string }> = [];
+    if (st.isDirectory()) {
+      for await (const full of walk(p)) entries.push({ full, rel: relative(p, full).split(sep).join("/") });
+    } else if (st.isFile()) {
+      entries.push({ full: p, rel: basename(p) });
+    } else {
+      throw new ImportError(`${p}: not a file or directory`);
+    }
+    for (const e of entries) {
+      if (++files > limits.maxFiles) throw new ImportError(`more than ${limits.maxFiles} files under ${paths.join(", ")}`);
+      const data = await readFile(e.full);
+      bytes += data.length;
+      if (bytes > limits.maxBytes) throw new ImportError(`more than ${limits.maxBytes} bytes under ${paths.join(", ")}`);
+      const raw: RawFile = { path: e.rel, bytes: data };
+      if (!forced && st.isFile() && looksLikeTar(data)) {
+        bundles.push({ path: e.full, bytes: data });
+        continue;
+      }
+      const source = forced ?? catalogue.all().find((s) => s.detect(raw));
+      if (!source) {
+        unrecognised.push(e.full);
+        continue;
+      }
+      const key = source.name;
+      const plan = groups.get(key) ?? { source, origin: `import ${paths.join(" ")}`, files: [] };
+      plan.files.push(raw);
+      groups.set(key, plan);
+    }
+  }
+  // Sources that name themselves from their files (OSV by ecosystem) do so now.
+  const plans: ImportPlan[] = [];
+  for (const plan of groups.values()) {
+    const name = plan.source.nameFor?.(plan.files) ?? plan.source.name;
+    const source = name === plan.source.name ? plan.source : catalogue.get(name);
+    if (!source) throw new ImportError(`source ${name} (named by the files of ${plan.source.name}) is not known`);
+    plans.push({ ...plan, source });
+  }
+  return { plans, bundles, unrecognised };
+}
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    if (e.name.startsWith(".")) continue; // .git, .DS_Store
+    const full = join(dir, e.name);
+    if (e.isDirectory()) yield* walk(full);
+    else if (e.isFile()) yield full;
+  }
+}
+
+/** Parses and records each plan; one source's failure is reported and changes nothing of it. */
+export async function importPlans(store: AdvisoryStore, plans: readonly ImportPlan[]): Promise<ImportResult[]> {
+  const out: ImportResult[] = [];
+  for (const p of plans) {
+    try {
+      const parsed = p.source.parse(p.files);
+      const rec = await store.recordOperation({
+        source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: {},
+        licence: p.source.licence, attribution: p.source.attribution,
+        files: p.files.map((f) => ({ path: f.path, bytes: f.bytes, sha256: createHash("sha256").update(f.bytes).digest("hex"), size: f.bytes.length })),
+        advisories: parsed.advisories, enrichment: parsed.enrichment, skipped: parsed.skipped,
+      });
+      out.push({ source: p.source.name, status: rec.unchanged ? "unchanged" : "imported", operation: rec.operation, files: p.files.length });
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      out.push({ source: p.source.name, status: "failed", error: `${(e as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`, files: p.files.length });
+    }
+  }
+  return out;
+}
+
+/**
+ * Imports a bundle: every digest is checked and every source must be known to this build before
+ * anything is written; then each source is parsed and recorded as its own operation.
+ */
+export async function importBundle(store: AdvisoryStore, catalogue: SourceCatalogue, bytes: Buffer, origin: string, limits: BundleLimits = DEFAULT_BUNDLE_LIMITS): Promise<ImportResult[]> {
+  const { manifest, files } = await readBundle(bytes, limits);
+  const plans: ImportPlan[] = [];
+  for (const s of manifest.sources) {
+    const source = catalogue.get(s.name);
+    if (!source) throw new ImportError(`the bundle holds source ${s.name}, which this Portcullis does not know: use a newer Portcullis`);
+    plans.push({ source, origin: `${origin} (bundle of ${manifest.created})`, files: files.get(s.name) ?? [] });
+  }
+  // Parse everything before writing anything: a bundle one of whose sources this build cannot parse
+  // changes nothing. Then each source is its own operation, with the upstream's fingerprints and fetch
+  // details kept so a later update starts from them.
+  const parsed = plans.map((p) => {
+    try {
+      return p.source.parse(p.files);
+    } catch (e) {
+      throw new ImportError(`the bundle's source ${p.source.name} cannot be parsed, nothing imported: ${(e as Error).message}`);
+    }
+  });
+  const out: ImportResult[] = [];
+  for (const [i, p] of plans.entries()) {
+    const m = manifest.sources[i]!;
+    const r = parsed[i]!;
+    try {
+      const rec = await store.recordOperation({
+        source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: m.fingerprint,
+        licence: m.licence || p.source.licence, attribution: m.attribution || p.source.attribution,
+        files: m.files.map((f, j) => ({ ...f, bytes: p.files[j]!.bytes })),
+        advisories: r.advisories, enrichment: r.enrichment, skipped: r.skipped,
+      });
+      out.push({ source: p.source.name, status: rec.unchanged ? "unchanged" : "imported", operation: rec.operation, files: p.files.length });
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      out.push({ source: p.source.name, status: "failed", error: `${(e as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`, files: p.files.length });
+    }
+  }
+  return out;
+}
