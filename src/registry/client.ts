@@ -1,5 +1,6 @@
 // The OCI distribution client: resolve a reference to a platform manifest, fetch manifests by digest
-// (hashed and capped), configs, blobs as verified streams, and referrers. Built on RegistryTransport.
+// (hashed and capped), configs, blobs as verified streams, and referrers; push and pull OCI artifacts
+// (push.ts). Built on RegistryTransport.
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { ACCEPT_MANIFESTS, MediaTypes } from "../image/mediatypes.js";
@@ -10,6 +11,7 @@ import type { Keyring } from "./auth/types.js";
 import { verifiedBlobStream } from "./blob.js";
 import { RegistryError } from "./errors.js";
 import type { RegistryOptionsInput } from "./options.js";
+import { pullArtifact, pushArtifact, type ArtifactInput, type PullArtifactOptions, type PulledArtifact, type PushedArtifact } from "./push.js";
 import { readCapped, RegistryTransport, type RegistryMetrics } from "./transport.js";
 
 export interface FetchedManifest<M = ImageManifest | ImageIndex> {
@@ -145,6 +147,20 @@ export class RegistryClient {
           signal,
         }),
     });
+  }
+
+  /**
+   * Pushes an OCI artifact (an image manifest with `artifactType` and the empty config, or the config form
+   * for registries that refuse that; see push.ts): blobs the registry lacks, then the manifest by tag or
+   * digest. Returns the manifest digest.
+   */
+  pushArtifact(ref: Reference, a: ArtifactInput, signal?: AbortSignal): Promise<PushedArtifact> {
+    return pushArtifact(this, ref, a, signal);
+  }
+
+  /** Pulls an OCI artifact pushed by pushArtifact (either form): manifest and layers, all verified. */
+  pullArtifact(ref: Reference, opts: PullArtifactOptions): Promise<PulledArtifact> {
+    return pullArtifact(this, ref, opts);
   }
 
   /**

@@ -1,6 +1,15 @@
 // The HTTP side of the registry client: per-registry connection pools, auth (Basic, Bearer tokens with a
 // cache, identity and registry tokens), retries with backoff, Retry-After, redirects that drop credentials
 // across hosts, SSRF checks, concurrency and rate limits, and metrics hooks. It knows nothing of manifests.
+//
+// Writes (PUT, POST, PATCH with a Buffer body, for pushing) differ from reads in three ways:
+//  - Bearer tokens are asked for `repository:NAME:pull,push` (the read scopes learned from challenges are
+//    kept apart, so a later read does not carry push rights it does not need);
+//  - a 5xx or a dropped connection is retried only when the request is idempotent (PUT by default: a
+//    monolithic blob PUT names its digest, a manifest PUT its bytes; POST and PATCH are not, since the
+//    registry may have acted on the first); 429 is always retried (the registry did nothing);
+//  - a redirect is followed only if it is a 307/308 on the registry's own host: the body is never sent
+//    elsewhere. Upload `Location`s are checked the same way by uploadPath().
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request, type Dispatcher } from "undici";
@@ -17,11 +26,24 @@ export interface RegistryMetrics {
   tokenFetch?(e: { registry: string; ok: boolean }): void;
 }
 
+export type HttpMethod = "GET" | "HEAD" | "PUT" | "POST" | "PATCH";
+
+const WRITE_METHODS: ReadonlySet<HttpMethod> = new Set(["PUT", "POST", "PATCH"]);
+
 export interface SendOptions {
-  method?: "GET" | "HEAD";
-  /** Path beginning with /v2/. */
+  method?: HttpMethod;
+  /** Path beginning with /v2/ (with a query for upload URLs, see uploadPath()). */
   path: string;
   headers?: Record<string, string>;
+  /** The body of a PUT, POST or PATCH; a Buffer, so a retry or the round after a 401 can send it again. */
+  body?: Buffer;
+  /** Ask Bearer token servers for push rights as well as pull. Default: true for PUT, POST and PATCH. */
+  push?: boolean;
+  /**
+   * Whether a 5xx or a dropped connection may be retried. Default: true for GET, HEAD and PUT, false for
+   * POST and PATCH.
+   */
+  idempotent?: boolean;
   signal?: AbortSignal;
   /** Statuses returned to the caller instead of raised (e.g. 404 for the referrers fallback). */
   passStatuses?: number[];
@@ -129,7 +151,7 @@ export class RegistryTransport {
       if (res.statusCode === 401) {
         // The scheme or token we used is stale: take the registry's challenge and try once more.
         await res.body.dump();
-        this.learnScheme(registry, repository, res);
+        this.learnScheme(registry, repository, res, wantsPush(o));
         res = await this.sendWithScheme(registry, repository, o, cred, true);
       }
       if (res.statusCode !== 401 && res.statusCode !== 403) {
@@ -142,14 +164,16 @@ export class RegistryTransport {
     return this.checkStatus(registry, repository, last!, o, creds.map((c) => c.source));
   }
 
-  private learnScheme(registry: string, repository: string, res: RegistryResponse): void {
+  private learnScheme(registry: string, repository: string, res: RegistryResponse, push: boolean): void {
     const challenges = parseChallenges(res.headers["www-authenticate"] as string | string[] | undefined);
     const bearer = findChallenge(challenges, "bearer");
     const basic = findChallenge(challenges, "basic");
     const key = `${registry}/${repository}`;
     if (bearer?.params.realm) {
       const prev = this.schemes.get(key);
-      const asked = bearerScopeOf(bearer);
+      // What a write asks for is remembered as its read form; authorization() adds push back for writes.
+      const challenged = bearerScopeOf(bearer);
+      const asked = push && challenged ? withoutPush(challenged, repository) : challenged;
       const base = prev?.kind === "bearer" ? prev.scopes : [];
       // A newly required scope goes first: some registries read only the first.
       const scopes = asked ? [asked, ...base.filter((s) => s !== asked)] : base.length ? base : [`repository:${repository}:pull`];
@@ -159,9 +183,10 @@ export class RegistryTransport {
     }
   }
 
-  private async authorization(registry: string, repository: string, cred: Credential | undefined, fresh: boolean, signal?: AbortSignal): Promise<string | undefined> {
-    const scheme = this.schemes.get(`${registry}/${repository}`);
-    if (!scheme) return undefined;
+  private async authorization(registry: string, repository: string, cred: Credential | undefined, fresh: boolean, push: boolean, signal?: AbortSignal): Promise<string | undefined> {
+    const learned = this.schemes.get(`${registry}/${repository}`);
+    if (!learned) return undefined;
+    const scheme = learned.kind === "bearer" && push ? { ...learned, scopes: withPush(learned.scopes, repository) } : learned;
     if (scheme.kind === "basic") {
       if (!cred?.username && !cred?.password) return undefined;
       return `Basic ${Buffer.from(`${cred.username ?? ""}:${cred.password ?? ""}`).toString("base64")}`;
@@ -248,14 +273,19 @@ export class RegistryTransport {
   }
 
   private async sendWithScheme(registry: string, repository: string, o: SendOptions, cred: Credential | undefined, fresh: boolean): Promise<RegistryResponse> {
-    const auth = await this.authorization(registry, repository, cred, fresh, o.signal);
+    const auth = await this.authorization(registry, repository, cred, fresh, wantsPush(o), o.signal);
     const headers: Record<string, string> = { "user-agent": this.options.userAgent, "accept-encoding": "identity", ...o.headers };
     if (auth) headers.authorization = auth;
-    return this.sendWithRetries(registry, o.method ?? "GET", o.path, headers, o.signal);
+    const method = o.method ?? "GET";
+    return this.sendWithRetries(registry, { method, path: o.path, headers, body: o.body, idempotent: o.idempotent ?? (method !== "POST" && method !== "PATCH") }, o.signal);
   }
 
-  /** One logical request: retries 5xx, 429 (Retry-After) and connection errors; follows redirects. */
-  private async sendWithRetries(registry: string, method: "GET" | "HEAD", path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<RegistryResponse> {
+  /**
+   * One logical request: retries 429 (Retry-After), and 5xx and connection errors when idempotent;
+   * follows redirects.
+   */
+  private async sendWithRetries(registry: string, req: OutgoingRequest, signal?: AbortSignal): Promise<RegistryResponse> {
+    const { method, path } = req;
     const h = this.host(registry);
     for (let attempt = 0; ; attempt++) {
       const last = attempt + 1 >= this.options.maxAttempts;
@@ -264,12 +294,15 @@ export class RegistryTransport {
       const t0 = Date.now();
       let res: RegistryResponse;
       try {
-        res = await this.sendFollowingRedirects(registry, h, method, path, headers, signal);
+        res = await this.sendFollowingRedirects(registry, h, req, signal);
       } catch (e) {
         release();
         this.metrics.request?.({ registry, method, status: "error", durationMs: Date.now() - t0 });
         if (e instanceof RegistryError || signal?.aborted) throw e;
+        // A write that may have reached the registry is not sent again blindly: the caller knows whether
+        // it is safe (see push.ts, which asks the registry what it has before starting over).
         if (last) throw new RegistryError("NETWORK", `${registry}: ${(e as Error).message}`, { registry }, { cause: e });
+        if (!req.idempotent) throw new RegistryError("NETWORK", `${registry}: ${method} ${path.split("?")[0]} failed and is not retried (not idempotent): ${(e as Error).message}`, { registry }, { cause: e });
         await sleep(backoffDelay(attempt, this.options.backoffBaseMs), undefined, { signal });
         continue;
       }
@@ -278,7 +311,7 @@ export class RegistryTransport {
       res.body.once("close", release);
       res.body.once("error", release);
       if (method === "HEAD" || res.statusCode === 204) release();
-      if ((res.statusCode >= 500 || res.statusCode === 429) && !last) {
+      if (((res.statusCode >= 500 && req.idempotent) || res.statusCode === 429) && !last) {
         const retryAfter = parseRetryAfter(res.headers["retry-after"]);
         await res.body.dump().catch(() => undefined);
         release();
@@ -292,19 +325,26 @@ export class RegistryTransport {
     }
   }
 
-  private async sendFollowingRedirects(registry: string, h: HostState, method: "GET" | "HEAD", path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<RegistryResponse> {
+  private async sendFollowingRedirects(registry: string, h: HostState, req: OutgoingRequest, signal?: AbortSignal): Promise<RegistryResponse> {
+    const { method, path } = req;
+    const write = WRITE_METHODS.has(method);
     let url = await this.baseUrl(registry, h, signal) + path;
-    let hdrs = headers;
+    let hdrs = req.headers;
     let dispatcher: Dispatcher = h.scheme === "https" && h.insecureDispatcher ? h.insecureDispatcher : h.dispatcher;
     for (let hop = 0; hop <= 5; hop++) {
-      const res = await request(url, { method, headers: hdrs, dispatcher, signal });
-      if (res.statusCode < 300 || res.statusCode >= 400 || res.statusCode === 304 || !res.headers.location) {
+      const res = await request(url, write ? { method, headers: hdrs, body: req.body, dispatcher, signal } : { method, headers: hdrs, dispatcher, signal });
+      // A write follows only 307/308 (which keep the method and body); anything else is the answer.
+      const redirect = write ? res.statusCode === 307 || res.statusCode === 308 : !(res.statusCode < 300 || res.statusCode >= 400 || res.statusCode === 304);
+      if (!redirect || !res.headers.location) {
         return { statusCode: res.statusCode, headers: res.headers, body: res.body, url };
       }
       await res.body.dump();
       const next = new URL(String(res.headers.location), url).toString();
       const checked = checkFollowedUrl(next, registry, h.scheme === "http");
       if (typeof checked === "string") throw new RegistryError("BLOCKED_URL", `${registry} redirected to ${new URL(next).host}, refused: ${checked}`, { registry });
+      if (write && checked.host !== new URL(url).host) {
+        throw new RegistryError("BLOCKED_URL", `${registry} redirected a ${method} to ${checked.host}, refused: pushed content goes only to the registry itself`, { registry });
+      }
       if (checked.host !== new URL(url).host) {
         // Credentials never leave the registry's host (S3 presigned URLs also refuse a second auth).
         hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => k.toLowerCase() !== "authorization"));
@@ -313,6 +353,30 @@ export class RegistryTransport {
       url = checked.toString();
     }
     throw new RegistryError("UNEXPECTED_STATUS", `${registry}: more than 5 redirects for ${path}`, { registry });
+  }
+
+  /**
+   * The path (with query) of the upload URL a registry names in `Location` (after POST or PATCH to
+   * /blobs/uploads/): relative, or absolute on the registry's own host and port; the request goes over the
+   * registry's own scheme. An absolute URL on another host is refused (BLOCKED_URL): credentials and
+   * pushed content stay with the registry.
+   */
+  uploadPath(registry: string, res: RegistryResponse): string {
+    const raw = res.headers.location;
+    const location = Array.isArray(raw) ? raw[0] : raw;
+    if (!location) throw new RegistryError("UNEXPECTED_STATUS", `${registry}: upload answer ${res.statusCode} has no Location`, { registry, status: res.statusCode });
+    let u: URL;
+    try {
+      u = new URL(location, res.url);
+    } catch {
+      throw new RegistryError("UNEXPECTED_STATUS", `${registry}: upload Location ${JSON.stringify(location.slice(0, 200))} is not a URL`, { registry });
+    }
+    const own = new URL(res.url);
+    const port = (x: URL) => x.port || (x.protocol === "https:" ? "443" : "80");
+    if (u.hostname !== own.hostname || port(u) !== port(own) || (u.protocol !== "http:" && u.protocol !== "https:")) {
+      throw new RegistryError("BLOCKED_URL", `${registry}: upload Location on ${u.host || u.protocol} refused: uploads go only to the registry itself`, { registry });
+    }
+    return `${u.pathname}${u.search}`;
   }
 
   /** The scheme for a registry: https, or http for loopback/insecure registries that do not speak TLS. */
@@ -356,6 +420,38 @@ export class RegistryTransport {
         throw new RegistryError("UNEXPECTED_STATUS", `${where}: unexpected status ${res.statusCode}${detail}`, d);
     }
   }
+}
+
+interface OutgoingRequest {
+  method: HttpMethod;
+  path: string;
+  headers: Record<string, string>;
+  body?: Buffer;
+  idempotent: boolean;
+}
+
+function wantsPush(o: SendOptions): boolean {
+  return o.push ?? WRITE_METHODS.has(o.method ?? "GET");
+}
+
+/** The scopes a write asks for: the repository's own scope gains `push` (first, if it had none). */
+export function withPush(scopes: string[], repository: string): string[] {
+  const own = `repository:${repository}:`;
+  let found = false;
+  const out = scopes.map((s) => {
+    if (!s.startsWith(own)) return s;
+    found = true;
+    return own + [...new Set(["pull", "push", ...s.slice(own.length).split(",").filter(Boolean)])].join(",");
+  });
+  return found ? out : [`${own}pull,push`, ...scopes];
+}
+
+/** A write's challenged scope as the read it implies: the repository's own scope without `push`. */
+export function withoutPush(scope: string, repository: string): string {
+  const own = `repository:${repository}:`;
+  if (!scope.startsWith(own)) return scope;
+  const actions = scope.slice(own.length).split(",").filter((a) => a && a !== "push");
+  return own + (actions.length ? actions.join(",") : "pull");
 }
 
 function bearerScopeOf(ch: Challenge): string | undefined {

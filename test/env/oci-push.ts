@@ -1,6 +1,6 @@
 // Test-side pushes to the test registries with undici: blobs (monolithic upload) and manifests, with the
 // registry's own auth flow (Basic, or Bearer tokens fetched from the realm its 401 names). The product's
-// registry client only pulls; tests use this to put hand-made images where it can find them.
+// registry client pushes only OCI artifacts; tests use this to put hand-made images where it can find them.
 import { createHash } from "node:crypto";
 import { Agent, request, type Dispatcher } from "undici";
 import type { RegistryService } from "./services.js";
