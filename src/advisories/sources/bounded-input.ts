@@ -145,9 +145,10 @@ export function own(record: Record<string, unknown>, key: string): unknown {
   return Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
 }
 
-/** What a value is, for skip reasons: `a list`, `a string`, `null`. */
+/** What a value is, for skip reasons: `a list`, `a string`, `null`, `missing`. */
 export function kindOf(value: unknown): string {
   if (value === null) return "null";
+  if (value === undefined) return "missing";
   if (Array.isArray(value)) return "a list";
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
