@@ -188,6 +188,20 @@ export function higherSeverity(a: Severity, b: Severity): boolean {
   return RANK[a] > RANK[b];
 }
 
+/** Codepoint order with digit runs compared as numbers (`RHEL:6` < `RHEL:10`), locale-free. */
+export function byNatural(a: string, b: string): number {
+  const pa = a.match(/\d+|\D+/g) ?? [];
+  const pb = b.match(/\d+|\D+/g) ?? [];
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i] as string;
+    const y = pb[i] as string;
+    if (x === y) continue;
+    if (/^\d/.test(x) && /^\d/.test(y)) return Number(x) - Number(y) || byString(x, y);
+    return byString(x, y);
+  }
+  return pa.length - pb.length;
+}
+
 /** Codepoint order, for output that does not depend on the input's key order or the locale. */
 export function byString(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
