@@ -51,6 +51,14 @@ describe("bounded input", () => {
     expect(() => parseYaml(file("c.yaml", "a: 1\na: 2\n"), MiB)).toThrow(/c\.yaml: invalid YAML at line 2 column 1: Map keys must be unique/);
   });
 
+  it("deep nesting is an error naming the file, never a stack overflow", () => {
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    expect(() => parseYaml(file("deep.yaml", deep), MiB)).toThrow(AdvisoryInputError);
+    const nested = Array.from({ length: 100 }, (_, i) => `${" ".repeat(i)}k:`).join("\n") + " v\n";
+    expect(() => parseYaml(file("nested.yaml", nested), MiB)).toThrow(/^nested\.yaml: nested deeper than 64 levels/);
+    expect(parseJson(file("deep.json", deep), MiB)).toBeInstanceOf(Array);
+  });
+
   it("computes line and column", () => {
     expect(lineColumn("ab\ncd\n", 4)).toEqual({ line: 2, column: 2 });
     expect(lineColumn("", 0)).toEqual({ line: 1, column: 1 });
