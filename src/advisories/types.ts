@@ -59,7 +59,7 @@ export interface AffectedRange {
  */
 export interface AffectedPackage {
   /**
-   * `Debian:12`, `Ubuntu:22.04:LTS`, `Ubuntu:Pro:16.04:LTS`, `Alpine:v3.18`, `Red Hat:enterprise_linux:8`,
+   * `Debian:12`, `Ubuntu:22.04:LTS`, `Ubuntu:Pro:16.04:LTS`, `Alpine:v3.18`, `RHEL:8` (other Red Hat products `Red Hat:<product>:<version>`),
    * `npm`, `PyPI`, `Go`, `Maven`, `RubyGems`, `crates.io`, `Node.js` (the runtime), as OSV writes them.
    */
   ecosystem: string;

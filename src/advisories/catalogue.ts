@@ -1,0 +1,231 @@
+// The sources this build knows: where each one's files are upstream, how an import recognises them, and
+// which parser reads them. `portcullis db sources` prints this table; docs/advisories.md explains each.
+import { gunzipSync } from "node:zlib";
+import type { SourceKind } from "../store/advisory-types.js";
+import * as alpine from "./sources/alpine/index.js";
+import * as debian from "./sources/debian/index.js";
+import * as redhat from "./sources/redhat/index.js";
+import { detectOsv, parseOsv } from "./sources/osv/index.js";
+import { detectNodejsCore, parseNodejsCore } from "./sources/nodejs/index.js";
+import { detectEpss, parseEpss } from "./enrichment/epss.js";
+import { detectKev, parseKev } from "./enrichment/kev.js";
+import { detectNvd, parseNvd } from "./enrichment/nvd.js";
+import type { SourceCatalogue } from "./import.js";
+import { upstreamUrl, type AdvisorySource, type SourceParse, type UpstreamContext, type UpstreamFile } from "./source.js";
+import type { RawFile } from "./types.js";
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+interface SourceSpec {
+  name: string;
+  kind: SourceKind;
+  parserVersion: string;
+  licence: string;
+  attribution: string;
+  updateByDefault: boolean;
+  upstream(ctx: UpstreamContext): Promise<UpstreamFile[]>;
+  detect(file: RawFile): boolean;
+  parse(files: RawFile[]): SourceParse;
+  nameFor?(files: RawFile[]): string;
+}
+
+const source = (s: SourceSpec): AdvisorySource => s;
+
+const DEBIAN_TRACKER = "https://security-tracker.debian.org/tracker/data/json";
+const DEBIAN_DATA = "https://salsa.debian.org/security-tracker-team/security-tracker/-/raw/master/data";
+
+export const debianSource = source({
+  name: "debian", kind: "os", parserVersion: "1", updateByDefault: true,
+  licence: "Debian security tracker data (no licence file; public tracker data)",
+  attribution: "Debian Security Tracker, https://security-tracker.debian.org/",
+  upstream: async (ctx) => [
+    { path: "debian.json", url: upstreamUrl(ctx, "debian.json", DEBIAN_TRACKER), maxBytes: 256 * MiB },
+    { path: "DSA/list", url: upstreamUrl(ctx, "DSA/list", `${DEBIAN_DATA}/DSA/list`), maxBytes: 64 * MiB, optional: true },
+    { path: "DLA/list", url: upstreamUrl(ctx, "DLA/list", `${DEBIAN_DATA}/DLA/list`), maxBytes: 64 * MiB, optional: true },
+  ],
+  detect: debian.detect,
+  parse: debian.parse,
+});
+
+const ALPINE_SECDB = "https://secdb.alpinelinux.org/";
+
+/** The branch folders an index page of secdb lists (`v3.20/`, `edge/`). */
+export function secdbBranches(html: string): string[] {
+  const out = new Set<string>();
+  for (const m of html.matchAll(/href="(v\d+\.\d+|edge)\/?"/g)) out.add(m[1]!);
+  return [...out].sort();
+}
+
+export const alpineSource = source({
+  name: "alpine", kind: "os", parserVersion: "1", updateByDefault: true,
+  licence: "Alpine secdb (no licence stated; Alpine's public security data)",
+  attribution: "Alpine Linux security database, https://secdb.alpinelinux.org/",
+  upstream: async (ctx) => {
+    const base = ctx.mirror ? `${ctx.mirror.replace(/\/+$/, "")}/` : ALPINE_SECDB;
+    const branches = secdbBranches(await ctx.list(base));
+    if (!branches.length) throw new Error(`${base} lists no branch folders (v3.N/ or edge/)`);
+    return branches.flatMap((b) => ["main", "community"].map((repo) => ({
+      path: `${b}/${repo}.json`, url: `${base}${b}/${repo}.json`, maxBytes: 64 * MiB, optional: true,
+    })));
+  },
+  detect: alpine.detect,
+  parse: alpine.parse,
+});
+
+export const redhatSource = source({
+  name: "redhat", kind: "os", parserVersion: "1", updateByDefault: false,
+  licence: "CC-BY-4.0 (each document's Terms of Use)",
+  attribution: "Red Hat Product Security CSAF VEX, https://security.access.redhat.com/data/csaf/v2/vex/",
+  // Red Hat publishes one archive of every VEX document (gigabytes once unpacked): import the documents
+  // of the products you run with `portcullis db import DIR --kind redhat` (docs/advisories.md, Red Hat).
+  upstream: async () => {
+    throw new Error("redhat has no update from upstream in this version: import its CSAF VEX documents with portcullis db import DIR --kind redhat");
+  },
+  detect: redhat.detect,
+  parse: redhat.parse,
+});
+
+const OSV_EXPORT = "https://osv-vuln-data.storage.googleapis.com";
+
+/** OSV export ecosystems Portcullis updates, with the source names they get. */
+const OSV_ECOSYSTEMS: ReadonlyArray<{ ecosystem: string; name: string; updateByDefault: boolean }> = [
+  { ecosystem: "npm", name: "osv-npm", updateByDefault: true },
+  { ecosystem: "PyPI", name: "osv-pypi", updateByDefault: true },
+  { ecosystem: "Go", name: "osv-go", updateByDefault: true },
+  { ecosystem: "Maven", name: "osv-maven", updateByDefault: true },
+  { ecosystem: "RubyGems", name: "osv-rubygems", updateByDefault: true },
+  { ecosystem: "crates.io", name: "osv-crates-io", updateByDefault: true },
+  { ecosystem: "NuGet", name: "osv-nuget", updateByDefault: false },
+  { ecosystem: "Packagist", name: "osv-packagist", updateByDefault: false },
+  { ecosystem: "Ubuntu", name: "ubuntu", updateByDefault: true },
+];
+
+// An import names its OSV files' source from their records, then parses them: one parse serves both.
+const osvParsed = new WeakMap<RawFile[], ReturnType<typeof parseOsv>>();
+function parseOsvOnce(files: RawFile[]): ReturnType<typeof parseOsv> {
+  const hit = osvParsed.get(files);
+  if (hit) return hit;
+  const r = parseOsv(files);
+  osvParsed.set(files, r);
+  return r;
+}
+
+function osvParse(files: RawFile[]): SourceParse {
+  const r = parseOsvOnce(files);
+  return { advisories: r.advisories, skipped: r.skipped };
+}
+
+/** An imported set of OSV files is named after its one ecosystem (`osv-npm`), else `osv`. */
+function osvNameFor(files: RawFile[]): string {
+  const r = parseOsvOnce(files);
+  const bases = new Set([...r.ecosystems.keys()].map((e) => e.split(":")[0]!));
+  if (bases.size !== 1) return "osv";
+  const [only] = bases;
+  return OSV_ECOSYSTEMS.find((e) => e.ecosystem === only)?.name ?? "osv";
+}
+
+const OSV_LICENCE = "per record: CC-BY-4.0 (GitHub Advisory Database, golang/vulndb, PyPA), CC-BY-SA-4.0 (Ubuntu); see each record";
+
+function osvSource(e: { ecosystem: string; name: string; updateByDefault: boolean }): AdvisorySource {
+  const path = `${e.ecosystem}/all.zip`;
+  return source({
+    name: e.name, kind: e.ecosystem === "Ubuntu" ? "os" : "language", parserVersion: "1", updateByDefault: e.updateByDefault,
+    licence: OSV_LICENCE, attribution: `OSV export of the ${e.ecosystem} ecosystem, ${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`,
+    upstream: async (ctx) => [{ path, url: upstreamUrl(ctx, path, `${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`), maxBytes: 2 * GiB }],
+    // Imports recognise OSV files through the `osv` source, which names them by their ecosystem.
+    detect: () => false,
+    parse: osvParse,
+  });
+}
+
+/** OSV records of several ecosystems at once (a GHSA checkout, a mixed directory): import only. */
+export const osvMixedSource = source({
+  name: "osv", kind: "language", parserVersion: "1", updateByDefault: false,
+  licence: OSV_LICENCE, attribution: "OSV records imported from files",
+  upstream: async () => {
+    throw new Error("osv (mixed ecosystems) is filled by portcullis db import; the per-ecosystem sources (osv-npm, …) update from the OSV exports");
+  },
+  detect: detectOsv,
+  parse: osvParse,
+  nameFor: osvNameFor,
+});
+
+export const nodejsSource = source({
+  name: "nodejs", kind: "language", parserVersion: "1", updateByDefault: true,
+  licence: "MIT (nodejs/security-wg)",
+  attribution: "Node.js Security Working Group, vuln/core/index.json",
+  upstream: async (ctx) => [{ path: "core/index.json", url: upstreamUrl(ctx, "core/index.json", "https://raw.githubusercontent.com/nodejs/security-wg/main/vuln/core/index.json"), maxBytes: 64 * MiB }],
+  detect: detectNodejsCore,
+  parse: (files) => parseNodejsCore(files),
+});
+
+/** Enrichment files may come gzipped (EPSS publishes .csv.gz). */
+function gunzipped(f: RawFile): RawFile {
+  return f.bytes[0] === 0x1f && f.bytes[1] === 0x8b ? { path: f.path.replace(/\.gz$/, ""), bytes: gunzipSync(f.bytes, { maxOutputLength: 512 * MiB }) } : f;
+}
+
+export const epssSource = source({
+  name: "epss", kind: "enrichment", parserVersion: "1", updateByDefault: true,
+  licence: "FIRST EPSS (free to use, see https://www.first.org/epss/)",
+  attribution: "EPSS scores by FIRST.org, https://www.first.org/epss/",
+  upstream: async (ctx) => [{ path: "epss_scores-current.csv.gz", url: upstreamUrl(ctx, "epss_scores-current.csv.gz", "https://epss.cyentia.com/epss_scores-current.csv.gz"), maxBytes: 256 * MiB }],
+  detect: (f) => detectEpss(gunzipped(f)),
+  parse: (files) => {
+    const epss: NonNullable<SourceParse["enrichment"]>["epss"] = [];
+    const skipped: SourceParse["skipped"] = [];
+    for (const f of files) {
+      const r = parseEpss(gunzipped(f));
+      epss.push(...r.epss);
+      skipped.push(...r.skipped);
+    }
+    return { advisories: [], skipped, enrichment: { epss } };
+  },
+});
+
+export const kevSource = source({
+  name: "kev", kind: "enrichment", parserVersion: "1", updateByDefault: true,
+  licence: "CISA KEV catalogue (public domain, U.S. government work)",
+  attribution: "CISA Known Exploited Vulnerabilities Catalog",
+  upstream: async (ctx) => [{ path: "known_exploited_vulnerabilities.json", url: upstreamUrl(ctx, "known_exploited_vulnerabilities.json", "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"), maxBytes: 64 * MiB }],
+  detect: detectKev,
+  parse: (files) => {
+    const kev: NonNullable<SourceParse["enrichment"]>["kev"] = [];
+    const skipped: SourceParse["skipped"] = [];
+    for (const f of files) {
+      const r = parseKev(f);
+      kev.push(...r.kev);
+      skipped.push(...r.skipped);
+    }
+    return { advisories: [], skipped, enrichment: { kev } };
+  },
+});
+
+export const nvdSource = source({
+  name: "nvd", kind: "enrichment", parserVersion: "1", updateByDefault: false,
+  licence: "NVD data (U.S. government work; see https://nvd.nist.gov/developers/terms-of-use)",
+  attribution: "This product uses data from the NVD API but is not endorsed or certified by the NVD.",
+  // The NVD API is paged and rate limited per key: import its pages (CVE API 2.0 JSON) instead.
+  upstream: async () => {
+    throw new Error("nvd is filled by portcullis db import of CVE API 2.0 pages");
+  },
+  detect: detectNvd,
+  parse: (files) => {
+    const cvss: NonNullable<SourceParse["enrichment"]>["cvss"] = [];
+    const skipped: SourceParse["skipped"] = [];
+    for (const f of files) {
+      const r = parseNvd(f);
+      cvss.push(...r.cvss);
+      skipped.push(...r.skipped);
+    }
+    return { advisories: [], skipped, enrichment: { cvss } };
+  },
+});
+
+/** Every source, in the order an import tries to recognise a file (the most specific formats first). */
+export function defaultCatalogue(): SourceCatalogue {
+  const osv = OSV_ECOSYSTEMS.map(osvSource);
+  const all: AdvisorySource[] = [debianSource, alpineSource, redhatSource, nodejsSource, kevSource, nvdSource, epssSource, ...osv, osvMixedSource];
+  const byName = new Map(all.map((s) => [s.name, s]));
+  return { all: () => all, get: (name) => byName.get(name) };
+}
