@@ -42,10 +42,13 @@ export function compareSemver(a: string, b: string): number {
 /**
  * Whether `version` is in the npm range `range` (`^20.20.2 || ^22.22.2`, `>=1.0.0 <1.2.3`), with npm's
  * rule that a prerelease only matches comparators naming a prerelease of the same MAJOR.MINOR.PATCH.
- * Throws UnmatchableVersionError for an unreadable version or range.
+ * Throws UnmatchableVersionError for an unreadable version or range, and for an empty range (npm: "*").
  */
 export function satisfies(version: string, range: string): boolean {
   const v = parseSemver(version);
+  guard(NAME, range);
+  // npm reads "" as "*" (everything); in advisory data an empty constraint is missing data, not "all".
+  if (range.trim() === "") throw new UnmatchableVersionError(NAME, range, "empty range");
   let r: Range;
   try {
     r = new Range(range);
