@@ -21,6 +21,9 @@
 //   a sub-list compares its first item.
 // Stricter than Maven on purpose: the empty string (Maven: equal to 0) and what common.ts's guard refuses
 // are unmatchable. Maven reads every other string, so every other string is valid here too.
+// ComparableVersion is not transitive (1-a1 < 1 < 1.x.2 but 1-a1 > 1.x.2 in Maven itself); neither is this.
+// Written here rather than on mvncmp, which follows 3.8.6 (before MNG-7644), turns numbers into floats
+// (30-digit numbers compare equal) and answers -1 both ways for 1-1 vs 1.sp.
 import { compareDigitRuns, compareStrings, guard, isDigit } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 

@@ -14,6 +14,8 @@
 //   words, words by ASCII (lower-cased), a shorter label first when it is a prefix of the other.
 // Numbers of any length compare exactly. Strings PEP 440 does not describe (legacy versions such as
 // `0.1-bulbasaur`) are unmatchable, as packaging 22+ refuses them.
+// Written here rather than on @renovatebot/pep440, which turns every number into a float (30-digit
+// releases compare equal) and reads local labels such as +0x1 as numbers.
 import { compareDigitRuns, compareStrings, guard } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 

@@ -13,6 +13,8 @@
 //   with letters is a prerelease of its numeric part (1.0.b1 < 1.0).
 // Unmatchable: what Gem::Version refuses ("Malformed version number string": 1beta, 1.0-, 1..2), and the
 // empty or blank string, which Gem::Version reads as 0 but which names no version.
+// Written here rather than on @renovatebot/ruby-semver, which turns numbers into floats (30-digit
+// segments compare equal) and orders letters with localeCompare (1.a < 1.B, where Ruby says 1.a > 1.B).
 import { compareNumeric, compareStrings, guard, isDigit } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
