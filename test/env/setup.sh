@@ -3,8 +3,10 @@
 # archive and the npm registry. Idempotent: a second run finds what the first left and takes seconds.
 #
 #   - Debian packages: PostgreSQL (only when no server answers on 127.0.0.1:5432), docker-registry,
-#     etcd-server, skopeo, umoci, apache2-utils, debootstrap, openssl, the Go toolchain for the build, and
-#     buildah (scripts/build-image.sh, test/image/).
+#     etcd-server, skopeo, umoci, apache2-utils, debootstrap, openssl, the Go toolchain for the build,
+#     buildah (scripts/build-image.sh, test/image/), and the version comparators test/versions checks
+#     src/versions against (rpm, python3-packaging, ruby, maven with OpenJDK 17, x/mod/semver and
+#     go-apk-version for Go).
 #   - kube-apiserver, built from Debian's `kubernetes` source package with the reflect2 map-iterator fix
 #     (see patch-reflect2.sh), cached outside the repository under a key made of the source version
 #     and the patch's hash.
@@ -26,7 +28,10 @@ SUDO=""
 
 # ---------------------------------------------------------------- Debian packages
 pkgs=(docker-registry etcd-server skopeo umoci apache2-utils debootstrap openssl jq rsync unzip
-      golang-go dpkg-dev ca-certificates curl procps postgresql-client zstd gzip tar buildah)
+      golang-go dpkg-dev ca-certificates curl procps postgresql-client zstd gzip tar buildah
+      # oracles of test/versions/oracles.test.ts: the real version comparators
+      rpm python3-packaging ruby maven openjdk-17-jre-headless golang-golang-x-mod-dev
+      golang-github-knqyf263-go-apk-version-dev)
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   # The tests start their own cluster with initdb when no server answers, so the binaries must be here.
