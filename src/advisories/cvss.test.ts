@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { CvssError, cvssBaseScore, cvssScores, parseCvss, roundUp, severityFromCvss, toCvss } from "./cvss.js";
 import { CVSS4_MACROVECTOR_SCORES } from "./cvss4-macrovectors.js";
 
-const FIXTURES = new URL("../../../../shared/fixtures/advisories/enrichment/cvss-scores/", import.meta.url);
+const FIXTURES = new URL("../../../shared/fixtures/advisories/enrichment/cvss-scores/", import.meta.url);
 
 /** `VECTOR SCORE # comment` lines; blank and `#` lines skipped. */
 function readList(name: string): Array<{ vector: string; score: number; line: number }> {
