@@ -481,6 +481,11 @@ describe("robustness (C10, records edited inside the test)", () => {
   it("no prototype pollution from JSON or YAML", () => {
     const text = `{"__proto__":{"polluted":1},"id":"GHSA-aaaa-bbbb-cccc","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"x","__proto__":{"polluted":2}},"versions":["1"],"database_specific":{"__proto__":{"polluted":3}},"ecosystem_specific":{"__proto__":{"polluted":4},"affected_functions":["f"]}}]}`;
     const r = parseOsv([{ path: "p.json", bytes: Buffer.from(text) }]);
+    // The same key written with \u escapes, which JSON.parse decodes to __proto__.
+    const escaped = text.replace('{"__proto__"', '{"\\u005f\\u005fproto\\u005f\\u005f"');
+    expect(escaped).toContain("u005fproto");
+    const e = parseOsv([{ path: "e.json", bytes: Buffer.from(escaped) }]);
+    expect(e.advisories).toHaveLength(1);
     const yaml = "id: GHSA-aaaa-bbbb-cccc\nmodified: '2024-01-01T00:00:00Z'\n__proto__:\n  polluted: 5\naffected: []\n";
     const y = parseOsv([{ path: "p.yaml", bytes: Buffer.from(yaml) }]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();

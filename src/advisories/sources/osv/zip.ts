@@ -8,6 +8,7 @@
 // inflates past its declared size, a CRC mismatch, offsets outside the file, a name with `..` or an absolute
 // path, more entries or more bytes than the limits) is refused with an AdvisoryInputError naming archive and entry.
 
+import * as zlib from "node:zlib";
 import { Inflate } from "fflate";
 import { AdvisoryInputError, GiB, KiB, MiB } from "../../input-guard.js";
 
@@ -258,8 +259,16 @@ function latin1(b: Uint8Array): string {
 
 let crcTable: Uint32Array | undefined;
 
-/** CRC-32 (ISO-HDLC, the ZIP one), table-driven. */
+/** zlib's native CRC-32 where Node has it (20.15 and later), some 20 times faster than the table below. */
+const nativeCrc32: ((data: Uint8Array) => number) | undefined = typeof zlib.crc32 === "function" ? (d) => zlib.crc32(d) : undefined;
+
+/** CRC-32 (ISO-HDLC, the ZIP one). */
 export function crc32(data: Uint8Array): number {
+  return nativeCrc32 ? nativeCrc32(data) : crc32Table(data);
+}
+
+/** The same, table-driven, for Node releases without zlib.crc32. */
+export function crc32Table(data: Uint8Array): number {
   if (!crcTable) {
     crcTable = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
