@@ -3,7 +3,7 @@ import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { AdvisoryInputError } from "../input-guard.js";
 import type { RawFile } from "../types.js";
-import { detectEpss, detectKev, detectNvd, parseEpss, parseKev, parseNvd } from "./index.js";
+import { detectEpss, detectKev, detectNvd, detectNvdMeta, parseEpss, parseKev, parseNvd, parseNvdMeta } from "./index.js";
 
 const FIXTURES = new URL("../../../../shared/fixtures/advisories/", import.meta.url);
 
@@ -176,5 +176,21 @@ describe("NVD CVE API 2.0", () => {
     for (const f of OTHERS) expect(detectNvd(fixture(f)), f).toBe(false);
     expect(detectNvd(KEV)).toBe(false);
     expect(detectNvd(EPSS)).toBe(false);
+  });
+});
+
+describe("NVD feed .meta", () => {
+  it("reads the fingerprint fields", () => {
+    const meta = fixture("enrichment/nvd/feed.meta");
+    expect(detectNvdMeta(meta)).toBe(true);
+    expect(parseNvdMeta(meta)).toEqual({
+      lastModifiedDate: "2025-08-07T03:01:41-04:00",
+      size: 66078439,
+      zipSize: 4924668,
+      gzSize: 4924532,
+      sha256: "d165e29d8d911f3f1e0919a5c1e8c423b14af1c38f57847dd0a8cc9dbd027618",
+    });
+    expect(detectNvdMeta(NVD)).toBe(false);
+    expect(() => parseNvdMeta(text("x.meta", "lastModifiedDate:yesterday\nsha256:00\n"))).toThrow(/^file x\.meta: not an NVD feed \.meta file/);
   });
 });

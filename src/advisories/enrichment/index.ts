@@ -3,4 +3,4 @@
 export type { EnrichmentParseResult } from "./common.js";
 export { detectEpss, parseEpss, type EpssParseOptions, type EpssParseResult } from "./epss.js";
 export { detectKev, parseKev, type KevParseOptions, type KevParseResult } from "./kev.js";
-export { detectNvd, parseNvd, type NvdParseOptions, type NvdParseResult } from "./nvd.js";
+export { detectNvd, detectNvdMeta, parseNvd, parseNvdMeta, type NvdFeedMeta, type NvdParseOptions, type NvdParseResult } from "./nvd.js";

@@ -110,3 +110,41 @@ export function detectNvd(file: RawFile): boolean {
   const head = sniffText(file.bytes, 16 * 1024).trimStart();
   return head.startsWith("{") && (/"format"\s*:\s*"NVD_CVE"/.test(head) || /"vulnerabilities"\s*:\s*\[\s*\{\s*"cve"\s*:/.test(head));
 }
+
+/** The `.meta` file NVD publishes beside each feed: its change time, sizes and digest, an update fingerprint. */
+export interface NvdFeedMeta {
+  lastModifiedDate: string;
+  /** Size of the uncompressed feed, in bytes. */
+  size?: number;
+  zipSize?: number;
+  gzSize?: number;
+  /** SHA-256 of the uncompressed feed, lower-case hex. */
+  sha256: string;
+}
+
+/** Parses a feed `.meta` file (`lastModifiedDate:…`, `size:…`, `zipSize:…`, `gzSize:…`, `sha256:…`, one per line). */
+export function parseNvdMeta(file: RawFile): NvdFeedMeta {
+  const text = contentText(file, 64 * 1024);
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) fields.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  const lastModifiedDate = fields.get("lastModifiedDate");
+  const sha256 = fields.get("sha256");
+  if (!lastModifiedDate || !/^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(lastModifiedDate)) {
+    throw new AdvisoryInputError("BAD_SHAPE", file.path, "not an NVD feed .meta file: no lastModifiedDate");
+  }
+  if (!sha256 || !/^[0-9A-Fa-f]{64}$/.test(sha256)) throw new AdvisoryInputError("BAD_SHAPE", file.path, "not an NVD feed .meta file: no sha256");
+  const meta: NvdFeedMeta = { lastModifiedDate, sha256: sha256.toLowerCase() };
+  for (const key of ["size", "zipSize", "gzSize"] as const) {
+    const v = fields.get(key);
+    if (v !== undefined && /^\d{1,15}$/.test(v)) meta[key] = Number(v);
+  }
+  return meta;
+}
+
+/** An NVD feed `.meta` file, by its first line. */
+export function detectNvdMeta(file: RawFile): boolean {
+  return /^lastModifiedDate:\d{4}-/.test(sniffText(file.bytes, 256));
+}
