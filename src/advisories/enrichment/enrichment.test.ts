@@ -167,6 +167,7 @@ describe("NVD CVE API 2.0", () => {
     ]);
     expect(r.skipped[0]?.reason).toContain("cvssMetricV31 with version 3.1 holds a CVSS 3.0 vector");
     expect(() => parseNvd(KEV)).toThrow(AdvisoryInputError);
+    expect(() => parseNvd(fixture("redhat/cve-2024-28085.json"))).toThrow(/not an NVD CVE API 2\.0 document/);
   });
 
   it("is detected by format or the shape of its first record", () => {

@@ -41,7 +41,8 @@ export function parseNvd(file: RawFile, options?: NvdParseOptions): NvdParseResu
   const list = value !== null && typeof value === "object" ? (value as { vulnerabilities?: unknown }).vulnerabilities : undefined;
   const format = value !== null && typeof value === "object" ? (value as { format?: unknown }).format : undefined;
   const first: unknown = Array.isArray(list) ? list[0] : undefined;
-  const firstHasCve = first !== null && typeof first === "object" && "cve" in first;
+  const firstCve = first !== null && typeof first === "object" ? (first as { cve?: unknown }).cve : undefined;
+  const firstHasCve = firstCve !== null && typeof firstCve === "object"; // CSAF has "cve" strings there
   if (!Array.isArray(list) || !(format === "NVD_CVE" || list.length === 0 || firstHasCve)) {
     throw new AdvisoryInputError("BAD_SHAPE", file.path, "not an NVD CVE API 2.0 document: no vulnerabilities list of cve records");
   }
@@ -105,10 +106,13 @@ function sourceName(source: string | null | undefined): string | undefined {
   return source === "nvd@nist.gov" ? "nvd" : source;
 }
 
-/** An NVD CVE API 2.0 document, by its `"format": "NVD_CVE"` or a `vulnerabilities` list of `cve` objects near the top. */
+/**
+ * An NVD CVE API 2.0 document, by its `"format": "NVD_CVE"` or a `vulnerabilities` list of `cve` objects near the
+ * top (a CSAF document's `vulnerabilities` hold `cve` strings, and is not one).
+ */
 export function detectNvd(file: RawFile): boolean {
   const head = sniffText(file.bytes, 16 * 1024).trimStart();
-  return head.startsWith("{") && (/"format"\s*:\s*"NVD_CVE"/.test(head) || /"vulnerabilities"\s*:\s*\[\s*\{\s*"cve"\s*:/.test(head));
+  return head.startsWith("{") && (/"format"\s*:\s*"NVD_CVE"/.test(head) || /"vulnerabilities"\s*:\s*\[\s*\{\s*"cve"\s*:\s*\{/.test(head));
 }
 
 /** The `.meta` file NVD publishes beside each feed: its change time, sizes and digest, an update fingerprint. */
