@@ -105,6 +105,13 @@ export interface Advisory {
   aliases: string[];
   /** Vendor advisories that announced the fix: DSA-…, DLA-…, USN-…, RHSA-…. */
   advisoryIds: string[];
+  /**
+   * OSV `related`: ids of other vulnerabilities or notices the record relates to (a USN that names this CVE, a
+   * similar but different issue). Not the same vulnerability, so never merged into `aliases`.
+   */
+  related?: string[];
+  /** OSV `upstream`: the upstream vulnerabilities a downstream (distribution) record covers. */
+  upstream?: string[];
   summary?: string;
   details?: string;
   published?: string;
