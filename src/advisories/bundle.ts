@@ -6,12 +6,12 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { compress, init as initZstd } from "@bokuweb/zstd-wasm";
 import * as tar from "tar-stream";
 import { z } from "zod";
 import { createDecompressor, sniffCompression } from "../layers/decompress.js";
 import type { AdvisoryStore, OperationFile } from "../store/advisory-types.js";
 import type { RawFile } from "./types.js";
+import { zstdCompress } from "./zstd.js";
 
 export const BUNDLE_FORMAT = 1;
 export const BUNDLE_MEDIA_TYPE = "application/vnd.portcullis.advisory-bundle.v1.tar+zstd";
@@ -95,8 +95,7 @@ export async function exportBundle(store: AdvisoryStore, o: { sources?: readonly
   }
   pack.finalize();
   await done;
-  await initZstd();
-  return { bytes: Buffer.from(compress(Buffer.concat(chunks), 10)), manifest };
+  return { bytes: await zstdCompress(Buffer.concat(chunks)), manifest };
 }
 
 function cleanFile(f: OperationFile): OperationFile {

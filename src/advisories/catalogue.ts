@@ -86,7 +86,7 @@ export const redhatSource = source({
   parse: redhat.parse,
 });
 
-const OSV_EXPORT = "https://osv-vuln-data.storage.googleapis.com";
+const OSV_EXPORT = "https://osv-vulnerabilities.storage.googleapis.com";
 
 /** OSV export ecosystems Portcullis updates, with the source names they get. */
 const OSV_ECOSYSTEMS: ReadonlyArray<{ ecosystem: string; name: string; updateByDefault: boolean }> = [
@@ -169,7 +169,7 @@ export const epssSource = source({
   name: "epss", kind: "enrichment", parserVersion: "1", updateByDefault: true,
   licence: "FIRST EPSS (free to use, see https://www.first.org/epss/)",
   attribution: "EPSS scores by FIRST.org, https://www.first.org/epss/",
-  upstream: async (ctx) => [{ path: "epss_scores-current.csv.gz", url: upstreamUrl(ctx, "epss_scores-current.csv.gz", "https://epss.cyentia.com/epss_scores-current.csv.gz"), maxBytes: 256 * MiB }],
+  upstream: async (ctx) => [{ path: "epss_scores-current.csv.gz", url: upstreamUrl(ctx, "epss_scores-current.csv.gz", "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"), maxBytes: 256 * MiB }],
   detect: (f) => detectEpss(gunzipped(f)),
   parse: (files) => {
     const epss: NonNullable<SourceParse["enrichment"]>["epss"] = [];
