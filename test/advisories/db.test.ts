@@ -113,7 +113,8 @@ describeWith(["postgres", "registryBasic"], "portcullis db", () => {
 
     // One byte changed in the compressed bundle: nothing is imported.
     const bytes = readFileSync(file);
-    bytes[bytes.length >> 1] ^= 0xff;
+    const mid = bytes.length >> 1;
+    bytes[mid] = bytes[mid]! ^ 0xff;
     writeFileSync(join(dir, "bad.tar.zst"), bytes);
     const third = await freshDb();
     const bad = await portcullis(["db", "import", join(dir, "bad.tar.zst"), "--database-url", third]);
