@@ -24,6 +24,7 @@ interface SourceSpec {
   licence: string;
   attribution: string;
   updateByDefault: boolean;
+  from: string;
   upstream(ctx: UpstreamContext): Promise<UpstreamFile[]>;
   detect(file: RawFile): boolean;
   parse(files: RawFile[]): SourceParse;
@@ -37,6 +38,7 @@ const DEBIAN_DATA = "https://salsa.debian.org/security-tracker-team/security-tra
 
 export const debianSource = source({
   name: "debian", kind: "os", parserVersion: "1", updateByDefault: true,
+  from: `${DEBIAN_TRACKER}, ${DEBIAN_DATA}/{DSA,DLA}/list`,
   licence: "Debian security tracker data (no licence file; public tracker data)",
   attribution: "Debian Security Tracker, https://security-tracker.debian.org/",
   upstream: async (ctx) => [
@@ -59,6 +61,7 @@ export function secdbBranches(html: string): string[] {
 
 export const alpineSource = source({
   name: "alpine", kind: "os", parserVersion: "1", updateByDefault: true,
+  from: `${ALPINE_SECDB}<branch>/{main,community}.json, for each branch the index lists`,
   licence: "Alpine secdb (no licence stated; Alpine's public security data)",
   attribution: "Alpine Linux security database, https://secdb.alpinelinux.org/",
   upstream: async (ctx) => {
@@ -75,6 +78,7 @@ export const alpineSource = source({
 
 export const redhatSource = source({
   name: "redhat", kind: "os", parserVersion: "1", updateByDefault: false,
+  from: "import only: CSAF VEX documents (portcullis db import DIR --kind redhat)",
   licence: "CC-BY-4.0 (each document's Terms of Use)",
   attribution: "Red Hat Product Security CSAF VEX, https://security.access.redhat.com/data/csaf/v2/vex/",
   // Red Hat publishes one archive of every VEX document (gigabytes once unpacked): import the documents
@@ -131,6 +135,7 @@ function osvSource(e: { ecosystem: string; name: string; updateByDefault: boolea
   const path = `${e.ecosystem}/all.zip`;
   return source({
     name: e.name, kind: e.ecosystem === "Ubuntu" ? "os" : "language", parserVersion: "1", updateByDefault: e.updateByDefault,
+    from: `${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`,
     licence: OSV_LICENCE, attribution: `OSV export of the ${e.ecosystem} ecosystem, ${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`,
     upstream: async (ctx) => [{ path, url: upstreamUrl(ctx, path, `${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`), maxBytes: 2 * GiB }],
     // Imports recognise OSV files through the `osv` source, which names them by their ecosystem.
@@ -142,6 +147,7 @@ function osvSource(e: { ecosystem: string; name: string; updateByDefault: boolea
 /** OSV records of several ecosystems at once (a GHSA checkout, a mixed directory): import only. */
 export const osvMixedSource = source({
   name: "osv", kind: "language", parserVersion: "1", updateByDefault: false,
+  from: "import only: OSV records of several ecosystems (JSON, YAML, or zips of them)",
   licence: OSV_LICENCE, attribution: "OSV records imported from files",
   upstream: async () => {
     throw new Error("osv (mixed ecosystems) is filled by portcullis db import; the per-ecosystem sources (osv-npm, …) update from the OSV exports");
@@ -153,6 +159,7 @@ export const osvMixedSource = source({
 
 export const nodejsSource = source({
   name: "nodejs", kind: "language", parserVersion: "1", updateByDefault: true,
+  from: "https://raw.githubusercontent.com/nodejs/security-wg/main/vuln/core/index.json",
   licence: "MIT (nodejs/security-wg)",
   attribution: "Node.js Security Working Group, vuln/core/index.json",
   upstream: async (ctx) => [{ path: "core/index.json", url: upstreamUrl(ctx, "core/index.json", "https://raw.githubusercontent.com/nodejs/security-wg/main/vuln/core/index.json"), maxBytes: 64 * MiB }],
@@ -167,6 +174,7 @@ function gunzipped(f: RawFile): RawFile {
 
 export const epssSource = source({
   name: "epss", kind: "enrichment", parserVersion: "1", updateByDefault: true,
+  from: "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz",
   licence: "FIRST EPSS (free to use, see https://www.first.org/epss/)",
   attribution: "EPSS scores by FIRST.org, https://www.first.org/epss/",
   upstream: async (ctx) => [{ path: "epss_scores-current.csv.gz", url: upstreamUrl(ctx, "epss_scores-current.csv.gz", "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"), maxBytes: 256 * MiB }],
@@ -185,6 +193,7 @@ export const epssSource = source({
 
 export const kevSource = source({
   name: "kev", kind: "enrichment", parserVersion: "1", updateByDefault: true,
+  from: "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json",
   licence: "CISA KEV catalogue (public domain, U.S. government work)",
   attribution: "CISA Known Exploited Vulnerabilities Catalog",
   upstream: async (ctx) => [{ path: "known_exploited_vulnerabilities.json", url: upstreamUrl(ctx, "known_exploited_vulnerabilities.json", "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"), maxBytes: 64 * MiB }],
@@ -203,6 +212,7 @@ export const kevSource = source({
 
 export const nvdSource = source({
   name: "nvd", kind: "enrichment", parserVersion: "1", updateByDefault: false,
+  from: "import only: NVD CVE API 2.0 pages",
   licence: "NVD data (U.S. government work; see https://nvd.nist.gov/developers/terms-of-use)",
   attribution: "This product uses data from the NVD API but is not endorsed or certified by the NVD.",
   // The NVD API is paged and rate limited per key: import its pages (CVE API 2.0 JSON) instead.

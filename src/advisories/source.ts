@@ -39,6 +39,8 @@ export interface AdvisorySource {
   readonly attribution: string;
   /** Whether `portcullis db update` fetches it when no --source is given. */
   readonly updateByDefault: boolean;
+  /** Where an update fetches from, for people (`portcullis db sources`); "import only" when it has no update. */
+  readonly from: string;
   /** The files an update downloads, from the upstream or under a mirror's base URL. */
   upstream(ctx: UpstreamContext): Promise<UpstreamFile[]>;
   /** True when this raw file (from an import) is one of this source's. */

@@ -115,11 +115,7 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
   switch (a.command) {
     case "sources": {
       want(0, "no arguments");
-      const rows = await Promise.all(catalogue.all().map(async (s) => {
-        const files = await s.upstream({ list: async () => "" }).catch(() => []);
-        return [s.name, s.kind, s.updateByDefault ? "yes" : "no", files.map((f) => f.url).join(" ") || "(listed at update time)"];
-      }));
-      out(table(["SOURCE", "KIND", "DEFAULT", "UPSTREAM"], rows));
+      out(table(["SOURCE", "KIND", "DEFAULT", "UPDATES FROM"], catalogue.all().map((s) => [s.name, s.kind, s.updateByDefault ? "yes" : "no", s.from])));
       return EXIT.ok;
     }
     case "update": {
@@ -156,7 +152,7 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
         const tmp = `${file}.partial-${process.pid}`;
         await writeFile(tmp, bytes);
         await rename(tmp, file);
-        out(`${file}: ${manifest.sources.length} source(s), ${manifest.sources.reduce((n, s) => n + s.files.length, 0)} file(s), ${(bytes.length / 1e6).toFixed(1)} MB\n`);
+        out(`${file}: ${manifest.sources.length} source(s), ${manifest.sources.reduce((n, s) => n + s.files.length, 0)} file(s), ${mb(bytes.length)}\n`);
         return EXIT.ok;
       });
     }
@@ -172,7 +168,7 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
             layers: [{ mediaType: BUNDLE_MEDIA_TYPE, bytes, annotations: { "org.opencontainers.image.title": "advisories.tar.zst" } }],
             annotations: { "org.opencontainers.image.created": manifest.created, "dev.portcullis.sources": manifest.sources.map((s) => s.name).join(",") },
           });
-          out(`${a.positionals[0]}@${pushed.digest}: ${manifest.sources.length} source(s), ${(bytes.length / 1e6).toFixed(1)} MB\n`);
+          out(`${a.positionals[0]}@${pushed.digest}: ${manifest.sources.length} source(s), ${mb(bytes.length)}\n`);
           return EXIT.ok;
         } finally {
           await client.close();
@@ -240,14 +236,19 @@ function table(head: string[], rows: string[][]): string {
   return `${[line(head), ...rows.map(line)].join("\n")}\n`;
 }
 
+function mb(n: number): string {
+  return n < 1e5 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
 function changes(op: Operation): string {
   const s = op.stats;
+  if (op.kind === "enrichment") return `${s.enrichment} CVEs${s.skipped ? `, ${s.skipped} skipped` : ""}`;
   return `${s.advisories} records, ${s.affected} affected (+${s.added} -${s.removed} ~${s.modified})${s.skipped ? `, ${s.skipped} skipped` : ""}`;
 }
 
 function updateTable(results: readonly UpdateResult[]): string {
   return table(["SOURCE", "RESULT", "DOWNLOADED", "TIME", "DETAIL"], results.map((r) => [
-    r.source, r.status, `${(r.downloaded / 1e6).toFixed(1)} MB`, `${(r.durationMs / 1000).toFixed(1)} s`,
+    r.source, r.status, mb(r.downloaded), `${(r.durationMs / 1000).toFixed(1)} s`,
     r.status === "failed" ? r.error ?? "" : r.operation ? changes(r.operation) : "",
   ]));
 }
@@ -260,7 +261,8 @@ function importTable(results: readonly ImportResult[]): string {
 
 function statusTable(st: readonly SourceStatus[]): string {
   return table(["SOURCE", "KIND", "AGE", "RECORDS", "AFFECTED", "SKIPPED", "ORIGIN"], st.map((s) => [
-    s.source, s.kind, age(s.latest.createdAt), String(s.advisories), String(s.affected), String(s.latest.stats.skipped), s.latest.origin,
+    s.source, s.kind, age(s.latest.createdAt), s.kind === "enrichment" ? `${s.latest.stats.enrichment} CVEs` : String(s.advisories),
+    s.kind === "enrichment" ? "-" : String(s.affected), String(s.latest.stats.skipped), s.latest.origin,
   ]));
 }
 

@@ -85,9 +85,9 @@ describeWith(["postgres", "registryBasic"], "portcullis db", () => {
     const args = ["db", "update", "--source", "debian", "--mirror", `debian=${up.url}/debian`, "--database-url", url];
     const first = await portcullis(args);
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/^debian\s+updated\s+0\.0 MB/m);
+    expect(first.stdout).toMatch(/^debian\s+updated\s+8\.5 kB/m);
     const second = await portcullis(args);
-    expect(second.stdout).toMatch(/^debian\s+unchanged\s+0\.0 MB/m);
+    expect(second.stdout).toMatch(/^debian\s+unchanged\s+0\.0 kB/m);
     expect(up.requests.filter((r) => r.path === "debian/debian.json").map((r) => r.status)).toEqual([200, 304]);
     up.fail("debian/debian.json", 503);
     const failed = await portcullis(args);
