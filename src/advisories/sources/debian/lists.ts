@@ -9,7 +9,7 @@
 // fix lines, `NOTE:` lines. Notices have no fix lines. A header we cannot read is skipped with its lines.
 
 import type { SkippedRecord } from "../../types.js";
-import { LIMITS, SkipLog, clip } from "../bounded-input.js";
+import { LIMITS, SkipLog, clip } from "../../input.js";
 import { validBugId, validSourceName } from "./releases.js";
 
 export interface DebianListFix {
