@@ -10,12 +10,10 @@ import { detectNodejsCore, parseNodejsCore } from "./sources/nodejs/index.js";
 import { detectEpss, parseEpss } from "./enrichment/epss.js";
 import { detectKev, parseKev } from "./enrichment/kev.js";
 import { detectNvd, parseNvd } from "./enrichment/nvd.js";
+import { GiB, MiB, isGzip } from "./input.js";
 import type { SourceCatalogue } from "./import.js";
 import { upstreamUrl, type AdvisorySource, type SourceParse, type UpstreamContext, type UpstreamFile } from "./source.js";
 import type { RawFile } from "./types.js";
-
-const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
 
 interface SourceSpec {
   name: string;
@@ -169,7 +167,26 @@ export const nodejsSource = source({
 
 /** Enrichment files may come gzipped (EPSS publishes .csv.gz). */
 function gunzipped(f: RawFile): RawFile {
-  return f.bytes[0] === 0x1f && f.bytes[1] === 0x8b ? { path: f.path.replace(/\.gz$/, ""), bytes: gunzipSync(f.bytes, { maxOutputLength: 512 * MiB }) } : f;
+  return isGzip(f.bytes) ? { path: f.path.replace(/\.gz$/, ""), bytes: gunzipSync(f.bytes, { maxOutputLength: 512 * MiB }) } : f;
+}
+
+type EnrichmentKey = keyof NonNullable<SourceParse["enrichment"]>;
+
+/** An enrichment source's parse: each file parsed on its own, the rows of `key` and the skipped records concatenated. */
+function enrichmentParse<K extends EnrichmentKey>(
+  key: K,
+  parseFile: (f: RawFile) => { skipped: SourceParse["skipped"] } & Required<Pick<NonNullable<SourceParse["enrichment"]>, K>>,
+): (files: RawFile[]) => SourceParse {
+  return (files) => {
+    const rows: NonNullable<NonNullable<SourceParse["enrichment"]>[K]> = [];
+    const skipped: SourceParse["skipped"] = [];
+    for (const f of files) {
+      const r = parseFile(f);
+      (rows as unknown[]).push(...(r[key] as unknown[]));
+      skipped.push(...r.skipped);
+    }
+    return { advisories: [], skipped, enrichment: { [key]: rows } };
+  };
 }
 
 export const epssSource = source({
@@ -179,16 +196,7 @@ export const epssSource = source({
   attribution: "EPSS scores by FIRST.org, https://www.first.org/epss/",
   upstream: async (ctx) => [{ path: "epss_scores-current.csv.gz", url: upstreamUrl(ctx, "epss_scores-current.csv.gz", "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"), maxBytes: 256 * MiB }],
   detect: (f) => detectEpss(gunzipped(f)),
-  parse: (files) => {
-    const epss: NonNullable<SourceParse["enrichment"]>["epss"] = [];
-    const skipped: SourceParse["skipped"] = [];
-    for (const f of files) {
-      const r = parseEpss(gunzipped(f));
-      epss.push(...r.epss);
-      skipped.push(...r.skipped);
-    }
-    return { advisories: [], skipped, enrichment: { epss } };
-  },
+  parse: enrichmentParse("epss", (f) => parseEpss(gunzipped(f))),
 });
 
 export const kevSource = source({
@@ -198,16 +206,7 @@ export const kevSource = source({
   attribution: "CISA Known Exploited Vulnerabilities Catalog",
   upstream: async (ctx) => [{ path: "known_exploited_vulnerabilities.json", url: upstreamUrl(ctx, "known_exploited_vulnerabilities.json", "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"), maxBytes: 64 * MiB }],
   detect: detectKev,
-  parse: (files) => {
-    const kev: NonNullable<SourceParse["enrichment"]>["kev"] = [];
-    const skipped: SourceParse["skipped"] = [];
-    for (const f of files) {
-      const r = parseKev(f);
-      kev.push(...r.kev);
-      skipped.push(...r.skipped);
-    }
-    return { advisories: [], skipped, enrichment: { kev } };
-  },
+  parse: enrichmentParse("kev", parseKev),
 });
 
 export const nvdSource = source({
@@ -220,16 +219,7 @@ export const nvdSource = source({
     throw new Error("nvd is filled by portcullis db import of CVE API 2.0 pages");
   },
   detect: detectNvd,
-  parse: (files) => {
-    const cvss: NonNullable<SourceParse["enrichment"]>["cvss"] = [];
-    const skipped: SourceParse["skipped"] = [];
-    for (const f of files) {
-      const r = parseNvd(f);
-      cvss.push(...r.cvss);
-      skipped.push(...r.skipped);
-    }
-    return { advisories: [], skipped, enrichment: { cvss } };
-  },
+  parse: enrichmentParse("cvss", parseNvd),
 });
 
 /** Every source, in the order an import tries to recognise a file (the most specific formats first). */

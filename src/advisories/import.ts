@@ -4,7 +4,7 @@
 // --kind); the files of one source become one operation, parsed by the same parser as `db update`.
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { basename, join, relative, sep } from "node:path";
-import type { AdvisoryStore, Operation } from "../store/advisory-types.js";
+import type { AdvisoryStore, Operation, OperationInput } from "../store/advisory-types.js";
 import { readBundle, type BundleLimits, DEFAULT_BUNDLE_LIMITS } from "./bundle.js";
 import { sniffCompression } from "../layers/decompress.js";
 import type { AdvisorySource } from "./source.js";
@@ -124,21 +124,33 @@ async function* walk(dir: string): AsyncGenerator<string> {
 export async function importPlans(store: AdvisoryStore, plans: readonly ImportPlan[]): Promise<ImportResult[]> {
   const out: ImportResult[] = [];
   for (const p of plans) {
-    try {
-      const parsed = p.source.parse(p.files);
-      const rec = await store.recordOperation({
-        source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: {},
-        licence: p.source.licence, attribution: p.source.attribution,
-        files: p.files.map((f) => ({ path: f.path, bytes: f.bytes, sha256: createHash("sha256").update(f.bytes).digest("hex"), size: f.bytes.length })),
-        advisories: parsed.advisories, enrichment: parsed.enrichment, skipped: parsed.skipped,
-      });
-      out.push({ source: p.source.name, status: rec.unchanged ? "unchanged" : "imported", operation: rec.operation, files: p.files.length });
-    } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      out.push({ source: p.source.name, status: "failed", error: `${(e as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`, files: p.files.length });
-    }
+    out.push(
+      await recordPlan(store, p, () => {
+        const parsed = p.source.parse(p.files);
+        return {
+          source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: {},
+          licence: p.source.licence, attribution: p.source.attribution,
+          files: p.files.map((f) => ({ path: f.path, bytes: f.bytes, sha256: createHash("sha256").update(f.bytes).digest("hex"), size: f.bytes.length })),
+          advisories: parsed.advisories, enrichment: parsed.enrichment, skipped: parsed.skipped,
+        };
+      }),
+    );
   }
   return out;
+}
+
+/**
+ * Records one plan's operation, built by `operation` (which may parse, and throw); any failure becomes a
+ * `failed` result naming the error and its code, so one source's failure changes nothing of it and stops no other.
+ */
+async function recordPlan(store: AdvisoryStore, p: ImportPlan, operation: () => OperationInput): Promise<ImportResult> {
+  try {
+    const rec = await store.recordOperation(operation());
+    return { source: p.source.name, status: rec.unchanged ? "unchanged" : "imported", operation: rec.operation, files: p.files.length };
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    return { source: p.source.name, status: "failed", error: `${(e as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`, files: p.files.length };
+  }
 }
 
 /**
@@ -167,18 +179,14 @@ export async function importBundle(store: AdvisoryStore, catalogue: SourceCatalo
   for (const [i, p] of plans.entries()) {
     const m = manifest.sources[i]!;
     const r = parsed[i]!;
-    try {
-      const rec = await store.recordOperation({
+    out.push(
+      await recordPlan(store, p, () => ({
         source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: m.fingerprint,
         licence: m.licence || p.source.licence, attribution: m.attribution || p.source.attribution,
         files: m.files.map((f, j) => ({ ...f, bytes: p.files[j]!.bytes })),
         advisories: r.advisories, enrichment: r.enrichment, skipped: r.skipped,
-      });
-      out.push({ source: p.source.name, status: rec.unchanged ? "unchanged" : "imported", operation: rec.operation, files: p.files.length });
-    } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      out.push({ source: p.source.name, status: "failed", error: `${(e as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`, files: p.files.length });
-    }
+      })),
+    );
   }
   return out;
 }

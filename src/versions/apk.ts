@@ -20,7 +20,7 @@
 // 4. ~hash: ignored by the order: it names the commit of a build, not a newer one.
 // 5. -r#: as integers, missing = -r0.
 // Numbers of any length compare exactly.
-import { compareDigitRuns, guard, isDigit } from "./common.js";
+import { compareDigitRuns, guard, isDigit, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "apk";
@@ -168,15 +168,4 @@ export function compareApk(a: string, b: string): number {
   return compareParsed(parseApk(a), parseApk(b));
 }
 
-export const apk: VersionScheme = {
-  name: NAME,
-  compare: compareApk,
-  valid(v: string): boolean {
-    try {
-      parseApk(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-};
+export const apk: VersionScheme = versionScheme(NAME, compareApk, parseApk);

@@ -1,7 +1,7 @@
-// Helpers shared by the version schemes: the input guard every scheme applies first, and exact
-// comparison of decimal digit runs of any length (no Number(): 30-digit components must not collapse
-// into the same float).
-import { UnmatchableVersionError } from "./types.js";
+// Helpers shared by the version schemes: the input guard every scheme applies first, exact comparison of
+// decimal digit runs of any length (no Number(): 30-digit components must not collapse into the same
+// float), and the VersionScheme object each scheme exports.
+import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 /** Longer version strings are refused: no packaging system produces them, and parsing stays cheap. */
 export const MAX_VERSION_LENGTH = 256;
@@ -76,4 +76,23 @@ export function compareStrings(a: string, b: string): number {
 /** Sign of n as -1, 0 or 1. */
 export function sign(n: number): number {
   return n < 0 ? -1 : n > 0 ? 1 : 0;
+}
+
+/**
+ * A scheme from its comparator and its parser: `valid(v)` is whether `parse` reads `v` without throwing
+ * (an UnmatchableVersionError or anything else).
+ */
+export function versionScheme(name: string, compare: (a: string, b: string) => number, parse: (v: string) => unknown): VersionScheme {
+  return {
+    name,
+    compare,
+    valid(v: string): boolean {
+      try {
+        parse(v);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
 }

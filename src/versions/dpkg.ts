@@ -16,7 +16,7 @@
 // characters outside [A-Za-z0-9.+~-:], and compares such versions anyway; so does this module.
 // Stricter than dpkg on purpose: the empty string (dpkg: lower than everything; here: no version) and
 // what common.ts's guard refuses (non-ASCII, over 256 characters).
-import { compareDigitRuns, guard, isAlpha, isDigit, isSpace, trimSpace } from "./common.js";
+import { compareDigitRuns, guard, isAlpha, isDigit, isSpace, trimSpace, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "dpkg";
@@ -127,15 +127,4 @@ export function compareDpkg(a: string, b: string): number {
   return compareParsed(parseDpkg(a), parseDpkg(b));
 }
 
-export const dpkg: VersionScheme = {
-  name: NAME,
-  compare: compareDpkg,
-  valid(v: string): boolean {
-    try {
-      parseDpkg(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-};
+export const dpkg: VersionScheme = versionScheme(NAME, compareDpkg, parseDpkg);

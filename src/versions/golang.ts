@@ -17,7 +17,7 @@
 // - Go release tags for the standard library: go1.19.8 -> v1.19.8, go1.20 -> v1.20.0,
 //   go1.21rc2 -> v1.21.0-rc.2, go1.21beta1 -> v1.21.0-beta.1 (the vulndb convention).
 // Invalid versions are unmatchable (x/mod/semver would sort them below every valid one).
-import { compareDigitRuns, compareStrings, guard, isAlpha, isDigit } from "./common.js";
+import { compareDigitRuns, compareStrings, guard, isAlpha, isDigit, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "go";
@@ -149,15 +149,4 @@ export function compareGo(a: string, b: string): number {
   );
 }
 
-export const golang: VersionScheme = {
-  name: NAME,
-  compare: compareGo,
-  valid(v: string): boolean {
-    try {
-      parse(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-};
+export const golang: VersionScheme = versionScheme(NAME, compareGo, parse);

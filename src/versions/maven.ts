@@ -24,7 +24,7 @@
 // ComparableVersion is not transitive (1-a1 < 1 < 1.x.2 but 1-a1 > 1.x.2 in Maven itself); neither is this.
 // Written here rather than on mvncmp, which follows 3.8.6 (before MNG-7644), turns numbers into floats
 // (30-digit numbers compare equal) and answers -1 both ways for 1-1 vs 1.sp.
-import { compareDigitRuns, compareStrings, guard, isDigit } from "./common.js";
+import { compareDigitRuns, compareStrings, guard, isDigit, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "maven";
@@ -147,15 +147,4 @@ export function compareMaven(a: string, b: string): number {
   return compareItem(parseMaven(a), parseMaven(b));
 }
 
-export const maven: VersionScheme = {
-  name: NAME,
-  compare: compareMaven,
-  valid(v: string): boolean {
-    try {
-      parseMaven(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-};
+export const maven: VersionScheme = versionScheme(NAME, compareMaven, parseMaven);

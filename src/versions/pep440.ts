@@ -16,7 +16,7 @@
 // `0.1-bulbasaur`) are unmatchable, as packaging 22+ refuses them.
 // Written here rather than on @renovatebot/pep440, which turns every number into a float (30-digit
 // releases compare equal) and reads local labels such as +0x1 as numbers.
-import { compareDigitRuns, compareStrings, guard } from "./common.js";
+import { compareDigitRuns, compareStrings, guard, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "pep440";
@@ -129,15 +129,4 @@ export function comparePep440(a: string, b: string): number {
   return compareParsed(parsePep440(a), parsePep440(b));
 }
 
-export const pep440: VersionScheme = {
-  name: NAME,
-  compare: comparePep440,
-  valid(v: string): boolean {
-    try {
-      parsePep440(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-};
+export const pep440: VersionScheme = versionScheme(NAME, comparePep440, parsePep440);

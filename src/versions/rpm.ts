@@ -17,7 +17,7 @@
 // - segments are maximal runs of digits or of letters; a numeric segment is newer than an alphabetic
 //   one; numeric segments compare as integers of any size, alphabetic ones by ASCII (case-sensitive);
 // - when one string runs out, the one with segments left is newer; only separators left = equal.
-import { compareDigitRuns, guard, isAlpha, isDigit } from "./common.js";
+import { compareDigitRuns, guard, isAlpha, isDigit, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "rpm";
@@ -132,15 +132,4 @@ export function compareRpm(a: string, b: string): number {
   return x.hasRelease === y.hasRelease ? 0 : x.hasRelease ? 1 : -1;
 }
 
-export const rpm: VersionScheme = {
-  name: NAME,
-  compare: compareRpm,
-  valid(v: string): boolean {
-    try {
-      bounds(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-};
+export const rpm: VersionScheme = versionScheme(NAME, compareRpm, bounds);

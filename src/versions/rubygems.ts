@@ -15,7 +15,7 @@
 // empty or blank string, which Gem::Version reads as 0 but which names no version.
 // Written here rather than on @renovatebot/ruby-semver, which turns numbers into floats (30-digit
 // segments compare equal) and orders letters with localeCompare (1.a < 1.B, where Ruby says 1.a > 1.B).
-import { compareNumeric, compareStrings, guard, isDigit } from "./common.js";
+import { compareNumeric, compareStrings, guard, isDigit, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "rubygems";
@@ -66,15 +66,4 @@ export function compareRubygems(a: string, b: string): number {
   return compareSegments(parseRubygems(a), parseRubygems(b));
 }
 
-export const rubygems: VersionScheme = {
-  name: NAME,
-  compare: compareRubygems,
-  valid(v: string): boolean {
-    try {
-      parseRubygems(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-};
+export const rubygems: VersionScheme = versionScheme(NAME, compareRubygems, parseRubygems);

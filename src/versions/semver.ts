@@ -13,7 +13,7 @@
 // keeps as strings and then compares through floating point (inexact).
 // satisfies() below is for constraint strings such as Node.js' own advisories ("^20.20.2 || ^22.22.2").
 import { Range, SemVer } from "semver";
-import { guard } from "./common.js";
+import { guard, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "semver";
@@ -58,15 +58,4 @@ export function satisfies(version: string, range: string): boolean {
   return r.test(v);
 }
 
-export const semver: VersionScheme = {
-  name: NAME,
-  compare: compareSemver,
-  valid(v: string): boolean {
-    try {
-      parseSemver(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-};
+export const semver: VersionScheme = versionScheme(NAME, compareSemver, parseSemver);

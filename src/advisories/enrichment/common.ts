@@ -1,22 +1,10 @@
-// What the enrichment parsers share: the result type and reading a possibly gzipped file with bounds.
+// What the enrichment parsers share beyond reading input (../input.ts): the result type and the date check.
 
-import { checkSize, decodeUtf8, gunzipBounded, isGzip } from "../input-guard.js";
-import type { Enrichment, RawFile, SkippedRecord } from "../types.js";
+import type { Enrichment, SkippedRecord } from "../types.js";
 
 /** An Enrichment plus the rows or records that could not be used, each with the reason. */
 export interface EnrichmentParseResult extends Enrichment {
   skipped: SkippedRecord[];
-}
-
-/** The file's bytes, gunzipped when they are gzip (`.csv.gz`, `.json.gz`), bounded either way. */
-export function contentBytes(file: RawFile, maxBytes: number): Uint8Array {
-  if (isGzip(file.bytes)) return gunzipBounded(file.path, file.bytes, maxBytes);
-  checkSize(file.path, file.bytes, maxBytes);
-  return file.bytes;
-}
-
-export function contentText(file: RawFile, maxBytes: number): string {
-  return decodeUtf8(file.path, contentBytes(file, maxBytes)).replace(/^\uFEFF/, "");
 }
 
 /** `YYYY-MM-DD` (a real calendar date), as KEV and EPSS write dates. */

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { AdvisoryInputError } from "../input-guard.js";
+import { AdvisoryInputError } from "../input.js";
 import type { RawFile } from "../types.js";
 import { detectEpss, detectKev, detectNvd, detectNvdMeta, parseEpss, parseKev, parseNvd, parseNvdMeta } from "./index.js";
 

@@ -2,9 +2,9 @@
 // line is a comment `#model_version:v2025.03.14,score_date:2025-03-15T00:00:00+0000`, then the header
 // `cve,epss,percentile`, then one row per CVE. Plain or gzipped.
 
-import { AdvisoryInputError, MiB, isCveId, sniffText } from "../input-guard.js";
+import { AdvisoryInputError, MiB, contentText, isCveId, sniffText } from "../input.js";
 import type { Enrichment, RawFile, SkippedRecord } from "../types.js";
-import { contentText, type EnrichmentParseResult } from "./common.js";
+import type { EnrichmentParseResult } from "./common.js";
 
 export interface EpssParseOptions {
   /** Largest (decompressed) file; the full daily file is about 10 MB (default 256 MiB). */

@@ -3,9 +3,9 @@
 // `knownRansomwareCampaignUse`, ...).
 
 import { z } from "zod";
-import { AdvisoryInputError, MiB, formatPath, isCveId, parseJsonText, sniffText } from "../input-guard.js";
+import { AdvisoryInputError, MiB, contentText, firstIssue, isCveId, parseJsonText, sniffText } from "../input.js";
 import type { Enrichment, RawFile } from "../types.js";
-import { contentText, isIsoDate, type EnrichmentParseResult } from "./common.js";
+import { isIsoDate, type EnrichmentParseResult } from "./common.js";
 
 export interface KevParseOptions {
   /** Largest (decompressed) file; the catalogue is about 1.5 MB (default 64 MiB). */
@@ -47,8 +47,7 @@ export function parseKev(file: RawFile, options?: KevParseOptions): KevParseResu
     const cve = raw !== null && typeof raw === "object" ? (raw as { cveID?: unknown }).cveID : undefined;
     const record = isCveId(cve) ? cve : `vulnerabilities[${i}]`;
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      out.skipped.push({ file: file.path, record, reason: `invalid entry: ${issue ? `${formatPath(issue.path)}: ${issue.message}` : "invalid"}` });
+      out.skipped.push({ file: file.path, record, reason: `invalid entry: ${firstIssue(parsed.error)}` });
       return;
     }
     const e = parsed.data;

@@ -4,9 +4,9 @@
 
 import { z } from "zod";
 import { CvssError, parseCvss, toCvss } from "../cvss.js";
-import { AdvisoryInputError, MiB, hasControlChars, isCveId, parseJsonText, sniffText } from "../input-guard.js";
+import { AdvisoryInputError, MiB, contentText, hasControlChars, isCveId, parseJsonText, sniffText } from "../input.js";
 import type { Cvss, Enrichment, RawFile } from "../types.js";
-import { contentText, type EnrichmentParseResult } from "./common.js";
+import type { EnrichmentParseResult } from "./common.js";
 
 export interface NvdParseOptions {
   /** Largest (decompressed) file (default 384 MiB; a 2,000-record API page is about 10 MB, a yearly feed ~200 MB). */

@@ -4,7 +4,7 @@
 // the id alone, Advisory.id is unique within the source. docs/advisories.md ("Alpine") has the mapping.
 
 import type { Advisory, AffectedPackage, ParseResult, RawFile } from "../../types.js";
-import { SkipLog, byString, sniff } from "../bounded-input.js";
+import { KiB, SkipLog, byString, sniff } from "../../input.js";
 import { readSecdbFile } from "./secdb.js";
 
 export { secfixIds } from "./secdb.js";
@@ -12,7 +12,7 @@ export type { SecfixEntry } from "./secdb.js";
 
 /** Whether the file is a secdb file (JSON or YAML) or a vuln-list per-package file, from its first 64 KiB. */
 export function detect(file: RawFile): boolean {
-  const head = sniff(file);
+  const head = sniff(file.bytes, 64 * KiB);
   if (/^\s*\{/.test(head)) {
     return /"secfixes"\s*:/.test(head) || (/"distroversion"\s*:/.test(head) && /"reponame"\s*:/.test(head));
   }

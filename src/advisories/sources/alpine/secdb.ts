@@ -6,20 +6,7 @@
 // one string, trailing comments; they are split and cleaned here.
 
 import type { RawFile } from "../../types.js";
-import {
-  AdvisoryInputError,
-  LIMITS,
-  SIZE_CAPS,
-  clip,
-  entriesOf,
-  isRecord,
-  kindOf,
-  own,
-  parseJson,
-  parseYaml,
-  sniff,
-} from "../bounded-input.js";
-import type { SkipLog } from "../bounded-input.js";
+import { LIMITS, SIZE_CAPS, clip, entriesOf, isRecord, kindOf, own, readTopRecord, sniff, type SkipLog } from "../../input.js";
 
 /** One (package, fix key, id string) of one file. */
 export interface SecfixEntry {
@@ -85,14 +72,13 @@ function repositoryFromPath(path: string): string | undefined {
 export function isYamlFile(file: RawFile): boolean {
   if (/\.ya?ml$/i.test(file.path)) return true;
   if (/\.json$/i.test(file.path)) return false;
-  return !/^\s*[{[]/.test(sniff(file, 256));
+  return !/^\s*[{[]/.test(sniff(file.bytes, 256));
 }
 
 /** Reads one file into entries; records of the wrong shape go to `skips`. Throws for an unreadable file. */
 export function readSecdbFile(file: RawFile, skips: SkipLog): SecfixEntry[] {
   const path = file.path;
-  const doc = isYamlFile(file) ? parseYaml(file, SIZE_CAPS.other) : parseJson(file, SIZE_CAPS.other);
-  if (!isRecord(doc)) throw new AdvisoryInputError(path, `top level is ${kindOf(doc)}, expected an object`);
+  const doc = readTopRecord(file, SIZE_CAPS.other, "an object", { yaml: isYamlFile(file) });
   const dv = own(doc, "distroversion");
   const branch = typeof dv === "string" && BRANCH.test(dv) ? dv : branchFromPath(path);
   if (branch === undefined) {

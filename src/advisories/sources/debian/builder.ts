@@ -2,7 +2,7 @@
 // (source package, release). The DSA/DLA lists then add advisory ids and fix dates to matching rows.
 
 import type { Advisory, AdvisoryReference, AffectedPackage, Severity } from "../../types.js";
-import { byString, higherSeverity } from "../bounded-input.js";
+import { byString, higherSeverity } from "../../input.js";
 import type { DebianListEntry } from "./lists.js";
 import { debianEcosystem, releaseOrder, urgencySeverity, urgencySeverityWord } from "./releases.js";
 

@@ -8,6 +8,7 @@
 import type { RawFile, ParseResult } from "../../types.js";
 import {
   AdvisoryInputError,
+  KiB,
   LIMITS,
   SIZE_CAPS,
   SkipLog,
@@ -18,7 +19,7 @@ import {
   own,
   parseJson,
   sniff,
-} from "../bounded-input.js";
+} from "../../input.js";
 import { DebianBuilder } from "./builder.js";
 import { addCveListEntries, parseDebianCveList } from "./cve-list.js";
 import { parseDebianAdvisoryList } from "./lists.js";
@@ -42,7 +43,7 @@ function kindFromPath(path: string): Kind | undefined {
 }
 
 function kindFromContent(file: RawFile): Kind | undefined {
-  const head = sniff(file);
+  const head = sniff(file.bytes, 64 * KiB);
   if (/^\s*\{\s*"[a-z0-9][a-z0-9+.-]*"\s*:\s*\{\s*"(?:CVE|TEMP)-/.test(head)) return "json";
   if (/^\s*\{/.test(head) && /"Header"\s*:/.test(head) && /"Annotations"\s*:/.test(head)) return "vuln-list";
   const first = /^\s*(\S[^\n]*)/.exec(head)?.[1] ?? "";
@@ -97,7 +98,9 @@ export function parse(files: RawFile[]): ParseResult {
     }
   } else {
     const names = files.map((f) => f.path).join(", ") || "(no files)";
-    throw new AdvisoryInputError(names, "neither the tracker JSON (debian.json) nor a CVE list (CVE/list) is among the files");
+    throw new AdvisoryInputError("UNRECOGNISED", names, "neither the tracker JSON (debian.json) nor a CVE list (CVE/list) is among the files", {
+      naming: "path",
+    });
   }
   for (const file of [...(groups.get("dsa") ?? []), ...(groups.get("dla") ?? [])]) {
     const parsed = parseDebianAdvisoryList(decodeText(file, SIZE_CAPS.other), file.path);

@@ -9,8 +9,9 @@
 // fix lines, `NOTE:` lines. Notices have no fix lines. A header we cannot read is skipped with its lines.
 
 import type { SkippedRecord } from "../../types.js";
-import { LIMITS, SkipLog, clip } from "../bounded-input.js";
-import { validBugId, validSourceName } from "./releases.js";
+import { LIMITS, SkipLog, clip } from "../../input.js";
+import { validSourceName } from "./releases.js";
+import { addBraceIds, readTrackerList } from "./text-list.js";
 
 export interface DebianListFix {
   release: string;
@@ -57,64 +58,37 @@ export function parseDebianAdvisoryList(
   file: string,
 ): { entries: DebianListEntry[]; skipped: SkippedRecord[] } {
   const skips = new SkipLog();
-  const entries: DebianListEntry[] = [];
-  let current: DebianListEntry | undefined;
-  let skipping = false;
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] ?? "").replace(/\r$/, "");
-    const n = i + 1;
-    if (line.trim() === "") continue;
-    if (!/^\s/.test(line)) {
-      current = undefined;
-      const h = HEADER.exec(line);
-      if (!h) {
-        skipping = true;
-        skips.add(file, `line ${n}`, `unreadable header ${JSON.stringify(clip(line, 120))}`);
-        continue;
-      }
-      skipping = false;
-      const [, day = "", month = "", year = "", id = "", rest = ""] = h;
-      const title = clip(rest.trim(), LIMITS.note);
-      current = { id, title, cves: [], fixes: [], notes: [], line: n };
-      const date = isoDate(day, month, year);
-      if (date !== undefined) current.date = date;
-      else skips.add(file, `${id} (line ${n})`, `unreadable date in ${JSON.stringify(clip(line, 120))}; entry kept without a date`);
-      const dash = title.indexOf(" - ");
-      const pkg = dash > 0 ? title.slice(0, dash).trim() : undefined;
-      if (pkg !== undefined && validSourceName(pkg)) current.package = pkg;
-      entries.push(current);
-      continue;
-    }
-    if (skipping) continue;
-    if (!current) {
-      skips.add(file, `line ${n}`, "indented line before any header");
-      continue;
-    }
-    const body = line.trim();
+  const header = (line: string, n: number): DebianListEntry | undefined => {
+    const h = HEADER.exec(line);
+    if (!h) return undefined;
+    const [, day = "", month = "", year = "", id = "", rest = ""] = h;
+    const title = clip(rest.trim(), LIMITS.note);
+    const entry: DebianListEntry = { id, title, cves: [], fixes: [], notes: [], line: n };
+    const date = isoDate(day, month, year);
+    if (date !== undefined) entry.date = date;
+    else skips.add(file, `${id} (line ${n})`, `unreadable date in ${JSON.stringify(clip(line, 120))}; entry kept without a date`);
+    const dash = title.indexOf(" - ");
+    const pkg = dash > 0 ? title.slice(0, dash).trim() : undefined;
+    if (pkg !== undefined && validSourceName(pkg)) entry.package = pkg;
+    return entry;
+  };
+  const line = (current: DebianListEntry, body: string): string | undefined => {
     if (body.startsWith("{")) {
-      const inner = body.replace(/^\{/, "").replace(/\}$/, "");
-      for (const token of inner.split(/\s+/)) {
-        if (token !== "" && validBugId(token) && !current.cves.includes(token)) current.cves.push(token);
-      }
-      continue;
+      addBraceIds(body, current.cves);
+      return undefined;
     }
     if (body.startsWith("NOTE:")) {
       current.notes.push(clip(body.slice(5).trim(), LIMITS.note));
-      continue;
+      return undefined;
     }
     const f = FIX.exec(body);
-    if (f) {
-      const [, release = "", pkg = "", version = ""] = f;
-      if (version.startsWith("<")) continue; // `<not-affected>` and friends: no fixed version to record
-      if (!validSourceName(pkg) || version.length > LIMITS.version) {
-        skips.add(file, `${current.id} (line ${n})`, `unusable fix line ${JSON.stringify(clip(body, 120))}`);
-        continue;
-      }
-      current.fixes.push({ release, package: pkg, version });
-      continue;
-    }
-    skips.add(file, `${current.id} (line ${n})`, `unrecognised line ${JSON.stringify(clip(body, 120))}`);
-  }
+    if (!f) return `unrecognised line ${JSON.stringify(clip(body, 120))}`;
+    const [, release = "", pkg = "", version = ""] = f;
+    if (version.startsWith("<")) return undefined; // `<not-affected>` and friends: no fixed version to record
+    if (!validSourceName(pkg) || version.length > LIMITS.version) return `unusable fix line ${JSON.stringify(clip(body, 120))}`;
+    current.fixes.push({ release, package: pkg, version });
+    return undefined;
+  };
+  const entries = readTrackerList(text, file, skips, header, line);
   return { entries, skipped: skips.records };
 }

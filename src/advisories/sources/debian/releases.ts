@@ -2,7 +2,7 @@
 // state. The tracker JSON and the CVE list both end here, so both produce the same model.
 
 import type { AffectedPackage, AffectedRange, FixState, Severity } from "../../types.js";
-import { LIMITS, clip } from "../bounded-input.js";
+import { LIMITS, clip } from "../../input.js";
 
 /**
  * Codename → the version the ecosystem key uses (`Debian:<version>`). From etch on that is the major

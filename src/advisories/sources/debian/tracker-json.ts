@@ -6,20 +6,7 @@
 
 import { z } from "zod";
 import type { RawFile } from "../../types.js";
-import type {
-  SkipLog} from "../bounded-input.js";
-import {
-  AdvisoryInputError,
-  LIMITS,
-  SIZE_CAPS,
-  clip,
-  entriesOf,
-  isRecord,
-  kindOf,
-  own,
-  parseJson,
-  zodReason,
-} from "../bounded-input.js";
+import { LIMITS, SIZE_CAPS, clip, entriesOf, isRecord, kindOf, own, readTopRecord, zodReason, type SkipLog } from "../../input.js";
 import type { DebianBuilder } from "./builder.js";
 import { debianEcosystem, releaseRow, validBugId, validSourceName } from "./releases.js";
 
@@ -39,8 +26,7 @@ const Entry = z.object({
 
 /** Reads one tracker JSON file into the builder; returns the number of rows added. */
 export function readTrackerJson(file: RawFile, builder: DebianBuilder, skips: SkipLog): number {
-  const top = parseJson(file, SIZE_CAPS.debianJson);
-  if (!isRecord(top)) throw new AdvisoryInputError(file.path, `top level is ${kindOf(top)}, expected an object of source packages`);
+  const top = readTopRecord(file, SIZE_CAPS.debianJson, "an object of source packages");
   const path = file.path;
   let rows = 0;
   for (const [source, ids] of entriesOf(top)) {

@@ -5,7 +5,7 @@
 import semver from "semver";
 import { z } from "zod";
 import { CvssError, severityFromCvss, toCvss } from "../../cvss.js";
-import { CVE_RE, KiB, MiB, formatPath, hasControlChars, httpUrl, parseJsonBytes } from "../../input-guard.js";
+import { CVE_RE, KiB, MiB, firstIssue, hasControlChars, httpUrl, parseJsonBytes } from "../../input.js";
 import type { Advisory, AffectedPackage, Cvss, ParseResult, RawFile, Severity, SkippedRecord } from "../../types.js";
 
 export interface NodejsParseOptions {
@@ -105,8 +105,7 @@ function mapEntry(
 ): { advisory: Advisory; notes: SkippedRecord[] } | { skip: string } {
   const parsed = Entry.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { skip: `invalid entry: ${issue ? `${formatPath(issue.path)}: ${issue.message}` : "invalid"}` };
+    return { skip: `invalid entry: ${firstIssue(parsed.error)}` };
   }
   const e = parsed.data;
   const cves = [...new Set(e.cve)];

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import semver from "semver";
 import { describe, expect, it } from "vitest";
-import { AdvisoryInputError } from "../../input-guard.js";
+import { AdvisoryInputError } from "../../input.js";
 import type { Advisory, RawFile } from "../../types.js";
 import { detectNodejsCore, parseNodejsCore } from "./index.js";
 

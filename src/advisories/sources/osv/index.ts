@@ -12,7 +12,7 @@ import {
   MiB,
   countInto,
   decodeUtf8,
-  formatPath,
+  firstIssue,
   hasControlChars,
   httpUrl,
   isAdvisoryId,
@@ -21,7 +21,8 @@ import {
   parseJsonText,
   parseYamlBytes,
   checkSize,
-} from "../../input-guard.js";
+  FEED_INPUT,
+} from "../../input.js";
 import type {
   Advisory,
   AdvisoryReference,
@@ -163,11 +164,6 @@ const AffectedShape = z.object({
   database_specific: z.unknown().optional(),
 });
 
-function firstIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  return issue ? `${formatPath(issue.path)}: ${issue.message}` : "invalid";
-}
-
 // --- reading files ----------------------------------------------------------------------------------------------
 
 type Item = { kind: "record"; value: unknown; file: string; record: string } | { kind: "skipped"; skipped: SkippedRecord };
@@ -187,7 +183,7 @@ function* readOsvFile(file: RawFile, limits: OsvLimits): Generator<Item> {
   const ext = extensionOf(file.path);
   const zip = ext === "zip" || (ext !== "json" && ext !== "yaml" && ext !== "yml" && looksLikeZip(file.bytes));
   if (zip) {
-    checkSize(file.path, file.bytes, limits.maxArchiveBytes);
+    checkSize(file, limits.maxArchiveBytes, FEED_INPUT);
     for (const entry of readZip(file.path, file.bytes, limits)) {
       if ("skipped" in entry) {
         yield { kind: "skipped", skipped: { file: file.path, record: entry.name, reason: `archive ${file.path}, entry ${entry.name}: ${entry.skipped}` } };

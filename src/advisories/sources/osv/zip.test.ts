@@ -1,6 +1,6 @@
 import { strToU8, zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
-import { AdvisoryInputError, MiB } from "../../input-guard.js";
+import { AdvisoryInputError, MiB } from "../../input.js";
 import { crc32, crc32Table, looksLikeZip, readZip, type ZipEntry, type ZipLimits } from "./zip.js";
 
 const SMALL: ZipLimits = { maxEntryBytes: 1 * MiB, maxTotalBytes: 4 * MiB, maxEntries: 100 };

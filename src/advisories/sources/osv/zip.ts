@@ -10,7 +10,7 @@
 
 import * as zlib from "node:zlib";
 import { Inflate } from "fflate";
-import { AdvisoryInputError, GiB, KiB, MiB } from "../../input-guard.js";
+import { AdvisoryInputError, GiB, KiB, MiB } from "../../input.js";
 
 export interface ZipLimits {
   /** Largest decompressed entry (default 8 MiB). */
@@ -79,12 +79,12 @@ export function* readZip(archive: string, bytes: Uint8Array, limits: ZipLimits =
     const out = e.method === 0 ? stored(archive, e, data) : inflate(archive, e, data, limits, total);
     if (e.method === 0) total.bytes += out.length;
     if (total.bytes > limits.maxTotalBytes) {
-      throw new AdvisoryInputError("ZIP_LIMIT", archive, `decompresses to more than ${limits.maxTotalBytes} bytes`, e.name);
+      throw new AdvisoryInputError("ZIP_LIMIT", { file: archive, entry: e.name }, `decompresses to more than ${limits.maxTotalBytes} bytes`);
     }
     if (out.length !== e.size) {
-      throw new AdvisoryInputError("BAD_ZIP", archive, `inflates to ${out.length} bytes, not the ${e.size} it declares`, e.name);
+      throw new AdvisoryInputError("BAD_ZIP", { file: archive, entry: e.name }, `inflates to ${out.length} bytes, not the ${e.size} it declares`);
     }
-    if (crc32(out) !== e.crc) throw new AdvisoryInputError("BAD_ZIP", archive, "CRC-32 mismatch", e.name);
+    if (crc32(out) !== e.crc) throw new AdvisoryInputError("BAD_ZIP", { file: archive, entry: e.name }, "CRC-32 mismatch");
     yield { name: e.name, data: out };
   }
 }
@@ -175,7 +175,7 @@ function centralDirectory(archive: string, bytes: Uint8Array, view: DataView, li
 /** Refuses names that climb out of the archive or are absolute: such an archive is not an OSV export. */
 function checkName(archive: string, name: string): void {
   const refuse = (why: string): never => {
-    throw new AdvisoryInputError("ZIP_PATH", archive, why, name.length > 200 ? `${name.slice(0, 200)}…` : name);
+    throw new AdvisoryInputError("ZIP_PATH", { file: archive, entry: name.length > 200 ? `${name.slice(0, 200)}…` : name }, why);
   };
   if (name.length === 0) refuse("empty entry name");
   if (name.length > MAX_NAME_LENGTH) refuse(`entry name longer than ${MAX_NAME_LENGTH} characters`);
@@ -188,17 +188,17 @@ function checkName(archive: string, name: string): void {
 function entryData(archive: string, bytes: Uint8Array, view: DataView, e: CentralEntry): Uint8Array {
   const at = e.localOffset;
   if (at + 30 > bytes.length || view.getUint32(at, true) !== SIG_LOCAL) {
-    throw new AdvisoryInputError("BAD_ZIP", archive, "local file header missing", e.name);
+    throw new AdvisoryInputError("BAD_ZIP", { file: archive, entry: e.name }, "local file header missing");
   }
   const start = at + 30 + view.getUint16(at + 26, true) + view.getUint16(at + 28, true);
   const end = start + e.compressedSize;
-  if (end > bytes.length) throw new AdvisoryInputError("BAD_ZIP", archive, "entry data runs past the end of the archive", e.name);
+  if (end > bytes.length) throw new AdvisoryInputError("BAD_ZIP", { file: archive, entry: e.name }, "entry data runs past the end of the archive");
   return bytes.subarray(start, end);
 }
 
 function stored(archive: string, e: CentralEntry, data: Uint8Array): Uint8Array {
   if (data.length !== e.size) {
-    throw new AdvisoryInputError("BAD_ZIP", archive, `stored entry holds ${data.length} bytes, not the ${e.size} it declares`, e.name);
+    throw new AdvisoryInputError("BAD_ZIP", { file: archive, entry: e.name }, `stored entry holds ${data.length} bytes, not the ${e.size} it declares`);
   }
   return data;
 }
@@ -218,21 +218,20 @@ function inflate(archive: string, e: CentralEntry, data: Uint8Array, limits: Zip
       const end = Math.min(data.length, off + INFLATE_STEP);
       inflater.push(data.subarray(off, end), end === data.length);
       if (total.bytes > limits.maxTotalBytes) {
-        throw new AdvisoryInputError("ZIP_LIMIT", archive, `decompresses to more than ${limits.maxTotalBytes} bytes`, e.name);
+        throw new AdvisoryInputError("ZIP_LIMIT", { file: archive, entry: e.name }, `decompresses to more than ${limits.maxTotalBytes} bytes`);
       }
       if (over) {
         throw new AdvisoryInputError(
           "ZIP_LIMIT",
-          archive,
+          { file: archive, entry: e.name },
           `inflates past the ${e.size} bytes it declares (stopped at ${produced}; per-entry limit ${limits.maxEntryBytes})`,
-          e.name,
         );
       }
       if (end === data.length) break;
     }
   } catch (err) {
     if (err instanceof AdvisoryInputError) throw err;
-    throw new AdvisoryInputError("BAD_ZIP", archive, `corrupt deflate data: ${(err as Error).message}`, e.name, { cause: err });
+    throw new AdvisoryInputError("BAD_ZIP", { file: archive, entry: e.name }, `corrupt deflate data: ${(err as Error).message}`, { cause: err });
   }
   if (chunks.length === 1 && chunks[0]) return chunks[0];
   const out = new Uint8Array(produced);

@@ -16,10 +16,10 @@ import {
   isRecord,
   kindOf,
   own,
-  parseJson,
+  readTopRecord,
   zodReason,
-} from "../bounded-input.js";
-import type { SkipLog } from "../bounded-input.js";
+  type SkipLog,
+} from "../../input.js";
 import { ecosystemFromCpe, evr, moduleStream, parseCpe, parseNevra, parsePurl, validRpmName } from "./identifiers.js";
 
 const ProductId = z.string().min(1).max(1024);
@@ -141,7 +141,7 @@ class ProductTree {
     let seen = 0;
     while (stack.length > 0) {
       const { node, depth, at } = stack.pop() as { node: unknown; depth: number; at: string };
-      if (++seen > MAX_TREE_NODES) throw new AdvisoryInputError(file, `product_tree has more than ${MAX_TREE_NODES} branches`);
+      if (++seen > MAX_TREE_NODES) throw new AdvisoryInputError("BAD_SHAPE", file, `product_tree has more than ${MAX_TREE_NODES} branches`, { naming: "path" });
       if (!isRecord(node)) {
         skips.add(file, `product_tree.${at}`, `branch is ${kindOf(node)}, expected an object`);
         continue;
@@ -305,8 +305,7 @@ const RHSA = /\b(RH[SBE]A-\d{4}:\d{1,6})\b/;
 /** Reads one VEX document. Throws for an unreadable file; skips what cannot be used. */
 export function readVexDocument(file: RawFile, skips: SkipLog): { advisories: Advisory[]; modified?: string } {
   const path = file.path;
-  const doc = parseJson(file, SIZE_CAPS.other);
-  if (!isRecord(doc)) throw new AdvisoryInputError(path, `top level is ${kindOf(doc)}, expected a CSAF document`);
+  const doc = readTopRecord(file, SIZE_CAPS.other, "a CSAF document");
   const document = own(doc, "document");
   if (!isRecord(document)) {
     skips.add(path, "document", `document is ${kindOf(document)}, expected an object`);

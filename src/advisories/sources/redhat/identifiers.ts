@@ -2,7 +2,7 @@
 // component purls (`pkg:rpm/redhat/util-linux@2.32.1-46.el8?arch=src`, `?rpmmod=nodejs:18:…`,
 // `pkg:rpmmod/redhat/ruby:2.6/ruby`) and NEVRA product ids (`kernel-0:3.10.0-693.112.1.el7.src`).
 
-import { LIMITS } from "../bounded-input.js";
+import { LIMITS } from "../../input.js";
 
 export interface Cpe {
   part: string;

@@ -3,7 +3,7 @@
 // document. docs/advisories.md ("Red Hat") has the mapping.
 
 import type { Advisory, ParseResult, RawFile } from "../../types.js";
-import { SkipLog, byString, sniff } from "../bounded-input.js";
+import { KiB, SkipLog, byString, sniff } from "../../input.js";
 import { readVexDocument } from "./csaf.js";
 
 export { impactSeverity } from "./csaf.js";
@@ -11,7 +11,7 @@ export { ecosystemFromCpe, parseCpe, parseNevra, parsePurl } from "./identifiers
 
 /** Whether the file is a CSAF VEX document, from its first 64 KiB (Red Hat writes `document` first). */
 export function detect(file: RawFile): boolean {
-  const head = sniff(file);
+  const head = sniff(file.bytes, 64 * KiB);
   return /^\s*\{/.test(head) && /"csaf_version"\s*:/.test(head) && /"category"\s*:\s*"csaf_vex"/.test(head);
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { Advisory, AffectedPackage, RawFile } from "../../types.js";
-import { AdvisoryInputError, SIZE_CAPS } from "../bounded-input.js";
+import { AdvisoryInputError, SIZE_CAPS } from "../../input.js";
 import { detect, ecosystemFromCpe, parse, parseCpe, parseNevra, parsePurl } from "./index.js";
 
 const FIXTURES = new URL("../../../../../shared/fixtures/advisories/", import.meta.url);
