@@ -8,6 +8,7 @@ const NAMES = [
   "portcullis_registry_requests_total", "portcullis_registry_request_duration_seconds", "portcullis_registry_received_bytes_total",
   "portcullis_registry_token_fetches_total", "portcullis_webhook_review_duration_seconds", "portcullis_webhook_decisions_total",
   "portcullis_webhook_break_glass_total", "portcullis_webhook_certificate_expiry_timestamp_seconds", "portcullis_leader",
+  "portcullis_advisory_updates_total", "portcullis_advisory_age_seconds", "portcullis_advisory_records",
 ];
 
 describe("PortcullisMetrics", () => {
@@ -26,6 +27,22 @@ describe("PortcullisMetrics", () => {
     // Nothing of the process: prom-client's default registry is not ours.
     expect(await m.registry.metrics()).not.toMatch(/process_cpu/);
     expect(await new PortcullisMetrics({ defaultMetrics: true }).registry.metrics()).toMatch(/process_cpu_user_seconds_total/);
+  });
+
+  it("reads each advisory source's age and records at scrape time, and counts update rounds by source and result", async () => {
+    const m = new PortcullisMetrics();
+    const made = new Date(Date.now() - 3600_000).toISOString();
+    m.watchAdvisories(async () => [{ source: "debian", advisories: 41234, latest: { createdAt: made } }]);
+    m.observeAdvisoryRound([{ source: "debian", status: "updated" }, { source: "alpine", status: "failed" }]);
+    const text = await m.registry.metrics();
+    expect(text).toMatch(/portcullis_advisory_records\{source="debian"\} 41234/);
+    const age = Number(/portcullis_advisory_age_seconds\{source="debian"\} ([\d.]+)/.exec(text)?.[1]);
+    expect(age).toBeGreaterThanOrEqual(3600);
+    expect(age).toBeLessThan(3700);
+    expect(text).toMatch(/portcullis_advisory_updates_total\{source="alpine",result="failed"\} 1/);
+    // A store that cannot answer leaves the gauges empty rather than failing the scrape.
+    m.watchAdvisories(async () => Promise.reject(new Error("down")));
+    expect(await m.registry.metrics()).not.toMatch(/portcullis_advisory_records\{/);
   });
 
   it("observes scans: a histogram sample by result, layers and bytes counted", async () => {

@@ -1,4 +1,4 @@
-// Per-CVE enrichment that is not an advisory: FIRST EPSS, CISA KEV, NVD CVSS. docs/advisories-osv.md has the mapping.
+// Per-CVE enrichment that is not an advisory: FIRST EPSS, CISA KEV, NVD CVSS. docs/advisories.md has the mapping.
 
 export type { EnrichmentParseResult } from "./common.js";
 export { detectEpss, parseEpss, type EpssParseOptions, type EpssParseResult } from "./epss.js";

@@ -1,6 +1,6 @@
 // Node.js runtime vulnerabilities from nodejs/security-wg: `vuln/core/index.json` (an object keyed "1".."N") or
 // the per-entry files `vuln/core/<N>.json`. Each entry gives semver ranges for the `node` binary: affected iff
-// the version satisfies `vulnerable` and not `patched`. docs/advisories-osv.md has the mapping.
+// the version satisfies `vulnerable` and not `patched`. docs/advisories.md has the mapping.
 
 import semver from "semver";
 import { z } from "zod";

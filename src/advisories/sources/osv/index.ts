@@ -1,7 +1,7 @@
 // OSV records (https://ossf.github.io/osv-schema/) → the advisory model: GitHub advisories, golang/vulndb,
 // PyPA (YAML), Ubuntu's OSV, crates.io/RubyGems/Maven/npm/... exports. A file is one record in JSON (`.json`),
 // one in YAML (`.yaml`/`.yml`, PyPA style), a JSON array of records, or an OSV export archive (`<ecosystem>/all.zip`,
-// one JSON record per entry). docs/advisories-osv.md has the field mapping and every decision below.
+// one JSON record per entry). docs/advisories.md has the field mapping and every decision below.
 
 import { z } from "zod";
 import { CvssError, toCvss, severityFromCvss } from "../../cvss.js";
