@@ -54,7 +54,7 @@ const Config = z
     advisoryUpdateInterval: z.string().refine((v) => v === "0" || parseDuration(v) !== undefined, "must be a duration such as 6h, or 0 for never").default("6h"),
     advisorySources: list(/^[a-z0-9.,_-]*$/, "must be source names, comma separated").default(""),
     advisoryMirrors: list(/^([a-z0-9._-]+=https?:\/\/[^,\s]+)?(,[a-z0-9._-]+=https?:\/\/[^,\s]+)*$/, "must be NAME=URL pairs, comma separated").default(""),
-    advisoryBundle: z.string().min(1).optional(),
+    advisoryBundle: z.string().optional(),
   })
   .strict();
 

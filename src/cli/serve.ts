@@ -136,7 +136,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const mirrors = Object.fromEntries(list(cfg.advisoryMirrors).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
   const secretCache = new SecretCache(kc.makeApiClient(k8s.CoreV1Api));
   const runAdvisoryRound = advisoryRound({
-    store, catalogue: defaultCatalogue(), sources: list(cfg.advisorySources), mirrors, bundle: cfg.advisoryBundle,
+    store, catalogue: defaultCatalogue(), sources: list(cfg.advisorySources), mirrors, bundle: cfg.advisoryBundle || undefined,
     keyring: async () => (await workloadKeyring(secretCache, cfg.namespace, [], { operator: operatorSecrets, providers })).keyring,
   });
   const advisoryLog = part("advisories");
