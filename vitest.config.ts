@@ -18,6 +18,9 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           environment: "node",
           globalSetup: ["test/env/global-setup.ts"],
+          // Every serve a test starts inherits this: no advisory update may reach for the internet from a
+          // test. The tests of the updater point it at an upstream on loopback instead.
+          env: { PORTCULLIS_ADVISORY_UPDATE_INTERVAL: "0" },
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // The services are shared by the whole run; files run one at a time so they do not fight for

@@ -19,6 +19,8 @@ export interface AdvisorySchedulerOptions {
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   onRound?: (results: SchedulerResult[]) => void;
   random?: () => number;
+  /** The least wait before the first round after the start (default 5 s). */
+  firstDelayMs?: number;
 }
 
 export class AdvisoryScheduler {
@@ -31,7 +33,7 @@ export class AdvisoryScheduler {
     const newest = (await o.store.status().catch(() => [])).reduce((t, s) => Math.max(t, Date.parse(s.latest.createdAt)), 0);
     let wait = Math.max(0, newest + o.intervalMs - Date.now());
     // A fresh leader waits a little even when the data is stale, so a flapping Lease does not hammer upstreams.
-    wait = Math.max(wait, 5_000);
+    wait = Math.max(wait, o.firstDelayMs ?? 5_000);
     while (!signal.aborted) {
       try {
         await sleep(wait, undefined, { signal });
