@@ -1,6 +1,7 @@
 // The fixture README's expected matches (C1-C11), end to end: inventories indexed by the real scanners,
 // advisories parsed by the real parsers from the real fixture files, candidates served in memory with the
 // store's contract.
+import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse as parseAlpine } from "../advisories/sources/alpine/index.js";
 import { parse as parseDebian } from "../advisories/sources/debian/index.js";
@@ -305,6 +306,49 @@ describe("C6-C9 language packages in one image (npm, Go, PyPI, Maven) × the OSV
     const jinja = merged.matches.find((x) => x.package.name === "Jinja2")!;
     expect(jinja).toMatchObject({ id: "CVE-2024-22195", aliases: ["GHSA-h5c8-rqwp-cp95", "PYSEC-2024-0"] });
     expect(jinja.matchedBy).toHaveLength(2);
+  });
+});
+
+describe("C7 with Debian's own go1.19.8 gofmt, when the machine has it (golang-1.19 package)", () => {
+  const gofmt = "/usr/lib/go-1.19/bin/gofmt";
+  it.skipIf(!existsSync(gofmt))("the real binary's stdlib v1.19.8: GO-2023-1752 only", async () => {
+    const report = await indexImage([[{ name: "usr/lib/go-1.19/bin/gofmt", mode: 0o755, content: readFileSync(gofmt) }]]);
+    const go = osvRecords(["GO-2023-1752", "GO-2022-0969", "GO-2022-0907"].map((id) => ["osv-go", advisoryFile(`osv/go/${id}.json`)]));
+    const r = matchReport(report, go, all());
+    expect(triples(r.matches)).toEqual(["stdlib CVE-2023-24540 1.19.9"]);
+    expect(r.matches[0]).toMatchObject({ installedVersionCompared: "v1.19.8", package: { packageDb: "go:usr/lib/go-1.19/bin/gofmt" } });
+  });
+});
+
+describe("Ubuntu Pro rows apply only to images with ESM sources", async () => {
+  const xenial = 'NAME="Ubuntu"\nVERSION_ID="16.04"\nID=ubuntu\nPRETTY_NAME="Ubuntu 16.04.7 LTS"\nVERSION_CODENAME=xenial\n';
+  const report = await indexImage([[{ name: "etc/os-release", content: xenial }, { name: "var/lib/dpkg/status", content: dpkg([{ name: "gzip", version: "1.6-4ubuntu1" }]) }]]);
+  const candidates = osvRecords([["ubuntu", advisoryFile("ubuntu/UBUNTU-CVE-2022-1271.json", "osv/cve/2022/UBUNTU-CVE-2022-1271.json")]]);
+  it("16.04 has only a Pro row for gzip: matched with ESM sources, not without", () => {
+    expect(matchReport(report, candidates, all()).matches).toEqual([]);
+    const pro = matchReport(report, candidates, { ...all(), ubuntuPro: true });
+    expect(triples(pro.matches)).toEqual(["gzip CVE-2022-1271 1.6-4ubuntu1+esm1"]);
+    expect(pro.matches[0]!.matchedBy[0]!.ecosystem).toBe("Ubuntu:Pro:16.04:LTS");
+  });
+});
+
+describe("RHEL module streams", () => {
+  const rhel = (module?: string): IndexReport => ({
+    manifest_hash: `sha256:${"b".repeat(64)}`, state: "IndexFinished", success: true,
+    packages: { "1": { id: "1", name: "nodejs", version: "1:18.19.0-1.module+el8.9.0+20473+c4e3d824", ...(module ? { module } : {}), source: { id: "s1", name: "nodejs", version: "1:18.19.0-1.module+el8.9.0+20473+c4e3d824", kind: "SOURCE" } } },
+    distributions: { "1": { id: "1", did: "rhel", name: "Red Hat Enterprise Linux", version: "8.9 (Ootpa)", version_code_name: "", version_id: "8.9", arch: "", pretty_name: "Red Hat Enterprise Linux 8.9 (Ootpa)" } },
+    environments: { "1": [{ package_db: "var/lib/rpm/rpmdb.sqlite", introduced_in: `sha256:${"c".repeat(64)}`, distribution_id: "1" }] },
+  }); // prettier-ignore
+  const row = (module: string | undefined, fixed: string): Candidate => ({
+    source: "redhat", operationRef: "redhat-op-1",
+    advisory: { id: `CVE-2099-${module ?? "plain"}`, aliases: [], advisoryIds: [], severity: "High", cvss: [], references: [], origin: { file: "x.json", record: "x" } },
+    affected: { ecosystem: "RHEL:8", name: "nodejs", nameKind: "source", ...(module ? { module } : {}), fixState: "fixed", fixedVersions: [fixed], ranges: [{ type: "ECOSYSTEM", events: [{ introduced: "0" }, { fixed }] }] },
+  }); // prettier-ignore
+  const rows = [row("nodejs:18", "1:18.20.2-1.module+el8.10.0+21318+5ea197f8"), row("nodejs:20", "1:20.12.2-1.module+el8.10.0+21321+5b8b5b7a"), row(undefined, "1:20.0.0-1.el8")];
+
+  it("a modular package matches only rows of its stream; a non-modular row does not apply to it", () => {
+    expect(matchReport(rhel("nodejs:18"), rows, all()).matches.map((m) => m.id)).toEqual(["CVE-2099-nodejs:18"]);
+    expect(matchReport(rhel(), rows, all()).matches.map((m) => m.id)).toEqual(["CVE-2099-plain"]);
   });
 });
 
