@@ -1,5 +1,6 @@
 // The matcher: IndexReport + advisory candidates → matches, coverage, Clair's VulnerabilityReport.
 export { affects, lowestFixAbove, type AffectsResult } from "./affects.js";
+export { enrichMatches, enrichmentKeys } from "./enrich.js";
 export { distributionCoverage, distributionKey, type DistributionCoverageOptions, type DistributionInput, type DistributionKey, type DistributionKeyResult } from "./distribution.js";
 export { lookupKeys, packageKeys, packageType, type MatchTarget, type PackageKeys, type PackageKeysOptions } from "./keys.js";
 export { defaultEndOfLife, type EndOfLife, type EndOfLifeLookup, type Family } from "./lifecycle.js";

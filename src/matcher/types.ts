@@ -89,7 +89,12 @@ export interface Match {
   severity: Severity;
   /** The source's own word for that severity (Debian urgency, Ubuntu priority, Red Hat impact, GHSA's). */
   vendorSeverity?: string;
+  /** Set when the severity was derived from CVSS (enrichMatches), e.g. `CVSS 3.1 9.8 (nvd)`. */
+  severityFrom?: string;
   cvss: Cvss[];
+  /** From enrichMatches: FIRST EPSS and CISA KEV for the vulnerability's CVE. */
+  epss?: { epss: number; percentile: number; date: string };
+  kev?: { dateAdded: string; dueDate?: string; ransomware?: string };
   summary?: string;
   published?: string;
   references: string[];
