@@ -109,7 +109,7 @@ export function invalidVersion(scheme: VersionScheme, v: string): string | undef
 }
 
 function ref(id: string, p: WirePackage, env: Environment | undefined, type: PackageType | undefined): PackageRef {
-  const r: PackageRef = { id, name: p.name, version: p.version, packageDb: env?.package_db ?? "" };
+  const r: PackageRef = { id, name: p.name, version: p.version, kind: p.kind === "SOURCE" ? "source" : "binary", packageDb: env?.package_db ?? "" };
   if (type) r.type = type;
   if (p.source) r.source = { name: p.source.name, version: p.source.version };
   if (p.module) r.module = p.module;

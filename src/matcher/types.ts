@@ -20,6 +20,8 @@ export interface PackageRef {
   id: string;
   name: string;
   version: string;
+  /** Clair's kind: the report's packages are binaries; their sources hang below them. */
+  kind: "binary" | "source";
   type?: PackageType;
   /** The environment's package_db (`var/lib/dpkg/status`, `python:usr/lib/...`). */
   packageDb: string;
