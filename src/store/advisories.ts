@@ -102,6 +102,16 @@ export class SqlAdvisoryStore implements AdvisoryStore {
     }));
   }
 
+  async ecosystems(): Promise<Set<string>> {
+    const { rows } = await this.db.query<{ ecosystem: string }>(
+      `WITH latest AS (SELECT DISTINCT ON (source) id FROM advisory_operation ORDER BY source, id DESC)
+       SELECT DISTINCT af.ecosystem FROM latest l
+       JOIN advisory_operation_member m ON m.operation_id = l.id
+       JOIN advisory_affected af ON af.advisory_id = m.advisory_id`,
+    );
+    return new Set(rows.map((r) => r.ecosystem));
+  }
+
   async advisory(source: string, id: string): Promise<Advisory | undefined> {
     const { rows } = await this.db.query<{ id: string; record: unknown }>(
       `WITH latest AS (SELECT id FROM advisory_operation WHERE source = $1 ORDER BY id DESC LIMIT 1)

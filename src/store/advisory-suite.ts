@@ -54,6 +54,8 @@ export function advisoryStoreSuite(title: string, open: () => Promise<Store>): v
       expect(c[0]).toMatchObject({ source: s, operationRef: res.operation.ref, advisory: { id: "CVE-1", severity: "High" }, affected: { ecosystem: "Debian:12", fixedVersions: ["2.36-9+deb12u3"] } });
       // Candidates leave the long text out; the whole record is one call away.
       expect((c[0]!.advisory as Advisory).details).toBeUndefined();
+      const ecos = await store.advisories.ecosystems();
+      expect(ecos.has("Debian:12") && ecos.has("Debian:11")).toBe(true);
       const full = await store.advisories.advisory(s, "CVE-1");
       expect(full?.details).toBe("details of CVE-1");
       expect(full?.affected.map((a) => a.ecosystem)).toEqual(["Debian:12", "Debian:11"]);

@@ -106,6 +106,8 @@ export interface AdvisoryStore {
   operations(q?: { source?: string; limit?: number }): Promise<Operation[]>;
   /** The affected rows of every source's latest operation for these packages; withdrawn records excluded. */
   candidates(keys: readonly PackageKey[]): Promise<Candidate[]>;
+  /** The ecosystems (`Debian:12`, `npm`) the current records of all sources speak about: what has data at all. */
+  ecosystems(): Promise<Set<string>>;
   /** A current record by source and id, whole. */
   advisory(source: string, id: string): Promise<Advisory | undefined>;
   /** The changes an operation made, and the package keys they touch (old and new rows), for re-matching. */
