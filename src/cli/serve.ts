@@ -169,10 +169,11 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     let advisoriesRun: Promise<void> | undefined;
     return {
       async start() {
+        // First: updates need nothing of the API server, so a missing CRD does not hold them up.
+        advisoriesRun = advisories?.run(advisoriesStop.signal);
         await scans.start();
         await pods?.start();
         await policies?.start();
-        advisoriesRun = advisories?.run(advisoriesStop.signal);
       },
       async stop() {
         advisoriesStop.abort();
