@@ -89,6 +89,19 @@ describe("serve's configuration", () => {
     expect(() => loadServeConfig([], { PORTCULLIS_CONFIG: "" })).toThrow(/empty file name/);
   });
 
+  it("listens on --webhook-url's host and port unless --webhook-addr says where", () => {
+    expect(load(["--webhook-url", "https://127.0.0.1:9443"], {})).toMatchObject({ config: { webhookAddr: "127.0.0.1:9443" }, sources: { webhookUrl: "--webhook-url", webhookAddr: "--webhook-url" } });
+    expect(load([], { PORTCULLIS_WEBHOOK_URL: "https://dev.example.com/" }).config.webhookAddr).toBe("dev.example.com:443");
+    expect(load([], {}, "webhookUrl: https://[::1]:8444\n").config.webhookAddr).toBe("::1:8444");
+    // An explicit address wins, from wherever it comes.
+    expect(load(["--webhook-url", "https://192.0.2.10:443", "--webhook-addr", "0.0.0.0:8443"], {}).config.webhookAddr).toBe("0.0.0.0:8443");
+    expect(load(["--webhook-url", "https://192.0.2.10:443"], { PORTCULLIS_WEBHOOK_ADDR: "127.0.0.1:8443" }).config.webhookAddr).toBe("127.0.0.1:8443");
+    expect(load([], { PORTCULLIS_WEBHOOK_URL: "https://192.0.2.10:443" }, "webhookAddr: 0.0.0.0:9000\n").config.webhookAddr).toBe("0.0.0.0:9000");
+    // Without a URL, the default as before.
+    expect(load([], {}).config.webhookAddr).toBe("0.0.0.0:8443");
+    expect(() => load(["--webhook-url", "https://host:99999"], {})).toThrow("invalid configuration: webhookUrl: must be https://HOST:PORT (from --webhook-url)");
+  });
+
   describe("from a file on disk", () => {
     const dir = mkdtempSync(join(tmpdir(), "serve-config-"));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
