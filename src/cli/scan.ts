@@ -130,6 +130,12 @@ export function summarize(image: string, platform: string | undefined, result: I
   return `${lines.join("\n")}\n`;
 }
 
+/** The line a failed scan prints: the report's error and, like every other error, its code. */
+export function scanFailure(image: string, result: Pick<IndexResult, "report" | "error">): string {
+  const code = (result.error as { code?: unknown } | undefined)?.code;
+  return `portcullis: scan of ${image} failed: ${result.report.err ?? result.report.state}${typeof code === "string" ? ` [${code}]` : ""}\n`;
+}
+
 /** oci:, oci-archive: and docker-archive: images are on this machine (../indexer/sources/local.ts). */
 const LOCAL = /^(oci|oci-archive|docker-archive):(.+)$/;
 
@@ -182,7 +188,7 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
     if (parsed.format === "json") process.stdout.write(`${JSON.stringify(result.report)}\n`);
     else process.stdout.write(summarize(parsed.image, platformShown, result));
     if (result.report.state !== "IndexFinished") {
-      process.stderr.write(`portcullis: scan of ${parsed.image} failed: ${result.report.err ?? result.report.state}\n`);
+      process.stderr.write(scanFailure(parsed.image, result));
       return EXIT.failed;
     }
     return EXIT.ok;
