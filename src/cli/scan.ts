@@ -152,7 +152,8 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   // functions with TurboFan on background threads, which in a process that lives for seconds costs more than
   // it saves: on two cores it competes with the scan, adds ~150 MB of RSS, and the process stalls 0.5-0.9 s
   // after the store closes while those compile jobs wind down. The baseline compiler alone, set before PGlite
-  // compiles its module, made a warm scan ~0.9 s and a cold one ~1.5 s faster here (bench/cli.ts).
+  // compiles its module, made warm scans about 1 s and cold ones 1.5 s or more faster and took ~150 MB off
+  // the peak RSS on a two-core machine (A/B against node --liftoff-only; bench/cli.ts has the whole figures).
   // `serve`, which runs for days, keeps the tier-up. (Layers are decompressed in JavaScript, not WebAssembly.)
   setFlagsFromString("--liftoff-only");
   // The store opens (PGlite compiles its WebAssembly; a new store runs initdb) while the image is resolved,
