@@ -1,11 +1,10 @@
+// The start path of every command: only what --version and --help need is imported here. Each command's
+// module is imported when it runs, so `scan` never pays for the Kubernetes client, pino or prom-client that
+// `serve` needs (importing @kubernetes/client-node alone costs about 0.7 s). src/cli/startpath.test.ts
+// fails when a heavy module creeps back onto --version, --help or scan; eslint.config.js refuses static
+// imports of them in the start-path files.
 import { parseArgs } from "node:util";
-import { checkEnvironment, formatEnvReport } from "./env-check.js";
-
 import { EXIT, UsageError } from "./exit.js";
-import { reportCommand } from "./report.js";
-import { scanCommand } from "./scan.js";
-import { serveCommand } from "./serve.js";
-import { dbCommand } from "./db.js";
 import { version } from "./version.js";
 
 export { EXIT, UsageError };
@@ -36,6 +35,7 @@ async function envCommand(args: string[]): Promise<number> {
   if (positionals[0] !== "check" || positionals.length !== 1) {
     throw new UsageError(`unknown env subcommand ${JSON.stringify(positionals.join(" "))}; expected "env check"`);
   }
+  const { checkEnvironment, formatEnvReport } = await import("./env-check.js");
   const report = await checkEnvironment();
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatEnvReport(report)}\n`);
   return report.ok ? EXIT.ok : EXIT.failed;
@@ -59,13 +59,13 @@ export async function main(argv: string[]): Promise<number> {
       case "env":
         return await envCommand(rest);
       case "scan":
-        return await scanCommand(rest);
+        return await (await import("./scan.js")).scanCommand(rest);
       case "serve":
-        return await serveCommand(rest);
+        return await (await import("./serve.js")).serveCommand(rest);
       case "report":
-        return await reportCommand(rest);
+        return await (await import("./report.js")).reportCommand(rest);
       case "db":
-        return await dbCommand(rest);
+        return await (await import("./db.js")).dbCommand(rest);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

@@ -5,22 +5,21 @@ import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
 import { parsePlatform, defaultPlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference } from "../image/reference.js";
-import { Indexer, type IndexProgress, type IndexResult } from "../indexer/indexer.js";
+import type { IndexProgress, IndexResult, LayerSource } from "../indexer/indexer.js";
 import type { IndexReport } from "../indexer/report.js";
-import { openLocalImage } from "../indexer/sources/local.js";
-import { openRegistryImage } from "../indexer/sources/registry.js";
-import type { LayerSource } from "../indexer/indexer.js";
 import type { ManifestToIndex } from "../indexer/types.js";
-import { parseDockerConfig } from "../registry/auth/dockerconfig.js";
-import { ChainKeyring, DockerConfigKeyring } from "../registry/auth/keyring.js";
-import { cloudProviders } from "../registry/auth/cloud/providers.js";
 import type { Credential, Keyring } from "../registry/auth/types.js";
-import { RegistryClient } from "../registry/client.js";
-import { defaultScanners } from "../scanners/index.js";
-import { openStore } from "../store/open.js";
+import type { RegistryClient } from "../registry/client.js";
+import type { Store } from "../store/types.js";
 import { EXIT, UsageError } from "./exit.js";
+
+// Only the argument parsing above is imported with this module, so `scan --help` and usage errors answer at
+// once. A scan imports what it uses when it uses it: the store, the indexer and the scanners always; the
+// registry client only for a registry image; the cloud credential helpers (aws4) only when named. None of
+// these may import the Kubernetes client, pino or prom-client (src/cli/startpath.test.ts checks).
 
 export const SCAN_HELP = `Usage: portcullis scan IMAGE [options]
 
@@ -93,6 +92,7 @@ export async function readStdin(): Promise<string> {
 
 /** The keyring of `portcullis scan`: --username/--password-stdin first, then the Docker config file. */
 export async function cliKeyring(env: NodeJS.ProcessEnv, explicit?: { registry: string; credential: Credential }): Promise<Keyring> {
+  const [{ parseDockerConfig }, { ChainKeyring, DockerConfigKeyring }] = await Promise.all([import("../registry/auth/dockerconfig.js"), import("../registry/auth/keyring.js")]);
   const path = join(env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
   const keyrings: Keyring[] = [];
   if (explicit) {
@@ -102,7 +102,8 @@ export async function cliKeyring(env: NodeJS.ProcessEnv, explicit?: { registry: 
   if (raw) keyrings.push(new DockerConfigKeyring(parseDockerConfig(raw, `docker config ${path}`, "config")));
   // Cloud helpers are opt-in: PORTCULLIS_CREDENTIAL_HELPERS=ecr,gcr.
   const helpers = (env.PORTCULLIS_CREDENTIAL_HELPERS ?? "").split(",").filter((h) => h.trim());
-  return new ChainKeyring(keyrings, cloudProviders(helpers, { ecr: { env }, gcr: { env } }));
+  const providers = helpers.length ? (await import("../registry/auth/cloud/providers.js")).cloudProviders(helpers, { ecr: { env }, gcr: { env } }) : [];
+  return new ChainKeyring(keyrings, providers);
 }
 
 export function summarize(image: string, platform: string | undefined, result: IndexResult): string {
@@ -130,33 +131,65 @@ export function summarize(image: string, platform: string | undefined, result: I
   return `${lines.join("\n")}\n`;
 }
 
+/** The line a failed scan prints: the report's error and, like every other error, its code. */
+export function scanFailure(image: string, result: Pick<IndexResult, "report" | "error">): string {
+  const code = (result.error as { code?: unknown } | undefined)?.code;
+  return `portcullis: scan of ${image} failed: ${result.report.err ?? result.report.state}${typeof code === "string" ? ` [${code}]` : ""}\n`;
+}
+
+/** oci:, oci-archive: and docker-archive: images are on this machine (../indexer/sources/local.ts). */
+const LOCAL = /^(oci|oci-archive|docker-archive):(.+)$/;
+
 export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const parsed = parseScanArgs(args);
   if (parsed === "help") {
     process.stdout.write(SCAN_HELP);
     return EXIT.ok;
   }
-  const store = await openStore(parsed.store ?? env.PORTCULLIS_STORE);
-  const clientRef: { client?: RegistryClient } = {};
+  // A reference that does not parse is a usage error before anything starts.
+  const ref = LOCAL.test(parsed.image) ? undefined : parseReference(parsed.image);
+  // The embedded store is PostgreSQL compiled to WebAssembly (PGlite). By default V8 recompiles its hot
+  // functions with TurboFan on background threads, which in a process that lives for seconds costs more than
+  // it saves: on two cores it competes with the scan, adds ~150 MB of RSS, and the process stalls 0.5-0.9 s
+  // after the store closes while those compile jobs wind down. The baseline compiler alone, set before PGlite
+  // compiles its module, made warm scans about 1 s and cold ones 1.5 s or more faster and took ~150 MB off
+  // the peak RSS on a two-core machine (A/B against node --liftoff-only; bench/cli.ts has the whole figures).
+  // `serve`, which runs for days, keeps the tier-up. (Layers are decompressed in JavaScript, not WebAssembly.)
+  setFlagsFromString("--liftoff-only");
+  // The store opens (PGlite compiles its WebAssembly; a new store runs initdb) while the image is resolved,
+  // and the indexer's modules load meanwhile. Rejections are handled where they are awaited.
+  const storeOpening = import("../store/open.js").then((m) => m.openStore(parsed.store ?? env.PORTCULLIS_STORE));
+  storeOpening.catch(() => undefined);
+  const indexerModules = Promise.all([import("../indexer/indexer.js"), import("../scanners/index.js")]);
+  indexerModules.catch(() => undefined);
+  let client: RegistryClient | undefined;
+  let store: Store | undefined;
   try {
     let manifest: ManifestToIndex;
     let source: LayerSource;
     let platformShown: string | undefined;
-    const local = await openLocalImage(parsed.image, parsed.platform);
-    if (local) {
+    if (!ref) {
+      const { openLocalImage } = await import("../indexer/sources/local.js");
+      const local = await openLocalImage(parsed.image, parsed.platform);
+      if (!local) throw new UsageError(`not a local image: ${JSON.stringify(parsed.image)}`);
       manifest = local.manifest;
       source = local.source;
       platformShown = local.platform ? formatPlatform(local.platform) : undefined;
     } else {
-      const ref = parseReference(parsed.image);
       const password = parsed.passwordStdin ? await readStdin() : undefined;
-      const keyring = await cliKeyring(env, parsed.username ? { registry: ref.registry, credential: { username: parsed.username, password, source: "--username/--password-stdin" } } : undefined);
-      clientRef.client = new RegistryClient({ keyring, defaultPlatform: parsed.platform });
-      const img = await openRegistryImage(clientRef.client, ref, { platform: parsed.platform });
+      const [keyring, { RegistryClient }, { openRegistryImage }] = await Promise.all([
+        cliKeyring(env, parsed.username ? { registry: ref.registry, credential: { username: parsed.username, password, source: "--username/--password-stdin" } } : undefined),
+        import("../registry/client.js"),
+        import("../indexer/sources/registry.js"),
+      ]);
+      client = new RegistryClient({ keyring, defaultPlatform: parsed.platform });
+      const img = await openRegistryImage(client, ref, { platform: parsed.platform });
       manifest = img.manifest;
       source = img.source;
       platformShown = img.resolved.platform ? formatPlatform(img.resolved.platform) : undefined;
     }
+    store = await storeOpening;
+    const [{ Indexer }, { defaultScanners }] = await indexerModules;
     const indexer = new Indexer({ store, scanners: defaultScanners() });
     const progress = process.stderr.isTTY && parsed.format === "table" ? ttyProgress(manifest.layers.length) : undefined;
     const result = await indexer.index(manifest, source, { onProgress: progress });
@@ -164,13 +197,14 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
     if (parsed.format === "json") process.stdout.write(`${JSON.stringify(result.report)}\n`);
     else process.stdout.write(summarize(parsed.image, platformShown, result));
     if (result.report.state !== "IndexFinished") {
-      process.stderr.write(`portcullis: scan of ${parsed.image} failed: ${result.report.err ?? result.report.state}\n`);
+      process.stderr.write(scanFailure(parsed.image, result));
       return EXIT.failed;
     }
     return EXIT.ok;
   } finally {
-    await clientRef.client?.close();
-    await store.close();
+    await client?.close();
+    // After a failed resolution the store is still closed once open (PGlite writes its folder on close).
+    await (store ?? (await storeOpening.catch(() => undefined)))?.close();
   }
 }
 

@@ -61,7 +61,7 @@ describe("serve's configuration", () => {
   it("refuses unknown keys, naming the key and the file", () => {
     expect(() => load([], {}, "concurency: 8\n")).toThrow(`invalid configuration: ${FILE}: unknown key "concurency" (did you mean "concurrency"?)`);
     expect(() => load([], {}, "watch-namespaces: [a]\nPORTCULLIS_GC_AFTER: 1h\n")).toThrow(/unknown key "watch-namespaces" \(did you mean "watchNamespaces"\?\); .*unknown key "PORTCULLIS_GC_AFTER" \(did you mean "gcAfter"\?\)/);
-    expect(() => load([], {}, "replicas: 2\n")).toThrow(/config\.yaml: unknown key "replicas" \(the keys are serve's options in camelCase: databaseUrl, storePath, .*logLevel\)/);
+    expect(() => load([], {}, "replicas: 2\n")).toThrow(/config\.yaml: unknown key "replicas" \(the keys are serve's options in camelCase: databaseUrl, storePath, .*logLevel, .*advisoryBundle\)/);
     expect(() => load([], {}, "config: /other.yaml\n")).toThrow(/unknown key "config"/);
     expect(() => load([], {}, "apiVersion: v1\nkind: ConfigMap\ndata:\n  config.yaml: 'concurrency: 2'\n")).toThrow(/config\.yaml is a Kubernetes manifest \(kind ConfigMap\)/);
   });
@@ -87,6 +87,19 @@ describe("serve's configuration", () => {
     expect(load([], {}, "# nothing set yet\n").sources).toEqual({});
     expect(() => loadServeConfig(["--config", "/nonexistent/portcullis.yaml"], {})).toThrow(/cannot read the configuration file \/nonexistent\/portcullis\.yaml: ENOENT/);
     expect(() => loadServeConfig([], { PORTCULLIS_CONFIG: "" })).toThrow(/empty file name/);
+  });
+
+  it("listens on --webhook-url's host and port unless --webhook-addr says where", () => {
+    expect(load(["--webhook-url", "https://127.0.0.1:9443"], {})).toMatchObject({ config: { webhookAddr: "127.0.0.1:9443" }, sources: { webhookUrl: "--webhook-url", webhookAddr: "--webhook-url" } });
+    expect(load([], { PORTCULLIS_WEBHOOK_URL: "https://dev.example.com/" }).config.webhookAddr).toBe("dev.example.com:443");
+    expect(load([], {}, "webhookUrl: https://[::1]:8444\n").config.webhookAddr).toBe("::1:8444");
+    // An explicit address wins, from wherever it comes.
+    expect(load(["--webhook-url", "https://192.0.2.10:443", "--webhook-addr", "0.0.0.0:8443"], {}).config.webhookAddr).toBe("0.0.0.0:8443");
+    expect(load(["--webhook-url", "https://192.0.2.10:443"], { PORTCULLIS_WEBHOOK_ADDR: "127.0.0.1:8443" }).config.webhookAddr).toBe("127.0.0.1:8443");
+    expect(load([], { PORTCULLIS_WEBHOOK_URL: "https://192.0.2.10:443" }, "webhookAddr: 0.0.0.0:9000\n").config.webhookAddr).toBe("0.0.0.0:9000");
+    // Without a URL, the default as before.
+    expect(load([], {}).config.webhookAddr).toBe("0.0.0.0:8443");
+    expect(() => load(["--webhook-url", "https://host:99999"], {})).toThrow("invalid configuration: webhookUrl: must be https://HOST:PORT (from --webhook-url)");
   });
 
   describe("from a file on disk", () => {

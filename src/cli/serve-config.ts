@@ -154,7 +154,24 @@ export function loadServeConfig(args: string[], env: NodeJS.ProcessEnv, readFile
     });
     throw new UsageError(`invalid configuration: ${problems.join("; ")}`);
   }
-  return { config: parsed.data, sources: sources as ConfigSources, ...(file ? { file } : {}) };
+  const config = parsed.data;
+  // Outside the cluster the webhook listens where it is registered: --webhook-url's host and port, unless
+  // --webhook-addr (or its variable or key) says otherwise.
+  if (config.webhookUrl && sources.webhookAddr === undefined) {
+    try {
+      config.webhookAddr = listenAddr(config.webhookUrl);
+    } catch {
+      throw new UsageError(`invalid configuration: webhookUrl: must be https://HOST:PORT (from ${sources.webhookUrl})`);
+    }
+    sources.webhookAddr = sources.webhookUrl!;
+  }
+  return { config, sources: sources as ConfigSources, ...(file ? { file } : {}) };
+}
+
+/** HOST:PORT of an https:// URL (port 443 when it names none; an IPv6 host without its brackets). */
+export function listenAddr(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname.replace(/^\[(.*)\]$/, "$1")}:${u.port || "443"}`;
 }
 
 /** The file's options: a mapping (YAML, or JSON for *.json); null values count as unset. */

@@ -70,9 +70,11 @@ Options (each also an environment variable, and a key of the --config file):
                            (PORTCULLIS_LEASE_DURATION, default 15s; attempts every 2/15 of it, renew deadline 2/3)
 Admission webhook (on every replica; the leader registers it and keeps its certificate):
   --webhook BOOL           serve the validating webhook (PORTCULLIS_WEBHOOK, default true)
-  --webhook-addr HOST:PORT where it listens, HTTPS (PORTCULLIS_WEBHOOK_ADDR, default 0.0.0.0:8443)
+  --webhook-addr HOST:PORT where it listens, HTTPS (PORTCULLIS_WEBHOOK_ADDR, default 0.0.0.0:8443, or
+                           --webhook-url's host and port when that is given)
   --webhook-url URL        outside the cluster: register https://HOST:PORT as the webhook's address
-                           (certificate SAN from its host) instead of the Service (PORTCULLIS_WEBHOOK_URL)
+                           (certificate SAN from its host) instead of the Service, and listen there unless
+                           --webhook-addr says where (PORTCULLIS_WEBHOOK_URL)
   --webhook-service NAME   the Service in --namespace that fronts the replicas (PORTCULLIS_WEBHOOK_SERVICE,
                            default portcullis)
   --webhook-timeout SECS   the API server's timeout for a review, 1-30; verdicts take at most 70% of it

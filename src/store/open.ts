@@ -1,7 +1,5 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { EmbeddedDb } from "./embedded.js";
-import { PostgresDb } from "./postgres.js";
 import { SqlStore } from "./sql-store.js";
 import type { Store } from "./types.js";
 
@@ -16,6 +14,7 @@ export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
  */
 export async function openStore(location?: string): Promise<Store> {
   const where = location ?? defaultStorePath();
-  if (/^postgres(ql)?:\/\//.test(where)) return SqlStore.open(new PostgresDb({ url: where }));
-  return SqlStore.open(await EmbeddedDb.open(where === "memory:" ? undefined : where));
+  // Each backend's driver loads only when used: `portcullis scan` on the embedded store never loads pg.
+  if (/^postgres(ql)?:\/\//.test(where)) return SqlStore.open(new (await import("./postgres.js")).PostgresDb({ url: where }));
+  return SqlStore.open(await (await import("./embedded.js")).EmbeddedDb.open(where === "memory:" ? undefined : where));
 }

@@ -1,5 +1,6 @@
 // `portcullis scan` as users run it: a child process, its stdout, stderr and exit code.
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -77,5 +78,34 @@ describeWith(["registryBasic"], "portcullis scan", () => {
     const notag = await portcullis(["scan", `oci:${ociBookworm()}:v9`, "--store", join(dir, "s6")]);
     expect(notag.code).toBe(1);
     expect(notag.stderr).toMatch(/no image tagged "v9"; it has base, two/);
+  });
+
+  it("prints the code of an error met while indexing a layer", async () => {
+    // A layout whose layer blob is not the content its digest names (same length, one letter changed).
+    const tarOf = (text: string) => {
+      const h = Buffer.alloc(512);
+      h.write("etc/os-release", 0);
+      for (const [at, v] of [[100, "0000644\0"], [108, "0000000\0"], [116, "0000000\0"], [124, `${text.length.toString(8).padStart(11, "0")}\0`], [136, "00000000000\0"], [148, "        "], [156, "0"], [257, "ustar\0"], [263, "00"]] as const) h.write(v, at);
+      h.write(`${h.reduce((a, b) => a + b, 0).toString(8).padStart(6, "0")}\0 `, 148);
+      return Buffer.concat([h, Buffer.from(text), Buffer.alloc(512 - text.length), Buffer.alloc(1024)]);
+    };
+    const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+    const layer = tarOf("ID=debian\n");
+    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${sha(layer)}`] } }));
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${sha(config)}`, size: config.length },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${sha(layer)}`, size: layer.length }],
+    }));
+    const layout = join(dir, "corrupt");
+    mkdirSync(join(layout, "blobs", "sha256"), { recursive: true });
+    writeFileSync(join(layout, "blobs", "sha256", sha(layer)), tarOf("ID=debiam\n"));
+    writeFileSync(join(layout, "blobs", "sha256", sha(config)), config);
+    writeFileSync(join(layout, "blobs", "sha256", sha(manifest)), manifest);
+    writeFileSync(join(layout, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+    writeFileSync(join(layout, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${sha(manifest)}`, size: manifest.length, annotations: { "org.opencontainers.image.ref.name": "bad" } }] }));
+    const r = await portcullis(["scan", `oci:${layout}:bad`, "--store", join(dir, "s7")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`portcullis: scan of oci:${layout}:bad failed: layer sha256:${sha(layer)}: content has digest sha256:${sha(tarOf("ID=debiam\n"))} [DIGEST_MISMATCH]\n`);
   });
 });
