@@ -12,6 +12,7 @@ import { RegistryClient } from "../registry/client.js";
 import type { Operation, SourceStatus } from "../store/advisory-types.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
+import { age } from "./age.js";
 import { EXIT, UsageError } from "./exit.js";
 import { cliKeyring, readStdin } from "./scan.js";
 import { version } from "./version.js";
@@ -220,14 +221,6 @@ async function registryClient(a: DbArgs, env: NodeJS.ProcessEnv, registry: strin
   const password = a.passwordStdin ? await readStdin() : undefined;
   const keyring = await cliKeyring(env, a.username ? { registry, credential: { username: a.username, password, source: "--username/--password-stdin" } } : undefined);
   return new RegistryClient({ keyring });
-}
-
-function age(iso: string, now = Date.now()): string {
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  if (s < 172800) return `${Math.round(s / 3600)}h`;
-  return `${Math.round(s / 86400)}d`;
 }
 
 function table(head: string[], rows: string[][]): string {
