@@ -10,6 +10,7 @@ import { parsePlatform, defaultPlatform, formatPlatform, type Platform } from ".
 import { parseReference } from "../image/reference.js";
 import type { IndexProgress, IndexResult, LayerSource } from "../indexer/indexer.js";
 import type { IndexReport } from "../indexer/report.js";
+import type { Severity } from "../advisories/types.js";
 import type { ManifestToIndex } from "../indexer/types.js";
 import type { Credential, Keyring } from "../registry/auth/types.js";
 import type { RegistryClient } from "../registry/client.js";
@@ -18,7 +19,8 @@ import { EXIT, UsageError } from "./exit.js";
 
 // Only the argument parsing above is imported with this module, so `scan --help` and usage errors answer at
 // once. A scan imports what it uses when it uses it: the store, the indexer and the scanners always; the
-// registry client only for a registry image; the cloud credential helpers (aws4) only when named. None of
+// registry client only for a registry image; the cloud credential helpers (aws4) only when named; the
+// matcher (./scan-vulns.ts) only for table and vuln-json output. None of
 // these may import the Kubernetes client, pino or prom-client (src/cli/startpath.test.ts checks).
 
 export const SCAN_HELP = `Usage: portcullis scan IMAGE [options]
@@ -32,7 +34,15 @@ IMAGE is one of:
   docker-archive:FILE[:TAG]    the output of docker save
 
 Options:
-  --format table|json          table (default): a summary; json: exactly one Clair v4 IndexReport on stdout
+  --format table|json|vuln-json
+                               table (default): a summary and the vulnerabilities found; json: exactly one
+                               Clair v4 IndexReport on stdout; vuln-json: exactly one Clair v4
+                               VulnerabilityReport on stdout
+  --severity LIST              show and count only these severities, comma separated: CRITICAL, HIGH,
+                               MEDIUM, LOW, NEGLIGIBLE, UNKNOWN (default: all)
+  --ignore-unfixed             show and count only vulnerabilities with a fixed version to upgrade to
+  --exit-code N                exit N when at least one vulnerability remains after --severity and
+                               --ignore-unfixed (default 0: vulnerabilities do not change the exit code)
   --store PATH|URL             the index store: a folder for the embedded store (default
                                ~/.local/share/portcullis/store) or postgres://... for PostgreSQL
   --platform OS/ARCH[/VARIANT] which image of a multi-platform image (default: linux and this machine's
@@ -45,12 +55,23 @@ Credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json, an
 named in $PORTCULLIS_CREDENTIAL_HELPERS (ecr, gcr; comma separated). Registries on localhost and
 127.0.0.0/8 may be plain HTTP, as Docker allows.
 
-Exit codes: 0 indexed, 1 the scan failed (the error says what and where), 2 usage.
+Vulnerabilities are matched against the advisory data in the store (\`portcullis db update\`, or
+\`db import\` / \`db pull\` for offline bundles); without any, the table says so in one line and
+vuln-json has no vulnerabilities. --severity, --ignore-unfixed and --exit-code do not apply to json.
+
+Exit codes: 0 indexed, 1 the scan failed (the error says what and where), 2 usage, N (--exit-code) a
+vulnerability was found.
 `;
+
+const SEVERITIES: readonly Severity[] = ["Critical", "High", "Medium", "Low", "Negligible", "Unknown"];
 
 interface ScanArgs {
   image: string;
-  format: "table" | "json";
+  format: "table" | "json" | "vuln-json";
+  /** --severity: only these are shown and counted. */
+  severities?: Set<Severity>;
+  ignoreUnfixed: boolean;
+  exitCode: number;
   store?: string;
   platform: Platform;
   username?: string;
@@ -63,6 +84,9 @@ export function parseScanArgs(args: string[]): ScanArgs | "help" {
     allowPositionals: true,
     options: {
       format: { type: "string", default: "table" },
+      severity: { type: "string" },
+      "ignore-unfixed": { type: "boolean", default: false },
+      "exit-code": { type: "string", default: "0" },
       store: { type: "string" },
       platform: { type: "string" },
       username: { type: "string" },
@@ -72,7 +96,24 @@ export function parseScanArgs(args: string[]): ScanArgs | "help" {
   });
   if (values.help) return "help";
   if (positionals.length !== 1) throw new UsageError(positionals.length ? `scan takes one IMAGE, got ${positionals.length}` : "scan needs an IMAGE");
-  if (values.format !== "table" && values.format !== "json") throw new UsageError(`--format must be table or json, not ${JSON.stringify(values.format)}`);
+  const format = values.format;
+  if (format !== "table" && format !== "json" && format !== "vuln-json") throw new UsageError(`--format must be table, json or vuln-json, not ${JSON.stringify(format)}`);
+  let severities: Set<Severity> | undefined;
+  if (values.severity !== undefined) {
+    severities = new Set();
+    for (const word of values.severity.split(",").map((w) => w.trim()).filter(Boolean)) {
+      const sev = SEVERITIES.find((s) => s.toLowerCase() === word.toLowerCase());
+      if (!sev) throw new UsageError(`--severity: unknown severity ${JSON.stringify(word)}; known: ${SEVERITIES.map((s) => s.toUpperCase()).join(", ")}`);
+      severities.add(sev);
+    }
+    if (!severities.size) throw new UsageError("--severity needs at least one severity");
+  }
+  const exitCodeText = values["exit-code"] ?? "0";
+  if (!/^\d{1,3}$/.test(exitCodeText) || Number(exitCodeText) > 255) throw new UsageError(`--exit-code must be a number from 0 to 255, not ${JSON.stringify(exitCodeText)}`);
+  const ignoreUnfixed = values["ignore-unfixed"] ?? false;
+  if (format === "json" && (severities || ignoreUnfixed || exitCodeText !== "0")) {
+    throw new UsageError("--severity, --ignore-unfixed and --exit-code apply to vulnerabilities: use them with --format table or vuln-json, not json (the IndexReport)");
+  }
   if (values["password-stdin"] && !values.username) throw new UsageError("--password-stdin needs --username");
   let platform: Platform;
   try {
@@ -80,7 +121,7 @@ export function parseScanArgs(args: string[]): ScanArgs | "help" {
   } catch (e) {
     throw new UsageError(`--platform: ${(e as Error).message}`);
   }
-  return { image: positionals[0]!, format: values.format, store: values.store, platform, username: values.username, passwordStdin: values["password-stdin"] ?? false };
+  return { image: positionals[0]!, format, severities, ignoreUnfixed, exitCode: Number(exitCodeText), store: values.store, platform, username: values.username, passwordStdin: values["password-stdin"] ?? false };
 }
 
 /** Standard input as text, without its final newline (a password or token). */
@@ -162,6 +203,9 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   storeOpening.catch(() => undefined);
   const indexerModules = Promise.all([import("../indexer/indexer.js"), import("../scanners/index.js")]);
   indexerModules.catch(() => undefined);
+  // The matcher loads while the image is indexed; json (the IndexReport) does not match.
+  const vulnModule = parsed.format === "json" ? undefined : import("./scan-vulns.js");
+  vulnModule?.catch(() => undefined);
   let client: RegistryClient | undefined;
   let store: Store | undefined;
   try {
@@ -194,13 +238,22 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
     const progress = process.stderr.isTTY && parsed.format === "table" ? ttyProgress(manifest.layers.length) : undefined;
     const result = await indexer.index(manifest, source, { onProgress: progress });
     if (progress) process.stderr.write("\n");
+    const finished = result.report.state === "IndexFinished";
     if (parsed.format === "json") process.stdout.write(`${JSON.stringify(result.report)}\n`);
-    else process.stdout.write(summarize(parsed.image, platformShown, result));
-    if (result.report.state !== "IndexFinished") {
+    else if (parsed.format === "table") process.stdout.write(summarize(parsed.image, platformShown, result));
+    if (!finished) {
       process.stderr.write(scanFailure(parsed.image, result));
       return EXIT.failed;
     }
-    return EXIT.ok;
+    if (!vulnModule) return EXIT.ok;
+    const vulns = await vulnModule;
+    const filter = { severities: parsed.severities, ignoreUnfixed: parsed.ignoreUnfixed };
+    const found = await vulns.scanVulnerabilities(store, result.report, filter);
+    if (parsed.format === "vuln-json") {
+      if (!found.data) process.stderr.write(`portcullis: ${vulns.NO_ADVISORY_DATA}`);
+      process.stdout.write(`${JSON.stringify(vulns.vulnJson(result.report, found))}\n`);
+    } else process.stdout.write(vulns.vulnTable(found, filter));
+    return found.data && found.summary.total > 0 && parsed.exitCode !== 0 ? parsed.exitCode : EXIT.ok;
   } finally {
     await client?.close();
     // After a failed resolution the store is still closed once open (PGlite writes its folder on close).
