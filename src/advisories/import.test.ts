@@ -11,7 +11,7 @@ import type { PackageKey } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
 import { BundleError, exportBundle, readBundle } from "./bundle.js";
 import { defaultCatalogue } from "./catalogue.js";
-import { importBundle, importPlans, planImport } from "./import.js";
+import { importBundle, importPlans, planImport, reparseSources, type SourceCatalogue } from "./import.js";
 import { zstdCompress } from "./zstd.js";
 
 const dir = (p: string) => fileURLToPath(new URL(`../../../shared/fixtures/advisories/${p}`, import.meta.url));
@@ -71,6 +71,21 @@ describe("db import and the bundle", () => {
     // Importing the same files again writes nothing.
     const again = await importPlans(store.advisories, (await planImport([dir(".")], catalogue)).plans);
     expect(again.every((r) => r.status === "unchanged")).toBe(true);
+  });
+
+  it("parses the stored raw files again when a parser changed, without the files or a download", async () => {
+    const same = await reparseSources(store.advisories, catalogue, ["nodejs", "alpine"]);
+    expect(same.map((r) => [r.source, r.status])).toEqual([["alpine", "unchanged"], ["nodejs", "unchanged"]]);
+    // The same build with the Node.js parser at a new version: only that source is parsed again.
+    const nodejs = catalogue.get("nodejs")!;
+    const newer: SourceCatalogue = { all: () => catalogue.all().map((s) => (s === nodejs ? { ...nodejs, parserVersion: "2" } : s)), get: (n) => (n === "nodejs" ? { ...nodejs, parserVersion: "2" } : catalogue.get(n)) };
+    const before = await store.advisories.latestOperation("nodejs");
+    const r = await reparseSources(store.advisories, newer);
+    expect(r.filter((x) => x.status !== "unchanged").map((x) => [x.source, x.status])).toEqual([["nodejs", "imported"]]);
+    const after = await store.advisories.latestOperation("nodejs");
+    expect(after).toMatchObject({ parserVersion: "2", origin: `reparse of ${before!.origin}`, files: before!.files });
+    expect(after!.stats).toMatchObject({ advisories: 170, added: 0, removed: 0, modified: 0 });
+    expect((await store.advisories.candidates([{ ecosystem: "Node.js", name: "node" }])).length).toBe(170);
   });
 
   it("names a one-ecosystem OSV import after its ecosystem, and honours --kind", async () => {

@@ -5,7 +5,7 @@ import { rename, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { defaultCatalogue } from "../advisories/catalogue.js";
 import { BUNDLE_ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE, exportBundle } from "../advisories/bundle.js";
-import { importBundle, importPlans, planImport, type ImportResult } from "../advisories/import.js";
+import { importBundle, importPlans, planImport, reparseSources, type ImportResult } from "../advisories/import.js";
 import { updateSources, type UpdateResult } from "../advisories/update.js";
 import { parseReference } from "../image/reference.js";
 import { RegistryClient } from "../registry/client.js";
@@ -36,6 +36,9 @@ Commands:
                           fetch times, licences) of the latest data of every source, or of those named
   push REF [--source NAME]...   the same bundle, pushed to an OCI registry as an artifact
   pull REF                pull a bundle from an OCI registry and import it
+  reparse [--source NAME]...
+                          parse each source's stored raw files again with this build's parsers (after an
+                          upgrade, or for imported sources), without a download
   status [--json]         each source: when it was updated, from where, records, skipped records
   sources                 the sources this build knows, with their upstream files
 
@@ -78,7 +81,7 @@ export function parseDbArgs(args: string[], env: NodeJS.ProcessEnv = process.env
   });
   if (values.help || positionals[0] === "help") return "help";
   const [command, ...rest] = positionals;
-  if (!command) throw new UsageError("db needs a command: update, import, export, push, pull, status or sources");
+  if (!command) throw new UsageError("db needs a command: update, import, export, push, pull, reparse, status or sources");
   if (values.store && values["database-url"]) throw new UsageError("give --store or --database-url, not both");
   const dbUrl = values["database-url"];
   if (dbUrl !== undefined && !/^postgres(ql)?:\/\//.test(dbUrl)) throw new UsageError("--database-url must be a postgres:// URL");
@@ -192,6 +195,16 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
         const results = await importBundle(store.advisories, catalogue, layer.bytes, `pull ${a.positionals[0]}@${pulled.digest}`);
         out(importTable(results));
         return results.some((r) => r.status === "failed") ? EXIT.failed : EXIT.ok;
+      });
+    }
+    case "reparse": {
+      want(0, "no arguments (sources go in --source)");
+      return withStore(a, async (store) => {
+        const results = await reparseSources(store.advisories, catalogue, a.sources);
+        const missing = a.sources.filter((n) => !results.some((r) => r.source === n));
+        if (missing.length) err(`portcullis: no data in the store for ${missing.join(", ")}\n`);
+        out(importTable(results));
+        return results.some((r) => r.status === "failed") || missing.length ? EXIT.failed : EXIT.ok;
       });
     }
     case "status": {
