@@ -79,7 +79,8 @@ export const redhatSource = source({
   from: "import only: CSAF VEX documents (portcullis db import DIR --kind redhat)",
   licence: "CC-BY-4.0 (each document's Terms of Use)",
   attribution: "Red Hat Product Security CSAF VEX, https://security.access.redhat.com/data/csaf/v2/vex/",
-  // Red Hat publishes one archive of every VEX document (gigabytes once unpacked): import the documents
+  // Red Hat publishes every VEX document in one archive, which this updater (it holds each upstream file in
+  // memory and keeps it as a raw file) is not built for: import the documents
   // of the products you run with `portcullis db import DIR --kind redhat` (docs/advisories.md, Red Hat).
   upstream: async () => {
     throw new Error("redhat has no update from upstream in this version: import its CSAF VEX documents with portcullis db import DIR --kind redhat");
