@@ -1,7 +1,6 @@
 // The fixture README's expected matches (C1-C11), end to end: inventories indexed by the real scanners,
 // advisories parsed by the real parsers from the real fixture files, candidates served in memory with the
 // store's contract.
-import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse as parseAlpine } from "../advisories/sources/alpine/index.js";
 import { parse as parseDebian } from "../advisories/sources/debian/index.js";
@@ -306,17 +305,6 @@ describe("C6-C9 language packages in one image (npm, Go, PyPI, Maven) × the OSV
     const jinja = merged.matches.find((x) => x.package.name === "Jinja2")!;
     expect(jinja).toMatchObject({ id: "CVE-2024-22195", aliases: ["GHSA-h5c8-rqwp-cp95", "PYSEC-2024-0"] });
     expect(jinja.matchedBy).toHaveLength(2);
-  });
-});
-
-describe("C7 with Debian's own go1.19.8 gofmt, when the machine has it (golang-1.19 package)", () => {
-  const gofmt = "/usr/lib/go-1.19/bin/gofmt";
-  it.skipIf(!existsSync(gofmt))("the real binary's stdlib v1.19.8: GO-2023-1752 only", async () => {
-    const report = await indexImage([[{ name: "usr/lib/go-1.19/bin/gofmt", mode: 0o755, content: readFileSync(gofmt) }]]);
-    const go = osvRecords(["GO-2023-1752", "GO-2022-0969", "GO-2022-0907"].map((id) => ["osv-go", advisoryFile(`osv/go/${id}.json`)]));
-    const r = matchReport(report, go, all());
-    expect(triples(r.matches)).toEqual(["stdlib CVE-2023-24540 1.19.9"]);
-    expect(r.matches[0]).toMatchObject({ installedVersionCompared: "v1.19.8", package: { packageDb: "go:usr/lib/go-1.19/bin/gofmt" } });
   });
 });
 
