@@ -10,6 +10,7 @@ import { sniffCompression } from "../layers/decompress.js";
 import type { AdvisorySource } from "./source.js";
 import { createHash } from "node:crypto";
 import type { RawFile } from "./types.js";
+import { describeError } from "../errors.js";
 
 export interface SourceCatalogue {
   all(): readonly AdvisorySource[];
@@ -148,8 +149,7 @@ async function recordPlan(store: AdvisoryStore, p: ImportPlan, operation: () => 
     const rec = await store.recordOperation(operation());
     return { source: p.source.name, status: rec.unchanged ? "unchanged" : "imported", operation: rec.operation, files: p.files.length };
   } catch (e) {
-    const code = (e as { code?: unknown }).code;
-    return { source: p.source.name, status: "failed", error: `${(e as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`, files: p.files.length };
+    return { source: p.source.name, status: "failed", error: describeError(e), files: p.files.length };
   }
 }
 

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { AdvisoryStore, Operation } from "../store/advisory-types.js";
 import type { AdvisorySource, UpstreamFile } from "./source.js";
 import type { RawFile } from "./types.js";
+import { describeError } from "../errors.js";
 
 export interface UpdateOptions {
   /** Mirror base URLs by source name. */
@@ -97,8 +98,7 @@ export async function updateSource(store: AdvisoryStore, source: AdvisorySource,
     return result({ status: rec.unchanged ? "unchanged" : "updated", operation: rec.operation, downloaded, files: files.length });
   } catch (e) {
     if (o.signal?.aborted) throw e;
-    const code = (e as { code?: unknown }).code;
-    return result({ status: "failed", error: `${(e as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`, downloaded, files: 0 });
+    return result({ status: "failed", error: describeError(e), downloaded, files: 0 });
   }
 }
 

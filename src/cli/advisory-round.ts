@@ -9,6 +9,7 @@ import type { Keyring } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { Store } from "../store/types.js";
 import { version } from "./version.js";
+import { describeError } from "../errors.js";
 
 export interface AdvisoryRoundOptions {
   store: Store;
@@ -45,8 +46,7 @@ export function advisoryRound(o: AdvisoryRoundOptions): (signal: AbortSignal) =>
       if (!results.some((r) => r.status === "failed")) lastDigest = pulled.digest;
       return results.map((r) => ({ source: r.source, status: r.status, error: r.error }));
     } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      return [{ source: o.bundle!, status: "failed", error: `${(e as Error).message}${typeof code === "string" ? ` [${code}]` : ""}` }];
+      return [{ source: o.bundle!, status: "failed", error: describeError(e) }];
     } finally {
       await client.close();
     }

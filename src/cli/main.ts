@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { EXIT, UsageError } from "./exit.js";
 import { version } from "./version.js";
+import { describeError, errorCode } from "../errors.js";
 
 export { EXIT, UsageError };
 
@@ -70,13 +71,13 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (e) {
-    const code = (e as { code?: unknown }).code;
-    if (e instanceof UsageError || (typeof code === "string" && (code.startsWith("ERR_PARSE_ARGS") || code === "INVALID_REFERENCE"))) {
+    const code = errorCode(e);
+    if (e instanceof UsageError || (code !== undefined && (code.startsWith("ERR_PARSE_ARGS") || code === "INVALID_REFERENCE"))) {
       process.stderr.write(`portcullis: ${(e as Error).message}\nRun 'portcullis --help' for usage.\n`);
       return EXIT.usage;
     }
     // Errors with a code are ours and say what and where; anything else is a bug: show the stack.
-    process.stderr.write(`portcullis: ${typeof code === "string" ? `${(e as Error).message} [${code}]` : ((e as Error).stack ?? String(e))}\n`);
+    process.stderr.write(`portcullis: ${code !== undefined ? describeError(e) : ((e as Error).stack ?? String(e))}\n`);
     return EXIT.failed;
   }
 }

@@ -16,6 +16,7 @@ import type { Credential, Keyring } from "../registry/auth/types.js";
 import type { RegistryClient } from "../registry/client.js";
 import type { Store } from "../store/types.js";
 import { EXIT, UsageError } from "./exit.js";
+import { errorCode } from "../errors.js";
 
 // Only the argument parsing above is imported with this module, so `scan --help` and usage errors answer at
 // once. A scan imports what it uses when it uses it: the store, the indexer and the scanners always; the
@@ -174,8 +175,8 @@ export function summarize(image: string, platform: string | undefined, result: I
 
 /** The line a failed scan prints: the report's error and, like every other error, its code. */
 export function scanFailure(image: string, result: Pick<IndexResult, "report" | "error">): string {
-  const code = (result.error as { code?: unknown } | undefined)?.code;
-  return `portcullis: scan of ${image} failed: ${result.report.err ?? result.report.state}${typeof code === "string" ? ` [${code}]` : ""}\n`;
+  const code = errorCode(result.error);
+  return `portcullis: scan of ${image} failed: ${result.report.err ?? result.report.state}${code ? ` [${code}]` : ""}\n`;
 }
 
 /** oci:, oci-archive: and docker-archive: images are on this machine (../indexer/sources/local.ts). */

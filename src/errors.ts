@@ -1,0 +1,15 @@
+// What every part says about an error it reports: the message, then the code callers branch on
+// (`AUTH_FAILED`, `ADVISORY_HTTP_STATUS`), as `message [CODE]`. A leaf: imports nothing of the project.
+
+/** The error's string `code`, if it has one. */
+export function errorCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** `message [CODE]`, or the message alone when the error has no string code. */
+export function describeError(e: unknown): string {
+  const code = errorCode(e);
+  const message = e instanceof Error ? e.message : String(e);
+  return code ? `${message} [${code}]` : message;
+}
