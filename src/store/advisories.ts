@@ -45,6 +45,7 @@ export class SqlAdvisoryStore implements AdvisoryStore {
         const stats: OperationStats = {
           advisories: 0, affected: 0, enrichment: 0, skipped: input.skipped?.length ?? 0, duplicates: 0,
           added: 0, removed: 0, modified: 0, skippedSample: (input.skipped ?? []).slice(0, SKIPPED_SAMPLE),
+          ecosystems: [...new Set((input.advisories ?? []).flatMap((a) => a.affected.map((p) => p.ecosystem)))].sort(),
         };
         const { rows } = await tx.query<{ id: string }>(
           `INSERT INTO advisory_operation (ref, source, kind, origin, parser_version, fingerprint, files, licence, attribution, stats)
@@ -103,13 +104,9 @@ export class SqlAdvisoryStore implements AdvisoryStore {
   }
 
   async ecosystems(): Promise<Set<string>> {
-    const { rows } = await this.db.query<{ ecosystem: string }>(
-      `WITH latest AS (SELECT DISTINCT ON (source) id FROM advisory_operation ORDER BY source, id DESC)
-       SELECT DISTINCT af.ecosystem FROM latest l
-       JOIN advisory_operation_member m ON m.operation_id = l.id
-       JOIN advisory_affected af ON af.advisory_id = m.advisory_id`,
-    );
-    return new Set(rows.map((r) => r.ecosystem));
+    // From the latest operations' stats: a scan asks this every time, and the affected rows are many.
+    const { rows } = await this.db.query<{ stats: unknown }>("SELECT DISTINCT ON (source) stats FROM advisory_operation ORDER BY source, id DESC");
+    return new Set(rows.flatMap((r) => parseJson<OperationStats>(r.stats).ecosystems ?? []));
   }
 
   async advisory(source: string, id: string): Promise<Advisory | undefined> {
@@ -162,18 +159,18 @@ export class SqlAdvisoryStore implements AdvisoryStore {
   }
 
   async status(): Promise<SourceStatus[]> {
-    const { rows } = await this.db.query<OperationRow & { operations: string; advisories: string; affected: string }>(
+    // Records and affected rows as the operation counted them when it was written (the same as counting
+    // its members, without reading every affected row on each call).
+    const { rows } = await this.db.query<OperationRow & { operations: string }>(
       `WITH latest AS (SELECT DISTINCT ON (source) * FROM advisory_operation ORDER BY source, id DESC)
        SELECT l.id, l.ref, l.source, l.kind, l.origin, l.parser_version, l.fingerprint, l.files, l.licence, l.attribution, l.stats, l.created_at,
-         (SELECT count(*) FROM advisory_operation o WHERE o.source = l.source) AS operations,
-         (SELECT count(*) FROM advisory_operation_member m WHERE m.operation_id = l.id) AS advisories,
-         (SELECT count(*) FROM advisory_operation_member m JOIN advisory_affected af ON af.advisory_id = m.advisory_id WHERE m.operation_id = l.id) AS affected
+         (SELECT count(*) FROM advisory_operation o WHERE o.source = l.source) AS operations
        FROM latest l ORDER BY l.source`,
     );
-    return rows.map((r) => ({
-      source: r.source, kind: r.kind, latest: toOperation(r),
-      operations: Number(r.operations), advisories: Number(r.advisories), affected: Number(r.affected),
-    }));
+    return rows.map((r) => {
+      const latest = toOperation(r);
+      return { source: r.source, kind: r.kind, latest, operations: Number(r.operations), advisories: latest.stats.advisories, affected: latest.stats.affected };
+    });
   }
 
   async prune(keep = 2): Promise<{ operations: number; advisories: number; rawFiles: number }> {

@@ -41,6 +41,8 @@ export interface OperationStats {
   added: number;
   removed: number;
   modified: number;
+  /** The ecosystems the operation's records speak about (`Debian:12`, `npm`), sorted. */
+  ecosystems: string[];
   /** The first skipped records with their reasons (at most 100), for `db status` and logs. */
   skippedSample: SkippedRecord[];
 }
@@ -60,8 +62,11 @@ export interface Operation {
   createdAt: string;
 }
 
-/** What recordOperation did: a new operation, or nothing because the files and parser are those of the latest. */
-export type RecordResult = { unchanged: false; operation: Operation } | { unchanged: true; operation: Operation };
+/** What recordOperation did: a new operation, or nothing (`unchanged`, the latest returned) because the files and parser are those of the latest. */
+export interface RecordResult {
+  unchanged: boolean;
+  operation: Operation;
+}
 
 /** A candidate for the matcher: one affected package of a current record, with the record (without details). */
 export interface Candidate {
