@@ -1,6 +1,5 @@
 // The sources this build knows: where each one's files are upstream, how an import recognises them, and
 // which parser reads them. `portcullis db sources` prints this table; docs/advisories.md explains each.
-import { gunzipSync } from "node:zlib";
 import type { SourceKind } from "../store/advisory-types.js";
 import * as alpine from "./sources/alpine/index.js";
 import * as debian from "./sources/debian/index.js";
@@ -10,7 +9,7 @@ import { detectNodejsCore, parseNodejsCore } from "./sources/nodejs/index.js";
 import { detectEpss, parseEpss } from "./enrichment/epss.js";
 import { detectKev, parseKev } from "./enrichment/kev.js";
 import { detectNvd, parseNvd } from "./enrichment/nvd.js";
-import { GiB, MiB, isGzip } from "./input.js";
+import { GiB, MiB } from "./input.js";
 import type { SourceCatalogue } from "./import.js";
 import { upstreamUrl, type AdvisorySource, type SourceParse, type UpstreamContext, type UpstreamFile } from "./source.js";
 import type { RawFile } from "./types.js";
@@ -166,10 +165,6 @@ export const nodejsSource = source({
   parse: (files) => parseNodejsCore(files),
 });
 
-/** Enrichment files may come gzipped (EPSS publishes .csv.gz). */
-function gunzipped(f: RawFile): RawFile {
-  return isGzip(f.bytes) ? { path: f.path.replace(/\.gz$/, ""), bytes: gunzipSync(f.bytes, { maxOutputLength: 512 * MiB }) } : f;
-}
 
 type EnrichmentKey = keyof NonNullable<SourceParse["enrichment"]>;
 
@@ -196,8 +191,9 @@ export const epssSource = source({
   licence: "FIRST EPSS (free to use, see https://www.first.org/epss/)",
   attribution: "EPSS scores by FIRST.org, https://www.first.org/epss/",
   upstream: async (ctx) => [{ path: "epss_scores-current.csv.gz", url: upstreamUrl(ctx, "epss_scores-current.csv.gz", "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"), maxBytes: 256 * MiB }],
-  detect: (f) => detectEpss(gunzipped(f)),
-  parse: enrichmentParse("epss", (f) => parseEpss(gunzipped(f))),
+  // EPSS publishes .csv.gz: the parser reads gzip itself (the head for detection, bounded for parsing).
+  detect: detectEpss,
+  parse: enrichmentParse("epss", (f) => parseEpss(f)),
 });
 
 export const kevSource = source({
