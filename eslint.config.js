@@ -25,7 +25,7 @@ export default tseslint.config(
         })),
         patterns: [{
           group: ["./serve*", "./report*", "./db*", "./env-check*", "../log/*", "../metrics/*", "../kube/*", "../controller/*", "../webhook/*", "../api/*",
-            "../advisories/*", "../store/*", "../indexer/*", "../scanners/*", "../registry/*", "../layers/*", "../matcher/*", "./scan-vulns*"],
+            "../advisories/*", "../store/*", "../indexer/*", "../scanners/*", "../registry/*", "../layers/*", "../matcher/*", "../findings/*", "./scan-vulns*"],
           allowTypeImports: true,
           message: "off the CLI's start path (--version, --help, scan --help): import() it where it is used",
         }],

@@ -4,7 +4,8 @@
 // matcher (eslint.config.js, src/cli/startpath.test.ts).
 import type { Severity } from "../advisories/types.js";
 import type { IndexReport } from "../indexer/report.js";
-import { enrichMatches, enrichmentKeys, matchReportWith, summarize, vulnerabilityReport, type Coverage, type Match, type MatchResult, type VulnerabilityReport, type VulnerabilitySummary } from "../matcher/index.js";
+import { matchWithStore } from "../findings/match.js";
+import { summarize, vulnerabilityReport, type Coverage, type Match, type MatchResult, type VulnerabilityReport, type VulnerabilitySummary } from "../matcher/index.js";
 import type { SourceStatus } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
 import { age } from "./age.js";
@@ -29,13 +30,10 @@ export type VulnScan =
 
 /** Matches the report when the store has advisory data; `matches` are enriched and filtered (flagged ones left out). */
 export async function scanVulnerabilities(store: Store, report: IndexReport, filter: VulnFilter): Promise<VulnScan> {
-  const ecosystemsWithData = await store.advisories.ecosystems();
-  if (ecosystemsWithData.size === 0) return { data: false };
-  const result = await matchReportWith(report, (keys) => store.advisories.candidates(keys), { ecosystemsWithData });
-  const keys = enrichmentKeys(result.matches);
-  const enriched = keys.length ? enrichMatches(result.matches, await store.advisories.enrichment(keys)) : result.matches;
-  const matches = filterMatches(enriched, filter);
-  return { data: true, result, matches, summary: summarize(matches), sources: await store.advisories.status() };
+  const found = await matchWithStore(store.advisories, report);
+  if (!found) return { data: false };
+  const matches = filterMatches(found.matches, filter);
+  return { data: true, result: found.result, matches, summary: summarize(matches), sources: await store.advisories.status() };
 }
 
 /** What is shown and what counts: no under-investigation findings, then the severity and fix filters. */

@@ -145,7 +145,7 @@ describe("the CLI's start path", () => {
       // The trace works: it saw the CLI's own modules.
       expect(r.modules.some((m) => m.endsWith("/src/cli/main.ts")), args.join(" ")).toBe(true);
       expect([...r.packages].filter((p) => dependencies.includes(p)), args.join(" ")).toEqual([]);
-      expect(r.modules.filter((m) => /\/src\/(matcher|advisories)\//.test(m) || m.endsWith("/src/cli/scan-vulns.ts")), args.join(" ")).toEqual([]);
+      expect(r.modules.filter((m) => /\/src\/(matcher|advisories|findings)\//.test(m) || m.endsWith("/src/cli/scan-vulns.ts")), args.join(" ")).toEqual([]);
     }
   }, 60_000);
 
