@@ -87,7 +87,10 @@ export async function updateSource(store: AdvisoryStore, source: AdvisorySource,
       files.push({ path: f.path, bytes, url: f.url, sha256, retrievedAt: new Date().toISOString() });
     }
     if (latest && latest.files.length !== files.length) changed = true;
-    if (!changed) return result({ status: "unchanged", operation: latest, downloaded, files: files.length });
+    if (!changed) {
+      await store.markChecked(latest!.ref);
+      return result({ status: "unchanged", operation: latest, downloaded, files: files.length });
+    }
     const parsed = source.parse(files);
     const rec = await store.recordOperation({
       source: source.name, kind: source.kind, origin: "update", parserVersion: source.parserVersion, fingerprint,
@@ -95,6 +98,7 @@ export async function updateSource(store: AdvisoryStore, source: AdvisorySource,
       files: files.map((f) => ({ path: f.path, bytes: f.bytes, sha256: f.sha256, size: f.bytes.length, url: f.url, retrievedAt: f.retrievedAt })),
       advisories: parsed.advisories, enrichment: parsed.enrichment, skipped: parsed.skipped,
     });
+    if (rec.unchanged) await store.markChecked(rec.operation.ref);
     return result({ status: rec.unchanged ? "unchanged" : "updated", operation: rec.operation, downloaded, files: files.length });
   } catch (e) {
     if (o.signal?.aborted) throw e;

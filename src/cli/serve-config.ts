@@ -55,6 +55,7 @@ const Config = z
     advisorySources: list(/^[a-z0-9.,_-]*$/, "must be source names, comma separated").default(""),
     advisoryMirrors: list(/^([a-z0-9._-]+=https?:\/\/[^,\s]+)?(,[a-z0-9._-]+=https?:\/\/[^,\s]+)*$/, "must be NAME=URL pairs, comma separated").default(""),
     advisoryBundle: z.string().optional(),
+    rematchInterval: z.string().refine((v) => (parseDuration(v) ?? 0) >= 1000, "must be a duration of at least 1s, such as 30s").default("30s"),
   })
   .strict();
 
@@ -92,6 +93,7 @@ export const SERVE_OPTIONS: Record<ServeConfigKey, { flag: string; env: string }
   advisorySources: { flag: "advisory-sources", env: "PORTCULLIS_ADVISORY_SOURCES" },
   advisoryMirrors: { flag: "advisory-mirrors", env: "PORTCULLIS_ADVISORY_MIRRORS" },
   advisoryBundle: { flag: "advisory-bundle", env: "PORTCULLIS_ADVISORY_BUNDLE" },
+  rematchInterval: { flag: "rematch-interval", env: "PORTCULLIS_REMATCH_INTERVAL" },
 };
 const KEYS = Object.keys(SERVE_OPTIONS) as ServeConfigKey[];
 

@@ -28,6 +28,7 @@ import { levelLogFn, logFn, logId, withLogContext, type LogFields, type LogLevel
 import { createLogger } from "../log/pino.js";
 import { describeConfig, loadServeConfig } from "./serve-config.js";
 import { AdvisoryScheduler } from "../advisories/scheduler.js";
+import { Rematcher } from "../findings/rematch.js";
 import { defaultCatalogue } from "../advisories/catalogue.js";
 import { SecretCache, workloadKeyring } from "../controller/credentials.js";
 import { advisoryRound } from "./advisory-round.js";
@@ -98,6 +99,9 @@ Advisory database (updated by the leader; see portcullis db --help):
   --advisory-mirrors L     NAME=URL pairs: fetch source NAME's files from URL/<path> (PORTCULLIS_ADVISORY_MIRRORS)
   --advisory-bundle REF    air-gapped clusters: pull this OCI artifact (made by 'portcullis db push') instead
                            of the upstreams, with the operator's pull secrets (PORTCULLIS_ADVISORY_BUNDLE)
+  --rematch-interval DUR   how often the leader looks for advisory operations recorded by others ('db import'
+                           against the same database) and re-matches the images they touch
+                           (PORTCULLIS_REMATCH_INTERVAL, default 30s; its own updates re-match at once)
 The cluster comes from KUBECONFIG, else the in-cluster service account.
 `;
 
@@ -133,6 +137,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   let currentScans: ImageScanController | undefined;
   metrics.watchQueue(() => currentScans?.queue);
   metrics.watchAdvisories(() => store.advisories.status());
+  metrics.watchVulnerabilities(() => (currentScans?.informer.list() ?? []).map((s) => s.status?.vulnerabilities as Record<string, unknown> | undefined));
   // Advisory updates run on the leader, with the controllers (checked now: an unknown source fails the start).
   const advisoryIntervalMs = cfg.advisoryUpdateInterval === "0" ? 0 : parseDuration(cfg.advisoryUpdateInterval)!;
   const mirrors = Object.fromEntries(list(cfg.advisoryMirrors).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
@@ -142,13 +147,14 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     keyring: async () => (await workloadKeyring(secretCache, cfg.namespace, [], { operator: operatorSecrets, providers })).keyring,
   });
   const advisoryLog = part("advisories");
+  const rematchIntervalMs = parseDuration(cfg.rematchInterval)!;
   // One set of controllers per leadership term (a work queue that was shut down is not reused).
   const watched = list(cfg.watchNamespaces);
   const namespaces = watched.length ? { namespaces: watched } : {};
   const makeControllers = () => {
     const scans = new ImageScanController({
       ...namespaces,
-      kc, indexer, concurrency: cfg.concurrency, defaultPlatform: platform,
+      kc, indexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
       providers, operatorSecrets, events, log: logFn(part("imagescan")),
       registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
     });
@@ -161,25 +167,39 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       : undefined;
     // Policies' Valid and Ready conditions: what the webhook makes of them.
     const policies = cfg.webhook === "true" ? new PolicyStatusController({ ...namespaces, kc, log: logFn(part("policies")) }) : undefined;
+    // Re-matching: after every advisory operation, whoever recorded it (this scheduler, or `portcullis db
+    // import|update|pull` against the same database), the images it touches get new findings, no layer read.
+    const rematcher = new Rematcher({
+      store, intervalMs: rematchIntervalMs, onChange: async (c) => void (await scans.applyFindings(c)),
+      log: (level, msg, fields) => advisoryLog[level](msg, fields), onRound: (r) => metrics.observeRematch(r),
+    });
     const advisories = advisoryIntervalMs > 0
       ? new AdvisoryScheduler({
         store: store.advisories, intervalMs: advisoryIntervalMs, runOnce: runAdvisoryRound,
-        log: (level, msg, fields) => advisoryLog[level](msg, fields), onRound: (r) => metrics.observeAdvisoryRound(r),
+        log: (level, msg, fields) => advisoryLog[level](msg, fields),
+        onRound: (r) => {
+          metrics.observeAdvisoryRound(r);
+          if (r.some((x) => x.status === "updated" || x.status === "imported")) rematcher.nudge();
+        },
       })
       : undefined;
     const advisoriesStop = new AbortController();
     let advisoriesRun: Promise<void> | undefined;
+    let rematchRun: Promise<void> | undefined;
     return {
       async start() {
         // First: updates need nothing of the API server, so a missing CRD does not hold them up.
         advisoriesRun = advisories?.run(advisoriesStop.signal);
         await scans.start();
+        // After the scans' cache is filled: re-matched findings are written into the ImageScans it holds.
+        rematchRun = rematcher.run(advisoriesStop.signal);
         await pods?.start();
         await policies?.start();
       },
       async stop() {
         advisoriesStop.abort();
         await advisoriesRun;
+        await rematchRun;
         await policies?.stop();
         await pods?.stop();
         await scans.stop();
@@ -194,7 +214,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     ? new AdmissionWebhook({
       kc, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
       defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false }, log: levelLogFn(part("webhook")),
-      onDecision: (d) => metrics.observeDecision(d),
+      onDecision: (d) => metrics.observeDecision(d), findings: (digest) => store.findings.get(digest),
     })
     : undefined;
   const certs = webhookOn

@@ -5,13 +5,18 @@
 import * as k8s from "@kubernetes/client-node";
 import { parsePlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference, type Reference } from "../image/reference.js";
+import { matchManifest, type ManifestMatch } from "../findings/findings.js";
+import { seriousDiff, type ManifestChange } from "../findings/rematch.js";
+import type { Finding, FindingsSummary } from "../findings/types.js";
 import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { RegistryMetrics } from "../registry/transport.js";
+import type { Store } from "../store/types.js";
 import type { EventRecorder } from "../kube/events.js";
+import { parseDuration } from "../kube/duration.js";
 import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
 import { WorkQueue } from "../kube/workqueue.js";
 import { logId, withLogContext, type LogFn } from "../log/logger.js";
@@ -55,7 +60,7 @@ export interface ImageScan extends KubeObject {
 }
 
 export interface Condition {
-  type: "Resolved" | "Indexed";
+  type: "Resolved" | "Indexed" | "Matched";
   status: "True" | "False" | "Unknown";
   reason: string;
   message: string;
@@ -71,6 +76,8 @@ export interface ImageScanStatus {
   platform?: string;
   distribution?: { id: string; versionId: string; prettyName: string };
   packages?: { total: number; byKind: Record<string, number> };
+  /** What matching against the advisory data found: counts only (the list is in the store and the report API). */
+  vulnerabilities?: FindingsSummary;
   layers?: { total: number; reused: number };
   indexedAt?: string;
   scannerSet?: string;
@@ -124,18 +131,7 @@ export function reasonFor(code: string | undefined): string {
 
 const TRANSIENT = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
 
-/** Go-style durations (24h, 90m, 1h30m) to milliseconds. */
-export function parseDuration(s: string): number | undefined {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  let consumed = 0;
-  for (const m of s.matchAll(re)) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    consumed += m[0].length;
-  }
-  return consumed === s.length && s.length > 0 ? total : undefined;
-}
+export { parseDuration };
 
 class ScanError extends Error {
   constructor(readonly code: string, message: string) {
@@ -169,6 +165,11 @@ export interface ImageScanControllerOptions {
   registryMetrics?: RegistryMetrics;
   /** Called after every scan attempt, with its result and time (metrics). */
   onScanned?(e: ScanObservation): void;
+  /**
+   * The store whose advisory data indexed images are matched against (the indexer's). Without it scans are
+   * indexed only and carry no vulnerabilities.
+   */
+  store?: Store;
 }
 
 /** One scan attempt, as onScanned reports it. */
@@ -321,10 +322,12 @@ export class ImageScanController {
       }
       const packages = Object.keys(result.report.packages ?? {}).length;
       const reused = layersReused(result.stats);
-      await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, message: `indexed: ${packages} packages`, conditions: [
+      const matched = await this.match(img.manifest.digest);
+      await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, message: `indexed: ${packages} packages${matched.summary ? `; ${countsText(matched.summary)}` : ""}`, conditions: [
         cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation),
         cond("Indexed", "True", "Indexed", `${packages} packages in ${result.stats.layers} layers`, generation),
-      ] });
+        ...(matched.condition ? [matched.condition] : []),
+      ], ...(matched.summary ? { vulnerabilities: matched.summary } : {}) });
       this.queue.forget(key);
       this.o.log?.(`indexed ${key} ${img.manifest.digest}`, {
         scan: key, digest: img.manifest.digest, layers: result.stats.layers, layersFetched: result.stats.layersFetched,
@@ -366,6 +369,39 @@ export class ImageScanController {
     }
   }
 
+  /** Matches a freshly indexed manifest; a failure to match never fails the scan (the Matched condition says it). */
+  private async match(digest: string): Promise<{ summary?: FindingsSummary; condition?: Condition }> {
+    if (!this.o.store) return {};
+    let r: ManifestMatch;
+    try {
+      r = await matchManifest(this.o.store, digest);
+    } catch (e) {
+      this.o.log?.(`matching ${digest} failed: ${(e as Error).message}`, undefined, "warn");
+      return { condition: cond("Matched", "False", "MatchFailed", `matching against the advisory data failed: ${(e as Error).message}`) };
+    }
+    if (r.state === "no_data") return { condition: cond("Matched", "False", "NoAdvisoryData", NO_ADVISORY_DATA_MESSAGE) };
+    if (r.state !== "matched") return {};
+    return { summary: r.findings.summary, condition: matchedCondition(r.findings.summary) };
+  }
+
+  /**
+   * Writes re-matched findings (after an advisory update) into the status of every ImageScan of that manifest,
+   * and records an Event on each when Critical or High findings came or went. Returns the scans patched.
+   */
+  async applyFindings(change: ManifestChange): Promise<number> {
+    const scans = this.informer.list().filter((s) => s.status?.phase === "Indexed" && s.status.digest === change.manifest
+      && (!this.o.namespaces || this.o.namespaces.includes(s.metadata?.namespace ?? "")));
+    const summary = change.findings.summary;
+    const { gained, lost } = seriousDiff(change.previous?.findings, change.findings.findings);
+    for (const scan of scans) {
+      const conditions = [...(scan.status?.conditions ?? []).filter((c) => c.type !== "Matched"), matchedCondition(summary)];
+      await this.patchStatus(scan.metadata!.namespace!, scan.metadata!.name!, { vulnerabilities: summary, conditions });
+      if (gained.length) this.o.events?.record(withKind(scan), "Warning", "NewVulnerabilities", diffMessage("new after an advisory update", gained, lost));
+      else if (lost.length) this.o.events?.record(withKind(scan), "Normal", "VulnerabilitiesResolved", diffMessage("no longer found after an advisory update", lost, []));
+    }
+    return scans.length;
+  }
+
   private async patchStatus(ns: string, name: string, status: Partial<ImageScanStatus>): Promise<void> {
     this.writes++;
     await this.custom.patchNamespacedCustomObjectStatus(
@@ -381,6 +417,28 @@ function withKind(scan: ImageScan): ImageScan & { apiVersion: string; kind: stri
 
 function cond(type: Condition["type"], status: Condition["status"], reason: string, message: string, observedGeneration?: number): Condition {
   return { type, status, reason, message: message.slice(0, 4000), lastTransitionTime: new Date().toISOString(), ...(observedGeneration !== undefined ? { observedGeneration } : {}) };
+}
+
+export const NO_ADVISORY_DATA_MESSAGE = "not matched: the store has no advisory data (enable advisoryUpdateInterval, or run `portcullis db update` / `db import` against this database)";
+
+/** `2 critical, 5 high, 7 fixable (of 31)`. */
+export function countsText(s: FindingsSummary): string {
+  return `${s.critical} critical, ${s.high} high, ${s.fixable} fixable (of ${s.total} vulnerabilities)`;
+}
+
+function matchedCondition(s: FindingsSummary): Condition {
+  const covered = s.coverage === "supported";
+  return cond("Matched", "True", covered ? "Matched" : COVERAGE_REASONS[s.coverage] ?? "PartialCoverage", `${countsText(s)}; coverage: ${s.coverageMessage}`);
+}
+
+const COVERAGE_REASONS: Record<string, string> = { partial: "PartialCoverage", no_data: "NoAdvisoryData", unsupported: "UnsupportedDistribution", end_of_life: "EndOfLife" };
+
+/** An Event's message: the ids, packages and fixes, at most a few, then how many more. */
+function diffMessage(lead: string, list: readonly Finding[], lost: readonly Finding[]): string {
+  const shown = list.slice(0, 5).map((f) => `${f.id} (${f.severity}, ${f.package} ${f.version}${f.fixedIn ? `, fixed in ${f.fixedIn}` : ""})`);
+  let msg = `${list.length} Critical/High ${lead}: ${shown.join(", ")}${list.length > 5 ? ` and ${list.length - 5} more` : ""}`;
+  if (lost.length) msg += `; ${lost.length} no longer found: ${lost.slice(0, 5).map((f) => f.id).join(", ")}${lost.length > 5 ? ` and ${lost.length - 5} more` : ""}`;
+  return msg;
 }
 
 /** The status summary of a report: a few hundred bytes whatever the image. */

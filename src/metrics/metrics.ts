@@ -25,7 +25,7 @@ export interface CertificatesLike {
 export interface AdvisoryStatusLike {
   source: string;
   advisories: number;
-  latest: { createdAt: string };
+  latest: { createdAt: string; checkedAt?: string };
 }
 
 export interface MetricsOptions {
@@ -58,10 +58,13 @@ export class PortcullisMetrics {
   readonly advisoryUpdates: Counter<"source" | "result">;
   readonly advisoryAge: Gauge<"source">;
   readonly advisoryRecords: Gauge<"source">;
+  readonly rematched: Counter<"result">;
+  readonly imageVulnerabilities: Gauge<"severity">;
 
   private queue: () => QueueLike | undefined = () => undefined;
   private certs: () => CertificatesLike | undefined = () => undefined;
   private advisories: () => Promise<AdvisoryStatusLike[]> = async () => [];
+  private vulnerabilitySummaries: () => Iterable<Record<string, unknown> | undefined> = () => [];
 
   constructor(o: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -107,7 +110,10 @@ export class PortcullisMetrics {
       name: `${p}advisory_age_seconds`, help: "Age of each advisory source's latest data in the store.", labelNames: ["source"], registers,
       async collect() {
         this.reset();
-        for (const s of await self.advisories().catch(() => [])) this.set({ source: s.source }, Math.max(0, (Date.now() - Date.parse(s.latest.createdAt)) / 1000));
+        for (const s of await self.advisories().catch(() => [])) {
+          const at = s.latest.checkedAt && s.latest.checkedAt > s.latest.createdAt ? s.latest.checkedAt : s.latest.createdAt;
+          this.set({ source: s.source }, Math.max(0, (Date.now() - Date.parse(at)) / 1000));
+        }
       },
     });
     this.advisoryRecords = new Gauge({
@@ -115,6 +121,19 @@ export class PortcullisMetrics {
       async collect() {
         this.reset();
         for (const s of await self.advisories().catch(() => [])) this.set({ source: s.source }, s.advisories);
+      },
+    });
+    this.rematched = new Counter({ name: `${p}rematch_manifests_total`, help: "Images matched again after advisory updates, by result (changed, unchanged, failed); none of them downloads a layer.", labelNames: ["result"], registers });
+    this.imageVulnerabilities = new Gauge({
+      name: `${p}imagescan_vulnerabilities`, help: "Vulnerabilities of the Indexed ImageScans in this replica's cache, summed by severity (and fixable).", labelNames: ["severity"], registers,
+      collect() {
+        this.reset();
+        const totals: Record<string, number> = { critical: 0, high: 0, medium: 0, low: 0, negligible: 0, unknown: 0, fixable: 0 };
+        for (const v of self.vulnerabilitySummaries()) {
+          if (!v) continue;
+          for (const k of Object.keys(totals)) if (typeof v[k] === "number") totals[k]! += v[k] as number;
+        }
+        for (const [severity, n] of Object.entries(totals)) this.set({ severity }, n);
       },
     });
     if (o.defaultMetrics) collectDefaultMetrics({ register: this.registry });
@@ -132,6 +151,18 @@ export class PortcullisMetrics {
   /** Where the advisory gauges read each source's age and records (only the leader updates; any replica reports). */
   watchAdvisories(status: () => Promise<AdvisoryStatusLike[]>): void {
     this.advisories = status;
+  }
+
+  /** Where the vulnerability gauge reads the ImageScans' status summaries (a getter: caches change with leadership). */
+  watchVulnerabilities(summaries: () => Iterable<Record<string, unknown> | undefined>): void {
+    this.vulnerabilitySummaries = summaries;
+  }
+
+  /** One round of re-matching after advisory updates. */
+  observeRematch(r: { manifests: number; changed: readonly unknown[]; failed: readonly unknown[] }): void {
+    if (r.changed.length) this.rematched.inc({ result: "changed" }, r.changed.length);
+    if (r.manifests > r.changed.length) this.rematched.inc({ result: "unchanged" }, r.manifests - r.changed.length);
+    if (r.failed.length) this.rematched.inc({ result: "failed" }, r.failed.length);
   }
 
   /** One round of serve's advisory updates. */

@@ -185,10 +185,26 @@ describe("parsePolicy", () => {
     expect(c.message).toContain("spec.exceptions[0]");
   });
 
-  it("accepts the reserved vulnerabilities field with a warning that it is not enforced", () => {
-    const r = ok(imagePolicy({ vulnerabilities: { maxSeverity: "High" } }));
-    expect(r.warnings).toEqual([{ path: "spec.vulnerabilities.maxSeverity", message: expect.stringMatching(/not enforced/) }]);
-    expect(validCondition(r)).toMatchObject({ status: "True", reason: "NotEnforced" });
+  it("accepts vulnerability rules with their defaults, and reports expired allowedIds like expired exceptions", () => {
+    const r = ok(imagePolicy({ vulnerabilities: { maxSeverity: "High", allowedIds: [
+      { id: "CVE-2024-3094", reason: "not reachable", expires: FUTURE },
+      { id: "GHSA-xxxx-yyyy-zzzz", reason: "TICKET-9", expires: "2020-01-01T00:00:00Z", images: ["ghcr.io/org/**"] },
+    ] } }));
+    expect(r.warnings).toEqual([]);
+    expect(r.policy.spec.vulnerabilities).toMatchObject({ maxSeverity: "High", fixableOnly: false, onStaleDatabase: "warn", onUnsupportedDistribution: "warn" });
+    expect(r.expired).toEqual([{ path: "spec.vulnerabilities.allowedIds[1]", index: 1, expires: "2020-01-01T00:00:00Z", reason: "GHSA-xxxx-yyyy-zzzz: TICKET-9" }]);
+    expect(validCondition(r)).toMatchObject({ status: "True", reason: "ExceptionsExpired", message: expect.stringContaining("spec.vulnerabilities.allowedIds[1]") });
+  });
+
+  it("names the field of every vulnerability rule error", () => {
+    expect(errors(imagePolicy({ vulnerabilities: {
+      deniedIds: ["CVE 2024 1"], allowedIds: [{ id: "CVE-2024-1", expires: FUTURE }], maxDatabaseAge: "3 days", onStaleDatabase: "block",
+    } }))).toEqual({
+      "spec.vulnerabilities.deniedIds[0]": expect.stringMatching(/vulnerability or advisory id/),
+      "spec.vulnerabilities.allowedIds[0].reason": "required",
+      "spec.vulnerabilities.maxDatabaseAge": expect.stringMatching(/duration/),
+      "spec.vulnerabilities.onStaleDatabase": 'must be one of deny, warn, allow, not "block"',
+    });
   });
 
   it("names the field of every error", () => {

@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { isDigest } from "../image/digest.js";
 import { DOCKER_HUB, DOCKER_HUB_API, isValidRegistryHost, parseReference, type Reference } from "../image/reference.js";
+import { parseDuration } from "../kube/duration.js";
 
 export const POLICY_GROUP = "portcullis.dev";
 export const POLICY_VERSION = "v1alpha1";
@@ -23,7 +24,7 @@ export const MODES = ["Enforce", "Warn", "Audit"] as const;
 export type Mode = (typeof MODES)[number];
 export const MISSING_SCAN_ACTIONS = ["deny", "warn", "allow"] as const;
 export type MissingScanAction = (typeof MISSING_SCAN_ACTIONS)[number];
-/** Reserved for vulnerability thresholds; nothing enforces them yet. */
+/** `spec.vulnerabilities.maxSeverity`: the highest severity an image may have; None allows no known vulnerability. */
 export const SEVERITIES = ["None", "Negligible", "Low", "Medium", "High", "Critical"] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
@@ -256,6 +257,29 @@ const exceptionFields = {
   expires: dateTime,
 };
 
+/** CVE-2024-3094, GHSA-xxxx-xxxx-xxxx, DSA-5555-1, RHSA-2024:1234, GO-2024-2687, PYSEC-2023-1. */
+const VULNERABILITY_ID = /^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9._:-]{1,120}$/;
+const vulnerabilityId = z.string().regex(VULNERABILITY_ID, { message: "must be a vulnerability or advisory id such as CVE-2024-3094 or GHSA-xxxx-xxxx-xxxx" });
+const duration = z.string().refine((s) => (parseDuration(s) ?? 0) > 0, { message: "must be a duration such as 24h or 90m" });
+
+export const VulnerabilityAllowSchema = z.strictObject({
+  id: vulnerabilityId,
+  reason,
+  expires: dateTime,
+  /** Only for these images; absent: every image the policy decides for. */
+  images: globList(64).optional(),
+});
+
+export const VulnerabilityRulesSchema = z.strictObject({
+  maxSeverity: z.enum(SEVERITIES).optional(),
+  fixableOnly: z.boolean().default(false),
+  deniedIds: z.array(vulnerabilityId).max(256).optional(),
+  allowedIds: z.array(VulnerabilityAllowSchema).max(256).optional(),
+  maxDatabaseAge: duration.optional(),
+  onStaleDatabase: z.enum(MISSING_SCAN_ACTIONS).default("warn"),
+  onUnsupportedDistribution: z.enum(MISSING_SCAN_ACTIONS).default("warn"),
+});
+
 export const ImagePolicyExceptionSchema = z.strictObject({
   ...exceptionFields,
   namespaces: z.undefined({ error: "an ImagePolicy applies to its own namespace only; limit an exception to namespaces in a ClusterImagePolicy" }).optional(),
@@ -296,8 +320,7 @@ const commonSpec = {
   requireDigest: z.boolean().default(false),
   pinDigests: z.boolean().default(true),
   breakGlass: z.strictObject({ allowed: z.boolean().default(true) }).prefault({}),
-  /** Reserved: accepted, reported as not enforced, never used for a decision. */
-  vulnerabilities: z.strictObject({ maxSeverity: z.enum(SEVERITIES).optional() }).optional(),
+  vulnerabilities: VulnerabilityRulesSchema.optional(),
 };
 
 export const ImagePolicySpecSchema = z.strictObject({
@@ -351,6 +374,8 @@ export const ClusterImagePolicySchema = z.object({
 });
 
 export type ImagePolicyException = z.output<typeof ImagePolicyExceptionSchema>;
+export type VulnerabilityRules = z.output<typeof VulnerabilityRulesSchema>;
+export type VulnerabilityAllow = z.output<typeof VulnerabilityAllowSchema>;
 export type ClusterImagePolicyException = z.output<typeof ClusterImagePolicyExceptionSchema>;
 export type PolicyException = ImagePolicyException | ClusterImagePolicyException;
 export type LabelSelector = z.output<typeof LabelSelectorSchema>;
@@ -432,10 +457,10 @@ export function parsePolicy(obj: unknown, opts: { now?: Date } = {}): PolicyPars
   for (const [index, ex] of (policy.spec.exceptions ?? []).entries()) {
     if (Date.parse(ex.expires) <= now) expired.push({ path: `spec.exceptions[${index}]`, index, expires: ex.expires, reason: ex.reason });
   }
-  const warnings: PolicyIssue[] = [];
-  if (policy.spec.vulnerabilities?.maxSeverity !== undefined) {
-    warnings.push({ path: "spec.vulnerabilities.maxSeverity", message: "reserved and not enforced yet: no image is denied because of it" });
+  for (const [index, a] of (policy.spec.vulnerabilities?.allowedIds ?? []).entries()) {
+    if (Date.parse(a.expires) <= now) expired.push({ path: `spec.vulnerabilities.allowedIds[${index}]`, index, expires: a.expires, reason: `${a.id}: ${a.reason}` });
   }
+  const warnings: PolicyIssue[] = [];
   return { ok: true, policy, expired, warnings };
 }
 

@@ -27,9 +27,10 @@ interface OperationRow {
   attribution: string;
   stats: unknown;
   created_at: Date | string;
+  checked_at: Date | string | null;
 }
 
-const OPERATION_COLUMNS = "id, ref, source, kind, origin, parser_version, fingerprint, files, licence, attribution, stats, created_at";
+const OPERATION_COLUMNS = "id, ref, source, kind, origin, parser_version, fingerprint, files, licence, attribution, stats, created_at, checked_at";
 
 export class SqlAdvisoryStore implements AdvisoryStore {
   constructor(private readonly db: Db) {}
@@ -73,10 +74,10 @@ export class SqlAdvisoryStore implements AdvisoryStore {
     return latestOperation(this.db, source);
   }
 
-  async operations(q: { source?: string; limit?: number } = {}): Promise<Operation[]> {
+  async operations(q: { source?: string; limit?: number; after?: number } = {}): Promise<Operation[]> {
     const { rows } = await this.db.query<OperationRow>(
-      `SELECT ${OPERATION_COLUMNS} FROM advisory_operation WHERE ($1::text IS NULL OR source = $1) ORDER BY id DESC LIMIT $2`,
-      [q.source ?? null, q.limit ?? 100],
+      `SELECT ${OPERATION_COLUMNS} FROM advisory_operation WHERE ($1::text IS NULL OR source = $1) AND id > $3 ORDER BY id DESC LIMIT $2`,
+      [q.source ?? null, q.limit ?? 100, q.after ?? 0],
     );
     return rows.map(toOperation);
   }
@@ -158,12 +159,16 @@ export class SqlAdvisoryStore implements AdvisoryStore {
     return out;
   }
 
+  async markChecked(ref: string): Promise<void> {
+    await this.db.query("UPDATE advisory_operation SET checked_at = now() WHERE ref = $1", [ref]);
+  }
+
   async status(): Promise<SourceStatus[]> {
     // Records and affected rows as the operation counted them when it was written (the same as counting
     // its members, without reading every affected row on each call).
     const { rows } = await this.db.query<OperationRow & { operations: string }>(
       `WITH latest AS (SELECT DISTINCT ON (source) * FROM advisory_operation ORDER BY source, id DESC)
-       SELECT l.id, l.ref, l.source, l.kind, l.origin, l.parser_version, l.fingerprint, l.files, l.licence, l.attribution, l.stats, l.created_at,
+       SELECT l.id, l.ref, l.source, l.kind, l.origin, l.parser_version, l.fingerprint, l.files, l.licence, l.attribution, l.stats, l.created_at, l.checked_at,
          (SELECT count(*) FROM advisory_operation o WHERE o.source = l.source) AS operations
        FROM latest l ORDER BY l.source`,
     );
@@ -360,8 +365,13 @@ function toOperation(r: OperationRow): Operation {
   return {
     id: Number(r.id), ref: r.ref, source: r.source, kind: r.kind, origin: r.origin, parserVersion: r.parser_version,
     fingerprint: parseJson(r.fingerprint), files: parseJson(r.files), licence: r.licence, attribution: r.attribution,
-    stats: parseJson(r.stats), createdAt: r.created_at instanceof Date ? r.created_at.toISOString() : new Date(r.created_at).toISOString(),
+    stats: parseJson(r.stats), createdAt: iso(r.created_at),
+    ...(r.checked_at ? { checkedAt: iso(r.checked_at) } : {}),
   };
+}
+
+function iso(v: Date | string): string {
+  return v instanceof Date ? v.toISOString() : new Date(v).toISOString();
 }
 
 function parseJson<T>(v: unknown): T {

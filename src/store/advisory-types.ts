@@ -60,6 +60,8 @@ export interface Operation {
   attribution: string;
   stats: OperationStats;
   createdAt: string;
+  /** The last time an update found the upstream unchanged (the data is as fresh as that), when later than createdAt. */
+  checkedAt?: string;
 }
 
 /** What recordOperation did: a new operation, or nothing (`unchanged`, the latest returned) because the files and parser are those of the latest. */
@@ -107,8 +109,8 @@ export interface AdvisoryStore {
    */
   recordOperation(input: OperationInput): Promise<RecordResult>;
   latestOperation(source: string): Promise<Operation | undefined>;
-  /** Newest first. */
-  operations(q?: { source?: string; limit?: number }): Promise<Operation[]>;
+  /** Newest first; `after`: only operations with a greater id. */
+  operations(q?: { source?: string; limit?: number; after?: number }): Promise<Operation[]>;
   /** The affected rows of every source's latest operation for these packages; withdrawn records excluded. */
   candidates(keys: readonly PackageKey[]): Promise<Candidate[]>;
   /** The ecosystems (`Debian:12`, `npm`) the current records of all sources speak about: what has data at all. */
@@ -122,6 +124,8 @@ export interface AdvisoryStore {
   /** Enrichment by CVE id, merged over the enrichment sources. */
   enrichment(cves: readonly string[]): Promise<Map<string, EnrichmentRow>>;
   status(): Promise<SourceStatus[]>;
+  /** Records that an update found the source's upstream unchanged since this operation (its data is current). */
+  markChecked(operationRef: string): Promise<void>;
   /** Keeps the newest `keep` operations per source; deletes older ones, their orphaned records and raw files. */
   prune(keep?: number): Promise<{ operations: number; advisories: number; rawFiles: number }>;
 }

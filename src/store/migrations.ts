@@ -163,6 +163,37 @@ CREATE TABLE advisory_enrichment (
 CREATE INDEX advisory_enrichment_cve ON advisory_enrichment (cve);
 `,
   },
+  {
+    version: 3,
+    name: "findings",
+    sql: `
+-- What matching found for each manifest: the ImageScan status summary and the compact finding list the
+-- webhook's policies read. Replaced whole on every match.
+CREATE TABLE manifest_findings (
+  manifest_id BIGINT PRIMARY KEY REFERENCES manifest(id) ON DELETE CASCADE,
+  matched_at TIMESTAMPTZ NOT NULL,
+  coverage TEXT NOT NULL,
+  summary JSONB NOT NULL,
+  findings JSONB NOT NULL
+);
+-- The advisory package keys each matched manifest was looked up by: after an update, only the manifests
+-- whose keys the changed records touch are matched again.
+CREATE TABLE manifest_advisory_key (
+  ecosystem TEXT NOT NULL,
+  name TEXT NOT NULL,
+  manifest_id BIGINT NOT NULL REFERENCES manifest(id) ON DELETE CASCADE,
+  PRIMARY KEY (ecosystem, name, manifest_id)
+);
+CREATE INDEX manifest_advisory_key_manifest ON manifest_advisory_key (manifest_id);
+-- The last advisory operation whose changes re-matching has applied (one row).
+CREATE TABLE findings_cursor (
+  id INT PRIMARY KEY CHECK (id = 1),
+  operation_id BIGINT NOT NULL
+);
+-- When an update last found the source unchanged upstream: the data is as fresh as that check.
+ALTER TABLE advisory_operation ADD COLUMN checked_at TIMESTAMPTZ;
+`,
+  },
 ];
 
 const MIGRATION_LOCK = lockKey("portcullis:migrations");

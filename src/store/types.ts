@@ -3,7 +3,8 @@
 import type { IndexReport } from "../indexer/report.js";
 import type { ManifestToIndex, ScannerKind } from "../indexer/types.js";
 import type { ScanOutput } from "../scanners/types.js";
-import type { AdvisoryStore } from "./advisory-types.js";
+import type { StoredFindings } from "../findings/types.js";
+import type { AdvisoryStore, PackageKey } from "./advisory-types.js";
 
 export interface ScannerInfo {
   name: string;
@@ -61,10 +62,27 @@ export interface ManifestAdmin {
   withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T>;
 }
 
+/** What matching found per manifest (../findings/), and the reverse index re-matching reads. */
+export interface FindingsStore {
+  /** Replaces the manifest's findings and the package keys it was looked up by, in one transaction. */
+  put(manifest: string, findings: StoredFindings, keys: readonly PackageKey[]): Promise<void>;
+  get(manifest: string): Promise<StoredFindings | undefined>;
+  /** Matched manifests looked up by any of these keys. */
+  manifestsForKeys(keys: readonly PackageKey[]): Promise<string[]>;
+  /** Finished manifests that were never matched (indexed while the store had no advisory data). */
+  unmatched(): Promise<string[]>;
+  /** Matched manifests whose coverage was not `supported` (new data for a new ecosystem may change them). */
+  notCovered(): Promise<string[]>;
+  /** The id of the last advisory operation whose changes re-matching applied (0: none yet). */
+  cursor(): Promise<number>;
+  setCursor(operationId: number): Promise<void>;
+}
+
 export interface Store extends Setter, Querier, ManifestAdmin {
   readonly kind: "postgres" | "embedded";
   /** The advisory database (update operations, records, enrichment), in the same database. */
   readonly advisories: AdvisoryStore;
+  readonly findings: FindingsStore;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { referenceHash, scanName } from "../controller/ensure.js";
 import { parseReference } from "../image/reference.js";
+import type { Finding, FindingsSummary } from "../findings/types.js";
 import { parsePolicy, type Policy } from "../policy/types.js";
 import { decide, RULES, WARNING_MAX, type DecideInput, type ImageToJudge, type ScanInfo } from "./decide.js";
 
@@ -508,14 +509,129 @@ describe("decide: warnings stay within Kubernetes limits", () => {
 });
 
 describe("decide: the rule pipeline", () => {
-  it("has the documented order, so a vulnerability rule can be appended", () => {
+  it("has the documented order, vulnerability rules last", () => {
     const names = RULES.map((r) => r({
       item: { field: "f", image: APP },
       ref: { ...parseReference(APP), digest: DA },
       pinned: false,
       digest: DA,
-      policy: { label: "x", mode: "Enforce", onMissingScan: "deny", requireDigest: true, allowedImages: ["ghcr.io/**"], deniedImages: ["registry.example.com/**"], breakGlassAllowed: true },
+      now: NOW,
+      scan: scan("Indexed"),
+      policy: {
+        label: "x", mode: "Enforce", onMissingScan: "deny", requireDigest: true, allowedImages: ["ghcr.io/**"], deniedImages: ["registry.example.com/**"], breakGlassAllowed: true,
+        vulnerabilities: { fixableOnly: false, onStaleDatabase: "warn", onUnsupportedDistribution: "deny", maxSeverity: "High" },
+      },
     })?.rule);
-    expect(names).toEqual(["denied-list", "not-allowed", "digest-required", "scan-missing"]);
+    expect(names).toEqual(["denied-list", "not-allowed", "digest-required", "scanned", "vulnerabilities-unknown"]);
+  });
+});
+
+describe("decide: vulnerability rules", () => {
+  const summary = (o: Partial<FindingsSummary> = {}): FindingsSummary => ({
+    critical: 1, high: 1, medium: 1, low: 0, negligible: 0, unknown: 1, total: 4, fixable: 2, unfixed: 2,
+    coverage: "supported", coverageMessage: "Debian:12 supported", matchedAt: "2026-05-31T12:00:00Z", databaseUpdatedAt: "2026-05-31T06:00:00Z", ...o,
+  });
+  const findings: Finding[] = [
+    { id: "CVE-2024-1111", aliases: ["DSA-5001-1"], severity: "Critical", package: "libssl3", version: "3.0.11-1~deb12u2", fixState: "fixed", fixedIn: "3.0.13-1~deb12u1" },
+    { id: "CVE-2024-1111", aliases: ["DSA-5001-1"], severity: "Critical", package: "openssl", version: "3.0.11-1~deb12u2", fixState: "fixed", fixedIn: "3.0.13-1~deb12u1" },
+    { id: "CVE-2023-2222", severity: "High", package: "zlib1g", version: "1:1.2.13.dfsg-1", fixState: "wont_fix" },
+    { id: "CVE-2023-3333", aliases: ["GHSA-aaaa-bbbb-cccc"], severity: "Medium", package: "curl", version: "7.88.1-10", fixState: "fixed", fixedIn: "7.88.1-10+deb12u5" },
+    { id: "CVE-2023-4444", severity: "Unknown", package: "tar", version: "1.34", fixState: "not_fixed" },
+  ];
+  const matched = (o: Partial<ScanInfo> = {}) => ({ [DA]: scan("Indexed", "app-aaaaaaaaaaaa", { vulnerabilities: summary(), findings, ...o }) });
+  const vulnPolicy = (vulnerabilities: Record<string, unknown>, extra: Record<string, unknown> = {}) => [cip("vulns", { onMissingScan: "deny", vulnerabilities, ...extra })];
+
+  it("denies findings above maxSeverity, naming ids, packages and fixes, once per (id, package)", () => {
+    const { d } = run({ policies: vulnPolicy({ maxSeverity: "Medium" }), scans: matched() });
+    expect(d.allowed).toBe(false);
+    expect(d.verdicts[0]).toMatchObject({ outcome: "denied", rule: "vulnerabilities" });
+    expect(d.message).toContain("has 2 vulnerabilities above maxSeverity Medium: CVE-2024-1111 (Critical, libssl3 3.0.11-1~deb12u2, fixed in 3.0.13-1~deb12u1), CVE-2024-1111 (Critical, openssl 3.0.11-1~deb12u2, fixed in 3.0.13-1~deb12u1), CVE-2023-2222 (High, zlib1g 1:1.2.13.dfsg-1, no fix)");
+    expect(d.message).not.toContain("CVE-2023-3333");
+    // Nothing to wait for: no scan is requested.
+    expect(d.scansWanted).toEqual([]);
+  });
+
+  it("admits when every finding is at or below maxSeverity", () => {
+    expect(run({ policies: vulnPolicy({ maxSeverity: "Critical" }), scans: matched() }).d.allowed).toBe(true);
+  });
+
+  it("counts Unknown severity only under maxSeverity None", () => {
+    const onlyUnknown = matched({ findings: [findings[4]!], vulnerabilities: summary({ critical: 0, high: 0, medium: 0, unknown: 1, total: 1 }) });
+    expect(run({ policies: vulnPolicy({ maxSeverity: "Negligible" }), scans: onlyUnknown }).d.allowed).toBe(true);
+    expect(run({ policies: vulnPolicy({ maxSeverity: "None" }), scans: onlyUnknown }).d.message).toContain("CVE-2023-4444 (Unknown, tar 1.34, no fix)");
+  });
+
+  it("fixableOnly leaves findings without a fix out", () => {
+    const { d } = run({ policies: vulnPolicy({ maxSeverity: "Medium", fixableOnly: true }), scans: matched() });
+    expect(d.message).toContain("has 1 vulnerability above maxSeverity Medium with a fix: CVE-2024-1111");
+    expect(d.message).not.toContain("CVE-2023-2222");
+  });
+
+  it("allowedIds overlook a finding (by id or alias) until they expire, and only for their images", () => {
+    const allow = (id: string, expires: string, images?: string[]) => ({ id, reason: "not reachable: TICKET-7", expires, ...(images ? { images } : {}) });
+    const admitted = run({ policies: vulnPolicy({ maxSeverity: "High", allowedIds: [allow("DSA-5001-1", FUTURE)] }), scans: matched() }).d;
+    expect(admitted.allowed).toBe(true);
+    const expired = run({ policies: vulnPolicy({ maxSeverity: "High", allowedIds: [allow("CVE-2024-1111", PAST)] }), scans: matched() }).d;
+    expect(expired.allowed).toBe(false);
+    expect(expired.message).toContain("CVE-2024-1111 (Critical, libssl3");
+    const otherImage = run({ policies: vulnPolicy({ maxSeverity: "High", allowedIds: [allow("CVE-2024-1111", FUTURE, ["ghcr.io/**"])] }), scans: matched() }).d;
+    expect(otherImage.allowed).toBe(false);
+    const thisImage = run({ policies: vulnPolicy({ maxSeverity: "High", allowedIds: [allow("CVE-2024-1111", FUTURE, ["registry.example.com/team/**"])] }), scans: matched() }).d;
+    expect(thisImage.allowed).toBe(true);
+  });
+
+  it("deniedIds deny at any severity, by id or alias, and allowedIds do not override them", () => {
+    const { d } = run({ policies: vulnPolicy({ deniedIds: ["GHSA-aaaa-bbbb-cccc"], allowedIds: [{ id: "CVE-2023-3333", reason: "r", expires: FUTURE }] }), scans: matched() });
+    expect(d.allowed).toBe(false);
+    expect(d.message).toContain("has 1 vulnerability in deniedIds: CVE-2023-3333 (Medium, curl 7.88.1-10, fixed in 7.88.1-10+deb12u5)");
+  });
+
+  it("says how many more and where to look when the list is long", () => {
+    const many: Finding[] = Array.from({ length: 12 }, (_, i) => ({ id: `CVE-2024-${1000 + i}`, severity: "Critical", package: `p${i}`, version: "1", fixState: "fixed", fixedIn: "2" }));
+    const { d } = run({ policies: vulnPolicy({ maxSeverity: "High" }), scans: matched({ findings: many }) });
+    expect(d.message).toContain(`and 9 more: kubectl get scan -n team app-aaaaaaaaaaaa; portcullis report ${DA} --vulns`);
+  });
+
+  it("a stale database follows onStaleDatabase", () => {
+    const stale = matched({ vulnerabilities: summary({ databaseUpdatedAt: "2026-05-20T00:00:00Z" }), findings: [] });
+    const warned = run({ policies: vulnPolicy({ maxSeverity: "High", maxDatabaseAge: "72h" }), scans: stale }).d;
+    expect(warned.allowed).toBe(true);
+    expect(warned.warnings.join()).toContain("older than maxDatabaseAge 72h");
+    const denied = run({ policies: vulnPolicy({ maxSeverity: "High", maxDatabaseAge: "72h", onStaleDatabase: "deny" }), scans: stale }).d;
+    expect(denied.verdicts[0]).toMatchObject({ outcome: "denied", rule: "database-stale" });
+    expect(run({ policies: vulnPolicy({ maxSeverity: "High", maxDatabaseAge: "720h", onStaleDatabase: "deny" }), scans: stale }).d.allowed).toBe(true);
+  });
+
+  it("an unsupported distribution, or no match at all, follows onUnsupportedDistribution (warn by default)", () => {
+    const eol = matched({ vulnerabilities: summary({ coverage: "end_of_life", coverageMessage: "Debian:9 end of life (2022-06-30)" }), findings: [] });
+    const warned = run({ policies: vulnPolicy({ maxSeverity: "High" }), scans: eol }).d;
+    expect(warned.allowed).toBe(true);
+    expect(warned.warnings.join()).toContain("is not covered by the advisory data (Debian:9 end of life (2022-06-30))");
+    expect(run({ policies: vulnPolicy({ maxSeverity: "High", onUnsupportedDistribution: "deny" }), scans: eol }).d.allowed).toBe(false);
+    const unmatched = { [DA]: scan("Indexed") };
+    const none = run({ policies: vulnPolicy({ maxSeverity: "High", onUnsupportedDistribution: "deny" }), scans: unmatched }).d;
+    expect(none.verdicts[0]).toMatchObject({ outcome: "denied", rule: "vulnerabilities-unknown" });
+  });
+
+  it("without the list in memory, decides a plain threshold from the counts, and anything else by onMissingScan", () => {
+    const noList = matched({ findings: undefined });
+    const counted = run({ policies: vulnPolicy({ maxSeverity: "Medium" }), scans: noList }).d;
+    expect(counted.message).toContain("has 2 vulnerabilities above maxSeverity Medium (ImageScan app-aaaaaaaaaaaa: 1 critical, 1 high)");
+    expect(run({ policies: vulnPolicy({ maxSeverity: "Critical" }), scans: noList }).d.allowed).toBe(true);
+    const withAllow = run({ policies: vulnPolicy({ maxSeverity: "Medium", allowedIds: [{ id: "CVE-2024-1111", reason: "r", expires: FUTURE }] }, { onMissingScan: "warn" }), scans: noList }).d;
+    expect(withAllow.allowed).toBe(true);
+    expect(withAllow.warnings.join()).toContain("could not be read in time");
+  });
+
+  it("Warn mode and break-glass soften a vulnerability denial as any other", () => {
+    expect(run({ policies: vulnPolicy({ maxSeverity: "Medium" }, { mode: "Warn" }), scans: matched() }).d.allowed).toBe(true);
+    const glass = run({ policies: vulnPolicy({ maxSeverity: "Medium" }), scans: matched(), annotations: { "portcullis.dev/break-glass": "INC-9" } }).d;
+    expect(glass.allowed).toBe(true);
+    expect(glass.breakGlass?.reason).toBe("INC-9");
+  });
+
+  it("does nothing before the scan is Indexed: the scan rule decides", () => {
+    const { d } = run({ policies: vulnPolicy({ maxSeverity: "None" }), scans: { [DA]: scan("Indexing") } });
+    expect(d.verdicts[0]!.rule).toBe("scan-pending");
   });
 });

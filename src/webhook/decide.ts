@@ -13,10 +13,12 @@
 //      that would still be denied, and only then is it recorded (an Event, a metric, an audit annotation).
 // The object is denied when any image is denied.
 import { referenceHash, scanName } from "../controller/ensure.js";
+import type { Finding, FindingsSummary } from "../findings/types.js";
+import { parseDuration } from "../kube/duration.js";
 import { parseReference, type Reference } from "../image/reference.js";
 import {
   BREAK_GLASS_ANNOTATION, comparePrecedence, compileImageGlob, matchImageGlob, policyAppliesToNamespace, selectPolicy,
-  type ImageGlob, type MissingScanAction, type Mode, type NamespaceInfo, type Policy,
+  type ImageGlob, type MissingScanAction, type Mode, type NamespaceInfo, type Policy, type VulnerabilityRules,
 } from "../policy/types.js";
 
 // ------------------------------------------------------------------------------------------------ API
@@ -51,6 +53,13 @@ export interface ScanInfo {
   reason?: string;
   /** status.message. */
   message?: string;
+  /** status.vulnerabilities: absent until the image is matched against advisory data. */
+  vulnerabilities?: FindingsSummary;
+  /**
+   * The findings the store keeps for the digest, loaded into memory before deciding (the server does it when a
+   * policy with vulnerability rules applies); absent when they could not be loaded in time.
+   */
+  findings?: readonly Finding[];
 }
 
 export interface DecideInput {
@@ -83,7 +92,10 @@ export type RuleName =
   | "scan-missing"
   | "scan-pending"
   | "scan-failed"
-  | "unresolved";
+  | "unresolved"
+  | "vulnerabilities"
+  | "vulnerabilities-unknown"
+  | "database-stale";
 
 /** What one rule says about one image. `allow` results are not failures (`scanned`, or a missing scan that onMissingScan allows). */
 export interface RuleResult {
@@ -104,6 +116,7 @@ export interface EffectivePolicy {
   allowedImages?: readonly string[];
   deniedImages?: readonly string[];
   breakGlassAllowed: boolean;
+  vulnerabilities?: VulnerabilityRules;
 }
 
 export interface RuleContext {
@@ -117,6 +130,7 @@ export interface RuleContext {
   policy: EffectivePolicy;
   /** The ImageScan for the digest (looked up once per image). */
   scan?: ScanInfo;
+  now: Date;
 }
 
 /** A rule: undefined when it has nothing to say (passes, or does not apply). */
@@ -216,11 +230,100 @@ const scanRule: Rule = ({ item, digest, scan, policy }) => {
   }
 };
 
+/** Findings named in a denial before "and N more". */
+const FINDINGS_SHOWN = 3;
+const POLICY_RANK: Record<string, number> = { None: 0, Negligible: 1, Low: 2, Medium: 3, High: 4, Critical: 5 };
+/** A finding's severity on the policy scale: Unknown sits just above None (it fails only `maxSeverity: None`). */
+const FINDING_RANK: Record<string, number> = { Unknown: 0.5, Negligible: 1, Low: 2, Medium: 3, High: 4, Critical: 5 };
+
+/** Whether an allowedIds entry covers a finding for this image now. */
+function allows(rules: VulnerabilityRules, f: Finding, ref: Reference, now: Date): boolean {
+  return (rules.allowedIds ?? []).some((a) =>
+    Date.parse(a.expires) > now.getTime() && (a.id === f.id || (f.aliases?.includes(a.id) ?? false)) && (!a.images?.length || a.images.some((g) => matchImageGlob(g, ref))));
+}
+
+function findingText(f: Finding): string {
+  return `${f.id} (${f.severity}, ${f.package} ${f.version}${f.fixedIn !== undefined ? `, fixed in ${f.fixedIn}` : ", no fix"})`;
+}
+
 /**
- * The per-image rules of the deciding policy, in the order docs/policy.md gives. Vulnerability thresholds go
- * last: a rule that reads `ctx.scan` (once ScanInfo carries a severity summary) and returns its failure.
+ * The vulnerability rules: only once the scan is Indexed (before that the scan rule decides). Reads the
+ * status summary and the findings in memory; never the store.
  */
-export const RULES: readonly Rule[] = [deniedList, allowedList, requireDigest, scanRule];
+const vulnerabilityRule: Rule = ({ scan, policy, ref, now, digest }) => {
+  const rules = policy.vulnerabilities;
+  if (!rules || scan?.phase !== "Indexed") return undefined;
+  const summary = scan.vulnerabilities;
+  const results: RuleResult[] = [];
+  if (!summary) {
+    return { rule: "vulnerabilities-unknown", action: rules.onUnsupportedDistribution, text: `has not been matched against advisory data (ImageScan ${scan.name} has no vulnerabilities yet: the store has none, or matching failed)` };
+  }
+  if (summary.coverage === "unsupported" || summary.coverage === "no_data" || summary.coverage === "end_of_life") {
+    results.push({ rule: "vulnerabilities-unknown", action: rules.onUnsupportedDistribution, text: `is not covered by the advisory data (${clip(oneLine(summary.coverageMessage), SCAN_NOTE_MAX)})` });
+  }
+  if (rules.maxDatabaseAge !== undefined && summary.databaseUpdatedAt) {
+    const age = now.getTime() - Date.parse(summary.databaseUpdatedAt);
+    const max = parseDuration(rules.maxDatabaseAge)!;
+    if (age > max) results.push({ rule: "database-stale", action: rules.onStaleDatabase, text: `was matched against advisory data last updated ${summary.databaseUpdatedAt}, older than maxDatabaseAge ${rules.maxDatabaseAge}` });
+  }
+  const denied = new Set(rules.deniedIds ?? []);
+  const threshold = rules.maxSeverity !== undefined ? POLICY_RANK[rules.maxSeverity]! : Infinity;
+  if (!denied.size && threshold === Infinity) return pickStrictest(results);
+  const findings = scan.findings;
+  if (!findings) {
+    // The counts alone can still decide a plain threshold with nothing to overlook.
+    const counted = !denied.size && !rules.fixableOnly && !rules.allowedIds?.length ? countAbove(summary, threshold) : undefined;
+    if (counted === 0) return pickStrictest(results);
+    results.push({
+      rule: "vulnerabilities", action: counted === undefined ? policy.onMissingScan : "deny",
+      text: counted === undefined
+        ? `has vulnerabilities whose list could not be read in time (ImageScan ${scan.name}: ${summary.critical} critical, ${summary.high} high), so the policy's vulnerability rules cannot be checked`
+        : `has ${counted} vulnerabilit${counted === 1 ? "y" : "ies"} above maxSeverity ${rules.maxSeverity} (ImageScan ${scan.name}: ${summary.critical} critical, ${summary.high} high)`,
+    });
+    return pickStrictest(results);
+  }
+  const failing: Finding[] = [];
+  const seen = new Set<string>();
+  for (const f of findings) {
+    const named = denied.has(f.id) || (f.aliases?.some((a) => denied.has(a)) ?? false);
+    const above = FINDING_RANK[f.severity]! > threshold && (!rules.fixableOnly || f.fixedIn !== undefined);
+    if (!named && !above) continue;
+    if (!named && allows(rules, f, ref, now)) continue;
+    const key = `${f.id}\0${f.package}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    failing.push(f);
+  }
+  if (failing.length) {
+    const ids = new Set(failing.map((f) => f.id));
+    const what = [
+      rules.maxSeverity !== undefined ? `above maxSeverity ${rules.maxSeverity}${rules.fixableOnly ? " with a fix" : ""}` : "",
+      denied.size ? "in deniedIds" : "",
+    ].filter(Boolean).join(" or ");
+    const shown = failing.slice(0, FINDINGS_SHOWN).map(findingText).join(", ");
+    const more = failing.length > FINDINGS_SHOWN ? ` and ${failing.length - FINDINGS_SHOWN} more: kubectl get scan -n ${scan.namespace} ${scan.name}; portcullis report ${digest ?? "DIGEST"} --vulns` : "";
+    results.push({ rule: "vulnerabilities", action: "deny", text: `has ${ids.size} vulnerabilit${ids.size === 1 ? "y" : "ies"} ${what}: ${shown}${more}` });
+  }
+  return pickStrictest(results);
+};
+
+function countAbove(s: FindingsSummary, threshold: number): number {
+  const bySeverity: Array<[number, number]> = [[5, s.critical], [4, s.high], [3, s.medium], [2, s.low], [1, s.negligible], [0.5, s.unknown]];
+  return bySeverity.filter(([rank]) => rank > threshold).reduce((n, [, c]) => n + c, 0);
+}
+
+/** Several vulnerability results become one: the strictest action, every clause. */
+function pickStrictest(results: RuleResult[]): RuleResult | undefined {
+  if (!results.length) return undefined;
+  let top = results[0]!;
+  for (const r of results) if (SEVERITY[r.action] > SEVERITY[top.action]) top = r;
+  return { rule: top.rule, action: top.action, text: results.map((r) => r.text).join("; ") };
+}
+
+/**
+ * The per-image rules of the deciding policy, in the order docs/policy.md gives; vulnerability rules last.
+ */
+export const RULES: readonly Rule[] = [deniedList, allowedList, requireDigest, scanRule, vulnerabilityRule];
 
 const SEVERITY: Record<Action, number> = { allow: 0, warn: 1, deny: 2 };
 /** Results that mean the image is refused whatever a scan says: scanning it would change nothing. */
@@ -244,6 +347,7 @@ function effective(policy: Policy): EffectivePolicy {
   return {
     label: policyLabel(policy), policy, mode: s.mode, onMissingScan: s.onMissingScan, requireDigest: s.requireDigest,
     allowedImages: s.allowedImages, deniedImages: s.deniedImages, breakGlassAllowed: s.breakGlass.allowed,
+    ...(s.vulnerabilities ? { vulnerabilities: s.vulnerabilities } : {}),
   };
 }
 
@@ -288,7 +392,7 @@ export function decide(input: DecideInput): Decision {
     }
 
     const policy = chosen ? effective(chosen.policy) : defaultPolicy;
-    const ctx: RuleContext = { item, ref, pinned: parsed.digest !== undefined, policy, ...(digest ? { digest } : {}), ...(scan ? { scan } : {}) };
+    const ctx: RuleContext = { item, ref, pinned: parsed.digest !== undefined, policy, now, ...(digest ? { digest } : {}), ...(scan ? { scan } : {}) };
     const results: RuleResult[] = [];
     for (const rule of RULES) {
       const r = rule(ctx);

@@ -19,7 +19,8 @@ import { GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controlle
 import {
   CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
 } from "../policy/types.js";
-import { decide, type DecideInput, type Decision, type ImageToJudge } from "./decide.js";
+import type { Finding, StoredFindings } from "../findings/types.js";
+import { decide, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
 import { imagesToJudge, parseReview, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
 
 export const DEFAULT_WEBHOOK_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"];
@@ -43,12 +44,27 @@ export interface WebhookOptions {
   log?(level: LogLevel, msg: string, fields?: Record<string, unknown>): void;
   /** Called with each decision (metrics). */
   onDecision?(d: { decision: Decision; request: AdmissionRequest; durationMs: number }): void;
+  /**
+   * Reads a digest's stored findings (the store's findings.get), for policies with vulnerability rules. Loaded
+   * when an ImageScan's status says it was matched, so reviews find them in memory; without it such rules
+   * decide from the status counts alone where they can.
+   */
+  findings?(digest: string): Promise<StoredFindings | undefined>;
+  /** At most this many findings are kept in memory, over all digests (default 500,000, about 100 MB). */
+  findingsCacheSize?: number;
 }
 
 interface CacheEntry {
   digest?: string;
   error?: string;
   expires: number;
+}
+
+/** A digest's findings as of one match (status.vulnerabilities.matchedAt). */
+interface FindingsEntry {
+  matchedAt: string;
+  findings?: readonly Finding[];
+  loading?: Promise<readonly Finding[] | undefined>;
 }
 
 export class AdmissionWebhook {
@@ -67,6 +83,9 @@ export class AdmissionWebhook {
   private readonly recent = new RecentScans();
   /** Background work after answers (scan creation), awaited on stop. */
   private readonly after = new Set<Promise<void>>();
+  /** Findings by digest, LRU by insertion, bounded by the number of findings held. */
+  private readonly findings = new Map<string, FindingsEntry>();
+  private findingsHeld = 0;
 
   constructor(private readonly o: WebhookOptions) {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
@@ -79,7 +98,13 @@ export class AdmissionWebhook {
       const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as { items: T[]; metadata: { resourceVersion: string } };
       return { items: res.items, resourceVersion: res.metadata.resourceVersion };
     };
-    this.scans = new Informer<ImageScan>(o.kc, { watchPath: `/apis/${GROUP}/${VERSION}/imagescans`, list: listCustom<ImageScan>("imagescans"), indexers: IMAGESCAN_INDEXERS, log });
+    this.scans = new Informer<ImageScan>(o.kc, {
+      watchPath: `/apis/${GROUP}/${VERSION}/imagescans`, list: listCustom<ImageScan>("imagescans"), indexers: IMAGESCAN_INDEXERS, log,
+      // A new match: load its findings now, so the next review of the digest reads them from memory.
+      onEvent: (type, s) => {
+        if (type !== "delete" && s.status?.vulnerabilities?.total && this.vulnerabilityRulesInUse()) void this.findingsFor(s.status.digest!, s.status.vulnerabilities.matchedAt);
+      },
+    });
     this.imagePolicies = new Informer(o.kc, { watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${IMAGE_POLICY_PLURAL}`, list: listCustom(IMAGE_POLICY_PLURAL), log });
     this.clusterPolicies = new Informer(o.kc, { watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${CLUSTER_IMAGE_POLICY_PLURAL}`, list: listCustom(CLUSTER_IMAGE_POLICY_PLURAL), log });
     this.namespaces = new Informer<k8s.V1Namespace>(o.kc, {
@@ -120,6 +145,51 @@ export class AdmissionWebhook {
     }
     if (this.parsed.size > seen.size * 2 + 16) for (const k of this.parsed.keys()) if (!seen.has(k)) this.parsed.delete(k);
     return out;
+  }
+
+  /** Whether any valid policy has vulnerability rules (only then are findings loaded). */
+  private vulnerabilityRulesInUse(): boolean {
+    return this.policies().some((p) => p.spec.vulnerabilities !== undefined);
+  }
+
+  /** A digest's findings as of `matchedAt`: from memory, else loaded (once, shared by concurrent reviews). */
+  private findingsFor(digest: string, matchedAt: string): Promise<readonly Finding[] | undefined> {
+    const load = this.o.findings;
+    if (!load) return Promise.resolve(undefined);
+    const hit = this.findings.get(digest);
+    if (hit && hit.matchedAt === matchedAt) {
+      if (hit.findings) {
+        this.findings.delete(digest);
+        this.findings.set(digest, hit);
+        return Promise.resolve(hit.findings);
+      }
+      if (hit.loading) return hit.loading;
+    }
+    if (hit?.findings) this.findingsHeld -= hit.findings.length;
+    const entry: FindingsEntry = { matchedAt };
+    entry.loading = load(digest).then((stored) => {
+      entry.loading = undefined;
+      // A newer match may have replaced the entry meanwhile, or the store may hold a newer one than asked for.
+      if (this.findings.get(digest) !== entry || !stored) return stored?.findings;
+      if (stored.summary.matchedAt !== matchedAt) entry.matchedAt = stored.summary.matchedAt;
+      entry.findings = stored.findings;
+      this.findingsHeld += stored.findings.length;
+      const max = this.o.findingsCacheSize ?? 500_000;
+      for (const [d, e] of this.findings) {
+        if (this.findingsHeld <= max || d === digest) break;
+        this.findings.delete(d);
+        this.findingsHeld -= e.findings?.length ?? 0;
+      }
+      return stored.findings;
+    }, (e: unknown) => {
+      entry.loading = undefined;
+      if (this.findings.get(digest) === entry) this.findings.delete(digest);
+      this.o.log?.("warn", `loading the findings of ${digest} failed: ${(e as Error).message}`);
+      return undefined;
+    });
+    this.findings.delete(digest);
+    this.findings.set(digest, entry);
+    return entry.loading;
   }
 
   /** Handles one AdmissionReview body: the JSON to answer with, or throws ReviewError (HTTP 400). */
@@ -166,13 +236,29 @@ export class AdmissionWebhook {
     const policies = this.policies();
     const kindLabel = `${req.kind.kind}${req.kind.group ? ` ${req.kind.group}/${req.kind.version}` : ""} ${ns}/${req.name ?? (req.object as { metadata?: { name?: string; generateName?: string } } | undefined)?.metadata?.name ?? "(generated name)"}`;
     if (mode === "mutate") return answer(this.pin(judged, policies, namespace, found.at.prefix));
+    const scans = new Map<string, ScanInfo>();
+    const vulnRules = policies.some((p) => p.spec.vulnerabilities !== undefined);
+    const loads: Array<Promise<void>> = [];
+    for (const j of judged) {
+      if (!j.digest || scans.has(j.digest)) continue;
+      const s = existingScans(this.scans, ns, j.digest, undefined)[0];
+      if (!s) continue;
+      const v = s.status?.vulnerabilities;
+      const info: ScanInfo = {
+        name: s.metadata!.name!, namespace: ns, phase: s.status?.phase, reason: s.status?.conditions?.find((c) => c.status === "False")?.reason, message: s.status?.message,
+        ...(v ? { vulnerabilities: v } : {}), ...(v && v.total === 0 ? { findings: [] } : {}),
+      };
+      scans.set(j.digest, info);
+      // Findings in memory already, or loaded within what is left of the budget (the verdict itself never waits).
+      if (vulnRules && v && v.total > 0 && s.status?.digest) {
+        loads.push(this.findingsFor(s.status.digest, v.matchedAt).then((f) => void (f && (info.findings = f))));
+      }
+    }
+    if (loads.length) await withDeadline(Promise.all(loads), deadline);
     const decision = decide({
       namespace, images: judged, annotations: found.at.annotations, policies, kindLabel, dryRun: req.dryRun ?? false,
       defaultPolicy: this.o.defaultPolicy ?? { mode: "Enforce", onMissingScan: "deny", requireDigest: false },
-      scanFor: (digest) => {
-        const s = existingScans(this.scans, ns, digest, undefined)[0];
-        return s ? { name: s.metadata!.name!, namespace: ns, phase: s.status?.phase, reason: s.status?.conditions?.find((c) => c.status === "False")?.reason, message: s.status?.message } : undefined;
-      },
+      scanFor: (digest) => scans.get(digest),
     });
     this.o.onDecision?.({ decision, request: req, durationMs: performance.now() - t0 });
     this.o.log?.("debug", `${decision.allowed ? "allowed" : "denied"} ${kindLabel}`, { operation: req.operation, images: judged.length, dryRun: req.dryRun ?? false, durationMs: Math.round(performance.now() - t0) });
@@ -313,4 +399,10 @@ export class AdmissionWebhook {
     server.keepAliveTimeout = 65_000;
     return new Promise((resolve, reject) => server.once("error", reject).listen(opts.port, opts.host, () => resolve(server)));
   }
+}
+
+/** Resolves when `p` settles or the deadline (epoch ms) passes, whichever is first. */
+async function withDeadline(p: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]).finally(() => clearTimeout(timer));
 }

@@ -101,12 +101,19 @@ describeWith(["kube"], "ImagePolicy and ClusterImagePolicy CRDs on the API serve
         pinDigests: false,
         breakGlass: { allowed: false },
         exceptions: [{ images: ["ghcr.io/org/tool:v1.*"], namespaces: ["web", "batch"], reason: "CVE-2026-0001 not reachable", expires: "2030-06-30T12:00:00.5+02:00" }],
-        vulnerabilities: { maxSeverity: "High" },
+        vulnerabilities: {
+          maxSeverity: "High", fixableOnly: true, deniedIds: ["CVE-2021-44228", "GHSA-jfh8-c2jp-5v3q"],
+          allowedIds: [{ id: "CVE-2023-44487", reason: "HTTP/2 not exposed", expires: "2030-01-01T00:00:00Z", images: ["ghcr.io/org/**"] }],
+          maxDatabaseAge: "72h", onStaleDatabase: "deny", onUnsupportedDistribution: "allow",
+        },
       };
       const created = await createCluster(clusterPolicy("web", spec));
       expect(created.spec).toEqual(spec);
       const parsed = parsePolicy(created);
-      expect(parsed).toMatchObject({ ok: true, warnings: [{ path: "spec.vulnerabilities.maxSeverity" }] });
+      expect(parsed).toMatchObject({ ok: true, warnings: [], expired: [] });
+      // The API server fills the rules' defaults as the zod model does.
+      const vulnDefaults = await createCluster(clusterPolicy("vuln-defaults", { vulnerabilities: { maxSeverity: "Critical" } }));
+      expect((vulnDefaults.spec as { vulnerabilities?: unknown }).vulnerabilities).toEqual({ maxSeverity: "Critical", fixableOnly: false, onStaleDatabase: "warn", onUnsupportedDistribution: "warn" });
 
       const defaulted = await createCluster(clusterPolicy("defaults", {}));
       expect(defaulted.spec).toEqual({ mode: "Enforce", onMissingScan: "deny", requireDigest: false, pinDigests: true, breakGlass: { allowed: true } });
@@ -136,6 +143,9 @@ describeWith(["kube"], "ImagePolicy and ClusterImagePolicy CRDs on the API serve
       ["a glob with a space", { images: ["registry.example.com/a b"] }, /spec\.images/],
       ["a string for requireDigest", { requireDigest: "yes" }, /spec\.requireDigest/],
       ["an unknown severity", { vulnerabilities: { maxSeverity: "Huge" } }, /spec\.vulnerabilities\.maxSeverity/],
+      ["an allowed id without a reason", { vulnerabilities: { allowedIds: [{ id: "CVE-2024-1", expires: FUTURE }] } }, /spec\.vulnerabilities\.allowedIds(\[0\])?\.reason: Required value/],
+      ["a denied id that is not an id", { vulnerabilities: { deniedIds: ["log4shell please"] } }, /spec\.vulnerabilities\.deniedIds(\[0\])?: Invalid value/],
+      ["a database age that is not a duration", { vulnerabilities: { maxDatabaseAge: "3 days" } }, /spec\.vulnerabilities\.maxDatabaseAge/],
     ])("ImagePolicy: %s", async (_what, spec, message) => {
       expect(await refusal(createNamespaced(imagePolicy("bad", spec)))).toMatch(message);
     });
@@ -167,7 +177,7 @@ describeWith(["kube"], "ImagePolicy and ClusterImagePolicy CRDs on the API serve
       }
       expect(spec).toContain("matches within one path segment");
       expect(spec).toContain("Default: Enforce");
-      expect(spec).toContain("NOT ENFORCED YET");
+      expect(spec).toContain("the findings Portcullis keeps per digest");
       expect(spec).not.toContain("namespaceSelector");
       const exceptions = (await explain("imagepolicy.spec.exceptions")).replace(/\s+/g, " ");
       expect(exceptions).toMatch(/expires <string> -required- When the exception stops applying/);

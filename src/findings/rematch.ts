@@ -1,0 +1,157 @@
+// Re-matching without re-indexing: after advisory operations land (serve's own updates, or `portcullis db
+// import|update|pull` run against the same database by anyone), match again only the stored manifests whose
+// package keys the changed records touch (the reverse index of manifest_advisory_key), plus the manifests
+// never matched, plus, when a source lands its first operation, those whose coverage was incomplete. No
+// layer is read: the stored IndexReports are enough. A cursor in the store says which operations are done,
+// so a leader that restarts (or a new one) carries on where the last stopped; an interrupted round is redone.
+import type { Operation, PackageKey } from "../store/advisory-types.js";
+import type { Store } from "../store/types.js";
+import { matchManifest } from "./findings.js";
+import type { Finding, StoredFindings } from "./types.js";
+
+/** Operations taken per round; more wait for the next (a cursor never skips). */
+const OPERATIONS_PER_ROUND = 200;
+
+export interface ManifestChange {
+  manifest: string;
+  findings: StoredFindings;
+  previous?: StoredFindings;
+}
+
+export interface RematchResult {
+  /** Advisory operations applied. */
+  operations: number;
+  /** Manifests matched again. */
+  manifests: number;
+  /** Manifests whose summary or findings changed (each one matched). */
+  changed: ManifestChange[];
+  failed: Array<{ manifest: string; error: string }>;
+  durationMs: number;
+}
+
+export interface RematchOptions {
+  now?: Date;
+  /** Called with each manifest matched again (for a caller that applies changes as they come). */
+  onChange?(c: ManifestChange): Promise<void> | void;
+}
+
+/** Applies the operations recorded since the store's cursor. Idempotent; run by one process (the leader). */
+export async function rematchPending(store: Store, opts: RematchOptions = {}): Promise<RematchResult> {
+  const t0 = performance.now();
+  const cursor = await store.findings.cursor();
+  const ops = (await store.advisories.operations({ after: cursor, limit: OPERATIONS_PER_ROUND })).reverse();
+  const result: RematchResult = { operations: ops.length, manifests: 0, changed: [], failed: [], durationMs: 0 };
+  if (!ops.length) {
+    result.durationMs = performance.now() - t0;
+    return result;
+  }
+  const manifests = new Set<string>(await store.findings.unmatched());
+  const keys = new Map<string, PackageKey>();
+  let firstOfSource = false;
+  for (const op of ops) {
+    const { packages } = await store.advisories.changes(op.ref);
+    for (const k of packages) keys.set(`${k.ecosystem}\0${k.name}`, k);
+    if (op.kind !== "enrichment" && (await isFirstOfSource(store, op))) firstOfSource = true;
+  }
+  for (const m of await store.findings.manifestsForKeys([...keys.values()])) manifests.add(m);
+  if (firstOfSource) for (const m of await store.findings.notCovered()) manifests.add(m);
+
+  const sources = await store.advisories.status();
+  for (const manifest of [...manifests].sort()) {
+    try {
+      const r = await matchManifest(store, manifest, { sources, ...(opts.now ? { now: opts.now } : {}) });
+      if (r.state !== "matched") continue;
+      result.manifests++;
+      const change: ManifestChange = { manifest, findings: r.findings, ...(r.previous ? { previous: r.previous } : {}) };
+      if (!r.previous || findingsDiffer(r.previous, r.findings)) {
+        result.changed.push(change);
+        await opts.onChange?.(change);
+      }
+    } catch (e) {
+      result.failed.push({ manifest, error: (e as Error).message });
+    }
+  }
+  // A manifest that failed is tried again by the next round only if new operations touch it: say so in
+  // the result (the caller logs it) rather than holding every later operation back behind one bad report.
+  await store.findings.setCursor(ops[ops.length - 1]!.id);
+  result.durationMs = performance.now() - t0;
+  return result;
+}
+
+async function isFirstOfSource(store: Store, op: Operation): Promise<boolean> {
+  const before = await store.advisories.operations({ source: op.source, limit: 2 });
+  return !before.some((o) => o.id < op.id);
+}
+
+/** Whether what a user or policy sees changed (counts, coverage, or the finding list); matchedAt aside. */
+export function findingsDiffer(a: StoredFindings, b: StoredFindings): boolean {
+  const { matchedAt: _a, databaseUpdatedAt: _c, ...sa } = a.summary;
+  const { matchedAt: _b, databaseUpdatedAt: _d, ...sb } = b.summary;
+  return JSON.stringify(sa) !== JSON.stringify(sb) || JSON.stringify(a.findings) !== JSON.stringify(b.findings);
+}
+
+const SERIOUS = new Set(["Critical", "High"]);
+
+/** The Critical and High vulnerabilities one finding list has and the other has not, by id. */
+export function seriousDiff(previous: readonly Finding[] | undefined, current: readonly Finding[]): { gained: Finding[]; lost: Finding[] } {
+  const ids = (list: readonly Finding[]) => new Map(list.filter((f) => SERIOUS.has(f.severity)).map((f) => [f.id, f]));
+  const before = ids(previous ?? []);
+  const after = ids(current);
+  return { gained: [...after.values()].filter((f) => !before.has(f.id)), lost: [...before.values()].filter((f) => !after.has(f.id)) };
+}
+
+export interface RematcherOptions extends Omit<RematchOptions, "now"> {
+  store: Store;
+  /** How often the store is polled for operations other processes recorded (default 30 s). */
+  intervalMs?: number;
+  log?: (level: "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
+  onRound?(r: RematchResult): void;
+}
+
+/**
+ * Runs rematchPending on a timer and whenever nudged (after serve's own advisory round), one round at a time,
+ * until the signal aborts. Run it on the leader only.
+ */
+export class Rematcher {
+  private wake?: () => void;
+  private pending = false;
+
+  constructor(private readonly o: RematcherOptions) {}
+
+  /** Asks for a round as soon as the current one (if any) ends. */
+  nudge(): void {
+    this.pending = true;
+    this.wake?.();
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const interval = this.o.intervalMs ?? 30_000;
+    while (!signal.aborted) {
+      this.pending = false;
+      let more = false;
+      try {
+        const r = await rematchPending(this.o.store, { onChange: this.o.onChange });
+        if (r.operations) {
+          this.o.log?.(r.failed.length ? "warn" : "info", `re-matched ${r.manifests} images after ${r.operations} advisory operations: ${r.changed.length} changed${r.failed.length ? `, ${r.failed.length} failed (${r.failed[0]!.manifest}: ${r.failed[0]!.error})` : ""}`,
+            { operations: r.operations, manifests: r.manifests, changed: r.changed.length, failed: r.failed.length, durationMs: Math.round(r.durationMs) });
+        }
+        this.o.onRound?.(r);
+        more = r.operations >= OPERATIONS_PER_ROUND;
+      } catch (e) {
+        this.o.log?.("warn", `re-matching failed: ${(e as Error).message}; retrying in ${Math.round(interval / 1000)} s`);
+      }
+      if (this.pending || more) continue;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, interval);
+        function done() {
+          clearTimeout(t);
+          signal.removeEventListener("abort", done);
+          resolve();
+        }
+        this.wake = done;
+        signal.addEventListener("abort", done, { once: true });
+      });
+      this.wake = undefined;
+    }
+  }
+}
