@@ -1,0 +1,15 @@
+// The findings suite on the embedded store (PostgreSQL runs it in test/store/postgres.test.ts).
+import { describe, expect, it } from "vitest";
+import { openStore } from "../store/open.js";
+import { seriousDiff } from "./rematch.js";
+import { findingsSuite } from "./suite.js";
+
+findingsSuite("findings (PGlite, in memory)", () => openStore("memory:"));
+
+describe("seriousDiff", () => {
+  it("names the Critical and High ids gained and lost", () => {
+    const f = (id: string, severity: "Critical" | "High" | "Medium") => ({ id, severity, package: "p", version: "1", fixState: "fixed" as const });
+    expect(seriousDiff([f("A", "Critical"), f("B", "Medium")], [f("B", "High"), f("C", "Medium")])).toEqual({ gained: [f("B", "High")], lost: [f("A", "Critical")] });
+    expect(seriousDiff(undefined, [f("A", "High")]).gained).toHaveLength(1);
+  });
+});
