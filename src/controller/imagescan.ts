@@ -433,11 +433,18 @@ function matchedCondition(s: FindingsSummary): Condition {
 
 const COVERAGE_REASONS: Record<string, string> = { partial: "PartialCoverage", no_data: "NoAdvisoryData", unsupported: "UnsupportedDistribution", end_of_life: "EndOfLife" };
 
-/** An Event's message: the ids, packages and fixes, at most a few, then how many more. */
+/** An Event's message: per vulnerability its packages and fix, at most a few, then how many more. */
 function diffMessage(lead: string, list: readonly Finding[], lost: readonly Finding[]): string {
-  const shown = list.slice(0, 5).map((f) => `${f.id} (${f.severity}, ${f.package} ${f.version}${f.fixedIn ? `, fixed in ${f.fixedIn}` : ""})`);
-  let msg = `${list.length} Critical/High ${lead}: ${shown.join(", ")}${list.length > 5 ? ` and ${list.length - 5} more` : ""}`;
-  if (lost.length) msg += `; ${lost.length} no longer found: ${lost.slice(0, 5).map((f) => f.id).join(", ")}${lost.length > 5 ? ` and ${lost.length - 5} more` : ""}`;
+  const byId = new Map<string, Finding[]>();
+  for (const f of list) byId.set(f.id, [...(byId.get(f.id) ?? []), f]);
+  const shown = [...byId.values()].slice(0, 5).map((fs) => {
+    const f = fs[0]!;
+    const fixes = [...new Set(fs.map((x) => x.fixedIn).filter(Boolean))];
+    return `${f.id} (${f.severity}, ${fs.map((x) => `${x.package} ${x.version}`).join(" and ")}${fixes.length ? `, fixed in ${fixes.join(" / ")}` : ""})`;
+  });
+  let msg = `${byId.size} Critical/High ${lead}: ${shown.join(", ")}${byId.size > 5 ? ` and ${byId.size - 5} more` : ""}`;
+  const lostIds = [...new Set(lost.map((f) => f.id))];
+  if (lostIds.length) msg += `; ${lostIds.length} no longer found: ${lostIds.slice(0, 5).join(", ")}${lostIds.length > 5 ? ` and ${lostIds.length - 5} more` : ""}`;
   return msg;
 }
 

@@ -10,6 +10,8 @@ describe("seriousDiff", () => {
   it("names the Critical and High ids gained and lost", () => {
     const f = (id: string, severity: "Critical" | "High" | "Medium") => ({ id, severity, package: "p", version: "1", fixState: "fixed" as const });
     expect(seriousDiff([f("A", "Critical"), f("B", "Medium")], [f("B", "High"), f("C", "Medium")])).toEqual({ gained: [f("B", "High")], lost: [f("A", "Critical")] });
+    const two = [{ ...f("D", "High"), package: "apt" }, { ...f("D", "High"), package: "libapt-pkg6.0" }];
+    expect(seriousDiff([], two).gained).toEqual(two);
     expect(seriousDiff(undefined, [f("A", "High")]).gained).toHaveLength(1);
   });
 });

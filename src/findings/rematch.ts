@@ -92,12 +92,18 @@ export function findingsDiffer(a: StoredFindings, b: StoredFindings): boolean {
 
 const SERIOUS = new Set(["Critical", "High"]);
 
-/** The Critical and High vulnerabilities one finding list has and the other has not, by id. */
+/**
+ * The Critical and High vulnerabilities one finding list has and the other has not, by id: every finding
+ * (one per affected package) of each such id, in list order.
+ */
 export function seriousDiff(previous: readonly Finding[] | undefined, current: readonly Finding[]): { gained: Finding[]; lost: Finding[] } {
-  const ids = (list: readonly Finding[]) => new Map(list.filter((f) => SERIOUS.has(f.severity)).map((f) => [f.id, f]));
+  const ids = (list: readonly Finding[]) => new Set(list.filter((f) => SERIOUS.has(f.severity)).map((f) => f.id));
   const before = ids(previous ?? []);
   const after = ids(current);
-  return { gained: [...after.values()].filter((f) => !before.has(f.id)), lost: [...before.values()].filter((f) => !after.has(f.id)) };
+  return {
+    gained: current.filter((f) => after.has(f.id) && !before.has(f.id)),
+    lost: (previous ?? []).filter((f) => before.has(f.id) && !after.has(f.id)),
+  };
 }
 
 export interface RematcherOptions extends Omit<RematchOptions, "now"> {
