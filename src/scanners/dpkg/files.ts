@@ -27,7 +27,7 @@ export interface ListResult {
 }
 
 /** A sink that splits a file list into lines and keeps the paths `keep` accepts. */
-export function listSink(md5sums: boolean, keep: (path: string) => boolean = mayHoldLanguagePackage): FileSink & { end(): ListResult } {
+export function listSink(md5sums: boolean, keep: (path: string) => boolean = mayHoldLanguagePackage): { write(chunk: Buffer): boolean; end(): ListResult } {
   const paths: string[] = [];
   let dropped = 0;
   let carry: Buffer[] = [];
