@@ -2,9 +2,15 @@
 // container runtime stacks the layers' files. A package database that a later layer carries replaces the
 // lower one (even when it is now empty); a whiteout or an opaque directory removes it; each package
 // keeps the digest of the layer that introduced it into the final stack.
+//
+// File ownership stacks the same way: each OS file list (a dpkg `.list`, an rpmdb, apk's installed file) is
+// taken from the top-most layer that carries it, unless a whiteout removed it since. A language package whose
+// file (or `.dist-info`/`.egg-info` directory) one of the final lists names is owned by that OS package, if
+// the final image still has it; the report says so with an owner Repository (OWNER_REPOSITORY_KEY) among
+// the language package's repository_ids, which Clair's schema allows and its clients ignore.
 import type { ScanOutput } from "../scanners/types.js";
-import type { IndexReport, WirePackage } from "./report.js";
-import type { Distribution, Environment, Package, Repository } from "./types.js";
+import { OWNER_REPOSITORY_KEY, type IndexReport, type WirePackage } from "./report.js";
+import type { Distribution, Environment, OwnedFiles, Package, Repository } from "./types.js";
 
 export interface CoalesceLayer {
   digest: string;
@@ -19,6 +25,8 @@ export interface CoalesceLayer {
 export interface CoalescedPackage {
   pkg: Package;
   introducedIn: string;
+  /** A language package whose files an OS package of the image installed: that OS package. */
+  ownedBy?: Package;
 }
 
 export interface Coalesced {
@@ -49,15 +57,19 @@ export function coalesce(layers: readonly CoalesceLayer[]): Coalesced {
   const dbs = new Map<string, Array<{ layer: number; packages: Map<string, Package> }>>();
   let distribution: { d: Distribution; layer: number } | undefined;
   const repositories = new Map<string, Repository>();
+  /** OS file list -> what the top-most layer carrying it recorded. */
+  const lists = new Map<string, OwnedFiles[]>();
 
   layers.forEach((layer, i) => {
     // The layer's whiteouts act on what lies below it, before its own contents.
     if (layer.whiteouts.length || layer.opaqueDirs.length) {
       for (const db of [...dbs.keys()]) if (removedBy(db, layer.whiteouts, layer.opaqueDirs)) dbs.delete(db);
+      for (const db of [...lists.keys()]) if (removedBy(db, layer.whiteouts, layer.opaqueDirs)) lists.delete(db);
     }
     const found = new Map<string, Map<string, Package>>();
     // A database file the layer carries replaces the one below even if no package is left in it.
     const files = new Set(layer.files);
+    const ownedHere = new Map<string, OwnedFiles[]>();
     for (const out of layer.outputs) {
       for (const p of out.packages ?? []) {
         const db = p.package_db ?? "";
@@ -67,7 +79,15 @@ export function coalesce(layers: readonly CoalesceLayer[]): Coalesced {
       }
       for (const d of out.distributions ?? []) distribution = { d, layer: i };
       for (const r of out.repositories ?? []) repositories.set(`${r.name}\0${r.key}\0${r.uri}`, r);
+      for (const o of out.owners ?? []) {
+        let l = ownedHere.get(o.db);
+        if (!l) ownedHere.set(o.db, (l = []));
+        l.push(o);
+      }
     }
+    // An rpmdb or apk database this layer carries replaces the lower one's lists, even with nothing kept.
+    for (const db of lists.keys()) if (files.has(db) && !ownedHere.has(db)) ownedHere.set(db, []);
+    for (const [db, owned] of ownedHere) lists.set(db, owned);
     for (const db of dbs.keys()) if (files.has(dbFile(db)) && !found.has(db)) found.set(db, new Map());
     for (const [db, packages] of found) {
       const history = dbs.get(db) ?? [];
@@ -90,7 +110,47 @@ export function coalesce(layers: readonly CoalesceLayer[]): Coalesced {
     }
   }
   packages.sort((a, b) => cmp(a.pkg.name, b.pkg.name) || cmp(a.pkg.version, b.pkg.version) || cmp(a.pkg.package_db ?? "", b.pkg.package_db ?? ""));
+  attachOwners(packages, lists);
   return { packages, distribution: distribution?.d, repositories: [...repositories.values()] };
+}
+
+/** A language package_db (`python:usr/lib/...`): an ecosystem prefix without a slash before the colon. */
+function isLanguageDb(db: string): boolean {
+  const i = db.indexOf(":");
+  return i > 0 && !db.slice(0, i).includes("/");
+}
+
+const INFO_DIR = /\.(dist|egg)-info$/;
+
+/**
+ * Sets `ownedBy` on each language package whose file, or the `.dist-info`/`.egg-info` directory holding it,
+ * a final OS file list names, when the image still has that OS package (a list left behind by a removed
+ * package owns nothing). Where two lists name a path, the first list in path order wins.
+ */
+function attachOwners(packages: CoalescedPackage[], lists: ReadonlyMap<string, OwnedFiles[]>): void {
+  if (lists.size === 0) return;
+  const osPackages = new Map<string, Package>();
+  for (const { pkg } of packages) {
+    const db = pkg.package_db ?? "";
+    if (!isLanguageDb(db)) osPackages.set(`${db}\0${pkg.name}`, pkg);
+  }
+  const owners = new Map<string, Package>();
+  for (const db of [...lists.keys()].sort(cmp)) {
+    for (const o of lists.get(db)!) {
+      const pkg = osPackages.get(`${o.packageDb}\0${o.package}`);
+      if (!pkg) continue;
+      for (const p of o.paths) if (!owners.has(p)) owners.set(p, pkg);
+    }
+  }
+  if (owners.size === 0) return;
+  for (const c of packages) {
+    const db = c.pkg.package_db ?? "";
+    if (!isLanguageDb(db)) continue;
+    const file = dbFile(db);
+    const dir = file.slice(0, Math.max(0, file.lastIndexOf("/")));
+    const owner = owners.get(file) ?? (INFO_DIR.test(dir) ? owners.get(dir) : undefined);
+    if (owner) c.ownedBy = owner;
+  }
 }
 
 function cmp(a: string, b: string): number {
@@ -122,7 +182,8 @@ export function buildReport(manifest: string, c: Coalesced): IndexReport {
   });
   let next = 1;
   const sources = new Map<string, WirePackage>();
-  for (const { pkg, introducedIn } of c.packages) {
+  const ownerRepos = new Map<string, string>();
+  for (const { pkg, introducedIn, ownedBy } of c.packages) {
     const id = String(next++);
     const w = wire(pkg, id);
     if (pkg.source) {
@@ -138,6 +199,15 @@ export function buildReport(manifest: string, c: Coalesced): IndexReport {
     const env: Environment = { package_db: pkg.package_db ?? "", introduced_in: introducedIn, distribution_id: distId };
     const repo = pkg.repository_hint ? repoIds.get(pkg.repository_hint) : undefined;
     if (repo) env.repository_ids = [repo];
+    if (ownedBy) {
+      let owner = ownerRepos.get(ownedBy.name);
+      if (!owner) {
+        owner = String(c.repositories.length + ownerRepos.size + 1);
+        ownerRepos.set(ownedBy.name, owner);
+        report.repository![owner] = { id: owner, name: ownedBy.name, key: OWNER_REPOSITORY_KEY };
+      }
+      env.repository_ids = [...(env.repository_ids ?? []), owner];
+    }
     report.environments![id] = [env];
   }
   return report;

@@ -75,3 +75,23 @@ export interface Environment {
   distribution_id: string;
   repository_ids?: string[];
 }
+
+/**
+ * Files one OS package installed, as far as language packages may live in them (the scanners keep only
+ * such paths, see scanners/owners/paths.ts): what makes a language package "owned" by the OS package, so the
+ * OS advisory governs it (Debian's python3-jinja2 ships Jinja2-3.1.2.egg-info).
+ */
+export interface OwnedFiles {
+  /**
+   * The file the list was read from (`var/lib/dpkg/info/python3-jinja2.list`, an rpmdb, apk's
+   * `lib/apk/db/installed`): coalescing stacks it like a package database (a later layer's copy replaces
+   * it, a whiteout removes it).
+   */
+  db: string;
+  /** The package_db of the owning OS package (`var/lib/dpkg/status`, `var/lib/rpm/rpmdb.sqlite`, ...). */
+  packageDb: string;
+  /** The owning OS package's name (without dpkg's `:arch`). */
+  package: string;
+  /** Paths relative to the image root, no leading `/`. */
+  paths: string[];
+}

@@ -5,7 +5,7 @@ export { distributionCoverage, distributionKey, type DistributionCoverageOptions
 export { lookupKeys, packageKeys, packageType, type MatchTarget, type PackageKeys, type PackageKeysOptions } from "./keys.js";
 export { defaultEndOfLife, type EndOfLife, type EndOfLifeLookup, type Family } from "./lifecycle.js";
 export { matchReport, matchReportWith, reportLookupKeys, rowSeverity, type CandidateLookup, type MatchOptions } from "./match.js";
-export { ownershipFromDpkgLists, ownershipFromMap } from "./ownership.js";
+export { ownershipFromDpkgLists, ownershipFromMap, ownershipFromReport } from "./ownership.js";
 export type * from "./types.js";
 export { OS_PACKAGE_TYPES } from "./types.js";
 export {

@@ -234,6 +234,22 @@ describe("C4 Debian (offline part)", async () => {
       expect(result.coverage.governedByOs).toBe(1);
     });
 
+    it("with the .list in the image, the report itself carries the ownership: no option needed", async () => {
+      const withList = await indexImage([
+        [
+          { name: "etc/os-release", content: OS_RELEASE.debian12 },
+          { name: "var/lib/dpkg/status", content: dpkg([{ name: "python3-jinja2", version: "3.1.2-1+deb12u3", source: "jinja2" }]) },
+          { name: "var/lib/dpkg/info/python3-jinja2.list", content: `${list}\n` },
+          { name: `${egg}/PKG-INFO`, content: "Metadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.2\n" },
+        ],
+        [{ name: "usr/local/lib/python3.11/site-packages/Jinja2-3.1.2.dist-info/METADATA", content: "Metadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.2\n" }],
+      ]);
+      const r = matchReport(withList, [...ghsa, ...deb], all());
+      expect(triples(r.matches)).toEqual(["Jinja2 CVE-2024-22195 3.1.3"]);
+      expect(r.matches[0]!.package.packageDb).toBe("python:usr/local/lib/python3.11/site-packages/Jinja2-3.1.2.dist-info/METADATA");
+      expect(r.governed.map((g) => `${g.package.packageDb} ${g.owner.name} ${g.owner.version}`)).toEqual([`python:${egg}/PKG-INFO python3-jinja2 3.1.2-1+deb12u3`]);
+    });
+
     it("without ownership data the egg-info would be a false positive (why the input is needed)", () => {
       const naive = matchReport(report, [...ghsa, ...deb], all());
       expect(naive.matches.filter((m) => m.id === "CVE-2024-22195")).toHaveLength(2);

@@ -15,6 +15,7 @@ import { UnmatchableVersionError } from "../versions/index.js";
 import { affects } from "./affects.js";
 import { distributionCoverage, type ReportDistribution } from "./distribution.js";
 import { compareIds, lookupKeys, packageKeys, type MatchTarget, type PackageKeys } from "./keys.js";
+import { ownershipFromReport } from "./ownership.js";
 import { defaultEndOfLife, type EndOfLifeLookup } from "./lifecycle.js";
 import type { Coverage, CoverageState, EcosystemCoverage, Governed, Match, MatchedBy, MatchResult, Ownership, SkippedRow, Unmatchable } from "./types.js";
 
@@ -28,7 +29,10 @@ export interface MatchOptions {
   ecosystemsWithData: ReadonlySet<string> | ((ecosystem: string) => boolean);
   /** The image has Ubuntu Pro (ESM) sources: `Ubuntu:Pro:<release>:LTS` rows apply too. */
   ubuntuPro?: boolean;
-  /** Files owned by OS packages (ownership.ts); without it no language package counts as OS-owned. */
+  /**
+   * Files owned by OS packages (ownership.ts). Default: what the indexer recorded in the report
+   * (ownershipFromReport); a report without it has no OS-owned language package.
+   */
   ownership?: Ownership;
   /** For end-of-life decisions; default now. */
   now?: Date;
@@ -69,7 +73,7 @@ function reportDistribution(report: IndexReport): ReportDistribution | undefined
 function prepare(report: IndexReport, opts: MatchOptions) {
   const dist = reportDistribution(report);
   const { coverage, key } = distributionCoverage(dist, { hasData: hasDataFn(opts), ubuntuPro: opts.ubuntuPro, now: opts.now, endOfLife: opts.endOfLife });
-  const keys = packageKeys(report, { distribution: key, ownership: opts.ownership });
+  const keys = packageKeys(report, { distribution: key, ownership: opts.ownership ?? ownershipFromReport(report) });
   return { dist, distCoverage: coverage, distKey: key, keys };
 }
 

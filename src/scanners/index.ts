@@ -2,6 +2,7 @@
 // file; no existing scanner changes.
 import { ApkScanner } from "./apk/apk.js";
 import { DpkgScanner } from "./dpkg/dpkg.js";
+import { DpkgFilesScanner } from "./dpkg/files.js";
 import { GoBinaryScanner } from "./gobin/gobin.js";
 import { JavaScanner } from "./java/java.js";
 import { NpmScanner } from "./npm/npm.js";
@@ -15,6 +16,8 @@ import type { Scanner } from "./types.js";
 export function defaultScanners(): Scanner[] {
   return [
     new DpkgScanner(),
+    // Before gobin: both stream what they read, and the first consumer that wants a file gets it.
+    new DpkgFilesScanner(),
     new ApkScanner(),
     new RpmScanner(),
     new OsReleaseScanner(),

@@ -2,7 +2,7 @@
 // alone whether it wants a file (so the layer walk can drain everything else without buffering it), and
 // parses the files it asked for. A layer is scanned once per (scanner name, version), ever: bump the
 // version whenever the output for the same input can change.
-import type { Distribution, Package, Repository, ScannerKind } from "../indexer/types.js";
+import type { Distribution, OwnedFiles, Package, Repository, ScannerKind } from "../indexer/types.js";
 
 /** What the layer walk knows about a tar entry when it decides whether to keep it. */
 export interface EntryInfo {
@@ -42,6 +42,8 @@ export interface ScanOutput {
   packages?: Package[];
   distributions?: Distribution[];
   repositories?: Repository[];
+  /** OS scanners: the files each OS package installed where language packages may live (file ownership). */
+  owners?: OwnedFiles[];
 }
 
 export interface Scanner {

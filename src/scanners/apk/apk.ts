@@ -1,5 +1,8 @@
-// apk: lib/apk/db/installed, blank-line separated entries of `X:value` lines.
-import type { Package } from "../../indexer/types.js";
+// apk: lib/apk/db/installed, blank-line separated entries of `X:value` lines. Besides the packages, the
+// files each package installed (`F:` a directory, `R:` a file in the last `F:`), kept only where a language
+// package may be reported (owners/paths.ts): file ownership.
+import type { OwnedFiles, Package } from "../../indexer/types.js";
+import { listedPath, mayHoldLanguagePackage } from "../owners/paths.js";
 import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
 
 const DB = "lib/apk/db/installed";
@@ -29,9 +32,51 @@ export function parseApkInstalled(text: string, packageDb = DB): Package[] {
   return out;
 }
 
+/** Per package (`P:`), the `F:` directories and `F:` + `R:` files of the database that `keep` accepts. */
+export function parseApkOwners(text: string, packageDb = DB, keep: (path: string) => boolean = mayHoldLanguagePackage): OwnedFiles[] {
+  const out: OwnedFiles[] = [];
+  let name: string | undefined;
+  let dir = "";
+  let paths: string[] = [];
+  const flush = () => {
+    if (name) out.push({ db: packageDb, packageDb, package: name, paths });
+    name = undefined;
+    dir = "";
+    paths = [];
+  };
+  const add = (p: string | undefined) => {
+    if (p !== undefined && keep(p)) paths.push(p);
+  };
+  for (const raw of text.split("\n")) {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line === "") {
+      flush();
+      continue;
+    }
+    if (line.length < 2 || line[1] !== ":") continue;
+    const v = line.slice(2);
+    switch (line[0]) {
+      case "P":
+        name ??= v;
+        break;
+      case "F":
+        dir = listedPath(v) ?? "";
+        add(listedPath(v));
+        break;
+      case "R":
+        // A file name, never a path: one with a slash or a dot-dot is not what apk writes.
+        if (v && !v.includes("/") && v !== "." && v !== "..") add(dir ? `${dir}/${v}` : v);
+        break;
+    }
+  }
+  flush();
+  return out.filter((o) => o.paths.length > 0);
+}
+
 export class ApkScanner implements Scanner {
   readonly name = "apk";
-  readonly version = "1";
+  /** 2: owners (file ownership). */
+  readonly version = "2";
   readonly kind = "package" as const;
 
   wants(e: EntryInfo): boolean {
@@ -42,6 +87,7 @@ export class ApkScanner implements Scanner {
     const data = files.get(DB);
     if (!data) return {};
     if (data.includes(0)) throw new ScannerError(this.name, DB, "binary data where the apk database text was expected");
-    return { packages: parseApkInstalled(data.toString("utf8")) };
+    const text = data.toString("utf8");
+    return { packages: parseApkInstalled(text), owners: parseApkOwners(text) };
   }
 }

@@ -5,7 +5,8 @@ import { purl } from "../purl.js";
 import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
 import { listZip, readZipEntry, ZipError } from "./zip.js";
 
-const ARCHIVE = /\.(jar|war|ear|par|sar|jpi|hpi)$/;
+/** The archives the Java scanner opens. */
+export const ARCHIVE = /\.(jar|war|ear|par|sar|jpi|hpi)$/;
 const MAX_ARCHIVE = 64 * 1024 * 1024;
 const MAX_META = 1024 * 1024;
 const MAX_NESTED_DEPTH = 3;

@@ -4,7 +4,8 @@ import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
 import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
 
-const PKG = /(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/;
+/** An installed package's package.json inside node_modules. */
+export const PKG = /(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/;
 
 export class NpmScanner implements Scanner {
   readonly name = "npm";

@@ -4,7 +4,8 @@ import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
 import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
 
-const META = /(^|\/)(site|dist)-packages\/[^/]+\.(dist-info\/METADATA|egg-info\/PKG-INFO|egg-info)$/;
+/** A distribution's metadata file (or single-file egg-info), as pip and setuptools install it. */
+export const META = /(^|\/)(site|dist)-packages\/[^/]+\.(dist-info\/METADATA|egg-info\/PKG-INFO|egg-info)$/;
 
 /** The Name and Version headers of a core-metadata file (RFC 822 style; the body after a blank line is ignored). */
 export function parseCoreMetadata(text: string): { name?: string; version?: string } {

@@ -5,7 +5,10 @@ export class RpmHeaderError extends Error {
   override name = "RpmHeaderError";
 }
 
-export const Tag = { NAME: 1000, VERSION: 1001, RELEASE: 1002, EPOCH: 1003, ARCH: 1022, SOURCERPM: 1044, MODULARITYLABEL: 5096 } as const;
+export const Tag = {
+  NAME: 1000, VERSION: 1001, RELEASE: 1002, EPOCH: 1003, ARCH: 1022, SOURCERPM: 1044,
+  DIRINDEXES: 1116, BASENAMES: 1117, DIRNAMES: 1118, MODULARITYLABEL: 5096,
+} as const;
 
 const STRING = 6;
 const INT32 = 4;
@@ -20,9 +23,19 @@ export interface RpmHeader {
   arch?: string;
   sourceRpm?: string;
   module?: string;
+  /** With `opts.files`: the installed paths (DIRNAMES[DIRINDEXES[i]] + BASENAMES[i], no leading `/`) it accepts. */
+  files?: string[];
 }
 
-export function parseRpmHeader(blob: Uint8Array): RpmHeader {
+export interface RpmHeaderOptions {
+  /** Read the file list and keep the paths this accepts (file ownership); without it the list is not read. */
+  files?: (path: string) => boolean;
+}
+
+/** More files than any real package has (texlive's biggest subpackages have about 200,000). */
+const MAX_FILES = 1_000_000;
+
+export function parseRpmHeader(blob: Uint8Array, opts: RpmHeaderOptions = {}): RpmHeader {
   const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
   if (buf.length < 8) throw new RpmHeaderError(`header of ${buf.length} bytes is too short`);
   const il = buf.readUInt32BE(0);
@@ -30,7 +43,7 @@ export function parseRpmHeader(blob: Uint8Array): RpmHeader {
   if (il === 0 || il > 0xffff) throw new RpmHeaderError(`header claims ${il} index entries`);
   const dataStart = 8 + il * 16;
   if (dataStart + dl > buf.length) throw new RpmHeaderError(`header claims ${il} entries and ${dl} data bytes, more than its ${buf.length} bytes`);
-  const found = new Map<number, { type: number; offset: number; count: number }>();
+  const found = new Map<number, IndexEntry>();
   for (let i = 0; i < il; i++) {
     const p = 8 + i * 16;
     const tag = buf.readUInt32BE(p);
@@ -62,7 +75,48 @@ export function parseRpmHeader(blob: Uint8Array): RpmHeader {
   if (src) h.sourceRpm = src;
   const mod = str(Tag.MODULARITYLABEL);
   if (mod) h.module = mod;
+  if (opts.files) h.files = files(buf, dataStart, dl, found, opts.files);
   return h;
+}
+
+type IndexEntry = { type: number; offset: number; count: number };
+
+/** The header's file list (BASENAMES, DIRNAMES, DIRINDEXES), bounds-checked, filtered by `keep`. */
+function files(buf: Buffer, dataStart: number, dl: number, found: ReadonlyMap<number, IndexEntry>, keep: (path: string) => boolean): string[] {
+  const base = found.get(Tag.BASENAMES);
+  const dirs = found.get(Tag.DIRNAMES);
+  const idx = found.get(Tag.DIRINDEXES);
+  if (!base && !dirs && !idx) return []; // a package without files (basesystem, gpg-pubkey)
+  if (!base || !dirs || !idx) throw new RpmHeaderError("file list incomplete: BASENAMES, DIRNAMES and DIRINDEXES go together");
+  if (base.count !== idx.count) throw new RpmHeaderError(`file list has ${base.count} BASENAMES and ${idx.count} DIRINDEXES`);
+  if (base.count > MAX_FILES || dirs.count > MAX_FILES) throw new RpmHeaderError(`file list claims ${Math.max(base.count, dirs.count)} entries`);
+  const dirNames = stringArray(buf, dataStart, dl, Tag.DIRNAMES, dirs);
+  const baseNames = stringArray(buf, dataStart, dl, Tag.BASENAMES, base);
+  if (idx.type !== INT32 || idx.offset < 0 || idx.offset + 4 * idx.count > dl) throw new RpmHeaderError("DIRINDEXES is malformed");
+  const out: string[] = [];
+  // A directory the package owns is listed as a file of its parent (`/usr/lib/python3.9/site-packages/x.egg-info`).
+  for (let i = 0; i < baseNames.length; i++) {
+    const d = buf.readInt32BE(dataStart + idx.offset + 4 * i);
+    if (d < 0 || d >= dirNames.length) throw new RpmHeaderError(`DIRINDEXES[${i}] = ${d}, but there are ${dirNames.length} DIRNAMES`);
+    const path = `${dirNames[d]!}${baseNames[i]!}`.replace(/^\/+/, "");
+    if (path && keep(path)) out.push(path);
+  }
+  return out;
+}
+
+function stringArray(buf: Buffer, dataStart: number, dl: number, tag: number, e: IndexEntry): string[] {
+  if (e.type !== STRING_ARRAY) throw new RpmHeaderError(`tag ${tag} has type ${e.type}, not a string array`);
+  if (e.offset < 0 || e.offset >= dl) throw new RpmHeaderError(`tag ${tag} points outside the data (${e.offset} of ${dl})`);
+  const out: string[] = [];
+  let at = dataStart + e.offset;
+  const end = dataStart + dl;
+  for (let i = 0; i < e.count; i++) {
+    const z = buf.indexOf(0, at);
+    if (z < 0 || z >= end) throw new RpmHeaderError(`tag ${tag} string ${i} of ${e.count} is not terminated inside the data`);
+    out.push(buf.toString("utf8", at, z));
+    at = z + 1;
+  }
+  return out;
 }
 
 /** `name-version-release.src.rpm` (name may contain dashes) */

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { expectedTsv, fixtureNames, fixturesDir, MapLayerFiles } from "../testing.js";
 import { readBdbHashValues } from "./bdb.js";
-import { parseSourceRpm } from "./header.js";
+import { parseRpmHeader, parseSourceRpm } from "./header.js";
 import { readNdbBlobs } from "./ndb.js";
 import { RpmScanner } from "./rpm.js";
 
@@ -48,5 +48,42 @@ describe("rpm scanner on peer projects' databases (sqlite, Berkeley DB, ndb)", (
     await expect(scanner.scan(MapLayerFiles.of({ "var/lib/rpm/rpmdb.sqlite": Buffer.from("SQLite format 3\0garbage") }))).rejects.toThrow(/not a readable sqlite rpm database/);
     expect(() => readNdbBlobs(Buffer.alloc(100))).toThrow(/bad magic/);
     expect(() => readBdbHashValues(Buffer.alloc(4096))).toThrow(/bad magic/);
+  });
+
+  it("file ownership from the headers' file lists: Amazon Linux 2023's python3-* egg-info (as rpm -ql lists them)", async () => {
+    const out = await scanner.scan(MapLayerFiles.of({ "var/lib/rpm/rpmdb.sqlite": readFileSync(fixturesDir("rpm", "amazonlinux-2023", "rpmdb.sqlite")) }));
+    const py = out.owners!.flatMap((o) => o.paths.filter((p) => p.includes("-info")).map((p) => `${o.package}\t${p}`));
+    // `rpm --dbpath D -ql python3-libcomps` (and -gpg, -rpm) on this database, filtered to the .egg-info paths; test/scanners/ownership.test.ts compares every package with rpm itself.
+    expect(py).toEqual([
+      "python3-gpg\tusr/lib64/python3.9/site-packages/gpg-1.15.1-py3.9.egg-info",
+      "python3-libcomps\tusr/lib64/python3.9/site-packages/libcomps-0.1.18-py3.9.egg-info",
+      "python3-libcomps\tusr/lib64/python3.9/site-packages/libcomps-0.1.18-py3.9.egg-info/PKG-INFO",
+      "python3-rpm\tusr/lib64/python3.9/site-packages/rpm-4.16.1.3-py3.9.egg-info",
+    ].sort((a, b) => (a < b ? -1 : 1)));
+    expect(out.owners!.every((o) => o.db === "var/lib/rpm/rpmdb.sqlite" && o.packageDb === o.db && o.paths.length > 0)).toBe(true);
+    expect(out.owners!.find((o) => o.package === "bash")!.paths).toContain("usr/bin/bash");
+  });
+
+  it("refuses a header whose file list points outside itself", () => {
+    // One index entry per tag: NAME, VERSION, RELEASE, then DIRINDEXES pointing at directory 5 of 1.
+    const strings = Buffer.from("n\0" + "1\0" + "1\0" + "/usr/bin/\0" + "x\0");
+    const idx = Buffer.alloc(4);
+    idx.writeInt32BE(5);
+    const data = Buffer.concat([strings, idx]);
+    const entries: Array<[number, number, number, number]> = [[1000, 6, 0, 1], [1001, 6, 2, 1], [1002, 6, 4, 1], [1116, 4, strings.length, 1], [1117, 8, 16, 1], [1118, 8, 6, 1]];
+    const head = Buffer.alloc(8 + entries.length * 16);
+    head.writeUInt32BE(entries.length, 0);
+    head.writeUInt32BE(data.length, 4);
+    entries.forEach(([tag, type, off, count], i) => {
+      head.writeUInt32BE(tag, 8 + i * 16);
+      head.writeUInt32BE(type, 12 + i * 16);
+      head.writeInt32BE(off, 16 + i * 16);
+      head.writeUInt32BE(count, 20 + i * 16);
+    });
+    const blob = Buffer.concat([head, data]);
+    expect(parseRpmHeader(blob).name).toBe("n");
+    expect(() => parseRpmHeader(blob, { files: () => true })).toThrow(/DIRINDEXES\[0\] = 5, but there are 1 DIRNAMES/);
+    blob.writeInt32BE(0, head.length + strings.length);
+    expect(parseRpmHeader(blob, { files: () => true }).files).toEqual(["usr/bin/x"]);
   });
 });

@@ -1,8 +1,10 @@
 // rpm: the package database in all three backends and both locations: rpmdb.sqlite (SQLite, read with
 // sql.js: WASM, no native build), Packages (Berkeley DB hash) and Packages.db (ndb), under var/lib/rpm/
-// or usr/lib/sysimage/rpm/.
+// or usr/lib/sysimage/rpm/. Each header's file list (BASENAMES, DIRNAMES, DIRINDEXES) gives the
+// paths a language package may be reported by (owners/paths.ts): file ownership.
 import initSqlJs from "sql.js";
-import type { Package } from "../../indexer/types.js";
+import type { OwnedFiles, Package } from "../../indexer/types.js";
+import { mayHoldLanguagePackage } from "../owners/paths.js";
 import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
 import { readBdbHashValues } from "./bdb.js";
 import { parseRpmHeader, parseSourceRpm, type RpmHeader } from "./header.js";
@@ -46,7 +48,8 @@ export function rpmPackage(h: RpmHeader, packageDb: string): Package {
 
 export class RpmScanner implements Scanner {
   readonly name = "rpm";
-  readonly version = "1";
+  /** 2: owners (file ownership). */
+  readonly version = "2";
   readonly kind = "package" as const;
   /** rpm databases of big images run to a few hundred MB. */
   readonly maxFileSize = 512 * 1024 * 1024;
@@ -57,6 +60,7 @@ export class RpmScanner implements Scanner {
 
   async scan(files: LayerFiles): Promise<ScanOutput> {
     const packages: Package[] = [];
+    const owners: OwnedFiles[] = [];
     const seen = new Set<string>();
     for (const dir of DIRS) {
       for (const file of Object.keys(FILES)) {
@@ -78,13 +82,15 @@ export class RpmScanner implements Scanner {
           // Berkeley DB also stores a small counter record; it is no header.
           if (backend === "bdb" && blob.length <= 8) continue;
           try {
-            packages.push(rpmPackage(parseRpmHeader(blob), path));
+            const h = parseRpmHeader(blob, { files: mayHoldLanguagePackage });
+            packages.push(rpmPackage(h, path));
+            if (h.files?.length) owners.push({ db: path, packageDb: path, package: h.name, paths: h.files });
           } catch (e) {
             throw new ScannerError(this.name, path, `package header ${i}: ${(e as Error).message}`);
           }
         }
       }
     }
-    return { packages };
+    return { packages, owners };
   }
 }

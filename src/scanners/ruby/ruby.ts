@@ -3,7 +3,8 @@ import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
 import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
 
-const SPEC = /(^|\/)specifications\/[^/]+\.gemspec$/;
+/** An installed gem's specification. */
+export const SPEC = /(^|\/)specifications\/[^/]+\.gemspec$/;
 
 /** `s.name = "rake".freeze` and `s.version = "13.0.6"` as RubyGems writes installed specifications. */
 export function parseGemspec(text: string): { name?: string; version?: string } {
