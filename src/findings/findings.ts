@@ -4,6 +4,7 @@
 import { SEVERITIES, type Severity } from "../advisories/types.js";
 import { summarize, type Coverage, type Match } from "../matcher/index.js";
 import type { SourceStatus } from "../store/advisory-types.js";
+import type { IndexReport } from "../indexer/report.js";
 import type { Store } from "../store/types.js";
 import { matchWithStore, type StoreMatchOptions } from "./match.js";
 import type { Finding, FindingsSummary, StoredFindings, SummaryCoverage } from "./types.js";
@@ -70,7 +71,7 @@ export function toStoredFindings(matches: readonly Match[], coverage: Coverage, 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export type ManifestMatch =
-  | { state: "matched"; findings: StoredFindings; previous?: StoredFindings }
+  | { state: "matched"; findings: StoredFindings; previous?: StoredFindings; unchanged?: true }
   /** The store has no advisory data at all: nothing was written. */
   | { state: "no_data" }
   /** The manifest has no finished IndexReport. */
@@ -80,15 +81,36 @@ export type ManifestMatch =
  * Matches a finished manifest's stored IndexReport against the store's advisory data and stores the
  * findings (replacing the previous ones, which are returned for diffs). No layer is read.
  */
-export async function matchManifest(store: Store, manifest: string, opts: StoreMatchOptions & { sources?: readonly SourceStatus[] } = {}): Promise<ManifestMatch> {
-  const stored = await store.indexReport(manifest);
-  if (!stored || stored.report.state !== "IndexFinished") return { state: "not_indexed" };
-  const found = await matchWithStore(store.advisories, stored.report, opts);
+export async function matchManifest(store: Store, manifest: string, opts: MatchManifestOptions = {}): Promise<ManifestMatch> {
+  const { sources: given, report: known, rematch, ...matchOpts } = opts;
+  const report = known ?? (await store.indexReport(manifest))?.report;
+  if (!report || report.state !== "IndexFinished") return { state: "not_indexed" };
+  const found = await matchWithStore(store.advisories, report, matchOpts);
   if (!found) return { state: "no_data" };
-  const sources = opts.sources ?? (await store.advisories.status());
+  const sources = given ?? (await store.advisories.status());
   const updated = databaseUpdatedAt(sources);
   const findings = toStoredFindings(found.matches, found.result.coverage, { matchedAt: opts.now ?? new Date(), ...(updated ? { databaseUpdatedAt: updated } : {}) });
   const previous = await store.findings.get(manifest);
-  await store.findings.put(manifest, findings, found.keys);
+  // Re-matching a stored report: its keys are those it was stored with, and an unchanged answer is not rewritten.
+  if (rematch && previous) {
+    if (findingsDiffer(previous, findings)) await store.findings.put(manifest, findings);
+    else return { state: "matched", findings: previous, previous, unchanged: true };
+  } else await store.findings.put(manifest, findings, found.keys);
   return { state: "matched", findings, ...(previous ? { previous } : {}) };
+}
+
+export interface MatchManifestOptions extends StoreMatchOptions {
+  /** The advisory sources' status, when the caller has it (re-matching asks once for many manifests). */
+  sources?: readonly SourceStatus[];
+  /** The manifest's stored report, when the caller has read it. */
+  report?: IndexReport;
+  /** A re-match of a stored report: keep its package keys, and write nothing when the answer is the same. */
+  rematch?: boolean;
+}
+
+/** Whether what a user or policy sees changed (counts, coverage, or the finding list); the times aside. */
+export function findingsDiffer(a: StoredFindings, b: StoredFindings): boolean {
+  const { matchedAt: _a, databaseUpdatedAt: _c, ...sa } = a.summary;
+  const { matchedAt: _b, databaseUpdatedAt: _d, ...sb } = b.summary;
+  return JSON.stringify(sa) !== JSON.stringify(sb) || JSON.stringify(a.findings) !== JSON.stringify(b.findings);
 }

@@ -3,7 +3,7 @@
 // The matcher (../matcher/) stays pure; this is where it meets the store.
 import type { IndexReport } from "../indexer/report.js";
 import { enrichMatches, enrichmentKeys, matchReport, reportLookupKeys, type Match, type MatchOptions, type MatchResult } from "../matcher/index.js";
-import type { AdvisoryStore, PackageKey } from "../store/advisory-types.js";
+import type { AdvisoryStore, Candidate, EnrichmentRow, PackageKey } from "../store/advisory-types.js";
 
 export interface StoreMatch {
   /** The matcher's result; `result.matches` are not enriched. */
@@ -14,19 +14,29 @@ export interface StoreMatch {
   keys: PackageKey[];
 }
 
-export type StoreMatchOptions = Omit<MatchOptions, "ecosystemsWithData">;
+export interface StoreMatchOptions extends Omit<MatchOptions, "ecosystemsWithData"> {
+  /** What a caller matching many reports fetched once (re-matching); by default each is asked of the store. */
+  prefetched?: {
+    ecosystemsWithData: ReadonlySet<string>;
+    candidates(keys: readonly PackageKey[]): Promise<readonly Candidate[]>;
+    enrichment(cves: readonly string[]): Promise<Map<string, EnrichmentRow>>;
+  };
+}
 
 /**
  * Matches `report` against the advisory store, or answers undefined when the store has no advisory data at
  * all (so callers say "not checked", never "0 vulnerabilities").
  */
 export async function matchWithStore(advisories: AdvisoryStore, report: IndexReport, opts: StoreMatchOptions = {}): Promise<StoreMatch | undefined> {
-  const ecosystemsWithData = await advisories.ecosystems();
+  const { prefetched, ...rest } = opts;
+  const ecosystemsWithData = prefetched?.ecosystemsWithData ?? (await advisories.ecosystems());
   if (ecosystemsWithData.size === 0) return undefined;
-  const options: MatchOptions = { ...opts, ecosystemsWithData };
+  const options: MatchOptions = { ...rest, ecosystemsWithData };
   const keys = reportLookupKeys(report, options);
-  const result = matchReport(report, keys.length ? await advisories.candidates(keys) : [], options);
+  const candidates = (k: readonly PackageKey[]) => (prefetched ? prefetched.candidates(k) : advisories.candidates(k));
+  const result = matchReport(report, keys.length ? await candidates(keys) : [], options);
   const cves = enrichmentKeys(result.matches);
-  const matches = cves.length ? enrichMatches(result.matches, await advisories.enrichment(cves)) : result.matches;
+  const enrichment = (c: readonly string[]) => (prefetched ? prefetched.enrichment(c) : advisories.enrichment(c));
+  const matches = cves.length ? enrichMatches(result.matches, await enrichment(cves)) : result.matches;
   return { result, matches, keys };
 }

@@ -4,13 +4,20 @@
 // never matched, plus, when a source lands its first operation, those whose coverage was incomplete. No
 // layer is read: the stored IndexReports are enough. A cursor in the store says which operations are done,
 // so a leader that restarts (or a new one) carries on where the last stopped; an interrupted round is redone.
-import type { Operation, PackageKey } from "../store/advisory-types.js";
+import type { IndexReport } from "../indexer/report.js";
+import { reportLookupKeys } from "../matcher/index.js";
+import type { Candidate, EnrichmentRow, Operation, PackageKey } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
-import { matchManifest } from "./findings.js";
+import { findingsDiffer, matchManifest } from "./findings.js";
+import type { StoreMatchOptions } from "./match.js";
 import type { Finding, StoredFindings } from "./types.js";
+
+export { findingsDiffer };
 
 /** Operations taken per round; more wait for the next (a cursor never skips). */
 const OPERATIONS_PER_ROUND = 200;
+/** Reports matched from one prefetch (bounds the candidates held in memory). */
+const CHUNK = 250;
 
 export interface ManifestChange {
   manifest: string;
@@ -57,18 +64,33 @@ export async function rematchPending(store: Store, opts: RematchOptions = {}): P
   if (firstOfSource) for (const m of await store.findings.notCovered()) manifests.add(m);
 
   const sources = await store.advisories.status();
-  for (const manifest of [...manifests].sort()) {
-    try {
-      const r = await matchManifest(store, manifest, { sources, ...(opts.now ? { now: opts.now } : {}) });
-      if (r.state !== "matched") continue;
-      result.manifests++;
-      const change: ManifestChange = { manifest, findings: r.findings, ...(r.previous ? { previous: r.previous } : {}) };
-      if (!r.previous || findingsDiffer(r.previous, r.findings)) {
+  const ecosystemsWithData = await store.advisories.ecosystems();
+  const list = [...manifests].sort();
+  // In chunks: the reports of a chunk are read, their keys looked up in one query and their CVEs enriched
+  // once, then each is matched from memory (images share most packages, so this is most of the work saved).
+  for (let i = 0; i < list.length; i += CHUNK) {
+    const chunk: Array<{ manifest: string; report: IndexReport }> = [];
+    for (const manifest of list.slice(i, i + CHUNK)) {
+      try {
+        const stored = await store.indexReport(manifest);
+        if (stored?.report.state === "IndexFinished") chunk.push({ manifest, report: stored.report });
+      } catch (e) {
+        result.failed.push({ manifest, error: (e as Error).message });
+      }
+    }
+    const prefetched = await prefetch(store, chunk.map((c) => c.report), ecosystemsWithData);
+    for (const { manifest, report } of chunk) {
+      try {
+        const r = await matchManifest(store, manifest, { sources, report, rematch: true, prefetched, ...(opts.now ? { now: opts.now } : {}) });
+        if (r.state !== "matched") continue;
+        result.manifests++;
+        if (r.unchanged) continue;
+        const change: ManifestChange = { manifest, findings: r.findings, ...(r.previous ? { previous: r.previous } : {}) };
         result.changed.push(change);
         await opts.onChange?.(change);
+      } catch (e) {
+        result.failed.push({ manifest, error: (e as Error).message });
       }
-    } catch (e) {
-      result.failed.push({ manifest, error: (e as Error).message });
     }
   }
   // A manifest that failed is tried again by the next round only if new operations touch it: say so in
@@ -83,11 +105,41 @@ async function isFirstOfSource(store: Store, op: Operation): Promise<boolean> {
   return !before.some((o) => o.id < op.id);
 }
 
-/** Whether what a user or policy sees changed (counts, coverage, or the finding list); matchedAt aside. */
-export function findingsDiffer(a: StoredFindings, b: StoredFindings): boolean {
-  const { matchedAt: _a, databaseUpdatedAt: _c, ...sa } = a.summary;
-  const { matchedAt: _b, databaseUpdatedAt: _d, ...sb } = b.summary;
-  return JSON.stringify(sa) !== JSON.stringify(sb) || JSON.stringify(a.findings) !== JSON.stringify(b.findings);
+/** Keys per candidates query when prefetching. */
+const KEYS_PER_QUERY = 2000;
+
+/** The candidates of every key of these reports (one query per 2,000 keys) and a memoised enrichment. */
+async function prefetch(store: Store, reports: readonly IndexReport[], ecosystemsWithData: ReadonlySet<string>): Promise<NonNullable<StoreMatchOptions["prefetched"]>> {
+  const keys = new Map<string, PackageKey>();
+  for (const r of reports) for (const k of reportLookupKeys(r, { ecosystemsWithData })) keys.set(`${k.ecosystem}\0${k.name}`, k);
+  const byKey = new Map<string, Candidate[]>();
+  const all = [...keys.values()];
+  for (let i = 0; i < all.length; i += KEYS_PER_QUERY) {
+    for (const c of await store.advisories.candidates(all.slice(i, i + KEYS_PER_QUERY))) {
+      const k = `${c.affected.ecosystem}\0${c.affected.name}`;
+      const list = byKey.get(k);
+      if (list) list.push(c);
+      else byKey.set(k, [c]);
+    }
+  }
+  const enriched = new Map<string, EnrichmentRow | null>();
+  return {
+    ecosystemsWithData,
+    candidates: async (ks) => ks.flatMap((k) => byKey.get(`${k.ecosystem}\0${k.name}`) ?? []),
+    enrichment: async (cves) => {
+      const missing = cves.filter((c) => !enriched.has(c));
+      if (missing.length) {
+        const got = await store.advisories.enrichment(missing);
+        for (const c of missing) enriched.set(c, got.get(c) ?? null);
+      }
+      const out = new Map<string, EnrichmentRow>();
+      for (const c of cves) {
+        const row = enriched.get(c);
+        if (row) out.set(c, row);
+      }
+      return out;
+    },
+  };
 }
 
 const SERIOUS = new Set(["Critical", "High"]);

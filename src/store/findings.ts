@@ -11,7 +11,7 @@ const BATCH = 5000;
 export class SqlFindingsStore implements FindingsStore {
   constructor(private readonly db: Db) {}
 
-  async put(manifest: string, f: StoredFindings, keys: readonly PackageKey[]): Promise<void> {
+  async put(manifest: string, f: StoredFindings, keys?: readonly PackageKey[]): Promise<void> {
     await this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{ id: string }>("SELECT id FROM manifest WHERE hash = $1", [manifest]);
       if (!rows[0]) throw new Error(`manifest ${manifest} is not in the store: index it before matching it`);
@@ -21,6 +21,7 @@ export class SqlFindingsStore implements FindingsStore {
          ON CONFLICT (manifest_id) DO UPDATE SET matched_at = EXCLUDED.matched_at, coverage = EXCLUDED.coverage, summary = EXCLUDED.summary, findings = EXCLUDED.findings`,
         [id, f.summary.matchedAt, f.summary.coverage, JSON.stringify(f.summary), JSON.stringify(f.findings)],
       );
+      if (!keys) return;
       await tx.query("DELETE FROM manifest_advisory_key WHERE manifest_id = $1", [id]);
       const unique = [...new Map(keys.map((k) => [`${k.ecosystem}\0${k.name}`, k])).values()];
       for (let i = 0; i < unique.length; i += BATCH) {

@@ -64,8 +64,8 @@ export interface ManifestAdmin {
 
 /** What matching found per manifest (../findings/), and the reverse index re-matching reads. */
 export interface FindingsStore {
-  /** Replaces the manifest's findings and the package keys it was looked up by, in one transaction. */
-  put(manifest: string, findings: StoredFindings, keys: readonly PackageKey[]): Promise<void>;
+  /** Replaces the manifest's findings and (when given) the package keys it was looked up by, in one transaction. */
+  put(manifest: string, findings: StoredFindings, keys?: readonly PackageKey[]): Promise<void>;
   get(manifest: string): Promise<StoredFindings | undefined>;
   /** Matched manifests looked up by any of these keys. */
   manifestsForKeys(keys: readonly PackageKey[]): Promise<string[]>;
