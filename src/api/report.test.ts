@@ -7,17 +7,24 @@ import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import type { IndexReport } from "../indexer/report.js";
 import type { ManifestToIndex } from "../indexer/types.js";
 import { LayerError } from "../layers/errors.js";
+import type { ManifestPackageMatch, Store } from "../store/types.js";
 import { ReportApi, type Authority, type Caller } from "./report.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const R = `sha256:${"b".repeat(64)}`;
 
-function setup(o: { authority: Authority; scans?: ImageScan[]; reports?: Record<string, IndexReport>; indexer?: Pick<Indexer, "index">; allowPrivateLayerHosts?: boolean }) {
+function setup(o: { authority: Authority; scans?: ImageScan[]; reports?: Record<string, IndexReport>; indexer?: Pick<Indexer, "index">; allowPrivateLayerHosts?: boolean; rows?: ManifestPackageMatch[]; maxMatchPackages?: number; maxAffectedRows?: number }) {
   const reports = o.reports ?? { [D]: { manifest_hash: D, state: "IndexFinished", success: true } as IndexReport };
   const api = new ReportApi({
     kc: new k8s.KubeConfig(), scannerSet: "set1", authority: o.authority, indexer: o.indexer, allowPrivateLayerHosts: o.allowPrivateLayerHosts,
     scans: { list: () => o.scans ?? [{ metadata: { namespace: "team", name: "app" }, spec: { image: "x" }, status: { digest: D, resolvedDigest: R } }] },
-    store: { indexReport: async (d) => (reports[d] ? { report: reports[d]!, scannerSet: "set1" } : undefined), deleteManifests: async (ds) => [...ds] },
+    maxMatchPackages: o.maxMatchPackages, maxAffectedRows: o.maxAffectedRows,
+    store: {
+      indexReport: async (d) => (reports[d] ? { report: reports[d]!, scannerSet: "set1" } : undefined), deleteManifests: async (ds) => [...ds],
+      manifestPackages: async (q, limit) => (o.rows ?? []).filter((r) => q.names.includes(r.name)).slice(0, limit),
+      // An advisory store without any data (the matcher asks for its ecosystems first).
+      advisories: { ecosystems: async () => new Set<string>() } as unknown as Store["advisories"],
+    },
   });
   const server = createServer((req, res) => void api.handle(req, res));
   return { api, server };
@@ -246,5 +253,75 @@ describe("ReportApi POST index_report", () => {
     const res = await post(base, manifest());
     expect(res.status).toBe(501);
     expect(((await res.json()) as { message: string }).message).toMatch(/ImageScans/);
+  });
+});
+
+describe("ReportApi matcher endpoints", () => {
+  const reader: Authority = {
+    authenticate: async (t) => (t === "admin" ? { username: "admin" } : t === "dev" ? { username: "dev" } : undefined),
+    authorize: async (c, a) => c.username === "admin" || (a.verb === "get" && a.namespace === "team"),
+  };
+  const matcher = (base: string) => base.replace("/indexer/api/v1", "/matcher/api/v1");
+
+  it("vulnerability_report: authorized as index_report, 404 for an unknown digest, 503 (not an empty report) without advisory data", async () => {
+    const base = await listen(setup({ authority: reader }).server);
+    const get = (d: string, token = "dev") => fetch(`${matcher(base)}/vulnerability_report/${d}`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await get(D, "nobody")).status).toBe(401);
+    const unknown = await get(`sha256:${"c".repeat(64)}`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: "not-found" });
+    expect((await get("latest")).status).toBe(400);
+    const none = await get(D);
+    expect(none.status).toBe(503);
+    expect(none.headers.get("retry-after")).toBe("300");
+    expect(await none.json()).toMatchObject({ code: "no-advisory-data", message: expect.stringMatching(/^vulnerabilities not checked: the store has no advisory data/) });
+    expect((await fetch(`${matcher(base)}/vulnerability_report/${D}`, { method: "POST", headers: { authorization: "Bearer dev" } })).status).toBe(405);
+    expect((await fetch(`${matcher(base)}/nope`, { headers: { authorization: "Bearer dev" } })).status).toBe(404);
+  });
+
+  it("vulnerability_report: refuses to match a report over maxMatchPackages", async () => {
+    const packages = Object.fromEntries(Array.from({ length: 3 }, (_, i) => [String(i), { id: String(i), name: `p${i}`, version: "1" }]));
+    const base = await listen(setup({ authority: reader, maxMatchPackages: 2, reports: { [D]: { manifest_hash: D, state: "IndexFinished", success: true, packages } } }).server);
+    const res = await fetch(`${matcher(base)}/vulnerability_report/${D}`, { headers: { authorization: "Bearer dev" } });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({ code: "too-many-packages", message: expect.stringContaining("has 3 packages, more than the 2") });
+  });
+
+  const rows: ManifestPackageMatch[] = [
+    { manifest: D, name: "openssl", version: "3.1.0-r4", kind: "source", package_db: "lib/apk/db/installed", dist_did: "alpine", dist_version_id: "3.18.4" },
+    { manifest: R, name: "openssl", version: "3.1.4-r5", kind: "source", package_db: "lib/apk/db/installed", dist_did: "alpine", dist_version_id: "3.18.4" },
+  ];
+  const affected = (base: string, body: unknown, token = "admin", type = "application/json") =>
+    fetch(`${base}/internal/affected_manifest`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": type }, body: typeof body === "string" ? body : JSON.stringify(body) });
+
+  it("affected_manifest: needs create on ImageScans everywhere, takes Clair's client body or a bare array, and bounds the request", async () => {
+    const base = await listen(setup({ authority: reader, rows }).server);
+    const v = { id: "7", updater: "alpine-main-v3.18-updater", name: "CVE-2023-2650", normalized_severity: "Medium", fixed_in_version: "3.1.1-r0", package: { name: "openssl", kind: "source", normalized_version: "", cpe: "" }, distribution: { did: "alpine", version_id: "3.18", pretty_name: "Alpine Linux v3.18" }, Self: {}, Aliases: null, Invert: false };
+    const denied = await affected(base, { vulnerabilities: [v] }, "dev");
+    expect(denied.status).toBe(403);
+    expect(await denied.json()).toMatchObject({ code: "forbidden", message: expect.stringMatching(/^dev may not ask which manifests .* every namespace/) });
+    const res = await affected(base, { vulnerabilities: [v] });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { vulnerabilities: Record<string, unknown>; vulnerable_manifests: Record<string, string[]> };
+    expect(body.vulnerable_manifests).toEqual({ [D]: ["7"] });
+    expect(body.vulnerabilities["7"]).toMatchObject({ id: "7", name: "CVE-2023-2650", package: { name: "openssl", version: "", kind: "SOURCE" }, arch_op: "equals" });
+    // A summary array (the OpenAPI document's form): ids are the places.
+    const bare = await affected(base, [{ ...v, id: undefined }], "admin", "application/vnd.clair.vulnerability_summaries.v1+json");
+    expect(((await bare.json()) as { vulnerable_manifests: unknown }).vulnerable_manifests).toEqual({ [D]: ["0"] });
+    expect((await affected(base, "{", "admin")).status).toBe(400);
+    expect((await affected(base, { vulnerabilities: [v, v] })).status).toBe(400);
+    const badField = await affected(base, { vulnerabilities: [{ ...v, normalized_severity: "Severe" }] });
+    expect(badField.status).toBe(400);
+    expect(((await badField.json()) as { message: string }).message).toMatch(/vulnerabilities\[0\]\.normalized_severity/);
+    expect((await affected(base, { vulnerabilities: Array.from({ length: 1001 }, (_, i) => ({ ...v, id: String(i) })) })).status).toBe(413);
+    expect((await affected(base, { vulnerabilities: [v] }, "admin", "text/plain")).status).toBe(415);
+    expect((await fetch(`${base}/internal/affected_manifest`, { headers: { authorization: "Bearer admin" } })).status).toBe(405);
+  });
+
+  it("affected_manifest: refuses (413) rather than answering from a cut list of rows", async () => {
+    const base = await listen(setup({ authority: reader, rows, maxAffectedRows: 1 }).server);
+    const res = await affected(base, { vulnerabilities: [{ id: "1", name: "CVE-2023-2650", package: { name: "openssl" }, distribution: { did: "alpine", version_id: "3.18" }, fixed_in_version: "3.1.1-r0" }] });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ code: "too-large", message: expect.stringContaining("more than 1 times") });
   });
 });

@@ -1,19 +1,32 @@
-// The report API: Clair v4's indexer endpoints (wire format of ../shared/clair-api-v1), served by
-// `portcullis serve` on its health server beside /healthz, /readyz and /metrics.
+// The report API: Clair v4's indexer and matcher endpoints (wire format of ../shared/clair-api-v1), served
+// by `portcullis serve` on its health server beside /healthz, /readyz and /metrics.
 //
 //   GET    /indexer/api/v1/index_report/{digest}   the stored IndexReport
 //   POST   /indexer/api/v1/index_report            indexes a Clair Manifest whose layers are fetched by URI
 //   DELETE /indexer/api/v1/index_report/{digest}   deletes the manifest from the store (204)
 //   DELETE /indexer/api/v1/index_report            bulk delete, body ["sha256:…", …] (200, the digests deleted)
 //   GET    /indexer/api/v1/index_state             {"state": scanner set hash}, with an ETag
-//   POST   /indexer/api/v1/internal/affected_manifest  501
+//   POST   /indexer/api/v1/internal/affected_manifest  which stored manifests given vulnerabilities affect
+//   GET    /matcher/api/v1/vulnerability_report/{digest}  the stored IndexReport matched against the advisories now
 //
 // Every request needs `Authorization: Bearer TOKEN`, checked with a TokenReview (401 when missing or
-// invalid). A report is shown only to a caller who may `get` an ImageScan whose status.digest or
-// status.resolvedDigest is that digest, in some namespace (SubjectAccessReview; 403 otherwise); a digest no
-// ImageScan has is 404 (unless the caller may get ImageScans in every namespace and the store has it).
-// Deleting needs `delete` on ImageScans in every namespace. TokenReview and SubjectAccessReview answers are
-// cached for a minute. Errors are Clair's error object: {"code": "...", "message": "..."}.
+// invalid). A report (index or vulnerability) is shown only to a caller who may `get` an ImageScan whose
+// status.digest or status.resolvedDigest is that digest, in some namespace (SubjectAccessReview; 403
+// otherwise); a digest no ImageScan has is 404 (unless the caller may get ImageScans in every namespace and
+// the store has it). Deleting needs `delete` on ImageScans in every namespace; affected_manifest, whose
+// answer names images of every namespace, needs `create` on ImageScans in every namespace (as POST
+// index_report). TokenReview and SubjectAccessReview answers are cached for a minute. Errors are Clair's
+// error object: {"code": "...", "message": "..."}.
+//
+// GET vulnerability_report matches with the same matchWithStore as `portcullis scan` (../findings/match.ts)
+// and answers Clair's VulnerabilityReport (../matcher/vulnerability-report.ts) plus a coverage enrichment
+// (PORTCULLIS_COVERAGE_ENRICHMENT: each ecosystem's coverage state, each advisory source's last update, the
+// time of the match). A store with no advisory data at all is 503 no-advisory-data with Retry-After, never
+// a report with no vulnerabilities. Work per request is bounded: at most `maxMatchPackages` packages
+// (422 beyond), `matchConcurrency` reports matched at once with `matchQueue` waiting (503 busy beyond), and
+// concurrent GETs of one digest share one match. affected_manifest: at most 8 MiB and 1,000
+// vulnerabilities per body (Clair's notifier sends 1,000 at most), and at most `maxAffectedRows` stored
+// package rows looked at (413 beyond, never a partial answer).
 //
 // POST index_report takes Clair's Manifest: {"hash": "sha256:…", "layers": [{"hash": "sha256:…", "uri":
 // "https://…", "headers": {"Authorization": ["Bearer …"]}, "media_type": "…"}]} (application/json or
@@ -46,19 +59,26 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
 import { GROUP, VERSION, type ImageScan } from "../controller/imagescan.js";
+import { matchWithStore } from "../findings/match.js";
 import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import { checkLayerUri, LayerFetchError, UriLayerFetcher, type UriManifest } from "../indexer/sources/uri.js";
 import { Informer } from "../kube/informer.js";
+import { affectedManifests, lookupNames, type VulnerabilityQuery } from "../matcher/affected-manifests.js";
+import { PORTCULLIS_COVERAGE_ENRICHMENT, vulnerabilityReport, type CoverageEnrichment, type VulnerabilityReport } from "../matcher/vulnerability-report.js";
 import { Semaphore } from "../registry/limits.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { Store } from "../store/types.js";
 
 export const API_PREFIX = "/indexer/api/v1";
+export const MATCHER_PREFIX = "/matcher/api/v1";
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 const MAX_BODY = 1024 * 1024;
 const MAX_CACHE = 10_000;
 const MANIFEST_TYPES = /^application\/(json|vnd\.clair\.manifest\.v1\+json)\s*(;.*)?$/i;
 const INDEX_REPORT_TYPE = "application/vnd.clair.index_report.v1+json";
+const VULNERABILITY_REPORT_TYPE = "application/vnd.clair.vulnerability_report.v1+json";
+const AFFECTED_MANIFESTS_TYPE = "application/vnd.clair.affected_manifests.v1+json";
+const AFFECTED_TYPES = /^application\/(json|vnd\.clair\.vulnerability_summaries\.v1\+json|vnd\.clair\.affected_manifests\.v1\+json)\s*(;.*)?$/i;
 const LINK_REL = "https://projectquay.io/clair/v1/index_report";
 
 /** Clair's Manifest (manifest.schema.json, layer.schema.json), with bounds. */
@@ -121,6 +141,78 @@ export function parseClairManifest(body: unknown): UriManifest {
   throw new HttpError(400, "bad-request", `invalid manifest: ${problems.join("; ")}${more}`);
 }
 
+const MAX_AFFECTED_BODY = 8 * 1024 * 1024;
+/** Clair's notifier asks in chunks of 1,000 vulnerabilities (notifier/processor.go). */
+const MAX_AFFECTED_VULNERABILITIES = 1000;
+const SEVERITIES = ["Unknown", "Negligible", "Low", "Medium", "High", "Critical"] as const;
+const text = (max: number) => z.string().max(max, `is longer than ${max} characters`);
+/**
+ * One vulnerability of an AffectedManifests request: Clair's Vulnerability as its Go client sends it, or a
+ * VulnerabilitySummary. Fields Clair's client adds beyond the schema (Self, Aliases, package.normalized_version,
+ * ...) are ignored, not refused; what is read is bounded.
+ */
+const AffectedVulnerabilitySchema = z.object({
+  id: text(256).optional(),
+  updater: text(256).optional(),
+  name: text(1024).optional(),
+  description: text(64 * 1024).optional(),
+  issued: text(64).optional(),
+  links: text(64 * 1024).optional(),
+  severity: text(256).optional(),
+  normalized_severity: z.enum(SEVERITIES).optional(),
+  fixed_in_version: text(4096).optional(),
+  range: z.object({ "[": text(1024).optional(), ")": text(1024).optional() }).nullish(),
+  arch_op: z.enum(["equals", "not equals", "pattern match"]).or(z.literal("")).optional(),
+  package: z.object({ name: text(1024), version: text(1024).optional(), kind: z.enum(["BINARY", "SOURCE", "binary", "source"]).or(z.literal("")).optional(), module: text(1024).optional(), arch: text(256).optional() }).nullish(),
+  distribution: z.object({ id: text(256).optional(), did: text(256).optional(), name: text(256).optional(), version: text(256).optional(), version_code_name: text(256).optional(), version_id: text(256).optional(), arch: text(256).optional(), pretty_name: text(256).optional() }).nullish(),
+  repository: z.object({ id: text(256).optional(), name: text(1024).optional(), key: text(1024).optional(), uri: text(4096).optional() }).nullish(),
+  Invert: z.boolean().optional(),
+});
+const AffectedRequestSchema = z.array(AffectedVulnerabilitySchema).max(MAX_AFFECTED_VULNERABILITIES, `at most ${MAX_AFFECTED_VULNERABILITIES} vulnerabilities per request (send more in several)`);
+type AffectedVulnerability = z.infer<typeof AffectedVulnerabilitySchema>;
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** The vulnerabilities of an AffectedManifests body (`{"vulnerabilities": [...]}` as Clair's client sends, or the bare array of the OpenAPI document), or a 400 naming what is wrong. */
+export function parseAffectedRequest(body: unknown): Array<AffectedVulnerability & { id: string }> {
+  const list = Array.isArray(body) ? body : body !== null && typeof body === "object" && !Array.isArray(body) ? (body as { vulnerabilities?: unknown }).vulnerabilities : undefined;
+  if (!Array.isArray(list)) throw new HttpError(400, "bad-request", "the body must be {\"vulnerabilities\": [Vulnerability, ...]} (as Clair's client sends) or an array of vulnerability summaries");
+  const r = AffectedRequestSchema.safeParse(list);
+  if (!r.success) {
+    const problems = r.error.issues.slice(0, 10).map((i) => `${fieldPath(["vulnerabilities", ...i.path])} ${i.code === "invalid_type" && /received undefined/.test(i.message) ? "is required" : i.message}`);
+    const status = r.error.issues.some((i) => i.code === "too_big" && i.path.length === 0) ? 413 : 400;
+    throw new HttpError(status, status === 413 ? "too-large" : "bad-request", `invalid vulnerabilities: ${problems.join("; ")}${r.error.issues.length > 10 ? ` (and ${r.error.issues.length - 10} more)` : ""}`);
+  }
+  const seen = new Set<string>();
+  return r.data.map((v, i) => {
+    // A summary has no id: its place in the request is its id.
+    const id = v.id || String(i);
+    if (seen.has(id)) throw new HttpError(400, "bad-request", `vulnerabilities[${i}].id ${JSON.stringify(id)} is used twice`);
+    seen.add(id);
+    return { ...v, id };
+  });
+}
+
+/** A requested vulnerability as the answer's `vulnerabilities` carry it: Clair's Vulnerability, schema-valid. */
+function echoVulnerability(v: AffectedVulnerability & { id: string }): Record<string, unknown> {
+  const out: Record<string, unknown> = { id: v.id, updater: v.updater ?? "", name: v.name ?? "", normalized_severity: v.normalized_severity ?? "Unknown" };
+  if (v.description) out.description = v.description;
+  if (v.issued && DATE_TIME.test(v.issued) && !v.issued.startsWith("0001-")) out.issued = v.issued;
+  if (v.links) out.links = v.links;
+  if (v.severity) out.severity = v.severity;
+  if (v.fixed_in_version !== undefined) out.fixed_in_version = v.fixed_in_version;
+  if (v.range && (v.range["["] || v.range[")"])) out.range = Object.fromEntries(Object.entries(v.range).filter(([, b]) => b));
+  if (v.package) {
+    const kind = v.package.kind?.toUpperCase();
+    out.package = { name: v.package.name, version: v.package.version ?? "", ...(kind === "BINARY" || kind === "SOURCE" ? { kind } : {}), ...(v.package.module ? { module: v.package.module } : {}), ...(v.package.arch ? { arch: v.package.arch } : {}) };
+    out.arch_op = v.arch_op || "equals";
+  }
+  if (v.distribution) out.distribution = Object.fromEntries(Object.entries({ ...v.distribution, id: v.distribution.id ?? "" }).filter(([k, x]) => k === "id" || x));
+  if (v.repository) out.repository = Object.fromEntries(Object.entries({ ...v.repository, id: v.repository.id ?? "" }).filter(([k, x]) => k === "id" || x));
+  // Clair's schema wants a package, a distribution or a repository.
+  if (!out.package && !out.distribution && !out.repository) out.repository = { id: "" };
+  return out;
+}
+
 export interface Caller {
   username: string;
   uid?: string;
@@ -138,7 +230,7 @@ export interface Authority {
 
 export interface ReportApiOptions {
   kc: k8s.KubeConfig;
-  store: Pick<Store, "indexReport" | "deleteManifests">;
+  store: Pick<Store, "indexReport" | "deleteManifests" | "manifestPackages" | "advisories">;
   /** The Indexer's scanner set hash, for index_state. */
   scannerSet: string;
   /** The ImageScans to look digests up in (an informer's cache); without it the API runs its own informer. */
@@ -158,6 +250,18 @@ export interface ReportApiOptions {
   layerFetch?: RegistryOptionsInput;
   /** Manifests indexed at once through POST (each fetches up to the indexer's layer concurrency). Default 4. */
   indexConcurrency?: number;
+  /** Vulnerability reports computed at once (each matches a whole IndexReport on this process's CPU). Default 2. */
+  matchConcurrency?: number;
+  /** Requests that may wait for a match slot; beyond that, 503 with Retry-After. Default 32. */
+  matchQueue?: number;
+  /**
+   * The most packages a report may have to be matched here (a bigger one is 422). Default 10,000: matching
+   * runs on the event loop this process's webhook also answers on, and a 25,000-package report with many
+   * findings took 1.2-1.6 s of it (2,000 packages: about 0.1 s warm, 0.5 s cold).
+   */
+  maxMatchPackages?: number;
+  /** The most stored package rows one AffectedManifests request may look at (beyond: 413, send fewer). Default 200,000. */
+  maxAffectedRows?: number;
   log?(level: string, msg: string, fields?: Record<string, unknown>): void;
 }
 
@@ -226,11 +330,16 @@ export class ReportApi {
   /** POSTs in flight by the hash of their manifest (hash, URIs, headers): identical ones share one index. */
   private readonly inflight = new Map<string, Promise<IndexResult>>();
   private readonly indexSlots: Semaphore;
+  private readonly matchSlots: Semaphore;
+  private matchWaiting = 0;
+  /** Vulnerability reports being computed, by digest: concurrent GETs of one digest share one match. */
+  private readonly matching = new Map<string, Promise<VulnerabilityReport | undefined>>();
   private readonly stopping = new AbortController();
 
   constructor(private readonly o: ReportApiOptions) {
     this.authority = o.authority ?? kubeAuthority(o.kc);
     this.indexSlots = new Semaphore(Math.max(1, o.indexConcurrency ?? 4));
+    this.matchSlots = new Semaphore(Math.max(1, o.matchConcurrency ?? 2));
     if (o.indexer) this.fetcher = new UriLayerFetcher({ registry: o.layerFetch, allowPrivateHosts: o.allowPrivateLayerHosts ?? false });
     this.tokens = new TtlCache(o.cacheTtlMs ?? 60_000);
     this.decisions = new TtlCache(o.cacheTtlMs ?? 60_000);
@@ -263,7 +372,7 @@ export class ReportApi {
 
   /** Whether the request is for this API. */
   matches(url: string | undefined): boolean {
-    return !!url && (url === API_PREFIX || url.startsWith(`${API_PREFIX}/`));
+    return !!url && [API_PREFIX, MATCHER_PREFIX].some((p) => url === p || url.startsWith(`${p}/`) || url.startsWith(`${p}?`));
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -281,15 +390,22 @@ export class ReportApi {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://x").pathname;
     const method = req.method ?? "GET";
-    const rest = path.slice(API_PREFIX.length);
+    const matcher = path === MATCHER_PREFIX || path.startsWith(`${MATCHER_PREFIX}/`);
+    const rest = matcher ? "" : path.slice(API_PREFIX.length);
     const report = /^\/index_report\/([^/]+)$/.exec(rest);
+    const vulnReport = matcher ? /^\/vulnerability_report\/([^/]+)$/.exec(path.slice(MATCHER_PREFIX.length)) : null;
     const allow = (methods: string) => {
       res.setHeader("Allow", methods);
       throw new HttpError(405, "method-not-allowed", `${method} is not allowed here; use ${methods}`);
     };
     // Which route, before authentication, so that an unknown path is 404 for everyone.
     let handler: (caller: Caller) => Promise<void>;
-    if (report) {
+    if (matcher) {
+      if (!vulnReport) throw new HttpError(404, "not-found", `no such endpoint: ${path}`);
+      if (method !== "GET" && method !== "HEAD") return allow("GET");
+      const digest = decodeURIComponent(vulnReport[1]!);
+      handler = (c) => this.getVulnerabilityReport(c, digest, req, res);
+    } else if (report) {
       const digest = decodeURIComponent(report[1]!);
       if (method === "GET" || method === "HEAD") handler = (c) => this.getReport(c, digest, req, res);
       else if (method === "DELETE") handler = (c) => this.deleteOne(c, digest, res);
@@ -302,9 +418,7 @@ export class ReportApi {
       if (method === "GET" || method === "HEAD") handler = async () => this.indexState(req, res);
       else return allow("GET");
     } else if (rest === "/internal/affected_manifest") {
-      if (method === "POST") handler = async () => {
-        throw new HttpError(501, "not-supported", "not supported yet: affected manifests need vulnerability matching, which Portcullis does not do");
-      };
+      if (method === "POST") handler = (c) => this.affected(c, req, res);
       else return allow("POST");
     } else throw new HttpError(404, "not-found", `no such endpoint: ${path}`);
     await handler(await this.caller(req));
@@ -358,6 +472,18 @@ export class ReportApi {
   }
 
   private async getReport(caller: Caller, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    await this.authorizeRead(caller, digest);
+    const stored = await this.o.store.indexReport(digest);
+    if (!stored) throw new HttpError(404, "not-found", `no index report for ${digest} (not indexed yet)`);
+    this.json(req, res, 200, stored.report, "application/vnd.clair.index_report.v1+json");
+  }
+
+  /**
+   * Who may read the reports of a digest: a caller who may get an ImageScan of it in some namespace, or one
+   * who may get ImageScans everywhere (then also digests no ImageScan has). 404 when no ImageScan has it
+   * and the caller may not see everything, so that digests do not leak.
+   */
+  private async authorizeRead(caller: Caller, digest: string): Promise<void> {
     this.checkDigest(digest);
     const scans = this.scansFor(digest);
     let allowed = false;
@@ -371,9 +497,113 @@ export class ReportApi {
       allowed = await this.may(caller, { verb: "get", namespace: s.namespace, name: s.name });
     }
     if (!allowed) throw new HttpError(403, "forbidden", `${caller.username} may not get an ImageScan of ${digest} in any namespace`);
+  }
+
+  /**
+   * GET vulnerability_report: the stored IndexReport matched against the store's advisory data now (Clair's
+   * matcher does the same on every GET). 503 no-advisory-data while the store has no advisory data at all
+   * (Clair answers 202 with no body then; both are "try later" to clairctl and Quay, and neither can be read
+   * as "no vulnerabilities" by a client that checks for 2xx). The coverage enrichment says what each
+   * ecosystem of the image was checked against and how old the data is.
+   */
+  private async getVulnerabilityReport(caller: Caller, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    await this.authorizeRead(caller, digest);
+    let p = this.matching.get(digest);
+    if (!p) {
+      p = this.computeVulnerabilityReport(digest).finally(() => this.matching.delete(digest));
+      this.matching.set(digest, p);
+    }
+    const report = await p;
+    if (!report) {
+      res.setHeader("Retry-After", "300");
+      throw new HttpError(503, "no-advisory-data", "vulnerabilities not checked: the store has no advisory data yet; the operator loads it with its advisory updates (serve --advisory-sources) or an administrator runs `portcullis db import` / `portcullis db pull` against the same database");
+    }
+    this.json(req, res, 200, report, VULNERABILITY_REPORT_TYPE);
+  }
+
+  private async computeVulnerabilityReport(digest: string): Promise<VulnerabilityReport | undefined> {
     const stored = await this.o.store.indexReport(digest);
     if (!stored) throw new HttpError(404, "not-found", `no index report for ${digest} (not indexed yet)`);
-    this.json(req, res, 200, stored.report, "application/vnd.clair.index_report.v1+json");
+    const index = stored.report;
+    if (index.state !== "IndexFinished") throw new HttpError(404, "not-found", `no finished index report for ${digest} (state ${index.state}${index.err ? `: ${index.err}` : ""})`);
+    const packages = Object.keys(index.packages ?? {}).length;
+    const max = this.o.maxMatchPackages ?? 10_000;
+    if (packages > max) throw new HttpError(422, "too-many-packages", `${digest} has ${packages} packages, more than the ${max} this server matches per report (maxMatchPackages); run \`portcullis scan\` on the image instead`);
+    if (this.matchWaiting >= (this.o.matchQueue ?? 32)) {
+      throw new HttpError(503, "busy", "too many vulnerability reports are being computed; try again");
+    }
+    this.matchWaiting++;
+    let release: () => void;
+    try {
+      release = await this.matchSlots.acquire(this.stopping.signal);
+    } catch {
+      throw new HttpError(503, "unavailable", "the server is stopping; try again");
+    } finally {
+      this.matchWaiting--;
+    }
+    try {
+      const t0 = performance.now();
+      const found = await matchWithStore(this.o.store.advisories, index);
+      if (!found) return undefined;
+      const sources = await this.o.store.advisories.status();
+      // Under-investigation findings are left out, as scan leaves them out: Clair's clients could not tell them apart.
+      const report = vulnerabilityReport(index, found.matches.filter((m) => !m.flagged));
+      const coverage: CoverageEnrichment = {
+        coverage: found.result.coverage,
+        advisory_data: sources.filter((src) => src.kind !== "enrichment").map((src) => ({ source: src.source, updated_at: src.latest.createdAt })),
+        enrichment_data: sources.filter((src) => src.kind === "enrichment").map((src) => ({ source: src.source, updated_at: src.latest.createdAt })),
+        matched_at: new Date().toISOString(),
+      };
+      report.enrichments = { ...report.enrichments, [PORTCULLIS_COVERAGE_ENRICHMENT]: [coverage] };
+      this.o.log?.("debug", `report API: matched ${digest}`, { packages, matches: found.matches.length, durationMs: Math.round(performance.now() - t0) });
+      return report;
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * POST internal/affected_manifest: which stored manifests the given vulnerabilities affect (Clair's
+   * AffectedManifests; ../matcher/affected-manifests.ts has the semantics). It tells what every namespace
+   * runs, so it needs what POST index_report needs: create on ImageScans in every namespace.
+   */
+  private async affected(caller: Caller, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!(await this.may(caller, { verb: "create", namespace: "" }))) {
+      throw new HttpError(403, "forbidden", `${caller.username} may not ask which manifests a vulnerability affects: that needs create on imagescans.${GROUP} in every namespace, since the answer names images of every namespace`);
+    }
+    const type = req.headers["content-type"];
+    if (type && !AFFECTED_TYPES.test(type)) throw new HttpError(415, "unsupported-media-type", `the body must be JSON (application/json or application/vnd.clair.vulnerability_summaries.v1+json), not ${JSON.stringify(type.slice(0, 100))}`);
+    let body: unknown;
+    try {
+      body = JSON.parse((await readBody(req, MAX_AFFECTED_BODY)).toString("utf8"));
+    } catch (e) {
+      throw e instanceof HttpError ? e : new HttpError(400, "bad-request", `the body is not JSON: ${(e as Error).message.slice(0, 200)}`);
+    }
+    const vulns = parseAffectedRequest(body);
+    const queries: VulnerabilityQuery[] = vulns.map((v) => ({
+      id: v.id,
+      ...(v.name ? { name: v.name } : {}),
+      ...(v.normalized_severity ? { normalized_severity: v.normalized_severity } : {}),
+      ...(v.fixed_in_version !== undefined ? { fixed_in_version: v.fixed_in_version } : {}),
+      ...(v.range ? { range: v.range } : {}),
+      ...(v.package ? { package: { name: v.package.name, ...(v.package.kind ? { kind: v.package.kind } : {}) } } : {}),
+      ...(v.distribution ? { distribution: v.distribution } : {}),
+      ...(v.repository ? { repository: v.repository } : {}),
+      ...(v.Invert ? { invert: true } : {}),
+    }));
+    const limit = this.o.maxAffectedRows ?? 200_000;
+    const rows = await this.o.store.manifestPackages(lookupNames(queries), limit + 1);
+    if (rows.length > limit) {
+      throw new HttpError(413, "too-large", `the ${vulns.length} vulnerabilities name packages installed more than ${limit} times in the stored manifests (maxAffectedRows); send fewer vulnerabilities per request`);
+    }
+    const t0 = performance.now();
+    const result = affectedManifests(queries, rows);
+    const answer = { vulnerabilities: Object.fromEntries(vulns.map((v) => [v.id, echoVulnerability(v)])), vulnerable_manifests: result.vulnerableManifests };
+    this.o.log?.("info", `report API: ${caller.username} asked which manifests ${vulns.length} vulnerabilities affect`, {
+      user: caller.username, vulnerabilities: vulns.length, rows: rows.length, manifests: Object.keys(result.vulnerableManifests).length,
+      notApplicable: Object.keys(result.notApplicable).length, skippedVersions: result.skipped, durationMs: Math.round(performance.now() - t0),
+    });
+    this.json(req, res, 200, answer, AFFECTED_MANIFESTS_TYPE);
   }
 
   private async deleteOne(caller: Caller, digest: string, res: ServerResponse): Promise<void> {
@@ -502,6 +732,7 @@ export class ReportApi {
       return;
     }
     const text = JSON.stringify({ code, message });
+    if (status === 503 && !res.hasHeader("Retry-After")) res.setHeader("Retry-After", "5");
     if (status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="portcullis"');
     res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) }).end(text);
   }
@@ -540,12 +771,12 @@ function indexError(manifest: string, result: IndexResult): HttpError {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
+async function readBody(req: IncomingMessage, max = MAX_BODY): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, "too-large", `the body is over ${MAX_BODY} bytes`);
+    if (size > max) throw new HttpError(413, "too-large", `the body is over ${max} bytes`);
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);

@@ -18,7 +18,7 @@ Usage:
 Commands:
   scan IMAGE           index an image (registry, oci:, oci-archive:, docker-archive:) and print what it has
   serve                run the operator (ImageScan controller; see portcullis serve --help)
-  report DIGEST        print an image's IndexReport from the report API (see portcullis report --help)
+  report DIGEST        print an image's IndexReport, or with --vulns its vulnerabilities, from the report API
   db COMMAND           the advisory database: update, import, export, push, pull, status (portcullis db --help)
   env check [--json]   report which services and tools the test environment found, with versions
 

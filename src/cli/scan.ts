@@ -16,6 +16,7 @@ import type { Credential, Keyring } from "../registry/auth/types.js";
 import type { RegistryClient } from "../registry/client.js";
 import type { Store } from "../store/types.js";
 import { EXIT, UsageError } from "./exit.js";
+import { parseSeverities } from "./vuln-table.js";
 import { errorCode } from "../errors.js";
 
 // Only the argument parsing above is imported with this module, so `scan --help` and usage errors answer at
@@ -64,8 +65,6 @@ Exit codes: 0 indexed, 1 the scan failed (the error says what and where), 2 usag
 vulnerability was found.
 `;
 
-const SEVERITIES: readonly Severity[] = ["Critical", "High", "Medium", "Low", "Negligible", "Unknown"];
-
 interface ScanArgs {
   image: string;
   format: "table" | "json" | "vuln-json";
@@ -99,16 +98,7 @@ export function parseScanArgs(args: string[]): ScanArgs | "help" {
   if (positionals.length !== 1) throw new UsageError(positionals.length ? `scan takes one IMAGE, got ${positionals.length}` : "scan needs an IMAGE");
   const format = values.format;
   if (format !== "table" && format !== "json" && format !== "vuln-json") throw new UsageError(`--format must be table, json or vuln-json, not ${JSON.stringify(format)}`);
-  let severities: Set<Severity> | undefined;
-  if (values.severity !== undefined) {
-    severities = new Set();
-    for (const word of values.severity.split(",").map((w) => w.trim()).filter(Boolean)) {
-      const sev = SEVERITIES.find((s) => s.toLowerCase() === word.toLowerCase());
-      if (!sev) throw new UsageError(`--severity: unknown severity ${JSON.stringify(word)}; known: ${SEVERITIES.map((s) => s.toUpperCase()).join(", ")}`);
-      severities.add(sev);
-    }
-    if (!severities.size) throw new UsageError("--severity needs at least one severity");
-  }
+  const severities = values.severity !== undefined ? parseSeverities(values.severity) : undefined;
   const exitCodeText = values["exit-code"] ?? "0";
   if (!/^\d{1,3}$/.test(exitCodeText) || Number(exitCodeText) > 255) throw new UsageError(`--exit-code must be a number from 0 to 255, not ${JSON.stringify(exitCodeText)}`);
   const ignoreUnfixed = values["ignore-unfixed"] ?? false;

@@ -50,8 +50,9 @@ Options (each also an environment variable, and a key of the --config file):
                            --store-path (only for a single replica)
   --store-path PATH        the embedded store's folder (PORTCULLIS_STORE, default ./portcullis-store)
   --namespace NS           Portcullis's own namespace (POD_NAMESPACE, default portcullis-system)
-  --health-addr HOST:PORT  where /healthz, /readyz, /metrics and the report API (/indexer/api/v1/, Kubernetes
-                           bearer tokens) answer, plain HTTP (PORTCULLIS_HEALTH_ADDR, default 0.0.0.0:8081)
+  --health-addr HOST:PORT  where /healthz, /readyz, /metrics and the report API (/indexer/api/v1/,
+                           /matcher/api/v1/, Kubernetes bearer tokens) answer, plain HTTP (PORTCULLIS_HEALTH_ADDR,
+                           default 0.0.0.0:8081)
   --concurrency N          scans at once (PORTCULLIS_CONCURRENCY, default 4)
   --platform OS/ARCH       platform to index from multi-platform images (PORTCULLIS_PLATFORM, default linux/amd64)
   --credential-helpers L   cloud helpers, comma separated: ecr, gcr (PORTCULLIS_CREDENTIAL_HELPERS)

@@ -100,6 +100,11 @@ describe("Indexer", () => {
     // pkgs/db2 of the base layer is still there: only the first image deleted it.
     expect(Object.values(r2.report.packages!).map((p) => p.name)).toEqual(["libc", "old"]);
     expect(await store.affectedManifests({ name: "jq" })).toEqual([m.digest]);
+    // Source packages are rows too (kind "source", the source's version), as in claircore's manifest_index.
+    expect(await store.affectedManifests({ name: "jq-src", version: "1.6" })).toEqual([m.digest]);
+    expect((await store.manifestPackages({ names: ["jq-src"] }, 10)).map((r) => ({ ...r }))).toEqual([
+      { manifest: m.digest, name: "jq-src", version: "1.6", kind: "source", package_db: "pkgs/db", dist_did: "debian", dist_version_id: "12" },
+    ]);
 
     // A new version of one scanner re-reads layers for that scanner only.
     source.opened.length = 0;

@@ -11,7 +11,7 @@ import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
 import { scannedKey } from "../store/types.js";
 import { buildReport, coalesce, type CoalesceLayer } from "./coalesce.js";
 import type { IndexReport } from "./report.js";
-import type { IndexState, LayerDescriptor, ManifestToIndex } from "./types.js";
+import type { Distribution, IndexState, LayerDescriptor, ManifestToIndex, Package } from "./types.js";
 
 /** Where layer bytes come from: a registry, an OCI layout, an archive. */
 export interface LayerSource {
@@ -134,10 +134,7 @@ export class Indexer {
         const coalesced = coalesce(stack);
         await progress("IndexManifest");
         const report = buildReport(m.digest, coalesced);
-        const rows: ManifestPackageRow[] = coalesced.packages.map(({ pkg }) => ({
-          name: pkg.name, version: pkg.version, kind: pkg.kind ?? "binary", package_db: pkg.package_db ?? "",
-          dist_did: coalesced.distribution?.did, dist_version_id: coalesced.distribution?.version_id,
-        }));
+        const rows = manifestPackageRows(coalesced.packages.map(({ pkg }) => pkg), coalesced.distribution);
         await store.setIndexFinished(report, this.scannerSet, rows);
         opts.onProgress?.({ manifest: m.digest, state: "IndexFinished" });
         return finish(report);
@@ -241,6 +238,26 @@ export class Indexer {
     // Nothing is stored until the whole layer streamed and its digest matched (walkLayer throws otherwise).
     await this.o.store.setLayerScanned(layer.digest, { whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files: walk.files.paths() }, results);
   }
+}
+
+/**
+ * The manifest_package rows of a finished manifest: every package, and (as claircore's manifest_index
+ * does) its source package as a row of kind "source" with the source's version when the scanner knows it
+ * (dpkg `Source: name (version)`, apk origin, source RPM), so that an advisory naming a source package
+ * (Debian, Ubuntu, Alpine) finds the manifests through AffectedManifests. One row per distinct
+ * (name, version, kind, package_db).
+ */
+export function manifestPackageRows(packages: readonly Package[], dist: Distribution | undefined): ManifestPackageRow[] {
+  const rows = new Map<string, ManifestPackageRow>();
+  const add = (name: string, version: string, kind: string, packageDb: string) => {
+    const key = `${name}\0${version}\0${kind}\0${packageDb}`;
+    if (!rows.has(key)) rows.set(key, { name, version, kind, package_db: packageDb, dist_did: dist?.did, dist_version_id: dist?.version_id });
+  };
+  for (const p of packages) {
+    add(p.name, p.version, p.kind ?? "binary", p.package_db ?? "");
+    if (p.source?.name) add(p.source.name, p.source.version || p.version, "source", p.package_db ?? "");
+  }
+  return [...rows.values()];
 }
 
 /** Like Clair's index state: a hash of the scanner names, versions and kinds. */

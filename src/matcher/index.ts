@@ -9,10 +9,12 @@ export { ownershipFromDpkgLists, ownershipFromMap, ownershipFromReport } from ".
 export type * from "./types.js";
 export { OS_PACKAGE_TYPES } from "./types.js";
 export {
+  PORTCULLIS_COVERAGE_ENRICHMENT,
   PORTCULLIS_PACKAGE_ENRICHMENT,
   PORTCULLIS_VULNERABILITY_ENRICHMENT,
   summarize,
   vulnerabilityReport,
+  type CoverageEnrichment,
   type PackageVulnerabilityDetail,
   type VulnerabilityDetail,
   type VulnerabilityReport,

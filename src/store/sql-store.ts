@@ -7,7 +7,7 @@ import { SqlFindingsStore } from "./findings.js";
 import type { AdvisoryStore } from "./advisory-types.js";
 import { lockKey, type Db, type Queryable } from "./db.js";
 import { migrate } from "./migrations.js";
-import { scannedKey, type FindingsStore, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
+import { scannedKey, type FindingsStore, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageMatch, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
 
 export class SqlStore implements Store {
   private readonly scannerIds = new Map<string, number>();
@@ -160,6 +160,30 @@ export class SqlStore implements Store {
       [q.name, q.version ?? null, q.dist_did ?? null],
     );
     return rows.map((r) => r.hash);
+  }
+
+  async manifestPackages(q: { names: readonly string[]; pypiNames?: readonly string[] }, limit: number): Promise<ManifestPackageMatch[]> {
+    const names = [...new Set(q.names)];
+    const pypi = [...new Set(q.pypiNames ?? [])];
+    if ((!names.length && !pypi.length) || limit <= 0) return [];
+    const select = `SELECT m.hash, p.name, p.version, p.kind, p.package_db, p.dist_did, p.dist_version_id
+       FROM manifest_package p JOIN manifest m ON m.id = p.manifest_id JOIN index_report r ON r.manifest_id = p.manifest_id
+       WHERE r.state = 'IndexFinished' AND `;
+    // Exact names use the (name, version) index; normalised Python names are compared on Python rows only.
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    if (names.length) parts.push(`${select}p.name = ANY($${params.push(names)}::text[])`);
+    if (pypi.length) parts.push(`${select}p.package_db LIKE 'python:%' AND lower(regexp_replace(p.name, '[-_.]+', '-', 'g')) = ANY($${params.push(pypi)}::text[])`);
+    const { rows } = await this.db.query<{ hash: string; name: string; version: string; kind: string; package_db: string; dist_did: string | null; dist_version_id: string | null }>(
+      `${parts.join(" UNION ALL ")} LIMIT $${params.push(limit)}`,
+      params,
+    );
+    return rows.map((r) => {
+      const row: ManifestPackageMatch = { manifest: r.hash, name: r.name, version: r.version, kind: r.kind, package_db: r.package_db };
+      if (r.dist_did !== null) row.dist_did = r.dist_did;
+      if (r.dist_version_id !== null) row.dist_version_id = r.dist_version_id;
+      return row;
+    });
   }
 
   async deleteManifests(digests: readonly string[]): Promise<string[]> {

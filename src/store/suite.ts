@@ -70,6 +70,34 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
       expect(await store.indexReport(dg("never"))).toBeUndefined();
     });
 
+    it("answers the package rows of finished manifests by binary or source name", async () => {
+      const fin = dg("m-rows-finished");
+      const err = dg("m-rows-error");
+      const rows = [
+        { name: `libssl3-${run}`, version: "3.1.0-r4", kind: "binary", package_db: "lib/apk/db/installed", dist_did: "alpine", dist_version_id: "3.18.4" },
+        { name: `openssl-${run}`, version: "3.1.0-r4", kind: "source", package_db: "lib/apk/db/installed", dist_did: "alpine", dist_version_id: "3.18.4" },
+      ];
+      await store.setIndexFinished({ manifest_hash: fin, state: "IndexFinished", success: true }, "s", rows);
+      // A manifest indexed once, then indexed again and failed: its old rows are not an answer.
+      await store.setIndexFinished({ manifest_hash: err, state: "IndexFinished", success: true }, "s", [{ ...rows[1]!, version: "1.0" }]);
+      await store.setIndexReport({ manifest_hash: err, state: "IndexError", success: false, err: "boom" }, "s");
+      expect(await store.manifestPackages({ names: [`openssl-${run}`, `libssl3-${run}`, `nothing-${run}`] }, 10)).toEqual(
+        expect.arrayContaining([{ manifest: fin, ...rows[0] }, { manifest: fin, ...rows[1] }]),
+      );
+      expect(await store.manifestPackages({ names: [`openssl-${run}`, `libssl3-${run}`] }, 10)).toHaveLength(2);
+      expect(await store.manifestPackages({ names: [`openssl-${run}`, `libssl3-${run}`] }, 1)).toHaveLength(1);
+      expect(await store.manifestPackages({ names: [] }, 10)).toEqual([]);
+      const noDist = dg("m-rows-nodist");
+      await store.setIndexFinished({ manifest_hash: noDist, state: "IndexFinished", success: true }, "s", [{ name: `lodash-${run}`, version: "4.17.15", kind: "binary", package_db: "nodejs:app/node_modules/lodash/package.json" }]);
+      expect(await store.manifestPackages({ names: [`lodash-${run}`] }, 10)).toEqual([{ manifest: noDist, name: `lodash-${run}`, version: "4.17.15", kind: "binary", package_db: "nodejs:app/node_modules/lodash/package.json" }]);
+      // Python names compare PEP 503-normalised, on Python rows only.
+      const py = dg("m-rows-python");
+      const wheel = { name: `Jinja_2.${run}`, version: "3.1.2", kind: "binary", package_db: "python:usr/lib/python3/dist-packages/Jinja2-3.1.2.egg-info" };
+      await store.setIndexFinished({ manifest_hash: py, state: "IndexFinished", success: true }, "s", [wheel, { ...wheel, package_db: "var/lib/dpkg/status" }]);
+      expect(await store.manifestPackages({ names: [], pypiNames: [`jinja-2-${run}`] }, 10)).toEqual([{ manifest: py, ...wheel }]);
+      expect(await store.manifestPackages({ names: [`lodash-${run}`], pypiNames: [`jinja-2-${run}`] }, 10)).toHaveLength(2);
+    });
+
     it("writes many packages in one go", async () => {
       const m = dg("m-big");
       const rows = Array.from({ length: 1234 }, (_, i) => ({ name: `big-${run}-${i % 7}`, version: String(i), kind: "binary", package_db: "p" }));

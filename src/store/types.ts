@@ -34,6 +34,11 @@ export interface ManifestPackageRow {
   dist_version_id?: string;
 }
 
+/** A manifest_package row with the digest of its manifest, for AffectedManifests. */
+export interface ManifestPackageMatch extends ManifestPackageRow {
+  manifest: string;
+}
+
 export interface Setter {
   registerScanners(scanners: readonly ScannerInfo[]): Promise<void>;
   /** Records the manifest and its layers, in order. Idempotent. */
@@ -53,6 +58,12 @@ export interface Querier {
   indexReport(manifest: string): Promise<{ report: IndexReport; scannerSet: string } | undefined>;
   /** Digests of finished manifests that contain a package of this name (and version, when given). */
   affectedManifests(q: { name: string; version?: string; dist_did?: string }): Promise<string[]>;
+  /**
+   * The package rows (binary, and source since source rows are written) of manifests whose report is
+   * IndexFinished: named one of `names`, or Python packages (package_db `python:`) whose PEP 503-normalised
+   * name is one of `pypiNames`; at most `limit` rows (ask for one more than you take to tell a cut).
+   */
+  manifestPackages(q: { names: readonly string[]; pypiNames?: readonly string[] }, limit: number): Promise<ManifestPackageMatch[]>;
 }
 
 export interface ManifestAdmin {

@@ -144,7 +144,7 @@ describeWith(["kube"], "report API", () => {
     }
   });
 
-  it("answers 404 for an unknown digest, 400 for a bad one, 501 for POST (this API has no indexer) and affected_manifest", async () => {
+  it("answers 404 for an unknown digest, 400 for a bad one, 501 for POST (this API has no indexer), 400 for an affected_manifest body without vulnerabilities", async () => {
     const admin = service("kube").token;
     const unknown = await get(`/indexer/api/v1/index_report/${UNKNOWN}`, admin);
     expect(unknown.status).toBe(404);
@@ -154,7 +154,9 @@ describeWith(["kube"], "report API", () => {
     const post = await fetch(`${base}/indexer/api/v1/index_report`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ hash: digest, layers: [] }) });
     expect(post.status).toBe(501);
     expect(((await post.json()) as { message: string }).message).toMatch(/ImageScans/);
-    expect((await fetch(`${base}/indexer/api/v1/internal/affected_manifest`, { method: "POST", headers: { authorization: `Bearer ${admin}` }, body: "{}" })).status).toBe(501);
+    const affected = await fetch(`${base}/indexer/api/v1/internal/affected_manifest`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: "{}" });
+    expect(affected.status).toBe(400);
+    expect(await affected.json()).toMatchObject({ code: "bad-request", message: expect.stringContaining('{"vulnerabilities": [Vulnerability, ...]}') });
     expect((await get("/indexer/api/v1/nope", admin)).status).toBe(404);
   });
 
@@ -233,6 +235,10 @@ describeWith(["kube"], "report API", () => {
       expect((await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_report/${digest}`)).status).toBe(401);
       // The embedded store of this process has no report: an admin gets 404 (the ImageScan exists, the report does not).
       expect((await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_report/${UNKNOWN}`, { headers: { authorization: `Bearer ${service("kube").token}` } })).status).toBe(404);
+      // The matcher's endpoints are served there too: the API's own 404, not the health server's.
+      const vulns = await fetch(`http://127.0.0.1:${port}/matcher/api/v1/vulnerability_report/${UNKNOWN}`, { headers: { authorization: `Bearer ${service("kube").token}` } });
+      expect(vulns.status).toBe(404);
+      expect(await vulns.json()).toEqual({ code: "not-found", message: `no index report for ${UNKNOWN} (not indexed yet)` });
     } finally {
       child.kill("SIGTERM");
     }
