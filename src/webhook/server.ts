@@ -241,7 +241,7 @@ export class AdmissionWebhook {
     const loads: Array<Promise<void>> = [];
     for (const j of judged) {
       if (!j.digest || scans.has(j.digest)) continue;
-      const s = existingScans(this.scans, ns, j.digest, undefined)[0];
+      const s = scanOf(existingScans(this.scans, ns, j.digest, undefined), j.digest);
       if (!s) continue;
       const v = s.status?.vulnerabilities;
       const info: ScanInfo = {
@@ -405,4 +405,15 @@ export class AdmissionWebhook {
 async function withDeadline(p: Promise<unknown>, deadline: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The ImageScan that speaks for `digest`: an Indexed one only if the controller indexed that very digest
+ * (status.digest, or status.resolvedDigest for an image index). The digest label that finds candidates can be
+ * set by anyone who may create ImageScans, so a scan Indexed for another digest proves nothing; a scan not
+ * Indexed yet still says one is on its way.
+ */
+export function scanOf(candidates: readonly ImageScan[], digest: string): ImageScan | undefined {
+  return candidates.find((s) => s.status?.phase === "Indexed" && (s.status.digest === digest || s.status.resolvedDigest === digest))
+    ?? candidates.find((s) => s.status?.phase !== "Indexed");
 }
