@@ -9,6 +9,7 @@ const NAMES = [
   "portcullis_registry_token_fetches_total", "portcullis_webhook_review_duration_seconds", "portcullis_webhook_decisions_total",
   "portcullis_webhook_break_glass_total", "portcullis_webhook_certificate_expiry_timestamp_seconds", "portcullis_leader",
   "portcullis_advisory_updates_total", "portcullis_advisory_age_seconds", "portcullis_advisory_records",
+  "portcullis_rematch_manifests_total", "portcullis_imagescan_vulnerabilities",
 ];
 
 describe("PortcullisMetrics", () => {
@@ -43,6 +44,29 @@ describe("PortcullisMetrics", () => {
     // A store that cannot answer leaves the gauges empty rather than failing the scrape.
     m.watchAdvisories(async () => Promise.reject(new Error("down")));
     expect(await m.registry.metrics()).not.toMatch(/portcullis_advisory_records\{/);
+  });
+
+  it("counts an advisory source's age from its last unchanged check when that is later than its data", async () => {
+    const m = new PortcullisMetrics();
+    m.watchAdvisories(async () => [{ source: "alpine", advisories: 1, latest: { createdAt: new Date(Date.now() - 86400_000).toISOString(), checkedAt: new Date(Date.now() - 60_000).toISOString() } }]);
+    const age = Number(/portcullis_advisory_age_seconds\{source="alpine"\} ([\d.]+)/.exec(await m.registry.metrics())?.[1]);
+    expect(age).toBeGreaterThanOrEqual(60);
+    expect(age).toBeLessThan(120);
+  });
+
+  it("sums the ImageScans' vulnerabilities by severity, and counts re-matched images by result", async () => {
+    const m = new PortcullisMetrics();
+    const s = (critical: number, high: number, fixable: number) => ({ critical, high, medium: 0, low: 0, negligible: 0, unknown: 1, fixable });
+    m.watchVulnerabilities(() => [s(1, 2, 3), undefined, s(0, 5, 1)]);
+    m.observeRematch({ manifests: 10, changed: [1, 2, 3], failed: [1] });
+    const text = await m.registry.metrics();
+    expect(text).toContain('portcullis_imagescan_vulnerabilities{severity="critical"} 1');
+    expect(text).toContain('portcullis_imagescan_vulnerabilities{severity="high"} 7');
+    expect(text).toContain('portcullis_imagescan_vulnerabilities{severity="fixable"} 4');
+    expect(text).toContain('portcullis_imagescan_vulnerabilities{severity="unknown"} 2');
+    expect(text).toContain('portcullis_rematch_manifests_total{result="changed"} 3');
+    expect(text).toContain('portcullis_rematch_manifests_total{result="unchanged"} 7');
+    expect(text).toContain('portcullis_rematch_manifests_total{result="failed"} 1');
   });
 
   it("observes scans: a histogram sample by result, layers and bytes counted", async () => {
