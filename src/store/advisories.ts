@@ -121,6 +121,7 @@ export class SqlAdvisoryStore implements AdvisoryStore {
           };
           const writer: OperationWriter = {
             drop: dropPaths,
+            rawFile: (sha256) => rawFile(tx, sha256),
             add: async (files, advisories, skips = []) => {
               await storeRawFiles(tx, files);
               await dropPaths(files.map((f) => f.path));
@@ -258,13 +259,8 @@ export class SqlAdvisoryStore implements AdvisoryStore {
     return { changes: rows.map((r) => ({ id: r.ext_id, change: r.change })), packages: keys.rows.map((r) => ({ ecosystem: r.ecosystem, name: r.package_name })) };
   }
 
-  async rawFile(sha256: string): Promise<Buffer | undefined> {
-    const { rows } = await this.db.query<{ b64: string }>("SELECT encode(bytes, 'base64') AS b64 FROM advisory_raw_chunk WHERE sha256 = $1 ORDER BY i", [sha256]);
-    if (!rows.length) return undefined;
-    const buf = Buffer.concat(rows.map((r) => Buffer.from(r.b64, "base64")));
-    const got = createHash("sha256").update(buf).digest("hex");
-    if (got !== sha256) throw Object.assign(new Error(`raw advisory file ${sha256} is damaged in the store (its bytes hash to ${got})`), { code: "ADVISORY_RAW_DAMAGED" });
-    return buf;
+  rawFile(sha256: string): Promise<Buffer | undefined> {
+    return rawFile(this.db, sha256);
   }
 
   async enrichment(cves: readonly string[]): Promise<Map<string, EnrichmentRow>> {
@@ -310,6 +306,15 @@ export class SqlAdvisoryStore implements AdvisoryStore {
       return { operations: ops.rows.length, advisories: adv.rows.length, rawFiles: raw.rows.length };
     });
   }
+}
+
+async function rawFile(q: Queryable, sha256: string): Promise<Buffer | undefined> {
+  const { rows } = await q.query<{ b64: string }>("SELECT encode(bytes, 'base64') AS b64 FROM advisory_raw_chunk WHERE sha256 = $1 ORDER BY i", [sha256]);
+  if (!rows.length) return undefined;
+  const buf = Buffer.concat(rows.map((r) => Buffer.from(r.b64, "base64")));
+  const got = createHash("sha256").update(buf).digest("hex");
+  if (got !== sha256) throw Object.assign(new Error(`raw advisory file ${sha256} is damaged in the store (its bytes hash to ${got})`), { code: "ADVISORY_RAW_DAMAGED" });
+  return buf;
 }
 
 async function latestOperation(q: Queryable, source: string): Promise<Operation | undefined> {

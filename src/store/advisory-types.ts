@@ -94,6 +94,8 @@ export interface OperationWriter {
    * another file is replaced too (counted in `duplicates`).
    */
   add(files: ReadonlyArray<OperationFile & { bytes: Buffer }>, advisories: readonly Advisory[], skipped?: readonly SkippedRecord[]): Promise<void>;
+  /** A stored raw file, read inside the transaction (the embedded store has one connection). */
+  rawFile(sha256: string): Promise<Buffer | undefined>;
 }
 
 /** What recordOperation did: a new operation, or nothing (`unchanged`, the latest returned) because the files and parser are those of the latest. */

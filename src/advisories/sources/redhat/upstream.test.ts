@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../../store/open.js";
 import type { Store } from "../../../store/types.js";
-import { redhatSource } from "../../catalogue.js";
+import { exportBundle } from "../../bundle.js";
+import { defaultCatalogue, redhatSource } from "../../catalogue.js";
+import { reparseSources } from "../../import.js";
 import { startUpstream, type TestUpstream } from "../../testing.js";
 import { updateSource } from "../../update.js";
 import { parse } from "./index.js";
@@ -169,6 +171,17 @@ describe("Red Hat updater", () => {
     expect(ok.operation!.stats).toMatchObject({ added: 1, removed: 0 });
     current.set(fresh.path, fresh.text);
     await expectMatchesParser();
+  });
+
+  it("reparses its stored documents a batch at a time, and is left out of bundles, which are built in memory", async () => {
+    const prev = (await store.advisories.latestOperation("redhat"))!;
+    const catalogue = defaultCatalogue();
+    expect(await reparseSources(store.advisories, catalogue, ["redhat"])).toMatchObject([{ source: "redhat", status: "unchanged" }]);
+    const newer = { all: () => [{ ...redhatSource, parserVersion: "2" }], get: (n: string) => (n === "redhat" ? { ...redhatSource, parserVersion: "2" } : undefined) };
+    const [r] = await reparseSources(store.advisories, newer, ["redhat"]);
+    expect(r).toMatchObject({ status: "imported", files: prev.fileCount, operation: { origin: "reparse of update", parserVersion: "2", streamed: true, stats: { advisories: current.size, added: 0, removed: 0, modified: 0 } } });
+    await expectMatchesParser();
+    await expect(exportBundle(store.advisories, { sources: ["redhat"], generator: "test" })).rejects.toThrow(/^redhat \(\d+ files\) cannot go into a bundle/);
   });
 
   it("caps the archive's size, and makes a document over the cap a skipped record", async () => {
