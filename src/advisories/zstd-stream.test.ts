@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
-import { BoundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "./zstd.js";
+import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "./zstd.js";
 
 /**
  * Compresses with the zstd CLI (the oracle), with its arguments, from stdin as `tar | zstd` does: the
@@ -19,13 +19,13 @@ async function decode(z: Buffer, limits: Partial<{ maxWindow: number; maxOutput:
   for (let i = 0; i < z.length; i += chunk) chunks.push(z.subarray(i, i + chunk));
   await pipeline(
     Readable.from(chunks),
-    new BoundedZstdDecoder({ maxWindow: DEFAULT_MAX_ZSTD_WINDOW, maxOutput: 1 << 30, name: "test.zst", ...limits }),
+    boundedZstdDecoder({ maxWindow: DEFAULT_MAX_ZSTD_WINDOW, maxOutput: 1 << 30, name: "test.zst", ...limits }),
     new Writable({ write: (c: Buffer, _e, cb) => (parts.push(c), cb()) }),
   );
   return Buffer.concat(parts);
 }
 
-describe("BoundedZstdDecoder", () => {
+describe("boundedZstdDecoder", () => {
   const text = Buffer.from(Array.from({ length: 20_000 }, (_, i) => `{"cve":"CVE-2024-${i}","product":"red_hat_enterprise_linux_${i % 10}"}\n`).join(""));
 
   it("decodes what zstd wrote, at several levels, with checksums, several frames and a skippable frame", async () => {
@@ -64,6 +64,28 @@ describe("BoundedZstdDecoder", () => {
     reserved[at] = (reserved[at]! & ~0x06) | 0x06;
     await expect(decode(reserved)).rejects.toMatchObject({ code: "ZSTD_INVALID" });
   });
+
+  it("keeps to backpressure: 256 MiB that compress to a few KiB are never all in memory", async () => {
+    const z = execFileSync("sh", ["-c", "head -c 268435456 /dev/zero | zstd -q -c -19"], { maxBuffer: 1 << 24 });
+    expect(z.length).toBeLessThan(64 * 1024);
+    let n = 0;
+    let peak = 0;
+    const base = process.memoryUsage().arrayBuffers;
+    await pipeline(
+      Readable.from([z]),
+      boundedZstdDecoder({ maxWindow: DEFAULT_MAX_ZSTD_WINDOW, maxOutput: 1 << 30, name: "zeros.zst" }),
+      new Writable({
+        highWaterMark: 1 << 16,
+        write: (c: Buffer, _e, cb) => {
+          n += c.length;
+          if ((n & ((1 << 24) - 1)) < c.length) peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+          setImmediate(cb);
+        },
+      }),
+    );
+    expect(n).toBe(268435456);
+    expect(peak).toBeLessThan(64 << 20);
+  }, 60_000);
 
   it("stops past the decompressed size cap", async () => {
     await expect(decode(zstdCli(text, "-3"), { maxOutput: 1 << 20 })).rejects.toMatchObject({ code: "ZSTD_TOO_LARGE", message: `test.zst decompresses to more than the ${1 << 20} bytes accepted` });

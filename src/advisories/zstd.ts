@@ -4,7 +4,7 @@
 // it is used: an archive tool that can silently write garbage must be checked.
 import { createHash } from "node:crypto";
 import { compress, init } from "@bokuweb/zstd-wasm";
-import { Transform, type TransformCallback } from "node:stream";
+import { Duplex } from "node:stream";
 import { Decompress, decompress } from "fzstd";
 
 let ready: Promise<void> | undefined;
@@ -62,15 +62,23 @@ class FrameWalker {
   private afterSkip: "block" | "checksum-or-magic" | "magic" = "magic";
   constructor(private readonly limits: ZstdLimits) {}
 
-  /** Checks `chunk`; throws before the decoder would see a bad header. */
-  walk(chunk: Uint8Array): void {
+  /**
+   * Checks `chunk`; throws before the decoder would see a bad header. Returns the offsets in `chunk`
+   * where a block (or a skippable frame) ends: fed to the decoder in pieces cut there, each push
+   * decodes at most one block (128 KiB), however well the input compresses.
+   */
+  walk(chunk: Uint8Array): number[] {
+    const cuts: number[] = [];
     let i = 0;
     while (i < chunk.length) {
       if (this.state === "skip") {
         const n = Math.min(this.skip, chunk.length - i);
         this.skip -= n;
         i += n;
-        if (this.skip === 0) this.afterSkipDone();
+        if (this.skip === 0) {
+          cuts.push(i);
+          this.afterSkipDone();
+        }
         continue;
       }
       this.held.push(chunk[i++]!);
@@ -78,7 +86,9 @@ class FrameWalker {
       const b = this.held;
       this.held = [];
       this.step(b);
+      if (this.state === "magic" || (this.state === "block" && this.need === 3 && this.held.length === 0)) cuts.push(i);
     }
+    return cuts;
   }
 
   /** True when the input so far ends between frames. */
@@ -171,50 +181,52 @@ class FrameWalker {
 
 /**
  * A streaming zstd decoder (fzstd) that refuses frames declaring a window over `maxWindow` before
- * allocating it, stops past `maxOutput` bytes, and calls an input that ends inside a frame truncated.
+ * allocating it, stops past `maxOutput` bytes, calls an input that ends inside a frame truncated, and
+ * keeps to backpressure: input is decoded a block at a time as the reader asks for more, so a small
+ * archive that decompresses to gigabytes is never all in memory (one 1 MiB read of a 300:1 archive
+ * would otherwise be 300 MB of output at once).
  */
-export class BoundedZstdDecoder extends Transform {
-  private readonly walker: FrameWalker;
-  private readonly decoder: Decompress;
-  private out = 0;
-  constructor(private readonly limits: ZstdLimits) {
-    super({ highWaterMark: 1 << 20 });
-    this.walker = new FrameWalker(limits);
-    this.decoder = new Decompress((data) => {
-      this.out += data.length;
-      if (this.out > this.limits.maxOutput) {
-        throw new ZstdStreamError("ZSTD_TOO_LARGE", `${this.limits.name} decompresses to more than the ${this.limits.maxOutput} bytes accepted`);
-      }
-      if (data.length) this.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+export function boundedZstdDecoder(limits: ZstdLimits): Duplex {
+  const asError = (e: unknown): Error =>
+    e instanceof ZstdStreamError ? e : new ZstdStreamError("ZSTD_INVALID", `${limits.name} is not valid zstd data: ${(e as Error).message}`);
+  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
+    const walker = new FrameWalker(limits);
+    let out: Buffer[] = [];
+    let total = 0;
+    const decoder = new Decompress((data) => {
+      total += data.length;
+      if (total > limits.maxOutput) throw new ZstdStreamError("ZSTD_TOO_LARGE", `${limits.name} decompresses to more than the ${limits.maxOutput} bytes accepted`);
+      if (data.length) out.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     });
-  }
-  /** Bytes decompressed so far. */
-  get decompressed(): number {
-    return this.out;
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    for await (const chunk of source) {
+      let cuts: number[];
+      try {
+        cuts = walker.walk(chunk);
+      } catch (e) {
+        throw asError(e);
+      }
+      let start = 0;
+      for (const end of [...cuts, chunk.length]) {
+        if (end <= start) continue;
+        try {
+          decoder.push(chunk.subarray(start, end));
+        } catch (e) {
+          throw asError(e);
+        }
+        start = end;
+        if (out.length) {
+          const ready = out;
+          out = [];
+          for (const b of ready) yield b;
+        }
+      }
+    }
+    if (!walker.atBoundary()) throw new ZstdStreamError("ZSTD_TRUNCATED", `${limits.name} is truncated: it ends inside a zstd frame`);
     try {
-      this.walker.walk(chunk);
-      this.decoder.push(chunk);
-      cb();
+      decoder.push(new Uint8Array(0), true);
     } catch (e) {
-      cb(this.asError(e));
+      throw asError(e);
     }
-  }
-  override _flush(cb: TransformCallback): void {
-    if (!this.walker.atBoundary()) {
-      cb(new ZstdStreamError("ZSTD_TRUNCATED", `${this.limits.name} is truncated: it ends inside a zstd frame`));
-      return;
-    }
-    try {
-      this.decoder.push(new Uint8Array(0), true);
-      cb();
-    } catch (e) {
-      cb(this.asError(e));
-    }
-  }
-  private asError(e: unknown): Error {
-    if (e instanceof ZstdStreamError) return e;
-    return new ZstdStreamError("ZSTD_INVALID", `${this.limits.name} is not valid zstd data: ${(e as Error).message}`);
-  }
+    for (const b of out) yield b;
+  });
 }

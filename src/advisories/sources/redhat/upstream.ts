@@ -16,7 +16,7 @@ import type { Advisory, RawFile, SkippedRecord } from "../../types.js";
 import type { AdvisoryStore, Operation, OperationFile, OperationWriter, SourceKind } from "../../../store/advisory-types.js";
 import { AdvisoryFetchError, downloadToFile, fetchFile, fetchText, parseFingerprint, type Fingerprint } from "../../http.js";
 import type { SelfUpdateContext, SelfUpdateResult } from "../../source.js";
-import { BoundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "../../zstd.js";
+import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "../../zstd.js";
 import { GiB, MiB, SIZE_CAPS } from "../../input.js";
 import { parse } from "./index.js";
 
@@ -53,8 +53,8 @@ export const DEFAULT_REDHAT_LIMITS: RedhatLimits = {
   delta: 20_000,
   csvBytes: 64 * MiB,
   zstdWindow: DEFAULT_MAX_ZSTD_WINDOW,
-  batchBytes: 32 * MiB,
-  batchFiles: 1000,
+  batchBytes: 8 * MiB,
+  batchFiles: 250,
 };
 
 export interface RedhatSourceInfo {
@@ -356,7 +356,7 @@ async function walkArchive(file: string, name: string, limits: RedhatLimits, ski
     });
   });
   try {
-    await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), new BoundedZstdDecoder({ maxWindow: limits.zstdWindow, maxOutput: limits.decompressedBytes, name }), extract);
+    await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), boundedZstdDecoder({ maxWindow: limits.zstdWindow, maxOutput: limits.decompressedBytes, name }), extract);
   } catch (e) {
     if (e instanceof RedhatUpstreamError || (e as { code?: string }).code?.startsWith("ZSTD_")) throw e;
     throw new RedhatUpstreamError(`${name} cannot be read as a tar archive: ${(e as Error).message}`);
