@@ -108,15 +108,27 @@ export class SqlAdvisoryStore implements AdvisoryStore {
             );
             await tx.query("INSERT INTO advisory_operation_member (operation_id, advisory_id) SELECT $1, advisory_id FROM advisory_operation_member WHERE operation_id = $2", [opId, base.id]);
           }
-          const dropPaths = async (paths: readonly string[]) => {
+          // The paths and record ids the operation holds, so only real replacements cost a DELETE (a full
+          // operation of 67,000 documents would otherwise scan its members once per batch).
+          const heldPaths = new Set<string>();
+          const heldIds = new Set<string>();
+          if (base) {
+            for (const r of (await tx.query<{ path: string }>("SELECT path FROM advisory_operation_file WHERE operation_id = $1", [opId])).rows) heldPaths.add(r.path);
+            const ids = await tx.query<{ ext_id: string }>("SELECT a.ext_id FROM advisory_operation_member m JOIN advisory a ON a.id = m.advisory_id WHERE m.operation_id = $1", [opId]);
+            for (const r of ids.rows) heldIds.add(r.ext_id);
+          }
+          const dropPaths = async (all: readonly string[]) => {
+            const paths = [...new Set(all)].filter((p) => heldPaths.has(p));
             for (let i = 0; i < paths.length; i += BATCH) {
               const part = paths.slice(i, i + BATCH);
-              await tx.query(
+              const gone = await tx.query<{ ext_id: string }>(
                 `DELETE FROM advisory_operation_member m USING advisory a
-                 WHERE m.operation_id = $1 AND m.advisory_id = a.id AND a.record->'origin'->>'file' = ANY($2::text[])`,
+                 WHERE m.operation_id = $1 AND m.advisory_id = a.id AND a.record->'origin'->>'file' = ANY($2::text[]) RETURNING a.ext_id`,
                 [opId, part],
               );
+              for (const r of gone.rows) heldIds.delete(r.ext_id);
               await tx.query("DELETE FROM advisory_operation_file WHERE operation_id = $1 AND path = ANY($2::text[])", [opId, part]);
+              for (const p of part) heldPaths.delete(p);
             }
           };
           const writer: OperationWriter = {
@@ -139,7 +151,9 @@ export class SqlAdvisoryStore implements AdvisoryStore {
                 if (byId.has(a.id)) duplicates++;
                 byId.set(a.id, a);
               }
-              const ids = [...byId.keys()];
+              for (const f of files) heldPaths.add(f.path);
+              const ids = [...byId.keys()].filter((id) => heldIds.has(id));
+              for (const id of byId.keys()) heldIds.add(id);
               for (let i = 0; i < ids.length; i += BATCH) {
                 const gone = await tx.query<{ advisory_id: string }>(
                   `DELETE FROM advisory_operation_member m USING advisory a
