@@ -76,6 +76,7 @@ export async function exportBundle(store: AdvisoryStore, o: { sources?: readonly
   }
   const wanted = (o.sources?.length ? status.filter((s) => o.sources!.includes(s.source)) : status).filter((s) => !s.latest.streamed);
   const left = o.sources?.length ? [] : streamed.map((s) => s.source);
+  if (!wanted.length && left.length) throw new BundleError(`nothing to export: ${left.join(", ")} is a streamed source, which bundles do not carry yet`);
   if (!wanted.length) throw new BundleError("the store has no advisory data to export: run portcullis db update or db import first");
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT, created: new Date().toISOString(), generator: o.generator,

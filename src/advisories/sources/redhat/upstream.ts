@@ -171,7 +171,7 @@ export async function updateRedhat(store: AdvisoryStore, source: RedhatSourceInf
         licence: source.licence, attribution: source.attribution, base: incremental ? latest : undefined,
       },
       async (w) => {
-        const batch = new Batch(w, limits, url, retrievedAt);
+        const batch = new Batch(w, limits, url, retrievedAt, o.signal);
         if (!incremental) {
           const skip = new Set([...delta.changed, ...gone]);
           await walkArchive(join(tmp, "archive.tar.zst"), pointer, limits, skip, batch);
@@ -274,10 +274,18 @@ class Batch {
   private advisories: Advisory[] = [];
   private skipped: SkippedRecord[] = [];
   private bytes = 0;
-  constructor(private readonly w: OperationWriter, private readonly limits: RedhatLimits, private readonly url: (p: string) => string, private readonly retrievedAt: string) {}
+  constructor(
+    private readonly w: OperationWriter,
+    private readonly limits: RedhatLimits,
+    private readonly url: (p: string) => string,
+    private readonly retrievedAt: string,
+    private readonly signal?: AbortSignal,
+  ) {}
 
   /** Parses one document now (so only its records wait), and queues it with its raw bytes. */
   async add(path: string, bytes: Buffer): Promise<void> {
+    // Stopping (serve shutting down) rolls the operation back between documents.
+    this.signal?.throwIfAborted();
     const raw: RawFile = { path, bytes };
     try {
       const r = parse([raw]);
