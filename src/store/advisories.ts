@@ -134,7 +134,9 @@ export class SqlAdvisoryStore implements AdvisoryStore {
           const writer: OperationWriter = {
             drop: dropPaths,
             rawFile: (sha256) => rawFile(tx, sha256),
-            add: async (files, advisories, skips = []) => {
+            add: async (given, advisories, skips = []) => {
+              // A path given twice (a tar may hold an entry twice) keeps its last copy, as tar -x would.
+              const files = [...new Map(given.map((f) => [f.path, f])).values()];
               await storeRawFiles(tx, files);
               await dropPaths(files.map((f) => f.path));
               for (let i = 0; i < files.length; i += BATCH) {

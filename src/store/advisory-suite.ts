@@ -147,7 +147,8 @@ export function advisoryStoreSuite(title: string, open: () => Promise<Store>): v
       const header = { source: s, kind: "os" as const, origin: "update", parserVersion: "1", fingerprint: { k: "v1" } };
       const full = await store.advisories.recordStreamedOperation(header, async (w) => {
         await w.add([d1.f, d2.f], [d1.a, d2.a], [{ file: "2024/bad.json", record: "bad", reason: "not JSON" }]);
-        await w.add([d3.f], [d3.a]);
+        // The same path twice in one batch (a tar can hold an entry twice): the last copy stays.
+        await w.add([file("2024/cve-3.json", `older copy ${run}`), d3.f], [d3.a]);
       });
       expect(full.unchanged).toBe(false);
       expect(full.operation).toMatchObject({ streamed: true, fileCount: 3, files: [], stats: { advisories: 3, affected: 3, added: 3, skipped: 1, ecosystems: ["RHEL:9"] } });
