@@ -1,7 +1,8 @@
 // `portcullis db update`: for each source, download its upstream files with the fingerprints of its
 // latest operation (ETag / Last-Modified: an unchanged file is a 304 and costs nothing), parse them, and
 // record one operation, whole or not at all. A source that fails (HTTP 500, a bad file) is reported and
-// leaves the store as it was; the others go on.
+// leaves the store as it was; the others go on. A source too large for memory (Red Hat) brings its own
+// update (`AdvisorySource.update`), which streams into one operation the same way.
 import { createHash } from "node:crypto";
 import type { AdvisoryStore, Operation } from "../store/advisory-types.js";
 import type { AdvisorySource } from "./source.js";
