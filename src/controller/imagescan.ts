@@ -108,6 +108,7 @@ export function reasonFor(code: string | undefined): string {
     case "SIZE_MISMATCH":
       return "DigestMismatch";
     case "FILE_TOO_LARGE":
+    case "CAPTURED_TOO_LARGE":
     case "DECOMPRESSED_TOO_LARGE":
     case "EXPANSION_RATIO":
     case "TOO_LARGE":

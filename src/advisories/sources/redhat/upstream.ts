@@ -16,7 +16,7 @@ import type { Advisory, RawFile, SkippedRecord } from "../../types.js";
 import type { AdvisoryStore, Operation, OperationFile, OperationWriter, SourceKind } from "../../../store/advisory-types.js";
 import { AdvisoryFetchError, downloadToFile, fetchFile, fetchText, parseFingerprint, type Fingerprint } from "../../http.js";
 import type { SelfUpdateContext, SelfUpdateResult } from "../../source.js";
-import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "../../zstd.js";
+import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "../../../layers/zstd.js";
 import { GiB, MiB, SIZE_CAPS } from "../../input.js";
 import { parse } from "./index.js";
 
