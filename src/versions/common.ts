@@ -106,14 +106,22 @@ const MEMO_PAIRS = 50_000;
  * are not remembered: they throw again.
  */
 function memoised(compare: (a: string, b: string) => number): (a: string, b: string) => number {
-  let memo = new Map<string, number>();
+  // Two levels (no key string built per call: that garbage was the cost).
+  let memo = new Map<string, Map<string, number>>();
+  let pairs = 0;
   return (a, b) => {
-    const key = `${a}\0${b}`;
-    const hit = memo.get(key);
+    let row = memo.get(a);
+    const hit = row?.get(b);
     if (hit !== undefined) return hit;
     const r = compare(a, b);
-    if (memo.size >= MEMO_PAIRS) memo = new Map();
-    memo.set(key, r);
+    if (pairs >= MEMO_PAIRS) {
+      memo = new Map();
+      pairs = 0;
+      row = undefined;
+    }
+    if (!row) memo.set(a, (row = new Map()));
+    row.set(b, r);
+    pairs++;
     return r;
   };
 }
