@@ -118,7 +118,7 @@ describeWith(["kube", "registryBasic"], "Pod controller", () => {
     expect(new Set(results.map((r) => r.report.manifest_hash))).toEqual(new Set([base(), two()]));
 
     const table = (await kubectl("get", "scans", "-A")).stdout;
-    expect(table.split("\n")[0]).toMatch(/^NAMESPACE\s+NAME\s+IMAGE\s+DIGEST\s+PHASE\s+DISTRIBUTION\s+PACKAGES\s+AGE/);
+    expect(table.split("\n")[0]).toMatch(/^NAMESPACE\s+NAME\s+IMAGE\s+DIGEST\s+PHASE\s+DISTRIBUTION\s+PACKAGES\s+CRITICAL\s+HIGH\s+FIXABLE\s+AGE/);
     expect(table).toMatch(new RegExp(`^${nsB}\\s+pods-debian-${base().slice(7, 19)}\\s+\\S+/pods/debian@sha256:\\S+\\s+${base().slice(7, 19)}\\s+Indexed\\s+Debian GNU/Linux 12 \\(bookworm\\)\\s+\\d+\\s+`, "m"));
 
     await events.flush();
