@@ -26,12 +26,16 @@ describeWith(["kube"], "Portcullis CRDs on the API server", () => {
   it("serves ImageScans with `kubectl get scans` and the documented columns", async () => {
     await create({ apiVersion: "portcullis.dev/v1alpha1", kind: "ImageScan", metadata: { name: "nginx" }, spec: { image: "nginx:1.25", platform: "linux/arm64/v8" } });
     await custom.patchNamespacedCustomObjectStatus(
-      { group: "portcullis.dev", version: "v1alpha1", namespace: "crd-test", plural: "imagescans", name: "nginx", body: { status: { phase: "Indexed", shortDigest: "0123456789ab", distribution: { prettyName: "Debian GNU/Linux 12 (bookworm)" }, packages: { total: 88 } } } },
+      { group: "portcullis.dev", version: "v1alpha1", namespace: "crd-test", plural: "imagescans", name: "nginx", body: { status: {
+        phase: "Indexed", shortDigest: "0123456789ab", distribution: { prettyName: "Debian GNU/Linux 12 (bookworm)" }, packages: { total: 88 },
+        vulnerabilities: { critical: 2, high: 7, medium: 0, low: 0, negligible: 0, unknown: 0, total: 9, fixable: 5, unfixed: 4, coverage: "supported", coverageMessage: "Debian:12 supported", matchedAt: "2026-12-04T00:00:00Z" },
+      } } },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
     const out = (await kubectl("get", "scans", "-n", "crd-test")).stdout;
-    expect(out).toMatch(/^NAME\s+IMAGE\s+DIGEST\s+PHASE\s+DISTRIBUTION\s+PACKAGES\s+AGE/m);
-    expect(out).toMatch(/^nginx\s+nginx:1\.25\s+0123456789ab\s+Indexed\s+Debian GNU\/Linux 12 \(bookworm\)\s+88\s+/m);
+    expect(out).toMatch(/^NAME\s+IMAGE\s+DIGEST\s+PHASE\s+DISTRIBUTION\s+PACKAGES\s+CRITICAL\s+HIGH\s+FIXABLE\s+AGE/m);
+    expect(out).toMatch(/^nginx\s+nginx:1\.25\s+0123456789ab\s+Indexed\s+Debian GNU\/Linux 12 \(bookworm\)\s+88\s+2\s+7\s+5\s+/m);
+    expect((await kubectl("get", "scans", "-n", "crd-test", "-o", "wide")).stdout).toMatch(/COVERAGE[\s\S]*\ssupported\s/);
     expect((await kubectl("get", "scan", "nginx", "-n", "crd-test", "-o", "name")).stdout.trim()).toBe("imagescan.portcullis.dev/nginx");
     expect((await kubectl("get", "portcullis", "-n", "crd-test", "-o", "name")).stdout).toContain("imagescan.portcullis.dev/nginx");
   });
