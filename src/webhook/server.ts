@@ -241,7 +241,7 @@ export class AdmissionWebhook {
     const loads: Array<Promise<void>> = [];
     for (const j of judged) {
       if (!j.digest || scans.has(j.digest)) continue;
-      const s = scanOf(existingScans(this.scans, ns, j.digest, undefined), j.digest);
+      const s = scanOf(existingScans(this.scans, ns, j.ref, j.digest, undefined), j.digest);
       if (!s) continue;
       const v = s.status?.vulnerabilities;
       const info: ScanInfo = {
@@ -347,7 +347,8 @@ export class AdmissionWebhook {
       const { keyring } = await workloadKeyring(this.secrets, ns, dedupe([...secretNames, ...saSecrets]), { operator: this.o.operatorSecrets, providers: this.o.providers });
       const client = new RegistryClient({ options: { maxAttempts: 1, ...this.o.registry }, keyring });
       try {
-        return { digest: await client.resolveDigest(ref), expires: Date.now() + ttl };
+        // The verdict rests on this digest: hashed from the manifest itself, not the registry's HEAD header.
+        return { digest: await client.verifiedDigest(ref), expires: Date.now() + ttl };
       } finally {
         await client.close();
       }
@@ -409,11 +410,13 @@ async function withDeadline(p: Promise<unknown>, deadline: number): Promise<void
 
 /**
  * The ImageScan that speaks for `digest`: an Indexed one only if the controller indexed that very digest
- * (status.digest, or status.resolvedDigest for an image index). The digest label that finds candidates can be
- * set by anyone who may create ImageScans, so a scan Indexed for another digest proves nothing; a scan not
- * Indexed yet still says one is on its way.
+ * (status.digest), or resolved it as an image index (status.resolvedDigest) for the default platform: a scan
+ * whose spec names a platform, or whose status is not of its current spec, judged another platform's image.
+ * Labels prove nothing (anyone who may create ImageScans sets them); a scan not Indexed yet still says one is
+ * on its way (existingScans lists only those that ask for this image).
  */
 export function scanOf(candidates: readonly ImageScan[], digest: string): ImageScan | undefined {
-  return candidates.find((s) => s.status?.phase === "Indexed" && (s.status.digest === digest || s.status.resolvedDigest === digest))
-    ?? candidates.find((s) => s.status?.phase !== "Indexed");
+  const speaksFor = (s: ImageScan) => s.status?.phase === "Indexed" && (s.status.digest === digest
+    || (s.status.resolvedDigest === digest && !s.spec?.platform && s.status.observedGeneration === s.metadata?.generation));
+  return candidates.find(speaksFor) ?? candidates.find((s) => s.status?.phase !== "Indexed");
 }
