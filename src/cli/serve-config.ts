@@ -51,7 +51,7 @@ const Config = z
     webhookExcludeNamespaces: list(/^[a-z0-9,-]*$/, "must be namespace names, comma separated").default(""),
     breakGlass: bool.default("false"),
     operatorCredentialsNamespaces: list(/^[a-z0-9,-]*$/, "must be namespace names, comma separated").default(""),
-    operatorCredentialsRegistries: list(/^[a-z0-9.:,\[\]-]*$/, "must be registry hosts (host[:port]), comma separated").default(""),
+    operatorCredentialsRegistries: list(/^[a-z0-9.:,[\]-]*$/, "must be registry hosts (host[:port]), comma separated").default(""),
     webhookNamespaceLabel: z.string().regex(/^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$/, "must be KEY=VALUE").optional(),
     onMissingScan: z.enum(["deny", "warn", "allow"]).default("deny"),
     logLevel: z.enum(LOG_LEVELS).default("info"),
