@@ -432,7 +432,7 @@ function catchAllPolicy(policies: readonly Policy[], ns: NamespaceInfo): Effecti
 function scanToWatch(o: { parsed: Reference; digest: string | undefined; scan: ScanInfo | undefined; ns: string } | undefined): Pick<ImageVerdict, "needsScan" | "scan"> {
   if (!o) return {};
   if (o.scan) return { needsScan: true, scan: { name: o.scan.name, namespace: o.scan.namespace, exists: true } };
-  // The name ensureImageScan will give it (a 409 on a foreign scan of that name makes it longer: rare).
+  // The name ensureImageScan will give it (when someone else's scan holds that name, a generated one: rare).
   const name = scanName(o.parsed, o.digest ?? `sha256:${referenceHash(o.parsed)}`);
   return { needsScan: true, scan: { name, namespace: o.ns, exists: false } };
 }
