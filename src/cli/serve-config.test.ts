@@ -27,6 +27,15 @@ describe("serve's configuration", () => {
     expect(() => serveConfig([], { PORTCULLIS_LOG_LEVEL: "verbose" })).toThrow(/logLevel: .*\(from PORTCULLIS_LOG_LEVEL\)/);
   });
 
+  it("trust settings: break-glass off, no webhook exclusions and the operator's credentials for its own namespace only, by default", () => {
+    expect(load([], {}).config).toMatchObject({ breakGlass: "false", webhookExcludeNamespaces: "", operatorCredentialsNamespaces: "", operatorCredentialsRegistries: "" });
+    const c = serveConfig(["--break-glass", "true", "--webhook-exclude-namespaces", "ci,batch", "--operator-credentials-namespaces", "platform"], { PORTCULLIS_OPERATOR_CREDENTIALS_REGISTRIES: "mirror.example.com:5000,[::1]:5000" });
+    expect(c).toMatchObject({ breakGlass: "true", webhookExcludeNamespaces: "ci,batch", operatorCredentialsNamespaces: "platform", operatorCredentialsRegistries: "mirror.example.com:5000,[::1]:5000" });
+    expect(() => serveConfig(["--operator-credentials-registries", "https://mirror.example.com"], {})).toThrow(/operatorCredentialsRegistries: must be registry hosts .*\(from --operator-credentials-registries\)/);
+    expect(() => serveConfig(["--webhook-exclude-namespaces", "Team_A"], {})).toThrow(/webhookExcludeNamespaces: must be namespace names/);
+    expect(() => serveConfig(["--break-glass", "yes"], {})).toThrow(/breakGlass: must be true or false/);
+  });
+
   it("takes flags over the environment over the file over the defaults, and says where each value came from", () => {
     const yaml = [
       "# the chart's ConfigMap",

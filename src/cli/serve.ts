@@ -56,8 +56,15 @@ Options (each also an environment variable, and a key of the --config file):
   --concurrency N          scans at once (PORTCULLIS_CONCURRENCY, default 4)
   --platform OS/ARCH       platform to index from multi-platform images (PORTCULLIS_PLATFORM, default linux/amd64)
   --credential-helpers L   cloud helpers, comma separated: ecr, gcr (PORTCULLIS_CREDENTIAL_HELPERS)
-  --pull-secrets L         pull secrets in --namespace tried for every image after the pod's own and its
-                           ServiceAccount's, comma separated (PORTCULLIS_PULL_SECRETS)
+  --pull-secrets L         pull secrets in --namespace tried after the pod's own and its ServiceAccount's,
+                           comma separated (PORTCULLIS_PULL_SECRETS); with --credential-helpers they are the
+                           operator's credentials, used only for --namespace and the two lists below
+  --operator-credentials-namespaces L
+                           namespaces whose images may be pulled with the operator's credentials
+                           (PORTCULLIS_OPERATOR_CREDENTIALS_NAMESPACES, default none but --namespace)
+  --operator-credentials-registries L
+                           registries (host[:port]) for which every namespace may use them
+                           (PORTCULLIS_OPERATOR_CREDENTIALS_REGISTRIES, default none)
   --exclude-namespaces L   namespaces whose pods are not scanned (PORTCULLIS_EXCLUDE_NAMESPACES, default
                            kube-system,kube-public,kube-node-lease); Portcullis's own is always excluded
   --watch-namespaces L     handle only these namespaces' pods and ImageScans, comma separated
@@ -86,9 +93,16 @@ Admission webhook (on every replica; the leader registers it and keeps its certi
                            (PORTCULLIS_TLS_MODE, default builtin)
   --pin-digests BOOL       also register the mutating webhook that pins image:tag to its digest where a policy
                            asks (PORTCULLIS_PIN_DIGESTS, default false)
+  --webhook-exclude-namespaces L
+                           namespaces never judged, by name, besides kube-system, kube-public, kube-node-lease
+                           and --namespace (PORTCULLIS_WEBHOOK_EXCLUDE_NAMESPACES)
   --webhook-namespace-label KEY=VALUE
                            send only namespaces with this label (PORTCULLIS_WEBHOOK_NAMESPACE_LABEL; default:
-                           every namespace but the excluded ones and those labelled portcullis.dev/ignore=true)
+                           every namespace but the excluded ones); whoever may label a namespace can then take
+                           it out, so choose a label only the platform team sets
+  --break-glass BOOL       whether the break-glass annotation works for images no policy decides for
+                           (PORTCULLIS_BREAK_GLASS, default false); it is used only by users allowed the verb
+                           break-glass on imagepolicies.portcullis.dev in the namespace (docs/policy.md)
   --on-missing-scan A      when no policy applies: deny, warn or allow an image without an Indexed scan
                            (PORTCULLIS_ON_MISSING_SCAN, default deny)
 Advisory database (updated by the leader; see portcullis db --help):
@@ -137,7 +151,10 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const store = await openStore(cfg.databaseUrl ?? cfg.storePath);
   const helpers = list(cfg.credentialHelpers);
   const providers = cloudProviders(helpers);
-  const operatorSecrets = { namespace: cfg.namespace, names: list(cfg.pullSecrets) };
+  const operatorSecrets = {
+    namespace: cfg.namespace, names: list(cfg.pullSecrets),
+    namespaces: list(cfg.operatorCredentialsNamespaces), registries: list(cfg.operatorCredentialsRegistries),
+  };
   const events = new EventRecorder(kc, { log: logFn(part("events"), "warn") });
   const indexer = new Indexer({ store, scanners: defaultScanners() });
   const metrics = new PortcullisMetrics({ defaultMetrics: true });
@@ -216,11 +233,11 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   };
   // The webhook: every replica serves it from its own caches; the leader registers it and keeps its certificate.
   const webhookOn = cfg.webhook === "true";
-  const excluded = [...new Set([...DEFAULT_WEBHOOK_EXCLUDED, cfg.namespace])];
+  const excluded = [...new Set([...DEFAULT_WEBHOOK_EXCLUDED, cfg.namespace, ...list(cfg.webhookExcludeNamespaces)])];
   const webhook = webhookOn
     ? new AdmissionWebhook({
       kc, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
-      defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false }, log: levelLogFn(part("webhook")),
+      defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false, breakGlassAllowed: cfg.breakGlass === "true" }, log: levelLogFn(part("webhook")),
       onDecision: (d) => metrics.observeDecision(d), findings: (digest) => store.findings.get(digest),
     })
     : undefined;

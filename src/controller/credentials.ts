@@ -1,16 +1,45 @@
 // Registry credentials for a workload, in the order the kubelet uses them: the pod's imagePullSecrets, then
 // its ServiceAccount's, then the operator-wide secrets (in Portcullis's own namespace), then the cloud
-// helpers (ECR, GCR/Artifact Registry). Secrets are read with GET (the RBAC rule is `get` only, never list
+// helpers (ECR, GCR/Artifact Registry). The operator-wide ones (secrets and helpers) are the operator's, not
+// the tenants': they apply only where the operator says (Portcullis's own namespace, the namespaces it lists,
+// the registries it lists), or a tenant would learn through its scans the digests and packages of images only
+// the operator may pull (a confused deputy). Secrets are read with GET (the RBAC rule is `get` only, never list
 // or watch of every Secret in the cluster) and cached briefly, so a thousand pods with the same pull
 // secret cost one read.
 import type * as k8s from "@kubernetes/client-node";
 import { parseDockerConfigSecret } from "../registry/auth/dockerconfig.js";
-import { ChainKeyring, DockerConfigKeyring } from "../registry/auth/keyring.js";
+import { ChainKeyring, DOCKER_HUB_HOSTS, DockerConfigKeyring, imageRegistryHost } from "../registry/auth/keyring.js";
 import type { Credential, CredentialProvider, Keyring } from "../registry/auth/types.js";
 
 export interface OperatorSecrets {
   namespace: string;
   names: string[];
+  /** Namespaces whose images may be pulled with the operator's secrets and cloud helpers (besides `namespace`). */
+  namespaces?: readonly string[];
+  /** Registry hosts (`host[:port]`) for which every namespace may use them: registries the operator vouches for. */
+  registries?: readonly string[];
+}
+
+/** Whether a scan in `namespace` of `host` may use the operator-wide credentials. */
+export function operatorCredentialsApply(op: OperatorSecrets | undefined, namespace: string, host?: string): boolean {
+  if (!op) return false;
+  if (namespace === op.namespace || op.namespaces?.includes(namespace)) return true;
+  return host !== undefined && registryListed(op.registries ?? [], host);
+}
+
+function registryListed(list: readonly string[], host: string): boolean {
+  const h = host.toLowerCase();
+  const hub = DOCKER_HUB_HOSTS.includes(h);
+  return list.some((r) => r.toLowerCase() === h || (hub && DOCKER_HUB_HOSTS.includes(r.toLowerCase())));
+}
+
+/** A keyring that answers only for images on the listed registries. */
+class RegistryScopedKeyring implements Keyring {
+  constructor(private readonly inner: Keyring, private readonly registries: readonly string[]) {}
+  lookup(image: string, signal?: AbortSignal): Promise<Credential[]> {
+    const host = imageRegistryHost(image);
+    return host && registryListed(this.registries, host) ? this.inner.lookup(image, signal) : Promise.resolve([]);
+  }
 }
 
 interface Cached<T> {
@@ -79,8 +108,10 @@ export interface WorkloadKeyring {
 
 /**
  * A keyring for images of a workload in `namespace` whose pull secrets are `names` (the pod's, then its
- * ServiceAccount's). A secret that is not a pull secret or is malformed fails with DOCKER_CONFIG_INVALID,
- * naming it: silently going anonymous would hide the mistake behind a 401.
+ * ServiceAccount's), then the operator's secrets and cloud helpers where operatorCredentialsApply says so
+ * (without `operator`, there are none: the helpers are the operator's too). A secret that is not a pull
+ * secret or is malformed fails with DOCKER_CONFIG_INVALID, naming it: silently going anonymous would hide the
+ * mistake behind a 401.
  */
 export async function workloadKeyring(
   cache: SecretCache,
@@ -104,11 +135,15 @@ export async function workloadKeyring(
   const keyrings: Keyring[] = [];
   const own = await load(namespace, dedupe(names));
   if (own.length) keyrings.push(new DockerConfigKeyring(own));
-  if (opts.operator?.names.length) {
-    const wide = await load(opts.operator.namespace, opts.operator.names);
-    if (wide.length) keyrings.push(new DockerConfigKeyring(wide));
+  // The operator's credentials: for the whole namespace, for the listed registries only, or not at all.
+  const op = opts.operator;
+  const whole = operatorCredentialsApply(op, namespace);
+  if (op && (whole || op.registries?.length)) {
+    const wide = op.names.length ? await load(op.namespace, op.names) : [];
+    const operator = new ChainKeyring(wide.length ? [new DockerConfigKeyring(wide)] : [], opts.providers ?? []);
+    keyrings.push(whole ? operator : new RegistryScopedKeyring(operator, op.registries!));
   }
-  return { keyring: new ChainKeyring(keyrings, opts.providers ?? []), missing };
+  return { keyring: new ChainKeyring(keyrings), missing };
 }
 
 /** A keyring that remembers which credential sources it handed out (for status.credentialSource). */

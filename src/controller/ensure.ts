@@ -3,7 +3,7 @@
 // admission webhook (which asks for the priority lane: someone is waiting on the answer).
 import { createHash } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
-import { referenceString, type Reference } from "../image/reference.js";
+import { parseReference, referenceString, type Reference } from "../image/reference.js";
 import type { EventRecorder } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
 import type { LogFn } from "../log/logger.js";
@@ -31,9 +31,34 @@ export interface EnsureResult {
   created: boolean;
 }
 
-/** The managed ImageScans for a digest (or reference) in a namespace, from an informer with the ImageScan indexers. */
-export function existingScans(scans: Informer<ImageScan>, namespace: string, digest: string | undefined, refKey: string | undefined): ImageScan[] {
-  return digest ? scans.byIndex("digest", `${namespace}/${digestLabel(digest)}`) : scans.byIndex("reference", `${namespace}/${refKey}`);
+/**
+ * The ImageScans that stand for an image in a namespace: those whose status says the controller resolved or
+ * indexed `digest` (status is written by the controller only), then those on their way (not yet resolved)
+ * whose spec asks for exactly this image: `registry/repository@digest` (or the reference, without a digest),
+ * no other platform. Labels only find candidates: a scan labelled with the digest but asking for another
+ * image is a decoy and is left out, so it neither speaks for the image nor stops its real scan.
+ */
+export function existingScans(scans: Pick<Informer<ImageScan>, "byIndex">, namespace: string, ref: Reference | undefined, digest: string | undefined, refKey: string | undefined): ImageScan[] {
+  if (!digest) {
+    const want = ref ? referenceString(ref) : undefined;
+    return scans.byIndex("reference", `${namespace}/${refKey}`).filter((s) => want !== undefined && s.spec?.image === want && !s.spec.platform);
+  }
+  const indexed = scans.byIndex("digest", `${namespace}/${digest}`);
+  const pending = scans.byIndex("digestLabel", `${namespace}/${digestLabel(digest)}`)
+    .filter((s) => !indexed.includes(s) && !s.status?.digest && asksFor(s, ref, digest));
+  return [...indexed, ...pending];
+}
+
+/** Whether a scan's spec asks for `digest` (in `ref`'s repository when given) on the default platform. */
+export function asksFor(s: ImageScan, ref: Reference | undefined, digest: string): boolean {
+  if (s.spec?.platform || typeof s.spec?.image !== "string") return false;
+  let asked: Reference;
+  try {
+    asked = parseReference(s.spec.image);
+  } catch {
+    return false;
+  }
+  return asked.digest === digest && (!ref || (asked.registry === ref.registry && asked.repository === ref.repository));
 }
 
 /**
@@ -75,7 +100,7 @@ export async function ensureImageScan(
   o: { events?: EventRecorder; log?: LogFn; counts?: { creates: number; patches: number }; recent?: RecentScans } = {},
 ): Promise<EnsureResult> {
   const { namespace: ns, digest, refKey } = req;
-  const existing = existingScans(scans, ns, digest, refKey);
+  const existing = existingScans(scans, ns, req.ref, digest, refKey);
   const memoKey = recentKey(ns, digest ? digestLabel(digest) : refKey!);
   if (!existing.length && o.recent) {
     const pending = o.recent.get(memoKey);
@@ -99,12 +124,14 @@ async function createScan(
 ): Promise<EnsureResult> {
   const { namespace: ns, ref, digest, refKey } = req;
   const image = digest ? `${ref.registry}/${ref.repository}@${digest}` : referenceString(ref);
-  let name = scanName(ref, digest ?? `sha256:${refKey}`);
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const base = scanName(ref, digest ?? `sha256:${refKey}`);
+  // First the readable name; when a scan of another image holds it (someone's own, or a squatter who guessed
+  // it), a name the API server makes unique (generateName), which nobody can take in advance.
+  for (const generate of [false, true]) {
     const body: ImageScan = {
       apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan",
       metadata: {
-        name, namespace: ns,
+        ...(generate ? { generateName: `${base}-` } : { name: base }), namespace: ns,
         labels: {
           [MANAGED_BY_LABEL]: MANAGED_BY, [REPOSITORY_LABEL]: repositoryLabel(ref),
           ...(digest ? { [DIGEST_LABEL]: digestLabel(digest) } : { [REFERENCE_LABEL]: refKey! }),
@@ -116,16 +143,20 @@ async function createScan(
     try {
       if (o.counts) o.counts.creates++;
       const created = (await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body })) as ImageScan;
+      const name = created.metadata?.name ?? base;
       o.log?.(`created ImageScan ${ns}/${name} for ${image}`, { scan: `${ns}/${name}`, requester: req.requester });
       o.events?.record({ ...created, apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan" }, "Normal", "Requested", `${req.requester} runs ${referenceString(ref)}${digest ? ` (${digest})` : " (no digest found: see the status)"}`);
       return { name, created: true };
     } catch (e) {
-      if ((e as { code?: number }).code !== 409) throw e;
-      // Same name: ours from an earlier pass or another replica (fine), or someone else's scan of another image (take a longer name).
-      const other = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name })) as ImageScan;
-      const labels = other.metadata?.labels ?? {};
-      if (digest ? labels[DIGEST_LABEL] === digestLabel(digest) : labels[REFERENCE_LABEL] === refKey) return { name, created: false };
-      name = `${name}-${createHash("sha256").update(image).digest("hex").slice(0, 8)}`;
+      if (generate || (e as { code?: number }).code !== 409) throw e;
+      // Same name: ours from an earlier pass or another replica (fine, when it asks for this very image or its
+      // status says it was resolved to this digest), or a scan of something else whatever its labels say.
+      const other = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name: base })) as ImageScan;
+      const same = digest
+        ? other.status?.digest === digest || other.status?.resolvedDigest === digest || (!other.status?.digest && asksFor(other, ref, digest))
+        : other.spec?.image === image && !other.spec.platform;
+      if (same) return { name: base, created: false };
+      o.log?.(`ImageScan ${ns}/${base} is taken by a scan of ${String(other.spec?.image).slice(0, 300)}: creating one with a generated name`, { scan: `${ns}/${base}` }, "warn");
     }
   }
   throw new Error(`ImageScan names for ${image} in ${ns} are taken by other scans`);

@@ -34,15 +34,23 @@ export const UNUSED_SINCE_ANNOTATION = "portcullis.dev/unused-since";
 /** Set by the admission webhook on a scan someone is waiting for: it goes to the priority lane. */
 export const PRIORITY_ANNOTATION = "portcullis.dev/priority";
 
-/** The ImageScan informer's indexes: (namespace, digest) and (namespace, reference hash). */
+/**
+ * The ImageScan informer's indexes.
+ * - `digest`: (namespace, digest) from status.digest and status.resolvedDigest only. Status is a subresource
+ *   only the controller writes, so this index is evidence: the controller resolved and indexed that digest.
+ * - `digestLabel`: (namespace, digest label value) from the `portcullis.dev/digest` label. Anyone who may create
+ *   ImageScans can set it: it only finds candidates (a scan on its way, not yet resolved), which callers check
+ *   against the spec (pendingScanOf in ensure.ts) and never take as a verdict.
+ * - `reference`: (namespace, reference hash) for scans of references no digest could be found for.
+ */
 export const IMAGESCAN_INDEXERS: Record<string, (s: ImageScan) => string[]> = {
   digest: (s) => {
-    const out = new Set<string>();
     const ns = s.metadata?.namespace ?? "";
+    return [...new Set([s.status?.digest, s.status?.resolvedDigest].filter((d): d is string => !!d).map((d) => `${ns}/${d}`))];
+  },
+  digestLabel: (s) => {
     const label = s.metadata?.labels?.[DIGEST_LABEL];
-    if (label) out.add(`${ns}/${label}`);
-    for (const d of [s.status?.digest, s.status?.resolvedDigest]) if (d) out.add(`${ns}/${digestLabel(d)}`);
-    return [...out];
+    return label ? [`${s.metadata?.namespace ?? ""}/${label}`] : [];
   },
   reference: (s) => (s.metadata?.labels?.[REFERENCE_LABEL] ? [`${s.metadata?.namespace}/${s.metadata.labels[REFERENCE_LABEL]}`] : []),
 };
@@ -201,7 +209,7 @@ export class ImageScanController {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
     this.secrets = o.secretCache ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
     this.informer = new Informer<ImageScan>(o.kc, {
-      // (namespace, digest) -> scans: the label of managed scans, the resolved digest of any.
+      // (namespace, digest) -> scans by status (evidence), by label (candidates only), by reference.
       indexers: IMAGESCAN_INDEXERS,
       watchPath: `/apis/${GROUP}/${VERSION}/imagescans`,
       list: async () => {
@@ -221,9 +229,9 @@ export class ImageScanController {
     });
   }
 
-  /** The ImageScans in `namespace` for `digest` (an image manifest or index digest). */
+  /** The ImageScans in `namespace` whose status says the controller resolved or indexed `digest`. */
   scansFor(namespace: string, digest: string): ImageScan[] {
-    return this.informer.byIndex("digest", `${namespace}/${digestLabel(digest)}`);
+    return this.informer.byIndex("digest", `${namespace}/${digest}`);
   }
 
   /** Puts a scan in the priority lane (an admission review is waiting on it). */

@@ -146,7 +146,7 @@ describe("isRfc3339DateTime", () => {
 describe("parsePolicy", () => {
   it("applies the CRD's defaults to an empty ImagePolicy", () => {
     const r = ok({ apiVersion: "portcullis.dev/v1alpha1", kind: "ImagePolicy", metadata: { name: "p", namespace: "team" } });
-    expect(r.policy.spec).toEqual({ mode: "Enforce", onMissingScan: "deny", requireDigest: false, pinDigests: true, breakGlass: { allowed: true } });
+    expect(r.policy.spec).toEqual({ mode: "Enforce", onMissingScan: "deny", requireDigest: false, pinDigests: true, breakGlass: { allowed: false } });
     expect(r.expired).toEqual([]);
     expect(r.warnings).toEqual([]);
     expect(validCondition(r)).toEqual({ type: "Valid", status: "True", reason: "Valid", message: "the policy is valid" });

@@ -19,6 +19,12 @@ export const IMAGE_POLICY_PLURAL = "imagepolicies";
 export const CLUSTER_IMAGE_POLICY_PLURAL = "clusterimagepolicies";
 /** The Pod annotation whose value (the mandatory reason) lets a Pod through unless the policy forbids it. */
 export const BREAK_GLASS_ANNOTATION = "portcullis.dev/break-glass";
+/**
+ * Who may use break-glass: users allowed this verb on this resource (group POLICY_GROUP) in the namespace, as a
+ * SubjectAccessReview of the admission request's userInfo answers. No built-in role grants it.
+ */
+export const BREAK_GLASS_VERB = "break-glass";
+export const BREAK_GLASS_RESOURCE = "imagepolicies";
 
 export const MODES = ["Enforce", "Warn", "Audit"] as const;
 export type Mode = (typeof MODES)[number];
@@ -319,7 +325,7 @@ const commonSpec = {
   deniedImages: globList(256).optional(),
   requireDigest: z.boolean().default(false),
   pinDigests: z.boolean().default(true),
-  breakGlass: z.strictObject({ allowed: z.boolean().default(true) }).prefault({}),
+  breakGlass: z.strictObject({ allowed: z.boolean().default(false) }).prefault({}),
   vulnerabilities: VulnerabilityRulesSchema.optional(),
 };
 

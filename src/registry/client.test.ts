@@ -311,3 +311,44 @@ describe("referrers API", () => {
     expect(sboms.map((x) => x.digest[7])).toEqual(["b"]);
   });
 });
+
+// A tag verdict must rest on the manifest's bytes: a Docker-Content-Digest header is the registry's word only.
+describe("digests a tag resolves to", () => {
+  const ct = { "content-type": "application/vnd.oci.image.manifest.v1+json" };
+  const lying = (header: string) => serve((req, res) => res.writeHead(200, { ...ct, "docker-content-digest": header }).end(req.method === "HEAD" ? undefined : manifest));
+
+  it("ignores a HEAD digest of the wrong length and hashes the manifest instead", async () => {
+    for (const bad of [`sha256:${"a".repeat(63)}`, `sha256:${"a".repeat(65)}`, `sha512:${"a".repeat(64)}`, `sha256:${"A".repeat(64)}`, "sha256:", `md5:${"a".repeat(32)}`]) {
+      const reg = await lying(bad);
+      servers.push(reg.server);
+      expect(await client().resolveDigest(parseReference(`${reg.host}/app:1`)), bad).toBe(manifestDigest);
+      expect(reg.requests.map((r) => r.method), bad).toEqual(["HEAD", "GET"]);
+    }
+  });
+
+  it("takes a well-formed HEAD digest for resolveDigest, but verifiedDigest hashes the bytes and refuses a registry that lies", async () => {
+    const other = `sha256:${"b".repeat(64)}`;
+    const reg = await lying(other);
+    servers.push(reg.server);
+    expect(await client().resolveDigest(parseReference(`${reg.host}/app:1`))).toBe(other);
+    const err = await client().verifiedDigest(parseReference(`${reg.host}/app:1`)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryError);
+    expect(err).toMatchObject({ code: "DIGEST_MISMATCH" });
+    expect((err as Error).message).toContain(manifestDigest);
+    expect(reg.requests.at(-1)!.method).toBe("GET");
+  });
+
+  it("verifiedDigest: the hash of the bytes when the header is right, absent or malformed; sha512 when the registry states one", async () => {
+    for (const header of [manifestDigest, undefined, "sha256:abc"]) {
+      const reg = await serve((req, res) => res.writeHead(200, { ...ct, ...(header ? { "docker-content-digest": header } : {}) }).end(manifest));
+      servers.push(reg.server);
+      expect(await client().verifiedDigest(parseReference(`${reg.host}/app:1`)), String(header)).toBe(manifestDigest);
+    }
+    const s512 = `sha512:${createHash("sha512").update(manifest).digest("hex")}`;
+    const reg = await lying(s512);
+    servers.push(reg.server);
+    expect(await client().verifiedDigest(parseReference(`${reg.host}/app:1`))).toBe(s512);
+    const pinned = parseReference(`${reg.host}/app@${manifestDigest}`);
+    expect(await client().verifiedDigest(pinned)).toBe(manifestDigest);
+  });
+});

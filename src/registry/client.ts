@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import { ACCEPT_MANIFESTS, MediaTypes } from "../image/mediatypes.js";
 import { parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from "../image/manifest.js";
 import { defaultPlatform, formatPlatform, platformCandidates, selectManifest, type Platform } from "../image/platform.js";
+import { isDigest } from "../image/digest.js";
 import type { Reference } from "../image/reference.js";
 import type { Keyring } from "./auth/types.js";
 import { verifiedBlobStream } from "./blob.js";
@@ -20,6 +21,8 @@ export interface FetchedManifest<M = ImageManifest | ImageIndex> {
   manifest: M;
   /** The raw bytes, exactly as served (their hash is `digest`). */
   raw: Buffer;
+  /** The response's Docker-Content-Digest, when it is a well-formed digest (unchecked). */
+  statedDigest?: string;
 }
 
 export interface ResolvedImage {
@@ -30,6 +33,12 @@ export interface ResolvedImage {
   manifest: ImageManifest;
   mediaType: string;
   platform?: Platform;
+}
+
+/** A Docker-Content-Digest header's value when it is a valid digest (sha256: 64 hex digits, sha512: 128), else undefined. */
+export function headerDigest(header: string | string[] | undefined): string | undefined {
+  const d = Array.isArray(header) ? header[0] : header;
+  return d !== undefined && isDigest(d) ? d : undefined;
 }
 
 function digestOf(raw: Uint8Array, algorithm = "sha256"): string {
@@ -61,10 +70,30 @@ export class RegistryClient {
     const res = await this.transport.send(ref.registry, ref.repository, {
       method: "HEAD", path: `/v2/${ref.repository}/manifests/${ref.tag ?? "latest"}`, headers: { accept: ACCEPT_MANIFESTS }, signal,
     });
-    const header = res.headers["docker-content-digest"];
-    const d = Array.isArray(header) ? header[0] : header;
-    if (d && /^sha(256|512):[a-f0-9]+$/.test(d)) return d;
+    const d = headerDigest(res.headers["docker-content-digest"]);
+    if (d) return d;
     return (await this.getManifest(ref, ref.tag ?? "latest", signal)).digest;
+  }
+
+  /**
+   * The digest a tag points to, computed from the manifest's bytes (GET, then hashed), never taken from the
+   * registry's word: what a verdict rests on. When the registry also states Docker-Content-Digest, it must
+   * agree (DIGEST_MISMATCH otherwise). A GET counts as a pull on Docker Hub; callers cache the answer.
+   */
+  async verifiedDigest(ref: Reference, signal?: AbortSignal): Promise<string> {
+    if (ref.digest) return ref.digest;
+    const tag = ref.tag ?? "latest";
+    const m = await this.getManifest(ref, tag, signal);
+    const stated = m.statedDigest;
+    if (stated !== undefined) {
+      const algorithm = stated.slice(0, stated.indexOf(":"));
+      const computed = algorithm === "sha256" ? m.digest : digestOf(m.raw, algorithm);
+      if (computed !== stated) {
+        throw new RegistryError("DIGEST_MISMATCH", `${ref.registry}/${ref.repository}:${tag}: the registry says the manifest is ${stated} but its bytes hash to ${computed}`, { registry: ref.registry, repository: ref.repository });
+      }
+      return stated;
+    }
+    return m.digest;
   }
 
   /** A manifest or index by tag or digest; by digest, the body must hash to it. */
@@ -96,7 +125,8 @@ export class RegistryClient {
       const code = (e as { code?: string }).code === "MANIFEST_UNSUPPORTED" ? "UNSUPPORTED" : "UNEXPECTED_STATUS";
       throw new RegistryError(code, `${where}: ${(e as Error).message}`, { registry: ref.registry, repository: ref.repository }, { cause: e });
     }
-    return { digest, mediaType: manifest.mediaType, manifest, raw };
+    const stated = headerDigest(res.headers["docker-content-digest"]);
+    return { digest, mediaType: manifest.mediaType, manifest, raw, ...(stated ? { statedDigest: stated } : {}) };
   }
 
   /**

@@ -44,11 +44,16 @@ function run(s: Setup = {}) {
     kindLabel: s.kindLabel ?? "Pod team/web",
     ...(s.annotations ? { annotations: s.annotations } : {}),
     ...(s.dryRun !== undefined ? { dryRun: s.dryRun } : {}),
+    // The user's SubjectAccessReview for break-glass: granted unless a test says otherwise.
+    breakGlassPermitted: "breakGlassPermitted" in s ? s.breakGlassPermitted : true,
+    ...(s.user !== undefined ? { user: s.user } : {}),
   };
   return { d: decide(input), calls };
 }
 
 const indexed = { [DA]: scan("Indexed") };
+/** The built-in default with break-glass turned on (serve --break-glass=true). */
+const GLASS_DEFAULT = { mode: "Enforce", onMissingScan: "deny", requireDigest: false, breakGlassAllowed: true } as const;
 const img = (i: number, image: string, d?: string, extra: Partial<ImageToJudge> = {}): ImageToJudge => ({ field: `spec.containers[${i}].image`, image, ...(d ? { digest: d } : {}), ...extra });
 
 describe("decide: no policy, the built-in default", () => {
@@ -348,7 +353,7 @@ describe("decide: modes", () => {
 
   it("audit annotation keys are qualified-name parts without a prefix (the API server adds the webhook's name)", () => {
     const { d } = run({
-      policies: [cip("audit", { mode: "Audit", exceptions: [{ images: ["ghcr.io/**"], reason: "r", expires: FUTURE }] }), ip("glass", { images: ["docker.io/**"] })],
+      policies: [cip("audit", { mode: "Audit", exceptions: [{ images: ["ghcr.io/**"], reason: "r", expires: FUTURE }] }), ip("glass", { images: ["docker.io/**"], breakGlass: { allowed: true } })],
       images: [img(0, APP, DA), img(1, "ghcr.io/org/x:1", DB), img(2, "nginx:1", DC)],
       annotations: { "portcullis.dev/break-glass": "INC-7" },
     });
@@ -368,7 +373,7 @@ describe("decide: break-glass", () => {
   const glass = (reason: string) => ({ "portcullis.dev/break-glass": reason });
 
   it("a reason admits what would be denied, recorded for an Event and a metric", () => {
-    const { d } = run({ policies: [cip("default", { deniedImages: ["docker.io/**"] })], images: [img(0, APP, DA), img(1, "nginx", DB)], annotations: glass("INC-42: hotfix") });
+    const { d } = run({ policies: [cip("default", { deniedImages: ["docker.io/**"], breakGlass: { allowed: true } })], images: [img(0, APP, DA), img(1, "nginx", DB)], annotations: glass("INC-42: hotfix") });
     expect(d.allowed).toBe(true);
     expect(d.breakGlass).toEqual({ reason: "INC-42: hotfix", fields: ["spec.containers[0].image", "spec.containers[1].image"] });
     expect(d.verdicts.map((v) => v.rule)).toEqual(["breakGlass", "breakGlass"]);
@@ -401,7 +406,7 @@ describe("decide: break-glass", () => {
   });
 
   it("is not recorded when another image's policy keeps the object out", () => {
-    const { d } = run({ policies: [cip("open"), ip("locked", { images: ["docker.io/**"], breakGlass: { allowed: false } })], images: [img(0, APP, DA), img(1, "nginx", DB)], annotations: glass("INC-42") });
+    const { d } = run({ policies: [cip("open", { breakGlass: { allowed: true } }), ip("locked", { images: ["docker.io/**"], breakGlass: { allowed: false } })], images: [img(0, APP, DA), img(1, "nginx", DB)], annotations: glass("INC-42") });
     expect(d.allowed).toBe(false);
     expect(d.breakGlass).toBeUndefined();
     expect(d.message).toContain("refused 1 of 2 images");
@@ -415,8 +420,32 @@ describe("decide: break-glass", () => {
     expect(d.message).toContain('The portcullis.dev/break-glass annotation is empty and does not count: it needs a reason, e.g. portcullis.dev/break-glass: "INC-123: hotfix".');
   });
 
+  it("is off unless turned on: by default in a policy and in the built-in default", () => {
+    for (const setup of [{ policies: [cip("plain", { deniedImages: ["docker.io/**"] })] }, {}]) {
+      const { d } = run({ ...setup, images: [img(0, "nginx", DB)], annotations: glass("INC-42") });
+      expect(d.allowed).toBe(false);
+      expect(d.breakGlass).toBeUndefined();
+      expect(d.verdicts[0]!.breakGlassRefused).toBe("disabled");
+      expect(d.message).toContain("break-glass is disabled for it");
+    }
+  });
+
+  it("where a policy allows it, refuses a user who may not use it (no SubjectAccessReview granted), naming the verb to grant", () => {
+    for (const permitted of [false, undefined]) {
+      const { d } = run({ policies: [cip("open", { breakGlass: { allowed: true } })], annotations: glass("INC-42"), breakGlassPermitted: permitted, user: "dev@example.com" });
+      expect(d.allowed).toBe(false);
+      expect(d.breakGlass).toBeUndefined();
+      expect(d.auditAnnotations["break-glass"]).toBeUndefined();
+      expect(d.verdicts[0]!.breakGlassRefused).toBe("not-permitted");
+      expect(d.message).toContain('break-glass needs permission: user "dev@example.com" may not break-glass imagepolicies.portcullis.dev in namespace team');
+    }
+    // Nothing to ask when the policy disables it anyway, or nothing is denied.
+    expect(run({ policies: [cip("locked")], annotations: glass("INC-42"), breakGlassPermitted: false }).d.verdicts[0]!.breakGlassRefused).toBe("disabled");
+    expect(run({ scans: indexed, annotations: glass("INC-42"), breakGlassPermitted: false }).d.verdicts[0]!.breakGlassRefused).toBeUndefined();
+  });
+
   it("keeps a reason with newlines on one line in warnings", () => {
-    const { d } = run({ annotations: glass("INC-1\nsecond line") });
+    const { d } = run({ defaultPolicy: GLASS_DEFAULT, annotations: glass("INC-1\nsecond line") });
     expect(d.breakGlass!.reason).toBe("INC-1 second line");
     for (const w of d.warnings) expect([...w].every((c) => c.charCodeAt(0) >= 0x20)).toBe(true);
   });
@@ -503,7 +532,7 @@ describe("decide: warnings stay within Kubernetes limits", () => {
     const { d } = run({ policies: [cip("warn", { mode: "Warn" })], scans: indexed, annotations: { "portcullis.dev/break-glass": "🚨".repeat(300) } });
     // Nothing needed break-glass: no warning.
     expect(d.warnings).toEqual([]);
-    const used = run({ annotations: { "portcullis.dev/break-glass": "🚨".repeat(300) } }).d;
+    const used = run({ defaultPolicy: GLASS_DEFAULT, annotations: { "portcullis.dev/break-glass": "🚨".repeat(300) } }).d;
     expect(Array.from(used.warnings[0]!).length).toBeLessThanOrEqual(WARNING_MAX);
   });
 });
@@ -625,7 +654,7 @@ describe("decide: vulnerability rules", () => {
 
   it("Warn mode and break-glass soften a vulnerability denial as any other", () => {
     expect(run({ policies: vulnPolicy({ maxSeverity: "Medium" }, { mode: "Warn" }), scans: matched() }).d.allowed).toBe(true);
-    const glass = run({ policies: vulnPolicy({ maxSeverity: "Medium" }), scans: matched(), annotations: { "portcullis.dev/break-glass": "INC-9" } }).d;
+    const glass = run({ policies: vulnPolicy({ maxSeverity: "Medium" }, { breakGlass: { allowed: true } }), scans: matched(), annotations: { "portcullis.dev/break-glass": "INC-9" } }).d;
     expect(glass.allowed).toBe(true);
     expect(glass.breakGlass?.reason).toBe("INC-9");
   });

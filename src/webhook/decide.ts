@@ -9,15 +9,16 @@
 //   3. the rules of RULES, in order: deniedImages, allowedImages, requireDigest, the scan (later: vulnerability
 //      thresholds). Every rule that fails is reported; the image's action is the strictest (deny > warn > allow);
 //   4. the policy's mode softens: Warn turns a denial into a warning, Audit admits and records;
-//   5. break-glass (the annotation with a non-blank reason, where the deciding policy allows it) admits an image
-//      that would still be denied, and only then is it recorded (an Event, a metric, an audit annotation).
+//   5. break-glass (the annotation with a non-blank reason, where the deciding policy allows it and the user may:
+//      `breakGlassPermitted`, a SubjectAccessReview the server makes) admits an image that would still be
+//      denied, and only then is it recorded (an Event, a metric, an audit annotation).
 // The object is denied when any image is denied.
 import { referenceHash, scanName } from "../controller/ensure.js";
 import type { Finding, FindingsSummary } from "../findings/types.js";
 import { parseDuration } from "../kube/duration.js";
 import { parseReference, type Reference } from "../image/reference.js";
 import {
-  BREAK_GLASS_ANNOTATION, comparePrecedence, compileImageGlob, matchImageGlob, policyAppliesToNamespace, selectPolicy,
+  BREAK_GLASS_ANNOTATION, BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, comparePrecedence, POLICY_GROUP, compileImageGlob, matchImageGlob, policyAppliesToNamespace, selectPolicy,
   type ImageGlob, type MissingScanAction, type Mode, type NamespaceInfo, type Policy, type VulnerabilityRules,
 } from "../policy/types.js";
 
@@ -39,7 +40,7 @@ export interface DefaultPolicy {
   mode: Mode;
   onMissingScan: MissingScanAction;
   requireDigest: boolean;
-  /** Whether break-glass works for images only the default decides (default true, as in a policy). */
+  /** Whether break-glass works for images only the default decides (default false, as in a policy). */
   breakGlassAllowed?: boolean;
 }
 
@@ -77,6 +78,14 @@ export interface DecideInput {
   kindLabel: string;
   /** A dry run creates no ImageScan; messages say so instead of promising one. */
   dryRun?: boolean;
+  /**
+   * Whether the requesting user may use break-glass (the server's SubjectAccessReview for BREAK_GLASS_VERB):
+   * true, false, or undefined when not asked yet (treated as false: the server asks only when a verdict says
+   * `breakGlassRefused: "not-permitted"`, then decides again).
+   */
+  breakGlassPermitted?: boolean;
+  /** Who asked, for the refusal's text (the review's userInfo.username). */
+  user?: string;
 }
 
 export type Action = MissingScanAction;
@@ -159,6 +168,8 @@ export interface ImageVerdict {
   needsScan?: boolean;
   /** The ImageScan to watch: an existing one, or the one the server will create (predicted name). */
   scan?: { name: string; namespace: string; exists: boolean };
+  /** Denied although break-glass was asked for: its policy disables it, or the user may not use it. */
+  breakGlassRefused?: "disabled" | "not-permitted";
 }
 
 export interface Decision {
@@ -352,7 +363,7 @@ function effective(policy: Policy): EffectivePolicy {
 }
 
 function effectiveDefault(d: DefaultPolicy): EffectivePolicy {
-  return { label: DEFAULT_LABEL, mode: d.mode, onMissingScan: d.onMissingScan, requireDigest: d.requireDigest, breakGlassAllowed: d.breakGlassAllowed ?? true };
+  return { label: DEFAULT_LABEL, mode: d.mode, onMissingScan: d.onMissingScan, requireDigest: d.requireDigest, breakGlassAllowed: d.breakGlassAllowed ?? false };
 }
 
 export function decide(input: DecideInput): Decision {
@@ -361,6 +372,7 @@ export function decide(input: DecideInput): Decision {
   const rawBreakGlass = input.annotations?.[BREAK_GLASS_ANNOTATION];
   const breakGlassReason = rawBreakGlass !== undefined && /\S/.test(rawBreakGlass) ? clip(oneLine(rawBreakGlass.trim()), 512) : undefined;
   const defaultPolicy = effectiveDefault(input.defaultPolicy);
+  const glass = breakGlassReason === undefined ? undefined : { reason: breakGlassReason, permitted: input.breakGlassPermitted === true };
   let catchAll: EffectivePolicy | undefined;
 
   const verdicts: ImageVerdict[] = [];
@@ -371,7 +383,7 @@ export function decide(input: DecideInput): Decision {
     } catch (e) {
       // No glob can select what cannot be parsed: the policy that selects every image decides (the kubelet would refuse it too).
       catchAll ??= catchAllPolicy(input.policies, ns) ?? defaultPolicy;
-      verdicts.push(judged(item, undefined, catchAll, [{ rule: "invalid-reference", action: "deny", text: `is not a valid image reference: ${clip(oneLine((e as Error).message), SCAN_NOTE_MAX)}` }], breakGlassReason));
+      verdicts.push(judged(item, undefined, catchAll, [{ rule: "invalid-reference", action: "deny", text: `is not a valid image reference: ${clip(oneLine((e as Error).message), SCAN_NOTE_MAX)}` }], glass));
       continue;
     }
     const digest = parsed.digest ?? item.digest;
@@ -398,7 +410,7 @@ export function decide(input: DecideInput): Decision {
       const r = rule(ctx);
       if (r) results.push(r);
     }
-    const v = judged(item, digest, policy, results, breakGlassReason);
+    const v = judged(item, digest, policy, results, glass);
     const listDenied = results.some((r) => LIST_RULES.has(r.rule));
     if (scan?.phase !== "Indexed" && !listDenied) Object.assign(v, scanToWatch({ parsed, digest, scan, ns: ns.name }));
     verdicts.push(v);
@@ -420,13 +432,13 @@ function catchAllPolicy(policies: readonly Policy[], ns: NamespaceInfo): Effecti
 function scanToWatch(o: { parsed: Reference; digest: string | undefined; scan: ScanInfo | undefined; ns: string } | undefined): Pick<ImageVerdict, "needsScan" | "scan"> {
   if (!o) return {};
   if (o.scan) return { needsScan: true, scan: { name: o.scan.name, namespace: o.scan.namespace, exists: true } };
-  // The name ensureImageScan will give it (a 409 on a foreign scan of that name makes it longer: rare).
+  // The name ensureImageScan will give it (when someone else's scan holds that name, a generated one: rare).
   const name = scanName(o.parsed, o.digest ?? `sha256:${referenceHash(o.parsed)}`);
   return { needsScan: true, scan: { name, namespace: o.ns, exists: false } };
 }
 
 /** The verdict of one image from its rule results: strictest action, then break-glass, then the mode. */
-function judged(item: ImageToJudge, digest: string | undefined, policy: EffectivePolicy, results: RuleResult[], breakGlassReason: string | undefined): ImageVerdict {
+function judged(item: ImageToJudge, digest: string | undefined, policy: EffectivePolicy, results: RuleResult[], glass: { reason: string; permitted: boolean } | undefined): ImageVerdict {
   let top: RuleResult | undefined;
   for (const r of results) if (!top || SEVERITY[r.action] > SEVERITY[top.action]) top = r;
   const action = top?.action ?? "allow";
@@ -441,8 +453,9 @@ function judged(item: ImageToJudge, digest: string | undefined, policy: Effectiv
   if (action === "allow") return { ...base, outcome: "allowed", rule: top?.rule ?? "scanned", message: why };
   const outcome: Outcome = policy.mode === "Audit" ? "audited" : action === "deny" && policy.mode === "Enforce" ? "denied" : "warned";
   // Break-glass only counts where it changes something: an image the policy would keep out.
-  if (outcome === "denied" && breakGlassReason !== undefined && policy.breakGlassAllowed) {
-    return { ...base, outcome: "allowed", rule: "breakGlass", message: `admitted by break-glass (${breakGlassReason}); it ${why}` };
+  if (outcome === "denied" && glass) {
+    if (policy.breakGlassAllowed && glass.permitted) return { ...base, outcome: "allowed", rule: "breakGlass", message: `admitted by break-glass (${glass.reason}); it ${why}` };
+    return { ...base, outcome, rule: top!.rule, message: why, breakGlassRefused: policy.breakGlassAllowed ? "not-permitted" : "disabled" };
   }
   return { ...base, outcome, rule: top!.rule, message: why };
 }
@@ -504,7 +517,9 @@ function denialMessage(input: DecideInput, verdicts: ImageVerdict[], denied: Ima
   const dryRun = input.dryRun ?? false;
   const lines = [`${input.kindLabel}: Portcullis refused ${denied.length} of ${verdicts.length} image${verdicts.length === 1 ? "" : "s"}:`];
   for (const v of denied) {
-    const glassOff = breakGlassReason !== undefined ? "; break-glass is disabled for it" : "";
+    const glassOff = v.breakGlassRefused === "disabled" ? "; break-glass is disabled for it"
+      : v.breakGlassRefused === "not-permitted" ? `; break-glass needs permission: ${input.user ? `user ${JSON.stringify(clip(oneLine(input.user), 100))}` : "the user"} may not ${BREAK_GLASS_VERB} ${BREAK_GLASS_RESOURCE}.${POLICY_GROUP} in namespace ${input.namespace.name}`
+        : "";
     lines.push(`- ${v.field}: ${shown(v)} ${v.message} [${policyNote(v, true)}${glassOff}].${scanHint(v, dryRun)}`);
   }
   const waiting = denied.filter((v) => WAITING_RULES.has(v.rule)).length;

@@ -6,8 +6,6 @@ import * as k8s from "@kubernetes/client-node";
 
 export const VALIDATING_NAME = "portcullis";
 export const MUTATING_NAME = "portcullis-pin-digests";
-/** A namespace with this label set to "true" is never sent to the webhook. */
-export const IGNORE_LABEL = "portcullis.dev/ignore";
 
 export interface RegistrationOptions {
   /** `https://host:port` outside the cluster; otherwise `service`. */
@@ -16,9 +14,16 @@ export interface RegistrationOptions {
   caBundle: string;
   failurePolicy?: "Fail" | "Ignore";
   timeoutSeconds?: number;
-  /** Namespaces never sent (matched by the `kubernetes.io/metadata.name` label, 1.21+). */
+  /**
+   * Namespaces never sent, matched by the `kubernetes.io/metadata.name` label, which the API server sets to the
+   * namespace's name and nobody can change (1.21+). The only exclusion: no label a namespace's owner can set
+   * takes it out (the `portcullis.dev/ignore` label of earlier versions is gone).
+   */
   excludeNamespaces: string[];
-  /** Only namespaces with this label (key=value) are sent, when set. */
+  /**
+   * Only namespaces with this label (key=value) are sent, when set. Whoever may label a namespace can then
+   * take it out: choose a label only the platform team sets (see README, "Which namespaces are judged").
+   */
   onlyLabel?: { key: string; value: string };
   /** Register the mutating (digest pinning) webhook too. */
   mutating?: boolean;
@@ -31,10 +36,7 @@ const RULES: k8s.V1RuleWithOperations[] = [
 ];
 
 function namespaceSelector(o: RegistrationOptions): k8s.V1LabelSelector {
-  const expr: k8s.V1LabelSelectorRequirement[] = [
-    { key: "kubernetes.io/metadata.name", operator: "NotIn", values: o.excludeNamespaces },
-    { key: IGNORE_LABEL, operator: "NotIn", values: ["true"] },
-  ];
+  const expr: k8s.V1LabelSelectorRequirement[] = [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: o.excludeNamespaces }];
   return { matchExpressions: expr, ...(o.onlyLabel ? { matchLabels: { [o.onlyLabel.key]: o.onlyLabel.value } } : {}) };
 }
 

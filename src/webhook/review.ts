@@ -19,7 +19,12 @@ export const AdmissionReviewSchema = z.object({
     name: z.string().optional(),
     namespace: z.string().optional(),
     operation: z.enum(["CREATE", "UPDATE", "DELETE", "CONNECT"]),
-    userInfo: z.object({ username: z.string().optional() }).loose().optional(),
+    userInfo: z.object({
+      username: z.string().max(1024).optional(),
+      uid: z.string().max(1024).optional(),
+      groups: z.array(z.string().max(1024)).max(1000).optional(),
+      extra: z.record(z.string().max(1024), z.array(z.string().max(4096)).max(100)).optional(),
+    }).loose().optional(),
     object: z.record(z.string(), z.unknown()).nullable().optional(),
     oldObject: z.record(z.string(), z.unknown()).nullable().optional(),
     dryRun: z.boolean().optional(),

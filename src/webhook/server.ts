@@ -17,7 +17,7 @@ import { dedupe, SecretCache, workloadKeyring, type OperatorSecrets } from "../c
 import { ensureImageScan, existingScans, RecentScans, referenceHash } from "../controller/ensure.js";
 import { GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
 import {
-  CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
+  BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
 } from "../policy/types.js";
 import type { Finding, StoredFindings } from "../findings/types.js";
 import { decide, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
@@ -81,6 +81,9 @@ export class AdmissionWebhook {
   private readonly budgetMs: number;
   private readonly parsed = new Map<string, { policy?: Policy }>();
   private readonly recent = new RecentScans();
+  private readonly authz: k8s.AuthorizationV1Api;
+  /** Break-glass SubjectAccessReview answers by (namespace, user, uid, groups, extra). */
+  private readonly permits = new Map<string, { allowed: boolean; expires: number }>();
   /** Background work after answers (scan creation), awaited on stop. */
   private readonly after = new Set<Promise<void>>();
   /** Findings by digest, LRU by insertion, bounded by the number of findings held. */
@@ -89,6 +92,7 @@ export class AdmissionWebhook {
 
   constructor(private readonly o: WebhookOptions) {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.authz = o.kc.makeApiClient(k8s.AuthorizationV1Api);
     const core = o.kc.makeApiClient(k8s.CoreV1Api);
     this.secrets = new SecretCache(core);
     this.excluded = new Set([...(o.excludeNamespaces ?? DEFAULT_WEBHOOK_EXCLUDED), o.namespace]);
@@ -241,7 +245,7 @@ export class AdmissionWebhook {
     const loads: Array<Promise<void>> = [];
     for (const j of judged) {
       if (!j.digest || scans.has(j.digest)) continue;
-      const s = scanOf(existingScans(this.scans, ns, j.digest, undefined), j.digest);
+      const s = scanOf(existingScans(this.scans, ns, j.ref, j.digest, undefined), j.digest);
       if (!s) continue;
       const v = s.status?.vulnerabilities;
       const info: ScanInfo = {
@@ -255,11 +259,16 @@ export class AdmissionWebhook {
       }
     }
     if (loads.length) await withDeadline(Promise.all(loads), deadline);
-    const decision = decide({
+    const input: DecideInput = {
       namespace, images: judged, annotations: found.at.annotations, policies, kindLabel, dryRun: req.dryRun ?? false,
       defaultPolicy: this.o.defaultPolicy ?? { mode: "Enforce", onMissingScan: "deny", requireDigest: false },
-      scanFor: (digest) => scans.get(digest),
-    });
+      scanFor: (digest) => scans.get(digest), ...(req.userInfo?.username !== undefined ? { user: req.userInfo.username } : {}),
+    };
+    let decision = decide(input);
+    // Break-glass a policy allows, asked for by a user who may not be allowed it: ask the API server, then decide again.
+    if (decision.verdicts.some((v) => v.breakGlassRefused === "not-permitted") && await this.breakGlassPermitted(req, ns, deadline)) {
+      decision = decide({ ...input, breakGlassPermitted: true });
+    }
     this.o.onDecision?.({ decision, request: req, durationMs: performance.now() - t0 });
     this.o.log?.("debug", `${decision.allowed ? "allowed" : "denied"} ${kindLabel}`, { operation: req.operation, images: judged.length, dryRun: req.dryRun ?? false, durationMs: Math.round(performance.now() - t0) });
     if (!req.dryRun && decision.scansWanted.length) this.requestScans(req, ns, judged, decision, secretNames, sa);
@@ -277,6 +286,38 @@ export class AdmissionWebhook {
       ...(decision.warnings.length ? { warnings: decision.warnings } : {}),
       ...(Object.keys(decision.auditAnnotations).length ? { auditAnnotations: decision.auditAnnotations } : {}),
     });
+  }
+
+  /**
+   * Whether the review's user may use break-glass in `ns`: a SubjectAccessReview of its userInfo (user, groups,
+   * uid, extra) for BREAK_GLASS_VERB on imagepolicies.portcullis.dev. Answers are kept 10 s (at most 10,000);
+   * an error or the deadline is a refusal. Only as trustworthy as the review: see docs/policy.md.
+   */
+  private async breakGlassPermitted(req: AdmissionRequest, ns: string, deadline: number): Promise<boolean> {
+    const u = req.userInfo;
+    if (!u?.username) return false;
+    const key = JSON.stringify([ns, u.username, u.uid ?? "", [...(u.groups ?? [])].sort(), u.extra ?? {}]);
+    const hit = this.permits.get(key);
+    if (hit && hit.expires > Date.now()) return hit.allowed;
+    const ask = this.authz.createSubjectAccessReview({
+      body: {
+        apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
+        spec: {
+          user: u.username, ...(u.uid ? { uid: u.uid } : {}), ...(u.groups ? { groups: u.groups } : {}), ...(u.extra ? { extra: u.extra } : {}),
+          resourceAttributes: { namespace: ns, verb: BREAK_GLASS_VERB, group: POLICY_GROUP, resource: BREAK_GLASS_RESOURCE },
+        },
+      },
+    }).then((r) => r.status?.allowed === true, (e: unknown) => {
+      this.o.log?.("warn", `break-glass: the SubjectAccessReview for ${u.username} in ${ns} failed, refusing: ${(e as Error).message}`);
+      return undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), Math.max(0, deadline - Date.now()))));
+    const allowed = await Promise.race([ask, late]).finally(() => clearTimeout(timer));
+    if (allowed === undefined) return false;
+    if (this.permits.size >= 10_000) for (const [k, v] of this.permits) if (v.expires <= Date.now() || this.permits.size >= 10_000) this.permits.delete(k);
+    this.permits.set(key, { allowed, expires: Date.now() + 10_000 });
+    return allowed;
   }
 
   /** The mutating webhook: `image:tag` -> `image:tag@sha256:…` where the deciding policy says pinDigests. */
@@ -347,7 +388,8 @@ export class AdmissionWebhook {
       const { keyring } = await workloadKeyring(this.secrets, ns, dedupe([...secretNames, ...saSecrets]), { operator: this.o.operatorSecrets, providers: this.o.providers });
       const client = new RegistryClient({ options: { maxAttempts: 1, ...this.o.registry }, keyring });
       try {
-        return { digest: await client.resolveDigest(ref), expires: Date.now() + ttl };
+        // The verdict rests on this digest: hashed from the manifest itself, not the registry's HEAD header.
+        return { digest: await client.verifiedDigest(ref), expires: Date.now() + ttl };
       } finally {
         await client.close();
       }
@@ -409,11 +451,13 @@ async function withDeadline(p: Promise<unknown>, deadline: number): Promise<void
 
 /**
  * The ImageScan that speaks for `digest`: an Indexed one only if the controller indexed that very digest
- * (status.digest, or status.resolvedDigest for an image index). The digest label that finds candidates can be
- * set by anyone who may create ImageScans, so a scan Indexed for another digest proves nothing; a scan not
- * Indexed yet still says one is on its way.
+ * (status.digest), or resolved it as an image index (status.resolvedDigest) for the default platform: a scan
+ * whose spec names a platform, or whose status is not of its current spec, judged another platform's image.
+ * Labels prove nothing (anyone who may create ImageScans sets them); a scan not Indexed yet still says one is
+ * on its way (existingScans lists only those that ask for this image).
  */
 export function scanOf(candidates: readonly ImageScan[], digest: string): ImageScan | undefined {
-  return candidates.find((s) => s.status?.phase === "Indexed" && (s.status.digest === digest || s.status.resolvedDigest === digest))
-    ?? candidates.find((s) => s.status?.phase !== "Indexed");
+  const speaksFor = (s: ImageScan) => s.status?.phase === "Indexed" && (s.status.digest === digest
+    || (s.status.resolvedDigest === digest && !s.spec?.platform && s.status.observedGeneration === s.metadata?.generation));
+  return candidates.find(speaksFor) ?? candidates.find((s) => s.status?.phase !== "Indexed");
 }

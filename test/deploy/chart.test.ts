@@ -96,10 +96,10 @@ describe("Helm chart: lint and render", () => {
 
   it("templates the webhook configurations exactly as the operator registers them (register.ts)", async () => {
     const { validatingConfiguration, mutatingConfiguration } = await import("../../src/webhook/register.js");
-    const { docs } = await render(["webhook.pinDigests=true", "webhook.namespaceLabel=team.example/scan=yes", "webhook.timeoutSeconds=7"]);
+    const { docs } = await render(["webhook.pinDigests=true", "webhook.namespaceLabel=team.example/scan=yes", "webhook.timeoutSeconds=7", "webhook.excludeNamespaces={ci-runners,kube-system}"]);
     const o = {
       service: { namespace: "portcullis-system", name: "portcullis" }, caBundle: "", failurePolicy: "Fail" as const, timeoutSeconds: 7,
-      excludeNamespaces: ["kube-system", "kube-public", "kube-node-lease", "portcullis-system"], onlyLabel: { key: "team.example/scan", value: "yes" }, mutating: true,
+      excludeNamespaces: ["kube-system", "kube-public", "kube-node-lease", "portcullis-system", "ci-runners"], onlyLabel: { key: "team.example/scan", value: "yes" }, mutating: true,
     };
     const strip = (w: { clientConfig: { caBundle?: string } }) => ({ ...w, clientConfig: { ...w.clientConfig, caBundle: undefined } });
     const v = find(docs, "ValidatingWebhookConfiguration", "portcullis") as k8s.V1ValidatingWebhookConfiguration;
@@ -107,7 +107,39 @@ describe("Helm chart: lint and render", () => {
     expect(JSON.parse(JSON.stringify(v.webhooks!.map(strip)))).toEqual(JSON.parse(JSON.stringify(validatingConfiguration(o).webhooks!.map(strip))));
     expect(JSON.parse(JSON.stringify(m.webhooks!.map(strip)))).toEqual(JSON.parse(JSON.stringify(mutatingConfiguration(o).webhooks!.map(strip))));
     const dep = find(docs, "Deployment") as k8s.V1Deployment;
-    expect(dep.spec!.template.spec!.containers[0]!.args).toEqual(expect.arrayContaining(["--pin-digests=true", "--webhook-namespace-label=team.example/scan=yes", "--webhook-timeout=7"]));
+    expect(dep.spec!.template.spec!.containers[0]!.args).toEqual(expect.arrayContaining(["--pin-digests=true", "--webhook-namespace-label=team.example/scan=yes", "--webhook-timeout=7", "--webhook-exclude-namespaces=ci-runners,kube-system", "--break-glass=false"]));
+    // Only the operator's list takes a namespace out: no label a namespace's owner can set does.
+    expect(JSON.stringify(v.webhooks![0]!.namespaceSelector)).not.toContain("portcullis.dev/ignore");
+    expect(v.webhooks![0]!.namespaceSelector!.matchExpressions).toEqual([{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: o.excludeNamespaces }]);
+  });
+
+  it("aggregates read access into `view` and creating and deleting ImageScans into `edit`, never their status; break-glass is a role of its own, bound to nobody", async () => {
+    const { docs } = await render();
+    const roles = docs.filter((d): d is k8s.V1ClusterRole => d.kind === "ClusterRole");
+    const labelled = (l: string) => roles.filter((r) => r.metadata!.labels?.[`rbac.authorization.k8s.io/${l}`] === "true");
+    const rules = (rs: k8s.V1ClusterRole[]) => rs.flatMap((r) => r.rules ?? []).map((r) => ({ apiGroups: r.apiGroups, resources: [...r.resources!].sort(), verbs: [...r.verbs].sort() }));
+    expect(rules(labelled("aggregate-to-view"))).toEqual([{ apiGroups: ["portcullis.dev"], resources: ["clusterimagepolicies", "imagepolicies", "imagescans"], verbs: ["get", "list", "watch"] }]);
+    expect(rules(labelled("aggregate-to-edit"))).toEqual([{ apiGroups: ["portcullis.dev"], resources: ["imagescans"], verbs: ["create", "delete"] }]);
+    expect(labelled("aggregate-to-admin")).toEqual([]);
+    // Status is the controller's word: only the operator's own role may write it.
+    for (const r of roles.filter((x) => x.metadata!.name !== "portcullis")) {
+      expect(JSON.stringify(r.rules), r.metadata!.name).not.toMatch(/status|\*/);
+    }
+    const glass = roles.find((r) => r.metadata!.name === "portcullis-break-glass")!;
+    expect(glass.rules).toEqual([{ apiGroups: ["portcullis.dev"], resources: ["imagepolicies"], verbs: ["break-glass"] }]);
+    expect(docs.filter((d) => /Binding$/.test(d.kind!)).map((b) => (b as k8s.V1ClusterRoleBinding).roleRef.name)).not.toContain("portcullis-break-glass");
+    const off = await render(["rbac.aggregateToDefaultRoles=false", "rbac.breakGlassRole=false"]);
+    expect(off.docs.filter((d) => d.kind === "ClusterRole").map((d) => d.metadata!.name)).toEqual(["portcullis"]);
+  });
+
+  it("passes the operator's credential scope and the default policy's break-glass as flags", async () => {
+    const { docs } = await render(["operator.pullSecrets={corp-registry}", "operator.credentialScope.namespaces={platform}", "operator.credentialScope.registries={mirror.example.com:5000}", "webhook.breakGlass=true"]);
+    const args = (find(docs, "Deployment") as k8s.V1Deployment).spec!.template.spec!.containers[0]!.args!;
+    expect(args).toEqual(expect.arrayContaining(["--pull-secrets=corp-registry", "--operator-credentials-namespaces=platform", "--operator-credentials-registries=mirror.example.com:5000", "--break-glass=true"]));
+    const { loadServeConfig } = await import("../../src/cli/serve-config.js");
+    const cfg = loadServeConfig(args.filter((a) => !a.startsWith("--config")), {});
+    expect(cfg).toMatchObject({ config: { operatorCredentialsNamespaces: "platform", operatorCredentialsRegistries: "mirror.example.com:5000", breakGlass: "true" } });
+    await expect(render(["operator.credentialScope.registries={https://mirror.example.com}"])).rejects.toThrow(/credentialScope\/registries/);
   });
 
   it("renders the bundled PostgreSQL with a generated password Secret", async () => {

@@ -240,11 +240,11 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     const { serve, health, webhook } = await start("rbac-replica-1", (port) => ["--webhook-url", `https://127.0.0.1:${port}`, "--pin-digests", "true"]);
 
     // Pods -> ImageScans, Indexed. The team's pod names its pull secret; the name Portcullis wanted was
-    // taken by another image's scan (create: 409, get, a longer name). The judged pod pulls through its
+    // taken by another image's scan (create: 409, get, a name the API server generates). The judged pod pulls through its
     // ServiceAccount.
     const indexed = (ns: string) => waitFor(`the scan in ${ns} Indexed`, async () => (await scans(ns)).find((s) => s.status?.digest === baseDigest && s.status.phase === "Indexed"));
     const team = await indexed(TEAM);
-    expect(team.metadata!.name).toMatch(new RegExp(`^${squatter()}-[0-9a-f]{8}$`));
+    expect(team.metadata!.name).toMatch(new RegExp(`^${squatter()}-[a-z0-9]{5}$`));
     const judged = await indexed(JUDGED);
     expect(judged.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
     expect(judged.status!.credentialSource).toContain("regcred");

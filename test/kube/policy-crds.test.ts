@@ -78,7 +78,7 @@ describeWith(["kube"], "ImagePolicy and ClusterImagePolicy CRDs on the API serve
         onMissingScan: "deny",
         requireDigest: false,
         pinDigests: true,
-        breakGlass: { allowed: true },
+        breakGlass: { allowed: false },
       });
       const parsed = parsePolicy(created);
       expect(parsed).toMatchObject({ ok: true, expired: [], warnings: [] });
@@ -87,7 +87,7 @@ describeWith(["kube"], "ImagePolicy and ClusterImagePolicy CRDs on the API serve
 
     it("gives an ImagePolicy without a spec the full default spec", async () => {
       const created = await createNamespaced(imagePolicy("defaults"));
-      expect(created.spec).toEqual({ mode: "Enforce", onMissingScan: "deny", requireDigest: false, pinDigests: true, breakGlass: { allowed: true } });
+      expect(created.spec).toEqual({ mode: "Enforce", onMissingScan: "deny", requireDigest: false, pinDigests: true, breakGlass: { allowed: false } });
       expect(parsePolicy(created)).toMatchObject({ ok: true });
     });
 
@@ -116,7 +116,7 @@ describeWith(["kube"], "ImagePolicy and ClusterImagePolicy CRDs on the API serve
       expect((vulnDefaults.spec as { vulnerabilities?: unknown }).vulnerabilities).toEqual({ maxSeverity: "Critical", fixableOnly: false, onStaleDatabase: "warn", onUnsupportedDistribution: "warn" });
 
       const defaulted = await createCluster(clusterPolicy("defaults", {}));
-      expect(defaulted.spec).toEqual({ mode: "Enforce", onMissingScan: "deny", requireDigest: false, pinDigests: true, breakGlass: { allowed: true } });
+      expect(defaulted.spec).toEqual({ mode: "Enforce", onMissingScan: "deny", requireDigest: false, pinDigests: true, breakGlass: { allowed: false } });
     });
 
     it("leaves to the zod model what the schema cannot check, such as glob syntax and expiry", async () => {

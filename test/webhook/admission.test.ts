@@ -91,7 +91,11 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [ns, open] });
     await controller.start();
     events = new EventRecorder(kc);
-    webhook = new AdmissionWebhook({ kc, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, events });
+    // Break-glass on for the default policy (serve --break-glass=true); the admin user passes its SubjectAccessReview.
+    webhook = new AdmissionWebhook({
+      kc, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, events,
+      defaultPolicy: { mode: "Enforce", onMissingScan: "deny", requireDigest: false, breakGlassAllowed: true },
+    });
     await webhook.start();
     port = await freePort();
     server = (await webhook.listen({ host: "127.0.0.1", port, tls })) as Server;
@@ -144,7 +148,7 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     await kubectl("delete", "-f", join(dir, "warn.yaml"));
   });
 
-  it("break-glass: an annotation with a reason lets a pod through", async () => {
+  it("break-glass: an annotation with a reason lets a pod through (the default policy allows it, the user may)", async () => {
     // (Other tests' policies may be in the cache; none of them applies here.)
     const here = { name: ns, labels: { "kubernetes.io/metadata.name": ns, [label.key]: label.value } };
     await until("policy gone from the cache", async () => (webhook.policies().some((p) => policyAppliesToNamespace(p, here)) ? undefined : true));

@@ -46,7 +46,7 @@ url
 
 {{/* The namespaces the webhook is never sent, as register.ts computes them. */}}
 {{- define "portcullis.webhookExcluded" -}}
-{{- $ns := list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace | uniq -}}
+{{- $ns := concat (list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace) .Values.webhook.excludeNamespaces | uniq -}}
 {{- toJson $ns -}}
 {{- end -}}
 
@@ -57,9 +57,6 @@ namespaceSelector:
     - key: kubernetes.io/metadata.name
       operator: NotIn
       values: {{ include "portcullis.webhookExcluded" . }}
-    - key: portcullis.dev/ignore
-      operator: NotIn
-      values: ["true"]
   {{- with .Values.webhook.namespaceLabel }}
   {{- $kv := splitn "=" 2 . }}
   matchLabels:
