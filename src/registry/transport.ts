@@ -12,7 +12,7 @@
 //    elsewhere. Upload `Location`s are checked the same way by uploadPath().
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, request, type Dispatcher } from "undici";
+import { request, type Agent, type Dispatcher } from "undici";
 import { classifyHost, defaultEgressGuard, egressPolicy, egressRefusal, refuseHost, type AddressClass, type EgressGuard, type EgressPolicy } from "../net/egress.js";
 import { findChallenge, parseChallenges, type Challenge } from "./auth/challenge.js";
 import type { Credential, Keyring } from "./auth/types.js";
