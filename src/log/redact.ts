@@ -26,7 +26,7 @@ const SECRET_NAME = String.raw`[A-Za-z0-9_.-]{0,40}?(?:password|passwd|pwd|token
 const RULES: Array<[RegExp, (...m: string[]) => string]> = [
   // scheme://user:password@host -> scheme://user:[REDACTED]@host. The password runs to the LAST @ before
   // the host (`postgres://u:p@ssw0rd@db`: the password is `p@ssw0rd`), as URL parsers read it.
-  [/\b([a-z][a-z0-9+.-]*:\/\/)([^\s:/?#@]*):([^\s/?#]*)@(?=[^\s@/?#]*(?:[\s/?#]|$))/gi, (_, scheme, user) => `${scheme}${user}:${REDACTED}@`],
+  [/\b([a-z][a-z0-9+.-]{0,31}:\/\/)([^\s:/?#@]*):([^\s/?#]*)@(?=[^\s@/?#]*(?:[\s/?#]|$))/gi, (_, scheme, user) => `${scheme}${user}:${REDACTED}@`],
   // Authorization header values, any case (not a WWW-Authenticate challenge: Bearer realm="…",service="…").
   [/\b(Bearer|Basic)(\s+)(?!(?:realm|service|scope|error|charset)=)([A-Za-z0-9._~+/=-]+)/gi, (all, scheme, sp, cred) => (looksLikeCredential(cred!) ? `${scheme}${sp}${REDACTED}` : all)],
   // Authorization: <scheme> <credential> with any other scheme (token, Bearer in quotes ...).
@@ -93,6 +93,6 @@ export function tenantRedactor(operatorSecrets?: { namespace: string; names: rea
   const names = operatorSecrets?.names.filter(Boolean) ?? [];
   if (!names.length) return scrubString;
   const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const re = new RegExp(`(?<![\\w.-])(?:secret )?${esc(operatorSecrets!.namespace)}/(?:${names.map(esc).join("|")})(?![\\w.-])`, "g");
+  const re = new RegExp(`(?<![\\w.-])(?:(?:pull )?secret )?${esc(operatorSecrets!.namespace)}/(?:${names.map(esc).join("|")})(?![\\w.-])`, "g");
   return (s) => scrubString(s).replace(re, OPERATOR_PULL_SECRET);
 }

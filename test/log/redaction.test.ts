@@ -3,7 +3,8 @@
 // credentialSource), and an admission answer (through the webhook's HTTP handler). Two kinds of leak are
 // provoked for real: credentials inside a string that flows into messages (a URL with a password that
 // contains `@`, written as an image reference), and the names of the operator's own pull secrets (which
-// tenants must not learn; they see "operator pull secret").
+// tenants must not learn; they see "operator pull secret"). And the registry metric label, whose values
+// tenants would otherwise choose.
 import { execFile } from "node:child_process";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,12 +13,14 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { operatorRegistryHosts, SecretCache } from "../../src/controller/credentials.js";
 import { GROUP, ImageScanController, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { EventRecorder } from "../../src/kube/events.js";
 import { logFn } from "../../src/log/logger.js";
 import { createLogger } from "../../src/log/pino.js";
 import { OPERATOR_PULL_SECRET, tenantRedactor } from "../../src/log/redact.js";
+import { PortcullisMetrics } from "../../src/metrics/metrics.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
@@ -162,6 +165,15 @@ describeWith(["kube", "registryBasic"], "redaction over every output channel", (
       expect(answer.response.status!.message.length).toBeGreaterThan(20);
       expectHidden("admission answer", text);
     }
+  });
+
+  it("metrics: the registry label names the registries of the operator's pull secrets; a tenant's host is `other`", async () => {
+    const hosts = await operatorRegistryHosts(new SecretCache(core), { namespace: opNs, names: ["op-good", "op-missing"] });
+    expect(hosts).toEqual([service("registryBasic").host]);
+    const m = new PortcullisMetrics();
+    m.knowRegistries(hosts);
+    expect(m.registryLabel(service("registryBasic").host)).toBe(service("registryBasic").host);
+    expect(m.registryLabel("attacker-chosen-1234.example.com")).toBe("other");
   });
 
   it("log lines: the controller's lines carry no password (operators may read secret names in logs)", () => {
