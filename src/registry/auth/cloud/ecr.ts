@@ -62,9 +62,9 @@ export class EcrCredentialProvider implements CredentialProvider {
   private readonly embargo = new Map<string, { until: number; reason: string }>();
 
   constructor(private readonly o: EcrOptions = {}) {
-    const { ecrEndpoint: _e, ecrPublicEndpoint: _p, env: _env, now: _now, stsEndpoint: _s, ...rest } = o;
+    const { ecrEndpoint: _e, ecrPublicEndpoint: _p, env: _env, now: _now, stsEndpoint: _s, egress: _g, ...rest } = o;
     this.opts = EcrOptionsSchema.parse(rest);
-    this.chain = new AwsCredentialChain({ env: o.env, now: o.now, stsEndpoint: o.stsEndpoint });
+    this.chain = new AwsCredentialChain({ env: o.env, now: o.now, stsEndpoint: o.stsEndpoint, egress: o.egress });
     this.now = o.now ?? Date.now;
   }
 
@@ -136,7 +136,7 @@ export class EcrCredentialProvider implements CredentialProvider {
     delete headers.host;
     delete headers["content-length"];
     const where = t.public ? "ECR Public" : `ECR in ${t.region}`;
-    const res = await smallRequest(url.toString(), { method: "POST", headers, body, signal, policy: (t.public ? this.o.ecrPublicEndpoint : this.o.ecrEndpoint) ? ANYWHERE : PUBLIC_ONLY }).catch((e: Error) => {
+    const res = await smallRequest(url.toString(), { method: "POST", headers, body, signal, policy: (t.public ? this.o.ecrPublicEndpoint : this.o.ecrEndpoint) ? ANYWHERE : PUBLIC_ONLY, egress: this.o.egress }).catch((e: Error) => {
       throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `${where}: ${url.host} did not answer: ${e.message}`);
     });
     if (res.status !== 200) {
