@@ -64,11 +64,19 @@ function safePath(p: string): boolean {
 }
 
 /** Writes the latest operation of each source (all, or those named) with its raw files. */
-export async function exportBundle(store: AdvisoryStore, o: { sources?: readonly string[]; generator: string }): Promise<{ bytes: Buffer; manifest: BundleManifest }> {
+export async function exportBundle(store: AdvisoryStore, o: { sources?: readonly string[]; generator: string }): Promise<{ bytes: Buffer; manifest: BundleManifest; left: string[] }> {
   const status = await store.status();
-  const wanted = o.sources?.length ? status.filter((s) => o.sources!.includes(s.source)) : status;
   const unknown = (o.sources ?? []).filter((n) => !status.some((s) => s.source === n));
   if (unknown.length) throw new BundleError(`no operation in the store for source(s) ${unknown.join(", ")}: run portcullis db update or db import first`);
+  // A bundle is built in memory; a streamed source (Red Hat: every VEX document, GBs) is not carried.
+  const streamed = status.filter((s) => s.latest.streamed);
+  const named = streamed.filter((s) => o.sources?.includes(s.source));
+  if (named.length) {
+    throw new BundleError(`${named.map((s) => `${s.source} (${s.latest.fileCount} files)`).join(", ")} cannot go into a bundle: bundles are built in memory and do not carry streamed sources yet; update it from the upstream or a mirror instead`);
+  }
+  const wanted = (o.sources?.length ? status.filter((s) => o.sources!.includes(s.source)) : status).filter((s) => !s.latest.streamed);
+  const left = o.sources?.length ? [] : streamed.map((s) => s.source);
+  if (!wanted.length && left.length) throw new BundleError(`nothing to export: ${left.join(", ")} is a streamed source, which bundles do not carry yet`);
   if (!wanted.length) throw new BundleError("the store has no advisory data to export: run portcullis db update or db import first");
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT, created: new Date().toISOString(), generator: o.generator,
@@ -95,7 +103,7 @@ export async function exportBundle(store: AdvisoryStore, o: { sources?: readonly
   }
   pack.finalize();
   await done;
-  return { bytes: await zstdCompress(Buffer.concat(chunks)), manifest };
+  return { bytes: await zstdCompress(Buffer.concat(chunks)), manifest, left };
 }
 
 function cleanFile(f: OperationFile): OperationFile {

@@ -4,6 +4,7 @@ import type { SourceKind } from "../store/advisory-types.js";
 import * as alpine from "./sources/alpine/index.js";
 import * as debian from "./sources/debian/index.js";
 import * as redhat from "./sources/redhat/index.js";
+import { REDHAT_VEX, updateRedhat } from "./sources/redhat/upstream.js";
 import { detectOsv, parseOsv } from "./sources/osv/index.js";
 import { detectNodejsCore, parseNodejsCore } from "./sources/nodejs/index.js";
 import { detectEpss, parseEpss } from "./enrichment/epss.js";
@@ -26,6 +27,7 @@ interface SourceSpec {
   detect(file: RawFile): boolean;
   parse(files: RawFile[]): SourceParse;
   nameFor?(files: RawFile[]): string;
+  update?: AdvisorySource["update"];
 }
 
 const source = (s: SourceSpec): AdvisorySource => s;
@@ -73,17 +75,17 @@ export const alpineSource = source({
   parse: alpine.parse,
 });
 
-export const redhatSource = source({
+export const redhatSource: AdvisorySource = source({
   name: "redhat", kind: "os", parserVersion: "1", updateByDefault: false,
-  from: "import only: CSAF VEX documents (portcullis db import DIR --kind redhat)",
+  from: `${REDHAT_VEX}{archive_latest.txt, csaf_vex_YYYY-MM-DD.tar.zst, changes.csv, deletions.csv, YYYY/cve-YYYY-N.json}`,
   licence: "CC-BY-4.0 (each document's Terms of Use)",
   attribution: "Red Hat Product Security CSAF VEX, https://security.access.redhat.com/data/csaf/v2/vex/",
-  // Red Hat publishes every VEX document in one archive, which this updater (it holds each upstream file in
-  // memory and keeps it as a raw file) is not built for: import the documents
-  // of the products you run with `portcullis db import DIR --kind redhat` (docs/advisories.md, Red Hat).
+  // The archive of every document is too large for the generic updater (it holds each upstream file in
+  // memory): this source streams it and then applies what changed since (sources/redhat/upstream.ts).
   upstream: async () => {
-    throw new Error("redhat has no update from upstream in this version: import its CSAF VEX documents with portcullis db import DIR --kind redhat");
+    throw new Error("redhat updates through its own streaming updater, not a list of files");
   },
+  update: (store, ctx) => updateRedhat(store, redhatSource, ctx),
   detect: redhat.detect,
   parse: redhat.parse,
 });

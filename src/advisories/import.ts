@@ -206,6 +206,10 @@ export async function reparseSources(store: AdvisoryStore, catalogue: SourceCata
       out.push({ source: s.source, status: "failed", error: "this Portcullis has no parser for this source", files: s.latest.files.length });
       continue;
     }
+    if (s.latest.streamed) {
+      out.push(await reparseStreamed(store, source, s.latest));
+      continue;
+    }
     const files: RawFile[] = [];
     for (const f of s.latest.files) {
       const bytes = await store.rawFile(f.sha256);
@@ -227,4 +231,52 @@ export async function reparseSources(store: AdvisoryStore, catalogue: SourceCata
     }));
   }
   return out;
+}
+
+/**
+ * Reparses a streamed operation (Red Hat's documents) without holding it in memory: its raw files are
+ * read from the store a batch at a time, each parsed on its own (one document per file), and written
+ * as a new streamed operation.
+ */
+async function reparseStreamed(store: AdvisoryStore, source: AdvisorySource, latest: Operation): Promise<ImportResult> {
+  const origin = `reparse of ${latest.origin}`;
+  if (latest.parserVersion === source.parserVersion) return { source: source.name, status: "unchanged", operation: latest, files: latest.fileCount };
+  try {
+    const files = await store.operationFiles(latest.ref);
+    const rec = await store.recordStreamedOperation(
+      { source: source.name, kind: source.kind, origin, parserVersion: source.parserVersion, fingerprint: latest.fingerprint, licence: latest.licence || source.licence, attribution: latest.attribution || source.attribution },
+      async (w) => {
+        const BATCH_BYTES = 32 << 20;
+        let batch: Array<{ file: (typeof files)[number]; bytes: Buffer }> = [];
+        let size = 0;
+        const flush = async () => {
+          const advisories = [];
+          const skipped = [];
+          for (const { file, bytes } of batch) {
+            try {
+              const r = source.parse([{ path: file.path, bytes }]);
+              advisories.push(...r.advisories);
+              skipped.push(...r.skipped);
+            } catch (e) {
+              skipped.push({ file: file.path, record: file.path, reason: (e as Error).message });
+            }
+          }
+          await w.add(batch.map(({ file, bytes }) => ({ ...file, bytes })), advisories, skipped);
+          batch = [];
+          size = 0;
+        };
+        for (const f of files) {
+          const bytes = await w.rawFile(f.sha256);
+          if (!bytes) throw new ImportError(`the store lost raw file ${f.path} (${f.sha256}): update or import the source again`);
+          batch.push({ file: f, bytes });
+          size += bytes.length;
+          if (size >= BATCH_BYTES || batch.length >= 1000) await flush();
+        }
+        if (batch.length) await flush();
+      },
+    );
+    return { source: source.name, status: rec.unchanged ? "unchanged" : "imported", operation: rec.operation, files: rec.operation.fileCount };
+  } catch (e) {
+    return { source: source.name, status: "failed", error: describeError(e), files: latest.fileCount };
+  }
 }

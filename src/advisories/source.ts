@@ -1,7 +1,7 @@
 // An advisory source: where its upstream files are, how to recognise them in an import, and how to parse
 // them into the advisory model. The updater downloads, the importer detects, the store keeps operations;
 // a source itself does no I/O.
-import type { SourceKind } from "../store/advisory-types.js";
+import type { AdvisoryStore, Operation, SourceKind } from "../store/advisory-types.js";
 import type { Enrichment, ParseResult, RawFile } from "./types.js";
 
 export interface UpstreamFile {
@@ -29,6 +29,23 @@ export function upstreamUrl(ctx: UpstreamContext, path: string, defaultUrl: stri
 
 export type SourceParse = ParseResult & { enrichment?: Enrichment };
 
+/** What a source that updates itself is given: its mirror and the updater's options. */
+export interface SelfUpdateContext {
+  mirror?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  userAgent?: string;
+  log?: (msg: string) => void;
+}
+
+export interface SelfUpdateResult {
+  status: "updated" | "unchanged";
+  operation?: Operation;
+  /** Bytes downloaded (304s count 0). */
+  downloaded: number;
+  files: number;
+}
+
 export interface AdvisorySource {
   /** Unique, stable: the key of its operations (`debian`, `alpine`, `osv-npm`, `epss`). */
   readonly name: string;
@@ -48,4 +65,10 @@ export interface AdvisorySource {
   /** The source's name for an imported set of its files (OSV: by the records' ecosystem). */
   nameFor?(files: RawFile[]): string;
   parse(files: RawFile[]): SourceParse;
+  /**
+   * For a source too large for the generic updater (which holds each upstream file in memory): downloads
+   * and records its own operation (Red Hat: an archive of every document, then what changed since).
+   * `upstream` is then not used by `db update`.
+   */
+  update?(store: AdvisoryStore, ctx: SelfUpdateContext): Promise<SelfUpdateResult>;
 }

@@ -1,12 +1,16 @@
 // `portcullis db update`: for each source, download its upstream files with the fingerprints of its
 // latest operation (ETag / Last-Modified: an unchanged file is a 304 and costs nothing), parse them, and
 // record one operation, whole or not at all. A source that fails (HTTP 500, a bad file) is reported and
-// leaves the store as it was; the others go on.
+// leaves the store as it was; the others go on. A source too large for memory (Red Hat) brings its own
+// update (`AdvisorySource.update`), which streams into one operation the same way.
 import { createHash } from "node:crypto";
 import type { AdvisoryStore, Operation } from "../store/advisory-types.js";
-import type { AdvisorySource, UpstreamFile } from "./source.js";
+import type { AdvisorySource } from "./source.js";
 import type { RawFile } from "./types.js";
 import { describeError } from "../errors.js";
+import { AdvisoryFetchError, fetchFile, fetchText, parseFingerprint, type Fingerprint } from "./http.js";
+
+export { AdvisoryFetchError } from "./http.js";
 
 export interface UpdateOptions {
   /** Mirror base URLs by source name. */
@@ -29,20 +33,6 @@ export interface UpdateResult {
   durationMs: number;
 }
 
-export class AdvisoryFetchError extends Error {
-  override name = "AdvisoryFetchError";
-  constructor(readonly code: "ADVISORY_HTTP_STATUS" | "ADVISORY_TOO_LARGE" | "ADVISORY_NETWORK", message: string, readonly status?: number) {
-    super(message);
-  }
-}
-
-interface Fingerprint {
-  etag?: string;
-  lastModified?: string;
-}
-
-type Fetched = { notModified: true } | { notModified: false; missing: true } | { notModified: false; missing: false; bytes: Buffer; fingerprint: Fingerprint };
-
 /** Updates each source in turn; never throws for one source's failure (its result says why). */
 export async function updateSources(store: AdvisoryStore, sources: readonly AdvisorySource[], o: UpdateOptions = {}): Promise<UpdateResult[]> {
   const out: UpdateResult[] = [];
@@ -58,6 +48,10 @@ export async function updateSource(store: AdvisoryStore, source: AdvisorySource,
   const result = (r: Omit<UpdateResult, "source" | "durationMs">): UpdateResult => ({ source: source.name, durationMs: Date.now() - t0, ...r });
   let downloaded = 0;
   try {
+    if (source.update) {
+      const r = await source.update(store, { mirror: o.mirrors?.[source.name], timeoutMs: o.timeoutMs, signal: o.signal, userAgent: o.userAgent, log: o.log });
+      return result(r);
+    }
     const latest = await store.latestOperation(source.name);
     const previous = new Map<string, Fingerprint>(Object.entries(latest?.fingerprint ?? {}).map(([url, v]) => [url, parseFingerprint(v)]));
     const upstream = await source.upstream({ mirror: o.mirrors?.[source.name], list: (url) => fetchText(url, o) });
@@ -106,70 +100,3 @@ export async function updateSource(store: AdvisoryStore, source: AdvisorySource,
   }
 }
 
-function parseFingerprint(v: string): Fingerprint {
-  try {
-    const o = JSON.parse(v) as Fingerprint;
-    return { etag: typeof o.etag === "string" ? o.etag : undefined, lastModified: typeof o.lastModified === "string" ? o.lastModified : undefined };
-  } catch {
-    return {};
-  }
-}
-
-async function fetchFile(f: UpstreamFile, fp: Fingerprint | undefined, o: UpdateOptions): Promise<Fetched> {
-  const headers: Record<string, string> = { "user-agent": o.userAgent ?? "portcullis" };
-  if (fp?.etag) headers["if-none-match"] = fp.etag;
-  if (fp?.lastModified) headers["if-modified-since"] = fp.lastModified;
-  const res = await send(f.url, headers, o);
-  if (res.status === 304) {
-    await res.body?.cancel();
-    return { notModified: true };
-  }
-  if (res.status === 404 && f.optional) {
-    await res.body?.cancel();
-    return { notModified: false, missing: true };
-  }
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new AdvisoryFetchError("ADVISORY_HTTP_STATUS", `GET ${f.url} answered ${res.status} ${res.statusText}`.trim(), res.status);
-  }
-  const bytes = await readCapped(res, f.maxBytes, f.url);
-  return { notModified: false, missing: false, bytes, fingerprint: { etag: res.headers.get("etag") ?? undefined, lastModified: res.headers.get("last-modified") ?? undefined } };
-}
-
-async function fetchText(url: string, o: UpdateOptions): Promise<string> {
-  const res = await send(url, { "user-agent": o.userAgent ?? "portcullis" }, o);
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new AdvisoryFetchError("ADVISORY_HTTP_STATUS", `GET ${url} answered ${res.status} ${res.statusText}`.trim(), res.status);
-  }
-  return (await readCapped(res, 4 << 20, url)).toString("utf8");
-}
-
-async function send(url: string, headers: Record<string, string>, o: UpdateOptions): Promise<Response> {
-  if (!/^https?:\/\//.test(url)) throw new AdvisoryFetchError("ADVISORY_NETWORK", `not an http(s) URL: ${url}`);
-  const deadline = AbortSignal.timeout(o.timeoutMs ?? 600_000);
-  try {
-    return await fetch(url, { headers, redirect: "follow", signal: o.signal ? AbortSignal.any([o.signal, deadline]) : deadline });
-  } catch (e) {
-    if (o.signal?.aborted) throw e;
-    const cause = (e as { cause?: Error }).cause;
-    throw new AdvisoryFetchError("ADVISORY_NETWORK", `GET ${url}: ${cause?.message ?? (e as Error).message}`);
-  }
-}
-
-async function readCapped(res: Response, max: number, url: string): Promise<Buffer> {
-  const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (declared > max) {
-    await res.body?.cancel();
-    throw new AdvisoryFetchError("ADVISORY_TOO_LARGE", `${url} is ${declared} bytes, more than the ${max} accepted`);
-  }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  if (!res.body) return Buffer.alloc(0);
-  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
-    n += c.length;
-    if (n > max) throw new AdvisoryFetchError("ADVISORY_TOO_LARGE", `${url} is more than the ${max} bytes accepted`);
-    chunks.push(Buffer.from(c));
-  }
-  return Buffer.concat(chunks);
-}

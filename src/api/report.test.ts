@@ -8,7 +8,7 @@ import type { IndexReport } from "../indexer/report.js";
 import type { ManifestToIndex } from "../indexer/types.js";
 import { LayerError } from "../layers/errors.js";
 import type { ManifestPackageMatch, Store } from "../store/types.js";
-import { ReportApi, type Authority, type Caller } from "./report.js";
+import { ClientLimiter, ReportApi, TtlCache, type Authority, type Caller } from "./report.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const R = `sha256:${"b".repeat(64)}`;
@@ -323,5 +323,57 @@ describe("ReportApi matcher endpoints", () => {
     const res = await affected(base, { vulnerabilities: [{ id: "1", name: "CVE-2023-2650", package: { name: "openssl" }, distribution: { did: "alpine", version_id: "3.18" }, fixed_in_version: "3.1.1-r0" }] });
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ code: "too-large", message: expect.stringContaining("more than 1 times") });
+  });
+});
+
+describe("ReportApi: what an unauthenticated caller can cost", () => {
+  it("answers 429 to a client spraying unknown tokens, after a burst, while a known token keeps working", async () => {
+    let reviews = 0;
+    const authority: Authority = { authenticate: async (t) => (reviews++, t === "good" ? { username: "alice" } : undefined), authorize: async () => true };
+    const { server: s } = setup({ authority });
+    const base = await listen(s);
+    expect((await fetch(`${base}/index_report/${D}`, { headers: { authorization: "Bearer good" } })).status).toBe(200);
+    const codes: number[] = [];
+    for (let i = 0; i < 40; i++) codes.push((await fetch(`${base}/index_report/${D}`, { headers: { authorization: `Bearer random-${i}` } })).status);
+    // The good token took one of the 20; the API server saw at most 20 + what refilled meanwhile.
+    expect(codes.filter((c) => c === 401).length).toBeGreaterThanOrEqual(19);
+    expect(codes.filter((c) => c === 429).length).toBeGreaterThanOrEqual(15);
+    expect(reviews).toBeLessThan(30);
+    const limited = await fetch(`${base}/index_report/${D}`, { headers: { authorization: "Bearer random-x" } });
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("1");
+    // A cached (known) token costs no check and is not limited.
+    expect((await fetch(`${base}/index_report/${D}`, { headers: { authorization: "Bearer good" } })).status).toBe(200);
+  });
+
+  it("authenticates before it decodes the path: 401 without a token, 400 with one", async () => {
+    const authority: Authority = { authenticate: async (t) => (t === "good" ? { username: "alice" } : undefined), authorize: async () => true };
+    const { server: s } = setup({ authority });
+    const base = await listen(s);
+    expect((await fetch(`${base}/index_report/%E0%A4%A`)).status).toBe(401);
+    const bad = await fetch(`${base}/index_report/%E0%A4%A`, { headers: { authorization: "Bearer good" } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { code: string }).code).toBe("bad-request");
+  });
+
+  it("keeps the answers in use when full: least recently used out first", () => {
+    const c = new TtlCache<number>(60_000, 3);
+    c.set("a", 1);
+    c.set("b", 2);
+    c.set("c", 3);
+    expect(c.get("a")).toBe(1);
+    c.set("d", 4);
+    expect([c.get("a"), c.get("b"), c.get("c"), c.get("d")]).toEqual([1, undefined, 3, 4]);
+    expect(c.size).toBe(3);
+  });
+
+  it("refills a client's bucket over time and bounds the clients it remembers", () => {
+    const l = new ClientLimiter(5, 2, 2);
+    expect([l.take("x", 0), l.take("x", 0), l.take("x", 0)]).toEqual([true, true, false]);
+    expect(l.take("x", 200)).toBe(true);
+    expect(l.take("y", 200)).toBe(true);
+    expect(l.take("z", 200)).toBe(true);
+    // x was forgotten (least recently used): it starts with a full bucket again.
+    expect([l.take("x", 200), l.take("x", 200), l.take("x", 200)]).toEqual([true, true, false]);
   });
 });

@@ -240,6 +240,8 @@ export interface ReportApiOptions {
   authority?: Authority;
   /** How long TokenReview and SubjectAccessReview answers are kept. Default 60 s. */
   cacheTtlMs?: number;
+  /** TokenReviews of tokens not in the cache, per client address: per second and burst. Default 5 and 20. */
+  tokenChecks?: { perSecond: number; burst: number };
   /** The indexer for POST index_report (its scanner set must be `scannerSet`); without it POST is 501. */
   indexer?: Pick<Indexer, "index">;
   /**
@@ -268,44 +270,81 @@ export interface ReportApiOptions {
   log?(level: string, msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** A path segment, percent-decoded; a malformed escape is the caller's error (400), not ours. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, "bad-request", `malformed percent-encoding in ${JSON.stringify(segment.slice(0, 200))}`);
+  }
+}
+
 class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }
 }
 
-/** A TTL cache with a bound on its size (expired entries go first, then everything). */
-class TtlCache<V> {
+/**
+ * A TTL cache with a bound on its size, least recently used out first (a flood of new keys evicts the oldest,
+ * never the answers in use).
+ */
+export class TtlCache<V> {
   private readonly m = new Map<string, { v: V; until: number }>();
-  constructor(private readonly ttlMs: number) {}
+  constructor(private readonly ttlMs: number, private readonly max = MAX_CACHE) {}
   get(k: string): V | undefined {
     const e = this.m.get(k);
     if (!e) return undefined;
-    if (e.until < Date.now()) {
-      this.m.delete(k);
-      return undefined;
-    }
+    this.m.delete(k);
+    if (e.until < Date.now()) return undefined;
+    this.m.set(k, e);
     return e.v;
   }
   set(k: string, v: V): void {
-    if (this.m.size >= MAX_CACHE) {
-      const now = Date.now();
-      for (const [key, e] of this.m) if (e.until < now) this.m.delete(key);
-      if (this.m.size >= MAX_CACHE) this.m.clear();
-    }
+    this.m.delete(k);
+    while (this.m.size >= this.max) this.m.delete(this.m.keys().next().value!);
     this.m.set(k, { v, until: Date.now() + this.ttlMs });
+  }
+  get size(): number {
+    return this.m.size;
+  }
+}
+
+/**
+ * Token checks per client address: a bucket of `burst` refilled at `perSecond`. Only tokens the cache does not
+ * know cost a check, so a client with a valid token is never slowed; one that sprays random tokens is answered
+ * 429 instead of making the API server do a TokenReview for each.
+ */
+export class ClientLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(private readonly perSecond = 5, private readonly burst = 20, private readonly max = MAX_CACHE) {}
+  take(client: string, now = Date.now()): boolean {
+    let b = this.buckets.get(client);
+    if (b) this.buckets.delete(client);
+    else b = { tokens: this.burst, at: now };
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    b.at = now;
+    while (this.buckets.size >= this.max) this.buckets.delete(this.buckets.keys().next().value!);
+    this.buckets.set(client, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 }
 
 /** TokenReview and SubjectAccessReview through the API server. */
-export function kubeAuthority(kc: k8s.KubeConfig): Authority {
+export function kubeAuthority(kc: k8s.KubeConfig, o: { audiences?: readonly string[] } = {}): Authority {
   const authn = kc.makeApiClient(k8s.AuthenticationV1Api);
   const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
+  const audiences = o.audiences?.length ? [...o.audiences] : undefined;
   return {
     async authenticate(token) {
-      const r = await authn.createTokenReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } } });
+      // With audiences, only a token issued for one of them is accepted (`kubectl create token SA --audience
+      // portcullis`): a token meant for the API server, sent here over the network, cannot be replayed to it.
+      const r = await authn.createTokenReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, ...(audiences ? { audiences } : {}) } } });
       const u = r.status?.user;
       if (!r.status?.authenticated || !u?.username) return undefined;
+      if (audiences && !(r.status.audiences ?? []).some((a) => audiences.includes(a))) return undefined;
       return { username: u.username, ...(u.uid ? { uid: u.uid } : {}), ...(u.groups ? { groups: u.groups } : {}), ...(u.extra ? { extra: u.extra } : {}) };
     },
     async authorize(caller, attrs) {
@@ -327,6 +366,7 @@ export class ReportApi {
   private readonly authority: Authority;
   private readonly tokens: TtlCache<Caller | null>;
   private readonly decisions: TtlCache<boolean>;
+  private readonly limiter: ClientLimiter;
   private readonly informer: Informer<ImageScan> | undefined;
   private readonly scans: { list(): ImageScan[] };
   private readonly fetcher: UriLayerFetcher | undefined;
@@ -346,6 +386,7 @@ export class ReportApi {
     if (o.indexer) this.fetcher = new UriLayerFetcher({ registry: o.layerFetch, allowPrivateHosts: o.allowPrivateLayerHosts ?? false, egress: o.egress });
     this.tokens = new TtlCache(o.cacheTtlMs ?? 60_000);
     this.decisions = new TtlCache(o.cacheTtlMs ?? 60_000);
+    this.limiter = new ClientLimiter(o.tokenChecks?.perSecond ?? 5, o.tokenChecks?.burst ?? 20);
     if (o.scans) this.scans = o.scans;
     else {
       const custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
@@ -406,12 +447,11 @@ export class ReportApi {
     if (matcher) {
       if (!vulnReport) throw new HttpError(404, "not-found", `no such endpoint: ${path}`);
       if (method !== "GET" && method !== "HEAD") return allow("GET");
-      const digest = decodeURIComponent(vulnReport[1]!);
-      handler = (c) => this.getVulnerabilityReport(c, digest, req, res);
+      handler = (c) => this.getVulnerabilityReport(c, decoded(vulnReport[1]!), req, res);
     } else if (report) {
-      const digest = decodeURIComponent(report[1]!);
-      if (method === "GET" || method === "HEAD") handler = (c) => this.getReport(c, digest, req, res);
-      else if (method === "DELETE") handler = (c) => this.deleteOne(c, digest, res);
+      // Decoded after authentication: an unauthenticated caller gets 401 whatever the path holds.
+      if (method === "GET" || method === "HEAD") handler = (c) => this.getReport(c, decoded(report[1]!), req, res);
+      else if (method === "DELETE") handler = (c) => this.deleteOne(c, decoded(report[1]!), res);
       else return allow("GET, DELETE");
     } else if (rest === "/index_report") {
       if (method === "POST") handler = (c) => this.indexManifest(c, req, res);
@@ -424,16 +464,25 @@ export class ReportApi {
       if (method === "POST") handler = (c) => this.affected(c, req, res);
       else return allow("POST");
     } else throw new HttpError(404, "not-found", `no such endpoint: ${path}`);
-    await handler(await this.caller(req));
+    await handler(await this.caller(req, res));
   }
 
-  private async caller(req: IncomingMessage): Promise<Caller> {
+  /** The client a request comes from, for the token-check limiter. */
+  private static client(req: IncomingMessage): string {
+    return req.socket.remoteAddress ?? "unknown";
+  }
+
+  private async caller(req: IncomingMessage, res: ServerResponse): Promise<Caller> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
     if (!m) throw new HttpError(401, "unauthorized", "a bearer token is required (Authorization: Bearer TOKEN, a Kubernetes token)");
     const token = m[1]!;
     const key = createHash("sha256").update(token).digest("hex");
     let caller = this.tokens.get(key);
     if (caller === undefined) {
+      if (!this.limiter.take(ReportApi.client(req))) {
+        res.setHeader("Retry-After", "1");
+        throw new HttpError(429, "too-many-requests", "too many unknown tokens from this client; try again in a second");
+      }
       try {
         caller = (await this.authority.authenticate(token)) ?? null;
       } catch (e) {

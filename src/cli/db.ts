@@ -152,7 +152,8 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
       want(1, "one FILE");
       const file = a.positionals[0]!;
       return withStore(a, async (store) => {
-        const { bytes, manifest } = await exportBundle(store.advisories, { sources: a.sources, generator: `portcullis ${version()}` });
+        const { bytes, manifest, left } = await exportBundle(store.advisories, { sources: a.sources, generator: `portcullis ${version()}` });
+        if (left.length) err(`portcullis: ${left.join(", ")} left out of the bundle: streamed sources are not carried by bundles yet\n`);
         const tmp = `${file}.partial-${process.pid}`;
         await writeFile(tmp, bytes);
         await rename(tmp, file);
@@ -164,7 +165,8 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
       want(1, "one REF");
       const ref = parseReference(a.positionals[0]!);
       return withStore(a, async (store) => {
-        const { bytes, manifest } = await exportBundle(store.advisories, { sources: a.sources, generator: `portcullis ${version()}` });
+        const { bytes, manifest, left } = await exportBundle(store.advisories, { sources: a.sources, generator: `portcullis ${version()}` });
+        if (left.length) err(`portcullis: ${left.join(", ")} left out of the bundle: streamed sources are not carried by bundles yet\n`);
         const client = await registryClient(a, env, ref.registry);
         try {
           const pushed = await client.pushArtifact(ref, {
@@ -276,6 +278,6 @@ function statusJson(s: SourceStatus) {
   return {
     source: s.source, kind: s.kind, updatedAt: s.latest.createdAt, ageSeconds: Math.round((Date.now() - Date.parse(s.latest.createdAt)) / 1000),
     operation: s.latest.ref, origin: s.latest.origin, parserVersion: s.latest.parserVersion, operations: s.operations,
-    records: s.advisories, affected: s.affected, stats: s.latest.stats, files: s.latest.files, licence: s.latest.licence, attribution: s.latest.attribution,
+    records: s.advisories, affected: s.affected, stats: s.latest.stats, files: s.latest.streamed ? undefined : s.latest.files, fileCount: s.latest.fileCount, licence: s.latest.licence, attribution: s.latest.attribution,
   };
 }

@@ -61,7 +61,7 @@ describe("serve's configuration", () => {
   it("refuses unknown keys, naming the key and the file", () => {
     expect(() => load([], {}, "concurency: 8\n")).toThrow(`invalid configuration: ${FILE}: unknown key "concurency" (did you mean "concurrency"?)`);
     expect(() => load([], {}, "watch-namespaces: [a]\nPORTCULLIS_GC_AFTER: 1h\n")).toThrow(/unknown key "watch-namespaces" \(did you mean "watchNamespaces"\?\); .*unknown key "PORTCULLIS_GC_AFTER" \(did you mean "gcAfter"\?\)/);
-    expect(() => load([], {}, "replicas: 2\n")).toThrow(/config\.yaml: unknown key "replicas" \(the keys are serve's options in camelCase: databaseUrl, storePath, .*logLevel, .*advisoryBundle, rematchInterval\)/);
+    expect(() => load([], {}, "replicas: 2\n")).toThrow(/config\.yaml: unknown key "replicas" \(the keys are serve's options in camelCase: databaseUrl, storePath, .*logLevel, .*advisoryBundle, rematchInterval, reportTokenAudiences\)/);
     expect(() => load([], {}, "config: /other.yaml\n")).toThrow(/unknown key "config"/);
     expect(() => load([], {}, "apiVersion: v1\nkind: ConfigMap\ndata:\n  config.yaml: 'concurrency: 2'\n")).toThrow(/config\.yaml is a Kubernetes manifest \(kind ConfigMap\)/);
   });

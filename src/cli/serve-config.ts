@@ -55,6 +55,7 @@ const Config = z
     advisorySources: list(/^[a-z0-9.,_-]*$/, "must be source names, comma separated").default(""),
     advisoryMirrors: list(/^([a-z0-9._-]+=https?:\/\/[^,\s]+)?(,[a-z0-9._-]+=https?:\/\/[^,\s]+)*$/, "must be NAME=URL pairs, comma separated").default(""),
     advisoryBundle: z.string().optional(),
+    reportTokenAudiences: list(/^[A-Za-z0-9.:/_,-]*$/, "must be audiences, comma separated").default(""),
     rematchInterval: z.string().refine((v) => (parseDuration(v) ?? 0) >= 1000, "must be a duration of at least 1s, such as 30s").default("30s"),
   })
   .strict();
@@ -94,6 +95,7 @@ export const SERVE_OPTIONS: Record<ServeConfigKey, { flag: string; env: string }
   advisoryMirrors: { flag: "advisory-mirrors", env: "PORTCULLIS_ADVISORY_MIRRORS" },
   advisoryBundle: { flag: "advisory-bundle", env: "PORTCULLIS_ADVISORY_BUNDLE" },
   rematchInterval: { flag: "rematch-interval", env: "PORTCULLIS_REMATCH_INTERVAL" },
+  reportTokenAudiences: { flag: "report-token-audiences", env: "PORTCULLIS_REPORT_TOKEN_AUDIENCES" },
 };
 const KEYS = Object.keys(SERVE_OPTIONS) as ServeConfigKey[];
 

@@ -23,7 +23,7 @@ import { defaultScanners } from "../scanners/index.js";
 import { openStore } from "../store/open.js";
 import { EXIT } from "./exit.js";
 import { PortcullisMetrics } from "../metrics/metrics.js";
-import { ReportApi } from "../api/report.js";
+import { kubeAuthority, ReportApi } from "../api/report.js";
 import { levelLogFn, logFn, logId, withLogContext, type LogFields, type LogLevel } from "../log/logger.js";
 import { createLogger } from "../log/pino.js";
 import { describeConfig, loadServeConfig } from "./serve-config.js";
@@ -104,6 +104,12 @@ Advisory database (updated by the leader; see portcullis db --help):
   --rematch-interval DUR   how often the leader looks for advisory operations recorded by others ('db import'
                            against the same database) and re-matches the images they touch
                            (PORTCULLIS_REMATCH_INTERVAL, default 30s; its own updates re-match at once)
+Report API:
+  --report-token-audiences L  accept only bearer tokens issued for one of these audiences (comma separated;
+                           PORTCULLIS_REPORT_TOKEN_AUDIENCES), e.g. portcullis, with tokens from
+                           'kubectl create token SA --audience portcullis'; default: the API server's own,
+                           so a kubeconfig token works (and could be replayed to the API server by whoever
+                           reads it on the way: the port is plain HTTP)
 The cluster comes from KUBECONFIG, else the in-cluster service account.
 `;
 
@@ -235,7 +241,10 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     : undefined;
   metrics.watchCertificates(() => certs);
   // The report API reads ImageScans from the webhook's cache when there is one, else from its own informer.
-  const reportApi = new ReportApi({ kc, store, scannerSet: indexer.scannerSet, indexer, scans: webhook?.scans, log: levelLogFn(part("report-api")) });
+  const reportApi = new ReportApi({
+    kc, store, scannerSet: indexer.scannerSet, indexer, scans: webhook?.scans, log: levelLogFn(part("report-api")),
+    authority: kubeAuthority(kc, { audiences: list(cfg.reportTokenAudiences) }),
+  });
   const [label, labelValue] = cfg.webhookNamespaceLabel?.split("=") ?? [];
   const registerWebhook = async (signal?: AbortSignal) => {
     if (!certs) return;

@@ -109,6 +109,7 @@ export function reasonFor(code: string | undefined): string {
     case "SIZE_MISMATCH":
       return "DigestMismatch";
     case "FILE_TOO_LARGE":
+    case "CAPTURED_TOO_LARGE":
     case "DECOMPRESSED_TOO_LARGE":
     case "EXPANSION_RATIO":
     case "TOO_LARGE":
@@ -400,7 +401,10 @@ export class ImageScanController {
     const { gained, lost } = seriousDiff(change.previous?.findings, change.findings.findings);
     for (const scan of scans) {
       const conditions = [...(scan.status?.conditions ?? []).filter((c) => c.type !== "Matched"), matchedCondition(summary)];
-      await this.patchStatus(scan.metadata!.namespace!, scan.metadata!.name!, { vulnerabilities: summary, conditions });
+      const packages = scan.status?.packages?.total;
+      await this.patchStatus(scan.metadata!.namespace!, scan.metadata!.name!, {
+        vulnerabilities: summary, conditions, ...(packages !== undefined ? { message: `indexed: ${packages} packages; ${countsText(summary)}` } : {}),
+      });
       if (gained.length) this.o.events?.record(withKind(scan), "Warning", "NewVulnerabilities", diffMessage("new after an advisory update", gained, lost));
       else if (lost.length) this.o.events?.record(withKind(scan), "Normal", "VulnerabilitiesResolved", diffMessage("no longer found after an advisory update", lost, []));
     }
@@ -438,7 +442,7 @@ export const NO_ADVISORY_DATA_MESSAGE = "not matched: the store has no advisory 
 
 /** `2 critical, 5 high, 7 fixable (of 31)`. */
 export function countsText(s: FindingsSummary): string {
-  return `${s.critical} critical, ${s.high} high, ${s.fixable} fixable (of ${s.total} vulnerabilities)`;
+  return `${s.critical} critical, ${s.high} high, ${s.fixable} fixable (of ${s.total} vulnerabilit${s.total === 1 ? "y" : "ies"})`;
 }
 
 function matchedCondition(s: FindingsSummary): Condition {

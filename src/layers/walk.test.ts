@@ -26,6 +26,31 @@ async function walk(blob: Buffer, scanner: Scanner, extra: Partial<LayerWalkOpti
 const statusFile = "Package: a\nStatus: install ok installed\nVersion: 1\n";
 
 describe("walkLayer", () => {
+  it("caps the bytes of wanted files held from one layer, all files together", async () => {
+    // Ten wanted files of 100 KiB, each under its own cap: 1,000 KiB in all, over a 512 KiB layer budget.
+    const entries = Array.from({ length: 10 }, (_, i) => ({ name: `usr/lib/node_modules/p${i}/package.json`, content: Buffer.alloc(100 * 1024, 0x20) }));
+    const tar = await makeTar(entries);
+    const paths = entries.map((e) => e.name);
+    await expect(walk(gzip(tar), wanting(paths), { limits: { maxCapturedBytes: 512 * 1024 } })).rejects.toMatchObject({
+      code: "CAPTURED_TOO_LARGE",
+      message: expect.stringMatching(/the files the scanners read from it exceed 524288 bytes in all \(at usr\/lib\/node_modules\/p5\/package\.json\)$/),
+    });
+    expect((await walk(gzip(tar), wanting(paths), { limits: { maxCapturedBytes: 1024 * 1024 } })).files.paths()).toHaveLength(10);
+  });
+
+  it("refuses a zstd layer whose frame declares a huge window, before the decoder allocates it", async () => {
+    // A real zstd layer with its window descriptor rewritten to 2 GiB (exponent 21): 2.0 GiB RSS before the bound.
+    const tar = await makeTar([{ name: "etc/os-release", content: "ID=debian\n" }]);
+    const z = zstd(tar);
+    z[5] = 21 << 3;
+    await expect(walk(z, wanting(["etc/os-release"]))).rejects.toMatchObject({
+      code: "BAD_COMPRESSION",
+      message: expect.stringMatching(/refused: the layer: a zstd frame declares a window of 2147483648 bytes, more than the 67108864 accepted$/),
+    });
+    // The same layer as written is read.
+    expect((await walk(zstd(tar), wanting(["etc/os-release"]))).files.paths()).toEqual(["etc/os-release"]);
+  });
+
   it("keeps only wanted files, from gzip, zstd and plain tar alike", async () => {
     const tar = await makeTar([
       { name: "etc/", type: "directory" },

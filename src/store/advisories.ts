@@ -3,8 +3,10 @@
 // previous operation. Bulk writes go through unnest() so 100,000 records take a few hundred statements.
 import { createHash, randomUUID } from "node:crypto";
 import type { Advisory, AffectedPackage } from "../advisories/types.js";
+import type { SkippedRecord } from "../advisories/types.js";
 import type {
-  AdvisoryStore, Candidate, EnrichmentRow, Operation, OperationInput, OperationStats, PackageKey, RecordResult, SourceKind, SourceStatus,
+  AdvisoryStore, Candidate, EnrichmentRow, Operation, OperationFile, OperationInput, OperationStats, OperationWriter, PackageKey, RecordResult,
+  SourceKind, SourceStatus, StreamedOperationInput,
 } from "./advisory-types.js";
 import { lockKey, type Db, type Queryable } from "./db.js";
 
@@ -28,9 +30,17 @@ interface OperationRow {
   stats: unknown;
   created_at: Date | string;
   checked_at: Date | string | null;
+  file_count: number | string | null;
 }
 
-const OPERATION_COLUMNS = "id, ref, source, kind, origin, parser_version, fingerprint, files, licence, attribution, stats, created_at, checked_at";
+const OPERATION_COLUMNS = "id, ref, source, kind, origin, parser_version, fingerprint, files, licence, attribution, stats, created_at, checked_at, file_count";
+
+/** Thrown inside a streamed operation's transaction to roll it back when it changed nothing. */
+class Unchanged extends Error {
+  constructor(readonly latest: Operation) {
+    super("unchanged");
+  }
+}
 
 export class SqlAdvisoryStore implements AdvisoryStore {
   constructor(private readonly db: Db) {}
@@ -68,6 +78,133 @@ export class SqlAdvisoryStore implements AdvisoryStore {
         return { unchanged: false, operation: op! };
       }),
     );
+  }
+
+  async recordStreamedOperation(input: StreamedOperationInput, fill: (w: OperationWriter) => Promise<void>): Promise<RecordResult> {
+    try {
+      return await this.db.withLock(lockKey(`portcullis:advisories:${input.source}`), () =>
+        this.db.transaction(async (tx) => {
+          const latest = await latestOperation(tx, input.source);
+          let base: Operation | undefined;
+          if (input.base) {
+            base = latest?.id === input.base.id ? latest : undefined;
+            if (!base) {
+              throw Object.assign(new Error(`${input.source} changed while this update ran (its latest operation is ${latest?.ref ?? "none"}, not ${input.base.ref}): run the update again`), { code: "ADVISORY_CONCURRENT_UPDATE" });
+            }
+            if (!base.streamed) throw new Error(`operation ${base.ref} of ${input.source} lists its files inline: an incremental operation needs a streamed one to start from`);
+          }
+          const { rows } = await tx.query<{ id: string }>(
+            `INSERT INTO advisory_operation (ref, source, kind, origin, parser_version, fingerprint, files, licence, attribution, stats, file_count)
+             VALUES ($1, $2, $3, $4, $5, $6, '[]', $7, $8, '{}', 0) RETURNING id`,
+            [randomUUID(), input.source, input.kind, input.origin, input.parserVersion, JSON.stringify(input.fingerprint), input.licence ?? "", input.attribution ?? ""],
+          );
+          const opId = rows[0]!.id;
+          const skipped: SkippedRecord[] = [...(base?.stats.skippedSample ?? [])];
+          let skippedCount = base?.stats.skipped ?? 0;
+          let duplicates = 0;
+          if (base) {
+            await tx.query(
+              "INSERT INTO advisory_operation_file (operation_id, path, sha256, size, url, retrieved_at) SELECT $1, path, sha256, size, url, retrieved_at FROM advisory_operation_file WHERE operation_id = $2",
+              [opId, base.id],
+            );
+            await tx.query("INSERT INTO advisory_operation_member (operation_id, advisory_id) SELECT $1, advisory_id FROM advisory_operation_member WHERE operation_id = $2", [opId, base.id]);
+          }
+          // The paths and record ids the operation holds, so only real replacements cost a DELETE (a full
+          // operation of 67,000 documents would otherwise scan its members once per batch).
+          const heldPaths = new Set<string>();
+          const heldIds = new Set<string>();
+          if (base) {
+            for (const r of (await tx.query<{ path: string }>("SELECT path FROM advisory_operation_file WHERE operation_id = $1", [opId])).rows) heldPaths.add(r.path);
+            const ids = await tx.query<{ ext_id: string }>("SELECT a.ext_id FROM advisory_operation_member m JOIN advisory a ON a.id = m.advisory_id WHERE m.operation_id = $1", [opId]);
+            for (const r of ids.rows) heldIds.add(r.ext_id);
+          }
+          const dropPaths = async (all: readonly string[]) => {
+            const paths = [...new Set(all)].filter((p) => heldPaths.has(p));
+            for (let i = 0; i < paths.length; i += BATCH) {
+              const part = paths.slice(i, i + BATCH);
+              const gone = await tx.query<{ ext_id: string }>(
+                `DELETE FROM advisory_operation_member m USING advisory a
+                 WHERE m.operation_id = $1 AND m.advisory_id = a.id AND a.record->'origin'->>'file' = ANY($2::text[]) RETURNING a.ext_id`,
+                [opId, part],
+              );
+              for (const r of gone.rows) heldIds.delete(r.ext_id);
+              await tx.query("DELETE FROM advisory_operation_file WHERE operation_id = $1 AND path = ANY($2::text[])", [opId, part]);
+              for (const p of part) heldPaths.delete(p);
+            }
+          };
+          const writer: OperationWriter = {
+            drop: dropPaths,
+            rawFile: (sha256) => rawFile(tx, sha256),
+            add: async (given, advisories, skips = []) => {
+              // A path given twice (a tar may hold an entry twice) keeps its last copy, as tar -x would.
+              const files = [...new Map(given.map((f) => [f.path, f])).values()];
+              await storeRawFiles(tx, files);
+              await dropPaths(files.map((f) => f.path));
+              for (let i = 0; i < files.length; i += BATCH) {
+                const part = files.slice(i, i + BATCH);
+                await tx.query(
+                  `INSERT INTO advisory_operation_file (operation_id, path, sha256, size, url, retrieved_at)
+                   SELECT $1, x.path, x.sha256, x.size, x.url, x.at FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) AS x(path, sha256, size, url, at)`,
+                  [opId, part.map((f) => f.path), part.map((f) => f.sha256), part.map((f) => f.size), part.map((f) => f.url ?? null), part.map((f) => f.retrievedAt ?? null)],
+                );
+              }
+              // A record id held from another file is replaced by this one (the later document).
+              const byId = new Map<string, Advisory>();
+              for (const a of advisories) {
+                if (byId.has(a.id)) duplicates++;
+                byId.set(a.id, a);
+              }
+              for (const f of files) heldPaths.add(f.path);
+              const ids = [...byId.keys()].filter((id) => heldIds.has(id));
+              for (const id of byId.keys()) heldIds.add(id);
+              for (let i = 0; i < ids.length; i += BATCH) {
+                const gone = await tx.query<{ advisory_id: string }>(
+                  `DELETE FROM advisory_operation_member m USING advisory a
+                   WHERE m.operation_id = $1 AND m.advisory_id = a.id AND a.ext_id = ANY($2::text[]) RETURNING m.advisory_id`,
+                  [opId, ids.slice(i, i + BATCH)],
+                );
+                duplicates += gone.rows.length;
+              }
+              const scratch: OperationStats = emptyStats();
+              await writeAdvisories(tx, opId, input.source, [...byId.values()], scratch);
+              skippedCount += skips.length;
+              skipped.unshift(...skips.slice(0, SKIPPED_SAMPLE));
+              skipped.length = Math.min(skipped.length, SKIPPED_SAMPLE);
+            },
+          };
+          await fill(writer);
+          await tx.query("INSERT INTO advisory_operation_raw (operation_id, sha256) SELECT DISTINCT $1::bigint, sha256 FROM advisory_operation_file WHERE operation_id = $1", [opId]);
+          if (latest && latest.parserVersion === input.parserVersion && (await sameFilesAs(tx, opId, latest))) throw new Unchanged(latest);
+          const counts = await tx.query<{ files: string; advisories: string; affected: string; ecosystems: string[] | null }>(
+            `SELECT (SELECT count(*) FROM advisory_operation_file WHERE operation_id = $1) AS files,
+                    (SELECT count(*) FROM advisory_operation_member WHERE operation_id = $1) AS advisories,
+                    (SELECT count(*) FROM advisory_operation_member m JOIN advisory_affected af ON af.advisory_id = m.advisory_id WHERE m.operation_id = $1) AS affected,
+                    (SELECT array_agg(DISTINCT af.ecosystem ORDER BY af.ecosystem) FROM advisory_operation_member m JOIN advisory_affected af ON af.advisory_id = m.advisory_id WHERE m.operation_id = $1) AS ecosystems`,
+            [opId],
+          );
+          const c = counts.rows[0]!;
+          const stats: OperationStats = {
+            ...emptyStats(), advisories: Number(c.advisories), affected: Number(c.affected), skipped: skippedCount, duplicates,
+            skippedSample: skipped, ecosystems: parseTextArray(c.ecosystems),
+          };
+          if (input.kind !== "enrichment") Object.assign(stats, await writeChanges(tx, opId, input.source));
+          await tx.query("UPDATE advisory_operation SET stats = $2, file_count = $3 WHERE id = $1", [opId, JSON.stringify(stats), Number(c.files)]);
+          const op = await operationById(tx, opId);
+          return { unchanged: false, operation: op! };
+        }),
+      );
+    } catch (e) {
+      if (e instanceof Unchanged) return { unchanged: true, operation: e.latest };
+      throw e;
+    }
+  }
+
+  async operationFiles(operationRef: string): Promise<OperationFile[]> {
+    const { rows } = await this.db.query<OperationRow>(`SELECT ${OPERATION_COLUMNS} FROM advisory_operation WHERE ref = $1`, [operationRef]);
+    const op = rows[0] ? toOperation(rows[0]) : undefined;
+    if (!op) return [];
+    if (!op.streamed) return [...op.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return streamedFiles(this.db, op.id);
   }
 
   latestOperation(source: string): Promise<Operation | undefined> {
@@ -148,13 +285,8 @@ export class SqlAdvisoryStore implements AdvisoryStore {
     return { changes: rows.map((r) => ({ id: r.ext_id, change: r.change })), packages: keys.rows.map((r) => ({ ecosystem: r.ecosystem, name: r.package_name })) };
   }
 
-  async rawFile(sha256: string): Promise<Buffer | undefined> {
-    const { rows } = await this.db.query<{ b64: string }>("SELECT encode(bytes, 'base64') AS b64 FROM advisory_raw_chunk WHERE sha256 = $1 ORDER BY i", [sha256]);
-    if (!rows.length) return undefined;
-    const buf = Buffer.concat(rows.map((r) => Buffer.from(r.b64, "base64")));
-    const got = createHash("sha256").update(buf).digest("hex");
-    if (got !== sha256) throw Object.assign(new Error(`raw advisory file ${sha256} is damaged in the store (its bytes hash to ${got})`), { code: "ADVISORY_RAW_DAMAGED" });
-    return buf;
+  rawFile(sha256: string): Promise<Buffer | undefined> {
+    return rawFile(this.db, sha256);
   }
 
   async enrichment(cves: readonly string[]): Promise<Map<string, EnrichmentRow>> {
@@ -177,7 +309,7 @@ export class SqlAdvisoryStore implements AdvisoryStore {
     // its members, without reading every affected row on each call).
     const { rows } = await this.db.query<OperationRow & { operations: string }>(
       `WITH latest AS (SELECT DISTINCT ON (source) * FROM advisory_operation ORDER BY source, id DESC)
-       SELECT l.id, l.ref, l.source, l.kind, l.origin, l.parser_version, l.fingerprint, l.files, l.licence, l.attribution, l.stats, l.created_at, l.checked_at,
+       SELECT l.id, l.ref, l.source, l.kind, l.origin, l.parser_version, l.fingerprint, l.files, l.licence, l.attribution, l.stats, l.created_at, l.checked_at, l.file_count,
          (SELECT count(*) FROM advisory_operation o WHERE o.source = l.source) AS operations
        FROM latest l ORDER BY l.source`,
     );
@@ -206,6 +338,15 @@ export class SqlAdvisoryStore implements AdvisoryStore {
   }
 }
 
+async function rawFile(q: Queryable, sha256: string): Promise<Buffer | undefined> {
+  const { rows } = await q.query<{ b64: string }>("SELECT encode(bytes, 'base64') AS b64 FROM advisory_raw_chunk WHERE sha256 = $1 ORDER BY i", [sha256]);
+  if (!rows.length) return undefined;
+  const buf = Buffer.concat(rows.map((r) => Buffer.from(r.b64, "base64")));
+  const got = createHash("sha256").update(buf).digest("hex");
+  if (got !== sha256) throw Object.assign(new Error(`raw advisory file ${sha256} is damaged in the store (its bytes hash to ${got})`), { code: "ADVISORY_RAW_DAMAGED" });
+  return buf;
+}
+
 async function latestOperation(q: Queryable, source: string): Promise<Operation | undefined> {
   const { rows } = await q.query<OperationRow>(`SELECT ${OPERATION_COLUMNS} FROM advisory_operation WHERE source = $1 ORDER BY id DESC LIMIT 1`, [source]);
   return rows[0] ? toOperation(rows[0]) : undefined;
@@ -214,6 +355,38 @@ async function latestOperation(q: Queryable, source: string): Promise<Operation 
 async function operationById(q: Queryable, id: string): Promise<Operation | undefined> {
   const { rows } = await q.query<OperationRow>(`SELECT ${OPERATION_COLUMNS} FROM advisory_operation WHERE id = $1`, [id]);
   return rows[0] ? toOperation(rows[0]) : undefined;
+}
+
+function emptyStats(): OperationStats {
+  return { advisories: 0, affected: 0, enrichment: 0, skipped: 0, duplicates: 0, added: 0, removed: 0, modified: 0, skippedSample: [], ecosystems: [] };
+}
+
+/** PostgreSQL's text[] as node-postgres (an array) or PGlite (an array, or `{a,b}` text) gives it. */
+function parseTextArray(v: string[] | string | null): string[] {
+  if (!v) return [];
+  if (Array.isArray(v)) return v;
+  return v.replace(/^\{|\}$/g, "").split(",").filter(Boolean).map((x) => x.replace(/^"|"$/g, ""));
+}
+
+async function streamedFiles(q: Queryable, opId: number | string): Promise<OperationFile[]> {
+  const { rows } = await q.query<{ path: string; sha256: string; size: string | number; url: string | null; retrieved_at: string | null }>(
+    "SELECT path, sha256, size, url, retrieved_at FROM advisory_operation_file WHERE operation_id = $1 ORDER BY path",
+    [opId],
+  );
+  return rows.map((r) => ({ path: r.path, sha256: r.sha256, size: Number(r.size), ...(r.url ? { url: r.url } : {}), ...(r.retrieved_at ? { retrievedAt: r.retrieved_at } : {}) }));
+}
+
+/** Whether streamed operation `opId` holds the same (path, sha256) pairs as `other`, inline or streamed. */
+async function sameFilesAs(tx: Queryable, opId: string, other: Operation): Promise<boolean> {
+  if (other.streamed) {
+    const { rows } = await tx.query<{ differs: boolean }>(
+      `SELECT EXISTS (SELECT path, sha256 FROM advisory_operation_file WHERE operation_id = $1 EXCEPT SELECT path, sha256 FROM advisory_operation_file WHERE operation_id = $2)
+           OR EXISTS (SELECT path, sha256 FROM advisory_operation_file WHERE operation_id = $2 EXCEPT SELECT path, sha256 FROM advisory_operation_file WHERE operation_id = $1) AS differs`,
+      [opId, other.id],
+    );
+    return !rows[0]!.differs;
+  }
+  return sameFiles(other.files, await streamedFiles(tx, opId));
 }
 
 function sameFiles(a: ReadonlyArray<{ path: string; sha256: string }>, b: ReadonlyArray<{ path: string; sha256: string }>): boolean {
@@ -371,9 +544,11 @@ async function writeChanges(tx: Queryable, opId: string, source: string): Promis
 }
 
 function toOperation(r: OperationRow): Operation {
+  const files = parseJson<OperationFile[]>(r.files);
+  const streamed = r.file_count !== null && r.file_count !== undefined;
   return {
     id: Number(r.id), ref: r.ref, source: r.source, kind: r.kind, origin: r.origin, parserVersion: r.parser_version,
-    fingerprint: parseJson(r.fingerprint), files: parseJson(r.files), licence: r.licence, attribution: r.attribution,
+    fingerprint: parseJson(r.fingerprint), files, fileCount: streamed ? Number(r.file_count) : files.length, streamed, licence: r.licence, attribution: r.attribution,
     stats: parseJson(r.stats), createdAt: iso(r.created_at),
     ...(r.checked_at ? { checkedAt: iso(r.checked_at) } : {}),
   };

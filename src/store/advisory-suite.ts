@@ -135,6 +135,61 @@ export function advisoryStoreSuite(title: string, open: () => Promise<Store>): v
       expect(e.has(`${cve}-old`)).toBe(false);
     });
 
+    it("records a streamed operation in batches, then an incremental one on top of it, whole or not at all", async () => {
+      const s = src("stream");
+      const doc = (path: string, id: string, fixed: string) => {
+        const f = file(path, `${id} ${fixed} ${run}`);
+        return { f, a: adv(id, [pkg(`${id.toLowerCase()}-${run}`, fixed, "RHEL:9")], { origin: { file: path, record: id } }) };
+      };
+      const d1 = doc("2024/cve-1.json", "CVE-S1", "1.0-1");
+      const d2 = doc("2024/cve-2.json", "CVE-S2", "1.0-1");
+      const d3 = doc("2024/cve-3.json", "CVE-S3", "1.0-1");
+      const header = { source: s, kind: "os" as const, origin: "update", parserVersion: "1", fingerprint: { k: "v1" } };
+      const full = await store.advisories.recordStreamedOperation(header, async (w) => {
+        await w.add([d1.f, d2.f], [d1.a, d2.a], [{ file: "2024/bad.json", record: "bad", reason: "not JSON" }]);
+        // The same path twice in one batch (a tar can hold an entry twice): the last copy stays.
+        await w.add([file("2024/cve-3.json", `older copy ${run}`), d3.f], [d3.a]);
+      });
+      expect(full.unchanged).toBe(false);
+      expect(full.operation).toMatchObject({ streamed: true, fileCount: 3, files: [], stats: { advisories: 3, affected: 3, added: 3, skipped: 1, ecosystems: ["RHEL:9"] } });
+      expect((await store.advisories.operationFiles(full.operation.ref)).map((f) => f.path)).toEqual(["2024/cve-1.json", "2024/cve-2.json", "2024/cve-3.json"]);
+      expect((await store.advisories.rawFile(d2.f.sha256))?.equals(d2.f.bytes)).toBe(true);
+      // The same files again: nothing kept.
+      const again = await store.advisories.recordStreamedOperation(header, async (w) => w.add([d1.f, d2.f, d3.f], [d1.a, d2.a, d3.a]));
+      expect(again).toEqual({ unchanged: true, operation: full.operation });
+      // Incremental: cve-2 changed, cve-3 deleted upstream, cve-4 new; cve-1 carried over untouched.
+      const d2b = doc("2024/cve-2.json", "CVE-S2", "1.0-2");
+      const d4 = doc("2024/cve-4.json", "CVE-S4", "1.0-1");
+      const inc = await store.advisories.recordStreamedOperation({ ...header, fingerprint: { k: "v2" }, base: full.operation }, async (w) => {
+        await w.drop(["2024/cve-3.json", "2024/never-held.json"]);
+        await w.add([d2b.f, d4.f], [d2b.a, d4.a]);
+      });
+      expect(inc.operation.stats).toMatchObject({ advisories: 3, added: 1, removed: 1, modified: 1, skipped: 1 });
+      expect((await store.advisories.changes(inc.operation.ref)).changes).toEqual([
+        { id: "CVE-S2", change: "modified" }, { id: "CVE-S3", change: "removed" }, { id: "CVE-S4", change: "added" },
+      ]);
+      expect((await store.advisories.operationFiles(inc.operation.ref)).map((f) => [f.path, f.sha256])).toEqual([
+        ["2024/cve-1.json", d1.f.sha256], ["2024/cve-2.json", d2b.f.sha256], ["2024/cve-4.json", d4.f.sha256],
+      ]);
+      const c = await store.advisories.candidates([{ ecosystem: "RHEL:9", name: `cve-s2-${run}` }, { ecosystem: "RHEL:9", name: `cve-s1-${run}` }, { ecosystem: "RHEL:9", name: `cve-s3-${run}` }]);
+      expect(c.map((x) => [x.advisory.id, x.affected.fixedVersions[0]])).toEqual([["CVE-S1", "1.0-1"], ["CVE-S2", "1.0-2"]]);
+      // A fill that throws half way leaves nothing: not the operation, not its new raw file.
+      const d5 = doc("2024/cve-5.json", "CVE-S5", "1.0-1");
+      await expect(store.advisories.recordStreamedOperation({ ...header, base: inc.operation }, async (w) => {
+        await w.add([d5.f], [d5.a]);
+        throw new Error("archive truncated");
+      })).rejects.toThrow("archive truncated");
+      expect((await store.advisories.latestOperation(s))?.ref).toBe(inc.operation.ref);
+      expect(await store.advisories.rawFile(d5.f.sha256)).toBeUndefined();
+      // An incremental operation on a base that is no longer the latest is refused.
+      await expect(store.advisories.recordStreamedOperation({ ...header, base: full.operation }, async () => {})).rejects.toMatchObject({ code: "ADVISORY_CONCURRENT_UPDATE" });
+      // Prune keeps the files of the operations it keeps (here the incremental ones), and drops the rest.
+      await store.advisories.recordStreamedOperation({ ...header, base: inc.operation }, async (w) => w.add([d5.f], [d5.a]));
+      await store.advisories.prune(2);
+      expect((await store.advisories.rawFile(d1.f.sha256))?.equals(d1.f.bytes)).toBe(true);
+      expect(await store.advisories.rawFile(d3.f.sha256)).toBeUndefined();
+    });
+
     it("reports status per source and prunes old operations, their orphaned records and raw files", async () => {
       const s = src("prune");
       const f1 = file("p.json", `p1-${run}`);

@@ -55,13 +55,49 @@ export interface Operation {
   origin: string;
   parserVersion: string;
   fingerprint: Record<string, string>;
+  /** The files, when the operation lists them inline; a streamed operation's are read with `operationFiles`. */
   files: OperationFile[];
+  /** How many files the operation holds (`files.length`, or the rows of a streamed operation). */
+  fileCount: number;
+  /** True when the files are listed in their own table (`recordStreamedOperation`), not in `files`. */
+  streamed: boolean;
   licence: string;
   attribution: string;
   stats: OperationStats;
   createdAt: string;
   /** The last time an update found the upstream unchanged (the data is as fresh as that), when later than createdAt. */
   checkedAt?: string;
+}
+
+/** The header of an operation written piece by piece (`recordStreamedOperation`). */
+export interface StreamedOperationInput {
+  source: string;
+  kind: SourceKind;
+  origin: string;
+  parserVersion: string;
+  fingerprint: Record<string, string>;
+  licence?: string;
+  attribution?: string;
+  /**
+   * An operation of the same source whose files and records this one starts from (an incremental
+   * update): its files are carried over, then `drop` and `add` change them. Without it the operation
+   * starts empty (a full update).
+   */
+  base?: { id: number; ref: string };
+}
+
+/** Writes one streamed operation's parts, inside its transaction. */
+export interface OperationWriter {
+  /** Drops carried-over files at these paths and the records read from them (a deleted upstream document). */
+  drop(paths: readonly string[]): Promise<void>;
+  /**
+   * Stores raw files (in chunks, now) and the records parsed from them. A path the operation already
+   * holds is replaced, with the records read from it; a record id the operation already holds from
+   * another file is replaced too (counted in `duplicates`).
+   */
+  add(files: ReadonlyArray<OperationFile & { bytes: Buffer }>, advisories: readonly Advisory[], skipped?: readonly SkippedRecord[]): Promise<void>;
+  /** A stored raw file, read inside the transaction (the embedded store has one connection). */
+  rawFile(sha256: string): Promise<Buffer | undefined>;
 }
 
 /** What recordOperation did: a new operation, or nothing (`unchanged`, the latest returned) because the files and parser are those of the latest. */
@@ -108,6 +144,16 @@ export interface AdvisoryStore {
    * the latest operation's, nothing is written and `unchanged` is true.
    */
   recordOperation(input: OperationInput): Promise<RecordResult>;
+  /**
+   * Records one operation too large to hold in memory: `fill` adds its files and records in batches,
+   * all in one transaction under the source's lock, so the operation is still there whole or not at
+   * all (a throw from `fill` rolls everything back). The change set, counts and ecosystems are computed
+   * in SQL at the end. When the files (by path and digest) and the parser version equal the latest
+   * operation's, nothing is kept and `unchanged` is true.
+   */
+  recordStreamedOperation(input: StreamedOperationInput, fill: (w: OperationWriter) => Promise<void>): Promise<RecordResult>;
+  /** An operation's files, inline or streamed, in path order. */
+  operationFiles(operationRef: string): Promise<OperationFile[]>;
   latestOperation(source: string): Promise<Operation | undefined>;
   /** Newest first; `after`: only operations with a greater id. */
   operations(q?: { source?: string; limit?: number; after?: number }): Promise<Operation[]>;

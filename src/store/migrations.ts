@@ -194,6 +194,25 @@ CREATE TABLE findings_cursor (
 ALTER TABLE advisory_operation ADD COLUMN checked_at TIMESTAMPTZ;
 `,
   },
+  {
+    version: 4,
+    name: "advisory operations that list their files in a table",
+    sql: `
+-- The files of an operation too large to list inline (Red Hat's ~67,000 VEX documents): one row per
+-- file, so an incremental operation carries the previous one's list over in SQL and a status read does
+-- not parse megabytes of JSON. advisory_operation.files is then '[]' and file_count says how many.
+CREATE TABLE advisory_operation_file (
+  operation_id BIGINT NOT NULL REFERENCES advisory_operation(id) ON DELETE CASCADE,
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL REFERENCES advisory_raw(sha256),
+  size BIGINT NOT NULL,
+  url TEXT,
+  retrieved_at TEXT,
+  PRIMARY KEY (operation_id, path)
+);
+ALTER TABLE advisory_operation ADD COLUMN file_count INT;
+`,
+  },
 ];
 
 const MIGRATION_LOCK = lockKey("portcullis:migrations");

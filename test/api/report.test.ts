@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { ReportApi } from "../../src/api/report.js";
+import { kubeAuthority, ReportApi } from "../../src/api/report.js";
 import { reportCommand } from "../../src/cli/report.js";
 import { GROUP, VERSION } from "../../src/controller/imagescan.js";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
@@ -158,6 +158,24 @@ describeWith(["kube"], "report API", () => {
     expect(affected.status).toBe(400);
     expect(await affected.json()).toMatchObject({ code: "bad-request", message: expect.stringContaining('{"vulnerabilities": [Vulnerability, ...]}') });
     expect((await get("/indexer/api/v1/nope", admin)).status).toBe(404);
+  });
+
+  it("with token audiences, accepts only tokens issued for them (TokenReview with audiences, on the real API server)", async () => {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(service("kube").kubeconfig);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "reader" } } });
+    const token = async (audiences: string[]) => (await core.createNamespacedServiceAccountToken({ namespace: ns, name: "reader", body: { spec: { audiences, expirationSeconds: 600 } } })).status!.token;
+    const forPortcullis = await token(["portcullis"]);
+    const forApiServer = await token([]);
+    const strict = kubeAuthority(kc, { audiences: ["portcullis"] });
+    expect(await strict.authenticate(forPortcullis)).toMatchObject({ username: `system:serviceaccount:${ns}:reader` });
+    // A token for the API server, had it been sent here, could be replayed there: it is refused.
+    expect(await strict.authenticate(forApiServer)).toBeUndefined();
+    // Without audiences (the default), the API server's own audience is what TokenReview checks.
+    const lax = kubeAuthority(kc);
+    expect(await lax.authenticate(forApiServer)).toMatchObject({ username: `system:serviceaccount:${ns}:reader` });
+    expect(await lax.authenticate(forPortcullis)).toBeUndefined();
   });
 
   it("returns the index state (the scanner set), with an ETag", async () => {

@@ -178,6 +178,8 @@ describeWith(["kube", "registryBasic", "postgres"], "vulnerability policies thro
     expect((await store.findings.get(digest))!.findings.map((f) => f.package)).toEqual(["apt", "libapt-pkg6.0"]);
     expect(registryRequests.slice(requestsBefore)).toEqual([]);
     expect(rematched.status!.phase).toBe("Indexed");
+    expect(rematched.status!.message).toMatch(/^indexed: \d+ packages; 0 critical, 1 high, 1 fixable \(of 1 vulnerability\)$/);
+    expect(rematched.status!.conditions!.find((c) => c.type === "Matched")?.message).toBe("0 critical, 1 high, 1 fixable (of 1 vulnerability); coverage: Debian:12 supported");
     const event = await until("the NewVulnerabilities Event", async () => {
       const list = await kc.makeApiClient(k8s.CoreV1Api).listNamespacedEvent({ namespace: ns });
       return list.items.find((e) => e.reason === "NewVulnerabilities" && e.involvedObject.name === rematched.metadata!.name);

@@ -5,12 +5,10 @@
 // says), and must report it for the pip-style copy (GHSA-h5c8-rqwp-cp95: < 3.1.3). Nothing is passed to
 // the matcher: the ownership comes from the IndexReport. Oracles: dpkg-query -S / -L on the unpacked root,
 // the package's changelog, the GHSA record (fixture README, C4 and C8).
-import { execFile, execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
@@ -19,60 +17,10 @@ import { OS_RELEASE } from "../../src/matcher/testing.js";
 import { listSink } from "../../src/scanners/dpkg/files.js";
 import { mayHoldLanguagePackage } from "../../src/scanners/owners/paths.js";
 import { fixturesDir } from "../../src/scanners/testing.js";
+import { downloadDeb, fixedIn, ociLayout, portcullis } from "./debian-live.js";
 
-const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
-const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
 const EGG = "usr/lib/python3/dist-packages/Jinja2-3.1.2.egg-info";
 const PIP = "usr/local/lib/python3.11/dist-packages/Jinja2-3.1.2.dist-info";
-
-function portcullis(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(tsx, [bin, ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
-}
-
-/** python3-jinja2's .deb from Debian's archive (apt-get download), cached beside the test images. */
-function downloadDeb(): string {
-  const dir = join(process.env.PORTCULLIS_CACHE ?? "/var/cache/portcullis", "debs");
-  mkdirSync(dir, { recursive: true });
-  const have = () => readdirSync(dir).find((f) => /^python3-jinja2_.*_all\.deb$/.test(f));
-  if (!have()) execFileSync("apt-get", ["download", "-q", "python3-jinja2"], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  const deb = have();
-  if (!deb) throw new Error(`apt-get download python3-jinja2 left nothing in ${dir}`);
-  return join(dir, deb);
-}
-
-/** The version of the oldest changelog entry that names `cve` (later entries may name it again). */
-function fixedIn(changelog: string, cve: string): string | undefined {
-  let found: string | undefined;
-  let version: string | undefined;
-  for (const line of changelog.split("\n")) {
-    const head = /^\S+ \(([^)]+)\) /.exec(line);
-    if (head) version = head[1];
-    else if (line.includes(cve)) found = version;
-  }
-  return found;
-}
-
-const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-/** An OCI layout of uncompressed tar layers (bottom first) made of these directories. */
-function ociLayout(layout: string, dirs: string[]): void {
-  const blobs = join(layout, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const layers = dirs.map((d) => execFileSync("tar", ["-C", d, "--sort=name", "-cf", "-", "."], { maxBuffer: 256 << 20 }));
-  for (const l of layers) writeFileSync(join(blobs, sha(l)), l);
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => `sha256:${sha(l)}`) } }));
-  writeFileSync(join(blobs, sha(config)), config);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${sha(config)}`, size: config.length },
-    layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${sha(l)}`, size: l.length })),
-  }));
-  writeFileSync(join(blobs, sha(manifest)), manifest);
-  writeFileSync(join(layout, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(join(layout, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${sha(manifest)}`, size: manifest.length, annotations: { "org.opencontainers.image.ref.name": "jinja" } }] }));
-}
 
 describe("the jinja2 backport: Debian's python3-jinja2 is governed by Debian's advisory, a pip-style Jinja2 is not", () => {
   let dir: string;
@@ -84,7 +32,7 @@ describe("the jinja2 backport: Debian's python3-jinja2 is governed by Debian's a
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "portcullis-jinja2-"));
-    const deb = downloadDeb();
+    const deb = downloadDeb("python3-jinja2");
     // Layer 1: the package unpacked by dpkg itself into an empty root (its .list and status entry are dpkg's).
     root = join(dir, "root");
     mkdirSync(join(root, "var/lib/dpkg/info"), { recursive: true });
@@ -104,7 +52,7 @@ describe("the jinja2 backport: Debian's python3-jinja2 is governed by Debian's a
     const pip = join(dir, "pip");
     mkdirSync(join(pip, PIP), { recursive: true });
     writeFileSync(join(pip, PIP, "METADATA"), readFileSync(join(root, EGG, "PKG-INFO")));
-    ociLayout(join(dir, "layout"), [root, pip]);
+    ociLayout(join(dir, "layout"), { jinja: [root, pip] });
 
     store = join(dir, "store");
     writeFileSync(join(dir, "debian.json"), JSON.stringify({ jinja2: { "CVE-2024-22195": { releases: { bookworm: { status: "resolved", fixed_version: debianFix, urgency: "medium", repositories: { bookworm: version } } } } } }));

@@ -3,13 +3,15 @@
 import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
 import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
-import { listZip, readZipEntry, ZipError } from "./zip.js";
+import { type InflateBudget, listZip, readZipEntry, ZipError } from "./zip.js";
 
 /** The archives the Java scanner opens. */
 export const ARCHIVE = /\.(jar|war|ear|par|sar|jpi|hpi)$/;
 const MAX_ARCHIVE = 64 * 1024 * 1024;
 const MAX_META = 1024 * 1024;
 const MAX_NESTED_DEPTH = 3;
+/** Bytes inflated in all from one archive found in a layer, its nested archives included. */
+const MAX_INFLATE_PER_ARCHIVE = 4 * MAX_ARCHIVE;
 
 function properties(text: string): Map<string, string> {
   const m = new Map<string, string>();
@@ -41,13 +43,13 @@ function manifest(text: string): Map<string, string> {
   return m;
 }
 
-export function javaPackages(buf: Buffer, location: string, depth = 0): Package[] {
+export function javaPackages(buf: Buffer, location: string, depth = 0, budget: InflateBudget = { left: MAX_INFLATE_PER_ARCHIVE }): Package[] {
   const entries = listZip(buf);
   const out: Package[] = [];
   const db = `maven:${location}`;
   for (const e of entries) {
     if (/^META-INF\/maven\/[^/]+\/[^/]+\/pom\.properties$/.test(e.name)) {
-      const p = properties(readZipEntry(buf, e, MAX_META).toString("utf8"));
+      const p = properties(readZipEntry(buf, e, MAX_META, budget).toString("utf8"));
       const g = p.get("groupId");
       const a = p.get("artifactId");
       const v = p.get("version");
@@ -57,7 +59,7 @@ export function javaPackages(buf: Buffer, location: string, depth = 0): Package[
   if (out.length === 0) {
     const mf = entries.find((e) => e.name === "META-INF/MANIFEST.MF");
     if (mf) {
-      const m = manifest(readZipEntry(buf, mf, MAX_META).toString("utf8"));
+      const m = manifest(readZipEntry(buf, mf, MAX_META, budget).toString("utf8"));
       const name = m.get("Bundle-SymbolicName")?.split(";")[0] ?? m.get("Implementation-Title");
       const version = m.get("Bundle-Version") ?? m.get("Implementation-Version");
       if (name && version) out.push({ name, version, kind: "binary", package_db: db, filepath: location, purl: purl("maven", name, version) });
@@ -67,7 +69,7 @@ export function javaPackages(buf: Buffer, location: string, depth = 0): Package[
     for (const e of entries) {
       if (!ARCHIVE.test(e.name) || e.size > MAX_ARCHIVE) continue;
       try {
-        out.push(...javaPackages(readZipEntry(buf, e, MAX_ARCHIVE), `${location}!${e.name}`, depth + 1));
+        out.push(...javaPackages(readZipEntry(buf, e, MAX_ARCHIVE, budget), `${location}!${e.name}`, depth + 1, budget));
       } catch (err) {
         if (!(err instanceof ZipError)) throw err;
       }

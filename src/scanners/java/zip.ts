@@ -1,5 +1,9 @@
 // A small reader of zip archives held in memory: the central directory, and the contents of the entries
 // asked for (stored or deflated), each capped. Enough for jars; not a general unzip.
+//
+// Hostile archives: entries whose data overlap are refused (a 64 KB jar whose 100 directory records all
+// point at one 60 MiB deflated entry would otherwise be inflated 100 times, synchronously), and a reader
+// can share an inflate budget across the entries and nested archives of one file (InflateBudget).
 import { inflateRawSync } from "node:zlib";
 
 export interface ZipEntry {
@@ -8,6 +12,11 @@ export interface ZipEntry {
   compressedSize: number;
   size: number;
   localOffset: number;
+}
+
+/** Bytes a reader may still inflate, shared by every entry (and nested archive) read from one file. */
+export interface InflateBudget {
+  left: number;
 }
 
 export class ZipError extends Error {
@@ -50,10 +59,27 @@ export function listZip(buf: Buffer): ZipEntry[] {
     });
     p += 46 + nameLen + extraLen + commentLen;
   }
+  checkNoOverlap(buf, out);
   return out;
 }
 
-export function readZipEntry(buf: Buffer, e: ZipEntry, maxBytes: number): Buffer {
+/** Each entry's local header and data lie inside the archive, and no two entries share bytes. */
+function checkNoOverlap(buf: Buffer, entries: readonly ZipEntry[]): void {
+  const spans: Array<{ start: number; end: number; name: string }> = [];
+  for (const e of entries) {
+    const o = e.localOffset;
+    if (o + 30 > buf.length || buf.readUInt32LE(o) !== 0x04034b50) throw new ZipError(`${e.name}: local header missing`);
+    const end = o + 30 + buf.readUInt16LE(o + 26) + buf.readUInt16LE(o + 28) + e.compressedSize;
+    if (end > buf.length) throw new ZipError(`${e.name}: runs past the end of the archive`);
+    spans.push({ start: o, end, name: e.name });
+  }
+  spans.sort((a, b) => a.start - b.start);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i]!.start < spans[i - 1]!.end) throw new ZipError(`entries ${spans[i - 1]!.name} and ${spans[i]!.name} overlap: refused as a zip bomb`);
+  }
+}
+
+export function readZipEntry(buf: Buffer, e: ZipEntry, maxBytes: number, budget?: InflateBudget): Buffer {
   const o = e.localOffset;
   if (o + 30 > buf.length || buf.readUInt32LE(o) !== 0x04034b50) throw new ZipError(`${e.name}: local header missing`);
   const start = o + 30 + buf.readUInt16LE(o + 26) + buf.readUInt16LE(o + 28);
@@ -62,6 +88,18 @@ export function readZipEntry(buf: Buffer, e: ZipEntry, maxBytes: number): Buffer
   if (e.size > maxBytes) throw new ZipError(`${e.name}: ${e.size} bytes, over ${maxBytes}`);
   const data = buf.subarray(start, end);
   if (e.method === 0) return data;
-  if (e.method === 8) return inflateRawSync(data, { maxOutputLength: maxBytes });
+  if (e.method === 8) {
+    if (budget && budget.left <= 0) throw new ZipError(`${e.name}: the archive's inflate budget is spent`);
+    const cap = budget ? Math.min(maxBytes, budget.left) : maxBytes;
+    let out: Buffer;
+    try {
+      out = inflateRawSync(data, { maxOutputLength: cap });
+    } catch (err) {
+      if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw new ZipError(`${e.name}: inflates to more than ${cap} bytes${budget && cap < maxBytes ? " (the archive's inflate budget)" : ""}`);
+      throw new ZipError(`${e.name}: ${(err as Error).message}`);
+    }
+    if (budget) budget.left -= out.length;
+    return out;
+  }
   throw new ZipError(`${e.name}: compression method ${e.method} not supported`);
 }

@@ -1,0 +1,93 @@
+// The bounded streaming zstd decoder against archives written by the real zstd command-line tool.
+import { execFileSync } from "node:child_process";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { describe, expect, it } from "vitest";
+import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "./zstd.js";
+
+/**
+ * Compresses with the zstd CLI (the oracle), with its arguments, from stdin as `tar | zstd` does: the
+ * frame then has a window descriptor and no content size (magic, descriptor, window byte, blocks).
+ */
+function zstdCli(data: Buffer, ...args: string[]): Buffer {
+  return execFileSync("zstd", ["-q", "-c", ...args], { input: data, maxBuffer: 1 << 30 });
+}
+
+async function decode(z: Buffer, limits: Partial<{ maxWindow: number; maxOutput: number }> = {}, chunk = 4096): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  const chunks = [];
+  for (let i = 0; i < z.length; i += chunk) chunks.push(z.subarray(i, i + chunk));
+  await pipeline(
+    Readable.from(chunks),
+    boundedZstdDecoder({ maxWindow: DEFAULT_MAX_ZSTD_WINDOW, maxOutput: 1 << 30, name: "test.zst", ...limits }),
+    new Writable({ write: (c: Buffer, _e, cb) => (parts.push(c), cb()) }),
+  );
+  return Buffer.concat(parts);
+}
+
+describe("boundedZstdDecoder", () => {
+  const text = Buffer.from(Array.from({ length: 20_000 }, (_, i) => `{"cve":"CVE-2024-${i}","product":"red_hat_enterprise_linux_${i % 10}"}\n`).join(""));
+
+  it("decodes what zstd wrote, at several levels, with checksums, several frames and a skippable frame", async () => {
+    for (const args of [["-1"], ["-19"], ["-3", "--no-check"]]) {
+      expect((await decode(zstdCli(text, ...args), {}, 7777)).equals(text)).toBe(true);
+    }
+    // Two frames back to back (what `cat a.zst b.zst` gives) and a skippable frame between them.
+    const small = text.subarray(0, 200_000);
+    const a = zstdCli(small.subarray(0, 50_000));
+    const b = zstdCli(small.subarray(50_000));
+    const skippable = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0]), Buffer.from("abc")]);
+    expect((await decode(Buffer.concat([a, skippable, b]), {}, 1)).equals(small)).toBe(true);
+  }, 60_000);
+
+  it("refuses a frame that declares a window over the limit before allocating it", async () => {
+    // A real frame whose window descriptor is rewritten to 2 GiB (exponent 21): a hostile header. The
+    // real zstd refuses it too without --memory.
+    const big = zstdCli(text, "-3");
+    big[5] = 21 << 3;
+    await expect(decode(big)).rejects.toMatchObject({ code: "ZSTD_WINDOW_TOO_LARGE", message: expect.stringMatching(/test\.zst: a zstd frame declares a window of 2147483648 bytes, more than the 134217728 accepted/) });
+    expect(() => execFileSync("zstd", ["-dc", "-q"], { input: big, stdio: ["pipe", "ignore", "pipe"] })).toThrow();
+    // A lower limit applies to ordinary frames too (level 19 on this input: a window above 1 MiB).
+    await expect(decode(zstdCli(text, "-19"), { maxWindow: 64 * 1024 })).rejects.toMatchObject({ code: "ZSTD_WINDOW_TOO_LARGE" });
+  }, 60_000);
+
+  it("calls a stream cut inside a frame truncated, and garbage invalid", async () => {
+    const z = zstdCli(text, "-3");
+    for (const cut of [3, 10, z.length >> 1, z.length - 1]) {
+      await expect(decode(z.subarray(0, cut))).rejects.toMatchObject({ code: "ZSTD_TRUNCATED", message: "test.zst is truncated: it ends inside a zstd frame" });
+    }
+    await expect(decode(Buffer.from("not zstd at all"))).rejects.toMatchObject({ code: "ZSTD_INVALID", message: expect.stringMatching(/^test\.zst is not zstd data/) });
+    // A block header with the reserved type (fzstd does not check the content checksum, so a flipped byte
+    // inside a block is found later, by the tar walk or the JSON parser).
+    const reserved = Buffer.from(z);
+    const at = 4 + 1 + 1; // magic, descriptor, window byte: the first block header
+    reserved[at] = (reserved[at]! & ~0x06) | 0x06;
+    await expect(decode(reserved)).rejects.toMatchObject({ code: "ZSTD_INVALID" });
+  });
+
+  it("keeps to backpressure: 256 MiB that compress to a few KiB are never all in memory", async () => {
+    const z = execFileSync("sh", ["-c", "head -c 268435456 /dev/zero | zstd -q -c -19"], { maxBuffer: 1 << 24 });
+    expect(z.length).toBeLessThan(64 * 1024);
+    let n = 0;
+    let peak = 0;
+    const base = process.memoryUsage().arrayBuffers;
+    await pipeline(
+      Readable.from([z]),
+      boundedZstdDecoder({ maxWindow: DEFAULT_MAX_ZSTD_WINDOW, maxOutput: 1 << 30, name: "zeros.zst" }),
+      new Writable({
+        highWaterMark: 1 << 16,
+        write: (c: Buffer, _e, cb) => {
+          n += c.length;
+          if ((n & ((1 << 24) - 1)) < c.length) peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+          setImmediate(cb);
+        },
+      }),
+    );
+    expect(n).toBe(268435456);
+    expect(peak).toBeLessThan(64 << 20);
+  }, 60_000);
+
+  it("stops past the decompressed size cap", async () => {
+    await expect(decode(zstdCli(text, "-3"), { maxOutput: 1 << 20 })).rejects.toMatchObject({ code: "ZSTD_TOO_LARGE", message: `test.zst decompresses to more than the ${1 << 20} bytes accepted` });
+  });
+});

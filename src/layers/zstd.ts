@@ -1,0 +1,210 @@
+// A bounded streaming zstd decoder for untrusted input (image layers, advisory archives). fzstd decodes;
+// this walks the frame structure first so that a frame declaring a huge window is refused before fzstd
+// allocates it, the output is capped, and input is fed a block at a time under backpressure.
+import { Duplex } from "node:stream";
+import { Decompress } from "fzstd";
+
+/** zstd's own default limit on a decoder's window (windowLog 27): the CLI refuses more without `--memory`. */
+export const DEFAULT_MAX_ZSTD_WINDOW = 128 * 1024 * 1024;
+
+export interface ZstdLimits {
+  /** Largest window a frame may declare (the decoder allocates it up front). */
+  maxWindow: number;
+  /** Most bytes decompressed in all. */
+  maxOutput: number;
+  /** Names the input in errors. */
+  name: string;
+}
+
+export class ZstdStreamError extends Error {
+  override name = "ZstdStreamError";
+  constructor(readonly code: "ZSTD_WINDOW_TOO_LARGE" | "ZSTD_TOO_LARGE" | "ZSTD_INVALID" | "ZSTD_TRUNCATED", message: string) {
+    super(message);
+  }
+}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+
+/**
+ * Follows the frame and block structure of a zstd stream without decoding it (RFC 8878, section 3.1):
+ * it reads each frame header before the decoder sees it, so a frame that declares a window larger than
+ * the limit (fzstd would allocate it, up to 2 GiB) is refused first, and it knows whether the input
+ * ended at a frame boundary.
+ */
+class FrameWalker {
+  private need = 4;
+  private state: "magic" | "descriptor" | "header" | "skippable-size" | "block" | "skip" = "magic";
+  private held: number[] = [];
+  private descriptor = 0;
+  private skip = 0;
+  private afterSkip: "block" | "checksum-or-magic" | "magic" = "magic";
+  constructor(private readonly limits: ZstdLimits) {}
+
+  /**
+   * Checks `chunk`; throws before the decoder would see a bad header. Returns the offsets in `chunk`
+   * where a block (or a skippable frame) ends: fed to the decoder in pieces cut there, each push
+   * decodes at most one block (128 KiB), however well the input compresses.
+   */
+  walk(chunk: Uint8Array): number[] {
+    const cuts: number[] = [];
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.state === "skip") {
+        const n = Math.min(this.skip, chunk.length - i);
+        this.skip -= n;
+        i += n;
+        if (this.skip === 0) {
+          cuts.push(i);
+          this.afterSkipDone();
+        }
+        continue;
+      }
+      this.held.push(chunk[i++]!);
+      if (this.held.length < this.need) continue;
+      const b = this.held;
+      this.held = [];
+      this.step(b);
+      if (this.state === "magic" || (this.state === "block" && this.need === 3 && this.held.length === 0)) cuts.push(i);
+    }
+    return cuts;
+  }
+
+  /** True when the input so far ends between frames. */
+  atBoundary(): boolean {
+    return this.state === "magic" && this.held.length === 0;
+  }
+
+  private afterSkipDone(): void {
+    if (this.afterSkip === "block") this.expect("block", 3);
+    else this.expect("magic", 4);
+  }
+
+  private expect(state: FrameWalker["state"], need: number): void {
+    this.state = state;
+    this.need = need;
+  }
+
+  private step(b: number[]): void {
+    const { name } = this.limits;
+    switch (this.state) {
+      case "magic": {
+        const magic = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+        if (magic === ZSTD_MAGIC) return this.expect("descriptor", 1);
+        if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) return this.expect("skippable-size", 4);
+        throw new ZstdStreamError("ZSTD_INVALID", `${name} is not zstd data (a frame starts with ${b.map((x) => x.toString(16).padStart(2, "0")).join(" ")})`);
+      }
+      case "skippable-size": {
+        this.skip = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+        this.afterSkip = "magic";
+        if (this.skip === 0) return this.expect("magic", 4);
+        return this.expect("skip", 0);
+      }
+      case "descriptor": {
+        const d = b[0]!;
+        if (d & 0x08) throw new ZstdStreamError("ZSTD_INVALID", `${name}: a zstd frame header sets its reserved bit`);
+        this.descriptor = d;
+        const singleSegment = (d >> 5) & 1;
+        const dictBytes = [0, 1, 2, 4][d & 3]!;
+        const fcsFlag = d >> 6;
+        const fcsBytes = fcsFlag === 0 ? singleSegment : [1, 2, 4, 8][fcsFlag]!;
+        const len = (singleSegment ? 0 : 1) + dictBytes + fcsBytes;
+        if (len === 0) return this.expect("block", 3);
+        return this.expect("header", len);
+      }
+      case "header": {
+        const d = this.descriptor;
+        const singleSegment = (d >> 5) & 1;
+        const dictBytes = [0, 1, 2, 4][d & 3]!;
+        const fcsFlag = d >> 6;
+        const fcsBytes = fcsFlag === 0 ? singleSegment : [1, 2, 4, 8][fcsFlag]!;
+        let window: number;
+        if (!singleSegment) {
+          const wd = b[0]!;
+          const base = 2 ** (10 + (wd >> 3));
+          window = base + (base / 8) * (wd & 7);
+        } else {
+          let fcs = 0;
+          const at = dictBytes;
+          for (let k = fcsBytes - 1; k >= 0; k--) fcs = fcs * 256 + b[at + k]!;
+          if (fcsBytes === 2) fcs += 256;
+          window = fcs;
+        }
+        if (window > this.limits.maxWindow) {
+          throw new ZstdStreamError("ZSTD_WINDOW_TOO_LARGE", `${name}: a zstd frame declares a window of ${window} bytes, more than the ${this.limits.maxWindow} accepted${this.limits.maxWindow === DEFAULT_MAX_ZSTD_WINDOW ? " (zstd's own default limit)" : ""}`);
+        }
+        return this.expect("block", 3);
+      }
+      case "block": {
+        const h = b[0]! | (b[1]! << 8) | (b[2]! << 16);
+        const last = h & 1;
+        const type = (h >> 1) & 3;
+        const size = h >>> 3;
+        if (type === 3) throw new ZstdStreamError("ZSTD_INVALID", `${name}: a zstd block has the reserved block type`);
+        if (size > 128 * 1024) throw new ZstdStreamError("ZSTD_INVALID", `${name}: a zstd block declares ${size} bytes, more than the format's 128 KiB`);
+        this.skip = type === 1 ? 1 : size;
+        const checksum = (this.descriptor >> 2) & 1;
+        this.afterSkip = last ? "magic" : "block";
+        if (last && checksum) {
+          // The block's content, then a 4-byte checksum, then the next frame.
+          this.skip += 4;
+        }
+        if (this.skip === 0) return this.afterSkipDone();
+        return this.expect("skip", 0);
+      }
+      default:
+        throw new Error(`zstd frame walker in state ${this.state}`);
+    }
+  }
+}
+
+/**
+ * A streaming zstd decoder (fzstd) that refuses frames declaring a window over `maxWindow` before
+ * allocating it, stops past `maxOutput` bytes, calls an input that ends inside a frame truncated, and
+ * keeps to backpressure: input is decoded a block at a time as the reader asks for more, so a small
+ * archive that decompresses to gigabytes is never all in memory (one 1 MiB read of a 300:1 archive
+ * would otherwise be 300 MB of output at once).
+ */
+export function boundedZstdDecoder(limits: ZstdLimits): Duplex {
+  const asError = (e: unknown): Error =>
+    e instanceof ZstdStreamError ? e : new ZstdStreamError("ZSTD_INVALID", `${limits.name} is not valid zstd data: ${(e as Error).message}`);
+  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
+    const walker = new FrameWalker(limits);
+    let out: Buffer[] = [];
+    let total = 0;
+    const decoder = new Decompress((data) => {
+      total += data.length;
+      if (total > limits.maxOutput) throw new ZstdStreamError("ZSTD_TOO_LARGE", `${limits.name} decompresses to more than the ${limits.maxOutput} bytes accepted`);
+      if (data.length) out.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    });
+    for await (const chunk of source) {
+      let cuts: number[];
+      try {
+        cuts = walker.walk(chunk);
+      } catch (e) {
+        throw asError(e);
+      }
+      let start = 0;
+      for (const end of [...cuts, chunk.length]) {
+        if (end <= start) continue;
+        try {
+          decoder.push(chunk.subarray(start, end));
+        } catch (e) {
+          throw asError(e);
+        }
+        start = end;
+        if (out.length) {
+          const ready = out;
+          out = [];
+          for (const b of ready) yield b;
+        }
+      }
+    }
+    if (!walker.atBoundary()) throw new ZstdStreamError("ZSTD_TRUNCATED", `${limits.name} is truncated: it ends inside a zstd frame`);
+    try {
+      decoder.push(new Uint8Array(0), true);
+    } catch (e) {
+      throw asError(e);
+    }
+    for (const b of out) yield b;
+  });
+}
