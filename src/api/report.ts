@@ -62,6 +62,7 @@ import { GROUP, VERSION, type ImageScan } from "../controller/imagescan.js";
 import { matchWithStore } from "../findings/match.js";
 import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import { checkLayerUri, LayerFetchError, UriLayerFetcher, type UriManifest } from "../indexer/sources/uri.js";
+import type { EgressGuard } from "../net/egress.js";
 import { Informer } from "../kube/informer.js";
 import { affectedManifests, lookupNames, type VulnerabilityQuery } from "../matcher/affected-manifests.js";
 import { PORTCULLIS_COVERAGE_ENRICHMENT, vulnerabilityReport, type CoverageEnrichment, type VulnerabilityReport } from "../matcher/vulnerability-report.js";
@@ -250,6 +251,8 @@ export interface ReportApiOptions {
   allowPrivateLayerHosts?: boolean;
   /** Timeouts, concurrency per host, retries, resumes, CAs per host and User-Agent for layer URIs (the registry client's options). */
   layerFetch?: RegistryOptionsInput;
+  /** The egress guard layer fetches go through (default: the process's; tests give one a resolver). */
+  egress?: EgressGuard;
   /** Manifests indexed at once through POST (each fetches up to the indexer's layer concurrency). Default 4. */
   indexConcurrency?: number;
   /** Vulnerability reports computed at once (each matches a whole IndexReport on this process's CPU). Default 2. */
@@ -380,7 +383,7 @@ export class ReportApi {
     this.authority = o.authority ?? kubeAuthority(o.kc);
     this.indexSlots = new Semaphore(Math.max(1, o.indexConcurrency ?? 4));
     this.matchSlots = new Semaphore(Math.max(1, o.matchConcurrency ?? 2));
-    if (o.indexer) this.fetcher = new UriLayerFetcher({ registry: o.layerFetch, allowPrivateHosts: o.allowPrivateLayerHosts ?? false });
+    if (o.indexer) this.fetcher = new UriLayerFetcher({ registry: o.layerFetch, allowPrivateHosts: o.allowPrivateLayerHosts ?? false, egress: o.egress });
     this.tokens = new TtlCache(o.cacheTtlMs ?? 60_000);
     this.decisions = new TtlCache(o.cacheTtlMs ?? 60_000);
     this.limiter = new ClientLimiter(o.tokenChecks?.perSecond ?? 5, o.tokenChecks?.burst ?? 20);

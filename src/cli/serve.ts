@@ -30,7 +30,8 @@ import { describeConfig, loadServeConfig } from "./serve-config.js";
 import { AdvisoryScheduler } from "../advisories/scheduler.js";
 import { Rematcher } from "../findings/rematch.js";
 import { defaultCatalogue } from "../advisories/catalogue.js";
-import { SecretCache, workloadKeyring } from "../controller/credentials.js";
+import { operatorRegistryHosts, SecretCache, workloadKeyring } from "../controller/credentials.js";
+import { tenantRedactor } from "../log/redact.js";
 import { advisoryRound } from "./advisory-round.js";
 
 export { loadServeConfig, serveConfig, type ServeConfig } from "./serve-config.js";
@@ -155,7 +156,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     namespace: cfg.namespace, names: list(cfg.pullSecrets),
     namespaces: list(cfg.operatorCredentialsNamespaces), registries: list(cfg.operatorCredentialsRegistries),
   };
-  const events = new EventRecorder(kc, { log: logFn(part("events"), "warn") });
+  // Events are read by whoever may read the namespace: scrubbed, and operator pull secrets by kind only.
+  const events = new EventRecorder(kc, { log: logFn(part("events"), "warn"), redact: tenantRedactor(operatorSecrets) });
   const indexer = new Indexer({ store, scanners: defaultScanners() });
   const metrics = new PortcullisMetrics({ defaultMetrics: true });
   let currentScans: ImageScanController | undefined;
@@ -166,6 +168,11 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const advisoryIntervalMs = cfg.advisoryUpdateInterval === "0" ? 0 : parseDuration(cfg.advisoryUpdateInterval)!;
   const mirrors = Object.fromEntries(list(cfg.advisoryMirrors).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
   const secretCache = new SecretCache(kc.makeApiClient(k8s.CoreV1Api));
+  // The registry metrics name the registries of the operator's pull secrets (and the big public ones);
+  // the hosts tenants' images name are `other`, so the label stays bounded. Re-read now and then.
+  const learnRegistries = () => operatorRegistryHosts(secretCache, operatorSecrets).then((h) => metrics.knowRegistries(h), (e: unknown) => log("warn", `reading the operator pull secrets' registries for metrics: ${(e as Error).message}`));
+  void learnRegistries();
+  setInterval(() => void learnRegistries(), 10 * 60_000).unref();
   const runAdvisoryRound = advisoryRound({
     store, catalogue: defaultCatalogue(), sources: list(cfg.advisorySources), mirrors, bundle: cfg.advisoryBundle || undefined,
     keyring: async () => (await workloadKeyring(secretCache, cfg.namespace, [], { operator: operatorSecrets, providers })).keyring,

@@ -8,7 +8,7 @@
 // secret cost one read.
 import type * as k8s from "@kubernetes/client-node";
 import { parseDockerConfigSecret } from "../registry/auth/dockerconfig.js";
-import { ChainKeyring, DOCKER_HUB_HOSTS, DockerConfigKeyring, imageRegistryHost } from "../registry/auth/keyring.js";
+import { ChainKeyring, DOCKER_HUB_HOSTS, DockerConfigKeyring, imageRegistryHost, parseRegistryKey } from "../registry/auth/keyring.js";
 import type { Credential, CredentialProvider, Keyring } from "../registry/auth/types.js";
 
 export interface OperatorSecrets {
@@ -144,6 +144,28 @@ export async function workloadKeyring(
     keyrings.push(whole ? operator : new RegistryScopedKeyring(operator, op.registries!));
   }
   return { keyring: new ChainKeyring(keyrings), missing };
+}
+
+/**
+ * The registries (`host[:port]`, globs kept) the operator-wide pull secrets hold credentials for: the
+ * registries the operator configured (the registry metrics name them; others are `other`). Secrets that
+ * are missing or malformed are skipped (workloadKeyring reports them where they are used).
+ */
+export async function operatorRegistryHosts(cache: SecretCache, operator: OperatorSecrets): Promise<string[]> {
+  const hosts = new Set<string>();
+  for (const name of operator.names) {
+    const secret = await cache.secret(operator.namespace, name);
+    if (!secret) continue;
+    try {
+      for (const e of parseDockerConfigSecret({ type: secret.type, data: secret.data }, `secret ${operator.namespace}/${name}`).entries) {
+        const k = parseRegistryKey(e.key);
+        if (k) hosts.add(`${k.host}${k.port ? `:${k.port}` : ""}`);
+      }
+    } catch {
+      // Not a pull secret: nothing to name.
+    }
+  }
+  return [...hosts];
 }
 
 /** A keyring that remembers which credential sources it handed out (for status.credentialSource). */

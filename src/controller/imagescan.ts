@@ -20,6 +20,7 @@ import { parseDuration } from "../kube/duration.js";
 import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
 import { WorkQueue } from "../kube/workqueue.js";
 import { logId, withLogContext, type LogFn } from "../log/logger.js";
+import { tenantRedactor } from "../log/redact.js";
 import { RecordingKeyring, SecretCache, workloadKeyring, type OperatorSecrets } from "./credentials.js";
 
 /** Labels and annotations on the ImageScans Portcullis manages (created for pods). */
@@ -205,8 +206,12 @@ export class ImageScanController {
   private readonly timers = new Set<NodeJS.Timeout>();
   private workers: Promise<void>[] = [];
 
+  /** What tenants read in status: scrubbed, operator pull secrets by kind only. */
+  private readonly redact: (s: string) => string;
+
   constructor(private readonly o: ImageScanControllerOptions) {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.redact = tenantRedactor(o.operatorSecrets);
     this.secrets = o.secretCache ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
     this.informer = new Informer<ImageScan>(o.kc, {
       // (namespace, digest) -> scans by status (evidence), by label (candidates only), by reference.
@@ -417,10 +422,20 @@ export class ImageScanController {
   private async patchStatus(ns: string, name: string, status: Partial<ImageScanStatus>): Promise<void> {
     this.writes++;
     await this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status } },
+      { group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status: redactStatus(status, this.redact) } },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
   }
+}
+
+/** A status patch with its texts (message, conditions' messages, credentialSource) redacted for tenants. */
+export function redactStatus(status: Partial<ImageScanStatus>, redact: (s: string) => string): Partial<ImageScanStatus> {
+  return {
+    ...status,
+    ...(status.message !== undefined ? { message: redact(status.message) } : {}),
+    ...(status.credentialSource !== undefined ? { credentialSource: redact(status.credentialSource) } : {}),
+    ...(status.conditions ? { conditions: status.conditions.map((c) => ({ ...c, message: redact(c.message) })) } : {}),
+  };
 }
 
 function withKind(scan: ImageScan): ImageScan & { apiVersion: string; kind: string } {

@@ -74,6 +74,10 @@ export function parseReference(input: string, opts: { defaultRegistry?: string }
   const bad = (part: ReferencePart, why: string) => new ReferenceError(`invalid reference ${JSON.stringify(input)}: ${why}`, part);
   if (!input) throw bad("reference", "empty");
   if (input !== input.trim()) throw bad("reference", "leading or trailing whitespace");
+  // Said before anything else: the parts of a URL would be quoted one by one, its password among them
+  // (the quoted whole input is scrubbed wherever the message goes; a quoted fragment would not be).
+  const url = /^([a-z][a-z0-9+.-]*:)\/\//i.exec(input);
+  if (url) throw bad("registry", `registry ${JSON.stringify(url[1])} is a URL scheme: write host[:port]/repository[:tag], not a URL`);
   if (IDENTIFIER.test(input)) throw bad("repository", "a 64-character hex string is an image ID, not a repository name (use name@sha256:… for a digest)");
 
   let rest = input;

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
 import type { LogFn } from "../log/logger.js";
+import { scrubString } from "../log/redact.js";
 
 export interface EventTarget {
   apiVersion: string;
@@ -25,12 +26,17 @@ export class EventRecorder {
   /** API calls made (for the benchmark). */
   requests = 0;
 
-  constructor(kc: k8s.KubeConfig, private readonly o: { component?: string; host?: string; windowMs?: number; log?: LogFn } = {}) {
+  /**
+   * `redact`: applied to every message before it is written (Events are read by whoever may read the
+   * namespace); default scrubString, serve passes tenantRedactor (which also hides operator secret names).
+   */
+  constructor(kc: k8s.KubeConfig, private readonly o: { component?: string; host?: string; windowMs?: number; log?: LogFn; redact?: (s: string) => string } = {}) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
   /** Records an Event; returns at once (the write happens in the background, in order). */
-  record(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string): void {
+  record(target: EventTarget, type: "Normal" | "Warning", reason: string, raw: string): void {
+    const message = (this.o.redact ?? scrubString)(raw);
     this.pending = this.pending.then(() => this.write(target, type, reason, message)).catch((e: unknown) => {
       this.o.log?.(`event ${reason} on ${target.kind} ${target.metadata?.namespace}/${target.metadata?.name} not recorded: ${(e as Error).message}`, { object: `${target.kind} ${target.metadata?.namespace}/${target.metadata?.name}`, reason }, "warn");
     });

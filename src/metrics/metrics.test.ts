@@ -118,6 +118,23 @@ describe("PortcullisMetrics", () => {
     expect(text).toContain('portcullis_registry_request_duration_seconds_count{registry="ghcr.io"} 3');
   });
 
+  it("names configured and well-known registries in the registry label, and every tenant-chosen host `other`", async () => {
+    const m = new PortcullisMetrics();
+    m.knowRegistries(["registry.corp.example:5000", "*.azurecr.io", "REGISTRY.Corp.example"]);
+    const h = m.registryHooks();
+    for (let i = 0; i < 500; i++) h.request!({ registry: `tenant-${i}.example.com`, method: "GET", status: 200, durationMs: 1 });
+    for (const registry of ["registry.corp.example:5000", "team.azurecr.io", "a.b.azurecr.io", "docker.io", "registry.corp.example"]) h.request!({ registry, method: "GET", status: 200, durationMs: 1 });
+    const text = await m.registry.metrics();
+    const labels = [...new Set([...text.matchAll(/portcullis_registry_requests_total\{registry="([^"]+)"/g)].map((x) => x[1]))].sort();
+    // `*` globs one label, as in docker config keys: a.b.azurecr.io is not *.azurecr.io.
+    expect(labels).toEqual(["docker.io", "other", "registry.corp.example", "registry.corp.example:5000", "team.azurecr.io"]);
+    expect(text).toContain('portcullis_registry_requests_total{registry="other",method="GET",status="200"} 501');
+    // At most 256 configured names are kept.
+    m.knowRegistries(Array.from({ length: 1000 }, (_, i) => `r${i}.example`));
+    expect(m.registryLabel("r200.example")).toBe("r200.example");
+    expect(m.registryLabel("r999.example")).toBe("other");
+  });
+
   it("counts webhook decisions per verdict by mode, outcome and rule, latency and break-glass", async () => {
     const m = new PortcullisMetrics();
     const verdict = (outcome: "allowed" | "denied", rule: string) => ({ field: "spec.containers[0].image", image: "x", outcome, action: "deny", rule, results: [], mode: "Enforce", message: "" });

@@ -33,6 +33,18 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
 }
 
+/**
+ * Registries the `registry` label names without being configured: the big public ones (a fixed list, so
+ * the label stays bounded). Every other host an image names, which tenants choose, is `other` unless the
+ * operator configured it (knowRegistries: the hosts of its pull secrets).
+ */
+export const WELL_KNOWN_REGISTRIES: readonly string[] = [
+  "registry-1.docker.io", "docker.io", "index.docker.io", "ghcr.io", "quay.io", "gcr.io", "registry.k8s.io",
+  "mcr.microsoft.com", "public.ecr.aws", "registry.gitlab.com", "nvcr.io",
+];
+/** The most configured registries kept by name (globs included). */
+const MAX_KNOWN_REGISTRIES = 256;
+
 const SCAN_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 const REVIEW_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const REQUEST_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -61,6 +73,9 @@ export class PortcullisMetrics {
   readonly rematched: Counter<"result">;
   readonly imageVulnerabilities: Gauge<"severity">;
 
+  private readonly knownRegistries = new Set<string>(WELL_KNOWN_REGISTRIES);
+  private readonly knownGlobs: RegExp[] = [];
+  private configured = 0;
   private queue: () => QueueLike | undefined = () => undefined;
   private certs: () => CertificatesLike | undefined = () => undefined;
   private advisories: () => Promise<AdvisoryStatusLike[]> = async () => [];
@@ -182,15 +197,36 @@ export class PortcullisMetrics {
     if (s.bytesFetched) this.downloadedBytes.inc(s.bytesFetched);
   }
 
+  /**
+   * Registries (`host[:port]`, `*` globbing one label) the operator configured: the `registry` label names
+   * them; any other registry is `other`. At most 256 are kept.
+   */
+  knowRegistries(hosts: Iterable<string>): void {
+    for (const raw of hosts) {
+      const h = raw.trim().toLowerCase();
+      if (!h || this.knownRegistries.has(h) || this.configured >= MAX_KNOWN_REGISTRIES) continue;
+      this.configured++;
+      if (h.includes("*")) this.knownGlobs.push(new RegExp(`^${h.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^.]*")}$`));
+      else this.knownRegistries.add(h);
+    }
+  }
+
+  /** The `registry` label for a registry: its name when known (configured or well known), else `other`. */
+  registryLabel(registry: string): string {
+    const r = registry.toLowerCase();
+    return this.knownRegistries.has(r) || this.knownGlobs.some((g) => g.test(r)) ? r : "other";
+  }
+
   /** Hooks for RegistryClient's `metrics` option. */
   registryHooks(): RegistryMetrics {
     return {
       request: (e) => {
-        this.registryRequests.inc({ registry: e.registry, method: e.method, status: String(e.status) });
-        this.registryRequestDuration.observe({ registry: e.registry }, e.durationMs / 1000);
+        const registry = this.registryLabel(e.registry);
+        this.registryRequests.inc({ registry, method: e.method, status: String(e.status) });
+        this.registryRequestDuration.observe({ registry }, e.durationMs / 1000);
       },
-      bytes: (e) => this.registryBytes.inc({ registry: e.registry }, e.bytes),
-      tokenFetch: (e) => this.tokenFetches.inc({ registry: e.registry, result: e.ok ? "ok" : "error" }),
+      bytes: (e) => this.registryBytes.inc({ registry: this.registryLabel(e.registry) }, e.bytes),
+      tokenFetch: (e) => this.tokenFetches.inc({ registry: this.registryLabel(e.registry), result: e.ok ? "ok" : "error" }),
     };
   }
 

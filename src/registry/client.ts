@@ -8,6 +8,7 @@ import { parseImageConfig, parseManifest, type Descriptor, type ImageConfig, typ
 import { defaultPlatform, formatPlatform, platformCandidates, selectManifest, type Platform } from "../image/platform.js";
 import { isDigest } from "../image/digest.js";
 import type { Reference } from "../image/reference.js";
+import type { EgressGuard } from "../net/egress.js";
 import type { Keyring } from "./auth/types.js";
 import { verifiedBlobStream } from "./blob.js";
 import { RegistryError } from "./errors.js";
@@ -48,8 +49,9 @@ function digestOf(raw: Uint8Array, algorithm = "sha256"): string {
 export class RegistryClient {
   readonly transport: RegistryTransport;
 
-  constructor(opts: { options?: RegistryOptionsInput; keyring?: Keyring; metrics?: RegistryMetrics; defaultPlatform?: Platform } = {}) {
-    this.transport = new RegistryTransport(opts.options ?? {}, opts.keyring, opts.metrics ?? {});
+  /** `egress`: the guard every connection goes through (default: the process's, with the system resolver). */
+  constructor(opts: { options?: RegistryOptionsInput; keyring?: Keyring; metrics?: RegistryMetrics; defaultPlatform?: Platform; egress?: EgressGuard } = {}) {
+    this.transport = new RegistryTransport(opts.options ?? {}, opts.keyring, opts.metrics ?? {}, opts.egress);
     this.platform = opts.defaultPlatform ?? defaultPlatform();
     this.metrics = opts.metrics ?? {};
   }

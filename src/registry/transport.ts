@@ -12,12 +12,12 @@
 //    elsewhere. Upload `Location`s are checked the same way by uploadPath().
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, request, type Dispatcher } from "undici";
+import { request, type Agent, type Dispatcher } from "undici";
+import { classifyHost, defaultEgressGuard, egressPolicy, egressRefusal, refuseHost, type AddressClass, type EgressGuard, type EgressPolicy } from "../net/egress.js";
 import { findChallenge, parseChallenges, type Challenge } from "./auth/challenge.js";
 import type { Credential, Keyring } from "./auth/types.js";
 import { RegistryError, registryErrorBody } from "./errors.js";
 import { backoffDelay, parseRetryAfter, RateLimiter, Semaphore } from "./limits.js";
-import { checkFollowedUrl, isInternalIp } from "./netguard.js";
 import { RegistryOptionsSchema, type RegistryOptions, type RegistryOptionsInput } from "./options.js";
 
 export interface RegistryMetrics {
@@ -70,7 +70,15 @@ interface HostState {
   insecureDispatcher?: Agent;
   semaphore: Semaphore;
   limiter: RateLimiter;
+  /** The class of the address last connected to for this registry (what its realms and redirects may share). */
+  addressClass?: AddressClass;
 }
+
+/**
+ * Where a registry itself may be: anywhere but a cloud metadata service (in-cluster registries on private
+ * addresses are normal, and loopback ones are how a node-local registry or a test looks).
+ */
+const REGISTRY_POLICY = egressPolicy("a registry", ["public", "private", "loopback", "link-local"]);
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$/;
 
@@ -87,19 +95,20 @@ export class RegistryTransport {
   private readonly inflightTokens = new Map<string, Promise<string>>();
   /** Which credential last worked for a registry/repository, so the next request starts with it. */
   private readonly workingCredential = new Map<string, number>();
-  private readonly redirectAgent: Agent;
+  /** Agents for token realms and redirects to other hosts, one per policy (public, +private, +loopback). */
+  private readonly followAgents = new Map<string, Agent>();
 
   constructor(
     options: RegistryOptionsInput = {},
     private readonly keyring?: Keyring,
     private readonly metrics: RegistryMetrics = {},
+    private readonly egress: EgressGuard = defaultEgressGuard,
   ) {
     this.options = RegistryOptionsSchema.parse(options);
-    this.redirectAgent = this.makeAgent({});
   }
 
   async close(): Promise<void> {
-    const agents = [this.redirectAgent, ...[...this.hosts.values()].flatMap((h) => (h.insecureDispatcher ? [h.dispatcher, h.insecureDispatcher] : [h.dispatcher]))];
+    const agents = [...this.followAgents.values(), ...[...this.hosts.values()].flatMap((h) => (h.insecureDispatcher ? [h.dispatcher, h.insecureDispatcher] : [h.dispatcher]))];
     await Promise.allSettled(agents.map((a) => a.close()));
   }
 
@@ -108,24 +117,73 @@ export class RegistryTransport {
     return this.options.insecureRegistries.some((p) => globMatchHost(p, registry));
   }
 
-  private makeAgent(connect: { ca?: string; rejectUnauthorized?: boolean }): Agent {
+  private makeAgent(policy: EgressPolicy, connect: { ca?: string; rejectUnauthorized?: boolean }, onConnect?: (c: AddressClass) => void): Agent {
     const o = this.options;
-    return new Agent({ connect: { ...connect, timeout: o.connectTimeoutMs }, headersTimeout: o.headersTimeoutMs, bodyTimeout: o.bodyTimeoutMs, keepAliveTimeout: 30_000, connections: o.maxConcurrentPerRegistry * 2 });
+    return this.egress.agent(policy, { ...connect, connectTimeoutMs: o.connectTimeoutMs, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs, connections: o.maxConcurrentPerRegistry * 2, onConnect });
   }
 
   private host(registry: string): HostState {
     let h = this.hosts.get(registry);
     if (!h) {
       const ca = this.options.caCertificates[registry];
-      h = {
-        dispatcher: this.makeAgent(ca ? { ca } : {}),
+      const state: HostState = {
+        dispatcher: this.makeAgent(REGISTRY_POLICY, ca ? { ca } : {}, (c) => (state.addressClass = c)),
         semaphore: new Semaphore(this.options.maxConcurrentPerRegistry),
         limiter: new RateLimiter(this.options.requestsPerSecond),
       };
-      if (this.isInsecure(registry)) h.insecureDispatcher = this.makeAgent({ rejectUnauthorized: false });
-      this.hosts.set(registry, h);
+      if (this.isInsecure(registry)) state.insecureDispatcher = this.makeAgent(REGISTRY_POLICY, { rejectUnauthorized: false }, (c) => (state.addressClass = c));
+      this.hosts.set(registry, state);
+      h = state;
     }
     return h;
+  }
+
+  /**
+   * What a token realm or a redirect of `registry` to another host may reach: public addresses, and the
+   * registry's own class when that is loopback or private (a loopback registry may send us to loopback, an
+   * in-cluster one to in-cluster storage); never link-local or metadata. The registry's class is that of
+   * the address its connection went to (its literal or well-known name before any connection).
+   */
+  private followPolicy(registry: string): EgressPolicy {
+    const own = this.host(registry).addressClass ?? classifyHost(hostnameOf(registry)) ?? "public";
+    const allow: AddressClass[] = own === "loopback" || own === "private" ? ["public", own] : ["public"];
+    return egressPolicy(`a token realm or redirect of ${own === "public" ? "a public" : `a ${own}`} registry`, allow);
+  }
+
+  private followAgent(policy: EgressPolicy): Agent {
+    const key = [...policy.allow].sort().join(",");
+    let a = this.followAgents.get(key);
+    if (!a) this.followAgents.set(key, (a = this.makeAgent(policy, {})));
+    return a;
+  }
+
+  /**
+   * Checks a URL the registry told us to follow (a token realm, a redirect). Refused: schemes other than
+   * http(s), plain http from an https registry, and hosts the follow policy refuses as written; a name is
+   * checked again for what it resolves to when the follow agent connects. The registry's own host is the
+   * registry's (it goes through the registry's own agent).
+   */
+  private checkFollowedUrl(raw: string, registry: string, policy: EgressPolicy): URL | string {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      return `not a URL: ${JSON.stringify(raw.slice(0, 200))}`;
+    }
+    if (u.protocol !== "https:" && u.protocol !== "http:") return `scheme ${u.protocol} is not allowed`;
+    if (u.protocol === "http:" && this.host(registry).scheme !== "http") return `plain http (${u.host}) from an https registry`;
+    if (this.ownHost(u, registry)) return u;
+    const refused = refuseHost(u.hostname, policy);
+    return refused ? refused.message : u;
+  }
+
+  private ownHost(u: URL, registry: string): boolean {
+    return u.hostname.replace(/^\[|\]$/g, "") === hostnameOf(registry);
+  }
+
+  /** The agent for a followed URL: the registry's own for its own host, else the guarded follow agent. */
+  private followDispatcher(registry: string, u: URL, policy: EgressPolicy): Dispatcher {
+    return this.ownHost(u, registry) ? this.host(registry).dispatcher : this.followAgent(policy);
   }
 
   /** https always; http allowed (after https fails) for loopback and configured insecure registries. */
@@ -211,8 +269,8 @@ export class RegistryTransport {
   }
 
   private async fetchToken(registry: string, scheme: Extract<AuthScheme, { kind: "bearer" }>, cred: Credential | undefined, signal?: AbortSignal): Promise<{ token: string; lifetimeMs: number }> {
-    const registryIsHttp = this.host(registry).scheme === "http";
-    const checked = checkFollowedUrl(scheme.realm, registry, registryIsHttp);
+    const policy = this.followPolicy(registry);
+    const checked = this.checkFollowedUrl(scheme.realm, registry, policy);
     if (typeof checked === "string") {
       throw new RegistryError("BLOCKED_URL", `registry ${registry} names token realm ${JSON.stringify(scheme.realm)}, refused: ${checked}`, { registry });
     }
@@ -224,16 +282,18 @@ export class RegistryTransport {
         // OAuth2 refresh-token grant; registries that do not implement POST answer 404: fall back to GET.
         const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "portcullis", ...(scheme.service ? { service: scheme.service } : {}) });
         form.set("scope", scheme.scopes.join(" "));
-        res = await request(url, { method: "POST", headers: { ...headers, "content-type": "application/x-www-form-urlencoded" }, body: form.toString(), dispatcher: this.tokenDispatcher(registry, url), signal });
+        res = await request(url, { method: "POST", headers: { ...headers, "content-type": "application/x-www-form-urlencoded" }, body: form.toString(), dispatcher: this.followDispatcher(registry, url, policy), signal });
         if (res.statusCode === 404 || res.statusCode === 405) {
           await res.body.dump();
-          res = await this.getToken(registry, url, scheme, cred, headers, signal);
+          res = await this.getToken(registry, url, scheme, cred, headers, policy, signal);
         }
       } else {
-        res = await this.getToken(registry, url, scheme, cred, headers, signal);
+        res = await this.getToken(registry, url, scheme, cred, headers, policy, signal);
       }
     } catch (e) {
       this.metrics.tokenFetch?.({ registry, ok: false });
+      const refused = egressRefusal(e);
+      if (refused) throw new RegistryError("BLOCKED_URL", `registry ${registry} names token realm ${describeUrl(url)}, refused: ${refused.message}`, { registry }, { cause: e });
       throw new RegistryError("NETWORK", `token server ${url.host} for ${registry}: ${(e as Error).message}`, { registry }, { cause: e });
     }
     const text = await readCapped(res.body, this.options.maxTokenBytes, () => new RegistryError("TOO_LARGE", `token reply from ${url.host} is over ${this.options.maxTokenBytes} bytes`, { registry })).then((b) => b.toString("utf8"));
@@ -258,18 +318,13 @@ export class RegistryTransport {
     return { token, lifetimeMs: expiresIn * 1000 };
   }
 
-  private getToken(registry: string, url: URL, scheme: Extract<AuthScheme, { kind: "bearer" }>, cred: Credential | undefined, headers: Record<string, string>, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+  private getToken(registry: string, url: URL, scheme: Extract<AuthScheme, { kind: "bearer" }>, cred: Credential | undefined, headers: Record<string, string>, policy: EgressPolicy, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
     const u = new URL(url);
     if (scheme.service) u.searchParams.set("service", scheme.service);
     for (const s of scheme.scopes) u.searchParams.append("scope", s);
     const h = { ...headers };
     if (cred && (cred.username || cred.password)) h.authorization = `Basic ${Buffer.from(`${cred.username ?? ""}:${cred.password ?? ""}`).toString("base64")}`;
-    return request(u, { method: "GET", headers: h, dispatcher: this.tokenDispatcher(registry, u), signal });
-  }
-
-  private tokenDispatcher(registry: string, url: URL): Dispatcher {
-    // A realm on the registry's own host shares its TLS settings (private CA, insecure).
-    return url.hostname === registry.replace(/:\d+$/, "") ? this.host(registry).dispatcher : this.redirectAgent;
+    return request(u, { method: "GET", headers: h, dispatcher: this.followDispatcher(registry, u, policy), signal });
   }
 
   private async sendWithScheme(registry: string, repository: string, o: SendOptions, cred: Credential | undefined, fresh: boolean): Promise<RegistryResponse> {
@@ -299,6 +354,8 @@ export class RegistryTransport {
         release();
         this.metrics.request?.({ registry, method, status: "error", durationMs: Date.now() - t0 });
         if (e instanceof RegistryError || signal?.aborted) throw e;
+        const refused = egressRefusal(e);
+        if (refused) throw new RegistryError("BLOCKED_URL", `${registry}: refused: ${refused.message}`, { registry }, { cause: e });
         // A write that may have reached the registry is not sent again blindly: the caller knows whether
         // it is safe (see push.ts, which asks the registry what it has before starting over).
         if (last) throw new RegistryError("NETWORK", `${registry}: ${(e as Error).message}`, { registry }, { cause: e });
@@ -340,7 +397,8 @@ export class RegistryTransport {
       }
       await res.body.dump();
       const next = new URL(String(res.headers.location), url).toString();
-      const checked = checkFollowedUrl(next, registry, h.scheme === "http");
+      const policy = this.followPolicy(registry);
+      const checked = this.checkFollowedUrl(next, registry, policy);
       if (typeof checked === "string") throw new RegistryError("BLOCKED_URL", `${registry} redirected to ${new URL(next).host}, refused: ${checked}`, { registry });
       if (write && checked.host !== new URL(url).host) {
         throw new RegistryError("BLOCKED_URL", `${registry} redirected a ${method} to ${checked.host}, refused: pushed content goes only to the registry itself`, { registry });
@@ -348,7 +406,7 @@ export class RegistryTransport {
       if (checked.host !== new URL(url).host) {
         // Credentials never leave the registry's host (S3 presigned URLs also refuse a second auth).
         hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => k.toLowerCase() !== "authorization"));
-        dispatcher = checked.host === registry ? h.dispatcher : this.redirectAgent;
+        dispatcher = this.followDispatcher(registry, checked, policy);
       }
       url = checked.toString();
     }
@@ -474,4 +532,13 @@ export async function readCapped(body: Dispatcher.ResponseData["body"], max: num
   return Buffer.concat(chunks);
 }
 
-export { isInternalIp };
+/** The host name of `host[:port]` / `[v6]:port`, without brackets. */
+function hostnameOf(hostPort: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(hostPort);
+  return m ? m[1]! : hostPort.replace(/:\d+$/, "");
+}
+
+/** scheme://host/path: never a query (signatures) nor credentials. */
+function describeUrl(u: URL): string {
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}

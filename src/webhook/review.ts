@@ -64,6 +64,16 @@ export function parseReview(body: string): AdmissionReview {
   return r.data;
 }
 
+/** An answer with every text in it (status message, warnings, audit annotations) passed through `redact`. */
+export function redactResponse<R extends Omit<AdmissionResponse, "uid">>(r: R, redact: (s: string) => string): R {
+  return {
+    ...r,
+    ...(r.status ? { status: { ...r.status, message: redact(r.status.message) } } : {}),
+    ...(r.warnings ? { warnings: r.warnings.map(redact) } : {}),
+    ...(r.auditAnnotations ? { auditAnnotations: Object.fromEntries(Object.entries(r.auditAnnotations).map(([k, v]) => [k, redact(v)])) } : {}),
+  };
+}
+
 export function reviewResponse(uid: string, response: Omit<AdmissionResponse, "uid">): { apiVersion: string; kind: string; response: AdmissionResponse } {
   return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid, ...response } };
 }

@@ -10,6 +10,7 @@ import { parseReference, referenceString, type Reference } from "../image/refere
 import { Informer, type KubeObject } from "../kube/informer.js";
 import type { EventRecorder } from "../kube/events.js";
 import { withLogContext, type LogLevel } from "../log/logger.js";
+import { tenantRedactor } from "../log/redact.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
@@ -21,7 +22,7 @@ import {
 } from "../policy/types.js";
 import type { Finding, StoredFindings } from "../findings/types.js";
 import { decide, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
-import { imagesToJudge, parseReview, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+import { imagesToJudge, parseReview, redactResponse, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
 
 export const DEFAULT_WEBHOOK_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"];
 
@@ -90,7 +91,11 @@ export class AdmissionWebhook {
   private readonly findings = new Map<string, FindingsEntry>();
   private findingsHeld = 0;
 
+  /** What an answer may say (the requester is a tenant): scrubbed, operator pull secrets by kind only. */
+  private readonly redact: (s: string) => string;
+
   constructor(private readonly o: WebhookOptions) {
+    this.redact = tenantRedactor(o.operatorSecrets);
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
     this.authz = o.kc.makeApiClient(k8s.AuthorizationV1Api);
     const core = o.kc.makeApiClient(k8s.CoreV1Api);
@@ -211,7 +216,7 @@ export class AdmissionWebhook {
   }
 
   private async judge(req: AdmissionRequest, mode: "validate" | "mutate", t0: number): Promise<ReturnType<typeof reviewResponse>> {
-    const answer = (r: Omit<AdmissionResponse, "uid">) => reviewResponse(req.uid, r);
+    const answer = (r: Omit<AdmissionResponse, "uid">) => reviewResponse(req.uid, redactResponse(r, this.redact));
     const ns = req.namespace ?? "";
     if (req.operation !== "CREATE" && req.operation !== "UPDATE") return answer({ allowed: true });
     if (this.excluded.has(ns)) return answer({ allowed: true });
@@ -425,7 +430,7 @@ export class AdmissionWebhook {
           (e: unknown) => {
             // (review() logged an unexpected failure, with the uid.)
             const bad = e instanceof ReviewError;
-            res.writeHead(bad ? 400 : 500, { "content-type": "application/json" }).end(JSON.stringify({ error: (e as Error).message }));
+            res.writeHead(bad ? 400 : 500, { "content-type": "application/json" }).end(JSON.stringify({ error: this.redact((e as Error).message) }));
           },
         );
       });

@@ -8,10 +8,11 @@
 // services, the API server, cluster-internal services), so:
 //   - URIs must be absolute http:// or https:// URLs without credentials in them;
 //   - unless `allowPrivateHosts` (tests, development) is set, hosts that are loopback, link-local,
-//     unspecified or a cloud metadata service (169.254.169.254, fd00:ec2::254, 100.100.100.200,
-//     metadata.google.internal ...) are refused: as written in the URI, again for every redirect, and at
-//     connect time for what a name resolves to (so DNS cannot point a harmless name at them). Private
-//     (RFC 1918, ULA) addresses stay allowed: in-cluster registries live there.
+//     unspecified, reserved or a cloud metadata service (169.254.169.254, fd00:ec2::254, 100.100.100.200,
+//     metadata.google.internal ...), in any IPv4 or IPv6 spelling, are refused (src/net/egress.ts): as
+//     written in the URI, again for every redirect, and at connect time for the address a name resolves
+//     to and the socket actually reaches. Private (RFC 1918, ULA) addresses stay allowed: in-cluster
+//     registries live there.
 //   - redirects are followed (at most 5, never from https to http) and credentials (Authorization,
 //     Cookie, Proxy-Authorization) never follow one to another host;
 //   - messages name the layer and the URI's scheme, host and path, never its query (presigned URLs carry
@@ -19,12 +20,11 @@
 // Limits come from the registry client's options: connect/headers/body timeouts, requests at once per host,
 // attempts and backoff for 5xx, 429 and connection errors, Range resumes of a dropped body, private CAs per
 // host, the User-Agent. The layer walk's limits (decompressed size, expansion ratio) apply as everywhere.
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
-import { BlockList, isIP } from "node:net";
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, request, type Dispatcher } from "undici";
+import { request, type Agent, type Dispatcher } from "undici";
 import { LayerError } from "../../layers/errors.js";
+import { ANYWHERE, defaultEgressGuard, egressPolicy, egressRefusal, refuseHost, type EgressGuard } from "../../net/egress.js";
 import { dropFirst } from "../../registry/blob.js";
 import { registryErrorBody } from "../../registry/errors.js";
 import { backoffDelay, parseRetryAfter, Semaphore } from "../../registry/limits.js";
@@ -54,41 +54,19 @@ export interface UriFetcherOptions {
   allowPrivateHosts?: boolean;
   /** Called with the bytes of every chunk received (metrics). */
   onBytes?(host: string, n: number): void;
+  /** The guard every connection goes through (default: the process's, with the system resolver). */
+  egress?: EgressGuard;
 }
 
-const BLOCK_CODE = "EPORTCULLIS_BLOCKED_HOST";
+/**
+ * Where a layer URI may go: public and private addresses (in-cluster registries live on RFC 1918 and ULA
+ * addresses); never loopback, link-local, a cloud metadata service or a reserved address.
+ */
+export const LAYER_URI_POLICY = egressPolicy("a layer URI", ["public", "private"]);
 
-// Addresses a layer URI must not reach: loopback, unspecified, link-local (169.254.169.254 among them) and
-// the metadata services that live elsewhere. IPv4-mapped IPv6 addresses are checked against the IPv4 rules.
-const blocked = new BlockList();
-blocked.addSubnet("127.0.0.0", 8, "ipv4");
-blocked.addSubnet("0.0.0.0", 8, "ipv4");
-blocked.addSubnet("169.254.0.0", 16, "ipv4");
-blocked.addAddress("100.100.100.200", "ipv4"); // Alibaba Cloud's metadata service
-blocked.addAddress("::1", "ipv6");
-blocked.addSubnet("::", 96, "ipv6"); // unspecified and IPv4-compatible (::169.254.169.254)
-blocked.addSubnet("fe80::", 10, "ipv6");
-blocked.addAddress("fd00:ec2::254", "ipv6"); // AWS's metadata service over IPv6
-blocked.addSubnet("64:ff9b::7f00:0", 104, "ipv6"); // NAT64 of 127.0.0.0/8
-blocked.addSubnet("64:ff9b::a9fe:0", 112, "ipv6"); // NAT64 of 169.254.0.0/16
-const BLOCKED_NAMES = new Set(["localhost", "metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"]);
-
-/** Why an IP address may not be fetched from, or undefined. */
-export function blockedAddress(address: string): string | undefined {
-  const a = address.replace(/^\[|\]$/g, "");
-  const v = isIP(a);
-  if (v === 0) return undefined;
-  if (!blocked.check(a, v === 4 ? "ipv4" : "ipv6")) return undefined;
-  if (a === "169.254.169.254" || a === "fd00:ec2::254" || a === "100.100.100.200" || a.endsWith(":a9fe:a9fe")) return `${a} is a cloud metadata service`;
-  return `${a} is a loopback, link-local or unspecified address`;
-}
-
-/** Why a host (a name or an IP literal, as in a URL) may not be fetched from, or undefined. */
+/** Why a host (a name or an IP literal, as in a URL) may not be fetched from as written, or undefined. */
 export function blockedHost(hostname: string): string | undefined {
-  const h = hostname.toLowerCase().replace(/\.+$/, "");
-  if (isIP(h.replace(/^\[|\]$/g, ""))) return blockedAddress(h);
-  if (BLOCKED_NAMES.has(h) || h.endsWith(".localhost")) return `${h} is ${h === "localhost" || h.endsWith(".localhost") ? "a loopback name" : "a cloud metadata service"}`;
-  return undefined;
+  return refuseHost(hostname.replace(/\.+$/, ""), LAYER_URI_POLICY)?.message;
 }
 
 /**
@@ -120,25 +98,6 @@ export function describeUri(u: URL | string): string {
   } catch {
     return "(not a URL)";
   }
-}
-
-/** dns.lookup, refusing names that resolve to a blocked address (checked at connect time, every time). */
-function guardedLookup(hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void): void {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, options.all ? [] : "");
-    for (const a of addresses) {
-      const why = blockedAddress(a.address);
-      if (why) {
-        const e: NodeJS.ErrnoException = new Error(`${hostname} resolves to ${a.address}: refused, ${why}`);
-        e.code = BLOCK_CODE;
-        return callback(e, options.all ? [] : "");
-      }
-    }
-    if (options.all) return callback(null, addresses);
-    const first = addresses[0];
-    if (!first) return callback(Object.assign(new Error(`${hostname}: no address`), { code: "ENOTFOUND" }), "");
-    callback(null, first.address, first.family);
-  });
 }
 
 /**
@@ -211,9 +170,8 @@ export class UriLayerFetcher {
     let a = this.agents.get(key);
     if (!a) {
       const o = this.options;
-      a = new Agent({
-        connect: { timeout: o.connectTimeoutMs, ...(ca ? { ca } : {}), ...(this.allowPrivate ? {} : { lookup: guardedLookup }) },
-        headersTimeout: o.headersTimeoutMs, bodyTimeout: o.bodyTimeoutMs, keepAliveTimeout: 30_000,
+      a = (this.o.egress ?? defaultEgressGuard).agent(this.allowPrivate ? ANYWHERE : LAYER_URI_POLICY, {
+        connectTimeoutMs: o.connectTimeoutMs, ...(ca ? { ca } : {}), headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
       });
       this.agents.set(key, a);
     }
@@ -303,8 +261,8 @@ export class UriLayerFetcher {
         res = await this.follow(layer, url, headers, signal);
       } catch (e) {
         if (signal?.aborted || e instanceof LayerError) throw e;
-        const refused = blockedCause(e);
-        if (refused) throw new LayerFetchError(layer, `${describeUri(url)}: ${refused}`, true, undefined, { cause: e });
+        const refused = egressRefusal(e);
+        if (refused) throw new LayerFetchError(layer, `${describeUri(url)}: refused: ${refused.message}`, true, undefined, { cause: e });
         if (last || certificateError(e)) throw new LayerFetchError(layer, `${describeUri(url)}: ${networkMessage(e)}`, false, undefined, { cause: e });
         await sleep(backoffDelay(attempt, o.backoffBaseMs), undefined, { signal });
         continue;
@@ -363,13 +321,6 @@ class UriLayerDescriptor implements LayerDescriptor {
   get size(): number {
     return this.sizes.get(this.digest) as number;
   }
-}
-
-function blockedCause(e: unknown): string | undefined {
-  for (let c = e as { code?: string; message?: string; cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++) {
-    if (c.code === BLOCK_CODE) return c.message;
-  }
-  return undefined;
 }
 
 function networkMessage(e: unknown): string {

@@ -3,6 +3,7 @@
 // Cached until shortly before they expire; the web identity token file is re-read on every exchange
 // because the kubelet rotates it.
 import { readFile } from "node:fs/promises";
+import { ANYWHERE, PUBLIC_ONLY, type EgressGuard } from "../../../net/egress.js";
 import { smallRequest } from "./http.js";
 import { CloudCredentialError } from "./errors.js";
 
@@ -20,6 +21,8 @@ export interface AwsCredentialOptions {
   now?: () => number;
   /** STS endpoint for a region (tests point it at a local server). */
   stsEndpoint?: (region: string) => string;
+  /** The egress guard the requests go through (default: the process's). */
+  egress?: EgressGuard;
 }
 
 const REFRESH_BEFORE_MS = 5 * 60 * 1000;
@@ -84,7 +87,7 @@ export class AwsCredentialChain {
       RoleSessionName: this.env.AWS_ROLE_SESSION_NAME ?? `portcullis-${Math.floor(this.now() / 1000)}`, WebIdentityToken: token,
     });
     // AssumeRoleWithWebIdentity is not signed: the token is the credential.
-    const res = await smallRequest(endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/xml" }, body: form.toString(), signal }).catch((err: Error) => {
+    const res = await smallRequest(endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/xml" }, body: form.toString(), signal, policy: this.o.stsEndpoint ? ANYWHERE : PUBLIC_ONLY, egress: this.o.egress }).catch((err: Error) => {
       throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `STS ${new URL(endpoint).host} did not answer: ${err.message}`);
     });
     if (res.status !== 200) {
@@ -104,7 +107,7 @@ export class AwsCredentialChain {
     const tokenFile = this.env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE;
     if (tokenFile) headers.authorization = (await readFile(tokenFile, "utf8")).trim();
     else if (this.env.AWS_CONTAINER_AUTHORIZATION_TOKEN) headers.authorization = this.env.AWS_CONTAINER_AUTHORIZATION_TOKEN;
-    const res = await smallRequest(uri, { headers, signal }).catch((err: Error) => {
+    const res = await smallRequest(uri, { headers, signal, policy: ANYWHERE, egress: this.o.egress }).catch((err: Error) => {
       throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `the Pod Identity endpoint ${new URL(uri).host} did not answer: ${err.message}`);
     });
     if (res.status !== 200) throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `the Pod Identity endpoint answered ${res.status}: is the pod's service account associated with a role?`, res.status);

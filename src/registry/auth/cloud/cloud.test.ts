@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import aws4 from "aws4";
 import { afterEach, describe, expect, it } from "vitest";
+import { EgressGuard } from "../../../net/egress.js";
 import { EcrCredentialProvider, parseEcrHost } from "./ecr.js";
 import { GcrCredentialProvider } from "./gcr.js";
 
@@ -177,6 +178,43 @@ describe("ECR", () => {
     const err = (await q.get(host).catch((e: unknown) => e)) as Error;
     expect(err.message).not.toContain("do-not-print");
     expect(JSON.stringify(err)).not.toContain("do-not-print");
+  });
+});
+
+describe("the cloud helpers' egress", () => {
+  // Names resolve from a table: what DNS would answer if it pointed AWS's names inside.
+  const resolving = (table: Record<string, string>) => new EgressGuard(async (name) => {
+    const address = table[name];
+    if (!address) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: "ENOTFOUND" });
+    return [{ address, family: address.includes(":") ? 6 : 4 }];
+  });
+
+  it.each(["169.254.169.254", "::ffff:169.254.169.254", "10.0.0.1", "127.0.0.1", "fd00:ec2::254"])("refuses the ECR API when its name resolves to %s (endpoints Portcullis composes are public only)", async (address) => {
+    const p = new EcrCredentialProvider({ env: { AWS_ACCESS_KEY_ID: "A", AWS_SECRET_ACCESS_KEY: "S" }, egress: resolving({ "api.ecr.eu-west-1.amazonaws.com": address }) });
+    await expect(p.get(host)).rejects.toMatchObject({ code: "ECR_AUTH_FAILED", message: expect.stringMatching(new RegExp(`api\\.ecr\\.eu-west-1\\.amazonaws\\.com resolves to ${address.replace(/\./g, "\\.")}: refused`)) });
+  });
+
+  it("refuses STS on an internal address, and still reaches the configured Pod Identity endpoint on link-local", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "egress-sts-"));
+    writeFileSync(join(dir, "token"), "web-identity-token");
+    const irsa = new EcrCredentialProvider({
+      env: { AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/p", AWS_WEB_IDENTITY_TOKEN_FILE: join(dir, "token"), AWS_REGION: "eu-west-1" },
+      egress: resolving({ "sts.eu-west-1.amazonaws.com": "169.254.169.254" }),
+    });
+    await expect(irsa.get(host)).rejects.toMatchObject({ message: expect.stringMatching(/sts\.eu-west-1\.amazonaws\.com resolves to 169\.254\.169\.254: refused/) });
+    // The operator configured the Pod Identity URI (the agent lives on 169.254.170.23): it is reached, by name here.
+    const agent = await serve(() => ({ status: 200, body: JSON.stringify({ AccessKeyId: "AK", SecretAccessKey: "SK", Token: "T", Expiration: new Date(Date.now() + 3600_000).toISOString() }) }));
+    const ecr = await serve(() => ecrReply("pw-pod", Date.now() / 1000 + 3600));
+    const port = new URL(agent.url).port;
+    const pod = new EcrCredentialProvider({ env: { AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://pod-identity.test:${port}/v1/credentials` }, ecrEndpoint: () => ecr.url, egress: resolving({ "pod-identity.test": "127.0.0.1" }) });
+    expect(await pod.get(host)).toMatchObject({ password: "pw-pod" });
+    expect(agent.calls).toHaveLength(1);
+  });
+
+  it("reaches the configured GCE metadata server whatever its address", async () => {
+    const md = await serve(() => ({ status: 200, body: JSON.stringify({ access_token: "ya29.x", expires_in: 3599 }) }));
+    const p = new GcrCredentialProvider({ metadataHost: `metadata.google.internal:${new URL(md.url).port}`, egress: resolving({ "metadata.google.internal": "127.0.0.1" }) });
+    expect(await p.get("gcr.io")).toMatchObject({ password: "ya29.x" });
   });
 });
 

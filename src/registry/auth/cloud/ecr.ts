@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { Credential, CredentialProvider } from "../types.js";
 import { AwsCredentialChain, type AwsCredentialOptions } from "./aws-credentials.js";
 import { CloudCredentialError } from "./errors.js";
+import { ANYWHERE, PUBLIC_ONLY } from "../../../net/egress.js";
 import { smallRequest } from "./http.js";
 
 const PRIVATE_HOST = /^(\d{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.(amazonaws\.com(?:\.cn)?|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$/;
@@ -61,9 +62,9 @@ export class EcrCredentialProvider implements CredentialProvider {
   private readonly embargo = new Map<string, { until: number; reason: string }>();
 
   constructor(private readonly o: EcrOptions = {}) {
-    const { ecrEndpoint: _e, ecrPublicEndpoint: _p, env: _env, now: _now, stsEndpoint: _s, ...rest } = o;
+    const { ecrEndpoint: _e, ecrPublicEndpoint: _p, env: _env, now: _now, stsEndpoint: _s, egress: _g, ...rest } = o;
     this.opts = EcrOptionsSchema.parse(rest);
-    this.chain = new AwsCredentialChain({ env: o.env, now: o.now, stsEndpoint: o.stsEndpoint });
+    this.chain = new AwsCredentialChain({ env: o.env, now: o.now, stsEndpoint: o.stsEndpoint, egress: o.egress });
     this.now = o.now ?? Date.now;
   }
 
@@ -135,7 +136,7 @@ export class EcrCredentialProvider implements CredentialProvider {
     delete headers.host;
     delete headers["content-length"];
     const where = t.public ? "ECR Public" : `ECR in ${t.region}`;
-    const res = await smallRequest(url.toString(), { method: "POST", headers, body, signal }).catch((e: Error) => {
+    const res = await smallRequest(url.toString(), { method: "POST", headers, body, signal, policy: (t.public ? this.o.ecrPublicEndpoint : this.o.ecrEndpoint) ? ANYWHERE : PUBLIC_ONLY, egress: this.o.egress }).catch((e: Error) => {
       throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `${where}: ${url.host} did not answer: ${e.message}`);
     });
     if (res.status !== 200) {

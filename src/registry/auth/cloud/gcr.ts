@@ -4,6 +4,7 @@
 // from the keyring.
 import type { Credential, CredentialProvider } from "../types.js";
 import { CloudCredentialError } from "./errors.js";
+import { ANYWHERE, type EgressGuard } from "../../../net/egress.js";
 import { smallRequest } from "./http.js";
 
 const HOST = /^(((.+\.)?gcr\.io)|(.+-docker\.pkg\.dev))$/;
@@ -15,6 +16,8 @@ export interface GcrOptions {
   now?: () => number;
   /** Renew this long before expiry (default 5 min). */
   refreshBeforeMs?: number;
+  /** The egress guard the request goes through (default: the process's; the configured host may be anywhere). */
+  egress?: EgressGuard;
 }
 
 export class GcrCredentialProvider implements CredentialProvider {
@@ -48,7 +51,7 @@ export class GcrCredentialProvider implements CredentialProvider {
 
   private async fetch(signal?: AbortSignal): Promise<Credential> {
     const url = this.tokenUrl();
-    const res = await smallRequest(url, { headers: { "metadata-flavor": "Google" }, signal, timeoutMs: 5000 }).catch((e: Error) => {
+    const res = await smallRequest(url, { headers: { "metadata-flavor": "Google" }, signal, timeoutMs: 5000, policy: ANYWHERE, egress: this.o.egress }).catch((e: Error) => {
       throw new CloudCredentialError("GCR_AUTH_FAILED", "gcr", `the GCE metadata server (${new URL(url).host}) did not answer: ${e.message}; outside GCP use a _json_key pull secret`);
     });
     if (res.status !== 200) throw new CloudCredentialError("GCR_AUTH_FAILED", "gcr", `the GCE metadata server answered ${res.status} for the default service account's token`, res.status);
