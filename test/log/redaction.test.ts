@@ -64,9 +64,10 @@ describeWith(["kube", "registryBasic"], "redaction over every output channel", (
     store = await openStore("memory:");
     const logger = createLogger({ level: "debug", destination: { write: (s: string) => void logLines.push(s) } });
     const indexer = new Indexer({ store, scanners: defaultScanners() });
-    // The tenant's scans fall back to two operator secrets: one with a wrong password, one that does not exist.
-    const failing = { namespace: opNs, names: ["op-wrong", "op-missing"] };
-    const working = { namespace: opNs, names: ["op-good"] };
+    // The tenant's scans fall back to two operator secrets: one with a wrong password, one that does not exist
+    // (the operator lists the tenants' namespaces, as it must for its credentials to apply there).
+    const failing = { namespace: opNs, names: ["op-wrong", "op-missing"], namespaces: [tenant, tenant2] };
+    const working = { namespace: opNs, names: ["op-good"], namespaces: [tenant, tenant2] };
     for (const [ns, operatorSecrets] of [[tenant, failing], [tenant2, working]] as const) {
       const events = new EventRecorder(kc, { redact: tenantRedactor(operatorSecrets) });
       const c = new ImageScanController({ kc, indexer, registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [ns], operatorSecrets, events, log: logFn(logger.child({ component: "imagescan" })) });
