@@ -1,5 +1,8 @@
 // `db import` of upstream files as published (the real fixture tree), and the bundle round trip:
 // export → import into a fresh store answers the same; a changed byte changes nothing.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -9,7 +12,7 @@ import { createDecompressor } from "../layers/decompress.js";
 import { openStore } from "../store/open.js";
 import type { PackageKey } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
-import { BundleError, exportBundle, readBundle } from "./bundle.js";
+import { BundleError, readBundle, writeBundle } from "./bundle.js";
 import { defaultCatalogue } from "./catalogue.js";
 import { importBundle, importPlans, planImport, reparseSources, type SourceCatalogue } from "./import.js";
 import { zstdCompress } from "./zstd.js";
@@ -23,6 +26,17 @@ const KEYS: PackageKey[] = [
   { ecosystem: "npm", name: "lodash" }, { ecosystem: "PyPI", name: "jinja2" }, { ecosystem: "Go", name: "stdlib" },
   { ecosystem: "Ubuntu:18.04:LTS", name: "gzip" }, { ecosystem: "Node.js", name: "node" },
 ];
+
+/** A bundle written by writeBundle to a file, and its bytes. */
+async function exportBundle(store: Store["advisories"], o: { sources?: string[]; generator: string }) {
+  const d = mkdtempSync(join(tmpdir(), "portcullis-bundle-test-"));
+  try {
+    const w = await writeBundle(store, join(d, "b.tar.zst"), o);
+    return { ...w, bytes: readFileSync(join(d, "b.tar.zst")) };
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+}
 
 async function tarEntries(bundle: Buffer): Promise<Array<{ name: string; data: Buffer }>> {
   const out: Array<{ name: string; data: Buffer }> = [];
