@@ -10,7 +10,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { defaultCatalogue } from "../../src/advisories/catalogue.js";
 import { startUpstream, type TestUpstream } from "../../src/advisories/testing.js";
+import { advisoryRound } from "../../src/cli/advisory-round.js";
+import { openStore } from "../../src/store/open.js";
 import { describeWith, service } from "../env/index.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
@@ -151,6 +154,20 @@ describeWith(["postgres", "registryBasic"], "portcullis db update --source redha
     expect(await tables(third)).toEqual(want);
     const st = JSON.parse((await portcullis(["db", "status", "--json", "--database-url", third])).stdout) as Array<{ source: string; records: number; fileCount: number }>;
     expect(st).toMatchObject([{ source: "kev", fileCount: 1 }, { source: "redhat", records: 201, fileCount: 201 }]);
+    // serve --advisory-bundle: the same pull in-process (its round), into the embedded store; an unchanged digest is not pulled again.
+    const embedded = await openStore("memory:");
+    try {
+      const round = advisoryRound({
+        store: embedded, catalogue: defaultCatalogue(), sources: [], mirrors: {}, bundle: ref,
+        keyring: async () => ({ lookup: async () => [{ username: reg.username!, password: reg.password!, source: "test" }] }),
+      });
+      expect(await round(new AbortController().signal)).toEqual([{ source: "kev", status: "imported", error: undefined }, { source: "redhat", status: "imported", error: undefined }]);
+      const [, rh] = await embedded.advisories.status();
+      expect(rh).toMatchObject({ source: "redhat", advisories: 201, latest: { streamed: true, fileCount: 201 } });
+      expect(await round(new AbortController().signal)).toEqual([{ source: ref, status: "unchanged" }]);
+    } finally {
+      await embedded.close();
+    }
     // Reparse and update still work on the imported operation: same parser, unchanged upstream.
     expect((await portcullis(["db", "reparse", "--database-url", third])).stdout).toMatch(/^redhat\s+unchanged/m);
   }, 240_000);
