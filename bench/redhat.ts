@@ -70,16 +70,16 @@ async function measure(cmd: string, args: string[]): Promise<{ ms: number; peakM
 }
 
 /** A second database on the same PostgreSQL, for the import. */
-async function freshDatabase(url: string): Promise<string> {
+async function freshDatabase(url: string, drop = false): Promise<string> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
-    await c.query("CREATE DATABASE bundle_import");
+    await c.query(drop ? `DROP DATABASE IF EXISTS bundle_import_${process.pid} WITH (FORCE)` : `CREATE DATABASE bundle_import_${process.pid}`);
   } finally {
     await c.end();
   }
   const u = new URL(url);
-  u.pathname = "/bundle_import";
+  u.pathname = `/bundle_import_${process.pid}`;
   return u.toString();
 }
 
@@ -155,6 +155,7 @@ try {
   console.log(`db status on the same store (the process and store alone): ${fmt(status.ms)}  peak RSS ${status.peakMiB.toFixed(0)} MiB; the full update's peak is ${(full.peakMiB / status.peakMiB).toFixed(1)}x that`);
 } finally {
   await up.close();
+  if (pgService) await freshDatabase(pgService.service.url, true);
   await pgService?.stop();
   await sup.stopAll();
   rmSync(work, { recursive: true, force: true });
