@@ -188,12 +188,22 @@ export async function* walkBundle(
   const kind = sniffCompression(await head(input));
   if (!kind) throw new BundleError("not an advisory bundle: too short");
   const maxFile = limits.maxFileBytes ?? DEFAULT_BUNDLE_LIMITS.maxFileBytes!;
+  // The tar's own bytes (headers, padding) on top of the files' and the manifest's: past this, no valid bundle.
+  const maxTar = limits.maxBytes + (limits.maxFiles + 2) * 2048 + maxFile;
   const decoder = kind === "zstd"
-    ? boundedZstdDecoder({ maxWindow: limits.zstdWindow ?? DEFAULT_MAX_ZSTD_WINDOW, maxOutput: limits.maxBytes + (limits.maxFiles + 2) * 2048 + maxFile, name: "the bundle" })
+    ? boundedZstdDecoder({ maxWindow: limits.zstdWindow ?? DEFAULT_MAX_ZSTD_WINDOW, maxOutput: maxTar, name: "the bundle" })
     : createDecompressor(kind, "the bundle");
+  let out = 0;
+  const capped = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      out += chunk.length;
+      if (out > maxTar) cb(new BundleError(`bundle is larger than ${limits.maxBytes} bytes decompressed`));
+      else cb(null, chunk);
+    },
+  });
   const extract = tar.extract();
   const source = compressedStream(input);
-  const piped = pipeline(source, decoder, extract).catch((e: unknown) => e as Error);
+  const piped = pipeline(source, decoder, capped, extract).catch((e: unknown) => e as Error);
   let manifest: BundleManifest | undefined;
   const where = new Map<string, { s: number; f: number }>();
   const seen = new Set<string>();
