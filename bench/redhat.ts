@@ -2,15 +2,20 @@
 // csaf_vex tar.zst of N documents (the real VEX fixture under N CVE ids, so every document is a real one),
 // as a whole process into the embedded store, with its peak RSS (VmHWM, polled from /proc) and time, next
 // to the same archive extracted to disk by `zstd -dc | tar -x` in the same run (the floor of reading the
-// archive at all). Then an incremental update of 1% of the documents.
+// archive at all). Then the bundle: `db export` of the store (Red Hat's streamed operation) and `db import`
+// of it into a fresh store, each with its peak RSS against the bundle's size, next to `tar -c | zstd` of
+// the same files and `zstd -dc | tar -x` of the bundle in the same run; and what compressing the bundle
+// a 4 MiB frame at a time costs against one frame (the same tar, `zstd -10`), on these documents and on
+// the real fixture tree. Then an incremental update of 1% of the documents.
 // Usage: npm run build && npx tsx bench/redhat.ts [--documents N] [--postgres]  (--postgres: into a PostgreSQL
 // the test environment starts, instead of the embedded store)
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import pg from "pg";
 import { startUpstream } from "../src/advisories/testing.js";
 import { fmt } from "./env.js";
 import { ProcessSupervisor } from "../test/env/process.js";
@@ -64,6 +69,20 @@ async function measure(cmd: string, args: string[]): Promise<{ ms: number; peakM
   return { ms: performance.now() - t0, peakMiB: peak, stderr };
 }
 
+/** A second database on the same PostgreSQL, for the import. */
+async function freshDatabase(url: string, drop = false): Promise<string> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(drop ? `DROP DATABASE IF EXISTS bundle_import_${process.pid} WITH (FORCE)` : `CREATE DATABASE bundle_import_${process.pid}`);
+  } finally {
+    await c.end();
+  }
+  const u = new URL(url);
+  u.pathname = `/bundle_import_${process.pid}`;
+  return u.toString();
+}
+
 function children(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
@@ -91,6 +110,37 @@ try {
   console.log(`  zstd -dc | tar -x to disk (floor):   ${fmt(floor.ms)}  peak RSS ${floor.peakMiB.toFixed(0)} MiB (largest process)`);
   console.log(`  portcullis db update --source redhat: ${fmt(full.ms)}  peak RSS ${full.peakMiB.toFixed(0)} MiB  ${Math.round(documents / (full.ms / 1000)).toLocaleString("en")} documents/s`);
   console.log(`  ratio to the floor: time ${(full.ms / floor.ms).toFixed(1)}`);
+  // What opening the same store costs without any update: the process and the store's own memory.
+  const status = await measure(process.execPath, [cli, "db", "status", ...store]);
+  // The bundle, both ways, against the tools on the same files.
+  const bundle = join(work, "bundle.tar.zst");
+  const exp = await measure(process.execPath, [cli, "db", "export", bundle, ...store]);
+  const bundleBytes = statSync(bundle).size;
+  const baseline = await measure("sh", ["-c", `tar -C '${docs}' -cf - 2099 | zstd -q -10 -o '${join(work, "baseline.tar.zst")}'`]);
+  const baselineBytes = statSync(join(work, "baseline.tar.zst")).size;
+  const oneFrame = Number(execFileSync("sh", ["-c", `zstd -dc '${bundle}' | zstd -q -10 -c | wc -c`]).toString().trim());
+  const fresh = pgService ? ["--database-url", await freshDatabase(pgService.service.url)] : ["--store", join(work, "fresh")];
+  const imp = await measure(process.execPath, [cli, "db", "import", bundle, ...fresh]);
+  const untar = join(work, "untarred");
+  mkdirSync(untar);
+  const unpack = await measure("sh", ["-c", `zstd -dc '${bundle}' | tar -x -C '${untar}'`]);
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  console.log(`bundle of the store (db export): ${mb(bundleBytes)}; ${documents.toLocaleString("en")} documents, ${mb(jsonBytes)} of JSON:`);
+  console.log(`  tar -c | zstd -10 of the same files:  ${fmt(baseline.ms)}  peak RSS ${baseline.peakMiB.toFixed(0)} MiB  ${mb(baselineBytes)}`);
+  console.log(`  portcullis db export:                 ${fmt(exp.ms)}  peak RSS ${exp.peakMiB.toFixed(0)} MiB  (${(exp.peakMiB * 1048576 / bundleBytes).toFixed(2)}x the bundle, ${(exp.peakMiB * 1048576 / jsonBytes).toFixed(2)}x its JSON)`);
+  console.log(`  zstd -dc | tar -x of the bundle:      ${fmt(unpack.ms)}  peak RSS ${unpack.peakMiB.toFixed(0)} MiB`);
+  console.log(`  portcullis db import (fresh store):   ${fmt(imp.ms)}  peak RSS ${imp.peakMiB.toFixed(0)} MiB  (${(imp.peakMiB * 1048576 / bundleBytes).toFixed(2)}x the bundle, ${(imp.peakMiB * 1048576 / jsonBytes).toFixed(2)}x its JSON)`);
+  console.log(`  over db status alone (${status.peakMiB.toFixed(0)} MiB, the process and the store): export +${(exp.peakMiB - status.peakMiB).toFixed(0)} MiB, import +${(imp.peakMiB - status.peakMiB).toFixed(0)} MiB`);
+  console.log(`  4 MiB frames vs one frame (zstd -10 of the same tar): ${mb(bundleBytes)} vs ${mb(oneFrame)}, ${((bundleBytes / oneFrame - 1) * 100).toFixed(1)}% larger`);
+  // The same on the real fixture tree (every source, Red Hat's document included).
+  const fixtures = fileURLToPath(new URL("../../shared/fixtures/advisories", import.meta.url));
+  execFileSync(process.execPath, [cli, "db", "import", fixtures, "--store", join(work, "fixtures")], { stdio: "ignore" });
+  execFileSync(process.execPath, [cli, "db", "export", join(work, "fixtures.tar.zst"), "--store", join(work, "fixtures")], { stdio: "ignore" });
+  const fx = statSync(join(work, "fixtures.tar.zst")).size;
+  const fxOne = Number(execFileSync("sh", ["-c", `zstd -dc '${join(work, "fixtures.tar.zst")}' | zstd -q -10 -c | wc -c`]).toString().trim());
+  const fxTar = Number(execFileSync("sh", ["-c", `zstd -dc '${join(work, "fixtures.tar.zst")}' | wc -c`]).toString().trim());
+  const kb = (n: number) => `${(n / 1e3).toFixed(1)} kB`;
+  console.log(`  the real fixture tree (${kb(fxTar)} of tar, ${Math.ceil(fxTar / (4 << 20))} frame(s)): ${kb(fx)} vs one frame by the zstd CLI ${kb(fxOne)}, ${((fx / fxOne - 1) * 100).toFixed(1)}% larger`);
   // Incremental: 1% of the documents changed after the archive's date.
   const changed = Math.max(1, Math.floor(documents / 100));
   const rows: string[] = [];
@@ -102,11 +152,10 @@ try {
   up.put("vex/changes.csv", `${rows.join("\n")}\n`);
   const inc = await measure(process.execPath, args);
   console.log(`incremental update, ${changed} documents changed: ${fmt(inc.ms)}  peak RSS ${inc.peakMiB.toFixed(0)} MiB  ratio to the full update ${(inc.ms / full.ms).toFixed(2)}`);
-  // What opening the same store costs without any update: the process and the store's own memory.
-  const status = await measure(process.execPath, [cli, "db", "status", ...store]);
   console.log(`db status on the same store (the process and store alone): ${fmt(status.ms)}  peak RSS ${status.peakMiB.toFixed(0)} MiB; the full update's peak is ${(full.peakMiB / status.peakMiB).toFixed(1)}x that`);
 } finally {
   await up.close();
+  if (pgService) await freshDatabase(pgService.service.url, true);
   await pgService?.stop();
   await sup.stopAll();
   rmSync(work, { recursive: true, force: true });

@@ -1,7 +1,11 @@
 // `db import` of upstream files as published (the real fixture tree), and the bundle round trip:
 // export → import into a fresh store answers the same; a changed byte changes nothing.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Readable } from "node:stream";
+import { gzipSync } from "node:zlib";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +13,7 @@ import { createDecompressor } from "../layers/decompress.js";
 import { openStore } from "../store/open.js";
 import type { PackageKey } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
-import { BundleError, exportBundle, readBundle } from "./bundle.js";
+import { BundleError, readBundle, writeBundle } from "./bundle.js";
 import { defaultCatalogue } from "./catalogue.js";
 import { importBundle, importPlans, planImport, reparseSources, type SourceCatalogue } from "./import.js";
 import { zstdCompress } from "./zstd.js";
@@ -24,6 +28,17 @@ const KEYS: PackageKey[] = [
   { ecosystem: "Ubuntu:18.04:LTS", name: "gzip" }, { ecosystem: "Node.js", name: "node" },
 ];
 
+/** A bundle written by writeBundle to a file, and its bytes. */
+async function exportBundle(store: Store["advisories"], o: { sources?: string[]; generator: string }) {
+  const d = mkdtempSync(join(tmpdir(), "portcullis-bundle-test-"));
+  try {
+    const w = await writeBundle(store, join(d, "b.tar.zst"), o);
+    return { ...w, bytes: readFileSync(join(d, "b.tar.zst")) };
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+}
+
 async function tarEntries(bundle: Buffer): Promise<Array<{ name: string; data: Buffer }>> {
   const out: Array<{ name: string; data: Buffer }> = [];
   const ex = tar.extract();
@@ -36,14 +51,19 @@ async function tarEntries(bundle: Buffer): Promise<Array<{ name: string; data: B
   return out;
 }
 
-async function packZstd(entries: Array<{ name: string; data: Buffer }>): Promise<Buffer> {
+async function tarBytes(entries: Array<{ name: string; data: Buffer }>): Promise<Buffer> {
   const p = tar.pack();
   const chunks: Buffer[] = [];
   p.on("data", (c: Buffer) => chunks.push(c));
   for (const e of entries) p.entry({ name: e.name, size: e.data.length }, e.data);
   p.finalize();
   await new Promise((r) => p.on("end", r));
-  return zstdCompress(Buffer.concat(chunks), 3);
+  return Buffer.concat(chunks);
+}
+
+/** A bundle as the earlier exporter wrote it: the whole tar as one zstd frame. */
+async function packZstd(entries: Array<{ name: string; data: Buffer }>): Promise<Buffer> {
+  return zstdCompress(await tarBytes(entries), 3);
 }
 
 describe("db import and the bundle", () => {
@@ -127,6 +147,19 @@ describe("db import and the bundle", () => {
       const badPath = entries.map((e) => (e.name === "manifest.json" ? { ...e, data: Buffer.from(e.data.toString().replace('"path": "nodejs/core/index.json"', '"path": "../../etc/passwd"')) } : e));
       await expect(readBundle(await packZstd(badPath))).rejects.toThrow(/must be a relative path/);
       await expect(readBundle(bytes, { maxBytes: 1000, maxFiles: 10 })).rejects.toThrow(/larger than 1000 bytes/);
+      await expect(readBundle(bytes, { maxBytes: 1 << 30, maxFiles: 1 })).rejects.toThrow(/more than 1 files/);
+      // A source's files apart (one of alpine's after nodejs's): refused, as a streamed import could not take them.
+      const alpine = entries.filter((e) => e.name.startsWith("sources/alpine/"));
+      expect(alpine.length).toBeGreaterThan(1);
+      const apart = [...entries.filter((e) => e !== alpine[0]), alpine[0]!];
+      await expect(readBundle(await packZstd(apart))).rejects.toThrow(/^the files of source alpine do not come together in the bundle/);
+      const twice = entries.map((e) => (e.name === "manifest.json" ? { ...e, data: Buffer.from(JSON.stringify({ ...JSON.parse(e.data.toString()), sources: [...JSON.parse(e.data.toString()).sources, JSON.parse(e.data.toString()).sources[0]] })) } : e));
+      await expect(readBundle(await packZstd(twice))).rejects.toThrow(/names source alpine twice/);
+      // gzip and plain tar bundles are read too, with the same checks and caps.
+      const plain = await tarBytes(entries);
+      expect((await readBundle(gzipSync(plain))).manifest.sources.map((s) => s.name)).toEqual(["alpine", "nodejs"]);
+      expect((await readBundle(plain)).files.get("nodejs")).toHaveLength(1);
+      await expect(readBundle(gzipSync(plain), { maxBytes: 1000, maxFiles: 10 })).rejects.toThrow(/larger than 1000 bytes/);
       expect(await fresh.advisories.status()).toEqual([]);
     } finally {
       await fresh.close();

@@ -2,14 +2,14 @@
 // directory or .zip of OSV records, a Debian tracker JSON, Alpine secdb files, a directory of CSAF VEX
 // documents, EPSS/KEV/NVD files). Each file's source is detected from its content (or given with
 // --kind); the files of one source become one operation, parsed by the same parser as `db update`.
-import { lstat, readdir, readFile } from "node:fs/promises";
+import { lstat, open, readdir, readFile } from "node:fs/promises";
 import { basename, join, relative, sep } from "node:path";
-import type { AdvisoryStore, Operation, OperationInput } from "../store/advisory-types.js";
-import { readBundle, type BundleLimits, DEFAULT_BUNDLE_LIMITS } from "./bundle.js";
+import type { AdvisoryStore, Operation, OperationFile, OperationInput, OperationWriter } from "../store/advisory-types.js";
+import { BundleError, readBundle, walkBundle, type BundleEntry, type BundleInput, type BundleLimits, type BundleManifest, DEFAULT_BUNDLE_LIMITS } from "./bundle.js";
 import { sniffCompression } from "../layers/decompress.js";
 import type { AdvisorySource } from "./source.js";
 import { createHash } from "node:crypto";
-import type { RawFile } from "./types.js";
+import type { Advisory, RawFile, SkippedRecord } from "./types.js";
 import { describeError } from "../errors.js";
 
 export interface SourceCatalogue {
@@ -57,12 +57,12 @@ function looksLikeTar(bytes: Buffer): boolean {
  * Works out which source each file belongs to. Files no source recognises are returned, not dropped
  * silently; with `kind`, every file goes to that source.
  */
-export async function planImport(paths: readonly string[], catalogue: SourceCatalogue, o: { kind?: string; limits?: ImportLimits } = {}): Promise<{ plans: ImportPlan[]; bundles: Array<{ path: string; bytes: Buffer }>; unrecognised: string[] }> {
+export async function planImport(paths: readonly string[], catalogue: SourceCatalogue, o: { kind?: string; limits?: ImportLimits } = {}): Promise<{ plans: ImportPlan[]; bundles: Array<{ path: string }>; unrecognised: string[] }> {
   const limits = o.limits ?? DEFAULT_IMPORT_LIMITS;
   const forced = o.kind ? catalogue.get(o.kind) : undefined;
   if (o.kind && !forced) throw new ImportError(`unknown --kind ${JSON.stringify(o.kind)}; known: ${catalogue.all().map((s) => s.name).join(", ")}`);
   const groups = new Map<string, ImportPlan>();
-  const bundles: Array<{ path: string; bytes: Buffer }> = [];
+  const bundles: Array<{ path: string }> = [];
   const unrecognised: string[] = [];
   let files = 0;
   let bytes = 0;
@@ -80,14 +80,15 @@ export async function planImport(paths: readonly string[], catalogue: SourceCata
     }
     for (const e of entries) {
       if (++files > limits.maxFiles) throw new ImportError(`more than ${limits.maxFiles} files under ${paths.join(", ")}`);
+      // A bundle is read as a stream when imported (its own limits apply), never whole.
+      if (!forced && st.isFile() && looksLikeTar(await readHead(e.full))) {
+        bundles.push({ path: e.full });
+        continue;
+      }
       const data = await readFile(e.full);
       bytes += data.length;
       if (bytes > limits.maxBytes) throw new ImportError(`more than ${limits.maxBytes} bytes under ${paths.join(", ")}`);
       const raw: RawFile = { path: e.rel, bytes: data };
-      if (!forced && st.isFile() && looksLikeTar(data)) {
-        bundles.push({ path: e.full, bytes: data });
-        continue;
-      }
       const source = forced ?? catalogue.all().find((s) => s.detect(raw));
       if (!source) {
         unrecognised.push(e.full);
@@ -108,6 +109,18 @@ export async function planImport(paths: readonly string[], catalogue: SourceCata
     plans.push({ ...plan, source });
   }
   return { plans, bundles, unrecognised };
+}
+
+/** The first 512 bytes of a file: enough to tell a (compressed) tar. */
+async function readHead(path: string): Promise<Buffer> {
+  const h = await open(path, "r");
+  try {
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await h.read(buf, 0, 512, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await h.close();
+  }
 }
 
 async function* walk(dir: string): AsyncGenerator<string> {
@@ -154,39 +167,139 @@ async function recordPlan(store: AdvisoryStore, p: ImportPlan, operation: () => 
 }
 
 /**
- * Imports a bundle: every digest is checked and every source must be known to this build before
- * anything is written; then each source is parsed and recorded as its own operation.
+ * Imports a bundle (its bytes, or the path of a file, read as a stream). Nothing is written until the
+ * whole bundle has been read through and checked (every file's size and digest against the manifest,
+ * every source known to this build, every inline source parsed). Then each source is its own operation,
+ * with the upstream's fingerprints and fetch details kept so a later update starts from them: a streamed
+ * source (Red Hat) is read from the bundle a second time, a document at a time, into one streamed
+ * operation (one transaction, so it is there whole or not at all), its digests checked again as it goes.
+ * A file read twice that changed in between fails that source's operation, which then changes nothing.
  */
-export async function importBundle(store: AdvisoryStore, catalogue: SourceCatalogue, bytes: Buffer, origin: string, limits: BundleLimits = DEFAULT_BUNDLE_LIMITS): Promise<ImportResult[]> {
-  const { manifest, files } = await readBundle(bytes, limits);
+export async function importBundle(store: AdvisoryStore, catalogue: SourceCatalogue, input: BundleInput, origin: string, limits: BundleLimits = DEFAULT_BUNDLE_LIMITS): Promise<ImportResult[]> {
+  const { manifest, files } = await readBundle(input, limits);
   const plans: ImportPlan[] = [];
   for (const s of manifest.sources) {
     const source = catalogue.get(s.name);
     if (!source) throw new ImportError(`the bundle holds source ${s.name}, which this Portcullis does not know: use a newer Portcullis`);
     plans.push({ source, origin: `${origin} (bundle of ${manifest.created})`, files: files.get(s.name) ?? [] });
   }
-  // Parse everything before writing anything: a bundle one of whose sources this build cannot parse
-  // changes nothing. Then each source is its own operation, with the upstream's fingerprints and fetch
-  // details kept so a later update starts from them.
-  const parsed = plans.map((p) => {
+  // Parse everything held before writing anything: a bundle one of whose sources this build cannot parse
+  // changes nothing. (A streamed source is parsed a document at a time; a document that does not parse
+  // is a skipped record, as in its updater.)
+  const parsed = plans.map((p, i) => {
+    if (manifest.sources[i]!.streamed) return undefined;
     try {
       return p.source.parse(p.files);
     } catch (e) {
       throw new ImportError(`the bundle's source ${p.source.name} cannot be parsed, nothing imported: ${(e as Error).message}`);
     }
   });
-  const out: ImportResult[] = [];
+  const out = new Map<string, ImportResult>();
+  if (manifest.sources.some((s) => s.streamed)) {
+    for (const r of await importStreamed(store, plans, manifest, input, limits)) out.set(r.source, r);
+  }
   for (const [i, p] of plans.entries()) {
     const m = manifest.sources[i]!;
-    const r = parsed[i]!;
-    out.push(
-      await recordPlan(store, p, () => ({
-        source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: m.fingerprint,
-        licence: m.licence || p.source.licence, attribution: m.attribution || p.source.attribution,
-        files: m.files.map((f, j) => ({ ...f, bytes: p.files[j]!.bytes })),
-        advisories: r.advisories, enrichment: r.enrichment, skipped: r.skipped,
-      })),
-    );
+    const r = parsed[i];
+    if (!r) continue;
+    out.set(p.source.name, await recordPlan(store, p, () => ({
+      source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: m.fingerprint,
+      licence: m.licence || p.source.licence, attribution: m.attribution || p.source.attribution,
+      files: m.files.map((f, j) => ({ ...f, bytes: p.files[j]!.bytes })),
+      advisories: r.advisories, enrichment: r.enrichment, skipped: r.skipped,
+    })));
+  }
+  return plans.map((p) => out.get(p.source.name)!);
+}
+
+/** Documents of a streamed operation waiting to be written, parsed one by one, flushed by size or count. */
+class StreamedBatch {
+  private files: Array<OperationFile & { bytes: Buffer }> = [];
+  private advisories: Advisory[] = [];
+  private skipped: SkippedRecord[] = [];
+  private bytes = 0;
+  constructor(private readonly w: OperationWriter, private readonly source: AdvisorySource) {}
+
+  async add(file: OperationFile, bytes: Buffer): Promise<void> {
+    try {
+      const r = this.source.parse([{ path: file.path, bytes }]);
+      this.advisories.push(...r.advisories);
+      this.skipped.push(...r.skipped);
+    } catch (e) {
+      this.skipped.push({ file: file.path, record: file.path, reason: (e as Error).message });
+    }
+    this.files.push({ ...file, bytes });
+    this.bytes += bytes.length;
+    if (this.bytes >= STREAMED_BATCH_BYTES || this.files.length >= STREAMED_BATCH_FILES) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (!this.files.length && !this.skipped.length) return;
+    const [files, advisories, skipped] = [this.files, this.advisories, this.skipped];
+    this.files = [];
+    this.advisories = [];
+    this.skipped = [];
+    this.bytes = 0;
+    await this.w.add(files, advisories, skipped);
+  }
+}
+
+/** A streamed operation's batches: the Red Hat updater's sizes. */
+const STREAMED_BATCH_BYTES = 8 << 20;
+const STREAMED_BATCH_FILES = 250;
+
+/** The second pass: each streamed source's documents, from the bundle into one streamed operation. */
+async function importStreamed(store: AdvisoryStore, plans: readonly ImportPlan[], manifest: BundleManifest, input: BundleInput, limits: BundleLimits): Promise<ImportResult[]> {
+  const streamed = new Set(manifest.sources.filter((s) => s.streamed).map((s) => s.name));
+  const out: ImportResult[] = [];
+  const it = walkBundle(input, limits, (s) => streamed.has(s))[Symbol.asyncIterator]();
+  const next = async (): Promise<BundleEntry | undefined> => {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return undefined;
+      if (!("manifest" in r.value)) return r.value;
+    }
+  };
+  const record = async (name: string, first: BundleEntry | undefined): Promise<BundleEntry | undefined> => {
+    const i = manifest.sources.findIndex((s) => s.name === name);
+    const m = manifest.sources[i]!;
+    const p = plans[i]!;
+    let e = first;
+    try {
+      const rec = await store.recordStreamedOperation(
+        { source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: m.fingerprint, licence: m.licence || p.source.licence, attribution: m.attribution || p.source.attribution },
+        async (w) => {
+          const batch = new StreamedBatch(w, p.source);
+          while (e && e.source.name === name) {
+            await batch.add(e.file, e.bytes!);
+            e = await next();
+          }
+          await batch.flush();
+        },
+      );
+      out.push({ source: name, status: rec.unchanged ? "unchanged" : "imported", operation: rec.operation, files: rec.operation.fileCount });
+    } catch (err) {
+      if (err instanceof BundleError) throw err;
+      out.push({ source: name, status: "failed", error: describeError(err), files: m.files.length });
+      while (e && e.source.name === name) e = await next();
+    }
+    return e;
+  };
+  let e = await next();
+  const recorded = new Set<string>();
+  try {
+    while (e) {
+      if (!streamed.has(e.source.name)) {
+        e = await next();
+        continue;
+      }
+      recorded.add(e.source.name);
+      e = await record(e.source.name, e);
+    }
+    // A streamed source without files is an empty operation.
+    for (const name of streamed) if (!recorded.has(name)) await record(name, undefined);
+  } finally {
+    await it.return?.(undefined);
   }
   return out;
 }

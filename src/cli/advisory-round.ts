@@ -1,13 +1,18 @@
 // One round of serve's advisory updates: from the upstreams (or mirrors), or, for air-gapped clusters,
 // by pulling the bundle an operator pushed to an in-cluster registry (--advisory-bundle REF).
 import { BUNDLE_ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE } from "../advisories/bundle.js";
-import { importBundle, type SourceCatalogue } from "../advisories/import.js";
+import { importBundle, type ImportResult, type SourceCatalogue } from "../advisories/import.js";
 import type { SchedulerResult } from "../advisories/scheduler.js";
 import { updateSources } from "../advisories/update.js";
 import { parseReference } from "../image/reference.js";
 import type { Keyring } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
+import type { Reference } from "../image/reference.js";
+import type { AdvisoryStore } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { version } from "./version.js";
 import { describeError } from "../errors.js";
 
@@ -39,11 +44,9 @@ export function advisoryRound(o: AdvisoryRoundOptions): (signal: AbortSignal) =>
     try {
       const digest = await client.resolveDigest(bundleRef, signal);
       if (digest === lastDigest) return [{ source: o.bundle!, status: "unchanged" }];
-      const pulled = await client.pullArtifact(bundleRef, { artifactType: BUNDLE_ARTIFACT_TYPE, maxLayerBytes: 4 * 1024 ** 3, signal });
-      const layer = pulled.layers.find((l) => l.mediaType === BUNDLE_MEDIA_TYPE);
-      if (!layer) return [{ source: o.bundle!, status: "failed", error: `no layer of type ${BUNDLE_MEDIA_TYPE}` }];
-      const results = await importBundle(o.store.advisories, o.catalogue, layer.bytes, `pull ${o.bundle}@${pulled.digest}`);
-      if (!results.some((r) => r.status === "failed")) lastDigest = pulled.digest;
+      const pulled = await pullBundle(client, bundleRef, o.store.advisories, o.catalogue, o.bundle!, signal);
+      if (!pulled.results.some((r) => r.status === "failed")) lastDigest = pulled.digest;
+      const results = pulled.results;
       return results.map((r) => ({ source: r.source, status: r.status, error: r.error }));
     } catch (e) {
       return [{ source: o.bundle!, status: "failed", error: describeError(e) }];
@@ -51,4 +54,23 @@ export function advisoryRound(o: AdvisoryRoundOptions): (signal: AbortSignal) =>
       await client.close();
     }
   };
+}
+
+/** Most bytes of a pulled bundle (compressed): Red Hat's own archive is capped the same. */
+export const MAX_PULLED_BUNDLE_BYTES = 4 * 1024 ** 3;
+
+/**
+ * Pulls the bundle artifact at `ref` into a temporary file (the blob verified as it streams, network
+ * first: no store transaction is open across the download) and imports it from there as a stream.
+ */
+export async function pullBundle(client: RegistryClient, ref: Reference, store: AdvisoryStore, catalogue: SourceCatalogue, name: string, signal?: AbortSignal): Promise<{ digest: string; results: ImportResult[] }> {
+  const dir = await mkdtemp(join(tmpdir(), "portcullis-bundle-"));
+  try {
+    const pulled = await client.pullArtifactToFiles(ref, { artifactType: BUNDLE_ARTIFACT_TYPE, mediaType: BUNDLE_MEDIA_TYPE, maxLayerBytes: MAX_PULLED_BUNDLE_BYTES, dir, signal });
+    const layer = pulled.layers[0];
+    if (!layer) throw Object.assign(new Error(`${name} holds no layer of type ${BUNDLE_MEDIA_TYPE}`), { code: "UNSUPPORTED" });
+    return { digest: pulled.digest, results: await importBundle(store, catalogue, layer.file, `pull ${name}@${pulled.digest}`) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

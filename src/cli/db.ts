@@ -1,10 +1,12 @@
 // `portcullis db …`: the advisory database. update (from upstream or mirrors), import (files, directories,
 // OSV zips, bundles), export / push / pull (the offline bundle, as a file or an OCI artifact), status.
 // Every command takes the store options of `scan` and serve's --database-url.
-import { rename, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultCatalogue } from "../advisories/catalogue.js";
-import { BUNDLE_ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE, exportBundle } from "../advisories/bundle.js";
+import { BUNDLE_ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE, writeBundle } from "../advisories/bundle.js";
 import { importBundle, importPlans, planImport, reparseSources, type ImportResult } from "../advisories/import.js";
 import { updateSources, type UpdateResult } from "../advisories/update.js";
 import { parseReference } from "../image/reference.js";
@@ -15,6 +17,7 @@ import type { Store } from "../store/types.js";
 import { age } from "./age.js";
 import { EXIT, UsageError } from "./exit.js";
 import { cliKeyring, readStdin } from "./scan.js";
+import { pullBundle } from "./advisory-round.js";
 import { version } from "./version.js";
 
 export const DB_HELP = `Usage: portcullis db <command> [options]
@@ -141,7 +144,7 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
       }
       return withStore(a, async (store) => {
         const results: ImportResult[] = [];
-        for (const b of plan.bundles) results.push(...(await importBundle(store.advisories, catalogue, b.bytes, `bundle ${b.path}`)));
+        for (const b of plan.bundles) results.push(...(await importBundle(store.advisories, catalogue, b.path, `bundle ${b.path}`)));
         results.push(...(await importPlans(store.advisories, plan.plans)));
         out(importTable(results));
         if (plan.unrecognised.length) err(`portcullis: ${plan.unrecognised.length} file(s) not recognised and left out, e.g. ${plan.unrecognised.slice(0, 3).join(", ")}\n`);
@@ -152,12 +155,8 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
       want(1, "one FILE");
       const file = a.positionals[0]!;
       return withStore(a, async (store) => {
-        const { bytes, manifest, left } = await exportBundle(store.advisories, { sources: a.sources, generator: `portcullis ${version()}` });
-        if (left.length) err(`portcullis: ${left.join(", ")} left out of the bundle: streamed sources are not carried by bundles yet\n`);
-        const tmp = `${file}.partial-${process.pid}`;
-        await writeFile(tmp, bytes);
-        await rename(tmp, file);
-        out(`${file}: ${manifest.sources.length} source(s), ${manifest.sources.reduce((n, s) => n + s.files.length, 0)} file(s), ${mb(bytes.length)}\n`);
+        const { manifest, size } = await writeBundle(store.advisories, file, { sources: a.sources, generator: `portcullis ${version()}` });
+        out(`${file}: ${manifest.sources.length} source(s), ${manifest.sources.reduce((n, s) => n + s.files.length, 0)} file(s), ${mb(size)}\n`);
         return EXIT.ok;
       });
     }
@@ -165,19 +164,25 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
       want(1, "one REF");
       const ref = parseReference(a.positionals[0]!);
       return withStore(a, async (store) => {
-        const { bytes, manifest, left } = await exportBundle(store.advisories, { sources: a.sources, generator: `portcullis ${version()}` });
-        if (left.length) err(`portcullis: ${left.join(", ")} left out of the bundle: streamed sources are not carried by bundles yet\n`);
-        const client = await registryClient(a, env, ref.registry);
+        // The bundle goes to a temporary file first (written as a stream), then up a chunk at a time.
+        const dir = await mkdtemp(join(tmpdir(), "portcullis-push-"));
         try {
-          const pushed = await client.pushArtifact(ref, {
-            artifactType: BUNDLE_ARTIFACT_TYPE,
-            layers: [{ mediaType: BUNDLE_MEDIA_TYPE, bytes, annotations: { "org.opencontainers.image.title": "advisories.tar.zst" } }],
-            annotations: { "org.opencontainers.image.created": manifest.created, "dev.portcullis.sources": manifest.sources.map((s) => s.name).join(",") },
-          });
-          out(`${a.positionals[0]}@${pushed.digest}: ${manifest.sources.length} source(s), ${mb(bytes.length)}\n`);
-          return EXIT.ok;
+          const file = join(dir, "advisories.tar.zst");
+          const { manifest, size, digest } = await writeBundle(store.advisories, file, { sources: a.sources, generator: `portcullis ${version()}` });
+          const client = await registryClient(a, env, ref.registry);
+          try {
+            const pushed = await client.pushArtifact(ref, {
+              artifactType: BUNDLE_ARTIFACT_TYPE,
+              layers: [{ mediaType: BUNDLE_MEDIA_TYPE, file, digest, size, annotations: { "org.opencontainers.image.title": "advisories.tar.zst" } }],
+              annotations: { "org.opencontainers.image.created": manifest.created, "dev.portcullis.sources": manifest.sources.map((s) => s.name).join(",") },
+            });
+            out(`${a.positionals[0]}@${pushed.digest}: ${manifest.sources.length} source(s), ${mb(size)}\n`);
+            return EXIT.ok;
+          } finally {
+            await client.close();
+          }
         } finally {
-          await client.close();
+          await rm(dir, { recursive: true, force: true });
         }
       });
     }
@@ -186,17 +191,13 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
       const ref = parseReference(a.positionals[0]!);
       return withStore(a, async (store) => {
         const client = await registryClient(a, env, ref.registry);
-        let pulled;
         try {
-          pulled = await client.pullArtifact(ref, { artifactType: BUNDLE_ARTIFACT_TYPE, maxLayerBytes: 4 * 1024 ** 3 });
+          const { results } = await pullBundle(client, ref, store.advisories, catalogue, a.positionals[0]!);
+          out(importTable(results));
+          return results.some((r) => r.status === "failed") ? EXIT.failed : EXIT.ok;
         } finally {
           await client.close();
         }
-        const layer = pulled.layers.find((l) => l.mediaType === BUNDLE_MEDIA_TYPE);
-        if (!layer) throw Object.assign(new Error(`${a.positionals[0]} holds no layer of type ${BUNDLE_MEDIA_TYPE}`), { code: "UNSUPPORTED" });
-        const results = await importBundle(store.advisories, catalogue, layer.bytes, `pull ${a.positionals[0]}@${pulled.digest}`);
-        out(importTable(results));
-        return results.some((r) => r.status === "failed") ? EXIT.failed : EXIT.ok;
       });
     }
     case "reparse": {

@@ -13,7 +13,7 @@ import type { Keyring } from "./auth/types.js";
 import { verifiedBlobStream } from "./blob.js";
 import { RegistryError } from "./errors.js";
 import type { RegistryOptionsInput } from "./options.js";
-import { pullArtifact, pushArtifact, type ArtifactInput, type PullArtifactOptions, type PulledArtifact, type PushedArtifact } from "./push.js";
+import { pullArtifact, pullArtifactToFiles, pushArtifact, type ArtifactFileLayer, type ArtifactInput, type ArtifactLayer, type PullArtifactOptions, type PulledArtifact, type PushedArtifact } from "./push.js";
 import { readCapped, RegistryTransport, type RegistryMetrics } from "./transport.js";
 
 export interface FetchedManifest<M = ImageManifest | ImageIndex> {
@@ -186,8 +186,13 @@ export class RegistryClient {
    * for registries that refuse that; see push.ts): blobs the registry lacks, then the manifest by tag or
    * digest. Returns the manifest digest.
    */
-  pushArtifact(ref: Reference, a: ArtifactInput, signal?: AbortSignal): Promise<PushedArtifact> {
+  pushArtifact(ref: Reference, a: ArtifactInput<ArtifactLayer | ArtifactFileLayer>, signal?: AbortSignal): Promise<PushedArtifact> {
     return pushArtifact(this, ref, a, signal);
+  }
+
+  /** Pulls an artifact's layers of one media type into files under `opts.dir` (see pullArtifactToFiles). */
+  pullArtifactToFiles(ref: Reference, opts: PullArtifactOptions & { dir: string; mediaType: string }): ReturnType<typeof pullArtifactToFiles> {
+    return pullArtifactToFiles(this, ref, opts);
   }
 
   /** Pulls an OCI artifact pushed by pushArtifact (either form): manifest and layers, all verified. */

@@ -18,15 +18,20 @@
 // pullArtifact reads both: `artifactType` if the manifest has one, else the config blob's `artifactType`,
 // else the config's media type.
 //
-// Blobs are pushed only when a HEAD says the registry lacks them, each as one monolithic upload (POST to
-// start, PUT `?digest=` with the whole body): the bytes are already a Buffer in memory and distribution
-// takes a monolithic PUT of any size, so a chunked PATCH upload would only add round trips (the transport
-// can send PATCH should a registry ever need chunks). The blob PUT is idempotent in effect (it names the
+// Blobs are pushed only when a HEAD says the registry lacks them. A blob in memory goes as one monolithic
+// upload (POST to start, PUT `?digest=` with the whole body): distribution takes a monolithic PUT of any
+// size. A blob in a file (an advisory bundle of GBs) goes as a chunked upload, as the distribution spec
+// describes it: PATCH each chunk (`Content-Range: start-end`, inclusive) to the Location the previous
+// answer named, then PUT `?digest=` with no body; one chunk is in memory at a time. The blob PUT is idempotent in effect (it names the
 // digest of content-addressed bytes), so the transport retries it on 5xx; the POST is not retried blindly.
 // When an upload fails with a transient error or the upload session is gone (404 BLOB_UPLOAD_UNKNOWN: a
 // retried PUT after the first one was stored), the registry is asked (HEAD) whether it has the blob, and a
 // blob it lacks is uploaded once more from a fresh POST.
 import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { open, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { CONFIG_TYPES, MediaTypes } from "../image/mediatypes.js";
 import type { Descriptor, ImageManifest } from "../image/manifest.js";
 import type { Reference } from "../image/reference.js";
@@ -53,10 +58,23 @@ export interface ArtifactLayer {
   annotations?: Record<string, string>;
 }
 
-export interface ArtifactInput {
+/** A layer in a file whose digest and size the caller knows (checked as it is uploaded, a chunk at a time). */
+export interface ArtifactFileLayer {
+  mediaType: string;
+  file: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+function layerDescriptor(l: ArtifactLayer | ArtifactFileLayer): { digest: string; size: number } {
+  return "bytes" in l ? { digest: sha256(l.bytes), size: l.bytes.length } : { digest: l.digest, size: l.size };
+}
+
+export interface ArtifactInput<L extends ArtifactLayer | ArtifactFileLayer = ArtifactLayer> {
   /** What the artifact is, e.g. application/vnd.portcullis.advisory-bundle.v1. */
   artifactType: string;
-  layers: ArtifactLayer[];
+  layers: L[];
   /** Annotations of the manifest. */
   annotations?: Record<string, string>;
   /** The config media type of the "config" form (unused by the "artifact" form). */
@@ -116,7 +134,7 @@ function where(ref: Reference): string {
 }
 
 /** The manifest bytes of an artifact in `form`, and the config blob it names. */
-export function artifactManifest(a: ArtifactInput, form: ArtifactManifestForm): { raw: Buffer; config: Descriptor & { bytes: Buffer } } {
+export function artifactManifest(a: ArtifactInput<ArtifactLayer | ArtifactFileLayer>, form: ArtifactManifestForm): { raw: Buffer; config: Descriptor & { bytes: Buffer } } {
   const config = form === "artifact"
     ? { mediaType: EMPTY_CONFIG.mediaType, digest: EMPTY_CONFIG.digest, size: EMPTY_CONFIG.size, bytes: EMPTY_CONFIG.bytes }
     : (() => {
@@ -126,7 +144,7 @@ export function artifactManifest(a: ArtifactInput, form: ArtifactManifestForm): 
   const doc: Record<string, unknown> = { schemaVersion: 2, mediaType: MediaTypes.OCI_MANIFEST };
   if (form === "artifact") doc.artifactType = a.artifactType;
   doc.config = { mediaType: config.mediaType, digest: config.digest, size: config.size };
-  doc.layers = a.layers.map((l) => ({ mediaType: l.mediaType, digest: sha256(l.bytes), size: l.bytes.length, ...(l.annotations && Object.keys(l.annotations).length ? { annotations: l.annotations } : {}) }));
+  doc.layers = a.layers.map((l) => ({ mediaType: l.mediaType, ...layerDescriptor(l), ...(l.annotations && Object.keys(l.annotations).length ? { annotations: l.annotations } : {}) }));
   if (a.annotations && Object.keys(a.annotations).length) doc.annotations = a.annotations;
   return { raw: Buffer.from(JSON.stringify(doc)), config };
 }
@@ -181,6 +199,73 @@ export async function pushBlob(client: RegistryClient, ref: Reference, bytes: Bu
   }
 }
 
+/** The chunk of a chunked upload: a round trip per 16 MiB, 16 MiB in memory. */
+export const UPLOAD_CHUNK_BYTES = 16 << 20;
+
+/**
+ * A chunked upload of a file: POST, a PATCH per chunk, PUT `?digest=`. The file is hashed as it is sent and
+ * must have the digest and size the caller gave (else DIGEST_MISMATCH / SIZE_MISMATCH, before the PUT
+ * that would commit it).
+ */
+async function uploadChunked(client: RegistryClient, ref: Reference, f: { file: string; digest: string; size: number }, chunkBytes: number, signal?: AbortSignal): Promise<void> {
+  const t = client.transport;
+  const start = await t.send(ref.registry, ref.repository, { method: "POST", path: `/v2/${ref.repository}/blobs/uploads/`, body: Buffer.alloc(0), signal });
+  await start.body.dump();
+  expectStatus(ref, start, 202, "starting a blob upload");
+  let path = t.uploadPath(ref.registry, start);
+  const hash = createHash("sha256");
+  let sent = 0;
+  const h = await open(f.file, "r");
+  try {
+    const buf = Buffer.alloc(Math.min(chunkBytes, Math.max(1, f.size)));
+    for (;;) {
+      const { bytesRead } = await h.read(buf, 0, buf.length, sent);
+      if (!bytesRead) break;
+      if (sent + bytesRead > f.size) throw new RegistryError("SIZE_MISMATCH", `${f.file} is longer than the ${f.size} bytes given for blob ${f.digest}`, { registry: ref.registry, repository: ref.repository });
+      const chunk = Buffer.from(buf.subarray(0, bytesRead));
+      hash.update(chunk);
+      const res = await t.send(ref.registry, ref.repository, {
+        method: "PATCH", path, headers: { "content-type": "application/octet-stream", "content-range": `${sent}-${sent + bytesRead - 1}` }, body: chunk, signal,
+      });
+      await res.body.dump();
+      expectStatus(ref, res, 202, `uploading bytes ${sent}-${sent + bytesRead - 1} of blob ${f.digest}`);
+      path = t.uploadPath(ref.registry, res);
+      sent += bytesRead;
+    }
+  } finally {
+    await h.close();
+  }
+  if (sent !== f.size) throw new RegistryError("SIZE_MISMATCH", `${f.file} is ${sent} bytes, not the ${f.size} given for blob ${f.digest}`, { registry: ref.registry, repository: ref.repository });
+  const got = `sha256:${hash.digest("hex")}`;
+  if (got !== f.digest) throw new RegistryError("DIGEST_MISMATCH", `${f.file} has digest ${got}, not ${f.digest} as given`, { registry: ref.registry, repository: ref.repository });
+  const put = await t.send(ref.registry, ref.repository, {
+    method: "PUT", path: `${path}${path.includes("?") ? "&" : "?"}digest=${f.digest}`, headers: { "content-type": "application/octet-stream" }, body: Buffer.alloc(0), idempotent: true, signal,
+  });
+  await put.body.dump();
+  expectStatus(ref, put, 201, `finishing the upload of blob ${f.digest}`);
+  checkDigestHeader(ref, put, f.digest, "blob");
+}
+
+/**
+ * Pushes a blob from a file of known digest and size unless the registry has it, a chunk at a time (see
+ * uploadChunked); a failed upload is retried once from a fresh POST, as pushBlob does.
+ */
+export async function pushBlobFile(client: RegistryClient, ref: Reference, f: { file: string; digest: string; size: number }, signal?: AbortSignal, chunkBytes = UPLOAD_CHUNK_BYTES): Promise<{ digest: string; uploaded: boolean }> {
+  if (!/^sha256:[a-f0-9]{64}$/.test(f.digest)) throw new RegistryError("UNSUPPORTED", `blob ${JSON.stringify(f.digest.slice(0, 100))}: only sha256 digests are pushed`);
+  if (await blobExists(client, ref, f.digest, signal)) return { digest: f.digest, uploaded: false };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await uploadChunked(client, ref, f, chunkBytes, signal);
+      return { digest: f.digest, uploaded: true };
+    } catch (e) {
+      const retry = e instanceof RegistryError && (e.transient || e.details.registryCode === "BLOB_UPLOAD_UNKNOWN") && !signal?.aborted;
+      if (!retry) throw e;
+      if (await blobExists(client, ref, f.digest, signal)) return { digest: f.digest, uploaded: true };
+      if (attempt >= 1) throw e;
+    }
+  }
+}
+
 /** PUTs manifest bytes by tag or digest; returns the digest (checked against the registry's, if it says one). */
 export async function pushManifest(client: RegistryClient, ref: Reference, reference: string, raw: Buffer, mediaType: string, signal?: AbortSignal): Promise<string> {
   const digest = sha256(raw);
@@ -205,7 +290,7 @@ function refusesForm(e: unknown): boolean {
  * `ref.digest` when the reference has no tag (the digest must be that of the manifest; checked before
  * anything is sent). With both, the manifest goes to the tag and must have the digest.
  */
-export async function pushArtifact(client: RegistryClient, ref: Reference, a: ArtifactInput, signal?: AbortSignal): Promise<PushedArtifact> {
+export async function pushArtifact(client: RegistryClient, ref: Reference, a: ArtifactInput<ArtifactLayer | ArtifactFileLayer>, signal?: AbortSignal): Promise<PushedArtifact> {
   checkMediaType("artifactType", a.artifactType);
   for (const [i, l] of a.layers.entries()) checkMediaType(`layers[${i}].mediaType`, l.mediaType);
   if (a.configMediaType !== undefined) checkMediaType("configMediaType", a.configMediaType);
@@ -214,10 +299,11 @@ export async function pushArtifact(client: RegistryClient, ref: Reference, a: Ar
   if (!reference) throw new RegistryError("UNSUPPORTED", `${where(ref)}: a push needs a tag or a digest`);
   let uploadedBlobs = 0;
   const pushed = new Set<string>();
-  const ensure = async (bytes: Buffer) => {
-    const d = sha256(bytes);
+  const ensure = async (l: { bytes: Buffer } | { file: string; digest: string; size: number }) => {
+    const d = "bytes" in l ? sha256(l.bytes) : l.digest;
     if (pushed.has(d)) return;
-    if ((await pushBlob(client, ref, bytes, signal)).uploaded) uploadedBlobs++;
+    const r = "bytes" in l ? await pushBlob(client, ref, l.bytes, signal) : await pushBlobFile(client, ref, l, signal);
+    if (r.uploaded) uploadedBlobs++;
     pushed.add(d);
   };
   for (const [i, form] of forms.entries()) {
@@ -226,8 +312,8 @@ export async function pushArtifact(client: RegistryClient, ref: Reference, a: Ar
     if (ref.digest && digest !== ref.digest) {
       throw new RegistryError("DIGEST_MISMATCH", `${where(ref)}: the artifact's manifest has digest ${digest}, not ${ref.digest} as the reference says`, { registry: ref.registry, repository: ref.repository });
     }
-    for (const l of a.layers) await ensure(l.bytes);
-    await ensure(config.bytes);
+    for (const l of a.layers) await ensure(l);
+    await ensure({ bytes: config.bytes });
     try {
       await pushManifest(client, ref, reference, raw, MediaTypes.OCI_MANIFEST, signal);
       return { digest, size: raw.length, form, uploadedBlobs };
@@ -260,12 +346,8 @@ async function artifactTypeOf(client: RegistryClient, ref: Reference, m: ImageMa
   }
 }
 
-/**
- * Pulls an artifact: the manifest (tag -> HEAD for the digest -> GET by digest, hashed), its type checked
- * against `artifactType` (UNSUPPORTED on a mismatch), then every layer through the verified blob stream,
- * each refused (TOO_LARGE) before fetching if its descriptor is over `maxLayerBytes`.
- */
-export async function pullArtifact(client: RegistryClient, ref: Reference, opts: PullArtifactOptions): Promise<PulledArtifact> {
+/** The manifest of an artifact, checked: its type (UNSUPPORTED on a mismatch) and every layer's size. */
+async function resolveArtifact(client: RegistryClient, ref: Reference, opts: PullArtifactOptions): Promise<{ digest: string; manifest: ImageManifest; raw: Buffer; artifactType?: string }> {
   const { signal } = opts;
   const digest = await client.resolveDigest(ref, signal);
   const fetched = await client.getManifest(ref, digest, signal);
@@ -280,13 +362,45 @@ export async function pullArtifact(client: RegistryClient, ref: Reference, opts:
   for (const [i, l] of manifest.layers.entries()) {
     if (l.size > opts.maxLayerBytes) throw new RegistryError("TOO_LARGE", `${at}: layer ${i} (${l.digest}) of ${l.size} bytes is over the ${opts.maxLayerBytes}-byte limit`, d);
   }
+  return { digest, manifest, raw: fetched.raw, ...(artifactType !== undefined ? { artifactType } : {}) };
+}
+
+/**
+ * Pulls an artifact: the manifest (tag -> HEAD for the digest -> GET by digest, hashed), its type checked
+ * against `artifactType` (UNSUPPORTED on a mismatch), then every layer through the verified blob stream,
+ * each refused (TOO_LARGE) before fetching if its descriptor is over `maxLayerBytes`.
+ */
+export async function pullArtifact(client: RegistryClient, ref: Reference, opts: PullArtifactOptions): Promise<PulledArtifact> {
+  const { digest, manifest, raw, artifactType } = await resolveArtifact(client, ref, opts);
   const layers: PulledLayer[] = [];
   for (const l of manifest.layers) {
-    const layer: PulledLayer = { mediaType: l.mediaType, digest: l.digest, bytes: await readBlob(client, ref, l, signal) };
+    const layer: PulledLayer = { mediaType: l.mediaType, digest: l.digest, bytes: await readBlob(client, ref, l, opts.signal) };
     if (l.annotations) layer.annotations = l.annotations;
     layers.push(layer);
   }
-  const out: PulledArtifact = { digest, manifest, raw: fetched.raw, layers };
+  const out: PulledArtifact = { digest, manifest, raw, layers };
   if (artifactType !== undefined) out.artifactType = artifactType;
   return out;
+}
+
+/**
+ * Pulls an artifact as pullArtifact does, but only the layers of `mediaType`, each streamed (verified: its
+ * size and digest) into a file under `dir` rather than into memory. A layer that fails its check leaves
+ * no file behind.
+ */
+export async function pullArtifactToFiles(client: RegistryClient, ref: Reference, opts: PullArtifactOptions & { dir: string; mediaType: string }): Promise<{ digest: string; manifest: ImageManifest; artifactType?: string; layers: Array<{ mediaType: string; digest: string; size: number; file: string }> }> {
+  const { digest, manifest, artifactType } = await resolveArtifact(client, ref, opts);
+  const layers = [];
+  for (const [i, l] of manifest.layers.entries()) {
+    if (l.mediaType !== opts.mediaType) continue;
+    const file = join(opts.dir, `layer-${i}`);
+    try {
+      await pipeline(client.getBlob(ref, l, opts.signal), createWriteStream(file, { flags: "wx" }));
+    } catch (e) {
+      await rm(file, { force: true });
+      throw e;
+    }
+    layers.push({ mediaType: l.mediaType, digest: l.digest, size: l.size, file });
+  }
+  return { digest, manifest, ...(artifactType !== undefined ? { artifactType } : {}), layers };
 }

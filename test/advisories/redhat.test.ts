@@ -1,7 +1,8 @@
 // `portcullis db update --source redhat` as users run it, into the PostgreSQL the cluster would use, from
 // a loopback mirror of Red Hat's VEX folder: a real tar.zst written by `tar` and `zstd` from the real VEX
 // fixture (and copies of it under other CVE ids). The streamed operation is read back by `db status`,
-// re-parsed by `db reparse`, and left out of `db export` with a note.
+// re-parsed by `db reparse`, and carried by a bundle (`db export`/`import`, `db push`/`pull` through the
+// real registry) into other databases, whole.
 import { execFile, execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +10,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { defaultCatalogue } from "../../src/advisories/catalogue.js";
 import { startUpstream, type TestUpstream } from "../../src/advisories/testing.js";
+import { advisoryRound } from "../../src/cli/advisory-round.js";
+import { openStore } from "../../src/store/open.js";
 import { describeWith, service } from "../env/index.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
@@ -17,15 +21,16 @@ const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url
 const kev = fileURLToPath(new URL("../../../shared/fixtures/advisories/enrichment/kev/known_exploited_vulnerabilities.json", import.meta.url));
 const real = readFileSync(fileURLToPath(new URL("../../../shared/fixtures/advisories/redhat/cve-2024-28085.json", import.meta.url)), "utf8");
 
-function portcullis(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function portcullis(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(tsx, [bin, ...args], { env: process.env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(tsx, [bin, ...args], { env: { ...process.env, DOCKER_CONFIG: join(tmpdir(), `portcullis-no-docker-config-${process.pid}`) }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
+    if (input !== undefined) child.stdin!.end(input);
   });
 }
 
-describeWith(["postgres"], "portcullis db update --source redhat", () => {
+describeWith(["postgres", "registryBasic"], "portcullis db update --source redhat", () => {
   let admin: pg.Client;
   let dir: string;
   let up: TestUpstream;
@@ -44,12 +49,12 @@ describeWith(["postgres"], "portcullis db update --source redhat", () => {
   });
   afterAll(async () => {
     await up?.close();
-    await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    for (const n of [name, `${name}_b`, `${name}_c`]) await admin?.query(`DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
     await admin?.end();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("streams the archive into PostgreSQL, reports and reparses it, and leaves it out of a bundle", async () => {
+  it("streams the archive into PostgreSQL, reports and reparses it", async () => {
     const docs = join(dir, "docs");
     mkdirSync(join(docs, "2024"), { recursive: true });
     mkdirSync(join(docs, "2099"), { recursive: true });
@@ -80,16 +85,90 @@ describeWith(["postgres"], "portcullis db update --source redhat", () => {
     }
     const reparse = await portcullis(["db", "reparse", "--database-url", url]);
     expect(reparse.stdout).toMatch(/^redhat\s+unchanged/m);
-    const exp = await portcullis(["db", "export", join(dir, "b.tar.zst"), "--database-url", url]);
-    expect(exp.code).toBe(1);
-    expect(exp.stderr).toBe("portcullis: nothing to export: redhat is a streamed source, which bundles do not carry yet [BUNDLE_INVALID]\n");
-    // Beside a source a bundle carries, it is left out with a note; named, it is an error.
-    expect((await portcullis(["db", "import", kev, "--database-url", url])).code).toBe(0);
-    const both = await portcullis(["db", "export", join(dir, "b.tar.zst"), "--database-url", url]);
-    expect(both.code).toBe(0);
-    expect(both.stderr).toBe("portcullis: redhat left out of the bundle: streamed sources are not carried by bundles yet\n");
-    expect(both.stdout).toMatch(/: 1 source\(s\), 1 file\(s\)/);
-    const named = await portcullis(["db", "export", join(dir, "c.tar.zst"), "--source", "redhat", "--database-url", url]);
-    expect(named.stderr).toMatch(/^portcullis: redhat \(201 files\) cannot go into a bundle/);
   }, 180_000);
+
+  /** What a database holds of each source's latest operation: its files, and its records by id and content. */
+  async function tables(dbUrl: string): Promise<unknown> {
+    const c = new pg.Client({ connectionString: dbUrl });
+    await c.connect();
+    try {
+      const latest = "SELECT DISTINCT ON (source) id, source FROM advisory_operation ORDER BY source, id DESC";
+      const files = await c.query(`SELECT l.source, f.path, f.sha256, f.size FROM (${latest}) l JOIN advisory_operation_file f ON f.operation_id = l.id ORDER BY 1, 2`);
+      const inline = await c.query(`SELECT l.source, o.files FROM (${latest}) l JOIN advisory_operation o ON o.id = l.id ORDER BY 1`);
+      const records = await c.query(`SELECT l.source, a.ext_id, a.content_hash FROM (${latest}) l JOIN advisory_operation_member m ON m.operation_id = l.id JOIN advisory a ON a.id = m.advisory_id ORDER BY 1, 2`);
+      const enrichment = await c.query("SELECT source, cve, data FROM advisory_enrichment ORDER BY 1, 2");
+      return { files: files.rows, inline: inline.rows, records: records.rows, enrichment: enrichment.rows };
+    } finally {
+      await c.end();
+    }
+  }
+
+  it("carries the streamed source in a bundle: export, import and push/pull into other databases give the same tables; a changed byte changes nothing", async () => {
+    const reg = service("registryBasic");
+    const other = async (suffix: string) => {
+      await admin.query(`CREATE DATABASE ${name}_${suffix}`);
+      const u = new URL(service("postgres").url);
+      u.pathname = `/${name}_${suffix}`;
+      return u.toString();
+    };
+    expect((await portcullis(["db", "import", kev, "--database-url", url])).code).toBe(0);
+    const file = join(dir, "b.tar.zst");
+    const exp = await portcullis(["db", "export", file, "--database-url", url]);
+    expect(exp.stderr).toBe("");
+    expect(exp.code).toBe(0);
+    expect(exp.stdout).toMatch(/: 2 source\(s\), 202 file\(s\)/);
+    const want = await tables(url);
+    expect(want).toMatchObject({ records: { length: 201 }, files: { length: 201 }, });
+    expect((want as { enrichment: unknown[] }).enrichment.length).toBeGreaterThan(1);
+
+    // One byte of one Red Hat document changed, the archive rebuilt by the real tar and zstd: nothing imported.
+    const second = await other("b");
+    const x = join(dir, "x");
+    mkdirSync(x);
+    execFileSync("sh", ["-c", `zstd -q -d -c '${file}' | tar -C '${x}' -xf -`]);
+    const victim = join(x, "sources/redhat/2099/cve-2099-1100.json");
+    const doc = readFileSync(victim);
+    doc[doc.indexOf("util-linux")]! ^= 0x01;
+    writeFileSync(victim, doc);
+    execFileSync("sh", ["-c", `tar -C '${x}' -cf - manifest.json sources | zstd -q -c > '${join(dir, "bad.tar.zst")}'`]);
+    const bad = await portcullis(["db", "import", join(dir, "bad.tar.zst"), "--database-url", second]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/sources\/redhat\/2099\/cve-2099-1100\.json has sha256 [a-f0-9]{64}, manifest\.json says [a-f0-9]{64}/);
+    expect(await tables(second)).toEqual({ files: [], inline: [], records: [], enrichment: [] });
+
+    const imp = await portcullis(["db", "import", file, "--database-url", second]);
+    expect(imp.stderr).toBe("");
+    expect(imp.code).toBe(0);
+    expect(imp.stdout).toMatch(/^redhat\s+imported/m);
+    expect(await tables(second)).toEqual(want);
+
+    const ref = `${reg.host}/portcullis/rh-advisories:latest`;
+    const login = ["--username", reg.username!, "--password-stdin"];
+    const push = await portcullis(["db", "push", ref, "--database-url", url, ...login], `${reg.password}\n`);
+    expect(push.stderr).toBe("");
+    expect(push.stdout).toMatch(/@sha256:[a-f0-9]{64}: 2 source\(s\)/);
+    const third = await other("c");
+    const pull = await portcullis(["db", "pull", ref, "--database-url", third, ...login], `${reg.password}\n`);
+    expect(pull.stderr).toBe("");
+    expect(pull.code).toBe(0);
+    expect(await tables(third)).toEqual(want);
+    const st = JSON.parse((await portcullis(["db", "status", "--json", "--database-url", third])).stdout) as Array<{ source: string; records: number; fileCount: number }>;
+    expect(st).toMatchObject([{ source: "kev", fileCount: 1 }, { source: "redhat", records: 201, fileCount: 201 }]);
+    // serve --advisory-bundle: the same pull in-process (its round), into the embedded store; an unchanged digest is not pulled again.
+    const embedded = await openStore("memory:");
+    try {
+      const round = advisoryRound({
+        store: embedded, catalogue: defaultCatalogue(), sources: [], mirrors: {}, bundle: ref,
+        keyring: async () => ({ lookup: async () => [{ username: reg.username!, password: reg.password!, source: "test" }] }),
+      });
+      expect(await round(new AbortController().signal)).toEqual([{ source: "kev", status: "imported", error: undefined }, { source: "redhat", status: "imported", error: undefined }]);
+      const [, rh] = await embedded.advisories.status();
+      expect(rh).toMatchObject({ source: "redhat", advisories: 201, latest: { streamed: true, fileCount: 201 } });
+      expect(await round(new AbortController().signal)).toEqual([{ source: ref, status: "unchanged" }]);
+    } finally {
+      await embedded.close();
+    }
+    // Reparse and update still work on the imported operation: same parser, unchanged upstream.
+    expect((await portcullis(["db", "reparse", "--database-url", third])).stdout).toMatch(/^redhat\s+unchanged/m);
+  }, 240_000);
 });

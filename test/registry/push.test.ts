@@ -20,7 +20,7 @@ import { Agent, request } from "undici";
 import { afterAll, expect, it } from "vitest";
 import { parseReference } from "../../src/image/reference.js";
 import { RegistryClient } from "../../src/registry/client.js";
-import { artifactManifest, EMPTY_CONFIG, type ArtifactInput } from "../../src/registry/push.js";
+import { artifactManifest, EMPTY_CONFIG, pushBlobFile, type ArtifactInput } from "../../src/registry/push.js";
 import type { RegistryMetrics } from "../../src/registry/transport.js";
 import { describeWith, service, tool } from "../env/index.js";
 import { RegistryPusher } from "../env/oci-push.js";
@@ -285,5 +285,32 @@ describeWith(["registryBasic", "registryToken", "registryTls"], "OCI artifacts p
     const res = await request(`${reg.url}/v2/portcullis/subject/referrers/${pushed.digest}`, { headers: { authorization: `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString("base64")}` } });
     await res.body.dump();
     expect(res.statusCode).toBe(404);
+  });
+
+  it("registryBasic: a layer from a file goes up in chunks (PATCH with Content-Range), byte-identical; a file that is not the digest given is refused before the upload is committed", async () => {
+    const reg = service("registryBasic");
+    const { c, requests } = make(reg);
+    const d = mkdtempSync(join(tmpdir(), "portcullis-chunked-"));
+    const bytes = randomBytes(1_000_000);
+    const file = join(d, "layer");
+    writeFileSync(file, bytes);
+    const ref = parseReference(`${reg.host}/portcullis/chunked:v1`);
+    const pushed = await pushBlobFile(c, ref, { file, digest: sha256(bytes), size: bytes.length }, undefined, 300_000);
+    expect(pushed).toEqual({ digest: sha256(bytes), uploaded: true });
+    expect(requests).toEqual(["HEAD 401", "HEAD 404", "POST 202", "PATCH 202", "PATCH 202", "PATCH 202", "PATCH 202", "PUT 201"]);
+    const auth = `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString("base64")}`;
+    const res = await request(`${reg.url}/v2/portcullis/chunked/blobs/${sha256(bytes)}`, { headers: { authorization: auth } });
+    expect(res.statusCode).toBe(200);
+    expect(Buffer.from(await res.body.arrayBuffer()).equals(bytes)).toBe(true);
+    // The same upload with a digest the file does not have: refused, and the registry has no such blob.
+    const other = randomBytes(1000);
+    await expect(pushBlobFile(c, ref, { file, digest: sha256(other), size: bytes.length }, undefined, 300_000)).rejects.toMatchObject({ code: "DIGEST_MISMATCH" });
+    const head = await request(`${reg.url}/v2/portcullis/chunked/blobs/${sha256(other)}`, { method: "HEAD", headers: { authorization: auth } });
+    await head.body.dump();
+    expect(head.statusCode).toBe(404);
+    // A whole artifact with the file as its layer: skopeo reads the manifest naming the file's digest and size.
+    await c.pushArtifact(ref, { artifactType: ARTIFACT_TYPE, layers: [{ mediaType: BUNDLE_TYPE, file, digest: sha256(bytes), size: bytes.length }] });
+    const doc = JSON.parse(await skopeoRaw(reg, "portcullis/chunked:v1")) as { layers: Array<{ digest: string; size: number }> };
+    expect(doc.layers).toEqual([{ mediaType: BUNDLE_TYPE, digest: sha256(bytes), size: bytes.length }]);
   });
 });

@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../../store/open.js";
 import type { Store } from "../../../store/types.js";
-import { exportBundle } from "../../bundle.js";
+import { writeBundle } from "../../bundle.js";
 import { defaultCatalogue, redhatSource } from "../../catalogue.js";
-import { reparseSources } from "../../import.js";
+import { importBundle, reparseSources } from "../../import.js";
 import { startUpstream, type TestUpstream } from "../../testing.js";
 import { updateSource } from "../../update.js";
 import { parse } from "./index.js";
@@ -173,7 +173,7 @@ describe("Red Hat updater", () => {
     await expectMatchesParser();
   });
 
-  it("reparses its stored documents a batch at a time, and is left out of bundles, which are built in memory", async () => {
+  it("reparses its stored documents a batch at a time", async () => {
     const prev = (await store.advisories.latestOperation("redhat"))!;
     const catalogue = defaultCatalogue();
     expect(await reparseSources(store.advisories, catalogue, ["redhat"])).toMatchObject([{ source: "redhat", status: "unchanged" }]);
@@ -181,8 +181,51 @@ describe("Red Hat updater", () => {
     const [r] = await reparseSources(store.advisories, newer, ["redhat"]);
     expect(r).toMatchObject({ status: "imported", files: prev.fileCount, operation: { origin: "reparse of update", parserVersion: "2", streamed: true, stats: { advisories: current.size, added: 0, removed: 0, modified: 0 } } });
     await expectMatchesParser();
-    await expect(exportBundle(store.advisories, { sources: ["redhat"], generator: "test" })).rejects.toThrow(/^redhat \(\d+ files\) cannot go into a bundle/);
   });
+
+  it("goes into a bundle whole and comes out of it as the same streamed operation; a changed byte in one document changes nothing", async () => {
+    const latest = (await store.advisories.latestOperation("redhat"))!;
+    const tmp = mkdtempSync(join(tmpdir(), "portcullis-rh-bundle-"));
+    const fresh = await openStore("memory:");
+    try {
+      const file = join(tmp, "b.tar.zst");
+      const w = await writeBundle(store.advisories, file, { sources: ["redhat"], generator: "test" });
+      expect(w.manifest.sources).toMatchObject([{ name: "redhat", streamed: true, fingerprint: latest.fingerprint }]);
+      expect(w.manifest.sources[0]!.files.map((f) => f.path)).toEqual([...current.keys()].sort());
+      // The real zstd reads the frames as one stream, and the real tar lists manifest.json first.
+      const listed = execFileSync("sh", ["-c", `zstd -q -d -c '${file}' | tar -tf -`]).toString().trim().split("\n");
+      expect(listed).toEqual(["manifest.json", ...[...current.keys()].sort().map((p) => `sources/redhat/${p}`)]);
+
+      // Tampered: one byte of one Red Hat document changed, the tar and zstd rebuilt by the real tools.
+      const unpacked = join(tmp, "x");
+      mkdirSync(unpacked);
+      execFileSync("sh", ["-c", `zstd -q -d -c '${file}' | tar -C '${unpacked}' -xf -`]);
+      const victim = join(unpacked, "sources/redhat/2024/cve-2024-28085.json");
+      const doc = readFileSync(victim);
+      doc[doc.indexOf("util-linux")]! ^= 0x01;
+      writeFileSync(victim, doc);
+      const bad = join(tmp, "bad.tar.zst");
+      execFileSync("sh", ["-c", `tar -C '${unpacked}' -cf - manifest.json sources | zstd -q -c > '${bad}'`]);
+      await expect(importBundle(fresh.advisories, defaultCatalogue(), bad, "t")).rejects.toThrow(/^sources\/redhat\/2024\/cve-2024-28085\.json has sha256 [a-f0-9]{64}, manifest\.json says [a-f0-9]{64}: the bundle was changed or damaged$/);
+      expect(await fresh.advisories.status()).toEqual([]);
+
+      const [r] = await importBundle(fresh.advisories, defaultCatalogue(), file, "bundle test");
+      expect(r).toMatchObject({ source: "redhat", status: "imported", files: current.size, operation: { streamed: true, fileCount: current.size, fingerprint: latest.fingerprint } });
+      const [st] = await fresh.advisories.status();
+      expect(st).toMatchObject({ source: "redhat", advisories: current.size, affected: latest.stats.affected });
+      expect(await fresh.advisories.operationFiles(st!.latest.ref)).toEqual(await store.advisories.operationFiles(latest.ref));
+      const oracle = parse([...current].map(([path, text]) => ({ path, bytes: Buffer.from(text) })));
+      for (const a of oracle.advisories) expect(await fresh.advisories.advisory("redhat", a.id)).toEqual(a);
+      // Imported again: the same files and parser, nothing written.
+      expect(await importBundle(fresh.advisories, defaultCatalogue(), file, "bundle test")).toMatchObject([{ source: "redhat", status: "unchanged" }]);
+      // The imported operation reparses like an updated one, and the next update starts from it.
+      const newer = { all: () => [{ ...redhatSource, parserVersion: "3" }], get: (n: string) => (n === "redhat" ? { ...redhatSource, parserVersion: "3" } : undefined) };
+      expect(await reparseSources(fresh.advisories, newer, ["redhat"])).toMatchObject([{ source: "redhat", status: "imported", operation: { streamed: true, stats: { advisories: current.size, added: 0, removed: 0, modified: 0 } } }]);
+    } finally {
+      await fresh.close();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("caps the archive's size, and makes a document over the cap a skipped record", async () => {
     const prev = (await store.advisories.latestOperation("redhat"))!;
