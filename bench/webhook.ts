@@ -179,6 +179,9 @@ async function main(): Promise<void> {
     await load(`https://127.0.0.1:${port}/validate`, ca.certPem, bodiesFile, 200, 1);
     const vulns = await load(`https://127.0.0.1:${port}/validate`, ca.certPem, bodiesFile, RATE, SECONDS);
     await custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: "clusterimagepolicies", name: "bench-vulns" });
+    for (let i = 0; i < 50 && webhook.policies().some((p) => p.metadata.name === "bench-vulns"); i++) await new Promise((r) => setTimeout(r, 100));
+    // The plain load again, last: a control for whatever the time of the run adds (the same server, later).
+    const hookAfter = await load(`https://127.0.0.1:${port}/validate`, ca.certPem, bodiesFile, RATE, SECONDS);
 
     // End to end through the API server: pod creation with the webhook vs without (a namespace it does not select).
     await registerWebhooks(kc, { url: `https://127.0.0.1:${port}`, caBundle: Buffer.from(ca.certPem).toString("base64"), excludeNamespaces: ["kube-system"], onlyLabel: { key: "portcullis.dev/bench", value: "on" }, timeoutSeconds: 5 });
@@ -207,13 +210,14 @@ async function main(): Promise<void> {
     console.log(line("baseline (answers allowed, no work)", base));
     console.log(line("portcullis webhook", hook));
     console.log(line("portcullis webhook, vulnerability rules", vulns));
+    console.log(line("portcullis webhook, again after", hookAfter));
     console.log(`  p99 ratio webhook/baseline: ${(pct(hook.lat, 99) / pct(base.lat, 99)).toFixed(2)}  (target p99 <= 5 ms at 1,000/s: ${pct(hook.lat, 99) <= 5 && RATE >= 1000 ? "met" : "see figures"})`);
     console.log(`  p99 ratio with vulnerability rules/baseline: ${(pct(vulns.lat, 99) / pct(base.lat, 99)).toFixed(2)}  (200 findings per image, ${loads} finding lists loaded for ${DIGESTS} digests; target p99 <= 5 ms: ${pct(vulns.lat, 99) <= 5 && RATE >= 1000 ? "met" : "see figures"})`);
     console.log(`\nPod creation through the kube-apiserver, ${2 * PODS} pods each, sequential:`);
     console.log(`  without the webhook (namespace not selected): p50 ${ms(pct(without, 50))}  p99 ${ms(pct(without, 99))}`);
     console.log(`  with the webhook:                             p50 ${ms(pct(withHook, 50))}  p99 ${ms(pct(withHook, 99))}`);
     console.log(`  overhead: p50 ${ms(pct(withHook, 50) - pct(without, 50))}  p99 ${ms(pct(withHook, 99) - pct(without, 99))}  (target p99 overhead <= 10 ms)`);
-    if (hook.errors > 0 || vulns.errors > 0) process.exitCode = 1;
+    if (hook.errors > 0 || vulns.errors > 0 || hookAfter.errors > 0) process.exitCode = 1;
   } finally {
     if (kc) await unregisterWebhooks(kc).catch(() => undefined);
     for (const s of servers) s.close();
