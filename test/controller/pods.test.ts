@@ -15,7 +15,7 @@ import { EventRecorder } from "../../src/kube/events.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { describeWith, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 
 const run = promisify(execFile);
@@ -76,15 +76,6 @@ describeWith(["kube", "registryBasic"], "Pod controller", () => {
   const pod = (ns: string, name: string, spec: Partial<k8s.V1PodSpec>) =>
     core.createNamespacedPod({ namespace: ns, body: { metadata: { name }, spec: { containers: [], ...spec } as k8s.V1PodSpec } });
   const list = async (ns: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans" })) as { items: ImageScan[] }).items;
-  async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
   const allIndexed = (ns: string, n: number) =>
     until(`${n} indexed scans in ${ns}`, async () => {
       const items = await list(ns);

@@ -1,4 +1,5 @@
 // What integration tests import: the services of this run, and a describe() that needs some of them.
+import pg from "pg";
 import { describe, inject, it } from "vitest";
 import type { ServiceName, TestEnv } from "./types.js";
 
@@ -41,4 +42,48 @@ export function tool(name: string): string {
   const p = testEnv().tools[name];
   if (!p) throw new Error(`${name} not found; run \`npm run env:setup\` as root`);
   return p;
+}
+
+/** Polls `f` until it returns something other than undefined; after `timeoutMs` throws naming `what`. */
+export async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * Databases of a test's own on the run's PostgreSQL (the re-match cursor, migrations and operation ids are
+ * per database): `create(prefix)` makes one and returns its URL; `dropAll()` drops every one it made.
+ */
+export function scratchDatabases(): { create(prefix: string): Promise<string>; dropAll(): Promise<void> } {
+  const made: string[] = [];
+  const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const c = new pg.Client({ connectionString: service("postgres").url });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+  return {
+    async create(prefix) {
+      const name = `${prefix}_${process.pid}_${Date.now().toString(36)}_${made.length}`;
+      await admin((c) => c.query(`CREATE DATABASE ${name}`));
+      made.push(name);
+      const u = new URL(service("postgres").url);
+      u.pathname = `/${name}`;
+      return u.toString();
+    },
+    async dropAll() {
+      if (!made.length) return;
+      await admin(async (c) => {
+        for (const name of made.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      });
+    },
+  };
 }

@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
-import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/advisories/catalogue.js";
 import { importPlans, planImport } from "../../src/advisories/import.js";
@@ -25,7 +24,7 @@ import type { Store } from "../../src/store/types.js";
 import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 
@@ -37,8 +36,7 @@ const CVE = "CVE-2099-0001";
 
 describeWith(["kube", "registryBasic", "postgres"], "vulnerability policies through the API server", () => {
   const dir = mkdtempSync(join(tmpdir(), "vuln-adm-"));
-  const db = `vuln_adm_${process.pid}_${Date.now().toString(36)}`;
-  let admin: pg.Client;
+  const databases = scratchDatabases();
   let kc: k8s.KubeConfig;
   let custom: k8s.CustomObjectsApi;
   let store: Store;
@@ -60,15 +58,6 @@ describeWith(["kube", "registryBasic", "postgres"], "vulnerability policies thro
     }
     throw new Error("expected the command to be refused");
   };
-  async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
   const scan = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans" })) as { items: ImageScan[] }).items
     .find((s) => s.status?.digest === digest);
   const importTracker = async (json: string) => {
@@ -94,12 +83,7 @@ describeWith(["kube", "registryBasic", "postgres"], "vulnerability policies thro
   };
 
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: service("postgres").url });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${db}`);
-    const url = new URL(service("postgres").url);
-    url.pathname = `/${db}`;
-    store = await openStore(url.toString());
+    store = await openStore(await databases.create("vuln_adm"));
 
     const reg = service("registryBasic");
     await skopeoPush(`oci:${ociBookworm()}:base`, reg, "vulns/debian:base");
@@ -138,8 +122,7 @@ describeWith(["kube", "registryBasic", "postgres"], "vulnerability policies thro
     await webhook?.stop();
     await controller?.stop();
     await store?.close();
-    await admin?.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-    await admin?.end();
+    await databases.dropAll();
     rmSync(dir, { recursive: true, force: true });
   });
 

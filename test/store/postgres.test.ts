@@ -6,24 +6,14 @@ import { openStore } from "../../src/store/open.js";
 import { storeSuite } from "../../src/store/suite.js";
 import { advisoryStoreSuite } from "../../src/store/advisory-suite.js";
 import { findingsSuite } from "../../src/findings/suite.js";
-import { describeWith, service } from "../env/index.js";
+import { describeWith, scratchDatabases, service } from "../env/index.js";
 
 describeWith(["postgres"], "PostgreSQL store", () => {
   storeSuite("the store suite on PostgreSQL", () => openStore(service("postgres").url));
   advisoryStoreSuite("the advisory store suite on PostgreSQL", () => openStore(service("postgres").url));
   // Re-matching keeps one cursor per database: the findings suite gets a database of its own.
-  const own: string[] = [];
-  findingsSuite("the findings suite on PostgreSQL", async () => {
-    const db = `findings_${process.pid}_${Date.now().toString(36)}`;
-    const c = new pg.Client({ connectionString: service("postgres").url });
-    await c.connect();
-    await c.query(`CREATE DATABASE ${db}`);
-    await c.end();
-    own.push(db);
-    const u = new URL(service("postgres").url);
-    u.pathname = `/${db}`;
-    return openStore(u.toString());
-  });
+  const own = scratchDatabases();
+  findingsSuite("the findings suite on PostgreSQL", async () => openStore(await own.create("findings")));
 
   // A database of its own, so the migration test starts from nothing.
   let url = "";
@@ -38,7 +28,8 @@ describeWith(["postgres"], "PostgreSQL store", () => {
     url = u.toString();
   });
   afterAll(async () => {
-    for (const db of [name, ...own]) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await own.dropAll();
     await admin.end();
   });
 

@@ -21,7 +21,7 @@ import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { policyAppliesToNamespace } from "../../src/policy/types.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { describeWith, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 
@@ -53,15 +53,6 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     throw new Error("expected the command to be refused");
   };
   const scans = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans" })) as { items: ImageScan[] }).items;
-  async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
   const register = (failurePolicy: "Fail" | "Ignore" = "Fail", mutating = false) =>
     registerWebhooks(kc, { url: `https://127.0.0.1:${port}`, caBundle, failurePolicy, timeoutSeconds: 5, excludeNamespaces: ["kube-system", "portcullis-system"], onlyLabel: label, mutating });
 

@@ -28,7 +28,7 @@ import type { Store } from "../../src/store/types.js";
 import { validatingConfiguration } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { describeWith, service, tool, until as untilShared } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 
@@ -70,15 +70,7 @@ describeWith(["kube", "registryBasic"], "a hostile tenant cannot talk past the w
     throw new Error("expected the command to be refused");
   };
   const scans = async (ns: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans" })) as { items: ImageScan[] }).items;
-  async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
+  const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 90_000) => untilShared(what, f, timeoutMs, 250);
   const glassEvents = async (ns: string, name: string) => {
     await events.flush();
     return (await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.filter((e) => e.reason === "BreakGlass");
