@@ -346,6 +346,18 @@ describe("ReportApi: what an unauthenticated caller can cost", () => {
     expect((await fetch(`${base}/index_report/${D}`, { headers: { authorization: "Bearer good" } })).status).toBe(200);
   });
 
+  it("scrubs credentials out of error bodies", async () => {
+    const authority: Authority = { authenticate: async (t) => (t === "good" ? { username: "alice" } : undefined), authorize: async () => true };
+    const { server: s } = setup({ authority });
+    const base = await listen(s);
+    const res = await fetch(`${base}/index_report/${encodeURIComponent("https://robot:hunter2secret@registry.example/x")}`, { headers: { authorization: "Bearer good" } });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { code: string; message: string };
+    expect(body.message).toContain("not a digest");
+    expect(body.message).toContain("registry.example");
+    expect(body.message).not.toContain("hunter2secret");
+  });
+
   it("authenticates before it decodes the path: 401 without a token, 400 with one", async () => {
     const authority: Authority = { authenticate: async (t) => (t === "good" ? { username: "alice" } : undefined), authorize: async () => true };
     const { server: s } = setup({ authority });

@@ -54,6 +54,7 @@
 // The source also refuses URIs whose host is loopback, link-local, unspecified or a metadata service
 // (169.254.169.254, fd00:ec2::254, metadata.google.internal, ...), as written, after redirects and as
 // resolved at connect time, unless `allowPrivateLayerHosts` is set (tests; `portcullis serve` never sets it).
+import { scrubString } from "../log/redact.js";
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as k8s from "@kubernetes/client-node";
@@ -783,7 +784,8 @@ export class ReportApi {
       res.destroy();
       return;
     }
-    const text = JSON.stringify({ code, message });
+    // Error bodies leave the process like logs do: scrubbed (a layer URI or reference may carry credentials).
+    const text = JSON.stringify({ code, message: scrubString(message) });
     if (status === 503 && !res.hasHeader("Retry-After")) res.setHeader("Retry-After", "5");
     if (status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="portcullis"');
     res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) }).end(text);
