@@ -4,13 +4,14 @@
 // --kind); the files of one source become one operation, parsed by the same parser as `db update`.
 import { lstat, open, readdir, readFile } from "node:fs/promises";
 import { basename, join, relative, sep } from "node:path";
-import type { AdvisoryStore, Operation, OperationFile, OperationInput, OperationWriter } from "../store/advisory-types.js";
+import type { AdvisoryStore, Operation, OperationInput } from "../store/advisory-types.js";
 import { BundleError, readBundle, walkBundle, type BundleEntry, type BundleInput, type BundleLimits, type BundleManifest, DEFAULT_BUNDLE_LIMITS } from "./bundle.js";
 import { sniffCompression } from "../layers/decompress.js";
 import type { AdvisorySource } from "./source.js";
 import { createHash } from "node:crypto";
-import type { Advisory, RawFile, SkippedRecord } from "./types.js";
+import type { RawFile } from "./types.js";
 import { describeError } from "../errors.js";
+import { DocumentBatch } from "./batch.js";
 
 export interface SourceCatalogue {
   all(): readonly AdvisorySource[];
@@ -212,42 +213,6 @@ export async function importBundle(store: AdvisoryStore, catalogue: SourceCatalo
   return plans.map((p) => out.get(p.source.name)!);
 }
 
-/** Documents of a streamed operation waiting to be written, parsed one by one, flushed by size or count. */
-class StreamedBatch {
-  private files: Array<OperationFile & { bytes: Buffer }> = [];
-  private advisories: Advisory[] = [];
-  private skipped: SkippedRecord[] = [];
-  private bytes = 0;
-  constructor(private readonly w: OperationWriter, private readonly source: AdvisorySource) {}
-
-  async add(file: OperationFile, bytes: Buffer): Promise<void> {
-    try {
-      const r = this.source.parse([{ path: file.path, bytes }]);
-      this.advisories.push(...r.advisories);
-      this.skipped.push(...r.skipped);
-    } catch (e) {
-      this.skipped.push({ file: file.path, record: file.path, reason: (e as Error).message });
-    }
-    this.files.push({ ...file, bytes });
-    this.bytes += bytes.length;
-    if (this.bytes >= STREAMED_BATCH_BYTES || this.files.length >= STREAMED_BATCH_FILES) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (!this.files.length && !this.skipped.length) return;
-    const [files, advisories, skipped] = [this.files, this.advisories, this.skipped];
-    this.files = [];
-    this.advisories = [];
-    this.skipped = [];
-    this.bytes = 0;
-    await this.w.add(files, advisories, skipped);
-  }
-}
-
-/** A streamed operation's batches: the Red Hat updater's sizes. */
-const STREAMED_BATCH_BYTES = 8 << 20;
-const STREAMED_BATCH_FILES = 250;
-
 /** The second pass: each streamed source's documents, from the bundle into one streamed operation. */
 async function importStreamed(store: AdvisoryStore, plans: readonly ImportPlan[], manifest: BundleManifest, input: BundleInput, limits: BundleLimits): Promise<ImportResult[]> {
   const streamed = new Set(manifest.sources.filter((s) => s.streamed).map((s) => s.name));
@@ -269,7 +234,7 @@ async function importStreamed(store: AdvisoryStore, plans: readonly ImportPlan[]
       const rec = await store.recordStreamedOperation(
         { source: p.source.name, kind: p.source.kind, origin: p.origin, parserVersion: p.source.parserVersion, fingerprint: m.fingerprint, licence: m.licence || p.source.licence, attribution: m.attribution || p.source.attribution },
         async (w) => {
-          const batch = new StreamedBatch(w, p.source);
+          const batch = new DocumentBatch(w, (files) => p.source.parse(files));
           while (e && e.source.name === name) {
             await batch.add(e.file, e.bytes!);
             e = await next();

@@ -12,20 +12,20 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createHash } from "node:crypto";
 import * as tar from "tar-stream";
-import type { Advisory, RawFile, SkippedRecord } from "../../types.js";
-import type { AdvisoryStore, Operation, OperationFile, OperationWriter, SourceKind } from "../../../store/advisory-types.js";
+import type { AdvisoryStore, Operation, OperationFile, SourceKind } from "../../../store/advisory-types.js";
 import { AdvisoryFetchError, downloadToFile, fetchFile, fetchText, parseFingerprint, type Fingerprint } from "../../http.js";
 import type { SelfUpdateContext, SelfUpdateResult } from "../../source.js";
 import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "../../../layers/zstd.js";
 import { GiB, MiB, SIZE_CAPS } from "../../input.js";
 import { parse } from "./index.js";
+import { DEFAULT_BATCH_LIMITS, DocumentBatch, type BatchLimits } from "../../batch.js";
 
 export const REDHAT_VEX = "https://security.access.redhat.com/data/csaf/v2/vex/";
 
 /** The fingerprint key under which an operation keeps which archive it grew from and since when it is current. */
 export const STATE_KEY = "redhat:state";
 
-export interface RedhatLimits {
+export interface RedhatLimits extends BatchLimits {
   /** The compressed archive, on disk. */
   archiveBytes: number;
   /** The archive decompressed (streamed: this bounds work and time, not memory). */
@@ -40,9 +40,6 @@ export interface RedhatLimits {
   csvBytes: number;
   /** Largest zstd window a frame may declare. */
   zstdWindow: number;
-  /** A batch written to the store: this many bytes of documents, or files. */
-  batchBytes: number;
-  batchFiles: number;
 }
 
 export const DEFAULT_REDHAT_LIMITS: RedhatLimits = {
@@ -53,8 +50,7 @@ export const DEFAULT_REDHAT_LIMITS: RedhatLimits = {
   delta: 20_000,
   csvBytes: 64 * MiB,
   zstdWindow: DEFAULT_MAX_ZSTD_WINDOW,
-  batchBytes: 8 * MiB,
-  batchFiles: 250,
+  ...DEFAULT_BATCH_LIMITS,
 };
 
 export interface RedhatSourceInfo {
@@ -173,13 +169,17 @@ export async function updateRedhat(store: AdvisoryStore, source: RedhatSourceInf
         licence: source.licence, attribution: source.attribution, base: incremental ? latest : undefined,
       },
       async (w) => {
-        const batch = new Batch(w, limits, url, retrievedAt, o.signal);
+        const batch = new DocumentBatch(w, parse, limits, o.signal);
+        const add = (path: string, bytes: Buffer) => batch.add(documentFile(path, bytes, url, retrievedAt), bytes);
         if (!incremental) {
           const skip = new Set([...delta.changed, ...gone]);
-          await walkArchive(join(tmp, "archive.tar.zst"), pointer, limits, skip, batch);
+          await walkArchive(join(tmp, "archive.tar.zst"), pointer, limits, skip, batch, add);
         }
         await w.drop(gone);
-        for (const d of fetched.files) await batch.add(d.path, await readFile(d.file));
+        for (const d of fetched.files) {
+          const bytes = await readFile(d.file);
+          await add(d.path, bytes);
+        }
         await batch.flush();
       },
     );
@@ -271,51 +271,9 @@ async function fetchDocuments(paths: readonly string[], url: (p: string) => stri
   return { files, missing, bytes };
 }
 
-/** Documents waiting to be parsed and written, flushed by size or count. */
-class Batch {
-  private files: Array<OperationFile & { bytes: Buffer }> = [];
-  private advisories: Advisory[] = [];
-  private skipped: SkippedRecord[] = [];
-  private bytes = 0;
-  constructor(
-    private readonly w: OperationWriter,
-    private readonly limits: RedhatLimits,
-    private readonly url: (p: string) => string,
-    private readonly retrievedAt: string,
-    private readonly signal?: AbortSignal,
-  ) {}
-
-  /** Parses one document now (so only its records wait), and queues it with its raw bytes. */
-  async add(path: string, bytes: Buffer): Promise<void> {
-    // Stopping (serve shutting down) rolls the operation back between documents.
-    this.signal?.throwIfAborted();
-    const raw: RawFile = { path, bytes };
-    try {
-      const r = parse([raw]);
-      this.advisories.push(...r.advisories);
-      this.skipped.push(...r.skipped);
-    } catch (e) {
-      // A document that is not JSON or over the cap is one skipped record: it does not fail 67,000 others.
-      this.skipped.push({ file: path, record: path, reason: (e as Error).message });
-    }
-    this.files.push({ path, bytes, sha256: createHash("sha256").update(bytes).digest("hex"), size: bytes.length, url: this.url(path), retrievedAt: this.retrievedAt });
-    this.bytes += bytes.length;
-    if (this.bytes >= this.limits.batchBytes || this.files.length >= this.limits.batchFiles) await this.flush();
-  }
-
-  skip(record: SkippedRecord): void {
-    this.skipped.push(record);
-  }
-
-  async flush(): Promise<void> {
-    if (!this.files.length && !this.skipped.length) return;
-    const [files, advisories, skipped] = [this.files, this.advisories, this.skipped];
-    this.files = [];
-    this.advisories = [];
-    this.skipped = [];
-    this.bytes = 0;
-    await this.w.add(files, advisories, skipped);
-  }
+/** The file entry of one Red Hat document: its digest, the URL it is published at, when it was read. */
+function documentFile(path: string, bytes: Buffer, url: (p: string) => string, retrievedAt: string): OperationFile {
+  return { path, sha256: createHash("sha256").update(bytes).digest("hex"), size: bytes.length, url: url(path), retrievedAt };
 }
 
 /**
@@ -323,7 +281,7 @@ class Batch {
  * parsed and queued; paths in `skip` (changed or deleted since the archive) are passed over, as the
  * delta replaces them. A truncated or corrupt archive throws, and the caller's transaction rolls back.
  */
-async function walkArchive(file: string, name: string, limits: RedhatLimits, skip: ReadonlySet<string>, batch: Batch): Promise<void> {
+async function walkArchive(file: string, name: string, limits: RedhatLimits, skip: ReadonlySet<string>, batch: DocumentBatch, add: (path: string, bytes: Buffer) => Promise<void>): Promise<void> {
   const extract = tar.extract();
   let entries = 0;
   let documents = 0;
@@ -363,7 +321,7 @@ async function walkArchive(file: string, name: string, limits: RedhatLimits, ski
     });
     stream.on("error", done);
     stream.on("end", () => {
-      batch.add(path, Buffer.concat(parts)).then(() => done(), done);
+      add(path, Buffer.concat(parts)).then(() => done(), done);
     });
   });
   try {
