@@ -15,7 +15,8 @@ export interface OperationFile {
   retrievedAt?: string;
 }
 
-export interface OperationInput {
+/** What every operation says of itself, whole or streamed. */
+export interface OperationHeader {
   source: string;
   kind: SourceKind;
   /** `update` (downloaded), `import PATH`, `bundle PATH`, `reparse`. */
@@ -25,6 +26,9 @@ export interface OperationInput {
   fingerprint: Record<string, string>;
   licence?: string;
   attribution?: string;
+}
+
+export interface OperationInput extends OperationHeader {
   files: Array<OperationFile & { bytes: Buffer }>;
   advisories?: readonly Advisory[];
   enrichment?: Enrichment;
@@ -70,14 +74,7 @@ export interface Operation {
 }
 
 /** The header of an operation written piece by piece (`recordStreamedOperation`). */
-export interface StreamedOperationInput {
-  source: string;
-  kind: SourceKind;
-  origin: string;
-  parserVersion: string;
-  fingerprint: Record<string, string>;
-  licence?: string;
-  attribution?: string;
+export interface StreamedOperationInput extends OperationHeader {
   /**
    * An operation of the same source whose files and records this one starts from (an incremental
    * update): its files are carried over, then `drop` and `add` change them. Without it the operation
