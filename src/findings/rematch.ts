@@ -8,11 +8,9 @@ import type { IndexReport } from "../indexer/report.js";
 import { reportLookupKeys } from "../matcher/index.js";
 import type { Candidate, EnrichmentRow, Operation, PackageKey } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
-import { findingsDiffer, matchManifest } from "./findings.js";
+import { matchManifest } from "./findings.js";
 import type { StoreMatchOptions } from "./match.js";
 import type { Finding, StoredFindings } from "./types.js";
-
-export { findingsDiffer };
 
 /** Operations taken per round; more wait for the next (a cursor never skips). */
 const OPERATIONS_PER_ROUND = 200;

@@ -14,7 +14,7 @@ import { defaultCatalogue } from "../../src/advisories/catalogue.js";
 import { startUpstream, type TestUpstream } from "../../src/advisories/testing.js";
 import { advisoryRound } from "../../src/cli/advisory-round.js";
 import { openStore } from "../../src/store/open.js";
-import { describeWith, service } from "../env/index.js";
+import { describeWith, scratchDatabases, service } from "../env/index.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
 const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
@@ -31,26 +31,19 @@ function portcullis(args: string[], input?: string): Promise<{ code: number; std
 }
 
 describeWith(["postgres", "registryBasic"], "portcullis db update --source redhat", () => {
-  let admin: pg.Client;
+  const databases = scratchDatabases();
   let dir: string;
   let up: TestUpstream;
   let url = "";
-  const name = `rh_${process.pid}_${Date.now().toString(36)}`;
 
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: service("postgres").url });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    const u = new URL(service("postgres").url);
-    u.pathname = `/${name}`;
-    url = u.toString();
+    url = await databases.create("rh");
     dir = mkdtempSync(join(tmpdir(), "portcullis-rh-"));
     up = await startUpstream();
   });
   afterAll(async () => {
     await up?.close();
-    for (const n of [name, `${name}_b`, `${name}_c`]) await admin?.query(`DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
-    await admin?.end();
+    await databases.dropAll();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -105,12 +98,7 @@ describeWith(["postgres", "registryBasic"], "portcullis db update --source redha
 
   it("carries the streamed source in a bundle: export, import and push/pull into other databases give the same tables; a changed byte changes nothing", async () => {
     const reg = service("registryBasic");
-    const other = async (suffix: string) => {
-      await admin.query(`CREATE DATABASE ${name}_${suffix}`);
-      const u = new URL(service("postgres").url);
-      u.pathname = `/${name}_${suffix}`;
-      return u.toString();
-    };
+    const other = (suffix: string) => databases.create(`rh_${suffix}`);
     expect((await portcullis(["db", "import", kev, "--database-url", url])).code).toBe(0);
     const file = join(dir, "b.tar.zst");
     const exp = await portcullis(["db", "export", file, "--database-url", url]);
