@@ -263,7 +263,7 @@ export class AdmissionWebhook {
         loads.push(this.findingsFor(s.status.digest, v.matchedAt).then((f) => void (f && (info.findings = f))));
       }
     }
-    if (loads.length) await withDeadline(Promise.all(loads), deadline);
+    if (loads.length) await beforeDeadline(Promise.all(loads), deadline, undefined);
     const input: DecideInput = {
       namespace, images: judged, annotations: found.at.annotations, policies, kindLabel, dryRun: req.dryRun ?? false,
       defaultPolicy: this.o.defaultPolicy ?? { mode: "Enforce", onMissingScan: "deny", requireDigest: false },
@@ -316,9 +316,7 @@ export class AdmissionWebhook {
       this.o.log?.("warn", `break-glass: the SubjectAccessReview for ${u.username} in ${ns} failed, refusing: ${(e as Error).message}`);
       return undefined;
     });
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), Math.max(0, deadline - Date.now()))));
-    const allowed = await Promise.race([ask, late]).finally(() => clearTimeout(timer));
+    const allowed = await beforeDeadline(ask, deadline, undefined);
     if (allowed === undefined) return false;
     if (this.permits.size >= 10_000) for (const [k, v] of this.permits) if (v.expires <= Date.now() || this.permits.size >= 10_000) this.permits.delete(k);
     this.permits.set(key, { allowed, expires: Date.now() + 10_000 });
@@ -376,14 +374,7 @@ export class AdmissionWebhook {
       }).finally(() => this.resolving.delete(key));
       this.resolving.set(key, running);
     }
-    const left = deadline - Date.now();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<CacheEntry>((r) => (timer = setTimeout(() => r({ error: `the registry did not answer within the webhook's ${this.budgetMs} ms budget`, expires: 0 }), Math.max(0, left))));
-    try {
-      return await Promise.race([running, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return beforeDeadline(running, deadline, { error: `the registry did not answer within the webhook's ${this.budgetMs} ms budget`, expires: 0 });
   }
 
   private async lookup(ns: string, ref: Reference, secretNames: string[], sa: string): Promise<CacheEntry> {
@@ -448,10 +439,15 @@ export class AdmissionWebhook {
   }
 }
 
-/** Resolves when `p` settles or the deadline (epoch ms) passes, whichever is first. */
-async function withDeadline(p: Promise<unknown>, deadline: number): Promise<void> {
+/** `p`'s value, or `late` when the deadline (epoch ms) passes first: the review's budget, for every wait in it. */
+async function beforeDeadline<T, L>(p: Promise<T>, deadline: number, late: L): Promise<T | L> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]).finally(() => clearTimeout(timer));
+  const timeout = new Promise<L>((r) => (timer = setTimeout(() => r(late), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
