@@ -1,6 +1,7 @@
 // HTTP for the advisory updaters: GETs with a deadline, a size cap and conditional requests (ETag /
 // Last-Modified), into memory for small files or onto disk for archives. Upstream URLs are the
 // operator's (defaults and mirrors), never a tenant's, so there is no egress guard here.
+import { readCapped as readBody } from "../registry/transport.js";
 import { createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
@@ -128,19 +129,13 @@ async function send(url: string, headers: Record<string, string>, o: HttpOptions
   }
 }
 
+/** A response's body, refused by its Content-Length or while reading past `max` bytes. */
 export async function readCapped(res: Response, max: number, url: string): Promise<Buffer> {
   const declared = Number(res.headers.get("content-length") ?? NaN);
   if (declared > max) {
     await res.body?.cancel();
     throw new AdvisoryFetchError("ADVISORY_TOO_LARGE", `${url} is ${declared} bytes, more than the ${max} accepted`);
   }
-  const chunks: Buffer[] = [];
-  let n = 0;
   if (!res.body) return Buffer.alloc(0);
-  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
-    n += c.length;
-    if (n > max) throw new AdvisoryFetchError("ADVISORY_TOO_LARGE", `${url} is more than the ${max} bytes accepted`);
-    chunks.push(Buffer.from(c));
-  }
-  return Buffer.concat(chunks);
+  return readBody(res.body as unknown as AsyncIterable<Uint8Array>, max, () => new AdvisoryFetchError("ADVISORY_TOO_LARGE", `${url} is more than the ${max} bytes accepted`));
 }

@@ -517,17 +517,17 @@ function bearerScopeOf(ch: Challenge): string | undefined {
   return s ? s.split(" ")[0] : undefined;
 }
 
-/** Reads a whole body, refusing more than `max` bytes (checked against Content-Length and while reading). */
-export async function readCapped(body: Dispatcher.ResponseData["body"], max: number, tooLarge: () => Error): Promise<Buffer> {
+/**
+ * Reads a whole body (undici's, or a fetch Response's), refusing more than `max` bytes while reading. Leaving
+ * the loop by the throw ends the iteration, which destroys (or cancels) the stream.
+ */
+export async function readCapped(body: AsyncIterable<Uint8Array>, max: number, tooLarge: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body) {
-    n += (c as Buffer).length;
-    if (n > max) {
-      body.destroy();
-      throw tooLarge();
-    }
-    chunks.push(c as Buffer);
+    n += c.length;
+    if (n > max) throw tooLarge();
+    chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength));
   }
   return Buffer.concat(chunks);
 }
