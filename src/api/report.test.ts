@@ -8,7 +8,7 @@ import type { IndexReport } from "../indexer/report.js";
 import type { ManifestToIndex } from "../indexer/types.js";
 import { LayerError } from "../layers/errors.js";
 import type { ManifestPackageMatch, Store } from "../store/types.js";
-import { ClientLimiter, ReportApi, TtlCache, type Authority, type Caller } from "./report.js";
+import { ClientLimiter, ReportApi, type Authority, type Caller } from "./report.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const R = `sha256:${"b".repeat(64)}`;
@@ -366,17 +366,6 @@ describe("ReportApi: what an unauthenticated caller can cost", () => {
     const bad = await fetch(`${base}/index_report/%E0%A4%A`, { headers: { authorization: "Bearer good" } });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { code: string }).code).toBe("bad-request");
-  });
-
-  it("keeps the answers in use when full: least recently used out first", () => {
-    const c = new TtlCache<number>(60_000, 3);
-    c.set("a", 1);
-    c.set("b", 2);
-    c.set("c", 3);
-    expect(c.get("a")).toBe(1);
-    c.set("d", 4);
-    expect([c.get("a"), c.get("b"), c.get("c"), c.get("d")]).toEqual([1, undefined, 3, 4]);
-    expect(c.size).toBe(3);
   });
 
   it("refills a client's bucket over time and bounds the clients it remembers", () => {

@@ -54,6 +54,7 @@
 // The source also refuses URIs whose host is loopback, link-local, unspecified or a metadata service
 // (169.254.169.254, fd00:ec2::254, metadata.google.internal, ...), as written, after redirects and as
 // resolved at connect time, unless `allowPrivateLayerHosts` is set (tests; `portcullis serve` never sets it).
+import { TtlCache } from "../kube/ttl-cache.js";
 import { scrubString } from "../log/redact.js";
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -283,31 +284,6 @@ function decoded(segment: string): string {
 class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
-  }
-}
-
-/**
- * A TTL cache with a bound on its size, least recently used out first (a flood of new keys evicts the oldest,
- * never the answers in use).
- */
-export class TtlCache<V> {
-  private readonly m = new Map<string, { v: V; until: number }>();
-  constructor(private readonly ttlMs: number, private readonly max = MAX_CACHE) {}
-  get(k: string): V | undefined {
-    const e = this.m.get(k);
-    if (!e) return undefined;
-    this.m.delete(k);
-    if (e.until < Date.now()) return undefined;
-    this.m.set(k, e);
-    return e.v;
-  }
-  set(k: string, v: V): void {
-    this.m.delete(k);
-    while (this.m.size >= this.max) this.m.delete(this.m.keys().next().value!);
-    this.m.set(k, { v, until: Date.now() + this.ttlMs });
-  }
-  get size(): number {
-    return this.m.size;
   }
 }
 

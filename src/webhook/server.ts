@@ -2,6 +2,7 @@
 // (indexed by digest), policies and namespaces, and a bounded LRU of tag -> digest resolutions — within an
 // internal budget of ~70% of the webhook's timeout, so the API server's timeout never decides. After a
 // denial for a missing scan it creates the ImageScan (never on dryRun) in the controller's priority lane.
+import { TtlCache } from "../kube/ttl-cache.js";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { SecureContextOptions } from "node:tls";
@@ -84,7 +85,7 @@ export class AdmissionWebhook {
   private readonly recent = new RecentScans();
   private readonly authz: k8s.AuthorizationV1Api;
   /** Break-glass SubjectAccessReview answers by (namespace, user, uid, groups, extra). */
-  private readonly permits = new Map<string, { allowed: boolean; expires: number }>();
+  private readonly permits = new TtlCache<boolean>(10_000, 10_000);
   /** Background work after answers (scan creation), awaited on stop. */
   private readonly after = new Set<Promise<void>>();
   /** Findings by digest, LRU by insertion, bounded by the number of findings held. */
@@ -303,7 +304,7 @@ export class AdmissionWebhook {
     if (!u?.username) return false;
     const key = JSON.stringify([ns, u.username, u.uid ?? "", [...(u.groups ?? [])].sort(), u.extra ?? {}]);
     const hit = this.permits.get(key);
-    if (hit && hit.expires > Date.now()) return hit.allowed;
+    if (hit !== undefined) return hit;
     const ask = this.authz.createSubjectAccessReview({
       body: {
         apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
@@ -318,8 +319,7 @@ export class AdmissionWebhook {
     });
     const allowed = await beforeDeadline(ask, deadline, undefined);
     if (allowed === undefined) return false;
-    if (this.permits.size >= 10_000) for (const [k, v] of this.permits) if (v.expires <= Date.now() || this.permits.size >= 10_000) this.permits.delete(k);
-    this.permits.set(key, { allowed, expires: Date.now() + 10_000 });
+    this.permits.set(key, allowed);
     return allowed;
   }
 
