@@ -225,7 +225,12 @@ export class GoBinaryScanner implements Scanner {
  */
 export function goPackages(info: GoBuildInfo, path: string): Package[] {
   const db = `go:${path}`;
-  const pkg = (name: string, version: string): Package => ({ name, version, kind: "binary", package_db: db, filepath: path, purl: purl("golang", name, version) });
+  const pkg = (name: string, version: string): Package => {
+    // purl-spec's golang type: the module path's last element is the name, the rest the namespace.
+    const slash = name.lastIndexOf("/");
+    const id = slash > 0 ? purl("golang", name.slice(slash + 1), version, name.slice(0, slash)) : purl("golang", name, version);
+    return { name, version, kind: "binary", package_db: db, filepath: path, purl: id };
+  };
   const out = [pkg("stdlib", stdlibVersion(info.goVersion))];
   if (info.main) out.push(pkg(info.main.path, info.main.version));
   // Not for `go build file.go` (its package is "command-line-arguments") nor the Go distribution's own
