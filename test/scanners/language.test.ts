@@ -3,7 +3,7 @@
 // a GOEXPERIMENT); a node_modules tree from a real `npm install`; the default gems of Debian's Ruby.
 // Oracles: `go version -m`, the jar's own pom.properties (unzip), npm's package-lock, RubyGems itself.
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -20,6 +20,7 @@ import { RubyGemScanner } from "../../src/scanners/ruby/ruby.js";
 import { findTool } from "../../src/cli/tools.js";
 import { openStore } from "../../src/store/open.js";
 import { describeWith } from "../env/index.js";
+import { coverage, goVersionM } from "./oracles.js";
 import { ociBookworm, rootfsBookworm } from "../env/images.js";
 
 const run = promisify(execFile);
@@ -33,28 +34,6 @@ function tool(name: string): string {
 async function tarDir(dir: string): Promise<Buffer> {
   const { stdout } = await run("tar", ["-C", dir, "-cf", "-", "."], { encoding: "buffer", maxBuffer: 512 << 20 });
   return stdout as unknown as Buffer;
-}
-
-/**
- * `go version -m` as packages, with the peers' reading of it (trivy, syft, osv-scalibr): stdlib at the Go
- * version without what follows it (` X:fieldtrack`), a replaced dependency under its replacement (`=>`
- * line; a directory has no version: `(devel)`), and a GOPATH build's `path` when there is no `mod` line.
- */
-async function goVersionM(binary: string): Promise<string[]> {
-  const { stdout } = await run(tool("go"), ["version", "-m", binary]);
-  const lines = stdout.split("\n");
-  const out = [`stdlib\t${lines[0]!.split(": ")[1]!.trim().split(" ")[0]!.replace(/^go/, "v")}`];
-  let path: string | undefined;
-  let main = false;
-  for (const l of lines.slice(1)) {
-    const f = l.trim().split("\t");
-    if (f[0] === "path") path = f[1];
-    if (f[0] === "mod") main = true;
-    if (f[0] === "mod" || f[0] === "dep") out.push(`${f[1]}\t${f[2]}`);
-    if (f[0] === "=>") out[out.length - 1] = `${f[1]}\t${f[2] || "(devel)"}`;
-  }
-  if (!main && path) out.push(`${path}\t(devel)`);
-  return out.sort();
 }
 
 /** Builds a Go program offline into `layerDir`/usr/local/bin/NAME. */
@@ -91,6 +70,24 @@ describeWith([], "language packages in real artefacts", () => {
     expect(byDb("go:")).toEqual(await goVersionM(join(rootfs, "usr/bin/direnv")));
     // The OS packages are all still there.
     expect(byDb("var/lib/dpkg/status").length).toBeGreaterThan(90);
+  });
+
+  it("finds every package the ecosystems' own tools list in the Debian images (dpkg-query, go version -m, pip, unzip, RubyGems)", async () => {
+    for (const tag of ["lang", "inventory"]) {
+      const root = `${rootfsBookworm()}-${tag}`;
+      if (!existsSync(join(ociBookworm(), `.complete-${tag}`))) throw new Error(`test image ${tag} missing: run test/env/images.sh`);
+      const c = await coverage(ociBookworm(), tag, root);
+      for (const x of c) {
+        expect(x.missing, `${tag} ${x.ecosystem}`).toEqual([]);
+        expect(x.extra, `${tag} ${x.ecosystem}`).toEqual([]);
+      }
+      expect(c.find((x) => x.ecosystem === "dpkg")!.want).toBeGreaterThan(90);
+      if (tag === "inventory") {
+        // What issue 18 found missing: Ruby's default gems, fzf's main package (a GOPATH build).
+        expect(c.find((x) => x.ecosystem === "ruby")!.want).toBeGreaterThan(30);
+        expect(await goVersionM(join(root, "usr/bin/fzf"))).toContain("github.com/junegunn/fzf\t(devel)");
+      }
+    }
   });
 
   it("reads every module of a Go program built here, as go version -m does", async () => {
