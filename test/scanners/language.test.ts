@@ -79,7 +79,11 @@ describeWith([], "language packages in real artefacts", () => {
       const c = await coverage(ociBookworm(), tag, root);
       for (const x of c) {
         expect(x.missing, `${tag} ${x.ecosystem}`).toEqual([]);
-        expect(x.extra, `${tag} ${x.ecosystem}`).toEqual([]);
+        // RubyGems lists a name and version once; the image holds rake 13.0.6 twice (libruby3.1's bundled
+        // copy and Debian's rake package, two files): Portcullis reports each file, so a Ruby extra may
+        // only be a second copy of a listed gem.
+        if (x.ecosystem === "ruby") expect(x.extra.filter((e) => !x.listed.includes(e)), `${tag} ruby`).toEqual([]);
+        else expect(x.extra, `${tag} ${x.ecosystem}`).toEqual([]);
       }
       expect(c.find((x) => x.ecosystem === "dpkg")!.want).toBeGreaterThan(90);
       if (tag === "inventory") {

@@ -151,6 +151,8 @@ export function compare(want: string[], got: string[]): { matched: number; missi
 
 export interface Coverage {
   ecosystem: Ecosystem;
+  /** What the ecosystem's tool lists. */
+  listed: string[];
   want: number;
   matched: number;
   missing: string[];
@@ -171,7 +173,7 @@ export async function coverage(layout: string, tag: string, root: string): Promi
     if (report.state !== "IndexFinished") throw new Error(`indexing ${tag} ended in ${report.state}: ${report.err}`);
     const got = found(report);
     const want = await oracles(root);
-    return ECOSYSTEMS.map((ecosystem) => ({ ecosystem, want: want[ecosystem].length, ...compare(want[ecosystem], got[ecosystem]) }));
+    return ECOSYSTEMS.map((ecosystem) => ({ ecosystem, listed: want[ecosystem], want: want[ecosystem].length, ...compare(want[ecosystem], got[ecosystem]) }));
   } finally {
     await store.close?.();
   }
