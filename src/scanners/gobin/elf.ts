@@ -27,9 +27,10 @@ export interface ElfHead {
 
 /**
  * Parses the ELF header and program headers from `head` (the first bytes of the file). "more" when the
- * program headers lie beyond `head`; undefined when this is not an ELF file or its headers are damaged.
+ * program headers, or notes that start within the first `maxHead` bytes, lie beyond `head`; undefined
+ * when this is not an ELF file or its headers are damaged.
  */
-export function parseElfHead(head: Buffer): ElfHead | "more" | undefined {
+export function parseElfHead(head: Buffer, maxHead = 64 * 1024): ElfHead | "more" | undefined {
   if (head.length < 52) return "more";
   if (head.readUInt32BE(0) !== ELF_MAGIC) return undefined;
   const cls = head[4];
@@ -61,6 +62,9 @@ export function parseElfHead(head: Buffer): ElfHead | "more" | undefined {
     else if (type === PT_NOTE) notes.push({ offset: seg.offset, size: seg.filesz });
   }
   let goNote = false;
+  for (const n of notes) {
+    if (n.offset < maxHead && Math.min(n.offset + n.size, maxHead) > head.length) return "more";
+  }
   for (const n of notes) {
     // Each note: namesz, descsz, type, then the name and the description, each padded to 4 bytes.
     let p = n.offset;

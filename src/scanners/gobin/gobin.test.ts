@@ -33,7 +33,7 @@ describe("Go build info of peers' test binaries", () => {
   it.each(files)("%s: the packages the peer's test expects, whatever the chunking", (file) => {
     const want = expected.filter((l) => l[0] === file).map((l) => `${l[1]}\t${l[2]}`).sort();
     const buf = binary(file);
-    for (const chunk of [4096, 65_536, 1 << 20]) {
+    for (const chunk of [509, 4096, 65_536, 1 << 20]) {
       const { info } = feed(new GoBinaryScanner(), buf, chunk);
       expect(info, `chunk ${chunk}`).toBeDefined();
       expect(goPackages(info!, "app").map((p) => `${p.name}\t${p.version}`).sort(), `chunk ${chunk}`).toEqual(want);

@@ -39,7 +39,12 @@ class BuildInfoSink implements FileSink {
   /** Bytes outside code segments of a Go program, by file offset, in file order; undefined when not kept. */
   private retained: Array<{ off: number; buf: Buffer }> | undefined;
   private retainedLen = 0;
+  /** The tail length at which to try the header again (parsing after every small chunk would be quadratic). */
+  private nextTry = 0;
   private pointers: BuildInfoPointers | undefined;
+  /** Pre-1.18: the string headers and strings once read (each is looked up in the held bytes once). */
+  private strings: { version?: string } = {};
+  private readonly readCache = new Map<string, Buffer>();
   private result: GoBuildInfo | undefined;
 
   constructor(private readonly maxRetained: number) {}
@@ -53,7 +58,7 @@ class BuildInfoSink implements FileSink {
     this.head.push(Buffer.from(chunk));
     this.headLen += chunk.length;
     const head = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
-    const elf = parseElfHead(head);
+    const elf = parseElfHead(head, MAX_HEAD);
     if (elf === "more" && this.headLen < MAX_HEAD) {
       this.head = [head];
       return true;
@@ -67,6 +72,10 @@ class BuildInfoSink implements FileSink {
   }
 
   end(): GoBuildInfo | undefined {
+    if (this.state === "header") {
+      this.nextTry = 0;
+      this.header();
+    }
     return this.result;
   }
 
@@ -108,10 +117,15 @@ class BuildInfoSink implements FileSink {
   }
 
   private header(): boolean {
+    if (this.tailLen < this.nextTry) return true;
     const buf = this.tail.length === 1 ? this.tail[0]! : Buffer.concat(this.tail);
     this.tail = [buf];
     const h = parseHeader(buf);
-    if (h === "more") return this.tailLen < MAX_TAIL ? true : this.finish(undefined);
+    if (h === "more") {
+      if (this.tailLen >= MAX_TAIL) return this.finish(undefined);
+      this.nextTry = Math.min(MAX_TAIL, Math.max(2 * this.tailLen, this.tailLen + 4096));
+      return true;
+    }
     if (h === undefined) return this.finish(undefined);
     if (!isPointers(h)) return this.finish(h);
     this.pointers = h;
@@ -128,7 +142,12 @@ class BuildInfoSink implements FileSink {
       const off = fileOffset(this.elf!, addr, len);
       if (off === undefined) return undefined;
       if (off + len > this.pos) return "more";
-      return this.readRetained(off, len);
+      const key = `${off}:${len}`;
+      const hit = this.readCache.get(key);
+      if (hit) return hit;
+      const got = this.readRetained(off, len);
+      if (got) this.readCache.set(key, got);
+      return got;
     };
     const str = (addr: number, max: number): string | "more" | undefined => {
       const hdr = read(addr, 2 * p.ptrSize);
@@ -139,13 +158,16 @@ class BuildInfoSink implements FileSink {
       const data = read(dataAddr, len);
       return data === "more" || data === undefined ? data : data.toString("utf8");
     };
-    const version = str(p.versionAddr, 1024);
-    if (version === "more") return true;
-    if (version === undefined || !/^(go|devel)/.test(version)) return this.finish(undefined);
+    if (this.strings.version === undefined) {
+      const version = str(p.versionAddr, 1024);
+      if (version === "more") return true;
+      if (version === undefined || !/^(go|devel)/.test(version)) return this.finish(undefined);
+      this.strings.version = version;
+    }
     const mod = str(p.modAddr, MAX_TAIL);
     if (mod === "more") return true;
     if (mod === undefined) return this.finish(undefined);
-    return this.finish(parseModInfo(version, mod));
+    return this.finish(parseModInfo(this.strings.version, mod));
   }
 
   /** Keeps the bytes of `chunk` (at file offset `start`) that lie outside code segments. */
