@@ -16,7 +16,7 @@ import type { Scanner } from "./types.js";
 export function defaultScanners(): Scanner[] {
   return [
     new DpkgScanner(),
-    // Before gobin: both stream what they read, and the first consumer that wants a file gets it.
+    // Streaming scanners (dpkg-files, gobin, cargo-auditable) each get every file they want, in one read.
     new DpkgFilesScanner(),
     new ApkScanner(),
     new RpmScanner(),
