@@ -1,5 +1,7 @@
 // Lookup keys and compared versions for inventories the real scanners produce (images indexed through
 // walkLayer → default scanners → coalesce → buildReport).
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { distributionKey } from "./distribution.js";
@@ -133,6 +135,15 @@ describe("language packages", () => {
     expect(t("example.com/app")).toMatchObject({ targets: [], unmatchable: expect.stringContaining("(devel)") });
     expect(t("lodash").path).toBe("app/node_modules/lodash/package.json");
     expect(t("lodash").introducedIn).toMatch(/^sha256:/);
+  });
+
+  it("crates linked into a Rust program (cargo-auditable) are looked up in crates.io with SemVer", async () => {
+    const elf = readFileSync(fileURLToPath(new URL("../../test/fixtures/cargo/scalibr-uses_serde_json", import.meta.url)));
+    const report = await indexImage([[{ name: "usr/local/bin/uses_json", mode: 0o755, content: elf }]]);
+    const keys = packageKeys(report, {});
+    expect(targets(keyed(keys, "serde_json"))).toEqual([{ ecosystem: "crates.io", name: "serde_json", nameKind: "binary", version: "1.0.135" }]);
+    expect(keyed(keys, "serde_json").path).toBe("usr/local/bin/uses_json");
+    expect(keys).toHaveLength(11);
   });
 
   it("a version the ecosystem cannot read makes the package unmatchable (never 'not vulnerable')", async () => {

@@ -1,6 +1,7 @@
 // The scanners Portcullis runs by default. Adding an ecosystem is one line here and a folder beside this
 // file; no existing scanner changes.
 import { ApkScanner } from "./apk/apk.js";
+import { CargoAuditableScanner } from "./cargo/cargo.js";
 import { DpkgScanner } from "./dpkg/dpkg.js";
 import { DpkgFilesScanner } from "./dpkg/files.js";
 import { GoBinaryScanner } from "./gobin/gobin.js";
@@ -26,6 +27,7 @@ export function defaultScanners(): Scanner[] {
     new PythonScanner(),
     new JavaScanner(),
     new GoBinaryScanner(),
+    new CargoAuditableScanner(),
     new RubyGemScanner(),
   ];
 }
