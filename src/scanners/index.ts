@@ -2,6 +2,7 @@
 // file; no existing scanner changes.
 import { ApkScanner } from "./apk/apk.js";
 import { CargoAuditableScanner } from "./cargo/cargo.js";
+import { ComposerScanner } from "./composer/composer.js";
 import { DpkgScanner } from "./dpkg/dpkg.js";
 import { DpkgFilesScanner } from "./dpkg/files.js";
 import { GoBinaryScanner } from "./gobin/gobin.js";
@@ -29,5 +30,6 @@ export function defaultScanners(): Scanner[] {
     new GoBinaryScanner(),
     new CargoAuditableScanner(),
     new RubyGemScanner(),
+    new ComposerScanner(),
   ];
 }
