@@ -6,6 +6,7 @@ import { zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { distributionKey } from "./distribution.js";
 import { lookupKeys, packageKeys, type PackageKeys } from "./keys.js";
+import { matchReport } from "./match.js";
 import { ownershipFromDpkgLists } from "./ownership.js";
 import { goBinary, indexImage, OS_RELEASE, packageFixture } from "./testing.js";
 
@@ -144,6 +145,22 @@ describe("language packages", () => {
     expect(targets(keyed(keys, "serde_json"))).toEqual([{ ecosystem: "crates.io", name: "serde_json", nameKind: "binary", version: "1.0.135" }]);
     expect(keyed(keys, "serde_json").path).toBe("usr/local/bin/uses_json");
     expect(keys).toHaveLength(11);
+  });
+
+  it("NuGet and Packagist packages, whose versions Portcullis cannot compare, are unmatchable and their ecosystems unsupported", async () => {
+    const report = await indexImage([[
+      { name: "app/App.deps.json", content: JSON.stringify({ libraries: { "Newtonsoft.Json/13.0.1": { type: "package" } } }) },
+      { name: "var/www/vendor/composer/installed.json", content: JSON.stringify({ packages: [{ name: "guzzlehttp/guzzle", version: "7.4.0" }] }) },
+    ]]); // prettier-ignore
+    const keys = packageKeys(report, {});
+    expect(keyed(keys, "Newtonsoft.Json")).toMatchObject({ targets: [], unmatchable: "Portcullis cannot compare NuGet versions yet: not matched", unsupportedEcosystem: "NuGet" });
+    expect(keyed(keys, "guzzlehttp/guzzle")).toMatchObject({ targets: [], unsupportedEcosystem: "Packagist" });
+    const { coverage, unmatchable } = matchReport(report, [], { ecosystemsWithData: () => true });
+    expect(coverage.ecosystems).toEqual([
+      { ecosystem: "NuGet", state: "unsupported", packages: 1, reason: "Portcullis cannot compare NuGet versions yet: not matched" },
+      { ecosystem: "Packagist", state: "unsupported", packages: 1, reason: "Portcullis cannot compare Packagist versions yet: not matched" },
+    ]);
+    expect(unmatchable).toHaveLength(2);
   });
 
   it("a version the ecosystem cannot read makes the package unmatchable (never 'not vulnerable')", async () => {

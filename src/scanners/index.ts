@@ -4,6 +4,7 @@ import { ApkScanner } from "./apk/apk.js";
 import { CargoAuditableScanner } from "./cargo/cargo.js";
 import { ComposerScanner } from "./composer/composer.js";
 import { DpkgScanner } from "./dpkg/dpkg.js";
+import { DotnetDepsScanner } from "./dotnet/dotnet.js";
 import { DpkgFilesScanner } from "./dpkg/files.js";
 import { GoBinaryScanner } from "./gobin/gobin.js";
 import { JavaScanner } from "./java/java.js";
@@ -31,5 +32,6 @@ export function defaultScanners(): Scanner[] {
     new CargoAuditableScanner(),
     new RubyGemScanner(),
     new ComposerScanner(),
+    new DotnetDepsScanner(),
   ];
 }
