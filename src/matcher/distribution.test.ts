@@ -14,8 +14,8 @@ function expectedEcosystem(name: string): string | undefined {
     "alpine-3.22.0_alpha20250108": "Alpine:edge",
     "debian-sid": "Debian:unstable",
     "debian-unstable": "Debian:unstable",
-    // os-release without VERSION_ID or codename; the debian_version beside it (10.8) is not read by the scanner.
-    "debian-distroless-with-debian_version": undefined,
+    // os-release without VERSION_ID or codename: the release comes from the debian_version beside it (10.8).
+    "debian-distroless-with-debian_version": "Debian:10",
     // debian_version "buster/sid": the scanner reads it as release 10 (see the report to the lead).
     "debian-sid-debian_version-only": "Debian:10",
     "debian-6-debian_version-only": "Debian:6",
