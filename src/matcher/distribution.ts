@@ -106,6 +106,13 @@ export function distributionKey(d: DistributionInput | undefined, opts: { ubuntu
       const eco = id === "rocky" ? "Rocky Linux" : "AlmaLinux";
       return { key: { family: id, ecosystem: `${eco}:${m}`, extra: [], release: m } };
     }
+    case "wolfi":
+    case "chainguard": {
+      // Rolling distributions of apk packages with no releases: VERSION_ID is a build date. Their OSV
+      // advisories (ecosystems `Wolfi`, `Chainguard`) name origin packages and compare apk versions.
+      const eco = id === "wolfi" ? "Wolfi" : "Chainguard";
+      return { key: { family: id, ecosystem: eco, extra: [], release: "rolling" } };
+    }
     default:
       return { reason: `${label || "an unnamed distribution"}: Portcullis has no advisory source for ${id || "it"}` };
   }

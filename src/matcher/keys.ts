@@ -171,7 +171,7 @@ function osTargets(type: "dpkg" | "apk" | "rpm", p: WirePackage, dist: Distribut
   const ecosystems = [dist.ecosystem, ...dist.extra];
   const scheme = schemeFor(dist.ecosystem);
   if (!scheme) return `no version scheme for ${dist.ecosystem}`;
-  const expected = dist.family === "debian" || dist.family === "ubuntu" ? "dpkg" : dist.family === "alpine" ? "apk" : "rpm";
+  const expected = dist.family === "debian" || dist.family === "ubuntu" ? "dpkg" : dist.family === "alpine" || dist.family === "wolfi" || dist.family === "chainguard" ? "apk" : "rpm";
   if (type !== expected) return `a ${type} package on ${dist.ecosystem}, whose advisories speak about ${expected} packages`;
   const sourceName = p.source?.name || p.name;
   const out: MatchTarget[] = [];
@@ -190,6 +190,12 @@ function osTargets(type: "dpkg" | "apk" | "rpm", p: WirePackage, dist: Distribut
       break;
     }
     case "apk":
+      if (dist.family === "wolfi" || dist.family === "chainguard") {
+        // Wolfi's and Chainguard's OSV records name the origin package (trivy looks them up by SrcName), and
+        // the OSV parser files them as binary names (the schema does not call them source packages).
+        add(sourceName, "binary", p.version, "package version (its origin's: Wolfi and Chainguard advisories name origins)");
+        break;
+      }
       add(sourceName, "source", p.version, "package version (origin's)");
       add(p.name, "binary", p.version, "package version");
       break;
