@@ -32,6 +32,9 @@ function expectedEcosystem(name: string): string | undefined {
     "almalinux-redhat-release-only": "AlmaLinux:8",
     "rocky-redhat-release-only": "Rocky Linux:8",
     "rocky-rocky-release-only": "Rocky Linux:8",
+    // Rolling apk distributions: one ecosystem each, whatever the build date in VERSION_ID.
+    "wolfi-20220914": "Wolfi",
+    "chainguard-20230214": "Chainguard",
   };
   if (Object.hasOwn(special, name)) return special[name];
   let m = /^alpine-(\d+\.\d+)\./.exec(name);
