@@ -139,7 +139,8 @@ const OSV_LICENCE = "per record: CC-BY-4.0 (GitHub Advisory Database, golang/vul
 function osvSource(e: { ecosystem: string; name: string; updateByDefault: boolean }): AdvisorySource {
   const path = `${e.ecosystem}/all.zip`;
   return source({
-    name: e.name, kind: OSV_OS_ECOSYSTEMS.has(e.ecosystem) ? "os" : "language", parserVersion: "1", updateByDefault: e.updateByDefault,
+    // NuGet 2: package names are lower-cased (normaliseName), so a stored export is parsed again.
+    name: e.name, kind: OSV_OS_ECOSYSTEMS.has(e.ecosystem) ? "os" : "language", parserVersion: e.ecosystem === "NuGet" ? "2" : "1", updateByDefault: e.updateByDefault,
     from: `${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`,
     licence: OSV_LICENCE, attribution: `OSV export of the ${e.ecosystem} ecosystem, ${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`,
     upstream: async (ctx) => [{ path, url: upstreamUrl(ctx, path, `${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`), maxBytes: 2 * GiB }],

@@ -147,20 +147,21 @@ describe("language packages", () => {
     expect(keys).toHaveLength(11);
   });
 
-  it("NuGet and Packagist packages, whose versions Portcullis cannot compare, are unmatchable and their ecosystems unsupported", async () => {
+  it("NuGet packages are looked up in NuGet; Packagist ones, whose versions Portcullis cannot compare, are unmatchable and the ecosystem unsupported", async () => {
     const report = await indexImage([[
       { name: "app/App.deps.json", content: JSON.stringify({ libraries: { "Newtonsoft.Json/13.0.1": { type: "package" } } }) },
       { name: "var/www/vendor/composer/installed.json", content: JSON.stringify({ packages: [{ name: "guzzlehttp/guzzle", version: "7.4.0" }] }) },
     ]]); // prettier-ignore
     const keys = packageKeys(report, {});
-    expect(keyed(keys, "Newtonsoft.Json")).toMatchObject({ targets: [], unmatchable: "Portcullis cannot compare NuGet versions yet: not matched", unsupportedEcosystem: "NuGet" });
-    expect(keyed(keys, "guzzlehttp/guzzle")).toMatchObject({ targets: [], unsupportedEcosystem: "Packagist" });
+    // NuGet ids are case-insensitive: looked up lower-cased, as the OSV parser stores them.
+    expect(targets(keyed(keys, "Newtonsoft.Json"))).toEqual([{ ecosystem: "NuGet", name: "newtonsoft.json", nameKind: "binary", version: "13.0.1" }]);
+    expect(keyed(keys, "guzzlehttp/guzzle")).toMatchObject({ targets: [], unmatchable: "Portcullis cannot compare Packagist versions yet: not matched", unsupportedEcosystem: "Packagist" });
     const { coverage, unmatchable } = matchReport(report, [], { ecosystemsWithData: () => true });
     expect(coverage.ecosystems).toEqual([
-      { ecosystem: "NuGet", state: "unsupported", packages: 1, reason: "Portcullis cannot compare NuGet versions yet: not matched" },
+      { ecosystem: "NuGet", state: "supported", packages: 1 },
       { ecosystem: "Packagist", state: "unsupported", packages: 1, reason: "Portcullis cannot compare Packagist versions yet: not matched" },
     ]);
-    expect(unmatchable).toHaveLength(2);
+    expect(unmatchable.map((u) => u.package.name)).toEqual(["guzzlehttp/guzzle"]);
   });
 
   it("a version the ecosystem cannot read makes the package unmatchable (never 'not vulnerable')", async () => {

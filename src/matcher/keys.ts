@@ -226,6 +226,8 @@ function languageTarget(type: PackageType, p: WirePackage): MatchTarget | string
   switch (type) {
     case "python":
       return { ecosystem, name: normaliseName("PyPI", p.name), nameKind: "binary", version: p.version, scheme, versionFrom: "package version" };
+    case "nuget":
+      return { ecosystem, name: normaliseName("NuGet", p.name), nameKind: "binary", version: p.version, scheme, versionFrom: "package version" };
     case "maven":
       if (!/^[^:\s]+:[^:\s]+$/.test(p.name)) {
         return `no Maven coordinates: the archive has no pom.properties, and its manifest name ${JSON.stringify(p.name)} is not groupId:artifactId`;
