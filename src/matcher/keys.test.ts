@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { distributionKey } from "./distribution.js";
-import { lookupKeys, packageKeys, type PackageKeys } from "./keys.js";
+import { lookupKeys, packageKeys, unsupportedEcosystem, type PackageKeys } from "./keys.js";
 import { matchReport } from "./match.js";
 import { ownershipFromDpkgLists } from "./ownership.js";
 import { goBinary, indexImage, OS_RELEASE, packageFixture } from "./testing.js";
@@ -147,21 +147,26 @@ describe("language packages", () => {
     expect(keys).toHaveLength(11);
   });
 
-  it("NuGet packages are looked up in NuGet; Packagist ones, whose versions Portcullis cannot compare, are unmatchable and the ecosystem unsupported", async () => {
+  it("NuGet and Packagist packages are looked up in their OSV ecosystems (NuGet ids lower-cased)", async () => {
     const report = await indexImage([[
       { name: "app/App.deps.json", content: JSON.stringify({ libraries: { "Newtonsoft.Json/13.0.1": { type: "package" } } }) },
-      { name: "var/www/vendor/composer/installed.json", content: JSON.stringify({ packages: [{ name: "guzzlehttp/guzzle", version: "7.4.0" }] }) },
+      { name: "var/www/vendor/composer/installed.json", content: JSON.stringify({ packages: [{ name: "guzzlehttp/guzzle", version: "v7.4.0" }, { name: "acme/wip", version: "dev-main" }] }) },
     ]]); // prettier-ignore
     const keys = packageKeys(report, {});
     // NuGet ids are case-insensitive: looked up lower-cased, as the OSV parser stores them.
     expect(targets(keyed(keys, "Newtonsoft.Json"))).toEqual([{ ecosystem: "NuGet", name: "newtonsoft.json", nameKind: "binary", version: "13.0.1" }]);
-    expect(keyed(keys, "guzzlehttp/guzzle")).toMatchObject({ targets: [], unmatchable: "Portcullis cannot compare Packagist versions yet: not matched", unsupportedEcosystem: "Packagist" });
-    const { coverage, unmatchable } = matchReport(report, [], { ecosystemsWithData: () => true });
+    expect(targets(keyed(keys, "guzzlehttp/guzzle"))).toEqual([{ ecosystem: "Packagist", name: "guzzlehttp/guzzle", nameKind: "binary", version: "v7.4.0" }]);
+    // A branch checkout has no place among releases: unmatchable, not "affected by everything".
+    expect(keyed(keys, "acme/wip")).toMatchObject({ targets: [], unmatchable: expect.stringContaining("a development branch, not a release") });
+    const { coverage } = matchReport(report, [], { ecosystemsWithData: (e) => e === "NuGet" });
     expect(coverage.ecosystems).toEqual([
       { ecosystem: "NuGet", state: "supported", packages: 1 },
-      { ecosystem: "Packagist", state: "unsupported", packages: 1, reason: "Portcullis cannot compare Packagist versions yet: not matched" },
+      { ecosystem: "Packagist", state: "no_data", packages: 1 },
     ]);
-    expect(unmatchable.map((u) => u.package.name)).toEqual(["guzzlehttp/guzzle"]);
+  });
+
+  it("every language package type has a version scheme (else its packages would be reported unsupported)", () => {
+    for (const t of ["npm", "python", "maven", "go", "ruby", "node", "cargo", "nuget", "composer"] as const) expect(unsupportedEcosystem(t), t).toBeUndefined();
   });
 
   it("a version the ecosystem cannot read makes the package unmatchable (never 'not vulnerable')", async () => {

@@ -3,11 +3,11 @@
 // input length, and schemeFor's mapping of OSV ecosystems.
 import { describe, expect, it } from "vitest";
 import { MAX_VERSION_LENGTH } from "./common.js";
-import { apk, dpkg, golang, maven, nuget, pep440, rpm, rubygems, schemeFor, semver } from "./index.js";
+import { apk, dpkg, golang, maven, nuget, packagist, pep440, rpm, rubygems, schemeFor, semver } from "./index.js";
 import { EDGE_STRINGS, LONG } from "./testing.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
-const SCHEMES: VersionScheme[] = [dpkg, rpm, apk, pep440, semver, golang, maven, rubygems, nuget];
+const SCHEMES: VersionScheme[] = [dpkg, rpm, apk, pep440, semver, golang, maven, rubygems, nuget, packagist];
 
 function throwsUnmatchable(fn: () => unknown): boolean {
   try {
@@ -81,6 +81,7 @@ describe.each(SCHEMES.map((s) => [s.name, s] as const))("%s", (name, scheme) => 
       maven: [`1.${lo}`, `1.${hi}`],
       rubygems: [`1.${lo}`, `1.${hi}`],
       nuget: [`1.${lo}`, `1.${hi}`],
+      packagist: [`1.${lo}`, `1.${hi}`],
     };
     const p = pairs[name];
     if (!p) {
@@ -122,7 +123,7 @@ describe("schemeFor", () => {
       "": undefined,
       pypi: undefined,
       NuGet: nuget,
-      Packagist: undefined,
+      Packagist: packagist,
       GIT: undefined,
       "Debian12": undefined,
       Ubuntu: undefined,
