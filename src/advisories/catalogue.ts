@@ -100,11 +100,11 @@ const OSV_ECOSYSTEMS: ReadonlyArray<{ ecosystem: string; name: string; updateByD
   { ecosystem: "Maven", name: "osv-maven", updateByDefault: true },
   { ecosystem: "RubyGems", name: "osv-rubygems", updateByDefault: true },
   { ecosystem: "crates.io", name: "osv-crates-io", updateByDefault: true },
-  { ecosystem: "NuGet", name: "osv-nuget", updateByDefault: false },
-  { ecosystem: "Packagist", name: "osv-packagist", updateByDefault: false },
+  { ecosystem: "NuGet", name: "osv-nuget", updateByDefault: true },
+  { ecosystem: "Packagist", name: "osv-packagist", updateByDefault: true },
   { ecosystem: "Ubuntu", name: "ubuntu", updateByDefault: true },
-  { ecosystem: "Wolfi", name: "osv-wolfi", updateByDefault: false },
-  { ecosystem: "Chainguard", name: "osv-chainguard", updateByDefault: false },
+  { ecosystem: "Wolfi", name: "osv-wolfi", updateByDefault: true },
+  { ecosystem: "Chainguard", name: "osv-chainguard", updateByDefault: true },
 ];
 
 /** OSV export ecosystems that are distributions (their records speak about OS packages). */
