@@ -10,7 +10,7 @@ import { digestOf, makeTar } from "../../layers/testing.js";
 import { walkLayer } from "../../layers/walk.js";
 import { GoBinaryScanner } from "../gobin/gobin.js";
 import { ScannerError } from "../types.js";
-import { CargoAuditableScanner, MAX_JSON, parseDepInfo } from "./cargo.js";
+import { CargoAuditableScanner, MAX_JSON, parseDepInfo, plausible, type DepInfo } from "./cargo.js";
 
 const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/cargo/${name}`, import.meta.url)));
 
@@ -77,6 +77,31 @@ describe("cargo-auditable", () => {
     // Nothing of the programs was buffered; the Go scanner read the same files in the same pass and found no Go.
     expect(walk.files.paths()).toEqual([]);
     expect([...(walk.files.consumed?.("gobin") ?? new Map()).keys()]).toEqual([]);
+  });
+
+  it("finds the section whatever the chunking, across chunk boundaries (chunks of 7 bytes to 64 KiB)", () => {
+    const elf = fixture("trivy-workspace.elf");
+    for (const size of [7, 255, 256, 257, 1000, 4096, 65536]) {
+      // Shifted so the section's zlib header falls at different places in the chunks.
+      for (const shift of [0, 100, 200]) {
+        const sink = new CargoAuditableScanner().consume();
+        sink.write(elf.subarray(0, shift || size));
+        for (let i = shift || size; i < elf.length; i += size) sink.write(elf.subarray(i, i + size));
+        const out = sink.end() as DepInfo;
+        expect("crates" in out && out.crates.map((c) => c.name), `${size}/${shift}`).toEqual(["crate_with_features", "library_crate"]);
+      }
+    }
+  });
+
+  it("the cheap pre-check before inflating accepts every stream zlib itself writes for such JSON (levels 0-9)", () => {
+    let dynamic = 0;
+    for (let n = 0; n < 300; n++) {
+      const doc = { packages: Array.from({ length: n }, (_, i) => ({ name: `crate-${(i * 7919) % 1000}`, version: `1.${i}.0`, source: "crates.io", dependencies: i ? [i - 1] : [] })) };
+      const z = deflateSync(Buffer.from(JSON.stringify(doc)), { level: n % 10 });
+      if (((z[2]! >> 1) & 3) === 2) dynamic++;
+      expect(plausible(z, 0), `${n} crates, level ${n % 10}`).toBe(true);
+    }
+    expect(dynamic).toBeGreaterThan(100);
   });
 
   it("leaves out build-time crates", () => {

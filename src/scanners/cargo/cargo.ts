@@ -40,10 +40,11 @@ export type DepInfo = { crates: Crate[] } | { error: string };
 /**
  * Whether the deflate data after a zlib header at `p` can start the JSON, from the first block header alone:
  * a stored block must have LEN = ~NLEN and start with `{`, a fixed-Huffman block must code `{` first, a
- * dynamic one must declare at most 286 literal and 30 distance codes. Zlib handles are dear (a 32 KiB window
- * each); this spares them for most of the random 0x78 bytes in symbol tables and debug sections.
+ * dynamic one must declare at most 286 literal and 30 distance codes and a complete code-length code. Zlib
+ * handles are dear (a 32 KiB window each); this spares them for nearly all the random 0x78 bytes in symbol
+ * tables and debug sections.
  */
-function plausible(b: Buffer, p: number): boolean {
+export function plausible(b: Buffer, p: number): boolean {
   if (p + 7 > b.length) return true; // too little to tell: the probe decides
   const h = b[p + 2]!;
   const btype = (h >> 1) & 3;
@@ -55,9 +56,24 @@ function plausible(b: Buffer, p: number): boolean {
     for (let i = 3; i < 11; i++) code = (code << 1) | ((b[p + 2 + (i >> 3)]! >> (i & 7)) & 1);
     return code === 0x30 + 0x7b; // literals 0-143 are the 8-bit codes 0x30-0xbf
   }
-  const hlit = (h >> 3) & 0x1f;
-  const hdist = b[p + 3]! & 0x1f;
-  return hlit <= 29 && hdist <= 29;
+  // Dynamic: HLIT, HDIST, HCLEN, then HCLEN + 4 three-bit lengths of the code-length code, which zlib
+  // accepts only as a complete prefix code (Kraft sum exactly 1): random bytes rarely are one.
+  if (p + 12 > b.length) return true;
+  const bits = (at: number, n: number) => {
+    let v = 0;
+    for (let k = 0; k < n; k++) v |= ((b[p + 2 + ((at + k) >> 3)]! >> ((at + k) & 7)) & 1) << k;
+    return v;
+  };
+  const hlit = bits(3, 5);
+  const hdist = bits(8, 5);
+  const hclen = bits(13, 4) + 4;
+  if (hlit > 29 || hdist > 29) return false;
+  let kraft = 0;
+  for (let i = 0; i < hclen; i++) {
+    const len = bits(17 + 3 * i, 3);
+    if (len) kraft += 1 << (7 - len);
+  }
+  return kraft === 128;
 }
 
 function probe(b: Buffer): boolean {
@@ -116,17 +132,20 @@ export class CargoAuditableScanner implements Scanner {
   consume(): FileSink {
     const elf = new ElfStream();
     const found: Candidate[] = [];
+    /** The last PROBE - 1 bytes seen (past the loaded part), whose positions wait for the next chunk's bytes. */
     let carry = Buffer.alloc(0);
     let carryOffset = 0;
-    /** Looks for zlib headers of the JSON in `window` (at file offset `windowOffset`) before `until`, past the loaded part. */
-    const search = (window: Buffer, windowOffset: number, until: number) => {
-      const skip = elf.loadEnd() ?? 0;
-      let p = Math.max(0, skip - windowOffset);
+    /**
+     * Looks for zlib headers of the JSON at positions [from, until) of `window` (file offset `windowOffset`),
+     * past the loaded part; a hit keeps `capture(p)`: the compressed bytes from there to the chunk's end.
+     */
+    const search = (window: Buffer, windowOffset: number, from: number, until: number, capture: (p: number) => Buffer) => {
+      let p = Math.max(from, (elf.loadEnd() ?? 0) - windowOffset);
       while (found.length < MAX_CANDIDATES) {
         p = window.indexOf(0x78, p);
         if (p < 0 || p >= until) break;
         if (FLG.has(window[p + 1]!) && plausible(window, p) && probe(window.subarray(p, p + PROBE))) {
-          const first = Buffer.from(window.subarray(p, p + MAX_COMPRESSED));
+          const first = capture(p);
           found.push({ offset: windowOffset + p, chunks: [first], length: first.length });
         }
         p++;
@@ -137,26 +156,43 @@ export class CargoAuditableScanner implements Scanner {
         elf.push(chunk);
         if (!elf.elf) return false;
         if (!elf.header) return true;
+        const offset = elf.offset;
         // Candidates found in earlier chunks take this one too, up to their cap.
         for (const c of found) {
-          if (c.length < MAX_COMPRESSED && c.offset + c.length === elf.offset) {
+          if (c.length < MAX_COMPRESSED && c.offset + c.length === offset) {
             const part = Buffer.from(chunk.subarray(0, MAX_COMPRESSED - c.length));
             c.chunks.push(part);
             c.length += part.length;
           }
         }
-        const window = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-        const windowOffset = carry.length ? carryOffset : elf.offset;
-        // A header needs PROBE bytes after it: the last PROBE - 1 positions wait for the next chunk.
-        search(window, windowOffset, window.length - PROBE + 1);
-        const keep = Math.min(window.length, PROBE - 1);
-        carry = Buffer.from(window.subarray(window.length - keep));
-        carryOffset = windowOffset + window.length - keep;
+        // The loaded segments (nearly all of a program) hold no .dep-v0: nothing to look at or keep.
+        if (offset + chunk.length <= (elf.loadEnd() ?? 0)) {
+          carry = Buffer.alloc(0);
+          return true;
+        }
+        // A header needs PROBE bytes after it: positions in the last PROBE - 1 bytes wait for the next chunk.
+        if (chunk.length >= PROBE) {
+          if (carry.length) {
+            const joint = Buffer.concat([carry, chunk.subarray(0, PROBE - 1)]);
+            const held = carry;
+            search(joint, carryOffset, 0, carry.length, (p) => Buffer.concat([held.subarray(p), chunk]).subarray(0, MAX_COMPRESSED));
+          }
+          search(chunk, offset, 0, chunk.length - PROBE + 1, (p) => Buffer.from(chunk.subarray(p, p + MAX_COMPRESSED)));
+          carry = Buffer.from(chunk.subarray(chunk.length - (PROBE - 1)));
+          carryOffset = offset + chunk.length - carry.length;
+        } else {
+          const window = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+          const windowOffset = carry.length ? carryOffset : offset;
+          search(window, windowOffset, 0, window.length - PROBE + 1, (p) => Buffer.from(window.subarray(p, p + MAX_COMPRESSED)));
+          const keep = Math.min(window.length, PROBE - 1);
+          carry = Buffer.from(window.subarray(window.length - keep));
+          carryOffset = windowOffset + window.length - keep;
+        }
         return true;
       },
       end(): DepInfo | undefined {
         if (!elf.header) return undefined;
-        search(carry, carryOffset, carry.length);
+        search(carry, carryOffset, 0, carry.length, (p) => Buffer.from(carry.subarray(p)));
         if (!found.length) return undefined;
         const sections = elf.sections();
         for (const c of found) {
