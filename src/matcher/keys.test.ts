@@ -187,6 +187,21 @@ describe("language packages", () => {
     expect(k).toMatchObject({ targets: [], governedBy: { type: "dpkg", name: "python3-jinja2", version: "3.1.2-1+deb12u3", source: { name: "jinja2", version: "3.1.2-1+deb12u3" } } });
   });
 
+  it("a .NET deps.json and a Composer installed.json an OS package installed are governed by it", async () => {
+    const status = "Package: dotnet-sdk-8.0\nStatus: install ok installed\nMaintainer: M <m@example.org>\nVersion: 8.0.100-1\n\nPackage: php-app\nStatus: install ok installed\nMaintainer: M <m@example.org>\nVersion: 1.0-1\n\n";
+    const deps = "usr/lib/dotnet/sdk/8.0.100/dotnet.deps.json";
+    const installed = "usr/share/php-app/vendor/composer/installed.json";
+    const report = await indexImage([[
+      { name: "var/lib/dpkg/status", content: status },
+      { name: deps, content: JSON.stringify({ libraries: { "Newtonsoft.Json/13.0.1": { type: "package" } } }) },
+      { name: installed, content: JSON.stringify([{ name: "guzzlehttp/guzzle", version: "7.4.0" }]) },
+    ]]); // prettier-ignore
+    const own = ownershipFromDpkgLists(report, new Map([["var/lib/dpkg/info/dotnet-sdk-8.0.list", `/${deps}\n`], ["var/lib/dpkg/info/php-app.list", `/${installed}\n`]]));
+    const keys = packageKeys(report, { ownership: own });
+    expect(keyed(keys, "Newtonsoft.Json")).toMatchObject({ targets: [], governedBy: { type: "dpkg", name: "dotnet-sdk-8.0" } });
+    expect(keyed(keys, "guzzlehttp/guzzle")).toMatchObject({ targets: [], governedBy: { type: "dpkg", name: "php-app" } });
+  });
+
   it("a directory many packages list (usr/bin) does not make a Go binary in it OS-owned", async () => {
     const status = "Package: coreutils\nStatus: install ok installed\nMaintainer: M <m@example.org>\nVersion: 9.1-1\n\n";
     const report = await indexImage([[

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { mayHoldLanguagePackage } from "../owners/paths.js";
 import { MapLayerFiles } from "../testing.js";
 import { ScannerError } from "../types.js";
 import { ComposerScanner } from "./composer.js";
@@ -13,6 +14,10 @@ const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../../t
 const s = new ComposerScanner();
 
 describe("composer", () => {
+  it("OS file lists keep the file for ownership (an OS package that installed it governs its packages)", () => {
+    expect(mayHoldLanguagePackage("usr/share/php/app/vendor/composer/installed.json")).toBe(true);
+  });
+
   it("wants vendor/composer/installed.json only", () => {
     const want = (path: string) => s.wants({ path, size: 100, mode: 0o644, type: "file" });
     expect(want("var/www/html/vendor/composer/installed.json")).toBe(true);

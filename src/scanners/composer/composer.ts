@@ -7,7 +7,8 @@ import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
 import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
 
-const FILE = /(^|\/)vendor\/composer\/installed\.json$/;
+/** Composer's record of what it installed into a vendor directory. */
+export const INSTALLED_JSON = /(^|\/)vendor\/composer\/installed\.json$/;
 export const MAX_PACKAGES = 100_000;
 const MAX_FIELD = 1024;
 
@@ -19,13 +20,13 @@ export class ComposerScanner implements Scanner {
   readonly maxFileSize = 16 * 1024 * 1024;
 
   wants(e: EntryInfo): boolean {
-    return e.path.endsWith("/installed.json") && FILE.test(e.path);
+    return e.path.endsWith("/installed.json") && INSTALLED_JSON.test(e.path);
   }
 
   async scan(files: LayerFiles): Promise<ScanOutput> {
     const packages: Package[] = [];
     for (const path of files.paths()) {
-      if (!FILE.test(path)) continue;
+      if (!INSTALLED_JSON.test(path)) continue;
       for (const [name, version] of parseInstalledJson(this.name, path, files.get(path)!)) {
         const slash = name.indexOf("/");
         packages.push({ name, version, kind: "binary", package_db: `composer:${path}`, filepath: path, purl: purl("composer", name.slice(slash + 1), version, name.slice(0, slash)) });

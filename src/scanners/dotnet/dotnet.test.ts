@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { mayHoldLanguagePackage } from "../owners/paths.js";
 import { MapLayerFiles } from "../testing.js";
 import { ScannerError } from "../types.js";
 import { DotnetDepsScanner } from "./dotnet.js";
@@ -23,6 +24,10 @@ const TRIVY: Record<string, string[]> = {
 };
 
 describe("dotnet deps.json", () => {
+  it("OS file lists keep the file for ownership (an OS package that installed it governs its packages)", () => {
+    expect(mayHoldLanguagePackage("usr/lib/dotnet/sdk/8.0.100/dotnet.deps.json")).toBe(true);
+  });
+
   it("wants *.deps.json", () => {
     expect(s.wants({ path: "app/MyApp.deps.json", size: 100, mode: 0o644, type: "file" })).toBe(true);
     expect(s.wants({ path: "app/MyApp.runtimeconfig.json", size: 100, mode: 0o644, type: "file" })).toBe(false);
