@@ -281,6 +281,11 @@ export function matchReport(report: IndexReport, candidates: readonly Candidate[
     }
     if (k.unmatchable) {
       unmatchable.push({ package: k.package, reason: k.unmatchable });
+      if (k.unsupportedEcosystem) {
+        const e = ecosystems.get(k.unsupportedEcosystem);
+        if (e) e.packages++;
+        else ecosystems.set(k.unsupportedEcosystem, { ecosystem: k.unsupportedEcosystem, state: "unsupported", packages: 1, reason: k.unmatchable });
+      }
       continue;
     }
     if (k.targets.length === 0) continue; // an OS package of an unsupported distribution: the distribution's coverage says so
