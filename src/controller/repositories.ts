@@ -22,7 +22,7 @@ import type { RegistryOptionsInput } from "../registry/options.js";
 import type { RegistryMetrics } from "../registry/transport.js";
 import type { WatchedRepositoryStore, WatchedTag } from "../store/types.js";
 import { workloadKeyring, type OperatorSecrets } from "./credentials.js";
-import { ensureImageScan, RecentScans } from "./ensure.js";
+import { ensureImageScan } from "./ensure.js";
 import { apiErrorDetail, digestLabel, GROUP, reasonFor, VERSION, type ImageScanController } from "./imagescan.js";
 import { filterTags, newestTags, tagFilterError, tagOrder } from "./tags.js";
 
@@ -55,6 +55,8 @@ export interface ImageRepositoryControllerOptions {
   maxResolvesPerRound?: number;
   /** Tags a listing reads at most (default 10,000; more is reported in the status and left out). */
   maxListedTags?: number;
+  /** Tags asked for per page of the listing (`n`, default 1000). */
+  pageSize?: number;
 }
 
 /** One listing attempt, for metrics. */
@@ -78,18 +80,11 @@ export interface RepositoryCounts {
 
 const TRANSIENT = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
 
-class RepositoryError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
 export class ImageRepositoryController {
   readonly queue = new WorkQueue({ baseDelayMs: 5000, maxDelayMs: 10 * 60_000 });
   readonly informer: Informer<ImageRepository>;
   readonly counts: RepositoryCounts = { listings: 0, resolutions: 0, configReads: 0, statusWrites: 0 };
   private readonly custom: k8s.CustomObjectsApi;
-  private readonly recent = new RecentScans();
   /** Per ImageRepository key: its namespace and the digest labels it selects (garbage collection reads them). */
   private readonly selected = new Map<string, { namespace: string; digests: Set<string> }>();
   private readonly redact: (s: string) => string;
@@ -218,7 +213,7 @@ export class ImageRepositoryController {
       let tags = [...known.keys()];
       if (due) {
         this.counts.listings++;
-        const listing = await (await registry()).listTags(ref, { maxTags: this.o.maxListedTags ?? 10_000 });
+        const listing = await (await registry()).listTags(ref, { maxTags: this.o.maxListedTags ?? 10_000, pageSize: this.o.pageSize ?? 1000 });
         tags = listing.tags;
         truncated = listing.truncated;
         listedTags = tags.length;
@@ -273,7 +268,9 @@ export class ImageRepositoryController {
       }
       if (changed.length) await this.o.store.record(key, image, { upsert: changed });
 
-      // The scans: one per selected digest, made or found exactly as pods' scans are.
+      // The scans: one per selected digest, made or found exactly as pods' scans are. No memo of recent creations
+      // (one reconcile per repository at a time; a race with another creator ends in createScan's 409 check), so
+      // a scan the collector deleted is made again as soon as its tag is selected again.
       const selected: SelectedTag[] = [];
       const digests = new Set<string>();
       for (const tag of selectedTags) {
@@ -282,7 +279,7 @@ export class ImageRepositoryController {
         const r = await ensureImageScan(this.custom, this.o.scans.informer, {
           requester: `ImageRepository ${ns}/${name}`, namespace: ns, ref: { ...ref, tag }, digest: t.digest, secretNames,
           annotations: { [WATCHED_BY_ANNOTATION]: `${ns}/${name}` },
-        }, { events: this.o.events, log: this.o.log, recent: this.recent });
+        }, { events: this.o.events, log: this.o.log });
         if (r.created) this.o.events?.record(withKind(repo), "Normal", "NewDigest", `${tag} is ${t.digest}: ImageScan ${r.name}`);
         digests.add(digestLabel(t.digest));
         selected.push({ tag, digest: t.digest, scan: r.name, ...(t.created ? { created: t.created } : {}) });
