@@ -34,6 +34,7 @@ const NS = "repos-a";
 const STEADY = "repos-steady";
 const PAGED = "repos-paged";
 const LIMITED = "repos-429";
+const MANY = "repos-many";
 const INTERVAL_MS = 2000;
 
 // 30 tags: 18 versions the filter takes, 2 prereleases it leaves out (semver ranges skip them), 10 that are not versions.
@@ -85,13 +86,13 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     kc.loadFromFile(service("kube").kubeconfig);
     core = kc.makeApiClient(k8s.CoreV1Api);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    for (const ns of [NS, STEADY, PAGED, LIMITED]) await core.createNamespace({ body: { metadata: { name: ns } } });
-    for (const ns of [NS, STEADY]) {
+    for (const ns of [NS, STEADY, PAGED, LIMITED, MANY]) await core.createNamespace({ body: { metadata: { name: ns } } });
+    for (const ns of [NS, STEADY, MANY]) {
       await kubectl("-n", ns, "create", "secret", "docker-registry", "regcred", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "default" }, imagePullSecrets: [{ name: "regcred" }] } }).catch(() => undefined);
     }
     store = await openStore("memory:");
-    scans = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED] });
+    scans = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED, MANY] });
     repos = makeRepos({
       namespaces: [NS], jitter: 0.1,
       registryMetrics: { request: (e) => (counting(requests).request!(e), hooks.request!(e)) },
@@ -225,6 +226,37 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     expect(seen, "registry requests after the restart").toEqual([]);
     // Its scans are the very ones of the first repository (one per namespace and digest: here another namespace).
     expect((await scansIn(STEADY)).map((s) => s.status?.resolvedDigest).sort()).toEqual(["v2.5.0", "v2.4.0", "v2.3.0"].map((t) => digests.get(t)).sort());
+  });
+
+  it("asks the registry for one tag list per interval and no manifest when 1,000 tags do not change", async () => {
+    // One image under 1,000 tags (the manifest PUT again under each tag).
+    await pushTag(pusher, "repos/many", "5.0.0");
+    const manifest = await pusher.send("repos/many", "GET", "/v2/repos/many/manifests/5.0.0", { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+    const body = await manifest.body.text();
+    for (let i = 1; i < 1000; i++) await pusher.pushManifest("repos/many", `5.${i}.0`, body, "application/vnd.oci.image.manifest.v1+json");
+    const seen: typeof requests = [];
+    const ctl = makeRepos({ namespaces: [MANY], jitter: 0.1, registryMetrics: counting(seen) });
+    await ctl.start();
+    try {
+      await createRepository(MANY, "many", { image: `${service("registryBasic").host}/repos/many`, interval: "2s", maxTags: 5, imagePullSecrets: [{ name: "regcred" }] });
+      await until("many Ready", async () => ((await repository(MANY, "many")).status?.conditions?.[0]?.status === "True" ? true : undefined));
+      const first = { listings: ctl.counts.listings, gets: seen.filter((x) => x.method === "GET" && x.status === 200).length, heads: seen.filter((x) => x.method === "HEAD").length };
+      const startListings = ctl.counts.listings;
+      const mark = seen.length;
+      await until("three more listings", async () => (ctl.counts.listings >= startListings + 3 ? true : undefined), 30_000, 100);
+      const later = seen.slice(mark).filter((x) => x.status !== 401);
+      const n = ctl.counts.listings - startListings;
+      const pages = later.filter((x) => x.method === "GET").length;
+      const manifests = later.filter((x) => x.method === "HEAD").length;
+      console.info(`1,000 tags, no change: first round ${first.gets} GET (tag list pages), ${first.heads} HEAD (5 selected tags resolved); then per interval: ${(pages / n).toFixed(2)} tag-list request(s), ${(manifests / n).toFixed(2)} manifest request(s) over ${n} intervals`);
+      expect(first.heads).toBe(5);
+      expect(manifests).toBe(0);
+      // n=1000 and exactly 1,000 tags: one page (a registry that adds a Link to a full page costs a second, empty one).
+      expect(pages / n).toBeLessThanOrEqual(2);
+      expect((await repository(MANY, "many")).status!.tags).toBe(1000);
+    } finally {
+      await ctl.stop();
+    }
   });
 
   it("lists a token-auth registry page by page (n and Link)", async () => {
