@@ -231,7 +231,7 @@ export class ImageRepositoryController {
       const changed: WatchedTag[] = [];
       if (order === "created") {
         // Creation times of candidates not read yet, newest names first (a guess; the next rounds read the rest).
-        for (const tag of candidates.filter((t) => !known.get(t)?.created).reverse()) {
+        for (const tag of candidates.filter((t) => !known.get(t)?.checkedAt).reverse()) {
           if (budget.left-- <= 0) break;
           const t = await this.readCreated(await registry(), ref, tag, platform);
           if (!t) {
@@ -260,7 +260,10 @@ export class ImageRepositoryController {
           throw e;
         }
         const moved = k.digest !== undefined && k.digest !== digest;
-        const t: WatchedTag = { tag, digest, checkedAt: new Date(now).toISOString(), ...(k.created && !moved ? { created: k.created } : {}) };
+        // A moved tag ordered by creation time: its new image's time (it may no longer be among the newest).
+        const reread = moved && order === "created" ? await this.readCreated(await registry(), ref, tag, platform) : undefined;
+        if (moved && order === "created" && !reread) continue;
+        const t: WatchedTag = reread ?? { tag, digest, checkedAt: new Date(now).toISOString(), ...(k.created ? { created: k.created } : {}) };
         if (k.digest !== digest) newDigests++;
         if (moved) this.o.log?.(`ImageRepository ${key}: tag ${tag} moved from ${k.digest} to ${digest}`, { repository: key });
         known.set(tag, t);
@@ -285,7 +288,7 @@ export class ImageRepositoryController {
         selected.push({ tag, digest: t.digest, scan: r.name, ...(t.created ? { created: t.created } : {}) });
       }
       this.selected.set(key, { namespace: ns, digests });
-      const unresolved = selectedTags.length - selected.length;
+      const unresolved = selectedTags.length - selected.length + (order === "created" ? candidates.filter((t) => known.has(t) && !known.get(t)!.checkedAt).length : 0);
       const message = `${listedTags} tags${truncated ? ` (the listing stopped at ${listedTags}; more are left out)` : ""}, ${candidates.length} match the filter; scanning ${selected.length} by ${order === "semver" ? "version" : "creation time"}${unresolved > 0 ? `; ${unresolved} not resolved yet` : ""}`;
       await this.patchStatus(ns, name, {
         image, tags: listedTags, selected, selectedTags: selected.map((s) => s.tag).join(", ").slice(0, 4096),

@@ -35,6 +35,7 @@ const STEADY = "repos-steady";
 const PAGED = "repos-paged";
 const LIMITED = "repos-429";
 const MANY = "repos-many";
+const DATED = "repos-dated";
 const INTERVAL_MS = 2000;
 
 // 30 tags: 18 versions the filter takes, 2 prereleases it leaves out (semver ranges skip them), 10 that are not versions.
@@ -86,13 +87,13 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     kc.loadFromFile(service("kube").kubeconfig);
     core = kc.makeApiClient(k8s.CoreV1Api);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    for (const ns of [NS, STEADY, PAGED, LIMITED, MANY]) await core.createNamespace({ body: { metadata: { name: ns } } });
-    for (const ns of [NS, STEADY, MANY]) {
+    for (const ns of [NS, STEADY, PAGED, LIMITED, MANY, DATED]) await core.createNamespace({ body: { metadata: { name: ns } } });
+    for (const ns of [NS, STEADY, MANY, DATED]) {
       await kubectl("-n", ns, "create", "secret", "docker-registry", "regcred", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "default" }, imagePullSecrets: [{ name: "regcred" }] } }).catch(() => undefined);
     }
     store = await openStore("memory:");
-    scans = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED, MANY] });
+    scans = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED, MANY, DATED] });
     repos = makeRepos({
       namespaces: [NS], jitter: 0.1,
       registryMetrics: { request: (e) => (counting(requests).request!(e), hooks.request!(e)) },
@@ -226,6 +227,30 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     expect(seen, "registry requests after the restart").toEqual([]);
     // Its scans are the very ones of the first repository (one per namespace and digest: here another namespace).
     expect((await scansIn(STEADY)).map((s) => s.status?.resolvedDigest).sort()).toEqual(["v2.5.0", "v2.4.0", "v2.3.0"].map((t) => digests.get(t)).sort());
+  });
+
+  it("orders tags that are not versions by their image's creation time (from the config)", async () => {
+    const dated: Record<string, string | undefined> = { alpha: "2026-03-01T00:00:00Z", beta: "2026-01-01T00:00:00Z", gamma: "2026-02-01T00:00:00Z", delta: undefined };
+    const d = new Map<string, string>();
+    for (const [tag, created] of Object.entries(dated)) d.set(tag, await pushTag(pusher, "repos/dated", tag, 0, created));
+    const ctl = makeRepos({ namespaces: [DATED] });
+    await ctl.start();
+    try {
+      await createRepository(DATED, "dated", { image: `${service("registryBasic").host}/repos/dated`, maxTags: 2, imagePullSecrets: [{ name: "regcred" }] });
+      const r = await until("dated Ready", async () => {
+        const x = await repository(DATED, "dated");
+        return x.status?.conditions?.[0]?.status === "True" ? x : undefined;
+      });
+      expect(r.status!.selected!.map((s) => [s.tag, s.digest, s.created])).toEqual([["alpha", d.get("alpha"), "2026-03-01T00:00:00.000Z"], ["gamma", d.get("gamma"), "2026-02-01T00:00:00.000Z"]]);
+      expect(r.status!.message).toMatch(/by creation time/);
+      // Each tag's manifest and config read once; a second pass reads nothing.
+      expect(ctl.counts.configReads).toBe(4);
+      ctl.queue.add(`${DATED}/dated`);
+      await until("a second pass", async () => (ctl.counts.statusWrites >= 2 ? true : undefined));
+      expect(ctl.counts.configReads).toBe(4);
+    } finally {
+      await ctl.stop();
+    }
   });
 
   it("asks the registry for one tag list per interval and no manifest when 1,000 tags do not change", async () => {
