@@ -5,7 +5,7 @@
 // `Link`; and a registry answering 429 on the listing (a proxy in front of the real registry: the one fault a
 // real registry cannot be made to show).
 import { execFile } from "node:child_process";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -27,6 +27,7 @@ import type { Store } from "../../src/store/types.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { describeWith, service, tool, until } from "../env/index.js";
 import { RegistryPusher, sha256 } from "../env/oci-push.js";
+import type { RegistryService } from "../env/services.js";
 
 const run = promisify(execFile);
 const crdDir = fileURLToPath(new URL("../../crds/", import.meta.url));
@@ -38,10 +39,42 @@ const MANY = "repos-many";
 const DATED = "repos-dated";
 const INTERVAL_MS = 2000;
 
-// 30 tags: 18 versions the filter takes, 2 prereleases it leaves out (semver ranges skip them), 10 that are not versions.
+// 30 tags: 18 versions the filter takes, 2 prereleases it leaves out (semver ranges skip them), 10 that are not versions (1.0 among them).
 const TAKEN = [...Array.from({ length: 12 }, (_, i) => `1.${i}.0`), ...Array.from({ length: 6 }, (_, i) => `v2.${i}.0`)];
-const OTHERS = ["2.6.0-rc.1", "3.0.0-beta.1", "latest", "main", "dev-1", "dev-2", "sha-0a1b2c", "nightly", "1.0", "stable"];
+const OTHERS = ["2.6.0-rc.1", "3.0.0-beta.1", "latest", "main", "dev-1", "dev-2", "sha-0a1b2c", "nightly", "1.0", "stable", "edge", "canary"];
 const NEWEST_5 = ["v2.5.0", "v2.4.0", "v2.3.0", "v2.2.0", "v2.1.0"];
+
+/**
+ * A reverse proxy in front of a real registry (auth and content stay the registry's), for the two things this
+ * registry (distribution 2.8) cannot be made to do: page a tag list (it ignores `n`; distribution 3 pages with
+ * `n`, `last` and `Link`, which `page` does here on the real list), and answer 429 (`intercept`).
+ */
+async function registryProxy(upstream: RegistryService, o: { page?: boolean; intercept?: (req: IncomingMessage, res: ServerResponse) => boolean }): Promise<{ server: Server; host: string }> {
+  const server = createServer((req, res) => {
+    if (o.intercept?.(req, res)) return;
+    const u = new URL(req.url!, "http://proxy");
+    const paging = o.page && u.pathname.endsWith("/tags/list");
+    const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k !== "host" && k !== "connection")) as Record<string, string>;
+    void request(`${upstream.url}${paging ? u.pathname : req.url}`, { method: req.method as "GET", headers }).then(async (up) => {
+      const out = Object.fromEntries(Object.entries(up.headers).filter(([k]) => !["connection", "transfer-encoding", "keep-alive", "content-length"].includes(k))) as Record<string, string>;
+      let body = Buffer.from(await up.body.arrayBuffer());
+      if (paging && up.statusCode === 200) {
+        const all = (JSON.parse(body.toString("utf8")) as { name: string; tags: string[] });
+        const n = Number(u.searchParams.get("n") ?? all.tags.length);
+        const sorted = [...all.tags].sort();
+        const last = u.searchParams.get("last");
+        const from = last ? sorted.findIndex((t) => t > last) : 0;
+        const page = from < 0 ? [] : sorted.slice(from, from + n);
+        if (from >= 0 && from + n < sorted.length) out.link = `<${u.pathname}?n=${n}&last=${encodeURIComponent(page.at(-1)!)}>; rel="next"`;
+        body = Buffer.from(JSON.stringify({ name: all.name, tags: page }));
+      }
+      res.writeHead(up.statusCode, { ...out, "content-length": String(body.length) });
+      res.end(req.method === "HEAD" ? undefined : body);
+    }, () => res.writeHead(502).end());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, host: `127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
 
 describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository controller", () => {
   let kc: k8s.KubeConfig;
@@ -53,7 +86,7 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
   let repos: ImageRepositoryController;
   let webhook: AdmissionWebhook;
   let pusher: RegistryPusher;
-  let proxy: Server;
+  const proxies: Server[] = [];
   const metrics = new PortcullisMetrics();
   const requests: Array<{ method: string; status: number | "error" }> = [];
   const listings: ListingObservation[] = [];
@@ -113,7 +146,7 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     await webhook?.stop();
     await scans?.stop();
     await pusher?.close();
-    proxy?.close();
+    for (const p of proxies) p.close();
     await store?.close();
   });
 
@@ -260,24 +293,26 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     const body = await manifest.body.text();
     for (let i = 1; i < 1000; i++) await pusher.pushManifest("repos/many", `5.${i}.0`, body, "application/vnd.oci.image.manifest.v1+json");
     const seen: typeof requests = [];
-    const ctl = makeRepos({ namespaces: [MANY], jitter: 0.1, registryMetrics: counting(seen) });
+    let listed = 0;
+    const ctl = makeRepos({ namespaces: [MANY], jitter: 0.1, registryMetrics: counting(seen), onListing: (e) => void (e.error === undefined && listed++) });
     await ctl.start();
     try {
       await createRepository(MANY, "many", { image: `${service("registryBasic").host}/repos/many`, interval: "2s", maxTags: 5, imagePullSecrets: [{ name: "regcred" }] });
       await until("many Ready", async () => ((await repository(MANY, "many")).status?.conditions?.[0]?.status === "True" ? true : undefined));
-      const first = { listings: ctl.counts.listings, gets: seen.filter((x) => x.method === "GET" && x.status === 200).length, heads: seen.filter((x) => x.method === "HEAD").length };
-      const startListings = ctl.counts.listings;
+      const first = { gets: seen.filter((x) => x.method === "GET" && x.status === 200).length, heads: seen.filter((x) => x.method === "HEAD").length };
+      const startListings = listed;
       const mark = seen.length;
-      await until("three more listings", async () => (ctl.counts.listings >= startListings + 3 ? true : undefined), 30_000, 100);
+      const t0 = Date.now();
+      await until("three more listings", async () => (listed >= startListings + 3 ? true : undefined), 30_000, 20);
       const later = seen.slice(mark).filter((x) => x.status !== 401);
-      const n = ctl.counts.listings - startListings;
+      const n = listed - startListings;
+      console.info(`${n} listings in ${Date.now() - t0} ms (interval 2 s, jitter 10%)`);
       const pages = later.filter((x) => x.method === "GET").length;
       const manifests = later.filter((x) => x.method === "HEAD").length;
       console.info(`1,000 tags, no change: first round ${first.gets} GET (tag list pages), ${first.heads} HEAD (5 selected tags resolved); then per interval: ${(pages / n).toFixed(2)} tag-list request(s), ${(manifests / n).toFixed(2)} manifest request(s) over ${n} intervals`);
       expect(first.heads).toBe(5);
       expect(manifests).toBe(0);
-      // n=1000 and exactly 1,000 tags: one page (a registry that adds a Link to a full page costs a second, empty one).
-      expect(pages / n).toBeLessThanOrEqual(2);
+      expect(pages / n).toBe(1);
       expect((await repository(MANY, "many")).status!.tags).toBe(1000);
     } finally {
       await ctl.stop();
@@ -294,13 +329,15 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     } finally {
       await p.close();
     }
-    await kubectl("-n", PAGED, "create", "secret", "docker-registry", "regcred", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
+    const pager = await registryProxy(reg, { page: true });
+    proxies.push(pager.server);
+    await kubectl("-n", PAGED, "create", "secret", "docker-registry", "regcred", `--docker-server=${pager.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
     const seen: Array<{ method: string; status: number | "error" }> = [];
     let tokens = 0;
     const paged = makeRepos({ namespaces: [PAGED], pageSize: 10, registryMetrics: { ...counting(seen), tokenFetch: (e) => void (e.ok && tokens++) } });
     await paged.start();
     try {
-      await createRepository(PAGED, "paged", { image: `${reg.host}/paged/app`, maxTags: 2, imagePullSecrets: [{ name: "regcred" }] });
+      await createRepository(PAGED, "paged", { image: `${pager.host}/paged/app`, maxTags: 2, imagePullSecrets: [{ name: "regcred" }] });
       const r = await until("paged Ready", async () => {
         const x = await repository(PAGED, "paged");
         return x.status?.conditions?.[0]?.status === "True" ? x : undefined;
@@ -320,21 +357,16 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     const reg = service("registryBasic");
     let mode: "once" | "always" = "once";
     let limited = 0;
-    proxy = createServer((req, res) => {
-      if (req.url?.includes("/tags/list") && req.headers.authorization && (mode === "always" || limited === 0)) {
+    const limiter = await registryProxy(reg, {
+      intercept: (req, res) => {
+        if (!req.url?.includes("/tags/list") || !req.headers.authorization || (mode === "once" && limited > 0)) return false;
         limited++;
         res.writeHead(429, { "retry-after": mode === "always" ? "600" : "1", "content-type": "application/json" }).end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
-        return;
-      }
-      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k !== "host" && k !== "connection")) as Record<string, string>;
-      void request(`${reg.url}${req.url}`, { method: req.method as "GET", headers }).then(async (up) => {
-        const out = Object.fromEntries(Object.entries(up.headers).filter(([k]) => !["connection", "transfer-encoding", "keep-alive"].includes(k)));
-        res.writeHead(up.statusCode, out as Record<string, string>);
-        res.end(Buffer.from(await up.body.arrayBuffer()));
-      }, () => res.writeHead(502).end());
+        return true;
+      },
     });
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-    const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    proxies.push(limiter.server);
+    const host = limiter.host;
     await kubectl("-n", LIMITED, "create", "secret", "docker-registry", "regcred", `--docker-server=${host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
     const seen: ListingObservation[] = [];
     const ctl = makeRepos({ namespaces: [LIMITED], registry: { maxAttempts: 3, maxRetryAfterMs: 5000 }, onListing: (e) => void seen.push(e) });
