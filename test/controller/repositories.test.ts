@@ -184,6 +184,23 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     console.info(`kubectl get repo:\n${table}`);
   });
 
+  it("takes the API server's defaults, and says InvalidSpec for a tag in the image or a pattern that could backtrack for ever", async () => {
+    await createRepository(NS, "bad-tag", { image: `${repoImage()}:v1` });
+    await createRepository(NS, "bad-pattern", { image: repoImage(), tagFilter: { pattern: "^(v+)+$" } });
+    for (const [name, why] of [["bad-tag", /names a tag or digest/], ["bad-pattern", /nested quantifiers/]] as const) {
+      const r = await until(`${name} InvalidSpec`, async () => {
+        const x = await repository(NS, name);
+        return x.status?.conditions?.[0]?.reason ? x : undefined;
+      });
+      expect(r.status!.conditions![0]).toMatchObject({ type: "Ready", status: "False", reason: "InvalidSpec", message: expect.stringMatching(why) });
+      // The CRD's defaults, filled by the API server.
+      expect(r.spec).toMatchObject({ interval: "10m", tagRecheckInterval: "1h", maxTags: 5 });
+    }
+    const refused = await createRepository(NS, "digest", { image: `${repoImage()}@sha256:${"0".repeat(64)}` }).catch((e: unknown) => e);
+    expect(String((refused as { body?: unknown }).body)).toMatch(/spec.image/);
+    for (const name of ["bad-tag", "bad-pattern"]) await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: "imagerepositories", name });
+  });
+
   it("scans a pushed tag within one interval, and a pod with it is admitted on the first review", async () => {
     const t0 = Date.now();
     const digest = await pushTag(pusher, "repos/app", "v2.6.0");
