@@ -17,10 +17,11 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
     const dpkg2: ScannerInfo = { name: "dpkg", version: "2", kind: "package" };
     const osr: ScannerInfo = { name: "os-release", version: "1", kind: "distribution" };
 
+    // PGlite's first open in a process compiles its WebAssembly: over 10 s on a loaded machine.
     beforeAll(async () => {
       store = await open();
       await store.registerScanners([dpkg1, dpkg2, osr]);
-    });
+    }, 120_000);
     afterAll(async () => store?.close());
 
     it("remembers which layers each scanner version has scanned, across manifests", async () => {
