@@ -18,6 +18,7 @@ import type { RegistryOptionsInput } from "../registry/options.js";
 import { dedupe, SecretCache, workloadKeyring, type OperatorSecrets } from "../controller/credentials.js";
 import { ensureImageScan, existingScans, RecentScans, referenceHash } from "../controller/ensure.js";
 import { GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
+import { WATCHED_BY_ANNOTATION } from "../controller/repositories.js";
 import {
   BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
 } from "../policy/types.js";
@@ -257,6 +258,7 @@ export class AdmissionWebhook {
       const info: ScanInfo = {
         name: s.metadata!.name!, namespace: ns, phase: s.status?.phase, reason: s.status?.conditions?.find((c) => c.status === "False")?.reason, message: s.status?.message,
         ...(v ? { vulnerabilities: v } : {}), ...(v && v.total === 0 ? { findings: [] } : {}),
+        ...watchedBy(s),
       };
       scans.set(j.digest, info);
       // Findings in memory already, or loaded within what is left of the budget (the verdict itself never waits).
@@ -457,6 +459,14 @@ async function beforeDeadline<T, L>(p: Promise<T>, deadline: number, late: L): P
  * Labels prove nothing (anyone who may create ImageScans sets them); a scan not Indexed yet still says one is
  * on its way (existingScans lists only those that ask for this image).
  */
+/** The ImageRepository that asked for a scan (its annotation), for the denial's "scan in progress" note. */
+function watchedBy(s: ImageScan): Pick<ScanInfo, "watchedBy"> {
+  const repository = s.metadata?.annotations?.[WATCHED_BY_ANNOTATION];
+  if (!repository || s.status?.phase === "Indexed") return {};
+  const created = s.metadata?.creationTimestamp;
+  return { watchedBy: { repository, ...(created ? { since: new Date(created).toISOString() } : {}) } };
+}
+
 export function scanOf(candidates: readonly ImageScan[], digest: string): ImageScan | undefined {
   const speaksFor = (s: ImageScan) => s.status?.phase === "Indexed" && (s.status.digest === digest
     || (s.status.resolvedDigest === digest && !s.spec?.platform && s.status.observedGeneration === s.metadata?.generation));
