@@ -30,7 +30,7 @@ import { PortcullisMetrics } from "../../src/metrics/metrics.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { RegistryPusher } from "../env/oci-push.js";
 import { freePort } from "../env/process.js";
@@ -56,7 +56,7 @@ describeWith(["kube"], "report API", () => {
     const kube = service("kube");
     const kubectl = (...a: string[]) => run(tool("kubectl"), ["--kubeconfig", kube.kubeconfig, ...a]);
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     await kubectl("create", "namespace", ns);
     // A real report: the Debian test image indexed from its OCI layout.
     store = await openStore("memory:");

@@ -9,7 +9,7 @@ import pg from "pg";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { GROUP, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 
@@ -86,7 +86,7 @@ describeWith(["kube", "registryBasic", "postgres"], "leader election and failove
     for (const tag of ["base", "two", "lang"]) await skopeoPush(`oci:${ociBookworm()}:${tag}`, reg, `failover/debian:${tag}`);
     const kubectl = (...a: string[]) => run(tool("kubectl"), ["--kubeconfig", service("kube").kubeconfig, ...a]);
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     await kubectl("create", "namespace", ns);
     await kubectl("create", "namespace", own);
     await kubectl("-n", ns, "create", "secret", "docker-registry", "regcred", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);

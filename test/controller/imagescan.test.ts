@@ -9,7 +9,7 @@ import { Indexer } from "../../src/indexer/indexer.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 
 const run = promisify(execFile);
@@ -27,7 +27,7 @@ describeWith(["kube", "registryBasic"], "ImageScan controller", () => {
     const reg = service("registryBasic");
     await skopeoPush(`oci:${ociBookworm()}:base`, reg, "ctl/debian:base");
     await kubectl("apply", "-f", crdDir);
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     await kubectl("create", "namespace", ns);
     await kubectl("-n", ns, "create", "secret", "docker-registry", "regcred", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
     kc = new k8s.KubeConfig();

@@ -15,7 +15,7 @@ import { EventRecorder } from "../../src/kube/events.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { describeWith, service, tool, until } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 
 const run = promisify(execFile);
@@ -41,7 +41,7 @@ describeWith(["kube", "registryBasic"], "Pod controller", () => {
     await skopeoPush(`oci:${ociBookworm()}:base`, reg, "pods/debian:base");
     await skopeoPush(`oci:${ociBookworm()}:two`, reg, "pods/debian:two");
     await kubectl("apply", "-f", crdDir);
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     for (const ns of [nsA, nsB]) {
       await kubectl("create", "namespace", ns);
       await kubectl("-n", ns, "create", "secret", "docker-registry", "regcred", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);

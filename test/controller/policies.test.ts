@@ -8,7 +8,7 @@ import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { PolicyStatusController } from "../../src/controller/policies.js";
 import type { PolicyStatus } from "../../src/policy/types.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { waitUntil } from "../env/process.js";
 
 const run = promisify(execFile);
@@ -23,7 +23,7 @@ describeWith(["kube"], "policy status", () => {
 
   beforeAll(async () => {
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    for (const crd of ["imagepolicies", "clusterimagepolicies"]) await kubectl("wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}.portcullis.dev`);
+    await crdsEstablished(service("kube").kubeconfig, ["imagepolicies", "clusterimagepolicies"].map((crd) => `${crd}.portcullis.dev`));
     await kubectl("create", "namespace", ns);
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);

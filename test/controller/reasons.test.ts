@@ -14,7 +14,7 @@ import { Indexer } from "../../src/indexer/indexer.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 
 const run = promisify(execFile);
@@ -112,20 +112,6 @@ describeWith(["kube", "registryBasic"], "ImageScan controller: condition reasons
   const kubectl = (...args: string[]) => run(tool("kubectl"), ["--kubeconfig", service("kube").kubeconfig, ...args]);
   const dockerSecret = (name: string, server: string, username: string, password: string) =>
     kubectl("-n", ns, "create", "secret", "docker-registry", name, `--docker-server=${server}`, `--docker-username=${username}`, `--docker-password=${password}`);
-  /** `kubectl wait` fails outright while a just-applied CRD has no status.conditions yet: retry until it works. */
-  async function crdEstablished(crd: string): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        await kubectl("wait", "--for=condition=Established", "--timeout=30s", `crd/${crd}`);
-        return;
-      } catch (e) {
-        if (Date.now() > deadline) throw e;
-        await sleep(200);
-      }
-    }
-  }
-
   beforeAll(async () => {
     const reg = service("registryBasic");
     expect(reg.url, "the proxy speaks plain HTTP to the basic registry").toMatch(/^http:\/\//);
@@ -135,7 +121,7 @@ describeWith(["kube", "registryBasic"], "ImageScan controller: condition reasons
       fake.start(),
       (async () => {
         await kubectl("apply", "-f", crdDir);
-        await crdEstablished("imagescans.portcullis.dev");
+        await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
         await kubectl("create", "namespace", ns);
       })(),
     ]);

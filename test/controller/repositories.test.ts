@@ -25,7 +25,7 @@ import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
-import { describeWith, service, tool, until } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool, until } from "../env/index.js";
 import { RegistryPusher, sha256 } from "../env/oci-push.js";
 import type { RegistryService } from "../env/services.js";
 
@@ -115,7 +115,7 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     // Pushed in a shuffled order, so the registry's (lexical) listing order is not the answer.
     for (const tag of [...TAKEN, ...OTHERS].sort(() => Math.random() - 0.5)) digests.set(tag, await pushTag(pusher, "repos/app", tag));
     await kubectl("apply", "-f", crdDir);
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev", "crd/imagerepositories.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev", "imagerepositories.portcullis.dev"]);
     kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     core = kc.makeApiClient(k8s.CoreV1Api);

@@ -11,7 +11,7 @@ import { request } from "undici";
 import { afterAll, expect, it } from "vitest";
 import { serveConfig } from "../../src/cli/serve.js";
 import { GROUP, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { freePort } from "../env/process.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 
@@ -34,7 +34,7 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
     const reg = service("registryBasic");
     const kubectl = (...a: string[]) => promisify(execFile)(tool("kubectl"), ["--kubeconfig", service("kube").kubeconfig, ...a]);
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     await skopeoPush(`oci:${ociBookworm()}:base`, reg, "public-ish/debian:base");
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { scanName } from "../../src/controller/ensure.js";
 import { GROUP, REFERENCE_LABEL, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
 import { parseReference } from "../../src/image/reference.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 import { kubeconfigYaml } from "../env/services.js";
@@ -198,7 +198,7 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     // label no namespace has until the operator replaces them in place; pinDigests makes it create the
     // mutating one too. No pod of the Deployment runs: there is no kubelet.
     await helm("install", "portcullis", chart, "--namespace", NS, "--set", "webhook.namespaceLabel=portcullis.dev/rbac-test=never", "--set", "webhook.pinDigests=true");
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev", "crd/imagerepositories.portcullis.dev", "crd/imagepolicies.portcullis.dev", "crd/clusterimagepolicies.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev", "imagerepositories.portcullis.dev", "imagepolicies.portcullis.dev", "clusterimagepolicies.portcullis.dev"]);
     const token = await core.createNamespacedServiceAccountToken({ namespace: NS, name: SA, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
     saKubeconfig = join(work, "serviceaccount.kubeconfig");
     writeFileSync(saKubeconfig, kubeconfigYaml(service("kube").server, service("kube").caPem, token.status!.token, SA), { mode: 0o600 });

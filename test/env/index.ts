@@ -56,6 +56,22 @@ export async function until<T>(what: string, f: () => Promise<T | undefined>, ti
 }
 
 /**
+ * Waits until the test API server serves each CRD (`imagescans.portcullis.dev`, …): its `Established`
+ * condition is True. `kubectl wait --for=condition=Established` fails at once, instead of waiting, when it
+ * reads a CRD created a moment ago whose status has no conditions yet (seen on a busy machine).
+ */
+export async function crdsEstablished(kubeconfig: string, names: readonly string[], timeoutMs = 60_000): Promise<void> {
+  const { execFile } = await import("node:child_process");
+  for (const name of names) {
+    await until(`CRD ${name} to be Established`, () => new Promise<true | undefined>((resolve) => {
+      execFile(tool("kubectl"), ["--kubeconfig", kubeconfig, "get", "crd", name, "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"], (err, stdout) => {
+        resolve(!err && stdout.trim() === "True" ? true : undefined);
+      });
+    }), timeoutMs);
+  }
+}
+
+/**
  * Databases of a test's own on the run's PostgreSQL (the re-match cursor, migrations and operation ids are
  * per database): `create(prefix)` makes one and returns its URL; `dropAll()` drops every one it made.
  */

@@ -24,7 +24,7 @@ import type { Store } from "../../src/store/types.js";
 import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 
@@ -88,7 +88,7 @@ describeWith(["kube", "registryBasic", "postgres"], "vulnerability policies thro
     const reg = service("registryBasic");
     await skopeoPush(`oci:${ociBookworm()}:base`, reg, "vulns/debian:base");
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    for (const crd of ["imagescans", "imagepolicies", "clusterimagepolicies"]) await kubectl("wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}.portcullis.dev`);
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans", "imagepolicies", "clusterimagepolicies"].map((crd) => `${crd}.portcullis.dev`));
     kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);

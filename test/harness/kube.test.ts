@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { expect, it } from "vitest";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 
 const run = promisify(execFile);
 const crdFile = fileURLToPath(new URL("../fixtures/harness-crd.yaml", import.meta.url));
@@ -13,7 +13,7 @@ describeWith(["kube"], "the test API server", () => {
 
   it("accepts a CRD from kubectl and serves its objects, schema and status subresource", async () => {
     await kubectl("apply", "-f", crdFile);
-    await kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/widgets.harness.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["widgets.harness.portcullis.dev"]);
     const crd = JSON.parse((await kubectl("get", "crd", "widgets.harness.portcullis.dev", "-o", "json")).stdout) as { spec: { names: { shortNames: string[] } } };
     expect(crd.spec.names.shortNames).toEqual(["wdg"]);
 

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { beforeAll, expect, it } from "vitest";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 
 const run = promisify(execFile);
 const crdDir = fileURLToPath(new URL("../../crds/", import.meta.url));
@@ -14,7 +14,7 @@ describeWith(["kube"], "Portcullis CRDs on the API server", () => {
 
   beforeAll(async () => {
     await kubectl("apply", "-f", crdDir);
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);

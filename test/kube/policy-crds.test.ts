@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicy } from "../../src/policy/types.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 
 const run = promisify(execFile);
 const crdFiles = ["imagepolicies.portcullis.dev.yaml", "clusterimagepolicies.portcullis.dev.yaml"].map((f) => fileURLToPath(new URL(`../../crds/${f}`, import.meta.url)));
@@ -45,7 +45,7 @@ describeWith(["kube"], "ImagePolicy and ClusterImagePolicy CRDs on the API serve
 
   beforeAll(async () => {
     for (const f of crdFiles) await kubectl("apply", "-f", f);
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagepolicies.portcullis.dev", "crd/clusterimagepolicies.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagepolicies.portcullis.dev", "clusterimagepolicies.portcullis.dev"]);
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);

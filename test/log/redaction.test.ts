@@ -25,7 +25,7 @@ import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 
 const run = promisify(execFile);
@@ -53,7 +53,7 @@ describeWith(["kube", "registryBasic"], "redaction over every output channel", (
     const reg = service("registryBasic");
     await skopeoPush(`oci:${ociBookworm()}:base`, reg, "redact/debian:base");
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     for (const n of [opNs, tenant, tenant2]) await kubectl("create", "namespace", n);
     await kubectl("-n", opNs, "create", "secret", "docker-registry", "op-good", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
     await kubectl("-n", opNs, "create", "secret", "docker-registry", "op-wrong", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, "--docker-password=not-the-password");

@@ -21,7 +21,7 @@ import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { policyAppliesToNamespace } from "../../src/policy/types.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { describeWith, service, tool, until } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 
@@ -60,7 +60,7 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     const reg = service("registryBasic");
     for (const tag of ["base", "two", "lang"]) await skopeoPush(`oci:${ociBookworm()}:${tag}`, reg, `adm/debian:${tag}`);
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    for (const crd of ["imagescans", "imagepolicies", "clusterimagepolicies"]) await kubectl("wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}.portcullis.dev`);
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans", "imagepolicies", "clusterimagepolicies"].map((crd) => `${crd}.portcullis.dev`));
     kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 
@@ -29,7 +29,7 @@ describeWith(["kube", "registryBasic"], "portcullis serve with the webhook", () 
     const reg = service("registryBasic");
     await skopeoPush(`oci:${ociBookworm()}:base`, reg, "servewh/debian:base");
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev", "crd/imagepolicies.portcullis.dev", "crd/clusterimagepolicies.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev", "imagepolicies.portcullis.dev", "clusterimagepolicies.portcullis.dev"]);
     kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     const core = kc.makeApiClient(k8s.CoreV1Api);
