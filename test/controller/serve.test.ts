@@ -53,7 +53,8 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     try {
       let ready = 0;
-      for (let i = 0; i < 150 && ready !== 200; i++) {
+      // Up to 90 s: a new embedded store runs initdb in WebAssembly (about 5 s here, over 25 s with both cores busy).
+      for (let i = 0; i < 450 && ready !== 200; i++) {
         ready = await request(`http://127.0.0.1:${port}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode), () => 0);
         if (ready !== 200) await new Promise((r) => setTimeout(r, 200));
       }
