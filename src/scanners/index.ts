@@ -1,6 +1,7 @@
 // The scanners Portcullis runs by default. Adding an ecosystem is one line here and a folder beside this
 // file; no existing scanner changes.
 import { ApkScanner } from "./apk/apk.js";
+import { DpkgCopyrightScanner } from "./dpkg/copyright.js";
 import { DpkgScanner } from "./dpkg/dpkg.js";
 import { DpkgFilesScanner } from "./dpkg/files.js";
 import { GoBinaryScanner } from "./gobin/gobin.js";
@@ -18,6 +19,7 @@ export function defaultScanners(): Scanner[] {
     new DpkgScanner(),
     // Before gobin: both stream what they read, and the first consumer that wants a file gets it.
     new DpkgFilesScanner(),
+    new DpkgCopyrightScanner(),
     new ApkScanner(),
     new RpmScanner(),
     new OsReleaseScanner(),
