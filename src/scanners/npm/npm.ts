@@ -42,7 +42,7 @@ export class NpmScanner implements Scanner {
     const packages: Package[] = [];
     for (const path of files.paths()) {
       if (!PKG.test(path)) continue;
-      let doc: { name?: unknown; version?: unknown; private?: unknown; license?: unknown; licenses?: unknown; dependencies?: unknown };
+      let doc: { name?: unknown; version?: unknown; private?: unknown; license?: unknown; licenses?: unknown; dependencies?: unknown; optionalDependencies?: unknown };
       try {
         doc = JSON.parse(files.get(path)!.toString("utf8")) as typeof doc;
       } catch {
@@ -53,10 +53,13 @@ export class NpmScanner implements Scanner {
       const pkg: Package = { name: doc.name, version: doc.version, kind: "binary", package_db: `nodejs:${path}`, filepath: path, purl: purl("npm", name!, doc.version, ns) };
       const licenses = npmLicenses(doc);
       if (licenses.length) pkg.licenses = licenses;
-      if (doc.dependencies && typeof doc.dependencies === "object" && !Array.isArray(doc.dependencies)) {
-        const deps = Object.keys(doc.dependencies).filter((d) => d.length <= MAX_NAME).slice(0, MAX_DEPENDENCIES);
-        if (deps.length) pkg.depends = deps.map((d) => [d]);
+      // What it needs installed: dependencies and optionalDependencies (peer dependencies are the
+      // installer's business, dev dependencies are not installed with a package).
+      const names = new Set<string>();
+      for (const field of [doc.dependencies, doc.optionalDependencies]) {
+        if (field && typeof field === "object" && !Array.isArray(field)) for (const d of Object.keys(field)) if (d.length <= MAX_NAME && names.size < MAX_DEPENDENCIES) names.add(d);
       }
+      if (names.size) pkg.depends = [...names].map((d) => [d]);
       packages.push(pkg);
     }
     return { packages };
