@@ -1,5 +1,5 @@
 // SPDX 2.3 JSON (https://spdx.github.io/spdx-spec/v2.3/) of one image. The document DESCRIBES the image,
-// a package of purpose CONTAINER that CONTAINS the operating system (purpose OPERATING-SYSTEM) and every
+// a package of purpose CONTAINER that CONTAINS the operating system (purpose OPERATING_SYSTEM) and every
 // package (LIBRARY); a package DEPENDS_ON what its recorded dependencies resolve to (./components.ts).
 // Each package has its purl as a PACKAGE-MANAGER external reference, its source package in sourceInfo, and
 // the layer that introduced it, the database it was read from, its file and owning OS package as
@@ -66,7 +66,7 @@ export function spdx(input: SbomInput): Record<string, unknown> {
       licenseConcluded: "NOASSERTION",
       licenseDeclared: "NOASSERTION",
       copyrightText: "NOASSERTION",
-      primaryPackagePurpose: "OPERATING-SYSTEM",
+      primaryPackagePurpose: "OPERATING_SYSTEM",
       ...(d.pretty_name ? { description: d.pretty_name } : {}),
     });
     relationships.push({ spdxElementId: imageId, relationshipType: "CONTAINS", relatedSpdxElement: osId });

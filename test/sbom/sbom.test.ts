@@ -87,7 +87,7 @@ describeWith(["registryBasic"], "SBOMs of the real Debian test images", () => {
     const layers = bom.metadata.component.properties.filter((p) => p.name === "portcullis:LayerDigest").map((p) => p.value);
     expect(layers).toHaveLength(2);
     for (const c of libs) {
-      expect(c.purl).toBe(`pkg:deb/debian/${c.name}@${encodeURIComponent(c.version).replace(/%3A/g, ":")}?arch=${c.purl!.match(/arch=([^&]+)/)![1]}&distro=debian-12`);
+      expect(c.purl).toBe(`pkg:deb/debian/${encodeURIComponent(c.name)}@${encodeURIComponent(c.version).replace(/%3A/g, ":")}?arch=${c.purl!.match(/arch=([^&]+)/)![1]}&distro=debian-12`);
       expect(layers).toContain(prop(c, "portcullis:LayerDigest"));
     }
     const byName = new Map(libs.map((c) => [c.name, c]));
