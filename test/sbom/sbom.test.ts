@@ -59,10 +59,16 @@ async function dpkgQuery(rootfs: string): Promise<Map<string, { version: string;
   return out;
 }
 
-/** The licences a copyright file states, by grep: the first line of each License: field, without repeats. */
+/**
+ * The licences a copyright file states, by grep: the first line of each License: field, without repeats;
+ * in a file without any, the names of the /usr/share/common-licenses texts it points at.
+ */
 async function grepLicenses(file: string): Promise<string[]> {
   const { stdout } = await run("grep", ["-i", "^license:", file]).catch(() => ({ stdout: "" }));
-  return [...new Set(stdout.split("\n").map((l) => l.replace(/^license:/i, "").trim()).filter(Boolean))];
+  const fields = [...new Set(stdout.split("\n").map((l) => l.replace(/^license:/i, "").trim()).filter(Boolean))];
+  if (fields.length) return fields;
+  const refs = await run("grep", ["-oE", "/usr/share/common-licenses/[A-Za-z0-9_.+-]*[A-Za-z0-9+]", file]).catch(() => ({ stdout: "" }));
+  return [...new Set(refs.stdout.split("\n").map((l) => l.slice("/usr/share/common-licenses/".length)).filter(Boolean))];
 }
 
 describeWith(["registryBasic"], "SBOMs of the real Debian test images", () => {
@@ -112,7 +118,7 @@ describeWith(["registryBasic"], "SBOMs of the real Debian test images", () => {
     expect(deps.get(byName.get("jq")!["bom-ref"])).toContain(byName.get("libjq1")!["bom-ref"]);
   });
 
-  it("gives each Debian package the licences its copyright file states", async () => {
+  it("gives each Debian package the licences its copyright file states (License: fields, else common-licenses references)", async () => {
     const r = await portcullis(["scan", `oci:${ociBookworm()}:base`, "--format", "cyclonedx", "--store", store]);
     expect(r.code).toBe(0);
     const bom = JSON.parse(r.stdout) as Cdx;

@@ -2,7 +2,9 @@
 // `usr/share/doc/<pkg>/copyright`, in the machine-readable format (DEP-5) a `License:` field per paragraph
 // whose first line is the licence's short name (`GPL-2+`, `BSD-3-clause`, `GPL-2+ or LGPL-2.1+`). Those
 // first lines, in order, without repeats, are the package's licences (what Trivy reports too); the licence
-// texts after them are skipped. Copyright files run to hundreds of kilobytes (a package with many
+// texts after them are skipped. A file in the older free-form style (no License: field) names its licences
+// by pointing at `/usr/share/common-licenses/<name>` (base-files, gcc-12-base): then those names, in order,
+// without repeats, as Trivy does too. Copyright files run to hundreds of kilobytes (a package with many
 // licence texts): they stream through consume() line by line, and at most MAX_BYTES of each are read.
 //
 // A scanner of its own, like dpkg-files: its output does not depend on the package list, and an image
@@ -21,6 +23,8 @@ const MAX_LINE = 1024;
 /** Distinct licences kept per file (hostile input). */
 export const MAX_LICENSES = 64;
 const FIELD = /^license:[ \t]*(.*?)[ \t]*$/i;
+/** A reference to a licence text Debian ships; the name ends in a letter, digit or `+` (not a sentence's full stop). */
+const COMMON = /\/usr\/share\/common-licenses\/([A-Za-z0-9_.+-]*[A-Za-z0-9+])/g;
 
 export interface CopyrightResult {
   licenses: string[];
@@ -31,11 +35,15 @@ export interface CopyrightResult {
 /** A sink that keeps the first line of every `License:` field of a copyright file. */
 export function copyrightSink(): FileSink & { end(): CopyrightResult } {
   const licenses: string[] = [];
+  const common: string[] = [];
   let carry = "";
   let overlong = false;
   let read = 0;
   let truncated = false;
   const line = (text: string) => {
+    if (text.includes("/usr/share/common-licenses/")) {
+      for (const c of text.matchAll(COMMON)) if (common.length < MAX_LICENSES && !common.includes(c[1]!)) common.push(c[1]!);
+    }
     const m = FIELD.exec(text.endsWith("\r") ? text.slice(0, -1) : text);
     if (!m || !m[1] || licenses.length >= MAX_LICENSES || licenses.includes(m[1])) return;
     licenses.push(m[1]);
@@ -55,7 +63,7 @@ export function copyrightSink(): FileSink & { end(): CopyrightResult } {
       for (;;) {
         const nl = text.indexOf("\n", start);
         if (nl < 0) break;
-        if (!overlong) line(carry + text.slice(start, nl));
+        if (!overlong && carry.length + nl - start <= MAX_LINE) line(carry + text.slice(start, nl));
         carry = "";
         overlong = false;
         start = nl + 1;
@@ -71,7 +79,8 @@ export function copyrightSink(): FileSink & { end(): CopyrightResult } {
     },
     end(): CopyrightResult {
       if (carry && !overlong && !truncated) line(carry);
-      return truncated ? { licenses, truncated } : { licenses };
+      const found = licenses.length ? licenses : common;
+      return truncated ? { licenses: found, truncated } : { licenses: found };
     },
   };
 }
