@@ -13,9 +13,9 @@
 import { components, shortHash } from "./components.js";
 import type { SbomInput } from "./types.js";
 
-/** An SPDX id from any text: the characters SPDX allows (`[A-Za-z0-9.-]`), the rest as `-`. */
+/** An SPDX id from any text: the characters SPDX allows (`[A-Za-z0-9.-]`), `+` as `-plus`, the rest as `-`. */
 function idPart(s: string): string {
-  return s.replace(/[^A-Za-z0-9.-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 64) || "x";
+  return s.replace(/\+/g, "-plus").replace(/[^A-Za-z0-9.-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 64) || "x";
 }
 
 export function spdx(input: SbomInput): Record<string, unknown> {
