@@ -33,7 +33,7 @@ export interface CopyrightResult {
 }
 
 /** A sink that keeps the first line of every `License:` field of a copyright file. */
-export function copyrightSink(): FileSink & { end(): CopyrightResult } {
+export function copyrightSink(): { write(chunk: Buffer): boolean; end(): CopyrightResult } {
   const licenses: string[] = [];
   const common: string[] = [];
   let carry = "";
