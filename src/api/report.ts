@@ -8,6 +8,7 @@
 //   GET    /indexer/api/v1/index_state             {"state": scanner set hash}, with an ETag
 //   POST   /indexer/api/v1/internal/affected_manifest  which stored manifests given vulnerabilities affect
 //   GET    /matcher/api/v1/vulnerability_report/{digest}  the stored IndexReport matched against the advisories now
+//   GET    /indexer/api/v1/sbom/{digest}?format=cyclonedx|spdx-json  an SBOM of the indexed image (not Clair's)
 //
 // Every request needs `Authorization: Bearer TOKEN`, checked with a TokenReview (401 when missing or
 // invalid). A report (index or vulnerability) is shown only to a caller who may `get` an ImageScan whose
@@ -27,6 +28,13 @@
 // concurrent GETs of one digest share one match. affected_manifest: at most 8 MiB and 1,000
 // vulnerabilities per body (Clair's notifier sends 1,000 at most), and at most `maxAffectedRows` stored
 // package rows looked at (413 beyond, never a partial answer).
+//
+// GET sbom answers the image's SBOM (../sbom/: CycloneDX 1.5 JSON by default, `format=spdx-json` for SPDX
+// 2.3), under the same authorization as its index report, made from the stored layer results of a manifest
+// the current scanner set finished indexing (404 not-found otherwise, 409 stale-index when an older scanner
+// set indexed it: a new ImageScan or POST index_report re-indexes it). The document names the image by its
+// digest only: the references ImageScans give it belong to their namespaces, which the caller may not see.
+// Work per request: at most `maxMatchPackages` packages (422 beyond), `matchConcurrency` at once.
 //
 // POST index_report takes Clair's Manifest: {"hash": "sha256:…", "layers": [{"hash": "sha256:…", "uri":
 // "https://…", "headers": {"Authorization": ["Bearer …"]}, "media_type": "…"}]} (application/json or
@@ -62,7 +70,8 @@ import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
 import { GROUP, VERSION, type ImageScan } from "../controller/imagescan.js";
 import { matchWithStore } from "../findings/match.js";
-import type { Indexer, IndexResult } from "../indexer/indexer.js";
+import { InventoryError, type Indexer, type IndexResult } from "../indexer/indexer.js";
+import { documentStamp, isSbomFormat, SBOM_MEDIA_TYPES, writeSbom } from "../sbom/index.js";
 import { checkLayerUri, LayerFetchError, UriLayerFetcher, type UriManifest } from "../indexer/sources/uri.js";
 import type { EgressGuard } from "../net/egress.js";
 import { Informer } from "../kube/informer.js";
@@ -246,6 +255,10 @@ export interface ReportApiOptions {
   tokenChecks?: { perSecond: number; burst: number };
   /** The indexer for POST index_report (its scanner set must be `scannerSet`); without it POST is 501. */
   indexer?: Pick<Indexer, "index">;
+  /** Where GET sbom reads a manifest's coalesced packages from (the Indexer); without it GET sbom is 501. */
+  inventory?: Pick<Indexer, "inventory">;
+  /** This build's version, named as the SBOMs' tool. */
+  version?: string;
   /**
    * Let POSTed layer URIs reach loopback, link-local and cloud metadata addresses. Default false: only for
    * tests and development; `portcullis serve` never sets it.
@@ -414,6 +427,7 @@ export class ReportApi {
     const matcher = path === MATCHER_PREFIX || path.startsWith(`${MATCHER_PREFIX}/`);
     const rest = matcher ? "" : path.slice(API_PREFIX.length);
     const report = /^\/index_report\/([^/]+)$/.exec(rest);
+    const sbom = /^\/sbom\/([^/]+)$/.exec(rest);
     const vulnReport = matcher ? /^\/vulnerability_report\/([^/]+)$/.exec(path.slice(MATCHER_PREFIX.length)) : null;
     const allow = (methods: string) => {
       res.setHeader("Allow", methods);
@@ -430,6 +444,9 @@ export class ReportApi {
       if (method === "GET" || method === "HEAD") handler = (c) => this.getReport(c, decoded(report[1]!), req, res);
       else if (method === "DELETE") handler = (c) => this.deleteOne(c, decoded(report[1]!), res);
       else return allow("GET, DELETE");
+    } else if (sbom) {
+      if (method !== "GET" && method !== "HEAD") return allow("GET");
+      handler = (c) => this.getSbom(c, decoded(sbom[1]!), req, res);
     } else if (rest === "/index_report") {
       if (method === "POST") handler = (c) => this.indexManifest(c, req, res);
       else if (method === "DELETE") handler = (c) => this.deleteMany(c, req, res);
@@ -508,6 +525,51 @@ export class ReportApi {
   }
 
   /**
+   * A slot to compute a vulnerability report or an SBOM in: `matchConcurrency` at once, `matchQueue` waiting,
+   * 503 busy beyond.
+   */
+  private async matchSlot(): Promise<() => void> {
+    if (this.matchWaiting >= (this.o.matchQueue ?? 32)) {
+      throw new HttpError(503, "busy", "too many vulnerability reports and SBOMs are being computed; try again");
+    }
+    this.matchWaiting++;
+    try {
+      return await this.matchSlots.acquire(this.stopping.signal);
+    } catch {
+      throw new HttpError(503, "unavailable", "the server is stopping; try again");
+    } finally {
+      this.matchWaiting--;
+    }
+  }
+
+  /** GET sbom: the SBOM of an image this scanner set finished indexing, in the format asked for. */
+  private async getSbom(caller: Caller, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const format = new URL(req.url ?? "/", "http://x").searchParams.get("format") ?? "cyclonedx";
+    if (!isSbomFormat(format)) throw new HttpError(400, "bad-request", `format must be cyclonedx or spdx-json, not ${JSON.stringify(format.slice(0, 100))}`);
+    await this.authorizeRead(caller, digest);
+    if (!this.o.inventory) throw new HttpError(501, "not-implemented", "this server has no indexer to read SBOMs from");
+    const release = await this.matchSlot();
+    let text: string;
+    try {
+      let inv;
+      try {
+        inv = await this.o.inventory.inventory(digest);
+      } catch (e) {
+        if (!(e instanceof InventoryError)) throw e;
+        if (e.code === "STALE_INDEX") throw new HttpError(409, "stale-index", e.message);
+        throw new HttpError(404, "not-found", e.message);
+      }
+      const max = this.o.maxMatchPackages ?? 10_000;
+      if (inv.packages.length > max) throw new HttpError(422, "too-many-packages", `${digest} has ${inv.packages.length} packages, more than the ${max} this server writes per SBOM (maxMatchPackages); run \`portcullis scan\` on the image instead`);
+      text = writeSbom(format, { image: { name: digest, manifest: digest, layers: inv.layers }, packages: inv.packages, distribution: inv.distribution, tool: { name: "portcullis", version: this.o.version ?? "unknown" }, ...documentStamp() });
+    } finally {
+      release();
+    }
+    res.writeHead(200, { "Content-Type": SBOM_MEDIA_TYPES[format], "Content-Length": Buffer.byteLength(text), "Cache-Control": "private, no-store" });
+    res.end(req.method === "HEAD" ? undefined : text);
+  }
+
+  /**
    * Who may read the reports of a digest: a caller who may get an ImageScan of it in some namespace, or one
    * who may get ImageScans everywhere (then also digests no ImageScan has). 404 when no ImageScan has it
    * and the caller may not see everything, so that digests do not leak.
@@ -558,18 +620,7 @@ export class ReportApi {
     const packages = Object.keys(index.packages ?? {}).length;
     const max = this.o.maxMatchPackages ?? 10_000;
     if (packages > max) throw new HttpError(422, "too-many-packages", `${digest} has ${packages} packages, more than the ${max} this server matches per report (maxMatchPackages); run \`portcullis scan\` on the image instead`);
-    if (this.matchWaiting >= (this.o.matchQueue ?? 32)) {
-      throw new HttpError(503, "busy", "too many vulnerability reports are being computed; try again");
-    }
-    this.matchWaiting++;
-    let release: () => void;
-    try {
-      release = await this.matchSlots.acquire(this.stopping.signal);
-    } catch {
-      throw new HttpError(503, "unavailable", "the server is stopping; try again");
-    } finally {
-      this.matchWaiting--;
-    }
+    const release = await this.matchSlot();
     try {
       const t0 = performance.now();
       const found = await matchWithStore(this.o.store.advisories, index);

@@ -36,10 +36,11 @@ IMAGE is one of:
   docker-archive:FILE[:TAG]    the output of docker save
 
 Options:
-  --format table|json|vuln-json
+  --format table|json|vuln-json|cyclonedx|spdx-json
                                table (default): a summary and the vulnerabilities found; json: exactly one
                                Clair v4 IndexReport on stdout; vuln-json: exactly one Clair v4
-                               VulnerabilityReport on stdout
+                               VulnerabilityReport on stdout; cyclonedx: a CycloneDX 1.5 SBOM (JSON);
+                               spdx-json: an SPDX 2.3 SBOM (JSON)
   --severity LIST              show and count only these severities, comma separated: CRITICAL, HIGH,
                                MEDIUM, LOW, NEGLIGIBLE, UNKNOWN (default: all)
   --ignore-unfixed             show and count only vulnerabilities with a fixed version to upgrade to
@@ -59,7 +60,8 @@ named in $PORTCULLIS_CREDENTIAL_HELPERS (ecr, gcr; comma separated). Registries 
 
 Vulnerabilities are matched against the advisory data in the store (\`portcullis db update\`, or
 \`db import\` / \`db pull\` for offline bundles); without any, the table says so in one line and
-vuln-json has no vulnerabilities. --severity, --ignore-unfixed and --exit-code do not apply to json.
+vuln-json has no vulnerabilities. --severity, --ignore-unfixed and --exit-code do not apply to json,
+cyclonedx or spdx-json.
 
 Exit codes: 0 indexed, 1 the scan failed (the error says what and where), 2 usage, N (--exit-code) a
 vulnerability was found.
@@ -67,7 +69,7 @@ vulnerability was found.
 
 interface ScanArgs {
   image: string;
-  format: "table" | "json" | "vuln-json";
+  format: "table" | "json" | "vuln-json" | "cyclonedx" | "spdx-json";
   /** --severity: only these are shown and counted. */
   severities?: Set<Severity>;
   ignoreUnfixed: boolean;
@@ -97,13 +99,15 @@ export function parseScanArgs(args: string[]): ScanArgs | "help" {
   if (values.help) return "help";
   if (positionals.length !== 1) throw new UsageError(positionals.length ? `scan takes one IMAGE, got ${positionals.length}` : "scan needs an IMAGE");
   const format = values.format;
-  if (format !== "table" && format !== "json" && format !== "vuln-json") throw new UsageError(`--format must be table, json or vuln-json, not ${JSON.stringify(format)}`);
+  if (format !== "table" && format !== "json" && format !== "vuln-json" && format !== "cyclonedx" && format !== "spdx-json") {
+    throw new UsageError(`--format must be table, json, vuln-json, cyclonedx or spdx-json, not ${JSON.stringify(format)}`);
+  }
   const severities = values.severity !== undefined ? parseSeverities(values.severity) : undefined;
   const exitCodeText = values["exit-code"] ?? "0";
   if (!/^\d{1,3}$/.test(exitCodeText) || Number(exitCodeText) > 255) throw new UsageError(`--exit-code must be a number from 0 to 255, not ${JSON.stringify(exitCodeText)}`);
   const ignoreUnfixed = values["ignore-unfixed"] ?? false;
-  if (format === "json" && (severities || ignoreUnfixed || exitCodeText !== "0")) {
-    throw new UsageError("--severity, --ignore-unfixed and --exit-code apply to vulnerabilities: use them with --format table or vuln-json, not json (the IndexReport)");
+  if ((format === "json" || format === "cyclonedx" || format === "spdx-json") && (severities || ignoreUnfixed || exitCodeText !== "0")) {
+    throw new UsageError(`--severity, --ignore-unfixed and --exit-code apply to vulnerabilities: use them with --format table or vuln-json, not ${format} (${format === "json" ? "the IndexReport" : "an SBOM"})`);
   }
   if (values["password-stdin"] && !values.username) throw new UsageError("--password-stdin needs --username");
   let platform: Platform;
@@ -194,9 +198,12 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   storeOpening.catch(() => undefined);
   const indexerModules = Promise.all([import("../indexer/indexer.js"), import("../scanners/index.js")]);
   indexerModules.catch(() => undefined);
-  // The matcher loads while the image is indexed; json (the IndexReport) does not match.
-  const vulnModule = parsed.format === "json" ? undefined : import("./scan-vulns.js");
+  // The matcher loads while the image is indexed; json (the IndexReport) and the SBOMs do not match.
+  const sbom = parsed.format === "cyclonedx" || parsed.format === "spdx-json";
+  const vulnModule = parsed.format === "json" || sbom ? undefined : import("./scan-vulns.js");
   vulnModule?.catch(() => undefined);
+  const sbomModule = sbom ? import("../sbom/index.js") : undefined;
+  sbomModule?.catch(() => undefined);
   let client: RegistryClient | undefined;
   let store: Store | undefined;
   try {
@@ -236,6 +243,12 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
       process.stderr.write(scanFailure(parsed.image, result));
       return EXIT.failed;
     }
+    if (sbomModule && (parsed.format === "cyclonedx" || parsed.format === "spdx-json")) {
+      const [{ writeSbom, documentStamp }, inventory] = await Promise.all([sbomModule, indexer.inventory(manifest.digest)]);
+      const image = { name: parsed.image, manifest: manifest.digest, layers: inventory.layers };
+      process.stdout.write(writeSbom(parsed.format, { image, packages: inventory.packages, distribution: inventory.distribution, tool: { name: "portcullis", version: await toolVersion() }, ...documentStamp() }));
+      return EXIT.ok;
+    }
     if (!vulnModule) return EXIT.ok;
     const vulns = await vulnModule;
     const filter = { severities: parsed.severities, ignoreUnfixed: parsed.ignoreUnfixed };
@@ -250,6 +263,11 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
     // After a failed resolution the store is still closed once open (PGlite writes its folder on close).
     await (store ?? (await storeOpening.catch(() => undefined)))?.close();
   }
+}
+
+/** This build's version, for the SBOM's tool entry. */
+async function toolVersion(): Promise<string> {
+  return (await import("./version.js")).version();
 }
 
 function ttyProgress(total: number): (p: IndexProgress) => void {

@@ -25,6 +25,7 @@ import { openStore } from "../store/open.js";
 import { EXIT } from "./exit.js";
 import { PortcullisMetrics } from "../metrics/metrics.js";
 import { kubeAuthority, ReportApi } from "../api/report.js";
+import { version } from "./version.js";
 import { levelLogFn, logFn, logId, withLogContext, type LogFields, type LogLevel } from "../log/logger.js";
 import { createLogger } from "../log/pino.js";
 import { describeConfig, loadServeConfig } from "./serve-config.js";
@@ -269,7 +270,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   metrics.watchCertificates(() => certs);
   // The report API reads ImageScans from the webhook's cache when there is one, else from its own informer.
   const reportApi = new ReportApi({
-    kc, store, scannerSet: indexer.scannerSet, indexer, scans: webhook?.scans, log: levelLogFn(part("report-api")),
+    kc, store, scannerSet: indexer.scannerSet, indexer, inventory: indexer, version: version(), scans: webhook?.scans, log: levelLogFn(part("report-api")),
     authority: kubeAuthority(kc, { audiences: list(cfg.reportTokenAudiences) }),
   });
   const [label, labelValue] = cfg.webhookNamespaceLabel?.split("=") ?? [];

@@ -8,9 +8,12 @@
 // file (or `.dist-info`/`.egg-info` directory) one of the final lists names is owned by that OS package, if
 // the final image still has it; the report says so with an owner Repository (OWNER_REPOSITORY_KEY) among
 // the language package's repository_ids, which Clair's schema allows and its clients ignore.
+//
+// Licence files (dpkg's `usr/share/doc/<pkg>/copyright`) stack the same way too, and give their licences
+// to the package they name if its database entry has none of its own (not on Clair's wire; for SBOMs).
 import type { ScanOutput } from "../scanners/types.js";
 import { OWNER_REPOSITORY_KEY, type IndexReport, type WirePackage } from "./report.js";
-import type { Distribution, Environment, OwnedFiles, Package, Repository } from "./types.js";
+import type { Distribution, Environment, LicenseFile, OwnedFiles, Package, Repository } from "./types.js";
 
 export interface CoalesceLayer {
   digest: string;
@@ -59,12 +62,15 @@ export function coalesce(layers: readonly CoalesceLayer[]): Coalesced {
   const repositories = new Map<string, Repository>();
   /** OS file list -> what the top-most layer carrying it recorded. */
   const lists = new Map<string, OwnedFiles[]>();
+  /** Licence file -> what the top-most layer carrying it said. */
+  const licenseFiles = new Map<string, LicenseFile>();
 
   layers.forEach((layer, i) => {
     // The layer's whiteouts act on what lies below it, before its own contents.
     if (layer.whiteouts.length || layer.opaqueDirs.length) {
       for (const db of [...dbs.keys()]) if (removedBy(db, layer.whiteouts, layer.opaqueDirs)) dbs.delete(db);
       for (const db of [...lists.keys()]) if (removedBy(db, layer.whiteouts, layer.opaqueDirs)) lists.delete(db);
+      for (const db of [...licenseFiles.keys()]) if (removedBy(db, layer.whiteouts, layer.opaqueDirs)) licenseFiles.delete(db);
     }
     const found = new Map<string, Map<string, Package>>();
     // A database file the layer carries replaces the one below even if no package is left in it.
@@ -84,6 +90,7 @@ export function coalesce(layers: readonly CoalesceLayer[]): Coalesced {
         if (!l) ownedHere.set(o.db, (l = []));
         l.push(o);
       }
+      for (const f of out.licenseFiles ?? []) licenseFiles.set(f.db, f);
     }
     // An rpmdb or apk database this layer carries replaces the lower one's lists, even with nothing kept.
     for (const db of lists.keys()) if (files.has(db) && !ownedHere.has(db)) ownedHere.set(db, []);
@@ -110,8 +117,24 @@ export function coalesce(layers: readonly CoalesceLayer[]): Coalesced {
     }
   }
   packages.sort((a, b) => cmp(a.pkg.name, b.pkg.name) || cmp(a.pkg.version, b.pkg.version) || cmp(a.pkg.package_db ?? "", b.pkg.package_db ?? ""));
+  attachLicenses(packages, licenseFiles);
   attachOwners(packages, lists);
   return { packages, distribution: distribution?.d, repositories: [...repositories.values()] };
+}
+
+/** Gives each package without licences of its own those of the final licence file that names it. */
+function attachLicenses(packages: CoalescedPackage[], files: ReadonlyMap<string, LicenseFile>): void {
+  if (files.size === 0) return;
+  const byPackage = new Map<string, string[]>();
+  for (const f of files.values()) {
+    if (!f.licenses.length) continue;
+    for (const db of f.packageDbs) if (!byPackage.has(`${db}\0${f.package}`)) byPackage.set(`${db}\0${f.package}`, f.licenses);
+  }
+  for (const c of packages) {
+    if (c.pkg.licenses?.length) continue;
+    const licenses = byPackage.get(`${c.pkg.package_db ?? ""}\0${c.pkg.name}`);
+    if (licenses) c.pkg = { ...c.pkg, licenses };
+  }
 }
 
 /** A language package_db (`python:usr/lib/...`): an ecosystem prefix without a slash before the colon. */

@@ -9,7 +9,7 @@ import { walkLayer, type WalkLimits } from "../layers/walk.js";
 import type { Scanner, ScanOutput } from "../scanners/types.js";
 import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
 import { scannedKey } from "../store/types.js";
-import { buildReport, coalesce, type CoalesceLayer } from "./coalesce.js";
+import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "./coalesce.js";
 import type { IndexReport } from "./report.js";
 import type { Distribution, IndexState, LayerDescriptor, ManifestToIndex, Package } from "./types.js";
 
@@ -58,6 +58,24 @@ export interface IndexProgress {
   bytes?: number;
 }
 
+/** A finished manifest's coalesced packages, with purls, licences and dependencies (for SBOMs). */
+export interface Inventory extends Coalesced {
+  manifest: string;
+  /** Layer digests, bottom to top. */
+  layers: string[];
+}
+
+/** Why there is no inventory of a manifest: never indexed, not finished, or indexed by other scanner versions. */
+export class InventoryError extends Error {
+  override name = "InventoryError";
+  constructor(
+    readonly code: "NOT_INDEXED" | "NOT_FINISHED" | "STALE_INDEX",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export class Indexer {
   private readonly scanners: readonly Scanner[];
   private readonly infos: ScannerInfo[];
@@ -92,6 +110,28 @@ export class Indexer {
   /** The stored report for a manifest, if any (finished, in progress or failed). */
   async indexReport(manifest: string): Promise<IndexReport | undefined> {
     return (await this.o.store.indexReport(manifest))?.report;
+  }
+
+  /**
+   * The coalesced packages of a manifest this scanner set finished indexing, re-read from the stored layer
+   * results (the IndexReport keeps to Clair's wire format, which has no room for purls, licences or
+   * dependencies). Throws an InventoryError when there is none; index the manifest first.
+   */
+  async inventory(manifest: string): Promise<Inventory> {
+    const store = this.o.store;
+    const known = await store.indexReport(manifest);
+    if (!known) throw new InventoryError("NOT_INDEXED", `${manifest} is not indexed`);
+    if (known.report.state !== "IndexFinished") throw new InventoryError("NOT_FINISHED", `${manifest} is not indexed yet (state ${known.report.state}${known.report.err ? `: ${known.report.err}` : ""})`);
+    if (known.scannerSet !== this.scannerSet) throw new InventoryError("STALE_INDEX", `${manifest} was indexed by other scanner versions; index it again for an SBOM`);
+    await this.ensureRegistered();
+    const layers = (await store.manifestLayers(manifest)) ?? [];
+    const arts = await store.layerArtifacts(layers, this.infos);
+    // A foreign layer (never fetched) has no stored results: it adds nothing, as at indexing.
+    const stack: CoalesceLayer[] = layers.map((digest) => {
+      const a = arts.get(digest);
+      return { digest, whiteouts: a?.whiteouts ?? [], opaqueDirs: a?.opaqueDirs ?? [], files: a?.files ?? [], outputs: a ? [...a.outputs.values()] : [] };
+    });
+    return { manifest, layers, ...coalesce(stack) };
   }
 
   async index(m: ManifestToIndex, source: LayerSource, opts: { signal?: AbortSignal; onProgress?: (p: IndexProgress) => void } = {}): Promise<IndexResult> {

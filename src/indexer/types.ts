@@ -24,6 +24,21 @@ export interface Package {
   purl?: string;
   /** Path of the file the package is known by (a jar, a Go binary), when not the package_db itself. */
   filepath?: string;
+  /**
+   * Licences as the package's own metadata records them (apk `L:`, the rpm License tag, package.json
+   * `license`, Python's License-Expression...), verbatim: SPDX expressions or free text. Not on Clair's
+   * wire; for SBOMs. dpkg's come from the copyright files at coalescing (LicenseFile).
+   */
+  licenses?: string[];
+  /**
+   * What the package depends on, as its database records it: each entry lists alternatives, any one of
+   * which satisfies it, by package name or by a name some package provides (dpkg `Depends`/`Pre-Depends`,
+   * apk `D:`, package.json `dependencies`). Resolved to installed packages of the same database when an
+   * SBOM is written; not on Clair's wire.
+   */
+  depends?: string[][];
+  /** Other names the package answers to in `depends` (dpkg `Provides`, apk `p:`). */
+  provides?: string[];
 }
 
 export interface Distribution {
@@ -94,4 +109,19 @@ export interface OwnedFiles {
   package: string;
   /** Paths relative to the image root, no leading `/`. */
   paths: string[];
+}
+
+/**
+ * Licences an OS package states in a file of its own rather than in the package database (Debian's
+ * `usr/share/doc/<pkg>/copyright`), which may sit in a lower layer than the database that lists the
+ * package: coalescing stacks it like a package database and gives the licences to the package.
+ */
+export interface LicenseFile {
+  /** The file the licences were read from; a later layer's copy replaces it, a whiteout removes it. */
+  db: string;
+  /** The package_db values of the packages it may speak for (dpkg: the status file and status.d/<pkg>). */
+  packageDbs: string[];
+  /** The package's name. */
+  package: string;
+  licenses: string[];
 }

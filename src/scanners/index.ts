@@ -3,6 +3,7 @@
 import { ApkScanner } from "./apk/apk.js";
 import { CargoAuditableScanner } from "./cargo/cargo.js";
 import { ComposerScanner } from "./composer/composer.js";
+import { DpkgCopyrightScanner } from "./dpkg/copyright.js";
 import { DpkgScanner } from "./dpkg/dpkg.js";
 import { DotnetDepsScanner } from "./dotnet/dotnet.js";
 import { DpkgFilesScanner } from "./dpkg/files.js";
@@ -21,6 +22,7 @@ export function defaultScanners(): Scanner[] {
     new DpkgScanner(),
     // Streaming scanners (dpkg-files, gobin, cargo-auditable) each get every file they want, in one read.
     new DpkgFilesScanner(),
+    new DpkgCopyrightScanner(),
     new ApkScanner(),
     new RpmScanner(),
     new OsReleaseScanner(),

@@ -2,7 +2,7 @@
 // alone whether it wants a file (so the layer walk can drain everything else without buffering it), and
 // parses the files it asked for. A layer is scanned once per (scanner name, version), ever: bump the
 // version whenever the output for the same input can change.
-import type { Distribution, OwnedFiles, Package, Repository, ScannerKind } from "../indexer/types.js";
+import type { Distribution, LicenseFile, OwnedFiles, Package, Repository, ScannerKind } from "../indexer/types.js";
 
 /** What the layer walk knows about a tar entry when it decides whether to keep it. */
 export interface EntryInfo {
@@ -44,6 +44,8 @@ export interface ScanOutput {
   repositories?: Repository[];
   /** OS scanners: the files each OS package installed where language packages may live (file ownership). */
   owners?: OwnedFiles[];
+  /** OS scanners: licences packages state in files of their own (dpkg copyright files). */
+  licenseFiles?: LicenseFile[];
 }
 
 export interface Scanner {

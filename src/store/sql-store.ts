@@ -124,6 +124,16 @@ export class SqlStore implements Store {
     return out;
   }
 
+  async manifestLayers(manifest: string): Promise<string[] | undefined> {
+    const { rows } = await this.db.query<{ hash: string | null }>(
+      `SELECT l.hash FROM manifest m LEFT JOIN manifest_layer ml ON ml.manifest_id = m.id LEFT JOIN layer l ON l.id = ml.layer_id
+       WHERE m.hash = $1 ORDER BY ml.i`,
+      [manifest],
+    );
+    if (!rows.length) return undefined;
+    return rows.flatMap((r) => (r.hash ? [r.hash] : []));
+  }
+
   async setIndexReport(report: IndexReport, scannerSet: string): Promise<void> {
     await this.db.transaction((tx) => writeReport(tx, report, scannerSet));
   }

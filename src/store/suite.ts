@@ -42,6 +42,15 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
       expect((await store.scannedLayers([base], [dpkg1])).size).toBe(1);
     });
 
+    it("gives a manifest's layers bottom to top (a layer twice, twice), and nothing for an unknown manifest", async () => {
+      const [a, b] = [dg("ml-a"), dg("ml-b")];
+      await store.persistManifest({ digest: dg("m-layers"), layers: [b, a, b].map((digest) => ({ digest, size: 1, mediaType: "x" })) });
+      expect(await store.manifestLayers(dg("m-layers"))).toEqual([b, a, b]);
+      await store.persistManifest({ digest: dg("m-empty"), layers: [] });
+      expect(await store.manifestLayers(dg("m-empty"))).toEqual([]);
+      expect(await store.manifestLayers(dg("m-unknown"))).toBeUndefined();
+    });
+
     it("returns layer artifacts with whiteouts, per scanner version", async () => {
       const l = dg("layer-art");
       await store.persistManifest({ digest: dg("m-art"), layers: [{ digest: l, size: 1, mediaType: "x" }] });

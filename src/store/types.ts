@@ -56,6 +56,8 @@ export interface Querier {
   scannedLayers(layers: readonly string[], scanners: readonly ScannerInfo[]): Promise<Set<string>>;
   layerArtifacts(layers: readonly string[], scanners: readonly ScannerInfo[]): Promise<Map<string, LayerArtifacts>>;
   indexReport(manifest: string): Promise<{ report: IndexReport; scannerSet: string } | undefined>;
+  /** The layer digests of a persisted manifest, bottom to top; undefined for an unknown manifest. */
+  manifestLayers(manifest: string): Promise<string[] | undefined>;
   /** Digests of finished manifests that contain a package of this name (and version, when given). */
   affectedManifests(q: { name: string; version?: string; dist_did?: string }): Promise<string[]>;
   /**

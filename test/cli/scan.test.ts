@@ -70,7 +70,7 @@ describeWith(["registryBasic"], "portcullis scan", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid reference "Not\/A:Reference!"/);
     expect((await portcullis(["scan"])).code).toBe(2);
-    expect((await portcullis(["scan", "x", "--format", "yaml"])).stderr).toMatch(/--format must be table, json or vuln-json/);
+    expect((await portcullis(["scan", "x", "--format", "yaml"])).stderr).toMatch(/--format must be table, json, vuln-json, cyclonedx or spdx-json/);
     expect((await portcullis(["scan", "x", "--platform", "linux"])).code).toBe(2);
     const missing = await portcullis(["scan", `oci:${join(dir, "nope")}`, "--store", join(dir, "s6")]);
     expect(missing.code).toBe(1);

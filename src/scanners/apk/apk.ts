@@ -7,6 +7,12 @@ import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanO
 
 const DB = "lib/apk/db/installed";
 
+/** The name of an apk dependency or provide, without its version constraint. */
+function apkName(token: string): string {
+  const i = token.search(/[<>=~]/);
+  return i > 0 ? token.slice(0, i) : token;
+}
+
 export function parseApkInstalled(text: string, packageDb = DB): Package[] {
   const out: Package[] = [];
   let fields = new Map<string, string>();
@@ -15,7 +21,16 @@ export function parseApkInstalled(text: string, packageDb = DB): Package[] {
     const version = fields.get("V");
     if (name && version) {
       const origin = fields.get("o");
-      out.push({ name, version, kind: "binary", arch: fields.get("A"), package_db: packageDb, source: { name: origin ?? name, version, kind: "source" } });
+      const pkg: Package = { name, version, kind: "binary", arch: fields.get("A"), package_db: packageDb, source: { name: origin ?? name, version, kind: "source" } };
+      const license = fields.get("L")?.trim();
+      if (license) pkg.licenses = [license];
+      // D: and p: are space-separated: `name`, `name>=1.2`, `so:libc.musl-x86_64.so.1`, `cmd:sh=1.36`; a
+      // `!name` in D: is a conflict, not a dependency.
+      const depends = (fields.get("D") ?? "").split(/\s+/).filter((d) => d && !d.startsWith("!")).map((d) => [apkName(d)]);
+      if (depends.length) pkg.depends = depends;
+      const provides = (fields.get("p") ?? "").split(/\s+/).filter(Boolean).map(apkName);
+      if (provides.length) pkg.provides = provides;
+      out.push(pkg);
     }
     fields = new Map();
   };
@@ -75,8 +90,8 @@ export function parseApkOwners(text: string, packageDb = DB, keep: (path: string
 
 export class ApkScanner implements Scanner {
   readonly name = "apk";
-  /** 2: owners (file ownership). */
-  readonly version = "2";
+  /** 2: owners (file ownership); 3: licences, depends and provides (for SBOMs). */
+  readonly version = "3";
   readonly kind = "package" as const;
 
   wants(e: EntryInfo): boolean {

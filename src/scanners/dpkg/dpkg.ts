@@ -62,6 +62,26 @@ function parseSource(field: string): { name: string; version?: string } {
   return { name: field.slice(0, open).trim(), version: field.slice(open + 1, close < 0 ? undefined : close).trim() };
 }
 
+/** A package name without its `:arch` qualifier, version constraint or architecture restriction. */
+function relationName(s: string): string {
+  const m = /^\s*([a-z0-9][a-z0-9+.-]*)/i.exec(s);
+  return m ? m[1]! : "";
+}
+
+/**
+ * A relationship field (`Depends`, `Pre-Depends`, `Provides`): comma-separated entries of `|`-separated
+ * alternatives, each `name[:arch] [(op version)] [[archs]]`. Names only.
+ */
+export function parseRelations(field: string | undefined): string[][] {
+  if (!field) return [];
+  const out: string[][] = [];
+  for (const entry of field.split(",")) {
+    const alts = entry.split("|").map(relationName).filter(Boolean);
+    if (alts.length) out.push(alts);
+  }
+  return out;
+}
+
 /** Packages of one dpkg database file; `requireStatus` false for distroless files. */
 export function parseDpkgDatabase(text: string, packageDb: string, requireStatus: boolean): Package[] {
   const pkgs: Package[] = [];
@@ -79,21 +99,27 @@ export function parseDpkgDatabase(text: string, packageDb: string, requireStatus
     const arch = p.get("Architecture");
     const src = p.get("Source");
     const source = src ? parseSource(src) : { name };
-    pkgs.push({
+    const pkg: Package = {
       name: name.split(":")[0]!,
       version,
       kind: "binary",
       arch: arch && arch !== "all" ? arch : arch,
       package_db: packageDb,
       source: { name: source.name, version: source.version ?? version, kind: "source" },
-    });
+    };
+    const depends = [...parseRelations(p.get("Pre-Depends")), ...parseRelations(p.get("Depends"))];
+    if (depends.length) pkg.depends = depends;
+    const provides = parseRelations(p.get("Provides")).flat();
+    if (provides.length) pkg.provides = provides;
+    pkgs.push(pkg);
   }
   return pkgs;
 }
 
 export class DpkgScanner implements Scanner {
   readonly name = "dpkg";
-  readonly version = "1";
+  /** 2: depends and provides (for SBOMs). */
+  readonly version = "2";
   readonly kind = "package" as const;
 
   wants(e: EntryInfo): boolean {

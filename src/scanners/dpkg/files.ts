@@ -94,7 +94,8 @@ export function listOwner(path: string): { package: string; packageDb: string; m
 
 export class DpkgFilesScanner implements Scanner {
   readonly name = "dpkg-files";
-  readonly version = "1";
+  // 2: the owner paths kept (owners/paths.ts) include .NET's *.deps.json and Composer's installed.json.
+  readonly version = "2";
   readonly kind = "package" as const;
 
   wants(e: EntryInfo): boolean {

@@ -6,7 +6,7 @@ export class RpmHeaderError extends Error {
 }
 
 export const Tag = {
-  NAME: 1000, VERSION: 1001, RELEASE: 1002, EPOCH: 1003, ARCH: 1022, SOURCERPM: 1044,
+  NAME: 1000, VERSION: 1001, RELEASE: 1002, EPOCH: 1003, LICENSE: 1014, ARCH: 1022, SOURCERPM: 1044,
   DIRINDEXES: 1116, BASENAMES: 1117, DIRNAMES: 1118, MODULARITYLABEL: 5096,
 } as const;
 
@@ -23,6 +23,8 @@ export interface RpmHeader {
   arch?: string;
   sourceRpm?: string;
   module?: string;
+  /** The License tag: the package's licence, an SPDX or Fedora short-name expression. */
+  license?: string;
   /** With `opts.files`: the installed paths (DIRNAMES[DIRINDEXES[i]] + BASENAMES[i], no leading `/`) it accepts. */
   files?: string[];
 }
@@ -73,6 +75,8 @@ export function parseRpmHeader(blob: Uint8Array, opts: RpmHeaderOptions = {}): R
   if (arch) h.arch = arch;
   const src = str(Tag.SOURCERPM);
   if (src) h.sourceRpm = src;
+  const license = str(Tag.LICENSE)?.trim();
+  if (license) h.license = license;
   const mod = str(Tag.MODULARITYLABEL);
   if (mod) h.module = mod;
   if (opts.files) h.files = files(buf, dataStart, dl, found, opts.files);

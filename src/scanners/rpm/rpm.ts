@@ -40,6 +40,7 @@ export function rpmPackage(h: RpmHeader, packageDb: string): Package {
   const p: Package = { name: h.name, version, kind: "binary", package_db: packageDb };
   if (h.arch) p.arch = h.arch;
   // Modularity labels are name:stream:version:context; claircore keeps name:stream.
+  if (h.license) p.licenses = [h.license];
   if (h.module) p.module = h.module.split(":").slice(0, 2).join(":");
   const src = h.sourceRpm ? parseSourceRpm(h.sourceRpm) : undefined;
   if (src) p.source = { name: src.name, version: `${h.epoch ? `${h.epoch}:` : ""}${src.version}-${src.release}`, kind: "source" };
@@ -48,8 +49,8 @@ export function rpmPackage(h: RpmHeader, packageDb: string): Package {
 
 export class RpmScanner implements Scanner {
   readonly name = "rpm";
-  /** 2: owners (file ownership). */
-  readonly version = "2";
+  /** 2: owners (file ownership); 3: licences (for SBOMs). */
+  readonly version = "3";
   readonly kind = "package" as const;
   /** rpm databases of big images run to a few hundred MB. */
   readonly maxFileSize = 512 * 1024 * 1024;
