@@ -19,6 +19,7 @@ import type { Store } from "../../src/store/types.js";
 import { EventRecorder } from "../../src/kube/events.js";
 import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
+import { ClientCa } from "../../src/webhook/client-ca.js";
 import { policyAppliesToNamespace } from "../../src/policy/types.js";
 import { issueCert, makeCA } from "../env/certs.js";
 import { describeWith, service, tool, until } from "../env/index.js";
@@ -89,7 +90,8 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     });
     await webhook.start();
     port = await freePort();
-    server = (await webhook.listen({ host: "127.0.0.1", port, tls })) as Server;
+    // The API server presents its client certificate (test/env): the answers are the full ones (docs/trust.md).
+    server = (await webhook.listen({ host: "127.0.0.1", port, tls, clientCa: new ClientCa({ file: service("kube").webhookClient.caFile }) })) as Server;
     await register();
   }, 180_000);
 
