@@ -2,6 +2,7 @@
 // (indexed by digest), policies and namespaces, and a bounded LRU of tag -> digest resolutions — within an
 // internal budget of ~70% of the webhook's timeout, so the API server's timeout never decides. After a
 // denial for a missing scan it creates the ImageScan (never on dryRun) in the controller's priority lane.
+import { randomBytes } from "node:crypto";
 import { TtlCache } from "../kube/ttl-cache.js";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -477,7 +478,13 @@ export class AdmissionWebhook {
     const server = opts.tls || opts.https ? createHttpsServer({ ...(opts.tls ?? {}), ...clientAuth }, this.handler()) : createHttpServer(this.handler());
     if (opts.clientCa && opts.tls) {
       const fixed = opts.tls;
-      opts.clientCa.onChange((ca) => (server as HttpsServer).setSecureContext({ ...fixed, ca }));
+      opts.clientCa.onChange((ca) => {
+        (server as HttpsServer).setSecureContext({ ...fixed, ca });
+        // Session tickets issued under the old CA would resume without a certificate check: new keys void them.
+        (server as HttpsServer).setTicketKeys(randomBytes(48));
+        // Idle keep-alive connections were accepted under the old CA: closed, their clients connect anew.
+        server.closeIdleConnections();
+      });
     }
     server.keepAliveTimeout = 65_000;
     return new Promise((resolve, reject) => server.once("error", reject).listen(opts.port, opts.host, () => resolve(server)));

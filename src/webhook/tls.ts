@@ -876,7 +876,13 @@ export class WebhookCertificates {
     const apply = (m: { certPem: string; keyPem: string }) => server.setSecureContext({ cert: m.certPem, key: m.keyPem, ...(o.clientCa ? { ca: o.clientCa.pem() } : {}) });
     if (this.material) apply(this.material);
     this.listeners.add(apply);
-    const off = o.clientCa?.onChange(() => void (this.material && apply(this.material)));
+    const off = o.clientCa?.onChange(() => {
+      if (this.material) apply(this.material);
+      // Session tickets issued under the old CA would resume without a certificate check: new keys void them.
+      server.setTicketKeys(randomBytes(48));
+      // Idle keep-alive connections were accepted under the old CA: closed, their clients connect anew.
+      (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    });
     return () => {
       this.listeners.delete(apply);
       off?.();

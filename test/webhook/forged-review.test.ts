@@ -94,10 +94,10 @@ describeWith(["kube", "registryBasic"], "forged AdmissionReviews, with and witho
     });
   }
 
-  /** POSTs a review to /validate over TLS, with a client certificate or without; the body of a 200 answer. */
+  /** POSTs a review to /validate over a new TLS connection, with a client certificate or without. */
   function post(port: number, body: string, client?: { cert: string; key: string }): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
-      const req = httpsRequest({ host: "127.0.0.1", port, path: "/validate", method: "POST", ca: serverCaPem, ...(client ?? {}), headers: { "content-type": "application/json" }, timeout: 10_000 }, (res) => {
+      const req = httpsRequest({ host: "127.0.0.1", port, path: "/validate", method: "POST", ca: serverCaPem, agent: false, ...(client ?? {}), headers: { "content-type": "application/json" }, timeout: 10_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
