@@ -168,7 +168,9 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
   });
 
   it("answers a malformed AdmissionReview with HTTP 400 naming the problem, and judges ephemeral containers", async () => {
-    const post = (body: string) => request(`https://127.0.0.1:${port}/validate`, { method: "POST", body, headers: { "content-type": "application/json" }, dispatcher: new Agent({ connect: { ca: Buffer.from(caBundle, "base64").toString() } }) });
+    // As the API server: with its client certificate (the webhook requires it; test/webhook/forged-review.test.ts posts without).
+    const apiServer = { cert: service("kube").webhookClient.certPem, key: service("kube").webhookClient.keyPem };
+    const post = (body: string) => request(`https://127.0.0.1:${port}/validate`, { method: "POST", body, headers: { "content-type": "application/json" }, dispatcher: new Agent({ connect: { ca: Buffer.from(caBundle, "base64").toString(), ...apiServer } }) });
     const bad = await post("{not json");
     expect(bad.statusCode).toBe(400);
     expect(await bad.body.text()).toMatch(/not JSON/);
