@@ -26,9 +26,9 @@ import {
 } from "../policy/types.js";
 import type { Finding, StoredFindings } from "../findings/types.js";
 import { decide, type AnswerDetail, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
+import { imagesToJudge, parseReview, redactResponse, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
 
 export type { AnswerDetail } from "./decide.js";
-import { imagesToJudge, parseReview, redactResponse, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
 
 export const DEFAULT_WEBHOOK_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"];
 
@@ -68,8 +68,6 @@ export interface WebhookOptions {
   /** Called for every scan request a review's denial leads to: made (created or already there), or refused by the bucket. */
   onScanRequest?(result: "requested" | "rate-limited"): void;
 }
-
-
 
 interface CacheEntry {
   digest?: string;
