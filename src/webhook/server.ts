@@ -376,7 +376,8 @@ export class AdmissionWebhook {
         const known = existingScans(this.scans, ns, j.ref, j.digest, refKey).length > 0 || this.recent.get(recentKey(ns, j.digest ? digestLabel(j.digest) : refKey!)) !== undefined;
         if (!known && !this.scanBuckets.take(ns)) {
           this.o.onScanRequest?.("rate-limited");
-          this.o.log?.("warn", `not asking for a scan of ${j.image} in ${ns}: more scan requests from reviews in that namespace than --webhook-scan-rate allows`);
+          // debug: a flood of forged reviews must not become a flood of log lines (the metric counts them).
+          this.o.log?.("debug", `not asking for a scan of ${j.image} in ${ns}: more scan requests from reviews in that namespace than --webhook-scan-rate allows`);
           continue;
         }
         this.o.onScanRequest?.("requested");
