@@ -10,6 +10,9 @@ export default defineConfig({
           name: "unit",
           include: ["src/**/*.test.ts"],
           environment: "node",
+          // Some unit suites open an in-memory PGlite store in a hook: initdb in WebAssembly takes seconds,
+          // more than vitest's 10 s default when the two cores are busy.
+          hookTimeout: 60_000,
         },
       },
       {

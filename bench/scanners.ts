@@ -1,10 +1,13 @@
 // Scanner benchmarks (issue: language ecosystems):
 //   1. files per second through the one-pass walk, all default scanners on, for a layer of 50,000 small
 //      files, vs `gzip -dc | tar -t` of the same layer (target: at most 1.5x slower);
-//   2. the time each scanner adds to walking the real Debian test image with language packages.
-// Usage: npx tsx bench/scanners.ts [--runs N]
+//   2. the time each scanner adds to walking the real Debian test image with language packages;
+//   3. packages found vs each ecosystem's own tool (dpkg-query, go version -m, pip metadata, unzip of the
+//      jars, RubyGems, npm ls) on the Debian test images lang and inventory (issue 18: 100%); a count, not
+//      a timing (test/scanners/oracles.ts).
+// Usage: npx tsx bench/scanners.ts [--runs N] [--coverage-only]
 import { execFileSync } from "node:child_process";
-import { createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,11 +18,13 @@ import { makeTar } from "../src/layers/testing.js";
 import { walkLayer } from "../src/layers/walk.js";
 import { defaultScanners } from "../src/scanners/index.js";
 import type { Scanner } from "../src/scanners/types.js";
-import { ociBookworm } from "../test/env/images.js";
+import { ociBookworm, rootfsBookworm } from "../test/env/images.js";
+import { coverage, coverageLines } from "../test/scanners/oracles.js";
 import { fmt, median, timeIt } from "./env.js";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
+const { values } = parseArgs({ options: { runs: { type: "string", default: "5" }, "coverage-only": { type: "boolean", default: false } } });
 const runs = Number(values.runs);
+if (!values["coverage-only"]) {
 const dir = mkdtempSync(join(tmpdir(), "bench-scanners-"));
 
 // 1. many small files: a node_modules-like tree, every 20th file a package.json some scanner wants.
@@ -73,3 +78,16 @@ console.log(`2. the Debian image with language packages (${img.manifest.layers.l
 for (const n of scannerNames) console.log(`   + ${n.padEnd(18)} ${(median(times.get(n)!) - baseline).toFixed(0).padStart(5)} ms`);
 console.log(`   all scanners together: ${fmt(median(times.get("(all)")!))} (+${(median(times.get("(all)")!) - baseline).toFixed(0)} ms)`);
 rmSync(dir, { recursive: true, force: true });
+}
+
+// 3. packages found vs the ecosystems' own tools
+for (const tag of ["lang", "inventory"]) {
+  const root = `${rootfsBookworm()}-${tag}`;
+  if (!existsSync(root)) {
+    console.log(`3. ${tag}: no ${root} (run test/env/images.sh)`);
+    continue;
+  }
+  console.log(`3. packages found vs the tools, image ${tag}`);
+  for (const line of coverageLines(await coverage(ociBookworm(), tag, root))) console.log(`   ${line}`);
+}
+

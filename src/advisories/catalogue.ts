@@ -100,10 +100,15 @@ const OSV_ECOSYSTEMS: ReadonlyArray<{ ecosystem: string; name: string; updateByD
   { ecosystem: "Maven", name: "osv-maven", updateByDefault: true },
   { ecosystem: "RubyGems", name: "osv-rubygems", updateByDefault: true },
   { ecosystem: "crates.io", name: "osv-crates-io", updateByDefault: true },
-  { ecosystem: "NuGet", name: "osv-nuget", updateByDefault: false },
-  { ecosystem: "Packagist", name: "osv-packagist", updateByDefault: false },
+  { ecosystem: "NuGet", name: "osv-nuget", updateByDefault: true },
+  { ecosystem: "Packagist", name: "osv-packagist", updateByDefault: true },
   { ecosystem: "Ubuntu", name: "ubuntu", updateByDefault: true },
+  { ecosystem: "Wolfi", name: "osv-wolfi", updateByDefault: true },
+  { ecosystem: "Chainguard", name: "osv-chainguard", updateByDefault: true },
 ];
+
+/** OSV export ecosystems that are distributions (their records speak about OS packages). */
+const OSV_OS_ECOSYSTEMS = new Set(["Ubuntu", "Wolfi", "Chainguard"]);
 
 // An import names its OSV files' source from their records, then parses them: one parse serves both.
 const osvParsed = new WeakMap<RawFile[], ReturnType<typeof parseOsv>>();
@@ -134,7 +139,8 @@ const OSV_LICENCE = "per record: CC-BY-4.0 (GitHub Advisory Database, golang/vul
 function osvSource(e: { ecosystem: string; name: string; updateByDefault: boolean }): AdvisorySource {
   const path = `${e.ecosystem}/all.zip`;
   return source({
-    name: e.name, kind: e.ecosystem === "Ubuntu" ? "os" : "language", parserVersion: "1", updateByDefault: e.updateByDefault,
+    // NuGet 2: package names are lower-cased (normaliseName), so a stored export is parsed again.
+    name: e.name, kind: OSV_OS_ECOSYSTEMS.has(e.ecosystem) ? "os" : "language", parserVersion: e.ecosystem === "NuGet" ? "2" : "1", updateByDefault: e.updateByDefault,
     from: `${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`,
     licence: OSV_LICENCE, attribution: `OSV export of the ${e.ecosystem} ecosystem, ${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`,
     upstream: async (ctx) => [{ path, url: upstreamUrl(ctx, path, `${OSV_EXPORT}/${encodeURIComponent(e.ecosystem)}/all.zip`), maxBytes: 2 * GiB }],

@@ -8,6 +8,7 @@ import * as k8s from "@kubernetes/client-node";
 import { apiErrorDetail, ImageScanController } from "../controller/imagescan.js";
 import { PolicyStatusController } from "../controller/policies.js";
 import { PodController } from "../controller/pods.js";
+import { ImageRepositoryController } from "../controller/repositories.js";
 import { parseDuration } from "../controller/imagescan.js";
 import { EventRecorder } from "../kube/events.js";
 import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
@@ -206,9 +207,14 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
     });
     currentScans = scans;
+    // Watched repositories: new tags scanned before a pod asks (normal lane); their scans count as used below.
+    const repositories = new ImageRepositoryController({
+      ...namespaces, kc, scans, store: store.repositories, providers, operatorSecrets, events, defaultPlatform: platform,
+      registryMetrics: metrics.registryHooks(), onListing: (e) => metrics.observeListing(e), log: logFn(part("repositories")),
+    });
     const pods = cfg.watchPods === "true"
       ? new PodController({
-        ...namespaces, kc, scans, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!,
+        ...namespaces, kc, scans, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!, alsoInUse: () => repositories.uses(),
         excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")),
       })
       : undefined;
@@ -242,6 +248,9 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         rematchRun = rematcher.run(advisoriesStop.signal);
         await pods?.start();
         await policies?.start();
+        // Not awaited: without the ImageRepository CRD (Helm does not upgrade CRDs) the rest runs, and the
+        // Pod controller's collection waits for this informer (uses() is undefined until it has synced).
+        void repositories.start().catch((e: unknown) => log("warn", `watched repositories: ${(e as Error).message}`));
       },
       async stop() {
         advisoriesStop.abort();
@@ -249,6 +258,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         await rematchRun;
         await policies?.stop();
         await pods?.stop();
+        await repositories.stop();
         await scans.stop();
         if (currentScans === scans) currentScans = undefined;
       },

@@ -24,6 +24,8 @@ export interface EnsureRequest {
   refKey?: string;
   /** Put the scan in the controller's priority lane. */
   priority?: boolean;
+  /** Annotations a scan this request creates carries (e.g. the ImageRepository that asked). */
+  annotations?: Record<string, string>;
 }
 
 export interface EnsureResult {
@@ -136,7 +138,7 @@ async function createScan(
           [MANAGED_BY_LABEL]: MANAGED_BY, [REPOSITORY_LABEL]: repositoryLabel(ref),
           ...(digest ? { [DIGEST_LABEL]: digestLabel(digest) } : { [REFERENCE_LABEL]: refKey! }),
         },
-        annotations: { [IMAGE_ANNOTATION]: referenceString(ref), ...(req.priority ? { [PRIORITY_ANNOTATION]: "true" } : {}) },
+        annotations: { ...req.annotations, [IMAGE_ANNOTATION]: referenceString(ref), ...(req.priority ? { [PRIORITY_ANNOTATION]: "true" } : {}) },
       },
       spec: { image, ...(req.secretNames.length ? { imagePullSecrets: req.secretNames.map((n) => ({ name: n })) } : {}) },
     };

@@ -40,6 +40,11 @@ export interface PodControllerOptions {
   gcIntervalMs?: number;
   /** How long a tag -> digest resolution is reused (default 60 s). */
   resolveTtlMs?: number;
+  /**
+   * Scans other controllers keep in use (watched repositories): `ns/d/<digest label>` keys, and namespaces
+   * where nothing may be collected yet; undefined collects nothing.
+   */
+  alsoInUse?(): { used: Set<string>; unsettled: Set<string> } | undefined;
   /** Pods reconciled at once (tag resolutions are network bound). */
   concurrency?: number;
   events?: EventRecorder;
@@ -210,8 +215,10 @@ export class PodController {
 
   private async collectOnce(now: number): Promise<void> {
     if (!this.informer.hasSynced || !this.o.scans.informer.hasSynced) return;
-    const inUse = new Set<string>();
-    const unsettled = new Set<string>();
+    const others = this.o.alsoInUse ? this.o.alsoInUse() : { used: new Set<string>(), unsettled: new Set<string>() };
+    if (!others) return;
+    const inUse = new Set<string>(others.used);
+    const unsettled = new Set<string>(others.unsettled);
     for (const pod of this.informer.list()) {
       const ns = pod.metadata?.namespace ?? "";
       if (!this.handles(ns) || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
@@ -243,7 +250,7 @@ export class PodController {
           // Precondition on the version we judged, so a scan that changed meanwhile is left for the next pass.
           await this.custom.deleteNamespacedCustomObject({ ...target, body: { preconditions: { resourceVersion: scan.metadata!.resourceVersion } } });
           this.recent.delete(recentKey(ns, labels[DIGEST_LABEL] ?? labels[REFERENCE_LABEL] ?? ""));
-          this.o.log?.(`deleted ImageScan ${ns}/${name}: no pod in ${ns} has used ${scan.status?.digest ?? scan.spec.image} since ${since}`, { scan: `${ns}/${name}` });
+          this.o.log?.(`deleted ImageScan ${ns}/${name}: no pod in ${ns} (nor watched repository) has used ${scan.status?.digest ?? scan.spec.image} since ${since}`, { scan: `${ns}/${name}` });
         } catch (e) {
           const code = (e as { code?: number }).code;
           if (code !== 404 && code !== 409) throw e;

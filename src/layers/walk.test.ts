@@ -69,6 +69,27 @@ describe("walkLayer", () => {
     }
   });
 
+  it("streams a file to every scanner that consumes it, each stopping on its own", async () => {
+    // An executable is both a possible Go program and a possible Rust one: both streaming scanners read it.
+    const content = Buffer.alloc(300_000, 7);
+    const tar = await makeTar([{ name: "usr/bin/app", content, mode: 0o755 }]);
+    const streaming = (name: string, stopAfter: number): Scanner => ({
+      name, version: "1", kind: "package",
+      wants: (e) => e.path === "usr/bin/app",
+      consume: () => {
+        let n = 0;
+        return { write: (c) => (n += c.length) < stopAfter, end: () => n };
+      },
+      scan: async () => ({}),
+    });
+    const chunks = Array.from({ length: Math.ceil(tar.length / 16384) }, (_, i) => tar.subarray(i * 16384, (i + 1) * 16384));
+    const res = await walkLayer(Readable.from(chunks), { digest: digestOf(tar), scanners: [streaming("a", 1), streaming("b", Infinity)] });
+    expect(res.files.consumed("b").get("usr/bin/app")).toBe(content.length);
+    expect(res.files.consumed("a").get("usr/bin/app")).toBeGreaterThan(0);
+    expect(res.files.consumed("a").get("usr/bin/app")).toBeLessThan(content.length);
+    expect(res.files.paths()).toEqual([]);
+  });
+
   it("names the compression it found", async () => {
     const tar = await makeTar([{ name: "a", content: "x" }]);
     expect((await walk(gzip(tar), wanting([]))).compression).toBe("gzip");

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { Transform, Writable, type TransformCallback, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { EntryInfo, Scanner } from "../scanners/types.js";
+import type { EntryInfo, FileSink, Scanner } from "../scanners/types.js";
 import { compressionOfMediaType, createDecompressor, sniffCompression, type Compression } from "./decompress.js";
 import { LayerError } from "./errors.js";
 import { CapturedLayerFiles } from "./files.js";
@@ -153,15 +153,16 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
 
   /** The cap for `entry` if some scanner wants it, else -1; and whether an oversize file is skipped. */
   let skipOversize = false;
-  let consumer: Scanner | undefined;
+  /** The streaming scanners that want the current entry (an executable: the Go and the Rust scanner both). */
+  const consumers: Scanner[] = [];
   const wantedLimit = (entry: EntryInfo): number => {
     let limit = -1;
     skipOversize = true;
-    consumer = undefined;
+    consumers.length = 0;
     for (const s of scanners) {
       if (!s.wants(entry)) continue;
       if (s.consume && entry.type === "file") {
-        consumer ??= s;
+        consumers.push(s);
         continue;
       }
       limit = Math.max(limit, s.maxFileSize ?? limits.maxFileSize);
@@ -206,24 +207,28 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
     if (FILE_TYPES.has(type)) {
       info.type = "file";
       const limit = wantedLimit(info);
-      const c = consumer;
-      if (c && limit < 0) {
-        // Pushed to the scanner's sink, never buffered; once it has enough the rest is only skipped.
-        const sink = c.consume!({ ...info });
-        if (!sink) return undefined;
-        let open = true;
+      if (consumers.length && limit < 0) {
+        // Pushed to each wanting scanner's sink, never buffered; once every sink has enough the rest is only skipped.
+        const sinks: Array<{ scanner: Scanner; sink: FileSink; open: boolean }> = [];
+        for (const c of consumers) {
+          const sink = c.consume!({ ...info });
+          if (sink) sinks.push({ scanner: c, sink, open: true });
+        }
+        if (!sinks.length) return undefined;
         return {
           data: (chunk) => {
-            if (open && !sink.write(chunk)) open = false;
+            for (const s of sinks) if (s.open && !s.sink.write(chunk)) s.open = false;
           },
           end: () => {
-            let value: unknown;
-            try {
-              value = sink.end();
-            } catch (err) {
-              throw new LayerError("BAD_TAR", layer, `${c.name} could not read ${path}: ${(err as Error).message}`);
+            for (const { scanner, sink } of sinks) {
+              let value: unknown;
+              try {
+                value = sink.end();
+              } catch (err) {
+                throw new LayerError("BAD_TAR", layer, `${scanner.name} could not read ${path}: ${(err as Error).message}`);
+              }
+              if (value !== undefined) files.addConsumed(scanner.name, path, value);
             }
-            if (value !== undefined) files.addConsumed(c.name, path, value);
           },
         };
       }

@@ -66,10 +66,10 @@ const REPOSITORIES: Record<string, { type: PackageType; ecosystem: string }> = {
   rubygems: { type: "ruby", ecosystem: "RubyGems" },
 };
 
-const FAMILY_TYPE: Record<string, PackageType> = { debian: "dpkg", ubuntu: "dpkg", alpine: "apk", rhel: "rpm", centos: "rpm", "centos-stream": "rpm", rocky: "rpm", almalinux: "rpm" };
+const FAMILY_TYPE: Record<string, PackageType> = { debian: "dpkg", ubuntu: "dpkg", alpine: "apk", rhel: "rpm", centos: "rpm", "centos-stream": "rpm", rocky: "rpm", almalinux: "rpm", wolfi: "apk", chainguard: "apk" };
 /** os-release IDs → the family distributionKey gives them, and an ecosystem of that family (for its version scheme). */
-const FAMILIES: Record<string, string> = { debian: "debian", ubuntu: "ubuntu", alpine: "alpine", rhel: "rhel", centos: "centos", rocky: "rocky", almalinux: "almalinux" };
-const FAMILY_ECOSYSTEM: Record<string, string> = { debian: "Debian:12", ubuntu: "Ubuntu:22.04:LTS", alpine: "Alpine:v3.18", rhel: "RHEL:8", centos: "RHEL:8", rocky: "Rocky Linux:8", almalinux: "AlmaLinux:8" };
+const FAMILIES: Record<string, string> = { debian: "debian", ubuntu: "ubuntu", alpine: "alpine", rhel: "rhel", centos: "centos", rocky: "rocky", almalinux: "almalinux", wolfi: "wolfi", chainguard: "chainguard" };
+const FAMILY_ECOSYSTEM: Record<string, string> = { debian: "Debian:12", ubuntu: "Ubuntu:22.04:LTS", alpine: "Alpine:v3.18", rhel: "RHEL:8", centos: "RHEL:8", rocky: "Rocky Linux:8", almalinux: "AlmaLinux:8", wolfi: "Wolfi", chainguard: "Chainguard" };
 
 type Scope =
   | { os: true; type: PackageType; family: string; ecosystem?: string; scheme: VersionScheme }

@@ -14,8 +14,8 @@ function expectedEcosystem(name: string): string | undefined {
     "alpine-3.22.0_alpha20250108": "Alpine:edge",
     "debian-sid": "Debian:unstable",
     "debian-unstable": "Debian:unstable",
-    // os-release without VERSION_ID or codename; the debian_version beside it (10.8) is not read by the scanner.
-    "debian-distroless-with-debian_version": undefined,
+    // os-release without VERSION_ID or codename: the release comes from the debian_version beside it (10.8).
+    "debian-distroless-with-debian_version": "Debian:10",
     // debian_version "buster/sid": the scanner reads it as release 10 (see the report to the lead).
     "debian-sid-debian_version-only": "Debian:10",
     "debian-6-debian_version-only": "Debian:6",
@@ -32,6 +32,9 @@ function expectedEcosystem(name: string): string | undefined {
     "almalinux-redhat-release-only": "AlmaLinux:8",
     "rocky-redhat-release-only": "Rocky Linux:8",
     "rocky-rocky-release-only": "Rocky Linux:8",
+    // Rolling apk distributions: one ecosystem each, whatever the build date in VERSION_ID.
+    "wolfi-20220914": "Wolfi",
+    "chainguard-20230214": "Chainguard",
   };
   if (Object.hasOwn(special, name)) return special[name];
   let m = /^alpine-(\d+\.\d+)\./.exec(name);

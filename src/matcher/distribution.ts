@@ -60,7 +60,7 @@ export function distributionKey(d: DistributionInput | undefined, opts: { ubuntu
       // Testing and unstable have no VERSION_ID (os-release says "trixie/sid"); they cannot be told apart.
       // Without a codename or a "/sid" either (old distroless images), the release is unknown.
       const codename = d.version_code_name?.trim() || (/\bsid\b/.test(pretty) ? "sid" : "");
-      if (!codename) return { reason: `${label}: a Debian release without VERSION_ID or VERSION_CODENAME (etc/debian_version is not read when os-release exists)` };
+      if (!codename) return { reason: `${label}: a Debian release without VERSION_ID or VERSION_CODENAME, and no release number in etc/debian_version` };
       return {
         key: { family: "debian", ecosystem: "Debian:unstable", extra: [], release: "unstable", note: `Debian testing or unstable (${codename}): matched with unstable's data` },
       };
@@ -105,6 +105,13 @@ export function distributionKey(d: DistributionInput | undefined, opts: { ubuntu
       if (!m) return { reason: `${label}: no version` };
       const eco = id === "rocky" ? "Rocky Linux" : "AlmaLinux";
       return { key: { family: id, ecosystem: `${eco}:${m}`, extra: [], release: m } };
+    }
+    case "wolfi":
+    case "chainguard": {
+      // Rolling distributions of apk packages with no releases: VERSION_ID is a build date. Their OSV
+      // advisories (ecosystems `Wolfi`, `Chainguard`) name origin packages and compare apk versions.
+      const eco = id === "wolfi" ? "Wolfi" : "Chainguard";
+      return { key: { family: id, ecosystem: eco, extra: [], release: "rolling" } };
     }
     default:
       return { reason: `${label || "an unnamed distribution"}: Portcullis has no advisory source for ${id || "it"}` };

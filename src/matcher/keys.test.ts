@@ -1,9 +1,12 @@
 // Lookup keys and compared versions for inventories the real scanners produce (images indexed through
 // walkLayer → default scanners → coalesce → buildReport).
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { distributionKey } from "./distribution.js";
-import { lookupKeys, packageKeys, type PackageKeys } from "./keys.js";
+import { lookupKeys, packageKeys, unsupportedEcosystem, type PackageKeys } from "./keys.js";
+import { matchReport } from "./match.js";
 import { ownershipFromDpkgLists } from "./ownership.js";
 import { goBinary, indexImage, OS_RELEASE, packageFixture } from "./testing.js";
 
@@ -135,6 +138,37 @@ describe("language packages", () => {
     expect(t("lodash").introducedIn).toMatch(/^sha256:/);
   });
 
+  it("crates linked into a Rust program (cargo-auditable) are looked up in crates.io with SemVer", async () => {
+    const elf = readFileSync(fileURLToPath(new URL("../../test/fixtures/cargo/scalibr-uses_serde_json", import.meta.url)));
+    const report = await indexImage([[{ name: "usr/local/bin/uses_json", mode: 0o755, content: elf }]]);
+    const keys = packageKeys(report, {});
+    expect(targets(keyed(keys, "serde_json"))).toEqual([{ ecosystem: "crates.io", name: "serde_json", nameKind: "binary", version: "1.0.135" }]);
+    expect(keyed(keys, "serde_json").path).toBe("usr/local/bin/uses_json");
+    expect(keys).toHaveLength(11);
+  });
+
+  it("NuGet and Packagist packages are looked up in their OSV ecosystems (NuGet ids lower-cased)", async () => {
+    const report = await indexImage([[
+      { name: "app/App.deps.json", content: JSON.stringify({ libraries: { "Newtonsoft.Json/13.0.1": { type: "package" } } }) },
+      { name: "var/www/vendor/composer/installed.json", content: JSON.stringify({ packages: [{ name: "guzzlehttp/guzzle", version: "v7.4.0" }, { name: "acme/wip", version: "dev-main" }] }) },
+    ]]); // prettier-ignore
+    const keys = packageKeys(report, {});
+    // NuGet ids are case-insensitive: looked up lower-cased, as the OSV parser stores them.
+    expect(targets(keyed(keys, "Newtonsoft.Json"))).toEqual([{ ecosystem: "NuGet", name: "newtonsoft.json", nameKind: "binary", version: "13.0.1" }]);
+    expect(targets(keyed(keys, "guzzlehttp/guzzle"))).toEqual([{ ecosystem: "Packagist", name: "guzzlehttp/guzzle", nameKind: "binary", version: "v7.4.0" }]);
+    // A branch checkout has no place among releases: unmatchable, not "affected by everything".
+    expect(keyed(keys, "acme/wip")).toMatchObject({ targets: [], unmatchable: expect.stringContaining("a development branch, not a release") });
+    const { coverage } = matchReport(report, [], { ecosystemsWithData: (e) => e === "NuGet" });
+    expect(coverage.ecosystems).toEqual([
+      { ecosystem: "NuGet", state: "supported", packages: 1 },
+      { ecosystem: "Packagist", state: "no_data", packages: 1 },
+    ]);
+  });
+
+  it("every language package type has a version scheme (else its packages would be reported unsupported)", () => {
+    for (const t of ["npm", "python", "maven", "go", "ruby", "node", "cargo", "nuget", "composer"] as const) expect(unsupportedEcosystem(t), t).toBeUndefined();
+  });
+
   it("a version the ecosystem cannot read makes the package unmatchable (never 'not vulnerable')", async () => {
     const report = await indexImage([[{ name: "usr/lib/python3/dist-packages/weird-0.1.dist-info/METADATA", content: "Name: weird\nVersion: 0.1-bulbasaur\n" }]]);
     expect(packageKeys(report, {})[0]).toMatchObject({ targets: [], unmatchable: expect.stringContaining("0.1-bulbasaur") });
@@ -151,6 +185,21 @@ describe("language packages", () => {
     const own = ownershipFromDpkgLists(report, new Map([["var/lib/dpkg/info/python3-jinja2.list", `/.\n/usr\n/usr/lib/python3/dist-packages\n/${egg}\n/${egg}/PKG-INFO\n/usr/lib/python3/dist-packages/jinja2/__init__.py\n`]]));
     const k = keyed(packageKeys(report, { distribution: dist(OS_RELEASE.debian12), ownership: own }), "Jinja2");
     expect(k).toMatchObject({ targets: [], governedBy: { type: "dpkg", name: "python3-jinja2", version: "3.1.2-1+deb12u3", source: { name: "jinja2", version: "3.1.2-1+deb12u3" } } });
+  });
+
+  it("a .NET deps.json and a Composer installed.json an OS package installed are governed by it", async () => {
+    const status = "Package: dotnet-sdk-8.0\nStatus: install ok installed\nMaintainer: M <m@example.org>\nVersion: 8.0.100-1\n\nPackage: php-app\nStatus: install ok installed\nMaintainer: M <m@example.org>\nVersion: 1.0-1\n\n";
+    const deps = "usr/lib/dotnet/sdk/8.0.100/dotnet.deps.json";
+    const installed = "usr/share/php-app/vendor/composer/installed.json";
+    const report = await indexImage([[
+      { name: "var/lib/dpkg/status", content: status },
+      { name: deps, content: JSON.stringify({ libraries: { "Newtonsoft.Json/13.0.1": { type: "package" } } }) },
+      { name: installed, content: JSON.stringify([{ name: "guzzlehttp/guzzle", version: "7.4.0" }]) },
+    ]]); // prettier-ignore
+    const own = ownershipFromDpkgLists(report, new Map([["var/lib/dpkg/info/dotnet-sdk-8.0.list", `/${deps}\n`], ["var/lib/dpkg/info/php-app.list", `/${installed}\n`]]));
+    const keys = packageKeys(report, { ownership: own });
+    expect(keyed(keys, "Newtonsoft.Json")).toMatchObject({ targets: [], governedBy: { type: "dpkg", name: "dotnet-sdk-8.0" } });
+    expect(keyed(keys, "guzzlehttp/guzzle")).toMatchObject({ targets: [], governedBy: { type: "dpkg", name: "php-app" } });
   });
 
   it("a directory many packages list (usr/bin) does not make a Go binary in it OS-owned", async () => {

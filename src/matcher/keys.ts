@@ -14,7 +14,10 @@
 // - language packages by package_db prefix: `nodejs:` npm, `python:` PyPI (PEP 503 name), `maven:` Maven
 //   (`group:artifact`; a jar known only by its manifest has no Maven coordinates), `go:` Go (module path;
 //   `stdlib` compared as `v1.19.8`), `ruby:` RubyGems, `node:` the Node.js runtime (a `node` executable; no
-//   scanner records it yet).
+//   scanner records it yet), `cargo:` crates.io (crates linked into a Rust program, cargo-auditable),
+//   `nuget:` NuGet (.NET `*.deps.json`), `composer:` Packagist (`vendor/composer/installed.json`). An
+//   ecosystem without a version scheme here leaves its packages unmatchable and the ecosystem `unsupported`
+//   in the coverage, never "no vulnerabilities".
 import { normaliseName } from "../advisories/sources/osv/index.js";
 import type { IndexReport, WirePackage } from "../indexer/report.js";
 import type { Environment } from "../indexer/types.js";
@@ -51,6 +54,8 @@ export interface PackageKeys {
   governedBy?: OsOwner;
   /** An OS package of a distribution Portcullis has no key for: covered by the distribution's coverage. */
   unsupported?: string;
+  /** A language package of an ecosystem Portcullis cannot compare versions of: `unsupported` in the coverage. */
+  unsupportedEcosystem?: string;
 }
 
 export interface PackageKeysOptions {
@@ -67,6 +72,9 @@ const PREFIXES: ReadonlyArray<readonly [string, PackageType]> = [
   ["go:", "go"],
   ["ruby:", "ruby"],
   ["node:", "node"],
+  ["cargo:", "cargo"],
+  ["nuget:", "nuget"],
+  ["composer:", "composer"],
 ];
 
 /** The package database's kind and the file it names, from an environment's package_db. */
@@ -92,6 +100,12 @@ function ecosystemOf(type: PackageType): string | undefined {
       return "RubyGems";
     case "node":
       return "Node.js";
+    case "cargo":
+      return "crates.io";
+    case "nuget":
+      return "NuGet";
+    case "composer":
+      return "Packagist";
     default:
       return undefined;
   }
@@ -157,7 +171,7 @@ function osTargets(type: "dpkg" | "apk" | "rpm", p: WirePackage, dist: Distribut
   const ecosystems = [dist.ecosystem, ...dist.extra];
   const scheme = schemeFor(dist.ecosystem);
   if (!scheme) return `no version scheme for ${dist.ecosystem}`;
-  const expected = dist.family === "debian" || dist.family === "ubuntu" ? "dpkg" : dist.family === "alpine" ? "apk" : "rpm";
+  const expected = dist.family === "debian" || dist.family === "ubuntu" ? "dpkg" : dist.family === "alpine" || dist.family === "wolfi" || dist.family === "chainguard" ? "apk" : "rpm";
   if (type !== expected) return `a ${type} package on ${dist.ecosystem}, whose advisories speak about ${expected} packages`;
   const sourceName = p.source?.name || p.name;
   const out: MatchTarget[] = [];
@@ -176,6 +190,12 @@ function osTargets(type: "dpkg" | "apk" | "rpm", p: WirePackage, dist: Distribut
       break;
     }
     case "apk":
+      if (dist.family === "wolfi" || dist.family === "chainguard") {
+        // Wolfi's and Chainguard's OSV records name the origin package (trivy looks them up by SrcName), and
+        // the OSV parser files them as binary names (the schema does not call them source packages).
+        add(sourceName, "binary", p.version, "package version (its origin's: Wolfi and Chainguard advisories name origins)");
+        break;
+      }
       add(sourceName, "source", p.version, "package version (origin's)");
       add(p.name, "binary", p.version, "package version");
       break;
@@ -193,12 +213,21 @@ function osTargets(type: "dpkg" | "apk" | "rpm", p: WirePackage, dist: Distribut
   return out;
 }
 
+/** Why a language ecosystem's packages cannot be matched at all, or undefined when they can. */
+export function unsupportedEcosystem(type: PackageType): { ecosystem: string; reason: string } | undefined {
+  const ecosystem = ecosystemOf(type);
+  if (!ecosystem || schemeFor(ecosystem)) return undefined;
+  return { ecosystem, reason: `Portcullis cannot compare ${ecosystem} versions yet: not matched` };
+}
+
 function languageTarget(type: PackageType, p: WirePackage): MatchTarget | string {
   const ecosystem = ecosystemOf(type)!;
   const scheme = schemeFor(ecosystem)!;
   switch (type) {
     case "python":
       return { ecosystem, name: normaliseName("PyPI", p.name), nameKind: "binary", version: p.version, scheme, versionFrom: "package version" };
+    case "nuget":
+      return { ecosystem, name: normaliseName("NuGet", p.name), nameKind: "binary", version: p.version, scheme, versionFrom: "package version" };
     case "maven":
       if (!/^[^:\s]+:[^:\s]+$/.test(p.name)) {
         return `no Maven coordinates: the archive has no pom.properties, and its manifest name ${JSON.stringify(p.name)} is not groupId:artifactId`;
@@ -250,6 +279,12 @@ export function packageKeys(report: IndexReport, opts: PackageKeysOptions = {}):
       const owner = ownerOf(opts.ownership, k.path);
       if (owner) {
         k.governedBy = owner;
+        continue;
+      }
+      const unsupported = unsupportedEcosystem(type);
+      if (unsupported) {
+        k.unmatchable = unsupported.reason;
+        k.unsupportedEcosystem = unsupported.ecosystem;
         continue;
       }
       const t = languageTarget(type, p);

@@ -12,7 +12,7 @@
 // A release not in a table but older than every release in it is end-of-life without a date; a newer one
 // is supported. The tables are data: override them through MatchOptions.endOfLife when they go stale.
 
-export type Family = "debian" | "ubuntu" | "alpine" | "rhel" | "centos" | "centos-stream" | "rocky" | "almalinux";
+export type Family = "debian" | "ubuntu" | "alpine" | "rhel" | "centos" | "centos-stream" | "rocky" | "almalinux" | "wolfi" | "chainguard";
 
 const DEBIAN: Record<string, string> = {
   "6": "2016-02-29", "7": "2018-05-31", "8": "2020-06-30", "9": "2022-06-30", "10": "2024-06-30", "11": "2026-08-31",
@@ -100,5 +100,8 @@ export const defaultEndOfLife: EndOfLifeLookup = (what, release, { ubuntuPro, no
       return fromTable(CENTOS_STREAM, release, now);
     case "nodejs":
       return fromTable(NODE, release, now);
+    case "wolfi":
+    case "chainguard":
+      return { ended: false }; // rolling: one release, always current
   }
 };

@@ -1,6 +1,7 @@
 // The fixture README's expected matches (C1-C11), end to end: inventories indexed by the real scanners,
 // advisories parsed by the real parsers from the real fixture files, candidates served in memory with the
 // store's contract.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse as parseAlpine } from "../advisories/sources/alpine/index.js";
 import { parse as parseDebian } from "../advisories/sources/debian/index.js";
@@ -14,6 +15,7 @@ import type { Candidate } from "../store/advisory-types.js";
 import { matchReport, matchReportWith, type MatchOptions } from "./match.js";
 import { ownershipFromDpkgLists } from "./ownership.js";
 import { advisoryFile, candidatesOf, goBinary, indexImage, inMemoryLookup, OS_RELEASE, packageFixture } from "./testing.js";
+import { fixturesDir } from "../scanners/testing.js";
 import type { Match } from "./types.js";
 
 const BEFORE_EOL = new Date("2025-01-01T00:00:00Z");
@@ -445,3 +447,32 @@ describe("coverage of an image without a distribution", () => {
 });
 
 export type { Advisory };
+
+describe("Wolfi and Chainguard: apk packages looked up by origin in the Wolfi/Chainguard OSV ecosystems", async () => {
+  // The os-release of a real Wolfi image (../shared/fixtures/osrelease/wolfi-20220914, from syft); the apk
+  // entry and the advisory follow trivy's pkg/detector/ospkg/wolfi/wolfi_test.go "contain pre": package
+  // test 0.1.0_alpha from origin test-src, fixes 0.1.0_alpha_pre2 (CVE-2030-0001) and 0.1.0_alpha2
+  // (CVE-2030-0002); trivy detects CVE-2030-0002 only.
+  const wolfiRelease = readFileSync(fixturesDir("osrelease", "wolfi-20220914", "os-release"));
+  const installed = "C:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\nP:test\nV:0.1.0_alpha\nA:x86_64\no:test-src\n\n";
+  const osv = (ecosystem: string) => (id: string, fixed: string) =>
+    raw(`${id}.json`, JSON.stringify({ id, modified: "2024-01-01T00:00:00Z", affected: [{ package: { ecosystem, name: "test-src" }, ranges: [{ type: "ECOSYSTEM", events: [{ introduced: "0" }, { fixed }] }] }] }));
+
+  it("Wolfi: CVE-2030-0002 only, compared as apk versions, keyed by the origin", async () => {
+    const report = await indexImage([[{ name: "etc/os-release", content: wolfiRelease }, { name: "lib/apk/db/installed", content: installed }]]);
+    const parsed = parseOsv([osv("Wolfi")("CVE-2030-0001", "0.1.0_alpha_pre2"), osv("Wolfi")("CVE-2030-0002", "0.1.0_alpha2")]);
+    const result = matchReport(report, candidatesOf("osv-wolfi", parsed.advisories), { ecosystemsWithData: new Set(["Wolfi"]), now: NOW });
+    expect(result.matches.map((m) => [m.id, m.package.name, m.installedVersionCompared, m.fixedIn])).toEqual([["CVE-2030-0002", "test", "0.1.0_alpha", "0.1.0_alpha2"]]);
+    expect(result.coverage.distribution).toMatchObject({ did: "wolfi", state: "supported", ecosystem: "Wolfi" });
+    expect(result.coverage.ecosystems).toEqual([{ ecosystem: "Wolfi", state: "supported", packages: 1 }]);
+  });
+
+  it("Chainguard: the same through its own ecosystem; without data it is no_data, not clean", async () => {
+    const cg = readFileSync(fixturesDir("osrelease", "chainguard-20230214", "os-release"));
+    const report = await indexImage([[{ name: "etc/os-release", content: cg }, { name: "lib/apk/db/installed", content: installed }]]);
+    const parsed = parseOsv([osv("Chainguard")("CVE-2030-0002", "0.1.0_alpha2")]);
+    expect(matchReport(report, candidatesOf("osv-chainguard", parsed.advisories), { ecosystemsWithData: new Set(["Chainguard"]), now: NOW }).matches.map((m) => m.id)).toEqual(["CVE-2030-0002"]);
+    const none = matchReport(report, [], { ecosystemsWithData: () => false, now: NOW });
+    expect(none.coverage.distribution).toMatchObject({ state: "no_data", ecosystem: "Chainguard" });
+  });
+});

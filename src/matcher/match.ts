@@ -137,10 +137,11 @@ function mergedState(hits: readonly Hit[], fixedIn: string | undefined): FixStat
 function buildMatch(k: PackageKeys, hits: Hit[]): Match {
   const flagged = hits.every((h) => h.candidate.affected.fixState === "under_investigation");
   const counted = flagged ? hits : hits.filter((h) => h.candidate.affected.fixState !== "under_investigation");
-  const ids = new Set(hits.flatMap((h) => h.ids));
-  const cves = [...ids].filter((i) => CVE.test(i)).sort(compareCves);
-  const recordIds = [...new Set(hits.map((h) => h.candidate.advisory.id))].sort();
-  const id = cves[0] ?? recordIds[0]!;
+  // One hit is the common case (a dense report: 12,765 matches): no sets built for it.
+  const ids = hits.length === 1 ? new Set(hits[0]!.ids) : new Set(hits.flatMap((h) => h.ids));
+  let id: string | undefined;
+  for (const i of ids) if (CVE.test(i) && (id === undefined || !CVE.test(id) || compareCves(i, id) < 0)) id = i;
+  if (id === undefined) for (const h of hits) if (id === undefined || h.candidate.advisory.id < id) id = h.candidate.advisory.id;
   // The highest fix any counted row asks for: below it, some source still calls the version affected.
   let fixedIn: string | undefined;
   let fixHit: Hit | undefined;
@@ -180,9 +181,9 @@ function buildMatch(k: PackageKeys, hits: Hit[]): Match {
   // The version compared: a source row's when one matched (the version the advisories speak about).
   const shown = counted.find((h) => h.target.nameKind === "source") ?? counted[0]!;
   const m: Match = {
-    id,
+    id: id!,
     aliases: [...ids].filter((i) => i !== id).sort(),
-    advisoryIds: [...new Set(counted.flatMap((h) => rowAdvisoryIds(h.candidate)))].sort(),
+    advisoryIds: counted.length === 1 ? [...new Set(rowAdvisoryIds(counted[0]!.candidate))].sort() : [...new Set(counted.flatMap((h) => rowAdvisoryIds(h.candidate)))].sort(),
     package: k.package,
     installedVersionCompared: shown.target.version,
     fixState: mergedState(counted, fixedIn),
@@ -248,12 +249,14 @@ function groupHits(hits: readonly Hit[]): Hit[][] {
 export function matchReport(report: IndexReport, candidates: readonly Candidate[], opts: MatchOptions): MatchResult {
   const { distCoverage, distKey, keys } = prepare(report, opts);
   const hasData = hasDataFn(opts);
-  const byKey = new Map<string, Candidate[]>();
+  // Ecosystem, then name: no key string built per candidate and per lookup.
+  const byKey = new Map<string, Map<string, Candidate[]>>();
   for (const c of candidates) {
-    const key = `${c.affected.ecosystem}\0${c.affected.name}`;
-    const list = byKey.get(key);
+    let names = byKey.get(c.affected.ecosystem);
+    if (!names) byKey.set(c.affected.ecosystem, (names = new Map()));
+    const list = names.get(c.affected.name);
     if (list) list.push(c);
-    else byKey.set(key, [c]);
+    else names.set(c.affected.name, [c]);
   }
 
   const matches: Match[] = [];
@@ -278,6 +281,11 @@ export function matchReport(report: IndexReport, candidates: readonly Candidate[
     }
     if (k.unmatchable) {
       unmatchable.push({ package: k.package, reason: k.unmatchable });
+      if (k.unsupportedEcosystem) {
+        const e = ecosystems.get(k.unsupportedEcosystem);
+        if (e) e.packages++;
+        else ecosystems.set(k.unsupportedEcosystem, { ecosystem: k.unsupportedEcosystem, state: "unsupported", packages: 1, reason: k.unmatchable });
+      }
       continue;
     }
     if (k.targets.length === 0) continue; // an OS package of an unsupported distribution: the distribution's coverage says so
@@ -288,7 +296,7 @@ export function matchReport(report: IndexReport, candidates: readonly Candidate[
     let rows = 0;
     let broken: string | undefined;
     for (const t of k.targets) {
-      for (const c of byKey.get(`${t.ecosystem}\0${t.name}`) ?? []) {
+      for (const c of byKey.get(t.ecosystem)?.get(t.name) ?? []) {
         if (c.affected.nameKind !== t.nameKind) continue;
         if ((c.affected.module ?? "") !== (t.module ?? "")) continue;
         if (c.advisory.withdrawn) continue;

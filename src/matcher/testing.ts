@@ -99,6 +99,7 @@ export function goBinary(goVersion: string, main: { path: string; version: strin
   header[15] = 0x2;
   const info = Buffer.concat([header, str(Buffer.from(goVersion)), str(Buffer.concat([sentinelStart, Buffer.from(modinfo), sentinelEnd]))]);
   const elf = Buffer.alloc(64 * 1024);
-  Buffer.from([0x7f, 0x45, 0x4c, 0x46]).copy(elf, 0);
+  // A 64-bit little-endian ELF header with no program headers: the Go scanner reads ELF files only.
+  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]).copy(elf, 0);
   return Buffer.concat([elf, info, Buffer.alloc(1024)]);
 }

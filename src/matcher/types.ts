@@ -10,7 +10,7 @@ import type { Cvss, FixState, Severity } from "../advisories/types.js";
 export type CoverageState = "supported" | "no_data" | "unsupported" | "end_of_life";
 
 /** The kind of package database a package came from, from its environment's `package_db`. */
-export type PackageType = "dpkg" | "apk" | "rpm" | "npm" | "python" | "maven" | "go" | "ruby" | "node";
+export type PackageType = "dpkg" | "apk" | "rpm" | "npm" | "python" | "maven" | "go" | "ruby" | "node" | "cargo" | "nuget" | "composer";
 
 export const OS_PACKAGE_TYPES: ReadonlySet<PackageType> = new Set(["dpkg", "apk", "rpm"]);
 

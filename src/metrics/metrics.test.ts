@@ -10,6 +10,7 @@ const NAMES = [
   "portcullis_webhook_break_glass_total", "portcullis_webhook_certificate_expiry_timestamp_seconds", "portcullis_leader",
   "portcullis_advisory_updates_total", "portcullis_advisory_age_seconds", "portcullis_advisory_records",
   "portcullis_rematch_manifests_total", "portcullis_imagescan_vulnerabilities",
+  "portcullis_repository_tags_listed_total", "portcullis_repository_new_digests_total", "portcullis_repository_listing_errors_total",
 ];
 
 describe("PortcullisMetrics", () => {
@@ -116,6 +117,19 @@ describe("PortcullisMetrics", () => {
     expect(text).toContain('portcullis_registry_token_fetches_total{registry="ghcr.io",result="error"} 1');
     expect(text).toContain('portcullis_registry_received_bytes_total{registry="ghcr.io"} 512');
     expect(text).toContain('portcullis_registry_request_duration_seconds_count{registry="ghcr.io"} 3');
+  });
+
+  it("counts watched repositories' listings: tags, new digests, errors by registry (tenant hosts are `other`)", async () => {
+    const m = new PortcullisMetrics();
+    m.observeListing({ registry: "ghcr.io", tags: 30, newDigests: 5 });
+    m.observeListing({ registry: "ghcr.io", tags: 31, newDigests: 1 });
+    m.observeListing({ registry: "ghcr.io", tags: 0, newDigests: 0, error: "RateLimited" });
+    m.observeListing({ registry: "tenant-chosen.example:5000", tags: 0, newDigests: 0, error: "AuthFailed" });
+    const text = await m.registry.metrics();
+    expect(text).toContain('portcullis_repository_tags_listed_total{registry="ghcr.io"} 61');
+    expect(text).toContain('portcullis_repository_new_digests_total{registry="ghcr.io"} 6');
+    expect(text).toContain('portcullis_repository_listing_errors_total{registry="ghcr.io",reason="RateLimited"} 1');
+    expect(text).toContain('portcullis_repository_listing_errors_total{registry="other",reason="AuthFailed"} 1');
   });
 
   it("names configured and well-known registries in the registry label, and every tenant-chosen host `other`", async () => {

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ScanObservation } from "../controller/imagescan.js";
+import type { ListingObservation } from "../controller/repositories.js";
 import type { RegistryMetrics } from "../registry/transport.js";
 import type { Decision } from "../webhook/decide.js";
 
@@ -73,6 +74,9 @@ export class PortcullisMetrics {
   readonly advisoryRecords: Gauge<"source">;
   readonly rematched: Counter<"result">;
   readonly imageVulnerabilities: Gauge<"severity">;
+  readonly repositoryTagsListed: Counter<"registry">;
+  readonly repositoryNewDigests: Counter<"registry">;
+  readonly repositoryListingErrors: Counter<"registry" | "reason">;
 
   private readonly knownRegistries = new Set<string>(WELL_KNOWN_REGISTRIES);
   private readonly knownGlobs: RegExp[] = [];
@@ -153,6 +157,9 @@ export class PortcullisMetrics {
         for (const [severity, n] of Object.entries(totals)) this.set({ severity }, n);
       },
     });
+    this.repositoryTagsListed = new Counter({ name: `${p}repository_tags_listed_total`, help: "Tags read by the listings of watched repositories (ImageRepository), by registry.", labelNames: ["registry"], registers });
+    this.repositoryNewDigests = new Counter({ name: `${p}repository_new_digests_total`, help: "Selected tags of watched repositories found pointing to a digest not seen for them before (new or moved tags), by registry.", labelNames: ["registry"], registers });
+    this.repositoryListingErrors = new Counter({ name: `${p}repository_listing_errors_total`, help: "Failed listings of watched repositories, by registry and reason (AuthFailed, RateLimited, RegistryUnavailable, ...).", labelNames: ["registry", "reason"], registers });
     if (o.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -197,6 +204,14 @@ export class PortcullisMetrics {
     if (s.layersFetched) this.layersFetched.inc(s.layersFetched);
     if (s.layersReused) this.layersReused.inc(s.layersReused);
     if (s.bytesFetched) this.downloadedBytes.inc(s.bytesFetched);
+  }
+
+  /** An ImageRepositoryController listing (its `onListing` option). */
+  observeListing(e: ListingObservation): void {
+    const registry = this.registryLabel(e.registry);
+    if (e.error) this.repositoryListingErrors.inc({ registry, reason: e.error });
+    if (e.tags) this.repositoryTagsListed.inc({ registry }, e.tags);
+    if (e.newDigests) this.repositoryNewDigests.inc({ registry }, e.newDigests);
   }
 
   /**

@@ -352,3 +352,74 @@ describe("digests a tag resolves to", () => {
     expect(await client().verifiedDigest(pinned)).toBe(manifestDigest);
   });
 });
+
+describe("tag listing against a fake registry (hostile pages, rate limits)", () => {
+  /** A registry of `all` tags that pages them as the distribution spec says (n, last, Link). */
+  const pager = (all: string[], o: { link?: (next: string, host: string) => string; pageBytes?: (body: string) => string } = {}) => serve((req, res) => {
+    const u = new URL(req.url!, "http://x");
+    const n = Number(u.searchParams.get("n") ?? all.length);
+    const last = u.searchParams.get("last");
+    const from = last ? all.indexOf(last) + 1 : 0;
+    const page = all.slice(from, from + n);
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (from + n < all.length) {
+      const next = `/v2/app/tags/list?n=${n}&last=${encodeURIComponent(page.at(-1)!)}`;
+      headers.link = `<${o.link ? o.link(next, req.headers.host!) : next}>; rel="next"`;
+    }
+    const body = JSON.stringify({ name: "app", tags: page });
+    res.writeHead(200, headers).end(o.pageBytes ? o.pageBytes(body) : body);
+  });
+  const tags = Array.from({ length: 25 }, (_, i) => `1.${i}.0`);
+
+  it("follows Link pages (relative, or absolute on the same host) and asks for n per page", async () => {
+    for (const link of [undefined, (next: string, host: string) => `http://${host}${next}`]) {
+      const reg = await pager(tags, { link });
+      servers.push(reg.server);
+      const got = await client().listTags(parseReference(`${reg.host}/app`), { pageSize: 10 });
+      expect(got).toEqual({ tags, requests: 3, truncated: false, invalid: 0 });
+      expect(reg.requests.map((r) => r.url)).toEqual(["/v2/app/tags/list?n=10", "/v2/app/tags/list?n=10&last=1.9.0", "/v2/app/tags/list?n=10&last=1.19.0"]);
+    }
+  });
+
+  it("refuses a next page on another host or another repository, and a page that repeats itself", async () => {
+    const other = await pager(tags, { link: (next) => `http://169.254.169.254${next}` });
+    const sideways = await pager(tags, { link: (next) => next.replace("/v2/app/", "/v2/other/") });
+    const loop = await pager(tags, { link: () => "/v2/app/tags/list?n=10" });
+    servers.push(other.server, sideways.server, loop.server);
+    await expect(client().listTags(parseReference(`${other.host}/app`), { pageSize: 10 })).rejects.toMatchObject({ code: "BLOCKED_URL" });
+    await expect(client().listTags(parseReference(`${sideways.host}/app`), { pageSize: 10 })).rejects.toMatchObject({ code: "BLOCKED_URL" });
+    await expect(client().listTags(parseReference(`${loop.host}/app`), { pageSize: 10 })).rejects.toMatchObject({ code: "UNEXPECTED_STATUS", message: expect.stringMatching(/repeats an earlier page/) });
+    expect(other.requests).toHaveLength(1);
+  });
+
+  it("bounds tags, pages and bytes, and skips names that are not tags", async () => {
+    const reg = await pager([...tags, "-bad", "a/b", "x".repeat(200), "1.0.0"]);
+    servers.push(reg.server);
+    const all = await client().listTags(parseReference(`${reg.host}/app`));
+    expect(all).toEqual({ tags, requests: 1, truncated: false, invalid: 3 });
+    expect(await client().listTags(parseReference(`${reg.host}/app`), { maxTags: 7 })).toMatchObject({ tags: tags.slice(0, 7), truncated: true });
+    expect(await client().listTags(parseReference(`${reg.host}/app`), { pageSize: 5, maxPages: 2 })).toMatchObject({ tags: tags.slice(0, 10), requests: 2, truncated: true });
+    const big = await pager(tags, { pageBytes: (b) => b + " ".repeat(2048) });
+    servers.push(big.server);
+    await expect(client({ maxTagPageBytes: 1024 }).listTags(parseReference(`${big.host}/app`))).rejects.toMatchObject({ code: "TOO_LARGE" });
+    const notJson = await serve((_req, res) => res.writeHead(200).end("<html>"));
+    servers.push(notJson.server);
+    await expect(client().listTags(parseReference(`${notJson.host}/app`))).rejects.toMatchObject({ code: "UNEXPECTED_STATUS" });
+  });
+
+  it("waits as Retry-After says when the listing is rate limited, and gives up with RATE_LIMITED past its limit", async () => {
+    let calls = 0;
+    const reg = await serve((_req, res) => {
+      calls++;
+      if (calls === 1) return void res.writeHead(429, { "retry-after": "1" }).end();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name: "app", tags: ["1.0.0"] }));
+    });
+    const hard = await serve((_req, res) => res.writeHead(429, { "retry-after": "600" }).end());
+    servers.push(reg.server, hard.server);
+    const t0 = Date.now();
+    expect((await client().listTags(parseReference(`${reg.host}/app`))).tags).toEqual(["1.0.0"]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    const err = await client().listTags(parseReference(`${hard.host}/app`)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "RATE_LIMITED", details: { retryAfterMs: 600_000 } });
+  });
+});

@@ -7,7 +7,7 @@ import { ACCEPT_MANIFESTS, MediaTypes } from "../image/mediatypes.js";
 import { parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from "../image/manifest.js";
 import { defaultPlatform, formatPlatform, platformCandidates, selectManifest, type Platform } from "../image/platform.js";
 import { isDigest } from "../image/digest.js";
-import type { Reference } from "../image/reference.js";
+import { isValidTag, type Reference } from "../image/reference.js";
 import type { EgressGuard } from "../net/egress.js";
 import type { Keyring } from "./auth/types.js";
 import { verifiedBlobStream } from "./blob.js";
@@ -44,6 +44,28 @@ export function headerDigest(header: string | string[] | undefined): string | un
 
 function digestOf(raw: Uint8Array, algorithm = "sha256"): string {
   return `${algorithm}:${createHash(algorithm).update(raw).digest("hex")}`;
+}
+
+/** What listTags found. */
+export interface TagListing {
+  /** The tags, in the registry's order, each once; names that are not valid tags are left out (see `invalid`). */
+  tags: string[];
+  /** Requests made (pages). */
+  requests: number;
+  /** The listing stopped at `maxTags` or `maxPages` with more to come. */
+  truncated: boolean;
+  /** Names the registry listed that are not valid tags (skipped). */
+  invalid: number;
+}
+
+export interface ListTagsOptions {
+  /** Tags asked for per page (`n`); default 1000. */
+  pageSize?: number;
+  /** Stop after this many tags (truncated); default 10,000. */
+  maxTags?: number;
+  /** Stop after this many pages (truncated); default 100. */
+  maxPages?: number;
+  signal?: AbortSignal;
 }
 
 export class RegistryClient {
@@ -201,6 +223,65 @@ export class RegistryClient {
   }
 
   /**
+   * A repository's tags: `/v2/<name>/tags/list?n=…`, following the `Link: <…>; rel="next"` pages the
+   * distribution spec defines, through the transport's auth, retries and Retry-After. Bounded: each page's
+   * bytes (maxTagPageBytes), the pages and the tags (truncated says so); a next link must stay on this
+   * repository's tag list (BLOCKED_URL otherwise) and move forward (a page repeating itself ends the listing
+   * with UNEXPECTED_STATUS).
+   */
+  async listTags(ref: Reference, o: ListTagsOptions = {}): Promise<TagListing> {
+    const pageSize = Math.max(1, Math.min(o.pageSize ?? 1000, 10_000));
+    const maxTags = o.maxTags ?? 10_000;
+    const maxPages = o.maxPages ?? 100;
+    const where = `${ref.registry}/${ref.repository}`;
+    const base = `/v2/${ref.repository}/tags/list`;
+    const seen = new Set<string>();
+    const tags: string[] = [];
+    const visited = new Set<string>();
+    let invalid = 0;
+    let path: string | undefined = `${base}?n=${pageSize}`;
+    let requests = 0;
+    while (path) {
+      if (requests >= maxPages || tags.length >= maxTags) return { tags, requests, truncated: true, invalid };
+      visited.add(path);
+      const res = await this.transport.send(ref.registry, ref.repository, { method: "GET", path, headers: { accept: "application/json" }, signal: o.signal });
+      requests++;
+      const max = this.transport.options.maxTagPageBytes;
+      const raw = await readCapped(res.body, max, () => new RegistryError("TOO_LARGE", `${where}: a page of the tag list is over the ${max}-byte limit`, { registry: ref.registry, repository: ref.repository }));
+      this.metrics.bytes?.({ registry: ref.registry, bytes: raw.length });
+      let body: { tags?: unknown };
+      try {
+        body = JSON.parse(raw.toString("utf8")) as { tags?: unknown };
+      } catch {
+        throw new RegistryError("UNEXPECTED_STATUS", `${where}: the tag list is not JSON`, { registry: ref.registry, repository: ref.repository });
+      }
+      // A repository without tags answers `"tags": null` on some registries.
+      const page = body?.tags ?? [];
+      if (!Array.isArray(page)) throw new RegistryError("UNEXPECTED_STATUS", `${where}: the tag list has no "tags" array`, { registry: ref.registry, repository: ref.repository });
+      for (const [i, t] of page.entries()) {
+        if (tags.length >= maxTags) return { tags, requests, truncated: page.slice(i).some((x) => typeof x === "string" && isValidTag(x) && !seen.has(x)) || nextLink(res.headers.link) !== undefined, invalid };
+        if (typeof t !== "string" || !isValidTag(t)) {
+          invalid++;
+          continue;
+        }
+        if (seen.has(t)) continue;
+        seen.add(t);
+        tags.push(t);
+      }
+      const next = nextLink(res.headers.link);
+      if (next === undefined) {
+        path = undefined;
+        break;
+      }
+      path = tagPagePath(next, base, res.url);
+      if (path === undefined) throw new RegistryError("BLOCKED_URL", `${where}: the tag list's next page ${JSON.stringify(next.slice(0, 200))} is not this repository's tag list on this registry`, { registry: ref.registry, repository: ref.repository });
+      if (visited.has(path)) throw new RegistryError("UNEXPECTED_STATUS", `${where}: the tag list's next page repeats an earlier page (${path.slice(0, 200)})`, { registry: ref.registry, repository: ref.repository });
+      if (tags.length >= maxTags) return { tags, requests, truncated: true, invalid };
+    }
+    return { tags, requests, truncated: false, invalid };
+  }
+
+  /**
    * Manifests that refer to `digest` (signatures, SBOMs, SOCI indexes): the referrers API, or the
    * `sha256-<hex>` tag schema where the registry lacks it (404, 400 or 406). Follows `Link` pages.
    */
@@ -236,4 +317,31 @@ export class RegistryClient {
       throw e;
     }
   }
+}
+
+/** The target of a `Link` header's rel="next" entry, if any. */
+function nextLink(header: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(header) ? header.join(", ") : header;
+  if (!v) return undefined;
+  for (const part of v.split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>(.*)$/.exec(part);
+    if (m && /;\s*rel="?next"?(?:\s*;|\s*$)/i.test(m[2]!)) return m[1]!;
+  }
+  return undefined;
+}
+
+/**
+ * A next-page link as a path on the registry, or undefined when it leaves the repository's tag list: relative
+ * (`/v2/<name>/tags/list?...`), or absolute on the very host and port the page came from.
+ */
+function tagPagePath(link: string, base: string, pageUrl: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(link, pageUrl);
+  } catch {
+    return undefined;
+  }
+  const from = new URL(pageUrl);
+  if (u.protocol !== from.protocol || u.host !== from.host || u.pathname !== base) return undefined;
+  return `${u.pathname}${u.search}`;
 }

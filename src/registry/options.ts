@@ -27,6 +27,8 @@ export const RegistryOptionsSchema = z
     maxManifestBytes: z.number().int().positive().default(8 * 1024 * 1024),
     maxConfigBytes: z.number().int().positive().default(4 * 1024 * 1024),
     maxTokenBytes: z.number().int().positive().default(64 * 1024),
+    /** One page of a tag listing (`/v2/<name>/tags/list`). */
+    maxTagPageBytes: z.number().int().positive().default(1024 * 1024),
     /** Range resumes of one blob after dropped connections. */
     maxBlobResumes: z.number().int().nonnegative().default(5),
     userAgent: z.string().default("portcullis"),

@@ -1,7 +1,10 @@
 // The scanners Portcullis runs by default. Adding an ecosystem is one line here and a folder beside this
 // file; no existing scanner changes.
 import { ApkScanner } from "./apk/apk.js";
+import { CargoAuditableScanner } from "./cargo/cargo.js";
+import { ComposerScanner } from "./composer/composer.js";
 import { DpkgScanner } from "./dpkg/dpkg.js";
+import { DotnetDepsScanner } from "./dotnet/dotnet.js";
 import { DpkgFilesScanner } from "./dpkg/files.js";
 import { GoBinaryScanner } from "./gobin/gobin.js";
 import { JavaScanner } from "./java/java.js";
@@ -16,7 +19,7 @@ import type { Scanner } from "./types.js";
 export function defaultScanners(): Scanner[] {
   return [
     new DpkgScanner(),
-    // Before gobin: both stream what they read, and the first consumer that wants a file gets it.
+    // Streaming scanners (dpkg-files, gobin, cargo-auditable) each get every file they want, in one read.
     new DpkgFilesScanner(),
     new ApkScanner(),
     new RpmScanner(),
@@ -26,6 +29,9 @@ export function defaultScanners(): Scanner[] {
     new PythonScanner(),
     new JavaScanner(),
     new GoBinaryScanner(),
+    new CargoAuditableScanner(),
     new RubyGemScanner(),
+    new ComposerScanner(),
+    new DotnetDepsScanner(),
   ];
 }

@@ -69,6 +69,13 @@ describe("python", () => {
 });
 
 describe("ruby gems", () => {
+  it("wants installed and default gems' specifications, nothing else", () => {
+    const s = new RubyGemScanner();
+    expect(want(s, "usr/lib/ruby/gems/3.1.0/specifications/default/bundler-2.3.7.gemspec")).toBe(true);
+    expect(want(s, "usr/local/bundle/specifications/rails-7.1.0.gemspec")).toBe(true);
+    expect(want(s, "usr/lib/ruby/gems/3.1.0/specifications/other/x-1.gemspec")).toBe(false);
+    expect(want(s, "app/x.gemspec")).toBe(false);
+  });
   it("reads installed specifications", async () => {
     const out = await new RubyGemScanner().scan(MapLayerFiles.of({ "var/lib/gems/3.1.0/specifications/rake-13.0.6.gemspec": '# -*- encoding: utf-8 -*-\nGem::Specification.new do |s|\n  s.name = "rake".freeze\n  s.version = "13.0.6"\nend\n' }));
     expect(out.packages!.map((p) => [p.name, p.version, p.purl])).toEqual([["rake", "13.0.6", "pkg:gem/rake@13.0.6"]]);

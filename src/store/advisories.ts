@@ -222,32 +222,50 @@ export class SqlAdvisoryStore implements AdvisoryStore {
   async candidates(keys: readonly PackageKey[]): Promise<Candidate[]> {
     if (!keys.length) return [];
     const uniq = new Map(keys.map((k) => [`${k.ecosystem}\0${k.name}`, k]));
-    const { rows } = await this.db.query<{ source: string; ref: string; ext_id: string; i: number; record: unknown; affected: unknown }>(
-      `WITH latest AS MATERIALIZED (SELECT DISTINCT ON (source) id, ref, source FROM advisory_operation ORDER BY source, id DESC)
-       SELECT r.source, l.ref, r.ext_id, r.i, r.record, r.affected
-       FROM unnest($1::text[], $2::text[]) AS k(ecosystem, name)
-       -- One index probe per key: a LATERAL subquery the planner cannot flatten (OFFSET 0). Left to itself it
-       -- scans and sorts every affected row for a large report (measured: 463 ms for 2,000 keys over 200,000
-       -- rows, spilling to disk).
-       CROSS JOIN LATERAL (
-         SELECT a.id AS advisory_id, a.source, a.ext_id, af.i, a.record - 'details' AS record, af.affected
-         FROM advisory_affected af JOIN advisory a ON a.id = af.advisory_id AND NOT a.withdrawn
-         WHERE af.ecosystem = k.ecosystem AND af.package_name = k.name
-         OFFSET 0
-       ) r
-       JOIN latest l ON l.source = r.source
-       WHERE EXISTS (SELECT 1 FROM advisory_operation_member m WHERE m.operation_id = l.id AND m.advisory_id = r.advisory_id)`,
+    // Two kinds of row in one answer: each affected row of the keys, then each record they belong to, once.
+    // A record can name many of a report's packages (an OSV entry with several, the benchmark's fillers: 5),
+    // so what is per record (the record itself, withdrawn, membership in its source's latest operation) is
+    // read and sent once per record, not once per affected row.
+    const { rows } = await this.db.query<{ advisory_id: string; i: number | null; affected: unknown; source: string | null; ref: string | null; ext_id: string | null; record: unknown }>(
+      `WITH latest AS MATERIALIZED (SELECT DISTINCT ON (source) id, ref, source FROM advisory_operation ORDER BY source, id DESC),
+       hit AS MATERIALIZED (
+         SELECT r.advisory_id, r.i, r.affected
+         FROM unnest($1::text[], $2::text[]) AS k(ecosystem, name)
+         -- One index probe per key: a LATERAL subquery the planner cannot flatten (OFFSET 0). Left to itself it
+         -- scans and sorts every affected row for a large report (measured: 463 ms for 2,000 keys over 200,000
+         -- rows, spilling to disk).
+         CROSS JOIN LATERAL (
+           SELECT af.advisory_id, af.i, af.affected FROM advisory_affected af
+           WHERE af.ecosystem = k.ecosystem AND af.package_name = k.name
+           OFFSET 0
+         ) r),
+       rec AS MATERIALIZED (
+         SELECT a.id, a.source, l.ref, a.ext_id, a.record - 'details' AS record
+         FROM (SELECT DISTINCT advisory_id FROM hit) h
+         JOIN advisory a ON a.id = h.advisory_id AND NOT a.withdrawn
+         JOIN latest l ON l.source = a.source
+         WHERE EXISTS (SELECT 1 FROM advisory_operation_member m WHERE m.operation_id = l.id AND m.advisory_id = a.id))
+       SELECT advisory_id, i, affected, NULL AS source, NULL AS ref, NULL AS ext_id, NULL::jsonb AS record FROM hit
+       WHERE advisory_id IN (SELECT id FROM rec)
+       UNION ALL
+       SELECT id, NULL, NULL, source, ref, ext_id, record FROM rec`,
       [[...uniq.values()].map((k) => k.ecosystem), [...uniq.values()].map((k) => k.name)],
     );
+    const records = new Map<string, { source: string; ref: string; extId: string; record: Omit<Advisory, "affected" | "details"> }>();
+    const hits: Array<{ advisory_id: string; i: number; affected: unknown }> = [];
+    for (const r of rows) {
+      if (r.source === null) hits.push(r as (typeof hits)[number]);
+      else records.set(String(r.advisory_id), { source: r.source, ref: r.ref!, extId: r.ext_id!, record: parseJson(r.record) });
+    }
+    const out = hits.map((h) => {
+      const rec = records.get(String(h.advisory_id))!;
+      // Candidates of one record share its parsed object: readers must not modify it.
+      return { rec, i: h.i, candidate: { source: rec.source, operationRef: rec.ref, advisory: rec.record, affected: parseJson<AffectedPackage>(h.affected) } };
+    });
     // Sorted here, not in SQL: rows carry their JSON, and sorting them in the database spills to disk.
     const byte = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-    rows.sort((x, y) => byte(x.source, y.source) || byte(x.ext_id, y.ext_id) || x.i - y.i);
-    return rows.map((r) => ({
-      source: r.source,
-      operationRef: r.ref,
-      advisory: parseJson<Omit<Advisory, "affected" | "details">>(r.record),
-      affected: parseJson<AffectedPackage>(r.affected),
-    }));
+    out.sort((x, y) => byte(x.rec.source, y.rec.source) || byte(x.rec.extId, y.rec.extId) || x.i - y.i);
+    return out.map((x) => x.candidate);
   }
 
   async ecosystems(): Promise<Set<string>> {

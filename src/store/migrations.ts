@@ -213,6 +213,29 @@ CREATE TABLE advisory_operation_file (
 ALTER TABLE advisory_operation ADD COLUMN file_count INT;
 `,
   },
+  {
+    version: 5,
+    name: "watched repositories",
+    sql: `
+-- What the ImageRepository controller learned about a watched repository, so a restart or another replica
+-- neither lists it again within its interval nor resolves tags it already knows. key: namespace/name.
+CREATE TABLE watched_repository (
+  id BIGSERIAL PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  image TEXT NOT NULL,
+  listed_at TIMESTAMPTZ
+);
+-- One row per tag of the last listing: its digest and image creation time once resolved (null before).
+CREATE TABLE watched_repository_tag (
+  repository_id BIGINT NOT NULL REFERENCES watched_repository(id) ON DELETE CASCADE,
+  tag TEXT NOT NULL,
+  digest TEXT,
+  created TIMESTAMPTZ,
+  checked_at TIMESTAMPTZ,
+  PRIMARY KEY (repository_id, tag)
+);
+`,
+  },
 ];
 
 const MIGRATION_LOCK = lockKey("portcullis:migrations");

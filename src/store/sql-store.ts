@@ -4,20 +4,23 @@ import type { ManifestToIndex } from "../indexer/types.js";
 import type { ScanOutput } from "../scanners/types.js";
 import { SqlAdvisoryStore } from "./advisories.js";
 import { SqlFindingsStore } from "./findings.js";
+import { SqlWatchedRepositoryStore } from "./repositories.js";
 import type { AdvisoryStore } from "./advisory-types.js";
 import { lockKey, type Db, type Queryable } from "./db.js";
 import { migrate } from "./migrations.js";
-import { scannedKey, type FindingsStore, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageMatch, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
+import { scannedKey, type WatchedRepositoryStore, type FindingsStore, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageMatch, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
 
 export class SqlStore implements Store {
   private readonly scannerIds = new Map<string, number>();
 
   readonly advisories: AdvisoryStore;
   readonly findings: FindingsStore;
+  readonly repositories: WatchedRepositoryStore;
 
   private constructor(private readonly db: Db) {
     this.advisories = new SqlAdvisoryStore(db);
     this.findings = new SqlFindingsStore(db);
+    this.repositories = new SqlWatchedRepositoryStore(db);
   }
 
   get kind(): "postgres" | "embedded" {

@@ -17,10 +17,11 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
     const dpkg2: ScannerInfo = { name: "dpkg", version: "2", kind: "package" };
     const osr: ScannerInfo = { name: "os-release", version: "1", kind: "distribution" };
 
+    // PGlite's first open in a process compiles its WebAssembly: over 10 s on a loaded machine.
     beforeAll(async () => {
       store = await open();
       await store.registerScanners([dpkg1, dpkg2, osr]);
-    });
+    }, 120_000);
     afterAll(async () => store?.close());
 
     it("remembers which layers each scanner version has scanned, across manifests", async () => {
@@ -136,6 +137,25 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
 
     it("refuses to write results for a scanner it was not told about", async () => {
       await expect(store.setLayerScanned(dg("x"), { whiteouts: [], opaqueDirs: [], files: [] }, [{ scanner: { name: "nope", version: "9", kind: "package" }, output: {} }])).rejects.toThrow(/not registered/);
+    });
+
+    it("keeps what watched repositories' listings learned: tags, digests, creation times, and starts over for another image", async () => {
+      const key = `team/${run}`;
+      expect(await store.repositories.get(key)).toBeUndefined();
+      const tags = Array.from({ length: 2500 }, (_, i) => ({ tag: `1.0.${i}` }));
+      await store.repositories.record(key, "r.example/app", { listedAt: "2026-01-02T03:04:05.000Z", upsert: tags });
+      await store.repositories.record(key, "r.example/app", { upsert: [{ tag: "1.0.7", digest: dg("d7"), created: "2025-12-31T23:00:00Z", checkedAt: "2026-01-02T03:04:06Z" }], remove: ["1.0.8", "1.0.9"] });
+      const got = (await store.repositories.get(key))!;
+      expect(got.listedAt).toBe("2026-01-02T03:04:05.000Z");
+      expect(got.tags).toHaveLength(2498);
+      expect(got.tags.find((t) => t.tag === "1.0.7")).toEqual({ tag: "1.0.7", digest: dg("d7"), created: "2025-12-31T23:00:00.000Z", checkedAt: "2026-01-02T03:04:06.000Z" });
+      expect(got.tags.find((t) => t.tag === "1.0.8")).toBeUndefined();
+      expect(got.tags.find((t) => t.tag === "1.0.6")).toEqual({ tag: "1.0.6" });
+      expect(await store.repositories.keys()).toContain(key);
+      await store.repositories.record(key, "r.example/other", { upsert: [{ tag: "v1" }] });
+      expect(await store.repositories.get(key)).toEqual({ key, image: "r.example/other", tags: [{ tag: "v1" }] });
+      await store.repositories.delete(key);
+      expect(await store.repositories.get(key)).toBeUndefined();
     });
   });
 }

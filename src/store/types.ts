@@ -89,11 +89,47 @@ export interface FindingsStore {
   setCursor(operationId: number): Promise<void>;
 }
 
+/** A tag of a watched repository, as the store keeps it. */
+export interface WatchedTag {
+  tag: string;
+  /** The manifest (or index) digest the tag pointed to when last resolved. */
+  digest?: string;
+  /** The image's creation time from its config (RFC 3339), when it was read. */
+  created?: string;
+  /** When the digest was last resolved (RFC 3339). */
+  checkedAt?: string;
+}
+
+/** What the ImageRepository controller learned about one repository (../controller/repositories.ts). */
+export interface WatchedRepository {
+  /** `namespace/name` of the ImageRepository. */
+  key: string;
+  /** The repository it watched (a change of spec.image starts over). */
+  image: string;
+  /** The last successful listing (RFC 3339). */
+  listedAt?: string;
+  tags: WatchedTag[];
+}
+
+export interface WatchedRepositoryStore {
+  get(key: string): Promise<WatchedRepository | undefined>;
+  /**
+   * Records a listing in one transaction: the listing time, tags added or changed (`upsert`), and tags gone
+   * (`remove`). A different `image` than the stored one drops every stored tag first.
+   */
+  record(key: string, image: string, change: { listedAt?: string; upsert?: readonly WatchedTag[]; remove?: readonly string[] }): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Every key the store has (to forget ImageRepositories deleted while no controller ran). */
+  keys(): Promise<string[]>;
+}
+
 export interface Store extends Setter, Querier, ManifestAdmin {
   readonly kind: "postgres" | "embedded";
   /** The advisory database (update operations, records, enrichment), in the same database. */
   readonly advisories: AdvisoryStore;
   readonly findings: FindingsStore;
+  /** What watched repositories' listings found. */
+  readonly repositories: WatchedRepositoryStore;
   close(): Promise<void>;
 }
 

@@ -83,21 +83,29 @@ export function sign(n: number): number {
  * (an UnmatchableVersionError or anything else).
  */
 export function versionScheme(name: string, compare: (a: string, b: string) => number, parse: (v: string) => unknown): VersionScheme {
+  // Matching asks both of the same few versions over and over: both answers are remembered.
+  let known = new Map<string, boolean>();
   return {
     name,
     compare: memoised(compare),
     valid(v: string): boolean {
+      const hit = known.get(v);
+      if (hit !== undefined) return hit;
+      let ok: boolean;
       try {
         parse(v);
-        return true;
+        ok = true;
       } catch {
-        return false;
+        ok = false;
       }
+      if (known.size >= MEMO_PAIRS) known = new Map();
+      known.set(v, ok);
+      return ok;
     },
   };
 }
 
-/** Pairs remembered per scheme; the memory is dropped whole when full (matching re-reads the same few versions). */
+/** Pairs (and validity answers) remembered per scheme; each memory is dropped whole when full (matching re-reads the same few versions). */
 const MEMO_PAIRS = 50_000;
 
 /**

@@ -4,6 +4,8 @@ import { apk } from "./apk.js";
 import { dpkg } from "./dpkg.js";
 import { golang } from "./golang.js";
 import { maven } from "./maven.js";
+import { nuget } from "./nuget.js";
+import { packagist } from "./packagist.js";
 import { pep440 } from "./pep440.js";
 import { rpm } from "./rpm.js";
 import { rubygems } from "./rubygems.js";
@@ -11,7 +13,7 @@ import { semver } from "./semver.js";
 import type { VersionScheme } from "./types.js";
 
 export { UnmatchableVersionError, type VersionScheme } from "./types.js";
-export { apk, dpkg, golang, maven, pep440, rpm, rubygems, semver };
+export { apk, dpkg, golang, maven, nuget, packagist, pep440, rpm, rubygems, semver };
 export { parseEvr, rpmvercmp, type Evr } from "./rpm.js";
 export { canonicalGoVersion } from "./golang.js";
 export { satisfies } from "./semver.js";
@@ -29,6 +31,8 @@ const EXACT: ReadonlyMap<string, VersionScheme> = new Map([
   ["Go", golang],
   ["Maven", maven],
   ["RubyGems", rubygems],
+  ["NuGet", nuget],
+  ["Packagist", packagist],
 ]);
 
 /** Name prefixes: `Debian:12`, `Ubuntu:22.04:LTS`, `Red Hat:enterprise_linux:9`, `openSUSE:Leap 15.5`... */

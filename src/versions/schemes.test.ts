@@ -3,11 +3,11 @@
 // input length, and schemeFor's mapping of OSV ecosystems.
 import { describe, expect, it } from "vitest";
 import { MAX_VERSION_LENGTH } from "./common.js";
-import { apk, dpkg, golang, maven, pep440, rpm, rubygems, schemeFor, semver } from "./index.js";
+import { apk, dpkg, golang, maven, nuget, packagist, pep440, rpm, rubygems, schemeFor, semver } from "./index.js";
 import { EDGE_STRINGS, LONG } from "./testing.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
-const SCHEMES: VersionScheme[] = [dpkg, rpm, apk, pep440, semver, golang, maven, rubygems];
+const SCHEMES: VersionScheme[] = [dpkg, rpm, apk, pep440, semver, golang, maven, rubygems, nuget, packagist];
 
 function throwsUnmatchable(fn: () => unknown): boolean {
   try {
@@ -80,6 +80,8 @@ describe.each(SCHEMES.map((s) => [s.name, s] as const))("%s", (name, scheme) => 
       go: [`v1.${lo}.0`, `v1.${hi}.0`],
       maven: [`1.${lo}`, `1.${hi}`],
       rubygems: [`1.${lo}`, `1.${hi}`],
+      nuget: [`1.${lo}`, `1.${hi}`],
+      packagist: [`1.${lo}`, `1.${hi}`],
     };
     const p = pairs[name];
     if (!p) {
@@ -120,8 +122,8 @@ describe("schemeFor", () => {
       RubyGems: rubygems,
       "": undefined,
       pypi: undefined,
-      NuGet: undefined,
-      Packagist: undefined,
+      NuGet: nuget,
+      Packagist: packagist,
       GIT: undefined,
       "Debian12": undefined,
       Ubuntu: undefined,

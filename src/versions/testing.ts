@@ -22,8 +22,9 @@ export function vectorsDir(): string {
 
 const OPS: Record<string, number> = { "<": -1, ">": 1, "=": 0, "==": 0 };
 
-export function readVectors(file: string): Vector[] {
-  const text = readFileSync(join(vectorsDir(), file), "utf8");
+/** The vectors of `file` in `dir` (default: the shared vectors folder). */
+export function readVectors(file: string, dir = vectorsDir()): Vector[] {
+  const text = readFileSync(join(dir, file), "utf8");
   const out: Vector[] = [];
   text.split("\n").forEach((raw, i) => {
     const line = raw.trim();
@@ -150,6 +151,8 @@ export const LONG: Record<string, readonly [string, string]> = Object.fromEntrie
       ["go", "v1.0.0-", "a.", "b"],
       ["maven", "1", ".0", "-x"],
       ["rubygems", "1", ".0", ".a"],
+      ["nuget", "1.0.0-", "a.", "b"],
+      ["packagist", "1", ".0", "-beta1"],
     ] as const
   ).map(([scheme, prefix, fill, suffix]) => [scheme, [padded(prefix, fill, suffix, 256), padded(prefix, fill, suffix, 257)]]),
 );
@@ -187,6 +190,16 @@ export const EDGE_STRINGS: Record<string, readonly string[]> = {
     "1.0.post1.dev1", "1.0r1", "1.0rev1", "1.0+local", "1.0+local.1", "1.0+1", "1.0+LOCAL", "1.0+0x1", "1.0+abc-1_2",
     `1.${HUGE1}`, `1.${HUGE9}`, `1.0a${HUGE1}`, `1.0+${HUGE9}`,
     "", " ", "1.0-bulbasaur", "1.0+", "1.0+-a", "1..0", "a", "1.0.x", ...LONG.pep440!,
+  ],
+  nuget: [
+    "1", "1.0", "1.0.0", "1.0.0.0", "1.0.01", "1.0.0.1", "1.0.0-beta", "1.0.0-BETA", "1.0.0-beta2", "1.0.0-beta.1", "1.0.0-beta.a",
+    "1.0.0-1", "1.0.0-rc-1", "1.0.0+meta", "1.0.0-beta+meta.1", " 1.0 ", `1.${HUGE1}`, `1.${HUGE9}`, `1.0.0-${HUGE1}`,
+    "", " ", "v1.0", "1.0.0.0.0", "1.0.0-", "1.0.0-a..b", "1.0.0+", "1.0.0-a_b", ".1", "1..0", "a", ...LONG.nuget!,
+  ],
+  packagist: [
+    "1", "1.0", "1.0.0", "v1.0.0", "V1.0", "1.0.0.0", "1.0-dev", "1.0a1", "1.0alpha1", "1.0b1", "1.0-beta.1", "1.0RC1", "1.0rc1",
+    "1.0-RC2", "1.0pl1", "1.0p1", "1.0.0-patch1", "1.0_1", "1.0+1", "2.x-dev", " 1.0 ", `1.${HUGE1}`, `1.${HUGE9}`,
+    "", " ", "dev-main", "dev-master", "latest", "1.0 beta", "1.0/2", "1.0#", "v", ...LONG.packagist!,
   ],
   rubygems: [
     "1", "1.0", "1.0.0", "1.a", "1.B", "1.0.a10", "1.0.a.9", "1.0.a9", "1.0.b1", "1.0-1", "1.0-pre", "1.0.pre", "1.0.0a",

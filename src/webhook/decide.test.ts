@@ -124,6 +124,15 @@ describe("decide: the scan rule", () => {
     expect(d.message).toContain("ClusterImagePolicy/default, onMissingScan: deny");
   });
 
+  it("says a watched repository's scan is in progress, who started it and when", () => {
+    const watchedBy = { repository: "team/api", since: new Date(NOW.getTime() - 2 * 60_000).toISOString() };
+    const { d } = run({ scans: { [DA]: scan("Indexing", "api-aaaaaaaaaaaa", { watchedBy }) } });
+    expect(d.allowed).toBe(false);
+    expect(d.message).toContain("is not scanned yet (ImageScan api-aaaaaaaaaaaa is Indexing; scan in progress, started 2 min ago by ImageRepository team/api)");
+    const fresh = run({ scans: { [DA]: scan(undefined, "api-aaaaaaaaaaaa", { watchedBy: { repository: "team/api", since: NOW.toISOString() } }) } }).d;
+    expect(fresh.message).toContain("scan in progress, started just now by ImageRepository team/api");
+  });
+
   it("on a dry run says no scan is created", () => {
     const { d } = run({ dryRun: true });
     expect(d.message).toContain("dry run: no ImageScan is created");

@@ -54,6 +54,8 @@ export interface ScanInfo {
   reason?: string;
   /** status.message. */
   message?: string;
+  /** The ImageRepository (`namespace/name`) that asked for the scan, and when the scan was created. */
+  watchedBy?: { repository: string; since?: string };
   /** status.vulnerabilities: absent until the image is matched against advisory data. */
   vulnerabilities?: FindingsSummary;
   /**
@@ -230,7 +232,7 @@ const requireDigest: Rule = ({ pinned, policy }) =>
 
 const TIMEOUT = /^timeout$|time(?:d)?[ -]?out|did not answer within|deadline|budget/i;
 
-const scanRule: Rule = ({ item, digest, scan, policy }) => {
+const scanRule: Rule = ({ item, digest, scan, policy, now }) => {
   const action = policy.onMissingScan;
   if (!digest) {
     const why = item.unresolved ?? "no digest";
@@ -247,10 +249,22 @@ const scanRule: Rule = ({ item, digest, scan, policy }) => {
       const cause = [scan.reason, scan.message].filter(Boolean).join(": ");
       return { rule: "scan-failed", action, text: `could not be scanned (ImageScan ${scan.name} Failed${cause ? `: ${clip(oneLine(cause), SCAN_NOTE_MAX)}` : ""})`, generic: "could not be scanned" };
     }
-    default:
-      return { rule: "scan-pending", action, text: `is not scanned yet (ImageScan ${scan.name} is ${scan.phase ?? "Pending"})`, generic: "is not scanned yet" };
+    default: {
+      const watched = scan.watchedBy ? `; scan in progress, started ${ago(scan.watchedBy.since, now)}by ImageRepository ${clip(oneLine(scan.watchedBy.repository), 254)}` : "";
+      return { rule: "scan-pending", action, text: `is not scanned yet (ImageScan ${scan.name} is ${scan.phase ?? "Pending"}${watched})`, generic: "is not scanned yet" };
+    }
   }
 };
+
+/** `2 min ago ` (with its space), `just now `, or nothing when the time is unknown. */
+function ago(since: string | undefined, now: Date): string {
+  const t = since ? Date.parse(since) : NaN;
+  if (Number.isNaN(t)) return "";
+  const s = Math.max(0, Math.round((now.getTime() - t) / 1000));
+  if (s < 60) return s < 5 ? "just now " : `${s} s ago `;
+  if (s < 3600) return `${Math.round(s / 60)} min ago `;
+  return `${Math.round(s / 3600)} h ago `;
+}
 
 /** Findings named in a denial before "and N more". */
 const FINDINGS_SHOWN = 3;

@@ -19,6 +19,7 @@ import type { RegistryOptionsInput } from "../registry/options.js";
 import { dedupe, SecretCache, workloadKeyring, type OperatorSecrets } from "../controller/credentials.js";
 import { ensureImageScan, existingScans, RecentScans, recentKey, referenceHash } from "../controller/ensure.js";
 import { digestLabel, GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
+import { WATCHED_BY_ANNOTATION } from "../controller/repositories.js";
 import { ClientLimiter } from "../registry/limits.js";
 import type { ClientCa } from "./client-ca.js";
 import {
@@ -279,6 +280,7 @@ export class AdmissionWebhook {
       const info: ScanInfo = {
         name: s.metadata!.name!, namespace: ns, phase: s.status?.phase, reason: s.status?.conditions?.find((c) => c.status === "False")?.reason, message: s.status?.message,
         ...(v ? { vulnerabilities: v } : {}), ...(v && v.total === 0 ? { findings: [] } : {}),
+        ...watchedBy(s),
       };
       scans.set(j.digest, info);
       // Findings in memory already, or loaded within what is left of the budget (the verdict itself never waits).
@@ -517,6 +519,14 @@ async function beforeDeadline<T, L>(p: Promise<T>, deadline: number, late: L): P
  * Labels prove nothing (anyone who may create ImageScans sets them); a scan not Indexed yet still says one is
  * on its way (existingScans lists only those that ask for this image).
  */
+/** The ImageRepository that asked for a scan (its annotation), for the denial's "scan in progress" note. */
+function watchedBy(s: ImageScan): Pick<ScanInfo, "watchedBy"> {
+  const repository = s.metadata?.annotations?.[WATCHED_BY_ANNOTATION];
+  if (!repository || s.status?.phase === "Indexed") return {};
+  const created = s.metadata?.creationTimestamp;
+  return { watchedBy: { repository, ...(created ? { since: new Date(created).toISOString() } : {}) } };
+}
+
 export function scanOf(candidates: readonly ImageScan[], digest: string): ImageScan | undefined {
   const speaksFor = (s: ImageScan) => s.status?.phase === "Indexed" && (s.status.digest === digest
     || (s.status.resolvedDigest === digest && !s.spec?.platform && s.status.observedGeneration === s.metadata?.generation));

@@ -118,8 +118,11 @@ describe("Helm chart: lint and render", () => {
     const roles = docs.filter((d): d is k8s.V1ClusterRole => d.kind === "ClusterRole");
     const labelled = (l: string) => roles.filter((r) => r.metadata!.labels?.[`rbac.authorization.k8s.io/${l}`] === "true");
     const rules = (rs: k8s.V1ClusterRole[]) => rs.flatMap((r) => r.rules ?? []).map((r) => ({ apiGroups: r.apiGroups, resources: [...r.resources!].sort(), verbs: [...r.verbs].sort() }));
-    expect(rules(labelled("aggregate-to-view"))).toEqual([{ apiGroups: ["portcullis.dev"], resources: ["clusterimagepolicies", "imagepolicies", "imagescans"], verbs: ["get", "list", "watch"] }]);
-    expect(rules(labelled("aggregate-to-edit"))).toEqual([{ apiGroups: ["portcullis.dev"], resources: ["imagescans"], verbs: ["create", "delete"] }]);
+    expect(rules(labelled("aggregate-to-view"))).toEqual([{ apiGroups: ["portcullis.dev"], resources: ["clusterimagepolicies", "imagepolicies", "imagerepositories", "imagescans"], verbs: ["get", "list", "watch"] }]);
+    expect(rules(labelled("aggregate-to-edit"))).toEqual([
+      { apiGroups: ["portcullis.dev"], resources: ["imagescans"], verbs: ["create", "delete"] },
+      { apiGroups: ["portcullis.dev"], resources: ["imagerepositories"], verbs: ["create", "delete", "patch", "update"] },
+    ]);
     expect(labelled("aggregate-to-admin")).toEqual([]);
     // Status is the controller's word: only the operator's own role may write it.
     for (const r of roles.filter((x) => x.metadata!.name !== "portcullis")) {
@@ -276,6 +279,7 @@ const NEEDED: Array<[string, string, string?]> = [
   ...["get", "list", "watch", "create", "patch", "delete"].map((v): [string, string, string] => [v, "imagescans.portcullis.dev", "team"]), // ensure.ts, pods.ts, imagescan.ts
   ["list", "imagescans.portcullis.dev"], ["watch", "imagescans.portcullis.dev"],
   ["patch", "imagescans.portcullis.dev/status", "team"], // imagescan.ts patchStatus
+  ["list", "imagerepositories.portcullis.dev"], ["watch", "imagerepositories.portcullis.dev"], ["patch", "imagerepositories.portcullis.dev/status", "team"], // repositories.ts
   ["list", "imagepolicies.portcullis.dev"], ["watch", "imagepolicies.portcullis.dev"],
   ["list", "clusterimagepolicies.portcullis.dev"], ["watch", "clusterimagepolicies.portcullis.dev"],
   ["patch", "imagepolicies.portcullis.dev/status", "team"], ["patch", "clusterimagepolicies.portcullis.dev/status"], // policies.ts
@@ -290,6 +294,7 @@ const FORBIDDEN: Array<[string, string, string?]> = [
   ["list", "secrets", "team"], ["watch", "secrets"], ["update", "secrets/other", "*ns*"], ["create", "secrets", "team"],
   ["delete", "pods", "team"], ["create", "pods", "team"], ["update", "imagescans.portcullis.dev", "team"],
   ["patch", "imagepolicies.portcullis.dev", "team"], ["update", "validatingwebhookconfigurations/someone-else"],
+  ["patch", "imagerepositories.portcullis.dev", "team"], ["create", "imagerepositories.portcullis.dev", "team"],
   ["create", "validatingwebhookconfigurations"], ["delete", "validatingwebhookconfigurations/portcullis"],
   ["update", "leases.coordination.k8s.io/other", "*ns*"], ["create", "leases.coordination.k8s.io", "team"],
   ["list", "serviceaccounts", "team"], ["create", "serviceaccounts/token", "team"],

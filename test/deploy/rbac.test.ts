@@ -200,7 +200,7 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     // label no namespace has until the operator replaces them in place; pinDigests makes it create the
     // mutating one too. No pod of the Deployment runs: there is no kubelet.
     await helm("install", "portcullis", chart, "--namespace", NS, "--set", "webhook.namespaceLabel=portcullis.dev/rbac-test=never", "--set", "webhook.pinDigests=true");
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev", "crd/imagepolicies.portcullis.dev", "crd/clusterimagepolicies.portcullis.dev");
+    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev", "crd/imagerepositories.portcullis.dev", "crd/imagepolicies.portcullis.dev", "crd/clusterimagepolicies.portcullis.dev");
     const token = await core.createNamespacedServiceAccountToken({ namespace: NS, name: SA, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
     saKubeconfig = join(work, "serviceaccount.kubeconfig");
     writeFileSync(saKubeconfig, kubeconfigYaml(service("kube").server, service("kube").caPem, token.status!.token, SA), { mode: 0o600 });
@@ -215,6 +215,8 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     // A registry that refuses connections: the scan is retried, and its Warning counted in place.
     await core.createNamespacedPod({ namespace: TEAM, body: { metadata: { name: "unreachable" }, spec: { containers: [{ name: "app", image: `127.0.0.1:${await freePort()}/rbac/gone:1` }] } } });
     await core.createNamespacedPod({ namespace: JUDGED, body: { metadata: { name: "with-serviceaccount" }, spec: { containers: [{ name: "app", image: image("base") }] } } });
+    // A watched repository whose filter selects no tag: the operator lists it and writes its status, and makes no scan.
+    await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: TEAM, plural: "imagerepositories", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageRepository", metadata: { name: "watched" }, spec: { image: image("base").split(":base")[0], tagFilter: { pattern: "^none$" }, imagePullSecrets: [{ name: "regcred" }] } } });
     // pinDigests defaults to true in a policy: the mutating webhook pins what this one decides for.
     await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: JUDGED, plural: "imagepolicies", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImagePolicy", metadata: { name: "pin" }, spec: { onMissingScan: "deny" } } });
     // A cluster policy for the judged namespace (the ImagePolicy above is more specific and decides): the

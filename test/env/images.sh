@@ -5,8 +5,9 @@
 #   rootfs-bookworm/            debootstrap --variant=minbase bookworm (88 real dpkg packages)
 #   rootfs-bookworm-two/        the same plus `jq` installed and `gpgv` purged (a second layer)
 #   rootfs-bookworm-lang/       base plus python3-six, libcommons-lang3-java and direnv (a Go program)
+#   rootfs-bookworm-inventory/  lang's packages plus ruby (default gems) and fzf (a GOPATH-mode Go build)
 #   oci-bookworm/  (OCI layout) tags: base (one layer), two (base + the second layer, with whiteouts),
-#                  lang (base + a layer of language packages from Debian)
+#                  lang (base + a layer of language packages from Debian), inventory (the same, larger)
 #
 # Usage: images.sh            build what is missing
 #        images.sh --print    print the cache folder
@@ -70,5 +71,10 @@ if [ ! -f "$oci/.complete-lang" ]; then
   log "language layer: python3-six, libcommons-lang3-java, direnv"
   layer_on_base lang lang 'apt-get install -y -qq --no-install-recommends python3-six libcommons-lang3-java direnv >/dev/null && apt-get clean'
   touch "$oci/.complete-lang"
+fi
+if [ ! -f "$oci/.complete-inventory" ]; then
+  log "inventory layer: lang's packages, ruby, fzf"
+  layer_on_base inventory inventory 'apt-get install -y -qq --no-install-recommends python3-six libcommons-lang3-java direnv ruby fzf >/dev/null && apt-get clean'
+  touch "$oci/.complete-inventory"
 fi
 log "images ready in $cache"

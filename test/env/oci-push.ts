@@ -92,8 +92,8 @@ export class RegistryPusher {
    * Pushes a one-layer OCI image whose layer is `layer` (already compressed or not; `layerMediaType` says
    * which) and returns the manifest digest.
    */
-  async pushImage(repo: string, tag: string, layers: Array<{ data: Uint8Array; mediaType: string; diffId?: string }>, platform = { os: "linux", architecture: "amd64" }): Promise<{ digest: string; manifest: string }> {
-    const config = JSON.stringify({ ...platform, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId ?? sha256(l.data)) }, config: {} });
+  async pushImage(repo: string, tag: string, layers: Array<{ data: Uint8Array; mediaType: string; diffId?: string }>, platform = { os: "linux", architecture: "amd64" }, extraConfig: Record<string, unknown> = {}): Promise<{ digest: string; manifest: string }> {
+    const config = JSON.stringify({ ...extraConfig, ...platform, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId ?? sha256(l.data)) }, config: {} });
     const configDigest = await this.pushBlob(repo, Buffer.from(config));
     const layerDescs = [];
     for (const l of layers) layerDescs.push({ mediaType: l.mediaType, digest: await this.pushBlob(repo, l.data), size: l.data.length });

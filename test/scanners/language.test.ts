@@ -1,8 +1,9 @@
 // Language scanners on real artefacts: Debian's python3-six, libcommons-lang3-java and direnv (a Go
-// program) in an image layer; a Go program built here with a dependency; a node_modules tree from a real
-// `npm install`. Oracles: `go version -m`, the jar's own pom.properties (unzip), npm's package-lock.
+// program) in an image layer; Go programs built here (modules with a directory replacement, GOPATH mode,
+// a GOEXPERIMENT); a node_modules tree from a real `npm install`; the default gems of Debian's Ruby.
+// Oracles: `go version -m`, the jar's own pom.properties (unzip), npm's package-lock, RubyGems itself.
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -15,9 +16,11 @@ import { walkLayer } from "../../src/layers/walk.js";
 import { GoBinaryScanner } from "../../src/scanners/gobin/gobin.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { NpmScanner } from "../../src/scanners/npm/npm.js";
+import { RubyGemScanner } from "../../src/scanners/ruby/ruby.js";
 import { findTool } from "../../src/cli/tools.js";
 import { openStore } from "../../src/store/open.js";
 import { describeWith } from "../env/index.js";
+import { coverage, goVersionM } from "./oracles.js";
 import { ociBookworm, rootfsBookworm } from "../env/images.js";
 
 const run = promisify(execFile);
@@ -33,15 +36,18 @@ async function tarDir(dir: string): Promise<Buffer> {
   return stdout as unknown as Buffer;
 }
 
-async function goVersionM(binary: string): Promise<string[]> {
-  const { stdout } = await run(tool("go"), ["version", "-m", binary]);
-  const lines = stdout.split("\n");
-  const out = [`stdlib\t${lines[0]!.split(": ")[1]!.trim().replace(/^go/, "v")}`];
-  for (const l of lines.slice(1)) {
-    const f = l.trim().split("\t");
-    if (f[0] === "mod" || f[0] === "dep") out.push(`${f[1]}\t${f[2]}`);
-  }
-  return out.sort();
+/** Builds a Go program offline into `layerDir`/usr/local/bin/NAME. */
+async function goBuild(work: string, cwd: string, out: string, args: string[], env: Record<string, string> = {}): Promise<void> {
+  await run(tool("go"), ["build", "-o", out, ...args], {
+    cwd, env: { ...process.env, GOPROXY: "off", GOFLAGS: "-mod=mod", GOCACHE: join(work, "gocache"), GOPATH: join(work, "gopath"), HOME: work, CGO_ENABLED: "0", ...env },
+  });
+}
+
+async function scanGo(layerDir: string): Promise<{ got: string[]; buffered: string[] }> {
+  const tar = await tarDir(layerDir);
+  const walk = await walkLayer(Readable.from([tar]), { digest: digestOf(tar), scanners: [new GoBinaryScanner()] });
+  const out = await new GoBinaryScanner().scan(walk.files);
+  return { got: out.packages!.map((p) => `${p.name}\t${p.version}`).sort(), buffered: walk.files.paths() };
 }
 
 describeWith([], "language packages in real artefacts", () => {
@@ -66,6 +72,28 @@ describeWith([], "language packages in real artefacts", () => {
     expect(byDb("var/lib/dpkg/status").length).toBeGreaterThan(90);
   });
 
+  it("finds every package the ecosystems' own tools list in the Debian images (dpkg-query, go version -m, pip, unzip, RubyGems)", async () => {
+    for (const tag of ["lang", "inventory"]) {
+      const root = `${rootfsBookworm()}-${tag}`;
+      if (!existsSync(join(ociBookworm(), `.complete-${tag}`))) throw new Error(`test image ${tag} missing: run test/env/images.sh`);
+      const c = await coverage(ociBookworm(), tag, root);
+      for (const x of c) {
+        expect(x.missing, `${tag} ${x.ecosystem}`).toEqual([]);
+        // RubyGems lists a name and version once; the image holds rake 13.0.6 twice (libruby3.1's bundled
+        // copy and Debian's rake package, two files): Portcullis reports each file, so a Ruby extra may
+        // only be a second copy of a listed gem.
+        if (x.ecosystem === "ruby") expect(x.extra.filter((e) => !x.listed.includes(e)), `${tag} ruby`).toEqual([]);
+        else expect(x.extra, `${tag} ${x.ecosystem}`).toEqual([]);
+      }
+      expect(c.find((x) => x.ecosystem === "dpkg")!.want).toBeGreaterThan(90);
+      if (tag === "inventory") {
+        // What issue 18 found missing: Ruby's default gems, fzf's main package (a GOPATH build).
+        expect(c.find((x) => x.ecosystem === "ruby")!.want).toBeGreaterThan(30);
+        expect(await goVersionM(join(root, "usr/bin/fzf"))).toContain("github.com/junegunn/fzf\t(devel)");
+      }
+    }
+  });
+
   it("reads every module of a Go program built here, as go version -m does", async () => {
     const src = join(work, "goapp");
     mkdirSync(join(src, "lib"), { recursive: true });
@@ -75,19 +103,48 @@ describeWith([], "language packages in real artefacts", () => {
     writeFileSync(join(src, "lib", "lib.go"), 'package lib\n\nfunc Hello() string { return "hi" }\n');
     const layerDir = join(work, "golayer");
     mkdirSync(join(layerDir, "usr/local/bin"), { recursive: true });
-    await run(tool("go"), ["build", "-o", join(layerDir, "usr/local/bin/app"), "."], {
-      cwd: src, env: { ...process.env, GOPROXY: "off", GOFLAGS: "-mod=mod", GOCACHE: join(work, "gocache"), GOPATH: join(work, "gopath"), HOME: work, CGO_ENABLED: "0" },
-    });
-    const tar = await tarDir(layerDir);
-    const walk = await walkLayer(Readable.from([tar]), { digest: digestOf(tar), scanners: [new GoBinaryScanner()] });
-    const out = await new GoBinaryScanner().scan(walk.files);
-    const got = out.packages!.map((p) => `${p.name}\t${p.version}`).sort();
+    await goBuild(work, src, join(layerDir, "usr/local/bin/app"), ["."]);
+    const { got, buffered } = await scanGo(layerDir);
     const want = await goVersionM(join(layerDir, "usr/local/bin/app"));
-    // go version -m prints the replaced dependency as "dep example.com/lib v1.2.3" then "=> ./lib": same here.
     expect(got).toEqual(want);
-    expect(got).toContain("example.com/lib\tv1.2.3");
+    // go version -m prints "dep example.com/lib v1.2.3" then "=> ./lib": the code is the directory's, not v1.2.3's.
+    expect(got).toContain("./lib\t(devel)");
+    expect(got).not.toContain("example.com/lib\tv1.2.3");
     // Nothing of the binary was buffered.
-    expect(walk.files.paths()).toEqual([]);
+    expect(buffered).toEqual([]);
+  });
+
+  it("reads a GOPATH-mode build (no module line: the main package's path) and a GOEXPERIMENT build, as go version -m does", async () => {
+    const gopath = join(work, "gopath-src");
+    const pkgDir = join(gopath, "src", "github.com", "example", "tool");
+    mkdirSync(pkgDir, { recursive: true });
+    writeFileSync(join(pkgDir, "main.go"), "package main\n\nfunc main() { println(\"tool\") }\n");
+    const layerDir = join(work, "golayer2");
+    mkdirSync(join(layerDir, "usr/bin"), { recursive: true });
+    await goBuild(work, pkgDir, join(layerDir, "usr/bin/tool"), ["github.com/example/tool"], { GO111MODULE: "off", GOPATH: gopath, GOFLAGS: "" });
+    await goBuild(work, pkgDir, join(layerDir, "usr/bin/fieldtrack"), ["github.com/example/tool"], { GO111MODULE: "off", GOPATH: gopath, GOFLAGS: "", GOEXPERIMENT: "fieldtrack" });
+    const toolPkgs = await goVersionM(join(layerDir, "usr/bin/tool"));
+    expect(toolPkgs).toContain("github.com/example/tool\t(devel)");
+    const exp = (await run(tool("go"), ["version", join(layerDir, "usr/bin/fieldtrack")])).stdout;
+    expect(exp).toMatch(/ X:fieldtrack/);
+    const { got } = await scanGo(layerDir);
+    expect(got).toEqual([...toolPkgs, ...(await goVersionM(join(layerDir, "usr/bin/fieldtrack")))].sort());
+    expect(got.filter((l) => l.startsWith("stdlib\t")).every((l) => /^stdlib\tv\d+\.\d+(\.\d+)?$/.test(l))).toBe(true);
+  });
+
+  it("reads the default gems of Debian's Ruby, as RubyGems lists them", async () => {
+    const ruby = tool("ruby");
+    const { stdout } = await run(ruby, ["-e", 'Gem::Specification.each { |s| puts "#{s.name}\t#{s.version}\t#{s.default_gem? ? 1 : 0}\t#{s.loaded_from}" }']);
+    const specs = stdout.split("\n").filter(Boolean).map((l) => l.split("\t"));
+    const root = "/usr/lib/ruby/gems";
+    const under = specs.filter((f) => f[3]!.startsWith(`${root}/`));
+    expect(under.filter((f) => f[2] === "1").length).toBeGreaterThan(30); // bundler, json, psych...
+    const tar = (await run("tar", ["-C", "/", "-cf", "-", root.slice(1)], { encoding: "buffer", maxBuffer: 512 << 20 })).stdout as unknown as Buffer;
+    const s = new RubyGemScanner();
+    const walk = await walkLayer(Readable.from([tar]), { digest: digestOf(tar), scanners: [s] });
+    const out = await s.scan(walk.files);
+    expect(out.packages!.map((p) => `${p.name}\t${p.version}`).sort()).toEqual(under.map((f) => `${f[0]}\t${f[1]}`).sort());
+    expect(out.packages!.find((p) => p.name === "bundler")!.package_db).toMatch(/^ruby:usr\/lib\/ruby\/gems\/[^/]+\/specifications\/default\/bundler-/);
   });
 
   it("reads a node_modules tree from a real npm install, nested versions included", async () => {

@@ -1,5 +1,8 @@
-// Java archives (.jar, .war, .ear, and jars nested in them): Maven coordinates from
-// META-INF/maven/<group>/<artifact>/pom.properties, else the manifest's Implementation or Bundle fields.
+// Java archives (.jar, .war, .ear, and jars nested in them), with claircore's order of evidence: every
+// file named pom.properties in the archive (Maven's META-INF/maven/<group>/<artifact>/, and the copies
+// shading and fat-jar tools leave anywhere else); else the manifest (Group-Id or Implementation-Vendor-Id
+// with the title, else the OSGi Bundle-SymbolicName, else the Implementation-Title); else, as a last
+// resort, the file name (`name-1.2.3.jar`).
 import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
 import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
@@ -12,10 +15,16 @@ const MAX_META = 1024 * 1024;
 const MAX_NESTED_DEPTH = 3;
 /** Bytes inflated in all from one archive found in a layer, its nested archives included. */
 const MAX_INFLATE_PER_ARCHIVE = 4 * MAX_ARCHIVE;
+/** pom.properties files read from one archive (a fat jar has one per bundled library). */
+const MAX_PROPERTIES = 10_000;
+/** `commons-lang3-3.12.0.jar`, `log4j-api-2.14.jar`, `app-1.0.0-SNAPSHOT.jar`: claircore's file-name rule. */
+const NAME_VERSION = /^([!-~]+)-(\d[-.A-Za-z0-9]*)\.jar$/;
+
+const LINES = /\r\n|\r|\n/;
 
 function properties(text: string): Map<string, string> {
   const m = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
+  for (const line of text.split(LINES)) {
     const t = line.trim();
     if (!t || t.startsWith("#") || t.startsWith("!")) continue;
     const i = t.search(/[=:]/);
@@ -24,11 +33,11 @@ function properties(text: string): Map<string, string> {
   return m;
 }
 
-/** MANIFEST.MF main attributes (continuation lines start with one space). */
-function manifest(text: string): Map<string, string> {
+/** MANIFEST.MF main attributes (continuation lines start with one space; the main section ends at a blank line). */
+export function manifest(text: string): Map<string, string> {
   const m = new Map<string, string>();
   let last: string | undefined;
-  for (const line of text.split(/\r?\n/)) {
+  for (const line of text.split(LINES)) {
     if (line === "") break;
     if (line.startsWith(" ") && last) {
       m.set(last, m.get(last)! + line.slice(1));
@@ -43,27 +52,72 @@ function manifest(text: string): Map<string, string> {
   return m;
 }
 
+export interface Coordinates {
+  group?: string;
+  artifact: string;
+  version: string;
+}
+
+/** `name-1.2.3.jar` → artifact and version (claircore's last resort). */
+export function fromFileName(path: string): Coordinates | undefined {
+  const m = NAME_VERSION.exec(path.slice(path.lastIndexOf("/") + 1));
+  return m ? { artifact: m[1]!, version: m[2]! } : undefined;
+}
+
+/**
+ * Coordinates from a manifest's main attributes. A group (Jenkins' Group-Id, Maven's
+ * Implementation-Vendor-Id) with an artifact name without spaces (the first of Implementation-Title,
+ * Specification-Title, Bundle-Name, Extension-Name, Short-Name, else the file name's) makes
+ * `group:artifact`; else the OSGi Bundle-SymbolicName; else the Implementation-Title alone.
+ */
+export function fromManifest(m: Map<string, string>, path: string): Coordinates | undefined {
+  const first = (keys: string[], ok: (v: string) => boolean = () => true) => keys.map((k) => m.get(k)).find((v): v is string => !!v && ok(v));
+  const noSpace = (v: string) => !/\s/.test(v);
+  const group = first(["Group-Id", "Implementation-Vendor-Id"], noSpace);
+  if (group) {
+    const artifact = first(["Implementation-Title", "Specification-Title", "Bundle-Name", "Extension-Name", "Short-Name"], noSpace) ?? fromFileName(path)?.artifact;
+    const version = first(["Implementation-Version", "Bundle-Version", "Plugin-Version", "Specification-Version"]);
+    if (artifact && version) return artifact === group ? { artifact, version } : { group, artifact, version };
+  }
+  const symbolic = m.get("Bundle-SymbolicName")?.split(";")[0]?.trim();
+  const title = m.get("Implementation-Title");
+  const name = symbolic || title;
+  const version = symbolic ? (m.get("Bundle-Version") ?? m.get("Implementation-Version")) : (m.get("Implementation-Version") ?? m.get("Bundle-Version"));
+  return name && version ? { artifact: name, version } : undefined;
+}
+
 export function javaPackages(buf: Buffer, location: string, depth = 0, budget: InflateBudget = { left: MAX_INFLATE_PER_ARCHIVE }): Package[] {
   const entries = listZip(buf);
-  const out: Package[] = [];
-  const db = `maven:${location}`;
+  const found: Coordinates[] = [];
+  let props = 0;
   for (const e of entries) {
-    if (/^META-INF\/maven\/[^/]+\/[^/]+\/pom\.properties$/.test(e.name)) {
-      const p = properties(readZipEntry(buf, e, MAX_META, budget).toString("utf8"));
-      const g = p.get("groupId");
-      const a = p.get("artifactId");
-      const v = p.get("version");
-      if (g && a && v) out.push({ name: `${g}:${a}`, version: v, kind: "binary", package_db: db, filepath: location, purl: purl("maven", a, v, g) });
-    }
+    if (e.name !== "pom.properties" && !e.name.endsWith("/pom.properties")) continue;
+    if (++props > MAX_PROPERTIES) throw new ZipError(`more than ${MAX_PROPERTIES} pom.properties files`);
+    const p = properties(readZipEntry(buf, e, MAX_META, budget).toString("utf8"));
+    const group = p.get("groupId");
+    const artifact = p.get("artifactId");
+    const version = p.get("version");
+    if (group && artifact && version) found.push({ group, artifact, version });
   }
-  if (out.length === 0) {
+  if (found.length === 0) {
     const mf = entries.find((e) => e.name === "META-INF/MANIFEST.MF");
-    if (mf) {
-      const m = manifest(readZipEntry(buf, mf, MAX_META, budget).toString("utf8"));
-      const name = m.get("Bundle-SymbolicName")?.split(";")[0] ?? m.get("Implementation-Title");
-      const version = m.get("Bundle-Version") ?? m.get("Implementation-Version");
-      if (name && version) out.push({ name, version, kind: "binary", package_db: db, filepath: location, purl: purl("maven", name, version) });
-    }
+    const c = mf ? fromManifest(manifest(readZipEntry(buf, mf, MAX_META, budget).toString("utf8")), location) : undefined;
+    if (c) found.push(c);
+  }
+  if (found.length === 0) {
+    const c = fromFileName(location);
+    if (c) found.push(c);
+  }
+  const db = `maven:${location}`;
+  const seen = new Set<string>();
+  const out: Package[] = [];
+  for (const c of found) {
+    const name = c.group ? `${c.group}:${c.artifact}` : c.artifact;
+    // Shading tools copy one library's pom.properties under several folders: one package each.
+    const key = `${name}\0${c.version}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ name, version: c.version, kind: "binary", package_db: db, filepath: location, purl: purl("maven", c.artifact, c.version, c.group) });
   }
   if (depth < MAX_NESTED_DEPTH) {
     for (const e of entries) {
@@ -80,7 +134,7 @@ export function javaPackages(buf: Buffer, location: string, depth = 0, budget: I
 
 export class JavaScanner implements Scanner {
   readonly name = "java";
-  readonly version = "1";
+  readonly version = "2";
   readonly kind = "package" as const;
   readonly maxFileSize = MAX_ARCHIVE;
   readonly oversize = "skip" as const;

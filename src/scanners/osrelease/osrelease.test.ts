@@ -23,8 +23,13 @@ describe("os-release scanner on 155 release files from peer projects", () => {
       const d = out.distributions?.[0];
       if (expected.id !== null || expected.name !== null) {
         expect(d).toBeDefined();
+        // A Debian os-release without VERSION_ID (old distroless) takes the release from debian_version beside
+        // it, as syft does (syft/linux/identify_release_test.go, "from-debian_version": VersionID 10.8); the
+        // major, as for a debian_version-only image.
+        const dv = expected.release_files?.debian_version;
+        const versionId = expected.id === "debian" && expected.version_id === null && typeof dv === "string" && /^\d+(\.\d+)*$/.test(dv) ? dv.split(".")[0]! : expected.version_id;
         expect({ id: d!.did, version_id: d!.version_id, name: d!.name, pretty_name: d!.pretty_name }).toEqual({
-          id: expected.id ?? "", version_id: expected.version_id ?? "", name: expected.name ?? "", pretty_name: expected.pretty_name ?? "",
+          id: expected.id ?? "", version_id: versionId ?? "", name: expected.name ?? "", pretty_name: expected.pretty_name ?? "",
         });
         return;
       }
@@ -52,6 +57,29 @@ describe("os-release scanner on 155 release files from peer projects", () => {
       }
     });
   }
+
+  it("Amazon Linux from system-release alone, in etc/ or usr/lib/ (the contents of trivy's amazonlinux_test.go)", async () => {
+    // trivy pkg/fanal/analyzer/os/amazonlinux/amazonlinux_test.go: Name "AMI release 2018.03", "2 (Karoo)",
+    // "2022 (Amazon Linux)", "2023 (Amazon Linux)".
+    const cases: Array<[string, string, string]> = [
+      ["etc/system-release", "Amazon Linux AMI release 2018.03", "2018.03"],
+      ["etc/system-release", "Amazon Linux release 2 (Karoo)", "2"],
+      ["usr/lib/system-release", "Amazon Linux release 2022 (Amazon Linux)", "2022"],
+      ["usr/lib/system-release", "Amazon Linux release 2023 (Amazon Linux)", "2023"],
+    ];
+    const s = new OsReleaseScanner();
+    for (const [path, line, version] of cases) {
+      expect(s.wants({ path, size: line.length, mode: 0o644, type: "file" })).toBe(true);
+      const d = (await s.scan(MapLayerFiles.of({ [path]: `${line}\n` }))).distributions![0]!;
+      expect({ did: d.did, version_id: d.version_id, pretty_name: d.pretty_name }).toEqual({ did: "amzn", version_id: version, pretty_name: line });
+    }
+  });
+
+  it("a distroless os-release without VERSION_ID and a debian_version that is not a number (testing) stays without a release", async () => {
+    const os = readFileSync(fixturesDir("osrelease", "debian-distroless-with-debian_version", "os-release"));
+    const out = await new OsReleaseScanner().scan(MapLayerFiles.of({ "etc/os-release": os, "etc/debian_version": "bookworm/sid\n" }));
+    expect(out.distributions![0]).toMatchObject({ did: "debian", version_id: "", pretty_name: "Distroless" });
+  });
 
   it("unquotes values the way a shell does and ignores comments", () => {
     const kv = parseKeyValues(`# c\nA="x y"\nB='it''s'\nC=plain # trailing\nD="a \\"q\\" \\$v"\nbad line\n`);

@@ -6,7 +6,10 @@ import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
 
 const OS_RELEASE = ["etc/os-release", "usr/lib/os-release"];
 const LSB = "etc/lsb-release";
+/** Amazon Linux 2022 and later keep system-release in usr/lib (etc/system-release links to it). */
+const SYSTEM_RELEASE_USR = "usr/lib/system-release";
 const RELEASE_FILES = [
+  SYSTEM_RELEASE_USR,
   "etc/alpine-release",
   "etc/debian_version",
   "etc/redhat-release",
@@ -33,6 +36,7 @@ export const RELEASE_PRECEDENCE = [
   "etc/fedora-release",
   "etc/redhat-release",
   "etc/system-release",
+  SYSTEM_RELEASE_USR,
 ];
 
 const DEBIAN_CODENAMES: Record<string, string> = {
@@ -124,9 +128,22 @@ export function fromReleaseLine(text: string): Distribution | undefined {
   return d;
 }
 
+/**
+ * Older distroless images ship an os-release without VERSION_ID ("PRETTY_NAME=Distroless") beside Debian's
+ * own etc/debian_version: the release comes from there when it is a number (`10.8` → VERSION_ID 10, as
+ * a debian_version-only image gets). Testing and unstable (`bookworm/sid`) stay without one.
+ */
+function fillFromDebianVersion(d: Distribution, debianVersion: string | undefined): void {
+  const v = debianVersion?.trim().split("\n")[0]?.trim() ?? "";
+  const m = /^(\d+)(\.\d+)*$/.exec(v);
+  if (!m) return;
+  d.version_id = m[1]!;
+  if (!d.version) d.version = v;
+}
+
 export class OsReleaseScanner implements Scanner {
   readonly name = "os-release";
-  readonly version = "1";
+  readonly version = "2";
   readonly kind = "distribution" as const;
 
   wants(e: EntryInfo): boolean {
@@ -139,6 +156,7 @@ export class OsReleaseScanner implements Scanner {
       const t = text(p);
       if (t !== undefined) {
         const d = fromOsRelease(parseKeyValues(t));
+        if (d.did === "debian" && !d.version_id) fillFromDebianVersion(d, text("etc/debian_version"));
         if (d.did || d.name) return { distributions: [d] };
       }
     }

@@ -1,10 +1,12 @@
-// Ruby gems: the installed gem specifications, `.../specifications/<name>-<version>.gemspec`.
+// Ruby gems: the installed gem specifications, `.../specifications/<name>-<version>.gemspec`, and the
+// default gems Ruby itself ships (bundler, json, psych...: `.../specifications/default/*.gemspec`, in every
+// Ruby image), as trivy and syft read them.
 import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
 import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
 
-/** An installed gem's specification. */
-export const SPEC = /(^|\/)specifications\/[^/]+\.gemspec$/;
+/** An installed gem's specification, or a default gem's. */
+export const SPEC = /(^|\/)specifications\/(default\/)?[^/]+\.gemspec$/;
 
 /** `s.name = "rake".freeze` and `s.version = "13.0.6"` as RubyGems writes installed specifications. */
 export function parseGemspec(text: string): { name?: string; version?: string } {
@@ -15,7 +17,7 @@ export function parseGemspec(text: string): { name?: string; version?: string } 
 
 export class RubyGemScanner implements Scanner {
   readonly name = "ruby-gems";
-  readonly version = "1";
+  readonly version = "2";
   readonly kind = "package" as const;
   readonly maxFileSize = 1024 * 1024;
   readonly oversize = "skip" as const;

@@ -507,6 +507,8 @@ function toEvent(e: { introduced?: string; fixed?: string; last_affected?: strin
  */
 export function normaliseName(ecosystemBase: string, name: string): string {
   if (ecosystemBase === "PyPI") return name.toLowerCase().replace(/[-_.]+/g, "-");
+  // NuGet package ids are case-insensitive (nuget.org serves Newtonsoft.Json and newtonsoft.json alike).
+  if (ecosystemBase === "NuGet") return name.toLowerCase();
   return name;
 }
 

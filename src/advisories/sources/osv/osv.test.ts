@@ -538,3 +538,10 @@ describe("robustness (C10, records edited inside the test)", () => {
     expect(r.advisories[0]?.affected[0]?.versions).toEqual(["2.10", "1.0", "010", "1e3", "0x1F", "2.10"]);
   });
 });
+
+describe("NuGet names", () => {
+  it("are lower-cased, as NuGet ids are case-insensitive", () => {
+    expect(normaliseName("NuGet", "Newtonsoft.Json")).toBe("newtonsoft.json");
+    expect(normaliseName("npm", "JSONStream")).toBe("JSONStream");
+  });
+});

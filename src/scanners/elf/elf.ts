@@ -1,0 +1,191 @@
+// ELF executables as the layer walk streams them: the file header (class, byte order, where the program and
+// section header tables are), both tables captured as they go by, and the offset of every byte seen.
+// Scanners that look for data in a section (cargo-auditable's `.dep-v0`) feed their chunks through an
+// ElfStream; nothing of the file is kept but the header and the two tables (bounded).
+// Layout: https://refspecs.linuxfoundation.org/elf/gabi4+/ch4.eheader.html, ch4.sheader.html, ch5.pheader.html.
+
+export const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+/** Header tables bigger than this are not kept (65,535 sections of 64 bytes is 4 MiB; real programs have < 100). */
+export const MAX_TABLE = 1 << 20;
+
+export interface ElfHeader {
+  is64: boolean;
+  littleEndian: boolean;
+  /** File offset of the program header table (0: none), its entry size and count. */
+  phoff: number;
+  phentsize: number;
+  phnum: number;
+  /** File offset of the section header table (0: none). */
+  shoff: number;
+  shentsize: number;
+  /** Number of section headers; 0 with shoff set means "in section 0's sh_size" (resolved by parseSections). */
+  shnum: number;
+  shstrndx: number;
+}
+
+export interface ElfSection {
+  /** Offset of the name in the section name string table. */
+  nameOffset: number;
+  type: number;
+  flags: number;
+  offset: number;
+  size: number;
+}
+
+export interface ElfSegment {
+  type: number;
+  offset: number;
+  filesz: number;
+}
+
+/** SHT_NOBITS: the section occupies no bytes in the file (.bss). */
+export const SHT_NOBITS = 8;
+/** SHF_ALLOC: the section is loaded into memory (part of a PT_LOAD segment). */
+export const SHF_ALLOC = 2;
+/** PT_LOAD: a segment mapped from the file. */
+export const PT_LOAD = 1;
+
+function u16(b: Buffer, off: number, le: boolean): number {
+  return le ? b.readUInt16LE(off) : b.readUInt16BE(off);
+}
+function u32(b: Buffer, off: number, le: boolean): number {
+  return le ? b.readUInt32LE(off) : b.readUInt32BE(off);
+}
+/** 64-bit fields as numbers; offsets beyond 2^53 are nonsense in a container layer and read as Infinity. */
+function u64(b: Buffer, off: number, le: boolean): number {
+  const v = le ? b.readBigUInt64LE(off) : b.readBigUInt64BE(off);
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(v);
+}
+
+/** The ELF file header at the start of `b`, or undefined when `b` is not (the start of) an ELF file. */
+export function parseElfHeader(b: Buffer): ElfHeader | undefined {
+  if (b.length < 52 || !b.subarray(0, 4).equals(ELF_MAGIC)) return undefined;
+  const cls = b[4];
+  const data = b[5];
+  if ((cls !== 1 && cls !== 2) || (data !== 1 && data !== 2)) return undefined;
+  const is64 = cls === 2;
+  const le = data === 1;
+  if (is64 && b.length < 64) return undefined;
+  return is64
+    ? { is64, littleEndian: le, phoff: u64(b, 0x20, le), phentsize: u16(b, 0x36, le), phnum: u16(b, 0x38, le), shoff: u64(b, 0x28, le), shentsize: u16(b, 0x3a, le), shnum: u16(b, 0x3c, le), shstrndx: u16(b, 0x3e, le) }
+    : { is64, littleEndian: le, phoff: u32(b, 0x1c, le), phentsize: u16(b, 0x2a, le), phnum: u16(b, 0x2c, le), shoff: u32(b, 0x20, le), shentsize: u16(b, 0x2e, le), shnum: u16(b, 0x30, le), shstrndx: u16(b, 0x32, le) };
+}
+
+/** The program headers in `table` (the bytes at the header's phoff). */
+export function parseSegments(h: ElfHeader, table: Buffer): ElfSegment[] {
+  const min = h.is64 ? 56 : 32;
+  if (h.phentsize < min) return [];
+  const out: ElfSegment[] = [];
+  const le = h.littleEndian;
+  for (let off = 0; off + h.phentsize <= table.length; off += h.phentsize) {
+    out.push(h.is64
+      ? { type: u32(table, off, le), offset: u64(table, off + 8, le), filesz: u64(table, off + 32, le) }
+      : { type: u32(table, off, le), offset: u32(table, off + 4, le), filesz: u32(table, off + 16, le) });
+  }
+  return out;
+}
+
+/** The section headers in `table` (the bytes at the header's shoff). Entries cut off by the end of `table` are left out. */
+export function parseSections(h: ElfHeader, table: Buffer): ElfSection[] {
+  const min = h.is64 ? 64 : 40;
+  if (h.shentsize < min) return [];
+  const out: ElfSection[] = [];
+  const le = h.littleEndian;
+  for (let off = 0; off + h.shentsize <= table.length; off += h.shentsize) {
+    out.push(h.is64
+      ? { nameOffset: u32(table, off, le), type: u32(table, off + 4, le), flags: u64(table, off + 8, le), offset: u64(table, off + 24, le), size: u64(table, off + 32, le) }
+      : { nameOffset: u32(table, off, le), type: u32(table, off + 4, le), flags: u32(table, off + 8, le), offset: u32(table, off + 16, le), size: u32(table, off + 20, le) });
+  }
+  return out;
+}
+
+/** A byte range of the file, filled as the stream passes it. */
+class Capture {
+  readonly buf: Buffer;
+  readonly end: number;
+  constructor(readonly start: number, size: number) {
+    this.buf = Buffer.alloc(size);
+    this.end = start + size;
+  }
+  take(chunk: Buffer, chunkStart: number): void {
+    const from = Math.max(chunkStart, this.start);
+    const to = Math.min(chunkStart + chunk.length, this.end);
+    if (from < to) chunk.copy(this.buf, from - this.start, from - chunkStart, to - chunkStart);
+  }
+}
+
+function tableCapture(offset: number, count: number, entsize: number): Capture | undefined {
+  const size = count * entsize;
+  return offset > 0 && size > 0 && size <= MAX_TABLE && Number.isFinite(offset) ? new Capture(offset, size) : undefined;
+}
+
+/**
+ * Follows one ELF file through the walk's chunks: `push` each chunk before looking at it, then `offset` is
+ * the file offset of the chunk's first byte. Keeps the first 64 bytes until the header is read, and the
+ * program and section header tables as they pass (when each is at most MAX_TABLE bytes).
+ */
+export class ElfStream {
+  /** File offset of the current chunk's first byte. */
+  offset = 0;
+  header: ElfHeader | undefined;
+  /** False once the first bytes are known not to be ELF. */
+  elf = true;
+  private head: Buffer[] = [];
+  private headLen = 0;
+  private next = 0;
+  private phdrs: Capture | undefined;
+  private shdrs: Capture | undefined;
+
+  push(chunk: Buffer): void {
+    this.offset = this.next;
+    this.next += chunk.length;
+    if (!this.elf) return;
+    if (!this.header) {
+      this.head.push(Buffer.from(chunk.subarray(0, 64 - this.headLen)));
+      this.headLen = Math.min(64, this.headLen + chunk.length);
+      const head = Buffer.concat(this.head);
+      if (head.length >= 4 && !head.subarray(0, 4).equals(ELF_MAGIC)) {
+        this.elf = false;
+        return;
+      }
+      if (head.length < 64) return;
+      this.head = [];
+      this.header = parseElfHeader(head);
+      if (!this.header) {
+        this.elf = false;
+        return;
+      }
+      const h = this.header;
+      this.phdrs = tableCapture(h.phoff, h.phnum, h.phentsize);
+      // shnum 0 with a table: the real count is in section 0's sh_size (more than 0xff00 sections); only entry 0 is kept.
+      this.shdrs = tableCapture(h.shoff, h.shnum || (h.shoff ? 1 : 0), h.shentsize);
+    }
+    this.phdrs?.take(chunk, this.offset);
+    this.shdrs?.take(chunk, this.offset);
+  }
+
+  /** The program headers, once the stream has gone past their table; undefined when they were not seen whole. */
+  segments(): ElfSegment[] | undefined {
+    const h = this.header;
+    if (!h || !this.phdrs || this.next < this.phdrs.end) return undefined;
+    return parseSegments(h, this.phdrs.buf);
+  }
+
+  /** Where the bytes mapped into memory end (the last PT_LOAD segment's end in the file), when known. */
+  loadEnd(): number | undefined {
+    const segs = this.segments();
+    if (!segs) return undefined;
+    let end = 0;
+    for (const s of segs) if (s.type === PT_LOAD) end = Math.max(end, s.offset + s.filesz);
+    return end;
+  }
+
+  /** The section headers, once the stream has gone past their table; undefined when they were not seen whole. */
+  sections(): ElfSection[] | undefined {
+    const h = this.header;
+    if (!h || !this.shdrs || this.next < this.shdrs.end) return undefined;
+    const all = parseSections(h, this.shdrs.buf);
+    if (h.shnum === 0 && all[0] && all[0].size > 1) return undefined;
+    return all;
+  }
+}
