@@ -8,7 +8,8 @@ import type { IndexReport } from "../indexer/report.js";
 import type { ManifestToIndex } from "../indexer/types.js";
 import { LayerError } from "../layers/errors.js";
 import type { ManifestPackageMatch, Store } from "../store/types.js";
-import { ClientLimiter, ReportApi, type Authority, type Caller } from "./report.js";
+import { ClientLimiter } from "../registry/limits.js";
+import { ReportApi, type Authority, type Caller } from "./report.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const R = `sha256:${"b".repeat(64)}`;

@@ -77,7 +77,7 @@ import type { EgressGuard } from "../net/egress.js";
 import { Informer } from "../kube/informer.js";
 import { affectedManifests, lookupNames, type VulnerabilityQuery } from "../matcher/affected-manifests.js";
 import { PORTCULLIS_COVERAGE_ENRICHMENT, vulnerabilityReport, type CoverageEnrichment, type VulnerabilityReport } from "../matcher/vulnerability-report.js";
-import { Semaphore } from "../registry/limits.js";
+import { ClientLimiter, Semaphore } from "../registry/limits.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { Store } from "../store/types.js";
 
@@ -85,7 +85,6 @@ export const API_PREFIX = "/indexer/api/v1";
 export const MATCHER_PREFIX = "/matcher/api/v1";
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 const MAX_BODY = 1024 * 1024;
-const MAX_CACHE = 10_000;
 const MANIFEST_TYPES = /^application\/(json|vnd\.clair\.manifest\.v1\+json)\s*(;.*)?$/i;
 const INDEX_REPORT_TYPE = "application/vnd.clair.index_report.v1+json";
 const VULNERABILITY_REPORT_TYPE = "application/vnd.clair.vulnerability_report.v1+json";
@@ -297,28 +296,6 @@ function decoded(segment: string): string {
 class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
-  }
-}
-
-/**
- * Token checks per client address: a bucket of `burst` refilled at `perSecond`. Only tokens the cache does not
- * know cost a check, so a client with a valid token is never slowed; one that sprays random tokens is answered
- * 429 instead of making the API server do a TokenReview for each.
- */
-export class ClientLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  constructor(private readonly perSecond = 5, private readonly burst = 20, private readonly max = MAX_CACHE) {}
-  take(client: string, now = Date.now()): boolean {
-    let b = this.buckets.get(client);
-    if (b) this.buckets.delete(client);
-    else b = { tokens: this.burst, at: now };
-    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
-    b.at = now;
-    while (this.buckets.size >= this.max) this.buckets.delete(this.buckets.keys().next().value!);
-    this.buckets.set(client, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
   }
 }
 

@@ -2,6 +2,7 @@
 // /healthz and /readyz. Configuration from flags, environment and a file, validated by one zod schema
 // (./serve-config.ts); JSON log lines on standard error (pino, ../log/pino.ts).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
 import { apiErrorDetail, ImageScanController } from "../controller/imagescan.js";
@@ -13,6 +14,7 @@ import { EventRecorder } from "../kube/events.js";
 import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
 import { AdmissionWebhook, DEFAULT_WEBHOOK_EXCLUDED } from "../webhook/server.js";
 import { WebhookCertificates, webhookSans } from "../webhook/tls.js";
+import { ClientCa } from "../webhook/client-ca.js";
 import type { Server as TlsServer } from "node:tls";
 import { LeaderElector } from "../kube/leader.js";
 import { hostname } from "node:os";
@@ -53,9 +55,9 @@ Options (each also an environment variable, and a key of the --config file):
                            --store-path (only for a single replica)
   --store-path PATH        the embedded store's folder (PORTCULLIS_STORE, default ./portcullis-store)
   --namespace NS           Portcullis's own namespace (POD_NAMESPACE, default portcullis-system)
-  --health-addr HOST:PORT  where /healthz, /readyz, /metrics and the report API (/indexer/api/v1/,
-                           /matcher/api/v1/, Kubernetes bearer tokens) answer, plain HTTP (PORTCULLIS_HEALTH_ADDR,
-                           default 0.0.0.0:8081)
+  --health-addr HOST:PORT  where /healthz, /readyz, /metrics and, without --report-tls, the report API
+                           (/indexer/api/v1/, /matcher/api/v1/, Kubernetes bearer tokens) answer, plain HTTP
+                           (PORTCULLIS_HEALTH_ADDR, default 0.0.0.0:8081)
   --concurrency N          scans at once (PORTCULLIS_CONCURRENCY, default 4)
   --platform OS/ARCH       platform to index from multi-platform images (PORTCULLIS_PLATFORM, default linux/amd64)
   --credential-helpers L   cloud helpers, comma separated: ecr, gcr (PORTCULLIS_CREDENTIAL_HELPERS)
@@ -108,6 +110,16 @@ Admission webhook (on every replica; the leader registers it and keeps its certi
                            break-glass on imagepolicies.portcullis.dev in the namespace (docs/policy.md)
   --on-missing-scan A      when no policy applies: deny, warn or allow an image without an Indexed scan
                            (PORTCULLIS_ON_MISSING_SCAN, default deny)
+  --webhook-client-ca FILE require a client certificate signed by this CA (PEM) for every connection to the
+                           webhook: the API server's, from its --admission-control-config-file
+                           (PORTCULLIS_WEBHOOK_CLIENT_CA; re-read when it changes; docs/trust.md). Without it
+                           anyone who reaches the port can send a review, so answers say only allowed or denied
+                           and which rule (no digest, registry error or scan name), Events name no user, and
+                           --pin-digests pins nothing
+  --webhook-scan-rate N    ImageScans reviews may ask for per namespace and second (PORTCULLIS_WEBHOOK_SCAN_RATE,
+                           default 1), with a burst of --webhook-scan-burst (PORTCULLIS_WEBHOOK_SCAN_BURST,
+                           default 20); a repeat within a minute is free, a request beyond is dropped and counted
+                           in portcullis_webhook_scan_requests_total{result="rate-limited"}
 Advisory database (updated by the leader; see portcullis db --help):
   --advisory-update-interval DUR
                            how often to update the advisory sources (PORTCULLIS_ADVISORY_UPDATE_INTERVAL,
@@ -121,6 +133,10 @@ Advisory database (updated by the leader; see portcullis db --help):
                            against the same database) and re-matches the images they touch
                            (PORTCULLIS_REMATCH_INTERVAL, default 30s; its own updates re-match at once)
 Report API:
+  --report-tls BOOL        serve the report API over HTTPS on --report-addr with the webhook's certificate
+                           (the Secret portcullis-webhook-tls: its ca.crt is what clients trust) and refuse it on
+                           the plain --health-addr (PORTCULLIS_REPORT_TLS, default false; the chart sets true)
+  --report-addr HOST:PORT  where the HTTPS report API listens (PORTCULLIS_REPORT_ADDR, default 0.0.0.0:8444)
   --report-token-audiences L  accept only bearer tokens issued for one of these audiences (comma separated;
                            PORTCULLIS_REPORT_TOKEN_AUDIENCES), e.g. portcullis, with tokens from
                            'kubectl create token SA --audience portcullis'; default: the API server's own,
@@ -251,19 +267,29 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   };
   // The webhook: every replica serves it from its own caches; the leader registers it and keeps its certificate.
   const webhookOn = cfg.webhook === "true";
+  const reportTls = cfg.reportTls === "true";
+  // Read now: a client CA that cannot be used stops the start (a webhook that would take anyone's review instead
+  // of the operator's choice is worse than none).
+  const clientCa = webhookOn && cfg.webhookClientCa ? new ClientCa({ file: cfg.webhookClientCa, log: levelLogFn(part("webhook-tls")) }) : undefined;
+  if (webhookOn && !clientCa) {
+    log("warn", "the webhook takes reviews from anyone who reaches its port (no --webhook-client-ca): answers are generic, Events name no user"
+      + (cfg.pinDigests === "true" ? ", and --pin-digests pins nothing" : ""));
+  }
   const excluded = [...new Set([...DEFAULT_WEBHOOK_EXCLUDED, cfg.namespace, ...list(cfg.webhookExcludeNamespaces)])];
   const webhook = webhookOn
     ? new AdmissionWebhook({
       kc, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
       defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false, breakGlassAllowed: cfg.breakGlass === "true" }, log: levelLogFn(part("webhook")),
       onDecision: (d) => metrics.observeDecision(d), findings: (digest) => store.findings.get(digest),
+      scanRequests: { perSecond: cfg.webhookScanRate, burst: cfg.webhookScanBurst }, onScanRequest: (r) => metrics.observeScanRequest(r),
     })
     : undefined;
-  const certs = webhookOn
+  // The webhook's certificate also serves the report API over TLS (the same Service name, another port).
+  const certs = webhookOn || reportTls
     ? new WebhookCertificates({
       kc, namespace: cfg.namespace, mode: cfg.tlsMode,
       ...webhookSans(cfg.webhookUrl ? { url: cfg.webhookUrl } : { service: { name: cfg.webhookService, namespace: cfg.namespace } }),
-      webhookConfigurations: { validating: [VALIDATING_NAME], mutating: cfg.pinDigests === "true" ? [MUTATING_NAME] : [] },
+      webhookConfigurations: webhookOn ? { validating: [VALIDATING_NAME], mutating: cfg.pinDigests === "true" ? [MUTATING_NAME] : [] } : {},
       log: levelLogFn(part("webhook-tls")),
     })
     : undefined;
@@ -278,6 +304,10 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     if (!certs) return;
     const r = await certs.reconcile();
     if (cfg.tlsMode === "builtin" && !r.caBundle) throw new Error("webhook TLS: no CA bundle after reconcile");
+    if (!webhookOn) {
+      if (signal) void certs.lead(signal);
+      return;
+    }
     await registerWebhooks(kc, {
       ...(cfg.webhookUrl ? { url: cfg.webhookUrl } : { service: { namespace: cfg.namespace, name: cfg.webhookService } }),
       caBundle: r.caBundle ?? certs.caBundle() ?? "", failurePolicy: cfg.failurePolicy, timeoutSeconds: cfg.webhookTimeout,
@@ -340,8 +370,13 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     if (req.url === "/healthz") res.writeHead(200).end("ok\n");
     else if (req.url === "/readyz") res.writeHead(ready ? 200 : 503).end(ready ? "ok\n" : "starting\n");
     else if (req.url === "/metrics") void metrics.serve(req, res);
-    else if (reportApi.matches(req.url)) serveApi(req, res);
-    else res.writeHead(404).end();
+    else if (reportApi.matches(req.url)) {
+      if (!reportTls) serveApi(req, res);
+      else {
+        // Refused before anything of the request is read: the token in it has crossed the network in clear already.
+        res.writeHead(403, { "content-type": "application/json" }).end(JSON.stringify({ code: "tls-required", message: `the report API is served over HTTPS only, on port ${cfg.reportAddr.slice(cfg.reportAddr.lastIndexOf(":") + 1)} (--report-tls)` }));
+      }
+    } else res.writeHead(404).end();
   });
   await new Promise<void>((resolve, reject) => health.once("error", reject).listen(port, host || "0.0.0.0", resolve));
   if (!cfg.databaseUrl && cfg.leaderElect === "true") log("warn", "the embedded store is this replica's own: run one replica, or give every replica the same --database-url");
@@ -372,8 +407,19 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     await webhook.start();
     await certs.start();
     const [whost, wport] = [cfg.webhookAddr.slice(0, cfg.webhookAddr.lastIndexOf(":")), Number(cfg.webhookAddr.slice(cfg.webhookAddr.lastIndexOf(":") + 1))];
-    webhookServer = (await webhook.listen({ host: whost || "0.0.0.0", port: wport, https: true })) as unknown as TlsServer;
-    certs.attach(webhookServer);
+    webhookServer = (await webhook.listen({ host: whost || "0.0.0.0", port: wport, https: true, ...(clientCa ? { clientCa } : {}) })) as unknown as TlsServer;
+    certs.attach(webhookServer, clientCa ? { clientCa } : {});
+    clientCa?.start();
+  }
+  let reportServer: TlsServer | undefined;
+  if (reportTls && certs) {
+    if (!webhook) await certs.start();
+    const [rhost, rport] = [cfg.reportAddr.slice(0, cfg.reportAddr.lastIndexOf(":")), Number(cfg.reportAddr.slice(cfg.reportAddr.lastIndexOf(":") + 1))];
+    const https = createHttpsServer({}, serveApi);
+    https.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => https.once("error", reject).listen(rport, rhost || "0.0.0.0", resolve));
+    reportServer = https as unknown as TlsServer;
+    certs.attach(reportServer);
   }
   const noLease = new AbortController();
   if (elector) elector.start();
@@ -403,6 +449,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   await elector?.stop();
   await term;
   if (webhookServer) await new Promise<void>((r) => webhookServer!.close(() => r()));
+  if (reportServer) await new Promise<void>((r) => reportServer!.close(() => r()));
+  clientCa?.stop();
   certs?.stop();
   await webhook?.stop();
   reportApi.stop();

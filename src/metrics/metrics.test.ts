@@ -6,7 +6,7 @@ const NAMES = [
   "portcullis_scan_duration_seconds", "portcullis_workqueue_depth", "portcullis_workqueue_oldest_item_age_seconds",
   "portcullis_layers_fetched_total", "portcullis_layers_reused_total", "portcullis_downloaded_bytes_total",
   "portcullis_registry_requests_total", "portcullis_registry_request_duration_seconds", "portcullis_registry_received_bytes_total",
-  "portcullis_registry_token_fetches_total", "portcullis_webhook_review_duration_seconds", "portcullis_webhook_decisions_total",
+  "portcullis_registry_token_fetches_total", "portcullis_webhook_review_duration_seconds", "portcullis_webhook_decisions_total", "portcullis_webhook_scan_requests_total",
   "portcullis_webhook_break_glass_total", "portcullis_webhook_certificate_expiry_timestamp_seconds", "portcullis_leader",
   "portcullis_advisory_updates_total", "portcullis_advisory_age_seconds", "portcullis_advisory_records",
   "portcullis_rematch_manifests_total", "portcullis_imagescan_vulnerabilities",
@@ -159,5 +159,11 @@ describe("PortcullisMetrics", () => {
     expect(text).toContain('portcullis_webhook_decisions_total{mode="Enforce",outcome="allowed",rule="breakGlass"} 1');
     expect(text).toContain('portcullis_webhook_review_duration_seconds_bucket{le="0.025",allowed="false"} 1');
     expect(text).toContain("portcullis_webhook_break_glass_total 1");
+    m.observeScanRequest("requested");
+    m.observeScanRequest("rate-limited");
+    m.observeScanRequest("rate-limited");
+    const after = await m.registry.metrics();
+    expect(after).toContain('portcullis_webhook_scan_requests_total{result="requested"} 1');
+    expect(after).toContain('portcullis_webhook_scan_requests_total{result="rate-limited"} 2');
   });
 });

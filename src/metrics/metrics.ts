@@ -66,6 +66,7 @@ export class PortcullisMetrics {
   readonly webhookReviewDuration: Histogram<"allowed">;
   readonly webhookDecisions: Counter<"mode" | "outcome" | "rule">;
   readonly breakGlass: Counter;
+  readonly webhookScanRequests: Counter;
   readonly certificateExpiry: Gauge<"certificate">;
   readonly leader: Gauge;
   readonly advisoryUpdates: Counter<"source" | "result">;
@@ -113,6 +114,7 @@ export class PortcullisMetrics {
     this.webhookReviewDuration = new Histogram({ name: `${p}webhook_review_duration_seconds`, help: "Time to answer an admission review, by whether it was allowed.", labelNames: ["allowed"], buckets: REVIEW_BUCKETS, registers });
     this.webhookDecisions = new Counter({ name: `${p}webhook_decisions_total`, help: "Image verdicts of admission reviews, by policy mode, outcome and deciding rule.", labelNames: ["mode", "outcome", "rule"], registers });
     this.breakGlass = new Counter({ name: `${p}webhook_break_glass_total`, help: "Admitted objects that used the break-glass annotation.", registers });
+    this.webhookScanRequests = new Counter({ name: `${p}webhook_scan_requests_total`, help: "ImageScans asked for after denials, by result: requested, or rate-limited (the namespace's bucket was empty, --webhook-scan-rate).", labelNames: ["result"], registers });
     this.certificateExpiry = new Gauge({
       name: `${p}webhook_certificate_expiry_timestamp_seconds`, help: "notAfter of the webhook's serving certificate (certificate=\"leaf\") and its CA (certificate=\"ca\"), Unix seconds.", labelNames: ["certificate"], registers,
       collect() {
@@ -250,6 +252,11 @@ export class PortcullisMetrics {
     this.webhookReviewDuration.observe({ allowed: String(d.decision.allowed) }, d.durationMs / 1000);
     for (const v of d.decision.verdicts) this.webhookDecisions.inc({ mode: v.mode, outcome: v.outcome, rule: v.rule });
     if (d.decision.breakGlass) this.breakGlass.inc();
+  }
+
+  /** The AdmissionWebhook's `onScanRequest` option. */
+  observeScanRequest(result: "requested" | "rate-limited"): void {
+    this.webhookScanRequests.inc({ result });
   }
 
   /** The exposition, in Prometheus's text format. */

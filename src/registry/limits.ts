@@ -35,6 +35,28 @@ export class Semaphore {
   }
 }
 
+/**
+ * A token bucket per key (a client address, a namespace): `burst` refilled at `perSecond`; at most `max` keys,
+ * the least recently used forgotten first (a forgotten key starts full). The report API limits token checks per
+ * client with it, the webhook the scans reviews ask for per namespace.
+ */
+export class ClientLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(private readonly perSecond = 5, private readonly burst = 20, private readonly max = 10_000) {}
+  take(client: string, now = Date.now()): boolean {
+    let b = this.buckets.get(client);
+    if (b) this.buckets.delete(client);
+    else b = { tokens: this.burst, at: now };
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    b.at = now;
+    while (this.buckets.size >= this.max) this.buckets.delete(this.buckets.keys().next().value!);
+    this.buckets.set(client, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+}
+
 /** A token bucket: `rate` requests per second with a burst of max(1, rate). rate 0 = unlimited. */
 export class RateLimiter {
   private tokens: number;

@@ -47,6 +47,7 @@ function run(s: Setup = {}) {
     // The user's SubjectAccessReview for break-glass: granted unless a test says otherwise.
     breakGlassPermitted: "breakGlassPermitted" in s ? s.breakGlassPermitted : true,
     ...(s.user !== undefined ? { user: s.user } : {}),
+    ...(s.detail !== undefined ? { detail: s.detail } : {}),
   };
   return { d: decide(input), calls };
 }
@@ -671,5 +672,57 @@ describe("decide: vulnerability rules", () => {
   it("does nothing before the scan is Indexed: the scan rule decides", () => {
     const { d } = run({ policies: vulnPolicy({ maxSeverity: "None" }), scans: { [DA]: scan("Indexing") } });
     expect(d.verdicts[0]!.rule).toBe("scan-pending");
+  });
+});
+
+describe("decide: generic answers (no client CA: the review may be anyone's)", () => {
+  // Everything a namespace's credentials found: the resolved digest, the scan's name (made of it), its message,
+  // the registry's error, the findings and the coverage. The full answer has each (so the test can fail).
+  const vulns: FindingsSummary = {
+    critical: 1, high: 0, medium: 0, low: 0, negligible: 0, unknown: 0, total: 1, fixable: 1, unfixed: 0,
+    coverage: "supported", coverageMessage: "Debian:12 supported", matchedAt: "2026-05-31T00:00:00Z", databaseUpdatedAt: "2026-05-31T00:00:00Z",
+  } as FindingsSummary;
+  const finding = { id: "CVE-2026-0001", severity: "Critical", package: "openssl", version: "3.0.1", fixedIn: "3.0.2" } as Finding;
+  const cases: Array<[string, Setup, string[]]> = [
+    ["a missing scan of a resolved tag", {}, [DA, DA.slice(7, 19), scanName(parseReference(APP), DA)]],
+    ["a pending scan", { scans: { [DA]: scan("Indexing", "app-secretname1") } }, ["app-secretname1", DA.slice(7, 19)]],
+    ["a failed scan", { scans: { [DA]: scan("Failed", "app-secretname2", { reason: "AuthFailed", message: "registry.example.com/team/app: not authorized (tried secret team/regcred)" }) } }, ["app-secretname2", "AuthFailed", "not authorized", "regcred"]],
+    ["a registry error", { images: [img(0, APP, undefined, { unresolved: "registry.example.com/team/app: manifest not found (1.0)" })] }, ["manifest not found", referenceHash(parseReference(APP)).slice(0, 12)]],
+    ["findings above the threshold", {
+      policies: [ip("vulns", { vulnerabilities: { maxSeverity: "High" } })],
+      scans: { [DA]: scan("Indexed", "app-secretname3", { vulnerabilities: vulns, findings: [finding] }) },
+    }, ["CVE-2026-0001", "openssl", "app-secretname3", "Debian:12"]],
+  ];
+  it.each(cases)("%s: the full answer says it, the generic one does not", (_, setup, secrets) => {
+    const full = run(setup).d;
+    const generic = run({ ...setup, detail: "generic" }).d;
+    const text = (d: typeof full) => JSON.stringify([d.message, d.warnings, d.auditAnnotations]);
+    expect(full.allowed).toBe(false);
+    expect(generic.allowed).toBe(false);
+    expect(secrets.some((x) => text(full).includes(x)), text(full)).toBe(true);
+    for (const x of secrets) expect(text(generic), `generic answer leaks ${x}`).not.toContain(x);
+    // Same verdict, same rule, same scans asked for: only the words differ.
+    expect(generic.verdicts.map((v) => [v.outcome, v.rule])).toEqual(full.verdicts.map((v) => [v.outcome, v.rule]));
+    expect(generic.scansWanted).toEqual(full.scansWanted);
+    expect(generic.message).toContain(`spec.containers[0].image: ${APP} `);
+  });
+
+  it("keeps what the request itself carries: a digest written in the reference, the policy, the namespace's scans to look at", () => {
+    const pinned = `registry.example.com/team/app@${DB}`;
+    const { d } = run({ images: [img(0, pinned, DB)], detail: "generic" });
+    expect(d.message).toContain(`${pinned} is not scanned yet`);
+    expect(d.message).toContain("onMissingScan: deny");
+    expect(d.message).toContain("kubectl get imagescans -n team");
+  });
+
+  it("warnings and audit annotations are generic too", () => {
+    const warnPolicy = [ip("warn", { mode: "Warn" }), ip("audit", { mode: "Audit", images: ["registry.example.com/team/other*"] })];
+    const images = [img(0, APP, DA), img(1, "registry.example.com/team/other:2", DC)];
+    const full = run({ images, policies: warnPolicy }).d;
+    const generic = run({ images, policies: warnPolicy, detail: "generic" }).d;
+    expect(JSON.stringify([full.warnings, full.auditAnnotations])).toContain(DC.slice(7, 19));
+    expect(JSON.stringify([generic.warnings, generic.auditAnnotations])).not.toContain(DA.slice(7, 19));
+    expect(JSON.stringify([generic.warnings, generic.auditAnnotations])).not.toContain(DC.slice(7, 19));
+    expect(generic.warnings.length).toBe(full.warnings.length);
   });
 });

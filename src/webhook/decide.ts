@@ -88,7 +88,16 @@ export interface DecideInput {
   breakGlassPermitted?: boolean;
   /** Who asked, for the refusal's text (the review's userInfo.username). */
   user?: string;
+  /**
+   * How much the texts may say (default "full"). "generic": nothing computed with the namespace's credentials —
+   * no resolved digest, registry error, ImageScan name, phase message, coverage or finding — only the image as
+   * written, the field, the policy and the rule in its words; the ImageScans of the namespace have the rest.
+   */
+  detail?: AnswerDetail;
 }
+
+/** See DecideInput.detail and docs/trust.md ("The two webhook modes"). */
+export type AnswerDetail = "full" | "generic";
 
 export type Action = MissingScanAction;
 
@@ -114,6 +123,8 @@ export interface RuleResult {
   action: Action;
   /** One clause for messages: `matches deniedImages "docker.io/**:latest"`. */
   text: string;
+  /** The clause for generic answers when `text` carries what the namespace's credentials revealed. */
+  generic?: string;
 }
 
 /** The policy that decides for one image, flattened (a Policy, or the built-in default). */
@@ -228,19 +239,19 @@ const scanRule: Rule = ({ item, digest, scan, policy, now }) => {
     const text = TIMEOUT.test(why)
       ? `could not be resolved to a digest in time${why === "timeout" ? "" : ` (${clip(oneLine(why), SCAN_NOTE_MAX)})`}, so its scan cannot be checked`
       : `could not be resolved to a digest (${clip(oneLine(why), SCAN_NOTE_MAX)}), so its scan cannot be checked`;
-    return { rule: "unresolved", action, text };
+    return { rule: "unresolved", action, text, generic: "could not be resolved to a digest, so its scan cannot be checked" };
   }
   if (!scan) return { rule: "scan-missing", action, text: "is not scanned yet" };
   switch (scan.phase) {
     case "Indexed":
-      return { rule: "scanned", action: "allow", text: `is scanned (ImageScan ${scan.name} is Indexed)` };
+      return { rule: "scanned", action: "allow", text: `is scanned (ImageScan ${scan.name} is Indexed)`, generic: "is scanned" };
     case "Failed": {
       const cause = [scan.reason, scan.message].filter(Boolean).join(": ");
-      return { rule: "scan-failed", action, text: `could not be scanned (ImageScan ${scan.name} Failed${cause ? `: ${clip(oneLine(cause), SCAN_NOTE_MAX)}` : ""})` };
+      return { rule: "scan-failed", action, text: `could not be scanned (ImageScan ${scan.name} Failed${cause ? `: ${clip(oneLine(cause), SCAN_NOTE_MAX)}` : ""})`, generic: "could not be scanned" };
     }
     default: {
       const watched = scan.watchedBy ? `; scan in progress, started ${ago(scan.watchedBy.since, now)}by ImageRepository ${clip(oneLine(scan.watchedBy.repository), 254)}` : "";
-      return { rule: "scan-pending", action, text: `is not scanned yet (ImageScan ${scan.name} is ${scan.phase ?? "Pending"}${watched})` };
+      return { rule: "scan-pending", action, text: `is not scanned yet (ImageScan ${scan.name} is ${scan.phase ?? "Pending"}${watched})`, generic: "is not scanned yet" };
     }
   }
 };
@@ -281,15 +292,15 @@ const vulnerabilityRule: Rule = ({ scan, policy, ref, now, digest }) => {
   const summary = scan.vulnerabilities;
   const results: RuleResult[] = [];
   if (!summary) {
-    return { rule: "vulnerabilities-unknown", action: rules.onUnsupportedDistribution, text: `has not been matched against advisory data (ImageScan ${scan.name} has no vulnerabilities yet: the store has none, or matching failed)` };
+    return { rule: "vulnerabilities-unknown", action: rules.onUnsupportedDistribution, text: `has not been matched against advisory data (ImageScan ${scan.name} has no vulnerabilities yet: the store has none, or matching failed)`, generic: "has not been matched against advisory data" };
   }
   if (summary.coverage === "unsupported" || summary.coverage === "no_data" || summary.coverage === "end_of_life") {
-    results.push({ rule: "vulnerabilities-unknown", action: rules.onUnsupportedDistribution, text: `is not covered by the advisory data (${clip(oneLine(summary.coverageMessage), SCAN_NOTE_MAX)})` });
+    results.push({ rule: "vulnerabilities-unknown", action: rules.onUnsupportedDistribution, text: `is not covered by the advisory data (${clip(oneLine(summary.coverageMessage), SCAN_NOTE_MAX)})`, generic: "is not covered by the advisory data" });
   }
   if (rules.maxDatabaseAge !== undefined && summary.databaseUpdatedAt) {
     const age = now.getTime() - Date.parse(summary.databaseUpdatedAt);
     const max = parseDuration(rules.maxDatabaseAge)!;
-    if (age > max) results.push({ rule: "database-stale", action: rules.onStaleDatabase, text: `was matched against advisory data last updated ${summary.databaseUpdatedAt}, older than maxDatabaseAge ${rules.maxDatabaseAge}` });
+    if (age > max) results.push({ rule: "database-stale", action: rules.onStaleDatabase, text: `was matched against advisory data last updated ${summary.databaseUpdatedAt}, older than maxDatabaseAge ${rules.maxDatabaseAge}`, generic: `was matched against advisory data older than maxDatabaseAge ${rules.maxDatabaseAge}` });
   }
   const denied = new Set(rules.deniedIds ?? []);
   const threshold = rules.maxSeverity !== undefined ? POLICY_RANK[rules.maxSeverity]! : Infinity;
@@ -301,6 +312,7 @@ const vulnerabilityRule: Rule = ({ scan, policy, ref, now, digest }) => {
     if (counted === 0) return pickStrictest(results);
     results.push({
       rule: "vulnerabilities", action: counted === undefined ? policy.onMissingScan : "deny",
+      generic: counted === undefined ? "has vulnerabilities whose list could not be read in time, so the policy's vulnerability rules cannot be checked" : `has vulnerabilities above maxSeverity ${rules.maxSeverity}`,
       text: counted === undefined
         ? `has vulnerabilities whose list could not be read in time (ImageScan ${scan.name}: ${summary.critical} critical, ${summary.high} high), so the policy's vulnerability rules cannot be checked`
         : `has ${counted} vulnerabilit${counted === 1 ? "y" : "ies"} above maxSeverity ${rules.maxSeverity} (ImageScan ${scan.name}: ${summary.critical} critical, ${summary.high} high)`,
@@ -327,7 +339,7 @@ const vulnerabilityRule: Rule = ({ scan, policy, ref, now, digest }) => {
     ].filter(Boolean).join(" or ");
     const shown = failing.slice(0, FINDINGS_SHOWN).map(findingText).join(", ");
     const more = failing.length > FINDINGS_SHOWN ? ` and ${failing.length - FINDINGS_SHOWN} more: kubectl get scan -n ${scan.namespace} ${scan.name}; portcullis report ${digest ?? "DIGEST"} --vulns` : "";
-    results.push({ rule: "vulnerabilities", action: "deny", text: `has ${ids.size} vulnerabilit${ids.size === 1 ? "y" : "ies"} ${what}: ${shown}${more}` });
+    results.push({ rule: "vulnerabilities", action: "deny", text: `has ${ids.size} vulnerabilit${ids.size === 1 ? "y" : "ies"} ${what}: ${shown}${more}`, generic: `has vulnerabilities ${what}` });
   }
   return pickStrictest(results);
 };
@@ -342,7 +354,8 @@ function pickStrictest(results: RuleResult[]): RuleResult | undefined {
   if (!results.length) return undefined;
   let top = results[0]!;
   for (const r of results) if (SEVERITY[r.action] > SEVERITY[top.action]) top = r;
-  return { rule: top.rule, action: top.action, text: results.map((r) => r.text).join("; ") };
+  const generic = results.some((r) => r.generic !== undefined) ? { generic: results.map((r) => r.generic ?? r.text).join("; ") } : {};
+  return { rule: top.rule, action: top.action, text: results.map((r) => r.text).join("; "), ...generic };
 }
 
 /**
@@ -387,6 +400,7 @@ export function decide(input: DecideInput): Decision {
   const breakGlassReason = rawBreakGlass !== undefined && /\S/.test(rawBreakGlass) ? clip(oneLine(rawBreakGlass.trim()), 512) : undefined;
   const defaultPolicy = effectiveDefault(input.defaultPolicy);
   const glass = breakGlassReason === undefined ? undefined : { reason: breakGlassReason, permitted: input.breakGlassPermitted === true };
+  const detail = input.detail ?? "full";
   let catchAll: EffectivePolicy | undefined;
 
   const verdicts: ImageVerdict[] = [];
@@ -397,7 +411,7 @@ export function decide(input: DecideInput): Decision {
     } catch (e) {
       // No glob can select what cannot be parsed: the policy that selects every image decides (the kubelet would refuse it too).
       catchAll ??= catchAllPolicy(input.policies, ns) ?? defaultPolicy;
-      verdicts.push(judged(item, undefined, catchAll, [{ rule: "invalid-reference", action: "deny", text: `is not a valid image reference: ${clip(oneLine((e as Error).message), SCAN_NOTE_MAX)}` }], glass));
+      verdicts.push(judged(item, undefined, catchAll, [{ rule: "invalid-reference", action: "deny", text: `is not a valid image reference: ${clip(oneLine((e as Error).message), SCAN_NOTE_MAX)}` }], glass, detail));
       continue;
     }
     const digest = parsed.digest ?? item.digest;
@@ -424,7 +438,7 @@ export function decide(input: DecideInput): Decision {
       const r = rule(ctx);
       if (r) results.push(r);
     }
-    const v = judged(item, digest, policy, results, glass);
+    const v = judged(item, digest, policy, results, glass, detail);
     const listDenied = results.some((r) => LIST_RULES.has(r.rule));
     if (scan?.phase !== "Indexed" && !listDenied) Object.assign(v, scanToWatch({ parsed, digest, scan, ns: ns.name }));
     verdicts.push(v);
@@ -452,7 +466,7 @@ function scanToWatch(o: { parsed: Reference; digest: string | undefined; scan: S
 }
 
 /** The verdict of one image from its rule results: strictest action, then break-glass, then the mode. */
-function judged(item: ImageToJudge, digest: string | undefined, policy: EffectivePolicy, results: RuleResult[], glass: { reason: string; permitted: boolean } | undefined): ImageVerdict {
+function judged(item: ImageToJudge, digest: string | undefined, policy: EffectivePolicy, results: RuleResult[], glass: { reason: string; permitted: boolean } | undefined, detail: AnswerDetail): ImageVerdict {
   let top: RuleResult | undefined;
   for (const r of results) if (!top || SEVERITY[r.action] > SEVERITY[top.action]) top = r;
   const action = top?.action ?? "allow";
@@ -463,7 +477,7 @@ function judged(item: ImageToJudge, digest: string | undefined, policy: Effectiv
     field: item.field, image: item.image, ...(digest ? { digest } : {}), action, results,
     ...(policy.policy ? { policy: policy.label } : {}), mode: policy.mode,
   };
-  const why = (failures.length ? failures : results).map((r) => r.text).join("; ");
+  const why = (failures.length ? failures : results).map((r) => (detail === "generic" ? r.generic ?? r.text : r.text)).join("; ");
   if (action === "allow") return { ...base, outcome: "allowed", rule: top?.rule ?? "scanned", message: why };
   const outcome: Outcome = policy.mode === "Audit" ? "audited" : action === "deny" && policy.mode === "Enforce" ? "denied" : "warned";
   // Break-glass only counts where it changes something: an image the policy would keep out.
@@ -480,6 +494,7 @@ function assemble(input: DecideInput, verdicts: ImageVerdict[], breakGlassReason
   const denied = verdicts.filter((v) => v.outcome === "denied");
   const allowed = denied.length === 0;
   const decision: Decision = { allowed, warnings: [], auditAnnotations: {}, verdicts, scansWanted: [] };
+  const detail = input.detail ?? "full";
 
   const wanted = new Set<string>();
   for (const v of verdicts) {
@@ -495,14 +510,14 @@ function assemble(input: DecideInput, verdicts: ImageVerdict[], breakGlassReason
   const glass = allowed ? verdicts.filter((v) => v.rule === "breakGlass") : [];
   if (glass.length && breakGlassReason !== undefined) {
     decision.breakGlass = { reason: breakGlassReason, fields: glass.map((v) => v.field) };
-    decision.auditAnnotations[BREAK_GLASS_AUDIT_ANNOTATION] = clip(`${breakGlassReason} (admitted: ${glass.map((v) => `${v.field} ${shown(v)}`).join(", ")})`, AUDIT_VALUE_MAX);
+    decision.auditAnnotations[BREAK_GLASS_AUDIT_ANNOTATION] = clip(`${breakGlassReason} (admitted: ${glass.map((v) => `${v.field} ${shown(v, detail)}`).join(", ")})`, AUDIT_VALUE_MAX);
   }
   const audited = verdicts.filter((v) => v.outcome === "audited");
   if (audited.length) {
-    decision.auditAnnotations[AUDIT_ANNOTATION] = clip(audited.map((v) => `${v.field} ${shown(v)}: ${v.message} (${v.policy ?? DEFAULT_LABEL}, Audit: would ${v.action === "deny" ? "deny" : "warn"})`).join("; "), AUDIT_VALUE_MAX);
+    decision.auditAnnotations[AUDIT_ANNOTATION] = clip(audited.map((v) => `${v.field} ${shown(v, detail)}: ${v.message} (${v.policy ?? DEFAULT_LABEL}, Audit: would ${v.action === "deny" ? "deny" : "warn"})`).join("; "), AUDIT_VALUE_MAX);
   }
   const excepted = verdicts.filter((v) => v.rule === "exception");
-  if (excepted.length) decision.auditAnnotations[EXCEPTION_AUDIT_ANNOTATION] = clip(excepted.map((v) => `${v.field} ${shown(v)}: ${v.message}`).join("; "), AUDIT_VALUE_MAX);
+  if (excepted.length) decision.auditAnnotations[EXCEPTION_AUDIT_ANNOTATION] = clip(excepted.map((v) => `${v.field} ${shown(v, detail)}: ${v.message}`).join("; "), AUDIT_VALUE_MAX);
 
   decision.warnings = warningsFor(input, verdicts, decision.breakGlass);
   return decision;
@@ -514,13 +529,15 @@ function policyNote(v: ImageVerdict, long: boolean): string {
   return SCAN_RULES.has(v.rule) ? `${name}, onMissingScan: ${v.action}` : name;
 }
 
-/** The image as written, with the digest appended when the reference does not carry it. */
-function shown(v: { image: string; digest?: string }): string {
-  return v.digest && !v.image.includes("@") ? `${v.image}@${v.digest}` : v.image;
+/** The image as written, with the digest appended when the reference does not carry it (a resolved one: full answers only). */
+function shown(v: { image: string; digest?: string }, detail: AnswerDetail): string {
+  return v.digest && !v.image.includes("@") && detail === "full" ? `${v.image}@${v.digest}` : v.image;
 }
 
-function scanHint(v: ImageVerdict, dryRun: boolean): string {
+function scanHint(v: ImageVerdict, dryRun: boolean, detail: AnswerDetail): string {
   if (!v.scan || !SCAN_RULES.has(v.rule)) return "";
+  // The scan's name is made of the digest: a generic answer points at the namespace's scans instead.
+  if (detail === "generic") return dryRun ? " (dry run: no ImageScan is created)" : ` Its ImageScan, status and Events: kubectl get imagescans -n ${v.scan.namespace}`;
   const cmd = `kubectl get scan -n ${v.scan.namespace} ${v.scan.name}`;
   if (v.scan.exists) return ` Watch it: ${cmd}`;
   if (dryRun) return " (dry run: no ImageScan is created)";
@@ -529,12 +546,13 @@ function scanHint(v: ImageVerdict, dryRun: boolean): string {
 
 function denialMessage(input: DecideInput, verdicts: ImageVerdict[], denied: ImageVerdict[], breakGlassReason: string | undefined, breakGlassPresent: boolean): string {
   const dryRun = input.dryRun ?? false;
+  const detail = input.detail ?? "full";
   const lines = [`${input.kindLabel}: Portcullis refused ${denied.length} of ${verdicts.length} image${verdicts.length === 1 ? "" : "s"}:`];
   for (const v of denied) {
     const glassOff = v.breakGlassRefused === "disabled" ? "; break-glass is disabled for it"
       : v.breakGlassRefused === "not-permitted" ? `; break-glass needs permission: ${input.user ? `user ${JSON.stringify(clip(oneLine(input.user), 100))}` : "the user"} may not ${BREAK_GLASS_VERB} ${BREAK_GLASS_RESOURCE}.${POLICY_GROUP} in namespace ${input.namespace.name}`
         : "";
-    lines.push(`- ${v.field}: ${shown(v)} ${v.message} [${policyNote(v, true)}${glassOff}].${scanHint(v, dryRun)}`);
+    lines.push(`- ${v.field}: ${shown(v, detail)} ${v.message} [${policyNote(v, true)}${glassOff}].${scanHint(v, dryRun, detail)}`);
   }
   const waiting = denied.filter((v) => WAITING_RULES.has(v.rule)).length;
   if (waiting) {
@@ -548,13 +566,14 @@ function denialMessage(input: DecideInput, verdicts: ImageVerdict[], denied: Ima
 }
 
 function warningsFor(input: DecideInput, verdicts: ImageVerdict[], breakGlass: Decision["breakGlass"]): string[] {
+  const detail = input.detail ?? "full";
   const items: string[] = [];
   if (breakGlass) items.push(warning(`admitted by break-glass (${breakGlass.reason}), recorded: ${breakGlass.fields.join(", ")}`));
   for (const v of verdicts) {
     if (v.outcome !== "warned") continue;
     const soft = v.action === "deny" ? "; Warn mode: would be denied" : "";
-    const hint = v.scan && !v.scan.exists && !input.dryRun && WAITING_RULES.has(v.rule) ? `; requested ImageScan ${v.scan.name}` : "";
-    items.push(warning(`${v.field}: ${abbreviated(v)} ${v.message} [${policyNote(v, false)}${soft}]${hint}`));
+    const hint = v.scan && !v.scan.exists && !input.dryRun && WAITING_RULES.has(v.rule) ? (detail === "generic" ? "; requested its ImageScan" : `; requested ImageScan ${v.scan.name}`) : "";
+    items.push(warning(`${v.field}: ${abbreviated(v, detail)} ${v.message} [${policyNote(v, false)}${soft}]${hint}`));
   }
   // Kubernetes keeps about 4 KiB of warnings per response: say how many did not fit instead of losing them silently.
   const out: string[] = [];
@@ -573,7 +592,8 @@ function warningsFor(input: DecideInput, verdicts: ImageVerdict[], breakGlass: D
 }
 
 /** The image with its digest cut to 12 hex digits (warnings are short). */
-function abbreviated(v: { image: string; digest?: string }): string {
+function abbreviated(v: { image: string; digest?: string }, detail: AnswerDetail): string {
+  if (detail === "generic") return v.image;
   const at = v.image.indexOf("@");
   const name = at >= 0 ? v.image.slice(0, at) : v.image;
   return v.digest ? `${name}@${v.digest.slice(0, v.digest.indexOf(":") + 13)}…` : v.image;

@@ -2,10 +2,11 @@
 // (indexed by digest), policies and namespaces, and a bounded LRU of tag -> digest resolutions — within an
 // internal budget of ~70% of the webhook's timeout, so the API server's timeout never decides. After a
 // denial for a missing scan it creates the ImageScan (never on dryRun) in the controller's priority lane.
+import { randomBytes } from "node:crypto";
 import { TtlCache } from "../kube/ttl-cache.js";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { SecureContextOptions } from "node:tls";
+import { TLSSocket, type SecureContextOptions } from "node:tls";
 import * as k8s from "@kubernetes/client-node";
 import { parseReference, referenceString, type Reference } from "../image/reference.js";
 import { Informer, type KubeObject } from "../kube/informer.js";
@@ -16,15 +17,19 @@ import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import { dedupe, SecretCache, workloadKeyring, type OperatorSecrets } from "../controller/credentials.js";
-import { ensureImageScan, existingScans, RecentScans, referenceHash } from "../controller/ensure.js";
-import { GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
+import { ensureImageScan, existingScans, RecentScans, recentKey, referenceHash } from "../controller/ensure.js";
+import { digestLabel, GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
 import { WATCHED_BY_ANNOTATION } from "../controller/repositories.js";
+import { ClientLimiter } from "../registry/limits.js";
+import type { ClientCa } from "./client-ca.js";
 import {
   BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
 } from "../policy/types.js";
 import type { Finding, StoredFindings } from "../findings/types.js";
-import { decide, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
+import { decide, type AnswerDetail, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
 import { imagesToJudge, parseReview, redactResponse, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+
+export type { AnswerDetail } from "./decide.js";
 
 export const DEFAULT_WEBHOOK_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"];
 
@@ -55,6 +60,14 @@ export interface WebhookOptions {
   findings?(digest: string): Promise<StoredFindings | undefined>;
   /** At most this many findings are kept in memory, over all digests (default 500,000, about 100 MB). */
   findingsCacheSize?: number;
+  /**
+   * New ImageScans reviews may ask for, per namespace: a token bucket of `burst` refilled at `perSecond` (default
+   * 1 per second, burst 20). A scan that exists or was asked for within the last minute costs nothing; one the
+   * bucket refuses is dropped (the Pod controller still makes the scan once a pod runs).
+   */
+  scanRequests?: { perSecond: number; burst: number };
+  /** Called for every scan request a review's denial leads to: made (created or already there), or refused by the bucket. */
+  onScanRequest?(result: "requested" | "rate-limited"): void;
 }
 
 interface CacheEntry {
@@ -89,6 +102,8 @@ export class AdmissionWebhook {
   private readonly permits = new TtlCache<boolean>(10_000, 10_000);
   /** Background work after answers (scan creation), awaited on stop. */
   private readonly after = new Set<Promise<void>>();
+  /** Scan requests per namespace. */
+  private readonly scanBuckets: ClientLimiter;
   /** Findings by digest, LRU by insertion, bounded by the number of findings held. */
   private readonly findings = new Map<string, FindingsEntry>();
   private findingsHeld = 0;
@@ -104,6 +119,7 @@ export class AdmissionWebhook {
     this.secrets = new SecretCache(core);
     this.excluded = new Set([...(o.excludeNamespaces ?? DEFAULT_WEBHOOK_EXCLUDED), o.namespace]);
     this.budgetMs = Math.round((o.timeoutSeconds ?? 5) * 1000 * 0.7);
+    this.scanBuckets = new ClientLimiter(o.scanRequests?.perSecond ?? 1, o.scanRequests?.burst ?? 20);
     const log = (m: string) => o.log?.("warn", m);
     const listCustom = <T extends KubeObject>(plural: string) => async () => {
       const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as { items: T[]; metadata: { resourceVersion: string } };
@@ -204,20 +220,20 @@ export class AdmissionWebhook {
   }
 
   /** Handles one AdmissionReview body: the JSON to answer with, or throws ReviewError (HTTP 400). */
-  async review(body: string, mode: "validate" | "mutate"): Promise<ReturnType<typeof reviewResponse>> {
+  async review(body: string, mode: "validate" | "mutate", detail: AnswerDetail = "generic"): Promise<ReturnType<typeof reviewResponse>> {
     const t0 = performance.now();
     let uid: string | undefined;
     try {
       const req = parseReview(body).request;
       uid = req.uid;
-      return await withLogContext({ uid: req.uid }, () => this.judge(req, mode, t0));
+      return await withLogContext({ uid: req.uid }, () => this.judge(req, mode, t0, detail));
     } catch (e) {
       if (!(e instanceof ReviewError)) this.o.log?.("error", `admission review failed: ${(e as Error).stack ?? String(e)}`, uid ? { uid } : undefined);
       throw e;
     }
   }
 
-  private async judge(req: AdmissionRequest, mode: "validate" | "mutate", t0: number): Promise<ReturnType<typeof reviewResponse>> {
+  private async judge(req: AdmissionRequest, mode: "validate" | "mutate", t0: number, detail: AnswerDetail): Promise<ReturnType<typeof reviewResponse>> {
     const answer = (r: Omit<AdmissionResponse, "uid">) => reviewResponse(req.uid, redactResponse(r, this.redact));
     const ns = req.namespace ?? "";
     if (req.operation !== "CREATE" && req.operation !== "UPDATE") return answer({ allowed: true });
@@ -228,6 +244,12 @@ export class AdmissionWebhook {
       return answer({ allowed: true });
     }
     if (found.images.length === 0) return answer({ allowed: true });
+    // A pin is a digest resolved with the namespace's credentials: it goes only to the API server, proven by its
+    // client certificate. Without one the mutating webhook pins nothing (and asks no registry).
+    if (mode === "mutate" && detail === "generic") {
+      this.o.log?.("debug", "not pinning: the review came without a client certificate (--webhook-client-ca)", { uid: req.uid });
+      return answer({ allowed: true });
+    }
     const deadline = Date.now() + this.budgetMs;
     const secretNames = dedupe([...(found.at.spec?.imagePullSecrets ?? []).map((s) => s.name ?? "")]);
     const sa = found.at.spec?.serviceAccountName || "default";
@@ -270,7 +292,7 @@ export class AdmissionWebhook {
     const input: DecideInput = {
       namespace, images: judged, annotations: found.at.annotations, policies, kindLabel, dryRun: req.dryRun ?? false,
       defaultPolicy: this.o.defaultPolicy ?? { mode: "Enforce", onMissingScan: "deny", requireDigest: false },
-      scanFor: (digest) => scans.get(digest), ...(req.userInfo?.username !== undefined ? { user: req.userInfo.username } : {}),
+      scanFor: (digest) => scans.get(digest), ...(req.userInfo?.username !== undefined ? { user: req.userInfo.username } : {}), detail,
     };
     let decision = decide(input);
     // Break-glass a policy allows, asked for by a user who may not be allowed it: ask the API server, then decide again.
@@ -282,11 +304,13 @@ export class AdmissionWebhook {
     if (!req.dryRun && decision.scansWanted.length) this.requestScans(req, ns, judged, decision, secretNames, sa);
     if (decision.breakGlass && !req.dryRun) {
       const who = req.userInfo?.username ?? "unknown";
-      this.o.log?.("warn", `break-glass: ${kindLabel} admitted by ${who}: ${decision.breakGlass.reason}`, { uid: req.uid, fields: decision.breakGlass.fields });
-      // An Event on the object (it may not exist yet: `kubectl get events` still lists it by name).
+      this.o.log?.("warn", `break-glass: ${kindLabel} admitted by ${who}${detail === "full" ? "" : " (as the review says: it came without a client certificate)"}: ${decision.breakGlass.reason}`, { uid: req.uid, fields: decision.breakGlass.fields });
+      // An Event on the object (it may not exist yet: `kubectl get events` still lists it by name). It names the
+      // user only when the review is known to come from the API server: anyone could have written another's name.
       const name = req.name ?? (req.object as { metadata?: { name?: string } } | undefined)?.metadata?.name ?? "unnamed";
+      const by = detail === "full" ? who : "a user the review names (not authenticated: the webhook has no --webhook-client-ca; the API server's audit log has who)";
       this.o.events?.record({ apiVersion: `${req.kind.group ? `${req.kind.group}/` : ""}${req.kind.version}`, kind: req.kind.kind, metadata: { name, namespace: ns } }, "Warning", "BreakGlass",
-        `${who} admitted ${decision.breakGlass.fields.join(", ")} without the checks Portcullis enforces: ${decision.breakGlass.reason}`);
+        `${by} admitted ${decision.breakGlass.fields.join(", ")} without the checks Portcullis enforces: ${decision.breakGlass.reason}`);
     }
     return answer({
       allowed: decision.allowed,
@@ -347,9 +371,21 @@ export class AdmissionWebhook {
       for (const j of judged) {
         if (!j.ref || !wanted.has(j.image)) continue;
         wanted.delete(j.image);
+        // Only a new ImageScan takes a token of the namespace's bucket: a scan that exists (ensureImageScan at most
+        // adds the review's pull secret names of that namespace to it) or a request made within the last minute
+        // (answered from memory) costs nothing.
+        const refKey = j.digest ? undefined : referenceHash(j.ref);
+        const known = existingScans(this.scans, ns, j.ref, j.digest, refKey).length > 0 || this.recent.get(recentKey(ns, j.digest ? digestLabel(j.digest) : refKey!)) !== undefined;
+        if (!known && !this.scanBuckets.take(ns)) {
+          this.o.onScanRequest?.("rate-limited");
+          // debug: a flood of forged reviews must not become a flood of log lines (the metric counts them).
+          this.o.log?.("debug", `not asking for a scan of ${j.image} in ${ns}: more scan requests from reviews in that namespace than --webhook-scan-rate allows`);
+          continue;
+        }
+        this.o.onScanRequest?.("requested");
         await ensureImageScan(this.custom, this.scans, {
           requester: `admission of ${req.kind.kind} ${ns}/${req.name ?? "(new)"}`, namespace: ns, ref: j.ref, digest: j.digest,
-          refKey: j.digest ? undefined : referenceHash(j.ref), secretNames, priority: true,
+          refKey, secretNames, priority: true,
         }, { events: this.o.events, log: (m, f, l) => this.o.log?.(l ?? "info", m, f), recent: this.recent });
       }
     })().catch((e: unknown) => this.o.log?.("error", `creating ImageScans after admission of ${req.uid}: ${(e as Error).message}`));
@@ -418,7 +454,7 @@ export class AdmissionWebhook {
       });
       req.on("end", () => {
         if (res.headersSent) return;
-        this.review(Buffer.concat(chunks).toString("utf8"), mode).then(
+        this.review(Buffer.concat(chunks).toString("utf8"), mode, answerDetail(req)).then(
           (out) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out)),
           (e: unknown) => {
             // (review() logged an unexpected failure, with the uid.)
@@ -434,11 +470,35 @@ export class AdmissionWebhook {
    * An HTTPS server for the handler: with fixed TLS material, or `https: true` for a server created without
    * a certificate that the certificate manager attaches to (setSecureContext); neither is plain HTTP.
    */
-  listen(opts: { host: string; port: number; tls?: SecureContextOptions; https?: boolean }): Promise<Server | HttpsServer> {
-    const server = opts.tls || opts.https ? createHttpsServer({ ...(opts.tls ?? {}) }, this.handler()) : createHttpServer(this.handler());
+  listen(opts: { host: string; port: number; tls?: SecureContextOptions; https?: boolean; clientCa?: Pick<ClientCa, "pem" | "onChange"> }): Promise<Server | HttpsServer> {
+    // With a client CA the handshake itself refuses a caller without a certificate that CA signed: nothing of
+    // the request is read. (A server created without a certificate gets the CA again with each certificate:
+    // WebhookCertificates.attach(server, { clientCa }).)
+    const clientAuth = opts.clientCa ? { requestCert: true, rejectUnauthorized: true, ca: opts.clientCa.pem() } : {};
+    if (opts.clientCa && !opts.tls && !opts.https) throw new Error("a client CA needs TLS: give tls or https");
+    const server = opts.tls || opts.https ? createHttpsServer({ ...(opts.tls ?? {}), ...clientAuth }, this.handler()) : createHttpServer(this.handler());
+    if (opts.clientCa && opts.tls) {
+      const fixed = opts.tls;
+      opts.clientCa.onChange((ca) => {
+        (server as HttpsServer).setSecureContext({ ...fixed, ca });
+        // Session tickets issued under the old CA would resume without a certificate check: new keys void them.
+        (server as HttpsServer).setTicketKeys(randomBytes(48));
+        // Idle keep-alive connections were accepted under the old CA: closed, their clients connect anew.
+        server.closeIdleConnections();
+      });
+    }
     server.keepAliveTimeout = 65_000;
     return new Promise((resolve, reject) => server.once("error", reject).listen(opts.port, opts.host, () => resolve(server)));
   }
+}
+
+/**
+ * "full" only for a request on a TLS connection whose client certificate was verified (the server requires one
+ * when it has a client CA); everything else may be anyone's.
+ */
+export function answerDetail(req: IncomingMessage): AnswerDetail {
+  const s = req.socket;
+  return s instanceof TLSSocket && s.authorized && s.getPeerCertificate().raw !== undefined ? "full" : "generic";
 }
 
 /** `p`'s value, or `late` when the deadline (epoch ms) passes first: the review's budget, for every wait in it. */

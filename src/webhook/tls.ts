@@ -59,6 +59,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createSecureContext, type SecureContext, type Server as TlsServer } from "node:tls";
 import * as k8s from "@kubernetes/client-node";
 import type * as X509 from "@peculiar/x509";
+import type { ClientCa } from "./client-ca.js";
 
 export const DEFAULT_SECRET_NAME = "portcullis-webhook-tls";
 export const DEFAULT_CA_VALIDITY_DAYS = 1826;
@@ -869,11 +870,23 @@ export class WebhookCertificates {
    * Keeps `server` (https.Server or tls.Server; it may be created without a certificate) serving the current
    * certificate: setSecureContext now (when loaded) and on every change. Returns a function that detaches it.
    */
-  attach(server: TlsServer): () => void {
-    const apply = (m: { certPem: string; keyPem: string }) => server.setSecureContext({ cert: m.certPem, key: m.keyPem });
+  attach(server: TlsServer, o: { clientCa?: Pick<ClientCa, "pem" | "onChange"> } = {}): () => void {
+    // setSecureContext replaces the whole context: the client CA (when client certificates are required) goes
+    // into every one, and a new client CA is applied with the current certificate.
+    const apply = (m: { certPem: string; keyPem: string }) => server.setSecureContext({ cert: m.certPem, key: m.keyPem, ...(o.clientCa ? { ca: o.clientCa.pem() } : {}) });
     if (this.material) apply(this.material);
     this.listeners.add(apply);
-    return () => this.listeners.delete(apply);
+    const off = o.clientCa?.onChange(() => {
+      if (this.material) apply(this.material);
+      // Session tickets issued under the old CA would resume without a certificate check: new keys void them.
+      server.setTicketKeys(randomBytes(48));
+      // Idle keep-alive connections were accepted under the old CA: closed, their clients connect anew.
+      (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    });
+    return () => {
+      this.listeners.delete(apply);
+      off?.();
+    };
   }
 
   /** The CA bundle as a webhook configuration's caBundle (base64 PEM), once loaded. */

@@ -73,7 +73,7 @@ describe("Helm chart: lint and render", () => {
     expect(env.PORTCULLIS_DATABASE_URL?.secretKeyRef).toEqual({ name: "portcullis-database", key: "url" });
     expect(c.livenessProbe!.httpGet).toMatchObject({ path: "/healthz", port: "http" });
     expect(c.readinessProbe!.httpGet).toMatchObject({ path: "/readyz", port: "http" });
-    expect(c.ports!.map((p) => p.containerPort).sort()).toEqual([8081, 8443]);
+    expect(c.ports!.map((p) => p.containerPort).sort()).toEqual([8081, 8443, 8444]);
     expect(c.securityContext).toMatchObject({
       runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true,
       capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" },
@@ -85,7 +85,7 @@ describe("Helm chart: lint and render", () => {
     expect(svc.spec!.ports!.find((p) => p.port === 443)!.targetPort).toBe("webhook");
     expect((find(docs, "PodDisruptionBudget") as k8s.V1PodDisruptionBudget).spec!.minAvailable).toBe(1);
     const np = find(docs, "NetworkPolicy") as k8s.V1NetworkPolicy;
-    expect(np.spec!.ingress!.flatMap((r) => r.ports!.map((p) => p.port)).sort()).toEqual([8081, 8443]);
+    expect(np.spec!.ingress!.flatMap((r) => r.ports!.map((p) => p.port)).sort()).toEqual([8081, 8443, 8444]);
     expect(np.spec!.policyTypes).toEqual(["Ingress"]);
     const vwc = find(docs, "ValidatingWebhookConfiguration", "portcullis") as k8s.V1ValidatingWebhookConfiguration;
     expect(vwc.webhooks![0]!.clientConfig.service).toMatchObject({ name: "portcullis", namespace: "portcullis-system", port: 443, path: "/validate" });
@@ -182,6 +182,41 @@ describe("Helm chart: lint and render", () => {
     const { docs } = await render(["priorityClassName=system-cluster-critical", "networkPolicy.restrictEgress=true"]);
     expect((find(docs, "Deployment") as k8s.V1Deployment).spec!.template.spec!.priorityClassName).toBe("system-cluster-critical");
     expect((find(docs, "NetworkPolicy") as k8s.V1NetworkPolicy).spec!.policyTypes).toEqual(["Ingress", "Egress"]);
+  });
+
+  it("admits the webhook port from webhook.networkPolicy.from and the report API port from reportApi.networkPolicy.from; mounts the client CA; serve accepts the flags", async () => {
+    const { loadServeConfig } = await import("../../src/cli/serve-config.js");
+    const ingress = (docs: k8s.KubernetesObject[]) => Object.fromEntries((find(docs, "NetworkPolicy") as k8s.V1NetworkPolicy).spec!.ingress!.map((r) => [r.ports![0]!.port, r._from]));
+    const argsOf = (docs: k8s.KubernetesObject[]) => (find(docs, "Deployment") as k8s.V1Deployment).spec!.template.spec!.containers[0]!.args!;
+    // Defaults: the webhook port from every source (documented: the API server's address is not portable), the
+    // report API over TLS from pods of every namespace, probes from anywhere.
+    const defaults = await render();
+    expect(ingress(defaults.docs)).toEqual({ 8443: undefined, 8444: [{ namespaceSelector: {} }], 8081: undefined });
+    const d = loadServeConfig(argsOf(defaults.docs).filter((a) => !a.startsWith("--config")), {});
+    if (d === "help") throw new Error("help");
+    expect(d.config).toMatchObject({ reportTls: "true", reportAddr: "0.0.0.0:8444", webhookScanRate: 1, webhookScanBurst: 20 });
+    expect(d.config.webhookClientCa).toBeUndefined();
+    expect((find(defaults.docs, "Service") as k8s.V1Service).spec!.ports!.find((p) => p.name === "report")).toMatchObject({ port: 8444, targetPort: "report" });
+    // The control plane's range, the client CA, the report API's clients narrowed.
+    const { docs } = await render([
+      "webhook.networkPolicy.from[0].ipBlock.cidr=10.0.0.0/28", "webhook.clientCA.secretName=apiserver-ca", "webhook.clientCA.key=client-ca.pem",
+      "reportApi.networkPolicy.from[0].namespaceSelector.matchLabels.team=quay", "webhook.scanRate=2",
+    ]);
+    expect(ingress(docs)).toEqual({ 8443: [{ ipBlock: { cidr: "10.0.0.0/28" } }], 8444: [{ namespaceSelector: { matchLabels: { team: "quay" } } }], 8081: undefined });
+    const cfg = loadServeConfig(argsOf(docs).filter((a) => !a.startsWith("--config")), {});
+    if (cfg === "help") throw new Error("help");
+    expect(cfg.config.webhookClientCa).toBe("/var/run/portcullis/webhook-client-ca/client-ca.pem");
+    expect(cfg.config.webhookScanRate).toBe(2);
+    const pod = (find(docs, "Deployment") as k8s.V1Deployment).spec!.template.spec!;
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: "webhook-client-ca", mountPath: "/var/run/portcullis/webhook-client-ca", readOnly: true });
+    expect(pod.volumes).toContainEqual({ name: "webhook-client-ca", secret: { secretName: "apiserver-ca", items: [{ key: "client-ca.pem", path: "client-ca.pem" }] } });
+    // Without TLS the API shares the plain port: no 8444 anywhere.
+    const plain = await render(["reportApi.tls=false"]);
+    expect(ingress(plain.docs)).toEqual({ 8443: undefined, 8081: undefined });
+    expect(argsOf(plain.docs)).toContain("--report-tls=false");
+    expect((find(plain.docs, "Service") as k8s.V1Service).spec!.ports!.map((p) => p.port)).toEqual([443, 8081]);
+    // A peer the schema does not know is refused before anything renders.
+    await expect(render(["webhook.networkPolicy.from[0].cidr=10.0.0.0/8"])).rejects.toThrow(/additional properties 'cidr' not allowed/);
   });
 
   it("renders the config values as serve's configuration file: a ConfigMap mounted read-only, passed with --config", async () => {
@@ -295,7 +330,12 @@ describeWith(["kube"], "Helm chart and kustomize against the API server", () => 
     expect(out).toMatch(/deployment.apps\/portcullis created \(server dry run\)/);
     expect(out).toMatch(/validatingwebhookconfiguration.admissionregistration.k8s.io\/portcullis created \(server dry run\)/);
     expect(out).toMatch(/clusterrole.rbac.authorization.k8s.io\/portcullis created \(server dry run\)/);
-    const bundled = await dryRun((await render([...BUNDLED, "webhook.pinDigests=true", "priorityClassName=system-cluster-critical", "networkPolicy.restrictEgress=true"])).text);
+    const bundled = await dryRun((await render([
+      ...BUNDLED, "webhook.pinDigests=true", "priorityClassName=system-cluster-critical", "networkPolicy.restrictEgress=true",
+      "webhook.clientCA.secretName=apiserver-ca", "webhook.networkPolicy.from[0].ipBlock.cidr=10.0.0.0/28", "webhook.networkPolicy.from[1].namespaceSelector.matchLabels.x=y",
+    ])).text);
+    // The API server's own validation of the peers the values give.
+    expect(bundled).toMatch(/networkpolicy.networking.k8s.io\/portcullis created \(server dry run\)/);
     expect(bundled).toMatch(/statefulset.apps\/portcullis-postgresql created \(server dry run\)/);
     expect(bundled).toMatch(/mutatingwebhookconfiguration.admissionregistration.k8s.io\/portcullis-pin-digests created \(server dry run\)/);
   });

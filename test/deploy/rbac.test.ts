@@ -169,6 +169,8 @@ describeWith(["kube", "registryBasic", "postgres"], "the chart's RBAC, proven by
     const serve = new Serve([
       "--database-url", service("postgres").url, "--namespace", NS, "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${webhook}`,
       "--webhook-namespace-label", JUDGED_LABEL.join("="), "--watch-namespaces", `${TEAM},${JUDGED}`, "--lease-duration", "4s", "--gc-after", "6s",
+      // The API server's client certificate proves its reviews (without it, pins are not given: docs/trust.md).
+      "--webhook-client-ca", service("kube").webhookClient.caFile,
       ...extra(webhook),
     ], { KUBECONFIG: saKubeconfig, POD_NAME: name });
     serves.push(serve);

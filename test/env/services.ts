@@ -256,6 +256,13 @@ export interface KubeService {
    * disk and time for nothing (test/deploy/rbac.test.ts reads it).
    */
   auditLog: string;
+  /**
+   * What the API server presents to webhooks that ask for a client certificate (its
+   * --admission-control-config-file names a kubeconfig with this certificate for every webhook, `*`): a webhook
+   * served with `clientCa.certPem` as its client CA knows a review came from this API server. `cert`/`key` are
+   * the same certificate for a test to act as the API server.
+   */
+  webhookClient: { caFile: string; caPem: string; certPem: string; keyPem: string };
 }
 
 export async function startKube(sup: ProcessSupervisor): Promise<{ service: KubeService; stop: () => Promise<void> }> {
@@ -292,6 +299,35 @@ export async function startKube(sup: ProcessSupervisor): Promise<{ service: Kube
     "  - level: None",
     "",
   ].join("\n"));
+  // The certificate the API server shows webhooks that request one (a server that does not request one never
+  // sees it, so webhooks of other tests are unaffected).
+  const clientCa = await makeCA(join(dir, "certs"), "webhook-client");
+  const client = await issueCert(join(dir, "certs"), clientCa, "webhook-client-apiserver", [], "clientAuth");
+  const webhookKubeconfig = join(dir, "webhook-kubeconfig.yaml");
+  writeFileSync(webhookKubeconfig, [
+    "apiVersion: v1",
+    "kind: Config",
+    "users:",
+    "- name: \"*\"",
+    "  user:",
+    `    client-certificate: ${client.certFile}`,
+    `    client-key: ${client.keyFile}`,
+    "",
+  ].join("\n"), { mode: 0o600 });
+  const admissionConfig = join(dir, "admission-config.yaml");
+  writeFileSync(admissionConfig, [
+    "apiVersion: apiserver.config.k8s.io/v1",
+    "kind: AdmissionConfiguration",
+    "plugins:",
+    ...["ValidatingAdmissionWebhook", "MutatingAdmissionWebhook"].flatMap((name) => [
+      `- name: ${name}`,
+      "  configuration:",
+      "    apiVersion: apiserver.config.k8s.io/v1",
+      "    kind: WebhookAdmissionConfiguration",
+      `    kubeConfigFile: ${webhookKubeconfig}`,
+    ]),
+    "",
+  ].join("\n"));
   await waitUntil("etcd", async () => (await request(`http://127.0.0.1:${etcdPort}/health`).then(async (r) => (await r.body.dump(), r.statusCode))) === 200, { timeoutMs: 20_000, process: etcdProc });
   const api = sup.spawn("kube-apiserver", apiserver, [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -301,6 +337,7 @@ export async function startKube(sup: ProcessSupervisor): Promise<{ service: Kube
     `--service-account-key-file=${saPub}`, `--service-account-signing-key-file=${saKey}`,
     "--allow-privileged=true", "--disable-admission-plugins=ServiceAccount", "--logtostderr=true", "--v=0",
     `--audit-policy-file=${auditPolicy}`, `--audit-log-path=${auditLog}`, "--audit-log-format=json",
+    `--admission-control-config-file=${admissionConfig}`,
   ]);
   const server = `https://127.0.0.1:${securePort}`;
   await waitUntil("kube-apiserver", async () => {
@@ -313,7 +350,10 @@ export async function startKube(sup: ProcessSupervisor): Promise<{ service: Kube
   const kubeconfig = join(dir, "kubeconfig");
   writeFileSync(kubeconfig, kubeconfigYaml(server, caPem, token), { mode: 0o600 });
   return {
-    service: { server, token, unprivilegedToken, caPem, kubeconfig, version: versionInfo.gitVersion, logFile: api.logFile, auditLog },
+    service: {
+      server, token, unprivilegedToken, caPem, kubeconfig, version: versionInfo.gitVersion, logFile: api.logFile, auditLog,
+      webhookClient: { caFile: clientCa.certFile, caPem: clientCa.certPem, certPem: client.certPem, keyPem: client.keyPem },
+    },
     stop: async () => {
       await api.stop();
       await etcdProc.stop();

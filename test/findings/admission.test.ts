@@ -23,6 +23,7 @@ import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
+import { ClientCa } from "../../src/webhook/client-ca.js";
 import { issueCert, makeCA } from "../env/certs.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
@@ -109,7 +110,8 @@ describeWith(["kube", "registryBasic", "postgres"], "vulnerability policies thro
     webhook = new AdmissionWebhook({ kc, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, events, findings: (d) => store.findings.get(d) });
     await webhook.start();
     const port = await freePort();
-    server = (await webhook.listen({ host: "127.0.0.1", port, tls: { cert: leaf.certPem, key: leaf.keyPem } })) as Server;
+    // The API server presents its client certificate (test/env): the answers name the findings (docs/trust.md).
+    server = (await webhook.listen({ host: "127.0.0.1", port, tls: { cert: leaf.certPem, key: leaf.keyPem }, clientCa: new ClientCa({ file: service("kube").webhookClient.caFile }) })) as Server;
     await registerWebhooks(kc, { url: `https://127.0.0.1:${port}`, caBundle: Buffer.from(ca.certPem).toString("base64"), failurePolicy: "Fail", timeoutSeconds: 5, excludeNamespaces: ["kube-system", "portcullis-system"], onlyLabel: label, mutating: false });
     rematching = new Rematcher({ store, intervalMs: 300, onChange: async (c) => void (await controller.applyFindings(c)) }).run(rematchStop.signal);
   }, 180_000);

@@ -19,6 +19,7 @@ import type { Store } from "../../src/store/types.js";
 import { EventRecorder } from "../../src/kube/events.js";
 import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
+import { ClientCa } from "../../src/webhook/client-ca.js";
 import { policyAppliesToNamespace } from "../../src/policy/types.js";
 import { issueCert, makeCA } from "../env/certs.js";
 import { crdsEstablished, describeWith, service, tool, until } from "../env/index.js";
@@ -89,7 +90,8 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     });
     await webhook.start();
     port = await freePort();
-    server = (await webhook.listen({ host: "127.0.0.1", port, tls })) as Server;
+    // The API server presents its client certificate (test/env): the answers are the full ones (docs/trust.md).
+    server = (await webhook.listen({ host: "127.0.0.1", port, tls, clientCa: new ClientCa({ file: service("kube").webhookClient.caFile }) })) as Server;
     await register();
   }, 180_000);
 
@@ -166,7 +168,9 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
   });
 
   it("answers a malformed AdmissionReview with HTTP 400 naming the problem, and judges ephemeral containers", async () => {
-    const post = (body: string) => request(`https://127.0.0.1:${port}/validate`, { method: "POST", body, headers: { "content-type": "application/json" }, dispatcher: new Agent({ connect: { ca: Buffer.from(caBundle, "base64").toString() } }) });
+    // As the API server: with its client certificate (the webhook requires it; test/webhook/forged-review.test.ts posts without).
+    const apiServer = { cert: service("kube").webhookClient.certPem, key: service("kube").webhookClient.keyPem };
+    const post = (body: string) => request(`https://127.0.0.1:${port}/validate`, { method: "POST", body, headers: { "content-type": "application/json" }, dispatcher: new Agent({ connect: { ca: Buffer.from(caBundle, "base64").toString(), ...apiServer } }) });
     const bad = await post("{not json");
     expect(bad.statusCode).toBe(400);
     expect(await bad.body.text()).toMatch(/not JSON/);

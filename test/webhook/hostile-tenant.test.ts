@@ -27,6 +27,7 @@ import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { validatingConfiguration } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
+import { ClientCa } from "../../src/webhook/client-ca.js";
 import { issueCert, makeCA } from "../env/certs.js";
 import { crdsEstablished, describeWith, service, tool, until as untilShared } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
@@ -144,7 +145,8 @@ describeWith(["kube", "registryBasic"], "a hostile tenant cannot talk past the w
     webhook = new AdmissionWebhook({ kc, namespace: OP, excludeNamespaces: ["kube-system", EXCLUDED], timeoutSeconds: 5, registry: { maxAttempts: 1 }, events, operatorSecrets });
     await webhook.start();
     const port = await freePort();
-    server = (await webhook.listen({ host: "127.0.0.1", port, tls: { cert: leaf.certPem, key: leaf.keyPem } })) as Server;
+    // With the client CA the API server's certificate proves the reviews real (test/webhook/forged-review.test.ts has both modes).
+    server = (await webhook.listen({ host: "127.0.0.1", port, tls: { cert: leaf.certPem, key: leaf.keyPem }, clientCa: new ClientCa({ file: service("kube").webhookClient.caFile }) })) as Server;
     // The operator's registration (its own name, so that no other suite's webhook is replaced).
     const v = validatingConfiguration({
       url: `https://127.0.0.1:${port}`, caBundle: Buffer.from(ca.certPem).toString("base64"), failurePolicy: "Fail", timeoutSeconds: 5,
