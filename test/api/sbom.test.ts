@@ -16,7 +16,7 @@ import { openLocalImage } from "../../src/indexer/sources/local.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { ociBookworm, rootfsBookworm } from "../env/images.js";
 import { validateCycloneDx, validateSpdx } from "../sbom/schemas.js";
 
@@ -45,7 +45,7 @@ describeWith(["kube"], "report API: SBOMs", () => {
     const kube = service("kube");
     const kubectl = (...a: string[]) => run(tool("kubectl"), ["--kubeconfig", kube.kubeconfig, ...a]);
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/imagescans.portcullis.dev");
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     await kubectl("create", "namespace", ns);
     store = await openStore("memory:");
     indexer = new Indexer({ store, scanners: defaultScanners() });

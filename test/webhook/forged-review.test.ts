@@ -33,7 +33,7 @@ import { ClientCa } from "../../src/webhook/client-ca.js";
 import { validatingConfiguration } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { describeWith, service, tool, until as untilShared } from "../env/index.js";
+import { crdsEstablished, describeWith, service, tool, until as untilShared } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 
@@ -113,7 +113,7 @@ describeWith(["kube", "registryBasic"], "forged AdmissionReviews, with and witho
   beforeAll(async () => {
     for (const tag of ["base", "two", "lang"]) await skopeoPush(`oci:${ociBookworm()}:${tag}`, reg(), `fr/debian:${tag}`);
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
-    for (const crd of ["imagescans", "imagepolicies", "clusterimagepolicies"]) await kubectl("wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}.portcullis.dev`);
+    await crdsEstablished(service("kube").kubeconfig, ["imagescans", "imagepolicies", "clusterimagepolicies"].map((crd) => `${crd}.portcullis.dev`));
     kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
