@@ -205,6 +205,7 @@ export class ElfStream {
   private next = 0;
   private phdrs: Capture | undefined;
   private shdrs: Capture | undefined;
+  private parsedSegments: ElfSegment[] | undefined;
 
   push(chunk: Buffer): void {
     this.offset = this.next;
@@ -238,7 +239,9 @@ export class ElfStream {
   segments(): ElfSegment[] | undefined {
     const h = this.header;
     if (!h || !this.phdrs || this.next < this.phdrs.end) return undefined;
-    return parseSegments(h, this.phdrs.buf);
+    // Read once: scanners ask for them (loadEnd) at every chunk.
+    this.parsedSegments ??= parseSegments(h, this.phdrs.buf);
+    return this.parsedSegments;
   }
 
   /** Where the bytes mapped into memory end (the last PT_LOAD segment's end in the file), when known. */
