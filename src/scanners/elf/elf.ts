@@ -92,18 +92,20 @@ export function parseElfHeader(b: Buffer): ElfHeader | undefined {
     : { is64, littleEndian: le, phoff: u32(b, 0x1c, le), phentsize: u16(b, 0x2a, le), phnum: u16(b, 0x2c, le), shoff: u32(b, 0x20, le), shentsize: u16(b, 0x2e, le), shnum: u16(b, 0x30, le), shstrndx: u16(b, 0x32, le) };
 }
 
+/** The entries of a header table, `entsize` bytes apart; none when entries are smaller than `min`, and none cut off by its end. */
+function entries<T>(table: Buffer, entsize: number, min: number, read: (off: number) => T): T[] {
+  if (entsize < min) return [];
+  const out: T[] = [];
+  for (let off = 0; off + entsize <= table.length; off += entsize) out.push(read(off));
+  return out;
+}
+
 /** The program headers in `table` (the bytes at the header's phoff). */
 export function parseSegments(h: ElfHeader, table: Buffer): ElfSegment[] {
-  const min = h.is64 ? 56 : 32;
-  if (h.phentsize < min) return [];
-  const out: ElfSegment[] = [];
   const le = h.littleEndian;
-  for (let off = 0; off + h.phentsize <= table.length; off += h.phentsize) {
-    out.push(h.is64
-      ? { type: u32(table, off, le), flags: u32(table, off + 4, le), offset: u64(table, off + 8, le), vaddr: u64(table, off + 16, le), filesz: u64(table, off + 32, le) }
-      : { type: u32(table, off, le), offset: u32(table, off + 4, le), vaddr: u32(table, off + 8, le), filesz: u32(table, off + 16, le), flags: u32(table, off + 24, le) });
-  }
-  return out;
+  return entries(table, h.phentsize, h.is64 ? 56 : 32, (off) => h.is64
+    ? { type: u32(table, off, le), flags: u32(table, off + 4, le), offset: u64(table, off + 8, le), vaddr: u64(table, off + 16, le), filesz: u64(table, off + 32, le) }
+    : { type: u32(table, off, le), offset: u32(table, off + 4, le), vaddr: u32(table, off + 8, le), filesz: u32(table, off + 16, le), flags: u32(table, off + 24, le) });
 }
 
 /**
@@ -157,16 +159,10 @@ export function segmentFlagsAt(segments: readonly ElfSegment[], offset: number):
 
 /** The section headers in `table` (the bytes at the header's shoff). Entries cut off by the end of `table` are left out. */
 export function parseSections(h: ElfHeader, table: Buffer): ElfSection[] {
-  const min = h.is64 ? 64 : 40;
-  if (h.shentsize < min) return [];
-  const out: ElfSection[] = [];
   const le = h.littleEndian;
-  for (let off = 0; off + h.shentsize <= table.length; off += h.shentsize) {
-    out.push(h.is64
-      ? { nameOffset: u32(table, off, le), type: u32(table, off + 4, le), flags: u64(table, off + 8, le), offset: u64(table, off + 24, le), size: u64(table, off + 32, le) }
-      : { nameOffset: u32(table, off, le), type: u32(table, off + 4, le), flags: u32(table, off + 8, le), offset: u32(table, off + 16, le), size: u32(table, off + 20, le) });
-  }
-  return out;
+  return entries(table, h.shentsize, h.is64 ? 64 : 40, (off) => h.is64
+    ? { nameOffset: u32(table, off, le), type: u32(table, off + 4, le), flags: u64(table, off + 8, le), offset: u64(table, off + 24, le), size: u64(table, off + 32, le) }
+    : { nameOffset: u32(table, off, le), type: u32(table, off + 4, le), flags: u32(table, off + 8, le), offset: u32(table, off + 16, le), size: u32(table, off + 20, le) });
 }
 
 /** A byte range of the file, filled as the stream passes it. */
