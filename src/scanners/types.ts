@@ -90,3 +90,12 @@ export class ScannerError extends Error {
     super(`${scanner}: ${path}: ${message}`);
   }
 }
+
+/** `data` (a file the scanner was given) as JSON; a ScannerError saying why when it is not JSON. */
+export function parseJsonFile(scanner: string, path: string, data: Buffer): unknown {
+  try {
+    return JSON.parse(data.toString("utf8"));
+  } catch (e) {
+    throw new ScannerError(scanner, path, `not JSON (${(e as Error).message})`);
+  }
+}

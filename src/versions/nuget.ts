@@ -10,7 +10,7 @@
 // - metadata after `+` is ignored.
 // Unmatchable: anything else (a leading `v`, a fifth numeric part, empty identifiers, characters outside
 // [0-9A-Za-z-] in labels).
-import { compareNumeric, guard, versionScheme } from "./common.js";
+import { compareNumeric, compareStrings, guard, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "nuget";
@@ -34,9 +34,7 @@ function compareIdentifiers(a: string, b: string): number {
   const bn = NUMERIC.test(b);
   if (an && bn) return compareNumeric(a, b);
   if (an !== bn) return an ? -1 : 1;
-  const x = a.toLowerCase();
-  const y = b.toLowerCase();
-  return x === y ? 0 : x < y ? -1 : 1;
+  return compareStrings(a.toLowerCase(), b.toLowerCase());
 }
 
 export function compareNuget(a: string, b: string): number {

@@ -11,7 +11,7 @@
 //   ranked against a number (`1.0` > `1.0rc1`, `1.0` < `1.0pl1`).
 // Unmatchable: the empty string, branch names (`dev-main`: no order among releases), characters outside
 // [0-9A-Za-z.+_-], and versions without a digit.
-import { compareNumeric, guard, versionScheme } from "./common.js";
+import { compareNumeric, guard, isAlpha, isDigit, versionScheme } from "./common.js";
 import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 const NAME = "packagist";
@@ -20,8 +20,8 @@ const SPECIAL: ReadonlyArray<readonly [string, number]> = [
   ["dev", 0], ["alpha", 1], ["a", 1], ["beta", 2], ["b", 2], ["RC", 3], ["rc", 3], ["#", 4], ["pl", 5], ["p", 5],
 ]; // prettier-ignore
 
-const isDigit = (c: string | undefined) => c !== undefined && c >= "0" && c <= "9";
-const isAlnum = (c: string) => isDigit(c) || (c >= "a" && c <= "z") || (c >= "A" && c <= "Z");
+/** Whether the first character of `s` is a digit (false for ""). */
+const digitFirst = (s: string) => isDigit(s.charCodeAt(0));
 
 export function parsePackagist(v: string): string[] {
   guard(NAME, v);
@@ -40,9 +40,9 @@ function canonical(s: string): string {
     const c = s[i]!;
     const lp = s[i - 1]!;
     const last = out[out.length - 1];
-    if (c === "-" || c === "_" || c === "+" || !isAlnum(c)) {
+    if (c === "-" || c === "_" || c === "+" || !(digitFirst(c) || isAlpha(c.charCodeAt(0)))) {
       if (last !== ".") out += ".";
-    } else if ((isDigit(lp) !== isDigit(c)) && lp !== "." && !(lp === "-" || lp === "_" || lp === "+")) {
+    } else if ((digitFirst(lp) !== digitFirst(c)) && lp !== "." && !(lp === "-" || lp === "_" || lp === "+")) {
       if (last !== ".") out += ".";
       out += c;
     } else {
@@ -58,8 +58,8 @@ function special(form: string): number {
 }
 
 function comparePart(a: string, b: string): number {
-  const ad = isDigit(a[0]);
-  const bd = isDigit(b[0]);
+  const ad = digitFirst(a);
+  const bd = digitFirst(b);
   if (ad && bd) return compareNumeric(a, b);
   return Math.sign(special(ad ? "#" : a) - special(bd ? "#" : b));
 }
@@ -70,8 +70,8 @@ function compareParts(a: readonly string[], b: readonly string[]): number {
     const c = comparePart(a[i]!, b[i]!);
     if (c !== 0) return c;
   }
-  if (a.length > n) return isDigit(a[n]![0]) ? 1 : compareParts(a.slice(n), ["#"]);
-  if (b.length > n) return isDigit(b[n]![0]) ? -1 : compareParts(["#"], b.slice(n));
+  if (a.length > n) return digitFirst(a[n]!) ? 1 : compareParts(a.slice(n), ["#"]);
+  if (b.length > n) return digitFirst(b[n]!) ? -1 : compareParts(["#"], b.slice(n));
   return 0;
 }
 

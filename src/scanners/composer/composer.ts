@@ -5,7 +5,7 @@
 // installed packages and are not read.
 import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
-import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import { parseJsonFile, ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
 
 /** Composer's record of what it installed into a vendor directory. */
 export const INSTALLED_JSON = /(^|\/)vendor\/composer\/installed\.json$/;
@@ -38,12 +38,7 @@ export class ComposerScanner implements Scanner {
 
 /** The (name, version) pairs of an installed.json; entries without a `vendor/name` or a version are left out. */
 export function parseInstalledJson(scanner: string, path: string, data: Buffer): Array<[string, string]> {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(data.toString("utf8"));
-  } catch (e) {
-    throw new ScannerError(scanner, path, `not JSON (${(e as Error).message})`);
-  }
+  const doc = parseJsonFile(scanner, path, data);
   const list = Array.isArray(doc) ? doc : (doc as { packages?: unknown } | null)?.packages;
   if (!Array.isArray(list)) throw new ScannerError(scanner, path, "neither a JSON array of packages (Composer 1) nor an object with a packages array (Composer 2)");
   if (list.length > MAX_PACKAGES) throw new ScannerError(scanner, path, `${list.length} packages, more than the ${MAX_PACKAGES} accepted`);

@@ -7,7 +7,7 @@
 // (pkg/dependency/parser/dotnet/core_deps), whose test expectations the tests use.
 import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
-import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import { parseJsonFile, ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
 
 export const MAX_LIBRARIES = 100_000;
 const MAX_FIELD = 1024;
@@ -48,12 +48,7 @@ export class DotnetDepsScanner implements Scanner {
 
 /** The (name, version) pairs a deps.json puts on the runtime path, sorted by name then version. */
 export function parseDepsJson(scanner: string, path: string, data: Buffer): Array<[string, string]> {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(data.toString("utf8"));
-  } catch (e) {
-    throw new ScannerError(scanner, path, `not JSON (${(e as Error).message})`);
-  }
+  const doc = parseJsonFile(scanner, path, data);
   if (!isObject(doc)) throw new ScannerError(scanner, path, "not a JSON object");
   const libraries = doc.libraries ?? {};
   if (!isObject(libraries)) throw new ScannerError(scanner, path, "libraries is not an object");

@@ -8,10 +8,10 @@
 //     keep their version and module text elsewhere in the file, mostly before the build info, and a stream
 //     cannot seek back; from Go 1.18 on everything is inline and those bytes are dropped at once.
 import type { Package } from "../../indexer/types.js";
+import { type ElfSegment, fileOffset, parseNotes, PF_W, PF_X, PT_LOAD, PT_NOTE, readElfHead, segmentFlagsAt } from "../elf/elf.js";
 import { purl } from "../purl.js";
 import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../types.js";
 import { type BuildInfoPointers, type GoBuildInfo, isPointers, MAGIC, parseHeader, parseModInfo, readPtr, stdlibVersion } from "./buildinfo.js";
-import { type ElfHead, fileOffset, parseElfHead, PF_W, PF_X, segmentFlagsAt } from "./elf.js";
 
 export type { GoBuildInfo } from "./buildinfo.js";
 
@@ -23,6 +23,28 @@ const MAX_TAIL = 1 << 20;
 export const MAX_RETAINED = 64 * 1024 * 1024;
 /** The build info header is 16-byte aligned in the file (its section is; Go's own reader requires it). */
 const ALIGN = 16;
+/** The name of the build-ID note the Go linker writes into every ELF program, cgo or not. */
+const GO_NOTE = "Go\0\0";
+
+interface ElfHead {
+  loads: ElfSegment[];
+  /** The Go build-ID note lies in the bytes given. */
+  goNote: boolean;
+}
+
+/**
+ * The loadable segments and whether the Go note is there, from `head` (the first bytes of the file):
+ * "more" when the program headers, or notes that start within the first MAX_HEAD bytes, lie beyond it;
+ * undefined when this is not ELF or its headers are damaged.
+ */
+function readHead(head: Buffer): ElfHead | "more" | undefined {
+  const elf = readElfHead(head);
+  if (elf === "more" || elf === undefined) return elf;
+  const notes = elf.segments.filter((s) => s.type === PT_NOTE);
+  if (notes.some((n) => n.offset < MAX_HEAD && Math.min(n.offset + n.filesz, MAX_HEAD) > head.length)) return "more";
+  const goNote = notes.some((n) => parseNotes(elf.header, head.subarray(n.offset, n.offset + n.filesz)).some((x) => x.name === GO_NOTE));
+  return { loads: elf.segments.filter((s) => s.type === PT_LOAD), goNote };
+}
 
 type State = "head" | "search" | "header" | "pointers" | "done";
 
@@ -58,7 +80,7 @@ class BuildInfoSink implements FileSink {
     this.head.push(Buffer.from(chunk));
     this.headLen += chunk.length;
     const head = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
-    const elf = parseElfHead(head, MAX_HEAD);
+    const elf = readHead(head);
     if (elf === "more" && this.headLen < MAX_HEAD) {
       this.head = [head];
       return true;
@@ -104,7 +126,7 @@ class BuildInfoSink implements FileSink {
       if (off % ALIGN !== 0) continue;
       // Go keeps it in a writable segment (.go.buildinfo, or the data of old binaries); a copy of the
       // magic in read-only data (the go command's own debug/buildinfo) is not it.
-      const flags = this.elf!.loads.length ? segmentFlagsAt(this.elf!, off) : PF_W;
+      const flags = this.elf!.loads.length ? segmentFlagsAt(this.elf!.loads, off) : PF_W;
       if (flags === undefined || (flags & PF_W) === 0) continue;
       this.state = "header";
       this.tail = [Buffer.from(window.subarray(at))];
@@ -139,7 +161,7 @@ class BuildInfoSink implements FileSink {
     const p = this.pointers!;
     const read = (addr: number, len: number): Buffer | "more" | undefined => {
       if (len === 0) return Buffer.alloc(0);
-      const off = fileOffset(this.elf!, addr, len);
+      const off = fileOffset(this.elf!.loads, addr, len);
       if (off === undefined) return undefined;
       if (off + len > this.pos) return "more";
       const key = `${off}:${len}`;
