@@ -15,7 +15,7 @@ import { applyLink, EntrySelector, openConsumer, type EntryAction, type EntryHea
 import { CapturedLayerFiles } from "../files.js";
 import { DEFAULT_WALK_LIMITS, type LayerWalk, type WalkLimits } from "../walk.js";
 import { TocError } from "./errors.js";
-import { decompressFrames } from "./frames.js";
+import { decodePieces, type Piece } from "./frames.js";
 import { DEFAULT_RANGE_TUNING, fetchRanges, type Range, type RangeTuning } from "./ranges.js";
 import type { RangeReader, TableOfContents, TocChunk, TocContent, TocEntry } from "./types.js";
 
@@ -157,17 +157,26 @@ export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: T
       const bytes = got.parts[j]!;
       if ("capture" in job) {
         const { action, content } = job.capture;
-        const data = await checkedData(layer, action.path, bytes, action.size, content!.digest);
+        const data = decoded(layer, action.path, bytes, content!.offset, content!.chunks);
+        checkDigest(layer, action.path, data, content!.digest);
         uncompressed += data.length;
         job.capture.data = data;
         continue;
       }
       const s = job.consume;
-      const base = job.pieces[0]!.offset;
+      // The window's pieces are whole frames back to back: one decoder for all, then each piece checked
+      // against its own digest before the scanner sees it.
+      const first = job.pieces[0]!;
+      const last = job.pieces[job.pieces.length - 1]!;
+      const span = last.at + last.size - first.at;
+      const what = `${s.path} (bytes ${first.at}-${first.at + span})`;
+      const data = decoded(layer, what, bytes, first.offset, job.pieces);
+      if (data.length !== span) throw new TocError(layer, `${what}: the pieces are not contiguous`);
+      uncompressed += data.length;
       let more = true;
       for (const p of job.pieces) {
-        const piece = await checkedData(layer, `${s.path} (bytes ${p.at}-${p.at + p.size})`, bytes.subarray(p.offset - base, p.end - base), p.size, p.digest ?? s.content.digest);
-        uncompressed += piece.length;
+        const piece = data.subarray(p.at - first.at, p.at - first.at + p.size);
+        checkDigest(layer, `${s.path} (bytes ${p.at}-${p.at + p.size})`, piece, p.digest ?? s.content.digest);
         s.next++;
         more = s.consumer.write(piece);
         if (!more) break;
@@ -211,16 +220,16 @@ function checkContent(layer: string, e: TocEntry, c: TocContent): void {
   }
 }
 
-/** Decompresses `size` bytes and checks them against `digest`; anything else is a TocError. */
-async function checkedData(layer: string, what: string, compressed: Buffer, size: number, digest: string): Promise<Buffer> {
-  let data: Buffer;
+/** The pieces decoded (frames.ts); anything wrong is a TocError. */
+function decoded(layer: string, what: string, compressed: Buffer, base: number, pieces: readonly Piece[]): Buffer {
   try {
-    data = await decompressFrames(compressed, size, `${what} in layer ${layer}`);
+    return decodePieces(compressed, base, pieces, `${what} in layer ${layer}`);
   } catch (e) {
     throw new TocError(layer, `${what}: ${(e as Error).message}`, { cause: e });
   }
-  if (data.length !== size) throw new TocError(layer, `${what}: ${data.length} bytes, but the table of contents says ${size}`);
+}
+
+function checkDigest(layer: string, what: string, data: Buffer, digest: string): void {
   const got = `sha256:${createHash("sha256").update(data).digest("hex")}`;
   if (got !== digest) throw new TocError(layer, `${what}: content has digest ${got}, but the table of contents says ${digest}`);
-  return data;
 }
