@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { parsePlatform, defaultPlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference } from "../image/reference.js";
-import type { IndexProgress, IndexResult, LayerSource } from "../indexer/indexer.js";
+import type { IndexProgress, IndexResult, LayerRead, LayerSource } from "../indexer/indexer.js";
 import type { IndexReport } from "../indexer/report.js";
 import type { Severity } from "../advisories/types.js";
 import type { ManifestToIndex } from "../indexer/types.js";
@@ -161,10 +161,26 @@ export function summarize(image: string, platform: string | undefined, result: I
     `packages:      ${pkgs.length}`,
     ...[...byDb].sort().map(([db, n]) => `  ${String(n).padStart(5)}  ${db || "(no database)"}`),
     `layers:        ${s.layers} (${s.layersFetched} fetched, ${s.layersReused} already indexed${s.layersSkipped ? `, ${s.layersSkipped} foreign skipped` : ""})${s.cached ? " — report from the store" : ""}`,
+    ...layerReadLines(s.layerReads ?? []),
     `downloaded:    ${(s.bytesFetched / 1e6).toFixed(1)} MB`,
     `time:          ${(s.durationMs / 1000).toFixed(2)} s`,
   ];
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * How the fetched layers were read, when some carried a table of contents: `partial` (only the scanners'
+ * files, by byte ranges) or in full, and why a partial read fell back.
+ */
+function layerReadLines(reads: readonly LayerRead[]): string[] {
+  const withToc = reads.filter((r) => r.toc);
+  if (!withToc.length) return [];
+  const partial = withToc.filter((r) => r.mode === "partial");
+  const formats = [...new Set(withToc.map((r) => r.toc))].join(", ");
+  return [
+    `partial reads: ${partial.length} of ${reads.length} fetched (${formats} table of contents)`,
+    ...withToc.filter((r) => r.fallback).map((r) => `  ${r.digest.slice(0, 19)}… read in full: ${r.fallback!.replace(/^layer sha256:[0-9a-f]+: /, "")}`),
+  ];
 }
 
 /** The line a failed scan prints: the report's error and, like every other error, its code. */
@@ -232,7 +248,9 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
     }
     store = await storeOpening;
     const [{ Indexer }, { defaultScanners }] = await indexerModules;
-    const indexer = new Indexer({ store, scanners: defaultScanners() });
+    // A partial read that fell back is in the table; with json output it goes to standard error.
+    const log = parsed.format === "table" ? undefined : (_level: string, msg: string, f?: Record<string, unknown>) => process.stderr.write(`portcullis: layer ${String(f?.layer)}: ${msg}: ${String(f?.reason)}\n`);
+    const indexer = new Indexer({ store, scanners: defaultScanners(), ...(log ? { log } : {}) });
     const progress = process.stderr.isTTY && parsed.format === "table" ? ttyProgress(manifest.layers.length) : undefined;
     const result = await indexer.index(manifest, source, { onProgress: progress });
     if (progress) process.stderr.write("\n");

@@ -176,7 +176,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   };
   // Events are read by whoever may read the namespace: scrubbed, and operator pull secrets by kind only.
   const events = new EventRecorder(kc, { log: logFn(part("events"), "warn"), redact: tenantRedactor(operatorSecrets) });
-  const indexer = new Indexer({ store, scanners: defaultScanners() });
+  const indexer = new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")) });
   const metrics = new PortcullisMetrics({ defaultMetrics: true });
   let currentScans: ImageScanController | undefined;
   metrics.watchQueue(() => currentScans?.queue);

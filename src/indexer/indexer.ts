@@ -5,7 +5,8 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { LayerError } from "../layers/errors.js";
-import { walkLayer, type WalkLimits } from "../layers/walk.js";
+import { tocFormat, walkPartial, type RangeReader, type TocWalkTuning } from "../layers/toc/index.js";
+import { walkLayer, type LayerWalk, type WalkLimits } from "../layers/walk.js";
 import type { Scanner, ScanOutput } from "../scanners/types.js";
 import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
 import { scannedKey } from "../store/types.js";
@@ -19,6 +20,24 @@ export interface LayerSource {
   open(layer: LayerDescriptor, signal?: AbortSignal): Promise<Readable>;
   /** True when the stream already checks digest and size itself (the registry client does). */
   readonly verifiesDigests: boolean;
+  /**
+   * Byte ranges of the layer's blob, for partial reads of layers with a table of contents; absent when the
+   * source cannot serve ranges (then every layer is read in full).
+   */
+  ranges?(layer: LayerDescriptor): RangeReader;
+}
+
+/** How one layer was read in one index call. */
+export interface LayerRead {
+  digest: string;
+  /** partial: only the scanners' files, by byte ranges, through the layer's table of contents. */
+  mode: "full" | "partial";
+  /** The table of contents format, for partial reads and for full reads that fell back from one. */
+  toc?: "zstd:chunked";
+  /** Compressed bytes downloaded for it (a fallback counts the attempt and the full read). */
+  bytes: number;
+  /** Why a layer with a table of contents was read in full. */
+  fallback?: string;
 }
 
 export interface IndexerOptions {
@@ -27,6 +46,11 @@ export interface IndexerOptions {
   /** Layers fetched and scanned at once for one manifest (claircore's default: 10). */
   layerConcurrency?: number;
   limits?: Partial<WalkLimits>;
+  /** Read layers that carry a table of contents partially (default true). */
+  partialReads?: boolean;
+  tocTuning?: Partial<TocWalkTuning>;
+  /** Where a partial read that fell back to a full one is reported (level, message, fields). */
+  log?: (level: "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface IndexStats {
@@ -41,6 +65,8 @@ export interface IndexStats {
   bytesDecompressed: number;
   /** True when the stored report was returned without any work. */
   cached: boolean;
+  /** How each layer fetched in this call was read, in the order they finished (always set by Indexer). */
+  layerReads?: LayerRead[];
   durationMs: number;
 }
 
@@ -136,7 +162,7 @@ export class Indexer {
 
   async index(m: ManifestToIndex, source: LayerSource, opts: { signal?: AbortSignal; onProgress?: (p: IndexProgress) => void } = {}): Promise<IndexResult> {
     const t0 = performance.now();
-    const stats: IndexStats = { layers: m.layers.length, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: false, durationMs: 0 };
+    const stats: IndexStats = { layers: m.layers.length, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: false, layerReads: [], durationMs: 0 };
     const finish = (report: IndexReport, error?: Error): IndexResult => ({ report, stats: { ...stats, durationMs: performance.now() - t0 }, ...(error ? { error } : {}) });
     const store = this.o.store;
     const progress = async (state: IndexState) => {
@@ -260,17 +286,38 @@ export class Indexer {
   }
 
   private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<void> {
-    let stream: Readable;
-    try {
-      stream = await source.open(layer, signal);
-    } catch (e) {
-      if (e instanceof LayerError || signal.aborted) throw e;
-      throw Object.assign(e as Error, { layer: layer.digest });
+    const toc = source.ranges && this.o.partialReads !== false ? tocFormat(layer) : undefined;
+    let walk: LayerWalk | undefined;
+    let read: LayerRead | undefined;
+    let attempted = 0;
+    if (toc) {
+      try {
+        const partial = await walkPartial(layer, countingReader(source.ranges!(layer), (n) => (attempted += n)), { scanners, limits: this.o.limits, tuning: this.o.tocTuning, signal });
+        walk = partial;
+        read = { digest: layer.digest, mode: "partial", toc, bytes: attempted };
+      } catch (e) {
+        if (signal.aborted) throw e;
+        // Never a partial answer: whatever went wrong, the whole layer is read and decides.
+        const why = (e as Error).message;
+        this.o.log?.("warn", "partial layer read failed; reading the layer in full", { layer: layer.digest, toc, reason: why, bytes: attempted });
+        read = { digest: layer.digest, mode: "full", toc, bytes: 0, fallback: why };
+      }
     }
-    const walk = await walkLayer(stream, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, scanners, limits: this.o.limits, skipDigestCheck: source.verifiesDigests, signal });
+    if (!walk) {
+      let stream: Readable;
+      try {
+        stream = await source.open(layer, signal);
+      } catch (e) {
+        if (e instanceof LayerError || signal.aborted) throw e;
+        throw Object.assign(e as Error, { layer: layer.digest });
+      }
+      walk = await walkLayer(stream, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, scanners, limits: this.o.limits, skipDigestCheck: source.verifiesDigests, signal });
+      read = { ...(read ?? { digest: layer.digest, mode: "full" }), bytes: attempted + walk.compressedBytes };
+    }
     stats.layersFetched++;
-    stats.bytesFetched += walk.compressedBytes;
+    stats.bytesFetched += read!.bytes;
     stats.bytesDecompressed += walk.uncompressedBytes;
+    stats.layerReads!.push(read!);
     const results: Array<{ scanner: ScannerInfo; output: ScanOutput }> = [];
     for (const s of scanners) {
       results.push({ scanner: { name: s.name, version: s.version, kind: s.kind }, output: await s.scan(walk.files) });
@@ -278,6 +325,15 @@ export class Indexer {
     // Nothing is stored until the whole layer streamed and its digest matched (walkLayer throws otherwise).
     await this.o.store.setLayerScanned(layer.digest, { whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files: walk.files.paths() }, results);
   }
+}
+
+/** A reader that counts the bytes it returns (what a partial read downloaded, whether it finished or not). */
+function countingReader(r: RangeReader, add: (n: number) => void): RangeReader {
+  return { read: async (start, end, signal) => {
+    const b = await r.read(start, end, signal);
+    add(b.length);
+    return b;
+  } };
 }
 
 /**

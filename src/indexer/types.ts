@@ -65,6 +65,11 @@ export interface LayerDescriptor {
   mediaType: string;
   /** Set for foreign layers (deprecated, Windows); they are skipped and the skip is recorded. */
   urls?: string[];
+  /**
+   * The descriptor's annotations, from the digest-verified manifest: a table of contents of the layer
+   * (zstd:chunked) is found and authenticated through them.
+   */
+  annotations?: Record<string, string>;
 }
 
 export interface ManifestToIndex {

@@ -8,7 +8,8 @@ export type LayerErrorCode =
   | "BAD_TAR"
   | "BAD_COMPRESSION"
   | "UNSUPPORTED_MEDIA_TYPE"
-  | "FETCH_FAILED";
+  | "FETCH_FAILED"
+  | "BAD_TOC";
 
 /** A layer that could not be indexed, with a code callers branch on and a message that names the layer. */
 export class LayerError extends Error {

@@ -4,11 +4,11 @@
 import { createHash } from "node:crypto";
 import { Transform, Writable, type TransformCallback, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { EntryInfo, FileSink, Scanner } from "../scanners/types.js";
+import type { Scanner } from "../scanners/types.js";
 import { compressionOfMediaType, createDecompressor, sniffCompression, type Compression } from "./decompress.js";
 import { LayerError } from "./errors.js";
+import { applyLink, EntrySelector, openConsumer } from "./entries.js";
 import { CapturedLayerFiles } from "./files.js";
-import { normalizeEntryPath, OPAQUE_WHITEOUT, resolveLinkTarget, WHITEOUT_PREFIX } from "./paths.js";
 import { TarReader, type TarEntrySink, type TarHeader } from "./tar.js";
 
 export interface WalkLimits {
@@ -60,8 +60,6 @@ export interface LayerWalk {
   entries: number;
 }
 
-const FILE_TYPES = new Set(["file", "contiguous-file"]);
-
 export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opts: LayerWalkOptions): Promise<LayerWalk> {
   const limits = { ...DEFAULT_WALK_LIMITS, ...opts.limits };
   const layer = opts.digest;
@@ -72,7 +70,6 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
   const hash = opts.skipDigestCheck ? undefined : createHash(algorithm);
   let compressedBytes = 0;
   let uncompressedBytes = 0;
-  let entries = 0;
 
   const it = (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   const first = await it.next();
@@ -142,38 +139,7 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
   });
 
   const files = new CapturedLayerFiles(opts.digest);
-  /** Bytes of wanted files held so far (limits.maxCapturedBytes). */
-  let captured = 0;
-  const whiteouts: string[] = [];
-  const opaqueDirs: string[] = [];
-  /** Targets of wanted symlinks seen earlier in the archive: their content is wanted too. */
-  const wantedTargets = new Set<string>();
-  const scanners = opts.scanners;
-  const info: EntryInfo = { path: "", size: 0, mode: 0, type: "file" };
-
-  /** The cap for `entry` if some scanner wants it, else -1; and whether an oversize file is skipped. */
-  let skipOversize = false;
-  /** The streaming scanners that want the current entry (an executable: the Go and the Rust scanner both). */
-  const consumers: Scanner[] = [];
-  const wantedLimit = (entry: EntryInfo): number => {
-    let limit = -1;
-    skipOversize = true;
-    consumers.length = 0;
-    for (const s of scanners) {
-      if (!s.wants(entry)) continue;
-      if (s.consume && entry.type === "file") {
-        consumers.push(s);
-        continue;
-      }
-      limit = Math.max(limit, s.maxFileSize ?? limits.maxFileSize);
-      if (s.oversize !== "skip") skipOversize = false;
-    }
-    if (limit < 0 && wantedTargets.has(entry.path)) {
-      limit = limits.maxFileSize;
-      skipOversize = false;
-    }
-    return limit;
-  };
+  const selector = new EntrySelector(layer, opts.scanners, limits);
 
   /** Collects a wanted file's bytes; the last of two entries with the same path wins. */
   const collect = (path: string): TarEntrySink => {
@@ -186,82 +152,23 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
   };
 
   const onEntry = (header: TarHeader): TarEntrySink | undefined => {
-    entries++;
-    const path = normalizeEntryPath(header.name);
-    if (path === undefined) return undefined;
-    const slash = path.lastIndexOf("/");
-    const base = slash < 0 ? path : path.slice(slash + 1);
-    if (base.startsWith(WHITEOUT_PREFIX)) {
-      const dir = slash < 0 ? "" : path.slice(0, slash);
-      if (base === OPAQUE_WHITEOUT) opaqueDirs.push(dir);
-      else {
-        const name = base.slice(WHITEOUT_PREFIX.length);
-        if (name && name !== "." && name !== "..") whiteouts.push(dir ? `${dir}/${name}` : name);
-      }
-      return undefined;
-    }
-    const type = header.type;
-    info.path = path;
-    info.size = header.size;
-    info.mode = header.mode;
-    if (FILE_TYPES.has(type)) {
-      info.type = "file";
-      const limit = wantedLimit(info);
-      if (consumers.length && limit < 0) {
+    const action = selector.select(header);
+    switch (action?.kind) {
+      case undefined:
+        return undefined;
+      case "symlink":
+      case "hardlink":
+        applyLink(files, action);
+        return undefined;
+      case "capture":
+        return collect(action.path);
+      case "consume": {
         // Pushed to each wanting scanner's sink, never buffered; once every sink has enough the rest is only skipped.
-        const sinks: Array<{ scanner: Scanner; sink: FileSink; open: boolean }> = [];
-        for (const c of consumers) {
-          const sink = c.consume!({ ...info });
-          if (sink) sinks.push({ scanner: c, sink, open: true });
-        }
-        if (!sinks.length) return undefined;
-        return {
-          data: (chunk) => {
-            for (const s of sinks) if (s.open && !s.sink.write(chunk)) s.open = false;
-          },
-          end: () => {
-            for (const { scanner, sink } of sinks) {
-              let value: unknown;
-              try {
-                value = sink.end();
-              } catch (err) {
-                throw new LayerError("BAD_TAR", layer, `${scanner.name} could not read ${path}: ${(err as Error).message}`);
-              }
-              if (value !== undefined) files.addConsumed(scanner.name, path, value);
-            }
-          },
-        };
+        const sink = openConsumer(layer, action);
+        if (!sink) return undefined;
+        return { data: (chunk) => void sink.write(chunk), end: () => sink.finish(files) };
       }
-      if (limit < 0) return undefined;
-      if (info.size > limit) {
-        if (skipOversize) return undefined;
-        throw new LayerError("FILE_TOO_LARGE", layer, `${path} is ${info.size} bytes, over the ${limit}-byte limit for the scanners that read it`);
-      }
-      captured += info.size;
-      if (captured > limits.maxCapturedBytes) {
-        throw new LayerError("CAPTURED_TOO_LARGE", layer, `the files the scanners read from it exceed ${limits.maxCapturedBytes} bytes in all (at ${path})`);
-      }
-      return collect(path);
     }
-    if (type === "symlink" && header.linkname) {
-      info.type = "symlink";
-      info.size = 0;
-      // Every symlink is recorded (a path and a target: cheap), so lookups through a linked directory
-      // (var/lib/rpm -> ../../usr/lib/sysimage/rpm) resolve; a wanted link also makes its target wanted.
-      files.addSymlink(path, header.linkname);
-      if (wantedLimit(info) >= 0) {
-        const target = resolveLinkTarget(path, header.linkname);
-        if (target !== undefined) wantedTargets.add(target);
-      }
-      return undefined;
-    }
-    if (type === "link" && header.linkname) {
-      info.type = "hardlink";
-      info.size = 0;
-      const target = normalizeEntryPath(header.linkname);
-      if (target !== undefined && wantedLimit(info) >= 0) files.addHardlink(path, target);
-    }
-    return undefined;
   };
 
   const reader = new TarReader(onEntry);
@@ -297,6 +204,6 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
     }
     throw new LayerError("BAD_TAR", layer, `not a valid tar archive: ${(e as Error).message}`, { cause: e });
   }
-  return { digest: opts.digest, files, whiteouts, opaqueDirs, compression, compressedBytes, uncompressedBytes, entries };
+  return { digest: opts.digest, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression, compressedBytes, uncompressedBytes, entries: selector.entries };
 }
 

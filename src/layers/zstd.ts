@@ -208,3 +208,13 @@ export function boundedZstdDecoder(limits: ZstdLimits): Duplex {
     for (const b of out) yield b;
   });
 }
+
+/**
+ * Checks that `data` is whole zstd frames and that none declares a window over `limits.maxWindow`, as the
+ * streaming decoder would before decoding; throws ZstdStreamError otherwise.
+ */
+export function checkZstdFrames(data: Uint8Array, limits: ZstdLimits): void {
+  const walker = new FrameWalker(limits);
+  walker.walk(data);
+  if (!walker.atBoundary()) throw new ZstdStreamError("ZSTD_TRUNCATED", `${limits.name} is truncated: it ends inside a zstd frame`);
+}

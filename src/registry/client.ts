@@ -204,6 +204,42 @@ export class RegistryClient {
   }
 
   /**
+   * Bytes [start, end) of a blob by an HTTP Range request (partial layer reads), through the same auth,
+   * retries, limits and redirects as every request. The answer must be a 206 for exactly that range: a 200
+   * (a registry or proxy that ignores Range) is refused as UNSUPPORTED after reading none of its body. The
+   * bytes are not checked here: the caller checks them against the digests of a table of contents.
+   */
+  async getBlobRange(ref: Reference, digest: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+    const where = `${ref.registry}/${ref.repository}@${digest}`;
+    const details = { registry: ref.registry, repository: ref.repository };
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && end > start)) throw new RangeError(`bad byte range ${start}-${end}`);
+    const want = end - start;
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.transport.send(ref.registry, ref.repository, {
+        method: "GET", path: `/v2/${ref.repository}/blobs/${digest}`, headers: { range: `bytes=${start}-${end - 1}` }, signal,
+      });
+      if (res.statusCode !== 206) {
+        res.body.destroy();
+        throw new RegistryError("UNSUPPORTED", `${where}: asked for bytes ${start}-${end - 1}, the registry answered ${res.statusCode} (it does not serve byte ranges)`, { ...details, status: res.statusCode });
+      }
+      const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers["content-range"] ?? "").trim());
+      if (!range || Number(range[1]) !== start || Number(range[2]) !== end - 1) {
+        res.body.destroy();
+        throw new RegistryError("UNEXPECTED_STATUS", `${where}: asked for bytes ${start}-${end - 1}, got Content-Range ${JSON.stringify(String(res.headers["content-range"] ?? "").slice(0, 80))}`, details);
+      }
+      try {
+        const data = await readCapped(res.body, want, () => new RegistryError("SIZE_MISMATCH", `${where}: more than the ${want} bytes of range ${start}-${end - 1}`, details));
+        this.metrics.bytes?.({ registry: ref.registry, bytes: data.length });
+        if (data.length !== want) throw new RegistryError("SIZE_MISMATCH", `${where}: ${data.length} bytes for range ${start}-${end - 1} of ${want}`, details);
+        return data;
+      } catch (e) {
+        // A dropped connection is asked again, as many times as a blob may be resumed.
+        if (e instanceof RegistryError || signal?.aborted || attempt >= this.transport.options.maxBlobResumes) throw e instanceof RegistryError || signal?.aborted ? e : new RegistryError("NETWORK", `${where}: range ${start}-${end - 1}: ${(e as Error).message}`, details, { cause: e });
+      }
+    }
+  }
+
+  /**
    * Pushes an OCI artifact (an image manifest with `artifactType` and the empty config, or the config form
    * for registries that refuse that; see push.ts): blobs the registry lacks, then the manifest by tag or
    * digest. Returns the manifest digest.

@@ -58,3 +58,8 @@ export async function skopeoPush(src: string, reg: RegistryService, repoTag: str
 export async function zstdLayout(src: string, dest: string): Promise<void> {
   await run(tool("skopeo"), ["copy", "--quiet", "--dest-compress", "--dest-compress-format", "zstd", src, `oci:${dest}`], { maxBuffer: 16 * 1024 * 1024 });
 }
+
+/** Recompresses a layout's image as zstd:chunked (per-file frames and a table of contents) into a new layout. */
+export async function zstdChunkedLayout(src: string, dest: string): Promise<void> {
+  await run(tool("skopeo"), ["copy", "--quiet", "--dest-compress", "--dest-compress-format", "zstd:chunked", src, `oci:${dest}`], { maxBuffer: 16 * 1024 * 1024 });
+}

@@ -1,5 +1,7 @@
 // Images in a registry: resolve the reference to the platform's image manifest and stream its layers
-// through the registry client, which checks size and digest while streaming.
+// through the registry client, which checks size and digest while streaming; layers with a table of
+// contents are read by byte ranges instead (../../layers/toc), the manifest being fetched by digest (so its
+// annotations, which authenticate the table, are verified).
 import type { Platform } from "../../image/platform.js";
 import type { Reference } from "../../image/reference.js";
 import type { RegistryClient, ResolvedImage } from "../../registry/client.js";
@@ -16,11 +18,13 @@ export async function openRegistryImage(client: RegistryClient, ref: Reference, 
   const resolved = await client.resolve(ref, opts);
   const manifest: ManifestToIndex = {
     digest: resolved.digest,
-    layers: resolved.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, ...(l.urls?.length ? { urls: [...l.urls] } : {}) })),
+    layers: resolved.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, ...(l.urls?.length ? { urls: [...l.urls] } : {}), ...(l.annotations ? { annotations: { ...l.annotations } } : {}) })),
   };
   const source: LayerSource = {
     verifiesDigests: true,
     open: async (layer, signal) => client.getBlob(ref, { digest: layer.digest, size: layer.size }, signal),
+    // Partial reads (tables of contents): ranges through the same client, auth and limits.
+    ranges: (layer) => ({ read: (start, end, signal) => client.getBlobRange(ref, layer.digest, start, end, signal) }),
   };
   return { manifest, source, resolved };
 }

@@ -1,0 +1,126 @@
+// Partial layer reads against full reads, same run, same registry (a real one on loopback): the two-layer
+// Debian test image and, when bench/toc-image.sh has built it, a one-layer Debian with clang-14 and
+// llvm-14-dev (1.1 GB uncompressed), both recompressed by skopeo as zstd:chunked. For each: compressed bytes
+// downloaded and wall time of Indexer.index() on a fresh store, partial and full, median of the runs; the
+// partial figures are printed as ratios of the full ones. Loopback has no latency to speak of: across a real
+// network, where each range request costs a round trip, the time ratio is worse for many small files and
+// better for big layers.
+//
+//   npm run bench:toc [-- --runs N] [--big-runs N] [--no-full-chunked]
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { parseReference } from "../src/image/reference.js";
+import { Indexer, type IndexResult } from "../src/indexer/indexer.js";
+import { openRegistryImage } from "../src/indexer/sources/registry.js";
+import { RegistryClient } from "../src/registry/client.js";
+import { defaultScanners } from "../src/scanners/index.js";
+import { openStore } from "../src/store/open.js";
+import { imagesDir, ociBookworm, skopeoPush, zstdChunkedLayout } from "../test/env/images.js";
+import { median, withRegistry } from "./env.js";
+
+const run = promisify(execFile);
+const args = process.argv.slice(2);
+const opt = (name: string, d: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : d;
+};
+const runs = opt("--runs", 3);
+const bigRuns = opt("--big-runs", 2);
+
+interface Sample {
+  ms: number;
+  bytes: number;
+  packages: string;
+  modes: string;
+}
+
+async function indexOnce(host: string, repoTag: string, partial: boolean): Promise<Sample> {
+  const client = new RegistryClient();
+  const store = await openStore("memory:");
+  try {
+    const img = await openRegistryImage(client, parseReference(`${host}/${repoTag}`));
+    const ix = new Indexer({ store, scanners: defaultScanners(), partialReads: partial });
+    const t0 = performance.now();
+    const r: IndexResult = await ix.index(img.manifest, img.source);
+    const ms = performance.now() - t0;
+    if (r.report.state !== "IndexFinished") throw new Error(`${repoTag}: ${r.report.err}`);
+    const packages = Object.values(r.report.packages ?? {}).map((p) => `${p.name} ${p.version}`).sort().join("\n");
+    return { ms, bytes: r.stats.bytesFetched, packages, modes: r.stats.layerReads!.map((l) => l.mode + (l.fallback ? ` (${l.fallback})` : "")).join(", ") };
+  } finally {
+    await store.close();
+    await client.close();
+  }
+}
+
+async function chunkedLayout(src: string, name: string): Promise<string> {
+  const dest = join(imagesDir(), name);
+  if (!existsSync(join(dest, "index.json"))) {
+    process.stderr.write(`converting ${src} to zstd:chunked (${name}) ...\n`);
+    await zstdChunkedLayout(src, dest);
+  }
+  return dest;
+}
+
+/**
+ * Partial reads of the zstd:chunked image against full reads: of the same zstd:chunked image (what the
+ * bytes are compared with; skipped with fullChunked false, its size then stands for its bytes, which test/indexer/toc.test.ts
+ * shows equal) and of the original gzip image (a second time baseline: fzstd decodes zstd:chunked's big
+ * frames about 20 times slower than gzip, which would flatter the partial read's time).
+ */
+async function compare(host: string, label: string, chunkedTag: string, gzipTag: string, n: number, chunkedBytes: number, fullChunked: boolean): Promise<void> {
+  const partial: Sample[] = [];
+  const gzip: Sample[] = [];
+  const full: Sample[] = [];
+  for (let i = 0; i < n; i++) {
+    gzip.push(await indexOnce(host, gzipTag, false));
+    partial.push(await indexOnce(host, chunkedTag, true));
+  }
+  if (fullChunked) full.push(await indexOnce(host, chunkedTag, false));
+  const p = partial[0]!;
+  for (const other of [gzip[0]!, ...full]) if (other.packages !== p.packages) throw new Error(`${label}: the partial read found other packages than a full read`);
+  const pb = median(partial.map((s) => s.bytes));
+  const pm = median(partial.map((s) => s.ms));
+  const gb = median(gzip.map((s) => s.bytes));
+  const gm = median(gzip.map((s) => s.ms));
+  const count = p.packages.split("\n").length;
+  const mb = (b: number) => `${(b / 1e6).toFixed(2).padStart(8)} MB`;
+  const sec = (ms: number) => `${(ms / 1000).toFixed(2).padStart(7)} s`;
+  console.log(`${label}: ${count} packages, the same every way; layers read: ${p.modes}`);
+  if (fullChunked) {
+    const f = full[0]!;
+    console.log(`  full, zstd:chunked  ${mb(f.bytes)} ${sec(f.ms)}   (1 run)`);
+  } else {
+    console.log(`  full, zstd:chunked  ${mb(chunkedBytes)}   (not timed: the blobs' size, what a full read downloads)`);
+  }
+  console.log(`  full, gzip          ${mb(gb)} ${sec(gm)}   (median of ${n})`);
+  const fb = fullChunked ? full[0]!.bytes : chunkedBytes;
+  const timeVsChunked = fullChunked ? `, ${((100 * pm) / full[0]!.ms).toFixed(1)}% of the zstd:chunked full read's time` : "";
+  console.log(`  partial             ${mb(pb)} ${sec(pm)}   (median of ${n}) bytes ${((100 * pb) / fb).toFixed(2)}% of the zstd:chunked full read, ${((100 * pb) / gb).toFixed(2)}% of the gzip one; time ${((100 * pm) / gm).toFixed(1)}% of the gzip full read's${timeVsChunked}`);
+}
+
+function layoutBytes(dir: string): number {
+  const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+  const m = JSON.parse(readFileSync(join(dir, "blobs/sha256", index.manifests[0]!.digest.slice(7)), "utf8")) as { layers: Array<{ size: number }> };
+  return m.layers.reduce((n, l) => n + l.size, 0);
+}
+
+await withRegistry(async (reg) => {
+  const two = await chunkedLayout(`oci:${ociBookworm()}:two`, "oci-bookworm-chunked");
+  await skopeoPush(`oci:${two}`, reg, "debian:two-chunked");
+  await skopeoPush(`oci:${ociBookworm()}:two`, reg, "debian:two");
+  await compare(reg.host, "two-layer Debian (debootstrap, then jq installed and gpgv purged)", "debian:two-chunked", "debian:two", runs, layoutBytes(two), !args.includes("--no-full-chunked"));
+
+  const big = (await run("bash", [join(import.meta.dirname, "toc-image.sh"), "--print"])).stdout.trim();
+  if (!existsSync(join(big, ".complete"))) {
+    console.log(`large layer: skipped: ${big} missing; build it with \`bash bench/toc-image.sh\` (debootstrap + clang-14 + llvm-14-dev, a few minutes)`);
+    return;
+  }
+  const bigChunked = await chunkedLayout(`oci:${big}:big`, "oci-toolchain-chunked");
+  await skopeoPush(`oci:${bigChunked}`, reg, "toolchain:big-chunked");
+  await skopeoPush(`oci:${big}:big`, reg, "toolchain:big");
+  // The full read of the 1 GB zstd:chunked layer takes most of an hour with fzstd: not timed.
+  await compare(reg.host, "one layer: Debian + clang-14 + llvm-14-dev (1.1 GB uncompressed)", "toolchain:big-chunked", "toolchain:big", bigRuns, layoutBytes(bigChunked), false);
+});
+console.log("(2 shared cores, other work running: figures are noisy; ratios are from the same run)");

@@ -1,0 +1,43 @@
+// Decoding the pieces of a seekable zstd layer: each piece is whole frames whose uncompressed size the table
+// of contents gives. Each is checked by the bounded decoder's frame walker (structure, window cap), then
+// decoded in one shot into a buffer of exactly that size: the output cannot grow past it and no window is
+// allocated (fzstd's streaming decoder allocates and shifts a window per frame, which for thousands of small
+// frames cost more than the decoding). The caller checks every piece against its digest.
+import { decompress } from "fzstd";
+import { MAX_LAYER_ZSTD_WINDOW } from "../decompress.js";
+import { checkZstdFrames, ZstdStreamError } from "../zstd.js";
+
+export interface Piece {
+  /** [offset, end) in the blob. */
+  offset: number;
+  end: number;
+  /** Uncompressed bytes. */
+  size: number;
+}
+
+/**
+ * Decodes `pieces`, consecutive in the blob, from `compressed` (the blob's bytes from `base`) into one buffer
+ * of their sizes added up. Throws ZstdStreamError for a piece that is not whole frames, declares too big a
+ * window, or does not decode to its size.
+ */
+export function decodePieces(compressed: Buffer, base: number, pieces: readonly Piece[], name: string): Buffer {
+  const total = pieces.reduce((n, p) => n + p.size, 0);
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of pieces) {
+    const input = compressed.subarray(p.offset - base, p.end - base);
+    if (input.length !== p.end - p.offset) throw new ZstdStreamError("ZSTD_TRUNCATED", `${name}: piece at ${p.offset} is cut short`);
+    checkZstdFrames(input, { maxWindow: MAX_LAYER_ZSTD_WINDOW, maxOutput: p.size, name });
+    const target = out.subarray(at, at + p.size);
+    let got: Uint8Array;
+    try {
+      got = decompress(input, target);
+    } catch (e) {
+      throw new ZstdStreamError("ZSTD_INVALID", `${name}: ${(e as Error).message}`);
+    }
+    if (got.length !== p.size) throw new ZstdStreamError("ZSTD_INVALID", `${name}: a piece decodes to ${got.length} bytes, not ${p.size}`);
+    if (got.buffer !== target.buffer || got.byteOffset !== target.byteOffset) target.set(got);
+    at += p.size;
+  }
+  return out;
+}

@@ -1,0 +1,46 @@
+// Partial layer reads: when a layer's descriptor carries a table of contents of a format read here, the
+// scanners' files are fetched by byte ranges instead of the whole blob (walk.ts). Today: zstd:chunked.
+// eStargz (gzip members and a TOC at the end, `containerd.io/snapshot/stargz/toc.digest`) and SOCI (zTOCs in
+// a separate index artifact) would add a reader that returns the same TableOfContents.
+import { compressionOfMediaType } from "../decompress.js";
+import { TocError } from "./errors.js";
+import type { RangeReader } from "./types.js";
+import { walkToc, type TocWalk, type TocWalkOptions } from "./walk.js";
+import { DEFAULT_TOC_LIMITS, readZstdChunkedToc, zstdChunkedLocator, type TocLimits } from "./zstd-chunked.js";
+
+export { TocError } from "./errors.js";
+export type { RangeReader, TableOfContents, TocEntry } from "./types.js";
+export type { TocWalk, TocWalkTuning } from "./walk.js";
+
+export type TocFormat = "zstd:chunked";
+
+export interface TocDescriptor {
+  digest: string;
+  size: number;
+  mediaType: string;
+  annotations?: Record<string, string>;
+}
+
+/** The table of contents format a descriptor announces, or undefined (then the layer is read in full). */
+export function tocFormat(layer: TocDescriptor): TocFormat | undefined {
+  if (compressionOfMediaType(layer.mediaType) !== "zstd") return undefined;
+  return Object.keys(layer.annotations ?? {}).some((k) => /^io\.(github\.)?containers\.zstd-chunked\.manifest-/.test(k)) ? "zstd:chunked" : undefined;
+}
+
+export interface PartialWalk extends TocWalk {
+  format: TocFormat;
+}
+
+/**
+ * Reads the layer through its table of contents. Throws (TocError, or the reader's error) when the table
+ * is malformed or fails its checksum, a range cannot be fetched, or a file's bytes do not match: the caller
+ * reads the layer in full then, never keeps a partial answer.
+ */
+export async function walkPartial(layer: TocDescriptor, reader: RangeReader, opts: Omit<TocWalkOptions, "digest" | "size"> & { tocLimits?: TocLimits }): Promise<PartialWalk> {
+  const format = tocFormat(layer);
+  if (format !== "zstd:chunked") throw new TocError(layer.digest, "no table of contents this reader knows");
+  const at = zstdChunkedLocator(layer, opts.tocLimits ?? DEFAULT_TOC_LIMITS)!;
+  const toc = await readZstdChunkedToc(layer.digest, at, reader, opts.tocLimits ?? DEFAULT_TOC_LIMITS, opts.signal);
+  const walk = await walkToc(toc, reader, { ...opts, digest: layer.digest, size: layer.size });
+  return { ...walk, format };
+}

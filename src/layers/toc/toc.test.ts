@@ -1,0 +1,91 @@
+// The zstd:chunked reader against layers skopeo writes (the producer; nothing here writes the format): a
+// hand-made tar with the cases a table of contents must carry (whiteouts, an opaque directory, a symlink to a
+// wanted file, a hard link, an executable cut in pieces) walked partially gives what the tar walk gives; and
+// the table's own checks refuse what a hostile producer could write.
+import { execFileSync } from "node:child_process";
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { defaultScanners } from "../../scanners/index.js";
+import { digestOf, gzip, makeTar } from "../testing.js";
+import { walkLayer } from "../walk.js";
+import { walkPartial } from "./index.js";
+import { tocEntries } from "./zstd-chunked.js";
+
+const dir = mkdtempSync(join(tmpdir(), "toc-unit-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** An OCI layout of one gzip layer, converted by skopeo to zstd:chunked; returns the chunked layer's descriptor and blob path. */
+function chunkedLayer(tar: Buffer): { desc: { digest: string; size: number; mediaType: string; annotations: Record<string, string> }; path: string } {
+  const src = join(dir, "src");
+  rmSync(src, { recursive: true, force: true });
+  mkdirSync(join(src, "blobs/sha256"), { recursive: true });
+  const put = (b: Buffer) => (writeFileSync(join(src, "blobs/sha256", digestOf(b).slice(7)), b), { digest: digestOf(b), size: b.length });
+  const layer = gzip(tar);
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [digestOf(tar)] } }));
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", ...put(config) }, layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...put(layer) }] }));
+  writeFileSync(join(src, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...put(manifest), annotations: { "org.opencontainers.image.ref.name": "t" } }] }));
+  writeFileSync(join(src, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const dest = join(dir, "dest");
+  rmSync(dest, { recursive: true, force: true });
+  execFileSync("skopeo", ["copy", "--quiet", "--dest-compress", "--dest-compress-format", "zstd:chunked", `oci:${src}:t`, `oci:${dest}:t`]);
+  const index = JSON.parse(readFileSync(join(dest, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+  const m = JSON.parse(readFileSync(join(dest, "blobs/sha256", index.manifests[0]!.digest.slice(7)), "utf8")) as { layers: Array<{ digest: string; size: number; mediaType: string; annotations: Record<string, string> }> };
+  const desc = m.layers[0]!;
+  return { desc, path: join(dest, "blobs/sha256", desc.digest.slice(7)) };
+}
+
+const status = "Package: a\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\nPackage: b\nStatus: install ok installed\nVersion: 2\nArchitecture: amd64\n";
+// Not ELF, big enough for the Go scanner to want it, random enough that skopeo cuts it in pieces.
+const bigExecutable = Buffer.concat(Array.from({ length: 64 }, (_, i) => Buffer.from(execFileSync("head", ["-c", "8192", "/dev/urandom"]).map((b) => (i % 2 ? b : b & 0x0f)))));
+
+describe("zstd:chunked partial walk", () => {
+  it("gives the scanners what the tar walk gives them, from a layer skopeo wrote", async () => {
+    const tar = await makeTar([
+      { name: "etc/", type: "directory" },
+      { name: "etc/os-release", content: 'ID=debian\nVERSION_ID="12"\n' },
+      { name: "usr/lib/os-release", type: "symlink", linkname: "../../etc/os-release" },
+      { name: "var/lib/dpkg/status", content: status },
+      { name: "var/lib/dpkg/status-old", type: "link", linkname: "var/lib/dpkg/status" },
+      { name: "usr/bin/tool", content: bigExecutable, mode: 0o755 },
+      { name: "usr/share/.wh.doc", content: "" },
+      { name: "opt/app/.wh..wh..opq", content: "" },
+      { name: "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", content: "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n" },
+    ]);
+    const { desc, path } = chunkedLayer(tar);
+    expect(desc.annotations["io.containers.zstd-chunked.manifest-position"]).toMatch(/^\d+:\d+:\d+:1$/);
+    const blob = readFileSync(path);
+    const asked: Array<[number, number]> = [];
+    const reader = { read: async (s: number, e: number) => (asked.push([s, e]), blob.subarray(s, e)) };
+    const partial = await walkPartial(desc, reader, { scanners: defaultScanners(), tuning: { maxFraction: 2 } });
+    const full = await walkLayer(createReadStream(path), { digest: desc.digest, size: desc.size, mediaType: desc.mediaType, scanners: defaultScanners() });
+    expect(partial.files.paths()).toEqual(full.files.paths());
+    expect(partial.files.paths().length).toBeGreaterThanOrEqual(3);
+    for (const p of full.files.paths()) expect(partial.files.get(p)).toEqual(full.files.get(p));
+    expect(partial.files.get("usr/lib/os-release")?.toString()).toContain("ID=debian");
+    expect({ w: partial.whiteouts, o: partial.opaqueDirs }).toEqual({ w: full.whiteouts, o: full.opaqueDirs });
+    expect(partial.whiteouts).toEqual(["usr/share/doc"]);
+    expect(partial.opaqueDirs).toEqual(["opt/app"]);
+    for (const s of defaultScanners()) expect(await s.scan(partial.files), s.name).toEqual(await s.scan(full.files));
+    // The executable is not ELF: only its first piece was fetched, not its 512 KiB.
+    expect(partial.compressedBytes).toBeLessThan(desc.size / 2);
+    expect(asked.every(([s, e]) => e > s && e <= desc.size)).toBe(true);
+  }, 120_000);
+
+  it("refuses a table of contents a hostile producer could write", () => {
+    const file = (o: Record<string, unknown> = {}) => ({ type: "reg", name: "a", size: 10, digest: `sha256:${"a".repeat(64)}`, offset: 100, endOffset: 200, ...o });
+    const piece = (o: Record<string, unknown> = {}) => ({ type: "chunk", name: "a", offset: 150, chunkOffset: 4, chunkSize: 6, chunkDigest: `sha256:${"b".repeat(64)}`, ...o });
+    const t = (raws: unknown[]) => () => tocEntries("sha256:x", raws, 1000);
+    expect(t([file({ endOffset: 2000 })])).toThrow(/outside the file data/);
+    expect(t([file({ offset: 200 })])).toThrow(/outside the file data/);
+    expect(t([file({ digest: undefined })])).toThrow(/has no digest or range/);
+    expect(t([piece()])).toThrow(/does not follow its file/);
+    expect(t([file({ chunkSize: 4, chunkDigest: `sha256:${"c".repeat(64)}` }), piece({ offset: 90 })])).toThrow(/out of order/);
+    expect(t([file({ chunkSize: 4, chunkDigest: `sha256:${"c".repeat(64)}` }), piece({ chunkSize: 5 })])).toThrow(/add up to 9 bytes, not its 10/);
+    expect(t([file({ chunkSize: 4 }), piece()])).toThrow(/has no digest/);
+    expect(t([file({ chunkSize: 4, chunkDigest: `sha256:${"c".repeat(64)}` }), piece({ chunkType: "holes" })])).toThrow(/piece type "holes" is not read/);
+    const ok = tocEntries("sha256:x", [file({ chunkSize: 4, chunkDigest: `sha256:${"c".repeat(64)}` }), piece({ chunkType: "zeros" })], 1000);
+    expect(ok[0]!.content!.chunks.map((c) => [c.offset, c.end, c.at, c.size])).toEqual([[100, 150, 0, 4], [150, 200, 4, 6]]);
+  });
+});

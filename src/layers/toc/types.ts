@@ -1,0 +1,53 @@
+// Tables of contents of seekable layer formats (zstd:chunked today; eStargz and SOCI would give the same
+// shape): every entry of the layer's tar, in archive order, with where its bytes are in the compressed blob.
+
+/** One entry of a layer as its table of contents describes it. */
+export interface TocEntry {
+  /** The entry's name as written (normalised by the walk, like a tar name). */
+  name: string;
+  /** tar-stream's type names, as the tar walk sees them: file, link, symlink, directory, other. */
+  type: "file" | "link" | "symlink" | "directory" | "other";
+  /** Uncompressed bytes of content (regular files). */
+  size: number;
+  mode: number;
+  /** The target of a symlink or hard link. */
+  linkname: string | null;
+  /** Regular files with content: where it is, and its digest. */
+  content?: TocContent;
+}
+
+export interface TocContent {
+  /** `sha256:<hex>` of the whole uncompressed content. */
+  digest: string;
+  /** The compressed bytes of the content, [offset, end) in the blob: complete compressed frames. */
+  offset: number;
+  end: number;
+  /**
+   * The content as independently compressed pieces, in order (one piece when the format does not split the
+   * file): each [offset, end) in the blob decompresses to `size` bytes, with its own digest when known.
+   */
+  chunks: TocChunk[];
+}
+
+export interface TocChunk {
+  offset: number;
+  end: number;
+  /** Offset of the piece in the uncompressed file. */
+  at: number;
+  size: number;
+  /** `sha256:<hex>` of the uncompressed piece; absent when the whole file is one piece (content.digest covers it). */
+  digest?: string;
+}
+
+export interface TableOfContents {
+  format: "zstd:chunked";
+  entries: TocEntry[];
+  /** Compressed bytes fetched to read the table itself. */
+  fetchedBytes: number;
+}
+
+/** Byte ranges of one blob. */
+export interface RangeReader {
+  /** Exactly the bytes [start, end) of the blob; throws if the source cannot serve a range. */
+  read(start: number, end: number, signal?: AbortSignal): Promise<Buffer>;
+}

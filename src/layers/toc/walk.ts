@@ -1,0 +1,235 @@
+// A partial layer walk: the table of contents stands in for the tar headers. Every entry goes through the
+// same EntrySelector as the tar walk, in archive order; only the files it keeps or pushes to a scanner's sink
+// are fetched, by byte ranges, decompressed through the bounded zstd decoder and checked against the digests
+// the table gives; then the actions are applied in archive order, so the scanners see exactly what a full
+// read would give them.
+//
+// Files kept whole (package databases, release files, metadata) are fetched whole, every one in the first
+// round. Files pushed to a sink (executables, for the Go scanner) are fed piece by piece in order, each
+// piece checked against its own digest before the scanner sees it, in windows that double (the first piece,
+// then up to 1 MiB, 2 MiB, ...) until the scanner says it has enough or the file ends: a file that is not
+// ELF costs its first piece; an ELF file costs what the scanner reads of it, up to all of it.
+import { createHash } from "node:crypto";
+import type { Scanner } from "../../scanners/types.js";
+import { applyLink, EntrySelector, openConsumer, type EntryAction, type EntryHeader, type OpenConsumer } from "../entries.js";
+import { CapturedLayerFiles } from "../files.js";
+import { DEFAULT_WALK_LIMITS, type LayerWalk, type WalkLimits } from "../walk.js";
+import { TocError } from "./errors.js";
+import { decodePieces, type Piece } from "./frames.js";
+import { DEFAULT_RANGE_TUNING, fetchRanges, type Range, type RangeTuning } from "./ranges.js";
+import type { RangeReader, TableOfContents, TocChunk, TocContent, TocEntry } from "./types.js";
+
+export interface TocWalkTuning extends RangeTuning {
+  /** Compressed bytes fetched in one round at most (memory held at once), beyond the first file of the round. */
+  roundBytes: number;
+  /** A partial read that could fetch more than this fraction of the blob is not tried: the full read is as cheap. */
+  maxFraction: number;
+  /** The largest window of pieces fetched at once for a file a scanner reads as a stream. */
+  maxWindow: number;
+}
+
+export const DEFAULT_TOC_WALK_TUNING: TocWalkTuning = { ...DEFAULT_RANGE_TUNING, roundBytes: 64 * 1024 * 1024, maxFraction: 0.8, maxWindow: 16 * 1024 * 1024 };
+
+export interface TocWalkOptions {
+  digest: string;
+  /** The blob's size (the descriptor's). */
+  size: number;
+  scanners: readonly Scanner[];
+  limits?: Partial<WalkLimits>;
+  tuning?: Partial<TocWalkTuning>;
+  signal?: AbortSignal;
+}
+
+export interface TocWalk extends LayerWalk {
+  /** Range requests made for file content (the table's own request not counted). */
+  requests: number;
+}
+
+const HEADER_TYPES: Record<TocEntry["type"], string> = { file: "file", link: "link", symlink: "symlink", directory: "directory", other: "other" };
+
+/** zstd's worst case is a few bytes per 128 KiB block; more compressed bytes than this for a file is a lie. */
+function maxCompressed(size: number, pieces: number): number {
+  return size + Math.ceil(size / 128) + 64 * pieces + 4096;
+}
+
+interface Capture {
+  action: Extract<EntryAction, { kind: "capture" }>;
+  content?: TocContent;
+  data?: Buffer;
+}
+
+interface Consume {
+  path: string;
+  consumer: OpenConsumer;
+  content: TocContent;
+  /** Index of the next piece to feed. */
+  next: number;
+  window: number;
+}
+
+export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: TocWalkOptions): Promise<TocWalk> {
+  const layer = opts.digest;
+  const limits = { ...DEFAULT_WALK_LIMITS, ...opts.limits };
+  const tuning = { ...DEFAULT_TOC_WALK_TUNING, ...opts.tuning };
+  const selector = new EntrySelector(layer, opts.scanners, limits);
+
+  // Decide every entry from the table, in archive order, as the tar walk would from the headers.
+  const steps: Array<{ action: EntryAction; capture?: Capture; consumer?: OpenConsumer }> = [];
+  const captures: Capture[] = [];
+  const consumes: Consume[] = [];
+  let upperBound = 0;
+  const header: EntryHeader = { name: "", type: "", size: 0, mode: 0, linkname: null };
+  for (const e of toc.entries) {
+    header.name = e.name;
+    header.type = HEADER_TYPES[e.type];
+    header.size = e.size;
+    header.mode = e.mode;
+    header.linkname = e.linkname;
+    const action = selector.select(header);
+    if (!action) continue;
+    if (action.kind === "capture") {
+      const c: Capture = { action, ...(e.content ? { content: e.content } : { data: Buffer.alloc(0) }) };
+      if (e.content) {
+        checkContent(layer, e, e.content);
+        upperBound += e.content.end - e.content.offset;
+        captures.push(c);
+      }
+      steps.push({ action, capture: c });
+    } else if (action.kind === "consume") {
+      const consumer = openConsumer(layer, action);
+      if (!consumer) continue;
+      if (e.content) {
+        checkContent(layer, e, e.content);
+        upperBound += e.content.end - e.content.offset;
+        consumes.push({ path: action.path, consumer, content: e.content, next: 0, window: 0 });
+      }
+      steps.push({ action, consumer });
+    } else {
+      steps.push({ action });
+    }
+  }
+  if (upperBound > tuning.maxFraction * opts.size) {
+    throw new TocError(layer, `the files the scanners read could take ${upperBound} of the blob's ${opts.size} bytes: read in full instead`);
+  }
+
+  let fetched = 0;
+  let requests = 0;
+  let uncompressed = 0;
+  // Rounds: every file kept whole and the next window of every stream still open, up to roundBytes.
+  let waiting = captures.slice();
+  let open = consumes;
+  while (waiting.length || open.length) {
+    opts.signal?.throwIfAborted();
+    const ranges: Range[] = [];
+    const jobs: Array<{ capture: Capture } | { consume: Consume; pieces: TocChunk[] }> = [];
+    let budget = tuning.roundBytes;
+    const fits = (n: number) => jobs.length === 0 || n <= budget;
+    const laterCaptures: Capture[] = [];
+    for (const c of waiting) {
+      const n = c.content!.end - c.content!.offset;
+      if (!fits(n)) {
+        laterCaptures.push(c);
+        continue;
+      }
+      budget -= n;
+      ranges.push({ start: c.content!.offset, end: c.content!.end });
+      jobs.push({ capture: c });
+    }
+    const laterStreams: Consume[] = [];
+    for (const s of open) {
+      const pieces = windowOf(s, tuning.maxWindow);
+      const n = pieces[pieces.length - 1]!.end - pieces[0]!.offset;
+      if (!fits(n)) {
+        laterStreams.push(s);
+        continue;
+      }
+      budget -= n;
+      ranges.push({ start: pieces[0]!.offset, end: pieces[pieces.length - 1]!.end });
+      jobs.push({ consume: s, pieces });
+    }
+    const got = await fetchRanges(reader, ranges, tuning, opts.signal);
+    fetched += got.fetched;
+    requests += got.requests;
+    waiting = laterCaptures;
+    open = laterStreams;
+    for (let j = 0; j < jobs.length; j++) {
+      const job = jobs[j]!;
+      const bytes = got.parts[j]!;
+      if ("capture" in job) {
+        const { action, content } = job.capture;
+        const data = decoded(layer, action.path, bytes, content!.offset, content!.chunks);
+        checkDigest(layer, action.path, data, content!.digest);
+        uncompressed += data.length;
+        job.capture.data = data;
+        continue;
+      }
+      const s = job.consume;
+      // The window's pieces are whole frames back to back: one decoder for all, then each piece checked
+      // against its own digest before the scanner sees it.
+      const first = job.pieces[0]!;
+      const last = job.pieces[job.pieces.length - 1]!;
+      const span = last.at + last.size - first.at;
+      const what = `${s.path} (bytes ${first.at}-${first.at + span})`;
+      const data = decoded(layer, what, bytes, first.offset, job.pieces);
+      if (data.length !== span) throw new TocError(layer, `${what}: the pieces are not contiguous`);
+      uncompressed += data.length;
+      let more = true;
+      for (const p of job.pieces) {
+        const piece = data.subarray(p.at - first.at, p.at - first.at + p.size);
+        checkDigest(layer, `${s.path} (bytes ${p.at}-${p.at + p.size})`, piece, p.digest ?? s.content.digest);
+        s.next++;
+        more = s.consumer.write(piece);
+        if (!more) break;
+      }
+      if (more && s.next < s.content.chunks.length) open.push(s);
+    }
+  }
+
+  // Apply in archive order.
+  const files = new CapturedLayerFiles(layer);
+  for (const step of steps) {
+    const a = step.action;
+    if (a.kind === "symlink" || a.kind === "hardlink") applyLink(files, a);
+    else if (a.kind === "capture") files.addFile(a.path, step.capture!.data!);
+    else step.consumer!.finish(files);
+  }
+  return {
+    digest: layer, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression: "zstd",
+    compressedBytes: toc.fetchedBytes + fetched, uncompressedBytes: uncompressed, entries: selector.entries, requests,
+  };
+}
+
+/** The next pieces of a stream: the first piece alone, then windows that double up to maxWindow compressed bytes. */
+function windowOf(s: Consume, maxWindow: number): TocChunk[] {
+  const chunks = s.content.chunks;
+  const out = [chunks[s.next]!];
+  let n = out[0]!.end - out[0]!.offset;
+  for (let i = s.next + 1; i < chunks.length; i++) {
+    const c = chunks[i]!;
+    if (n + (c.end - c.offset) > s.window) break;
+    n += c.end - c.offset;
+    out.push(c);
+  }
+  s.window = s.window === 0 ? 1024 * 1024 : Math.min(maxWindow, s.window * 2);
+  return out;
+}
+
+function checkContent(layer: string, e: TocEntry, c: TocContent): void {
+  if (c.end - c.offset > maxCompressed(e.size, c.chunks.length)) {
+    throw new TocError(layer, `the table of contents gives ${e.name} ${c.end - c.offset} compressed bytes for ${e.size} bytes of content`);
+  }
+}
+
+/** The pieces decoded (frames.ts); anything wrong is a TocError. */
+function decoded(layer: string, what: string, compressed: Buffer, base: number, pieces: readonly Piece[]): Buffer {
+  try {
+    return decodePieces(compressed, base, pieces, `${what} in layer ${layer}`);
+  } catch (e) {
+    throw new TocError(layer, `${what}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function checkDigest(layer: string, what: string, data: Buffer, digest: string): void {
+  const got = `sha256:${createHash("sha256").update(data).digest("hex")}`;
+  if (got !== digest) throw new TocError(layer, `${what}: content has digest ${got}, but the table of contents says ${digest}`);
+}

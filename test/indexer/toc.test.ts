@@ -1,0 +1,216 @@
+// Partial layer reads on a real registry: the two-layer Debian test image recompressed by skopeo as
+// zstd:chunked (skopeo writes the table of contents; nothing here does), indexed by byte ranges, must give
+// exactly what dpkg-query says of the same root filesystem and exactly what a full read gives. A table that
+// fails its checksum, a file tampered in the registry's storage, and a proxy that ignores Range each end
+// in a full read (or the full read's own refusal), never in a partial answer.
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, request as httpRequest, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { parseReference } from "../../src/image/reference.js";
+import { Indexer, type IndexerOptions, type IndexResult } from "../../src/indexer/indexer.js";
+import type { IndexReport } from "../../src/indexer/report.js";
+import { openRegistryImage } from "../../src/indexer/sources/registry.js";
+import { RegistryClient } from "../../src/registry/client.js";
+import { defaultScanners } from "../../src/scanners/index.js";
+import { openStore } from "../../src/store/open.js";
+import type { Store } from "../../src/store/types.js";
+import { describeWith, tool } from "../env/index.js";
+import { ociBookworm, rootfsBookwormTwo, skopeoPush, zstdChunkedLayout } from "../env/images.js";
+import { ProcessSupervisor } from "../env/process.js";
+import { startRegistry, type RegistryService } from "../env/services.js";
+
+const run = promisify(execFile);
+/**
+ * Tests that read a zstd:chunked layer in full: the streaming decoder (fzstd) shifts the frame's whole window
+ * (32 MiB in skopeo's big frames) for every block, so these layers decode about 20 times slower than plain
+ * zstd ones (126 s against 6 s for the 40 MB second layer on two busy cores).
+ */
+const SLOW = 900_000;
+
+async function dpkgQuery(rootfs: string): Promise<string[]> {
+  const { stdout } = await run(tool("dpkg-query"), ["--admindir", join(rootfs, "var/lib/dpkg"), "-W", "-f", "${db:Status-Abbrev}\\t${Package}\\t${Version}\\n"]);
+  return stdout.split("\n").filter((l) => l.startsWith("ii")).map((l) => l.split("\t").slice(1).join("\t")).sort();
+}
+
+function pkgs(r: IndexReport): string[] {
+  return Object.values(r.packages ?? {}).map((p) => `${p.name}\t${p.version}`).sort();
+}
+
+interface Layout {
+  dir: string;
+  manifest: { layers: Array<{ digest: string; size: number; annotations?: Record<string, string> }> };
+}
+
+function readLayout(dir: string): Layout {
+  const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+  const manifest = JSON.parse(readFileSync(join(dir, "blobs/sha256", index.manifests[0]!.digest.slice(7)), "utf8")) as Layout["manifest"];
+  return { dir, manifest };
+}
+
+/** The table of contents of a zstd:chunked blob, read with the zstd command (not with the code under test). */
+async function tocOf(blob: Buffer, annotations: Record<string, string>): Promise<{ entries: Array<{ name: string; type: string; offset?: number; endOffset?: number }> }> {
+  const [offset, length] = annotations["io.containers.zstd-chunked.manifest-position"]!.split(":").map(Number) as [number, number];
+  const dir = mkdtempSync(join(tmpdir(), "toc-"));
+  writeFileSync(join(dir, "toc.zst"), blob.subarray(offset, offset + length));
+  await run("zstd", ["-q", "-d", join(dir, "toc.zst"), "-o", join(dir, "toc.json")]);
+  const toc = JSON.parse(readFileSync(join(dir, "toc.json"), "utf8")) as { entries: Array<{ name: string; type: string; offset?: number; endOffset?: number }> };
+  rmSync(dir, { recursive: true, force: true });
+  return toc;
+}
+
+/** A proxy in front of the registry that drops Range headers: the answer is always the whole blob (200). */
+function rangeRefusingProxy(target: string): Promise<{ server: Server; host: string; ranged: () => number }> {
+  let ranged = 0;
+  const server = createServer((req, res) => {
+    const headers = { ...req.headers, host: target };
+    if (headers.range) ranged++;
+    delete headers.range;
+    const up = httpRequest(`http://${target}${req.url}`, { method: req.method, headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
+    const a = server.address() as { port: number };
+    resolve({ server, host: `127.0.0.1:${a.port}`, ranged: () => ranged });
+  }));
+}
+
+describeWith(["registryBasic"], "partial layer reads from zstd:chunked tables of contents", () => {
+  const dir = mkdtempSync(join(tmpdir(), "portcullis-toc-"));
+  const sup = new ProcessSupervisor(dir);
+  let reg: RegistryService;
+  let stopRegistry: () => Promise<void>;
+  let client: RegistryClient;
+  let chunked: Layout;
+  let want: string[];
+  const stores: Store[] = [];
+
+  async function index(host: string, repoTag: string, o: Partial<IndexerOptions> = {}): Promise<IndexResult & { store: Store }> {
+    const c = host === reg.host ? client : new RegistryClient({ keyring: { lookup: async () => [{ username: reg.username!, password: reg.password!, source: "test" }] } });
+    const img = await openRegistryImage(c, parseReference(`${host}/${repoTag}`));
+    const store = await openStore("memory:");
+    stores.push(store);
+    const result = await new Indexer({ store, scanners: defaultScanners(), ...o }).index(img.manifest, img.source);
+    if (c !== client) await c.close();
+    return { ...result, store };
+  }
+
+  beforeAll(async () => {
+    const r = await startRegistry(sup, { name: "toc", auth: "basic", username: "toc", password: "toc-secret" });
+    reg = r.service;
+    stopRegistry = r.stop;
+    client = new RegistryClient({ keyring: { lookup: async () => [{ username: reg.username!, password: reg.password!, source: "test" }] } });
+    await zstdChunkedLayout(`oci:${ociBookworm()}:two`, join(dir, "chunked"));
+    chunked = readLayout(join(dir, "chunked"));
+    await skopeoPush(`oci:${chunked.dir}`, reg, "debian:two-chunked");
+    want = await dpkgQuery(rootfsBookwormTwo());
+  }, 600_000);
+
+  afterAll(async () => {
+    await client?.close();
+    for (const s of stores) await s.close();
+    await stopRegistry?.();
+    await sup.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reads both layers partially: the packages dpkg-query lists, the report and the stored layers of a full read", async () => {
+    expect(chunked.manifest.layers.every((l) => l.annotations?.["io.containers.zstd-chunked.manifest-checksum"])).toBe(true);
+    const partial = await index(reg.host, "debian:two-chunked");
+    expect(partial.report.state).toBe("IndexFinished");
+    expect(partial.stats.layerReads!.map((r) => [r.mode, r.toc])).toEqual([["partial", "zstd:chunked"], ["partial", "zstd:chunked"]]);
+    expect(want.length).toBeGreaterThan(80);
+    expect(pkgs(partial.report)).toEqual(want);
+
+    const full = await index(reg.host, "debian:two-chunked", { partialReads: false });
+    expect(full.stats.layerReads!.map((r) => r.mode)).toEqual(["full", "full"]);
+    expect(partial.report).toEqual(full.report);
+    const infos = defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
+    const layers = chunked.manifest.layers.map((l) => l.digest);
+    const a = await partial.store.layerArtifacts(layers, infos);
+    const b = await full.store.layerArtifacts(layers, infos);
+    for (const d of layers) {
+      const x = a.get(d)!;
+      const y = b.get(d)!;
+      expect({ whiteouts: x.whiteouts, opaqueDirs: x.opaqueDirs, files: x.files }).toEqual({ whiteouts: y.whiteouts, opaqueDirs: y.opaqueDirs, files: y.files });
+      expect(x.whiteouts.length + x.files.length).toBeGreaterThan(0);
+      expect([...x.outputs.entries()]).toEqual([...y.outputs.entries()]);
+    }
+    // The second layer purged gpgv: its whiteouts came from the table of contents.
+    expect(a.get(layers[1]!)!.whiteouts.some((w) => w.includes("gpgv"))).toBe(true);
+    const total = chunked.manifest.layers.reduce((n, l) => n + l.size, 0);
+    expect(full.stats.bytesFetched).toBe(total);
+    expect(partial.stats.bytesFetched).toBeLessThan(total / 4);
+  }, SLOW);
+
+  it("reads a layer in full when its table of contents does not match the manifest's checksum", async () => {
+    // The same blobs under a manifest whose checksum annotation names other bytes.
+    const bad = join(dir, "bad-checksum");
+    cpSync(chunked.dir, bad, { recursive: true });
+    const manifest = structuredClone(chunked.manifest);
+    const top = manifest.layers[1]!;
+    top.annotations!["io.containers.zstd-chunked.manifest-checksum"] = `sha256:${createHash("sha256").update("not the table").digest("hex")}`;
+    const raw = Buffer.from(JSON.stringify(manifest));
+    const digest = createHash("sha256").update(raw).digest("hex");
+    writeFileSync(join(bad, "blobs/sha256", digest), raw);
+    const layoutIndex = JSON.parse(readFileSync(join(bad, "index.json"), "utf8")) as { manifests: Array<{ digest: string; size: number }> };
+    layoutIndex.manifests[0]!.digest = `sha256:${digest}`;
+    layoutIndex.manifests[0]!.size = raw.length;
+    writeFileSync(join(bad, "index.json"), JSON.stringify(layoutIndex));
+    await skopeoPush(`oci:${bad}`, reg, "debian:two-bad-checksum");
+
+    const r = await index(reg.host, "debian:two-bad-checksum");
+    expect(r.report.state).toBe("IndexFinished");
+    expect(pkgs(r.report)).toEqual(want);
+    const reads = new Map(r.stats.layerReads!.map((x) => [x.digest, x]));
+    expect(reads.get(manifest.layers[0]!.digest)).toMatchObject({ mode: "partial" });
+    expect(reads.get(top.digest)).toMatchObject({ mode: "full", toc: "zstd:chunked", fallback: expect.stringMatching(/table of contents has digest sha256:[0-9a-f]{64}, but the manifest says/) });
+    expect(reads.get(top.digest)!.bytes).toBeGreaterThan(top.size);
+  }, SLOW);
+
+  it("reads in full behind a proxy that ignores Range, and the answer is the same", async () => {
+    const proxy = await rangeRefusingProxy(reg.host);
+    try {
+      const r = await index(proxy.host, "debian:two-chunked");
+      expect(r.report.state).toBe("IndexFinished");
+      expect(pkgs(r.report)).toEqual(want);
+      expect(r.stats.layerReads!.map((x) => x.mode)).toEqual(["full", "full"]);
+      for (const x of r.stats.layerReads!) expect(x.fallback).toMatch(/answered 200 \(it does not serve byte ranges\)/);
+      expect(proxy.ranged()).toBeGreaterThanOrEqual(2);
+    } finally {
+      await new Promise((resolve) => proxy.server.close(resolve));
+    }
+  }, SLOW);
+
+  it("never keeps a partial answer from a blob tampered in the registry: the full read refuses it too", async () => {
+    const top = chunked.manifest.layers[1]!;
+    const data = join(dir, "registry-toc/storage/docker/registry/v2/blobs/sha256", top.digest.slice(7, 9), top.digest.slice(7), "data");
+    const original = readFileSync(data);
+    const status = (await tocOf(original, top.annotations!)).entries.find((e) => e.name === "var/lib/dpkg/status")!;
+    expect(status.offset).toBeGreaterThan(0);
+    const tampered = Buffer.from(original);
+    // The last bytes of the file's frames: the content changes, or the frame no longer decodes.
+    for (let i = status.endOffset! - 8; i < status.endOffset!; i++) tampered[i] = tampered[i]! ^ 0x55;
+    writeFileSync(data, tampered);
+    try {
+      const logged: string[] = [];
+      const r = await index(reg.host, "debian:two-chunked", { log: (_level, msg, f) => logged.push(`${msg}: ${String(f?.reason)}`) });
+      expect(logged).toEqual([expect.stringMatching(/^partial layer read failed; reading the layer in full: .*var\/lib\/dpkg\/status/)]);
+      expect(r.report.state).toBe("IndexError");
+      // The full read refuses the blob: its digest at the end, or the tar or zstd stream broken before it.
+      expect(["DIGEST_MISMATCH", "BAD_TAR", "BAD_COMPRESSION"]).toContain((r.error as { code?: string }).code);
+      const done = await r.store.scannedLayers([top.digest], defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind })));
+      expect(done.size).toBe(0);
+    } finally {
+      writeFileSync(data, original);
+    }
+  }, SLOW);
+});
