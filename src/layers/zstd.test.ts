@@ -28,6 +28,21 @@ async function decode(z: Buffer, limits: Partial<{ maxWindow: number; maxOutput:
 describe("boundedZstdDecoder", () => {
   const text = Buffer.from(Array.from({ length: 20_000 }, (_, i) => `{"cve":"CVE-2024-${i}","product":"red_hat_enterprise_linux_${i % 10}"}\n`).join(""));
 
+  it("decodes many small frames as zstd:chunked writes them (large declared windows, a frame under 18 bytes), in order", async () => {
+    // One frame per file, as skopeo's zstd:chunked layers are: frames with and without a content size, some
+    // declaring a 32 MiB window (--long=25), and a frame of a single byte (11 bytes: fzstd's streaming
+    // decoder holds such a frame back until more input comes).
+    const files = Array.from({ length: 60 }, (_, i) => text.subarray(i * 1000, i * 1000 + 500 + (i % 7) * 300));
+    const frames = files.map((f, i) => (i % 3 === 0 ? zstdCli(f, "--long=25", "--no-content-size") : i % 3 === 1 ? zstdCli(f, "--long=25") : zstdCli(f)));
+    const one = zstdCli(Buffer.from("x"), "--no-content-size");
+    expect(one.length).toBeLessThan(18);
+    frames.splice(30, 0, one);
+    const all = Buffer.concat(frames);
+    const expected = execFileSync("zstd", ["-q", "-dc"], { input: all, maxBuffer: 1 << 30 });
+    expect((await decode(all, {}, 65536)).equals(expected)).toBe(true);
+    expect((await decode(all, {}, 5)).equals(expected)).toBe(true);
+  }, 60_000);
+
   it("decodes what zstd wrote, at several levels, with checksums, several frames and a skippable frame", async () => {
     for (const args of [["-1"], ["-19"], ["-3", "--no-check"]]) {
       expect((await decode(zstdCli(text, ...args), {}, 7777)).equals(text)).toBe(true);
