@@ -18,7 +18,7 @@
 // The installed version must be valid (UnmatchableVersionError otherwise: the caller reports the package as
 // unmatchable). A version of the row that the scheme cannot read skips the row, with the reason.
 import type { AffectedPackage, RangeEvent } from "../advisories/types.js";
-import { satisfies, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
+import { invalidVersion, satisfies, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
 import type { AffectsVia } from "./types.js";
 
 export type AffectsResult =
@@ -96,20 +96,9 @@ function inRange(v: string, events: readonly RangeEvent[], scheme: VersionScheme
   return affected;
 }
 
-/** The reason `v` is not a version of the scheme, or undefined when it is one. */
-function invalidReason(scheme: VersionScheme, v: string): string | undefined {
-  try {
-    scheme.compare(v, v);
-    return undefined;
-  } catch (e) {
-    if (e instanceof UnmatchableVersionError) return e.message;
-    throw e;
-  }
-}
-
 function firstInvalid(scheme: VersionScheme, versions: Iterable<string>): string | undefined {
   for (const x of versions) {
-    const bad = invalidReason(scheme, x);
+    const bad = invalidVersion(scheme, x);
     if (bad !== undefined) return bad;
   }
   return undefined;
@@ -165,7 +154,7 @@ export function affects(version: string, row: AffectedPackage, scheme: VersionSc
     versionRanges++;
     for (const e of r.events) {
       const ev = versionOf(e);
-      const bad = ev === undefined ? undefined : invalidReason(scheme, ev);
+      const bad = ev === undefined ? undefined : invalidVersion(scheme, ev);
       if (bad !== undefined) return { skipped: `range event: ${bad}` };
     }
   }

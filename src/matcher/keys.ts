@@ -22,7 +22,7 @@ import { normaliseName } from "../advisories/sources/osv/index.js";
 import type { IndexReport, WirePackage } from "../indexer/report.js";
 import type { Environment } from "../indexer/types.js";
 import type { PackageKey } from "../store/advisory-types.js";
-import { canonicalGoVersion, rpm, schemeFor, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
+import { canonicalGoVersion, invalidVersion, rpm, schemeFor, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
 import type { DistributionKey } from "./distribution.js";
 import type { OsOwner, Ownership, PackageRef, PackageType } from "./types.js";
 
@@ -108,17 +108,6 @@ function ecosystemOf(type: PackageType): string | undefined {
       return "Packagist";
     default:
       return undefined;
-  }
-}
-
-/** Why `v` is not a version of `scheme`, or undefined when it is one. */
-export function invalidVersion(scheme: VersionScheme, v: string): string | undefined {
-  try {
-    scheme.compare(v, v);
-    return undefined;
-  } catch (e) {
-    if (e instanceof UnmatchableVersionError) return e.message;
-    throw e;
   }
 }
 

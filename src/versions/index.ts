@@ -10,7 +10,7 @@ import { pep440 } from "./pep440.js";
 import { rpm } from "./rpm.js";
 import { rubygems } from "./rubygems.js";
 import { semver } from "./semver.js";
-import type { VersionScheme } from "./types.js";
+import { UnmatchableVersionError, type VersionScheme } from "./types.js";
 
 export { UnmatchableVersionError, type VersionScheme } from "./types.js";
 export { apk, dpkg, golang, maven, nuget, packagist, pep440, rpm, rubygems, semver };
@@ -54,4 +54,15 @@ export function schemeFor(ecosystem: string): VersionScheme | undefined {
   if (exact) return exact;
   for (const [prefix, scheme] of PREFIXES) if (ecosystem.startsWith(prefix)) return scheme;
   return undefined;
+}
+
+/** Why `v` is not a version of `scheme` (the UnmatchableVersionError's message), or undefined when it is one. */
+export function invalidVersion(scheme: VersionScheme, v: string): string | undefined {
+  try {
+    scheme.compare(v, v);
+    return undefined;
+  } catch (e) {
+    if (e instanceof UnmatchableVersionError) return e.message;
+    throw e;
+  }
 }
