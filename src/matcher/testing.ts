@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import type { Advisory, RawFile } from "../advisories/types.js";
-import { buildReport, coalesce, type CoalesceLayer } from "../indexer/coalesce.js";
+import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "../indexer/coalesce.js";
 import type { IndexReport } from "../indexer/report.js";
 import { digestOf, gzip, makeTar, type TarEntry } from "../layers/testing.js";
 import { walkLayer } from "../layers/walk.js";
@@ -56,6 +56,11 @@ export const OS_RELEASE = {
 
 /** Indexes an image made of these layers (bottom first) with Portcullis' default scanners. */
 export async function indexImage(layers: TarEntry[][], manifest = `sha256:${"a".repeat(64)}`): Promise<IndexReport> {
+  return buildReport(manifest, await coalescedImage(layers));
+}
+
+/** The coalesced packages of an image made of these layers (bottom first), with its layer digests. */
+export async function coalescedImage(layers: TarEntry[][]): Promise<Coalesced & { layers: string[] }> {
   const scanners = defaultScanners();
   const stack: CoalesceLayer[] = [];
   for (const entries of layers) {
@@ -66,7 +71,7 @@ export async function indexImage(layers: TarEntry[][], manifest = `sha256:${"a".
     for (const s of scanners) outputs.push(await s.scan(walk.files));
     stack.push({ digest, whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files: walk.files.paths(), outputs });
   }
-  return buildReport(manifest, coalesce(stack));
+  return { ...coalesce(stack), layers: stack.map((l) => l.digest) };
 }
 
 /** The report's package ids by `name@version`. */

@@ -1,30 +1,12 @@
 // SBOM documents from images made of real tar layers walked by the default scanners: licence files stack
 // like package databases, duplicate purls stay distinct, the output is deterministic, and both formats
 // validate against the official schemas (test/fixtures/sbom-schemas).
-import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { coalesce, type Coalesced, type CoalesceLayer } from "../indexer/coalesce.js";
-import { digestOf, gzip, makeTar } from "../layers/testing.js";
-import { walkLayer } from "../layers/walk.js";
-import { OS_RELEASE, type TarEntry } from "../matcher/testing.js";
-import { defaultScanners } from "../scanners/index.js";
+import type { Coalesced } from "../indexer/coalesce.js";
+import { coalescedImage, OS_RELEASE, type TarEntry } from "../matcher/testing.js";
 import { validateCycloneDx, validateSpdx } from "../../test/sbom/schemas.js";
 import { writeSbom } from "./index.js";
 import type { SbomInput } from "./types.js";
-
-async function image(layers: TarEntry[][]): Promise<Coalesced & { layers: string[] }> {
-  const scanners = defaultScanners();
-  const stack: CoalesceLayer[] = [];
-  for (const entries of layers) {
-    const blob = gzip(await makeTar(entries));
-    const digest = digestOf(blob);
-    const walk = await walkLayer(Readable.from([blob]), { digest, size: blob.length, scanners });
-    const outputs = [];
-    for (const s of scanners) outputs.push(await s.scan(walk.files));
-    stack.push({ digest, whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files: walk.files.paths(), outputs });
-  }
-  return { ...coalesce(stack), layers: stack.map((l) => l.digest) };
-}
 
 function status(pkgs: Array<{ name: string; depends?: string; provides?: string }>): string {
   return pkgs.map((p) => `Package: ${p.name}\nStatus: install ok installed\nMaintainer: m <m@example.org>\nArchitecture: amd64\nVersion: 1:1.0-1\n${p.depends ? `Depends: ${p.depends}\n` : ""}${p.provides ? `Provides: ${p.provides}\n` : ""}`).join("\n");
@@ -44,20 +26,20 @@ const input = (c: Coalesced & { layers: string[] }): SbomInput => ({
 describe("SBOMs", () => {
   it("licence files stack like package databases: kept under a rewritten status, replaced by a newer copy, removed by a whiteout", async () => {
     const lower: TarEntry[] = [...base, { name: "var/lib/dpkg/status", content: status([{ name: "libfoo" }, { name: "bar" }]) }, { name: "usr/share/doc/libfoo/copyright", content: dep5("GPL-2+", "BSD-3-clause") }, { name: "usr/share/doc/bar/copyright", content: dep5("MIT") }];
-    const rewritten = await image([lower, [{ name: "var/lib/dpkg/status", content: status([{ name: "libfoo" }, { name: "bar" }, { name: "jq", depends: "libfoo (>= 1), virt | bar" }]) }]]);
+    const rewritten = await coalescedImage([lower, [{ name: "var/lib/dpkg/status", content: status([{ name: "libfoo" }, { name: "bar" }, { name: "jq", depends: "libfoo (>= 1), virt | bar" }]) }]]);
     expect(licences(rewritten)).toEqual({ bar: ["MIT"], jq: [], libfoo: ["GPL-2+", "BSD-3-clause"] });
-    const replaced = await image([lower, [{ name: "usr/share/doc/libfoo/copyright", content: dep5("Apache-2.0") }]]);
+    const replaced = await coalescedImage([lower, [{ name: "usr/share/doc/libfoo/copyright", content: dep5("Apache-2.0") }]]);
     expect(licences(replaced).libfoo).toEqual(["Apache-2.0"]);
-    const removed = await image([lower, [{ name: "usr/share/doc/libfoo/.wh.copyright", content: "" }]]);
+    const removed = await coalescedImage([lower, [{ name: "usr/share/doc/libfoo/.wh.copyright", content: "" }]]);
     expect(licences(removed)).toEqual({ bar: ["MIT"], libfoo: [] });
     // distroless: one status.d file per package; the copyright file speaks for it too.
-    const distroless = await image([[...base, { name: "var/lib/dpkg/status.d/libfoo", content: status([{ name: "libfoo" }]).replace(/Status: .*\n/, "") }, { name: "usr/share/doc/libfoo/copyright", content: dep5("Zlib") }]]);
+    const distroless = await coalescedImage([[...base, { name: "var/lib/dpkg/status.d/libfoo", content: status([{ name: "libfoo" }]).replace(/Status: .*\n/, "") }, { name: "usr/share/doc/libfoo/copyright", content: dep5("Zlib") }]]);
     expect(licences(distroless)).toEqual({ libfoo: ["Zlib"] });
   });
 
   it("resolves dpkg alternatives and Provides, keeps duplicate npm purls apart, and writes the same bytes for the same input", async () => {
     const pj = (name: string, deps: Record<string, string> = {}) => JSON.stringify({ name, version: "1.0.0", license: "MIT", dependencies: deps });
-    const c = await image([[
+    const c = await coalescedImage([[
       ...base,
       { name: "var/lib/dpkg/status", content: status([{ name: "jq", depends: "libfoo, virt | bar, missing" }, { name: "libfoo" }, { name: "impl", provides: "virt (= 1)" }, { name: "bar" }]) },
       { name: "app/node_modules/a/package.json", content: pj("a", { b: "^1" }) },
