@@ -1,12 +1,13 @@
 // Partial layer reads against full reads, same run, same registry (a real one on loopback): the two-layer
 // Debian test image and, when bench/toc-image.sh has built it, a one-layer Debian with clang-14 and
-// llvm-14-dev (1.1 GB uncompressed), both recompressed by skopeo as zstd:chunked. For each: compressed bytes
+// llvm-14-dev (1.1 GB uncompressed), both recompressed by skopeo as zstd:chunked and rebuilt as eStargz by
+// containerd's estargz package (test/env/estargz). For each: compressed bytes
 // downloaded and wall time of Indexer.index() on a fresh store, partial and full, median of the runs; the
 // partial figures are printed as ratios of the full ones. Loopback has no latency to speak of: across a real
 // network, where each range request costs a round trip, the time ratio is worse for many small files and
 // better for big layers.
 //
-//   npm run bench:toc [-- --runs N] [--big-runs N] [--no-full-chunked]
+//   npm run bench:toc [-- --runs N] [--big-runs N] [--no-full-chunked] [--full-big-chunked]
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +18,7 @@ import { openRegistryImage } from "../src/indexer/sources/registry.js";
 import { RegistryClient } from "../src/registry/client.js";
 import { defaultScanners } from "../src/scanners/index.js";
 import { openStore } from "../src/store/open.js";
-import { imagesDir, ociBookworm, skopeoPush, zstdChunkedLayout } from "../test/env/images.js";
+import { estargzLayout, imagesDir, ociBookworm, skopeoPush, zstdChunkedLayout } from "../test/env/images.js";
 import { median, withRegistry } from "./env.js";
 
 const run = promisify(execFile);
@@ -54,22 +55,24 @@ async function indexOnce(host: string, repoTag: string, partial: boolean): Promi
   }
 }
 
-async function chunkedLayout(src: string, name: string): Promise<string> {
+type Format = "zstd:chunked" | "estargz";
+
+async function tocLayout(src: string, name: string, format: Format): Promise<string> {
   const dest = join(imagesDir(), name);
   if (!existsSync(join(dest, "index.json"))) {
-    process.stderr.write(`converting ${src} to zstd:chunked (${name}) ...\n`);
-    await zstdChunkedLayout(src, dest);
+    process.stderr.write(`converting ${src} to ${format} (${name}) ...\n`);
+    await (format === "zstd:chunked" ? zstdChunkedLayout(src, dest) : estargzLayout(src, dest));
   }
   return dest;
 }
 
 /**
- * Partial reads of the zstd:chunked image against full reads: of the same zstd:chunked image (what the
- * bytes are compared with; skipped with fullChunked false, its size then stands for its bytes, which test/indexer/toc.test.ts
+ * Partial reads of the converted image against full reads: of the same converted image (what the bytes are
+ * compared with; skipped with fullToc false, its size then stands for its bytes, which test/indexer/toc.test.ts
  * shows equal) and of the original gzip image (a second time baseline: fzstd decodes zstd:chunked's big
  * frames about 20 times slower than gzip, which would flatter the partial read's time).
  */
-async function compare(host: string, label: string, chunkedTag: string, gzipTag: string, n: number, chunkedBytes: number, fullChunked: boolean): Promise<void> {
+async function compare(host: string, label: string, format: Format, chunkedTag: string, gzipTag: string, n: number, chunkedBytes: number, fullChunked: boolean): Promise<void> {
   const partial: Sample[] = [];
   const gzip: Sample[] = [];
   const full: Sample[] = [];
@@ -87,17 +90,18 @@ async function compare(host: string, label: string, chunkedTag: string, gzipTag:
   const count = p.packages.split("\n").length;
   const mb = (b: number) => `${(b / 1e6).toFixed(2).padStart(8)} MB`;
   const sec = (ms: number) => `${(ms / 1000).toFixed(2).padStart(7)} s`;
-  console.log(`${label}: ${count} packages, the same every way; layers read: ${p.modes}`);
+  const f14 = (x: string) => x.padEnd(14);
+  console.log(`${label}, ${format}: ${count} packages, the same every way; layers read: ${p.modes}`);
   if (fullChunked) {
     const f = full[0]!;
-    console.log(`  full, zstd:chunked  ${mb(f.bytes)} ${sec(f.ms)}   (1 run)`);
+    console.log(`  full, ${f14(format)}${mb(f.bytes)} ${sec(f.ms)}   (1 run)`);
   } else {
-    console.log(`  full, zstd:chunked  ${mb(chunkedBytes)}   (not timed: the blobs' size, what a full read downloads)`);
+    console.log(`  full, ${f14(format)}${mb(chunkedBytes)}   (not timed: the blobs' size, what a full read downloads)`);
   }
-  console.log(`  full, gzip          ${mb(gb)} ${sec(gm)}   (median of ${n})`);
+  console.log(`  full, ${f14("gzip")}${mb(gb)} ${sec(gm)}   (median of ${n})`);
   const fb = fullChunked ? full[0]!.bytes : chunkedBytes;
-  const timeVsChunked = fullChunked ? `, ${((100 * pm) / full[0]!.ms).toFixed(1)}% of the zstd:chunked full read's time` : "";
-  console.log(`  partial             ${mb(pb)} ${sec(pm)}   (median of ${n}) bytes ${((100 * pb) / fb).toFixed(2)}% of the zstd:chunked full read, ${((100 * pb) / gb).toFixed(2)}% of the gzip one; time ${((100 * pm) / gm).toFixed(1)}% of the gzip full read's${timeVsChunked}`);
+  const timeVsChunked = fullChunked ? `, ${((100 * pm) / full[0]!.ms).toFixed(1)}% of the ${format} full read's time` : "";
+  console.log(`  partial             ${mb(pb)} ${sec(pm)}   (median of ${n}) bytes ${((100 * pb) / fb).toFixed(2)}% of the ${format} full read, ${((100 * pb) / gb).toFixed(2)}% of the gzip one; time ${((100 * pm) / gm).toFixed(1)}% of the gzip full read's${timeVsChunked}`);
 }
 
 function layoutBytes(dir: string): number {
@@ -107,20 +111,28 @@ function layoutBytes(dir: string): number {
 }
 
 await withRegistry(async (reg) => {
-  const two = await chunkedLayout(`oci:${ociBookworm()}:two`, "oci-bookworm-chunked");
-  await skopeoPush(`oci:${two}`, reg, "debian:two-chunked");
   await skopeoPush(`oci:${ociBookworm()}:two`, reg, "debian:two");
-  await compare(reg.host, "two-layer Debian (debootstrap, then jq installed and gpgv purged)", "debian:two-chunked", "debian:two", runs, layoutBytes(two), !args.includes("--no-full-chunked"));
+  const two = await tocLayout(`oci:${ociBookworm()}:two`, "oci-bookworm-chunked", "zstd:chunked");
+  await skopeoPush(`oci:${two}`, reg, "debian:two-chunked");
+  const twoEsgz = await tocLayout(`oci:${ociBookworm()}:two`, "oci-bookworm-estargz", "estargz");
+  await skopeoPush(`oci:${twoEsgz}`, reg, "debian:two-estargz");
+  const label = "two-layer Debian (debootstrap, then jq installed and gpgv purged)";
+  await compare(reg.host, label, "zstd:chunked", "debian:two-chunked", "debian:two", runs, layoutBytes(two), !args.includes("--no-full-chunked"));
+  await compare(reg.host, label, "estargz", "debian:two-estargz", "debian:two", runs, layoutBytes(twoEsgz), true);
 
   const big = (await run("bash", [join(import.meta.dirname, "toc-image.sh"), "--print"])).stdout.trim();
   if (!existsSync(join(big, ".complete"))) {
     console.log(`large layer: skipped: ${big} missing; build it with \`bash bench/toc-image.sh\` (debootstrap + clang-14 + llvm-14-dev, a few minutes)`);
     return;
   }
-  const bigChunked = await chunkedLayout(`oci:${big}:big`, "oci-toolchain-chunked");
-  await skopeoPush(`oci:${bigChunked}`, reg, "toolchain:big-chunked");
   await skopeoPush(`oci:${big}:big`, reg, "toolchain:big");
-  // The full read of the 1 GB zstd:chunked layer takes most of an hour with fzstd: not timed.
-  await compare(reg.host, "one layer: Debian + clang-14 + llvm-14-dev (1.1 GB uncompressed)", "toolchain:big-chunked", "toolchain:big", bigRuns, layoutBytes(bigChunked), false);
+  const bigChunked = await tocLayout(`oci:${big}:big`, "oci-toolchain-chunked", "zstd:chunked");
+  await skopeoPush(`oci:${bigChunked}`, reg, "toolchain:big-chunked");
+  const bigEsgz = await tocLayout(`oci:${big}:big`, "oci-toolchain-estargz", "estargz");
+  await skopeoPush(`oci:${bigEsgz}`, reg, "toolchain:big-estargz");
+  const bigLabel = "one layer: Debian + clang-14 + llvm-14-dev (1.1 GB uncompressed)";
+  // The full read of the 1 GB zstd:chunked layer is long with fzstd: not timed unless asked.
+  await compare(reg.host, bigLabel, "zstd:chunked", "toolchain:big-chunked", "toolchain:big", bigRuns, layoutBytes(bigChunked), args.includes("--full-big-chunked"));
+  await compare(reg.host, bigLabel, "estargz", "toolchain:big-estargz", "toolchain:big", bigRuns, layoutBytes(bigEsgz), true);
 });
 console.log("(2 shared cores, other work running: figures are noisy; ratios are from the same run)");

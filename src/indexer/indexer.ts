@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { LayerError } from "../layers/errors.js";
-import { tocFormat, walkPartial, type RangeReader, type TocWalkTuning } from "../layers/toc/index.js";
+import { tocFormat, walkPartial, type RangeReader, type TocFormat, type TocWalkTuning } from "../layers/toc/index.js";
 import { walkLayer, type LayerWalk, type WalkLimits } from "../layers/walk.js";
 import type { Scanner, ScanOutput } from "../scanners/types.js";
 import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
@@ -33,7 +33,7 @@ export interface LayerRead {
   /** partial: only the scanners' files, by byte ranges, through the layer's table of contents. */
   mode: "full" | "partial";
   /** The table of contents format, for partial reads and for full reads that fell back from one. */
-  toc?: "zstd:chunked";
+  toc?: TocFormat;
   /** Compressed bytes downloaded for it (a fallback counts the attempt and the full read). */
   bytes: number;
   /** Why a layer with a table of contents was read in full. */

@@ -22,7 +22,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const stops: Array<() => Promise<void>> = [];
   const env: TestEnv = {
     runDir, strict, services: {}, missing: {},
-    tools: Object.fromEntries(["kubectl", "helm", "skopeo", "umoci", "openssl", "trivy", "dpkg-query", "zstd"].flatMap((t) => {
+    tools: Object.fromEntries(["kubectl", "helm", "skopeo", "umoci", "openssl", "trivy", "dpkg-query", "zstd", "estargz-layout"].flatMap((t) => {
       const p = findTool(t);
       return p ? [[t, p]] : [];
     })),

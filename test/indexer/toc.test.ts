@@ -1,5 +1,6 @@
 // Partial layer reads on a real registry: the two-layer Debian test image recompressed by skopeo as
-// zstd:chunked (skopeo writes the table of contents; nothing here does), indexed by byte ranges, must give
+// zstd:chunked, and rebuilt as eStargz by containerd's estargz package (the producers write the tables of
+// contents; nothing here does), indexed by byte ranges, must give
 // exactly what dpkg-query says of the same root filesystem and exactly what a full read gives. A table that
 // fails its checksum, a file tampered in the registry's storage, and a proxy that ignores Range each end
 // in a full read (or the full read's own refusal), never in a partial answer.
@@ -20,7 +21,7 @@ import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { describeWith, tool } from "../env/index.js";
-import { ociBookworm, rootfsBookwormTwo, skopeoPush, zstdChunkedLayout } from "../env/images.js";
+import { estargzLayout, ociBookworm, rootfsBookwormTwo, skopeoPush, zstdChunkedLayout } from "../env/images.js";
 import { ProcessSupervisor } from "../env/process.js";
 import { startRegistry, type RegistryService } from "../env/services.js";
 
@@ -205,6 +206,125 @@ describeWith(["registryBasic"], "partial layer reads from zstd:chunked tables of
       expect(logged).toEqual([expect.stringMatching(/^partial layer read failed; reading the layer in full: .*var\/lib\/dpkg\/status/)]);
       expect(r.report.state).toBe("IndexError");
       // The full read refuses the blob: its digest at the end, or the tar or zstd stream broken before it.
+      expect(["DIGEST_MISMATCH", "BAD_TAR", "BAD_COMPRESSION"]).toContain((r.error as { code?: string }).code);
+      const done = await r.store.scannedLayers([top.digest], defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind })));
+      expect(done.size).toBe(0);
+    } finally {
+      writeFileSync(data, original);
+    }
+  }, SLOW);
+});
+
+/** An eStargz blob's table of contents, read with tar (the blob is one gzip stream of a tar that ends with it). */
+async function estargzTocOf(blobFile: string): Promise<{ entries: Array<{ name: string; type: string; offset?: number; size?: number }> }> {
+  const { stdout } = await run("tar", ["-xOzf", blobFile, "stargz.index.json"], { maxBuffer: 64 * 1024 * 1024 });
+  return JSON.parse(stdout) as { entries: Array<{ name: string; type: string; offset?: number; size?: number }> };
+}
+
+describeWith(["registryBasic"], "partial layer reads from eStargz tables of contents", () => {
+  const dir = mkdtempSync(join(tmpdir(), "portcullis-estargz-"));
+  const sup = new ProcessSupervisor(dir);
+  let reg: RegistryService;
+  let stopRegistry: () => Promise<void>;
+  let client: RegistryClient;
+  let esgz: Layout;
+  let want: string[];
+  const stores: Store[] = [];
+
+  async function index(repoTag: string, o: Partial<IndexerOptions> = {}): Promise<IndexResult & { store: Store }> {
+    const img = await openRegistryImage(client, parseReference(`${reg.host}/${repoTag}`));
+    const store = await openStore("memory:");
+    stores.push(store);
+    return { ...(await new Indexer({ store, scanners: defaultScanners(), ...o }).index(img.manifest, img.source)), store };
+  }
+
+  beforeAll(async () => {
+    const r = await startRegistry(sup, { name: "estargz", auth: "basic", username: "esgz", password: "esgz-secret" });
+    reg = r.service;
+    stopRegistry = r.stop;
+    client = new RegistryClient({ keyring: { lookup: async () => [{ username: reg.username!, password: reg.password!, source: "test" }] } });
+    await estargzLayout(`oci:${ociBookworm()}:two`, join(dir, "esgz"));
+    esgz = readLayout(join(dir, "esgz"));
+    await skopeoPush(`oci:${esgz.dir}`, reg, "debian:two-estargz");
+    want = await dpkgQuery(rootfsBookwormTwo());
+  }, 600_000);
+
+  afterAll(async () => {
+    await client?.close();
+    for (const s of stores) await s.close();
+    await stopRegistry?.();
+    await sup.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reads both layers partially: the packages dpkg-query lists, and what a full read stores", async () => {
+    expect(esgz.manifest.layers.every((l) => /^sha256:[0-9a-f]{64}$/.test(l.annotations?.["containerd.io/snapshot/stargz/toc.digest"] ?? ""))).toBe(true);
+    const partial = await index("debian:two-estargz");
+    expect(partial.report.state).toBe("IndexFinished");
+    expect(partial.stats.layerReads!.map((r) => [r.mode, r.toc])).toEqual([["partial", "estargz"], ["partial", "estargz"]]);
+    expect(want.length).toBeGreaterThan(80);
+    expect(pkgs(partial.report)).toEqual(want);
+
+    const full = await index("debian:two-estargz", { partialReads: false });
+    expect(full.stats.layerReads!.map((r) => r.mode)).toEqual(["full", "full"]);
+    expect(partial.report).toEqual(full.report);
+    const infos = defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
+    const layers = esgz.manifest.layers.map((l) => l.digest);
+    const a = await partial.store.layerArtifacts(layers, infos);
+    const b = await full.store.layerArtifacts(layers, infos);
+    for (const d of layers) {
+      const x = a.get(d)!;
+      const y = b.get(d)!;
+      expect({ whiteouts: x.whiteouts, opaqueDirs: x.opaqueDirs, files: x.files }).toEqual({ whiteouts: y.whiteouts, opaqueDirs: y.opaqueDirs, files: y.files });
+      expect([...x.outputs.entries()]).toEqual([...y.outputs.entries()]);
+    }
+    expect(a.get(layers[1]!)!.whiteouts.some((w) => w.includes("gpgv"))).toBe(true);
+    const total = esgz.manifest.layers.reduce((n, l) => n + l.size, 0);
+    expect(full.stats.bytesFetched).toBe(total);
+    expect(partial.stats.bytesFetched).toBeLessThan(total / 4);
+  }, SLOW);
+
+  it("reads a layer in full when its table of contents does not hash to the manifest's digest", async () => {
+    const bad = join(dir, "bad-toc");
+    cpSync(esgz.dir, bad, { recursive: true });
+    const manifest = structuredClone(esgz.manifest);
+    const top = manifest.layers[1]!;
+    top.annotations!["containerd.io/snapshot/stargz/toc.digest"] = `sha256:${createHash("sha256").update("not the table").digest("hex")}`;
+    const raw = Buffer.from(JSON.stringify(manifest));
+    const digest = createHash("sha256").update(raw).digest("hex");
+    writeFileSync(join(bad, "blobs/sha256", digest), raw);
+    const layoutIndex = JSON.parse(readFileSync(join(bad, "index.json"), "utf8")) as { manifests: Array<{ digest: string; size: number }> };
+    layoutIndex.manifests[0]!.digest = `sha256:${digest}`;
+    layoutIndex.manifests[0]!.size = raw.length;
+    writeFileSync(join(bad, "index.json"), JSON.stringify(layoutIndex));
+    await skopeoPush(`oci:${bad}`, reg, "debian:two-estargz-bad-toc");
+
+    const r = await index("debian:two-estargz-bad-toc");
+    expect(r.report.state).toBe("IndexFinished");
+    expect(pkgs(r.report)).toEqual(want);
+    const reads = new Map(r.stats.layerReads!.map((x) => [x.digest, x]));
+    expect(reads.get(manifest.layers[0]!.digest)).toMatchObject({ mode: "partial", toc: "estargz" });
+    expect(reads.get(top.digest)).toMatchObject({ mode: "full", toc: "estargz", fallback: expect.stringMatching(/eStargz table of contents has digest sha256:[0-9a-f]{64}, but the manifest says/) });
+  }, SLOW);
+
+  it("never keeps a partial answer from a file tampered in the registry: the full read refuses the blob", async () => {
+    const top = esgz.manifest.layers[1]!;
+    const data = join(dir, "registry-estargz/storage/docker/registry/v2/blobs/sha256", top.digest.slice(7, 9), top.digest.slice(7), "data");
+    const original = readFileSync(data);
+    const entries = (await estargzTocOf(data)).entries;
+    const at = entries.findIndex((e) => e.name === "var/lib/dpkg/status");
+    expect(entries[at]!.offset).toBeGreaterThan(0);
+    const next = entries.slice(at + 1).find((e) => e.offset)!.offset!;
+    const tampered = Buffer.from(original);
+    // The middle of the file's member: the deflate stream breaks or the content changes.
+    const mid = Math.floor((entries[at]!.offset! + next) / 2);
+    for (let i = mid; i < mid + 16; i++) tampered[i] = tampered[i]! ^ 0x55;
+    writeFileSync(data, tampered);
+    try {
+      const logged: string[] = [];
+      const r = await index("debian:two-estargz", { log: (_level, msg, f) => logged.push(`${msg}: ${String(f?.reason)}`) });
+      expect(logged).toEqual([expect.stringMatching(/^partial layer read failed; reading the layer in full: .*var\/lib\/dpkg\/status/)]);
+      expect(r.report.state).toBe("IndexError");
       expect(["DIGEST_MISMATCH", "BAD_TAR", "BAD_COMPRESSION"]).toContain((r.error as { code?: string }).code);
       const done = await r.store.scannedLayers([top.digest], defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind })));
       expect(done.size).toBe(0);

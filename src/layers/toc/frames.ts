@@ -1,8 +1,9 @@
-// Decoding the pieces of a seekable zstd layer: each piece is whole frames whose uncompressed size the table
+// Decoding the pieces of a seekable layer. zstd (zstd:chunked): each piece is whole frames whose uncompressed size the table
 // of contents gives. Each is checked by the bounded decoder's frame walker (structure, window cap), then
 // decoded in one shot into a buffer of exactly that size: the output cannot grow past it and no window is
 // allocated (fzstd's streaming decoder allocates and shifts a window per frame, which for thousands of small
 // frames cost more than the decoding). The caller checks every piece against its digest.
+import { createGunzip } from "node:zlib";
 import { decompress } from "fzstd";
 import { MAX_LAYER_ZSTD_WINDOW } from "../decompress.js";
 import { checkZstdFrames, ZstdStreamError } from "../zstd.js";
@@ -40,4 +41,49 @@ export function decodePieces(compressed: Buffer, base: number, pieces: readonly 
     at += p.size;
   }
   return out;
+}
+
+/**
+ * eStargz: each piece is one gzip member that inflates to the piece's `size` bytes and then to the tar headers
+ * of the entries that follow it. Inflates each member (zlib, natively) only until it has `size` bytes, so a
+ * member cannot produce more than its piece, whatever it holds; fewer bytes than `size` is an error.
+ */
+export async function decodeGzipPieces(compressed: Buffer, base: number, pieces: readonly Piece[], name: string): Promise<Buffer> {
+  const total = pieces.reduce((n, p) => n + p.size, 0);
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of pieces) {
+    const input = compressed.subarray(p.offset - base, p.end - base);
+    if (input.length !== p.end - p.offset) throw new GzipPieceError(`${name}: piece at ${p.offset} is cut short`);
+    await inflateInto(input, out.subarray(at, at + p.size), `${name}: the piece at ${p.offset}`);
+    at += p.size;
+  }
+  return out;
+}
+
+export class GzipPieceError extends Error {}
+
+/** Inflates the gzip member `input` into exactly `target`, stopping as soon as it is full. */
+function inflateInto(input: Buffer, target: Buffer, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let at = 0;
+    let settled = false;
+    const z = createGunzip({ chunkSize: 64 * 1024 });
+    const settle = (e?: Error) => {
+      if (settled) return;
+      settled = true;
+      z.destroy();
+      if (e) reject(e);
+      else resolve();
+    };
+    z.on("data", (c: Buffer) => {
+      const n = Math.min(c.length, target.length - at);
+      c.copy(target, at, 0, n);
+      at += n;
+      if (at === target.length) settle();
+    });
+    z.on("error", (e) => settle(new GzipPieceError(`${what}: ${e.message}`)));
+    z.on("end", () => settle(new GzipPieceError(`${what} inflates to ${at} bytes, fewer than its ${target.length}`)));
+    z.end(input);
+  });
 }

@@ -1,18 +1,16 @@
 // Partial layer reads: when a layer's descriptor carries a table of contents of a format read here, the
-// scanners' files are fetched by byte ranges instead of the whole blob (walk.ts). Today: zstd:chunked.
-// eStargz (gzip members and a TOC at the end, `containerd.io/snapshot/stargz/toc.digest`) and SOCI (zTOCs in
-// a separate index artifact) would add a reader that returns the same TableOfContents.
+// scanners' files are fetched by byte ranges instead of the whole blob (walk.ts): zstd:chunked and eStargz.
+// SOCI (zTOCs in a separate index artifact) would add a reader that returns the same TableOfContents.
 import { compressionOfMediaType } from "../decompress.js";
 import { TocError } from "./errors.js";
-import type { RangeReader } from "./types.js";
+import { ESTARGZ_TOC_DIGEST, estargzTocDigest, readEstargzToc } from "./estargz.js";
+import type { RangeReader, TableOfContents, TocFormat } from "./types.js";
 import { walkToc, type TocWalk, type TocWalkOptions } from "./walk.js";
 import { DEFAULT_TOC_LIMITS, readZstdChunkedToc, zstdChunkedLocator, type TocLimits } from "./zstd-chunked.js";
 
 export { TocError } from "./errors.js";
-export type { RangeReader, TableOfContents, TocEntry } from "./types.js";
+export type { RangeReader, TableOfContents, TocEntry, TocFormat } from "./types.js";
 export type { TocWalk, TocWalkTuning } from "./walk.js";
-
-export type TocFormat = "zstd:chunked";
 
 export interface TocDescriptor {
   digest: string;
@@ -23,8 +21,11 @@ export interface TocDescriptor {
 
 /** The table of contents format a descriptor announces, or undefined (then the layer is read in full). */
 export function tocFormat(layer: TocDescriptor): TocFormat | undefined {
-  if (compressionOfMediaType(layer.mediaType) !== "zstd") return undefined;
-  return Object.keys(layer.annotations ?? {}).some((k) => /^io\.(github\.)?containers\.zstd-chunked\.manifest-/.test(k)) ? "zstd:chunked" : undefined;
+  const compression = compressionOfMediaType(layer.mediaType);
+  const keys = Object.keys(layer.annotations ?? {});
+  if (compression === "zstd") return keys.some((k) => /^io\.(github\.)?containers\.zstd-chunked\.manifest-/.test(k)) ? "zstd:chunked" : undefined;
+  if (compression === "gzip") return keys.includes(ESTARGZ_TOC_DIGEST) ? "estargz" : undefined;
+  return undefined;
 }
 
 export interface PartialWalk extends TocWalk {
@@ -38,9 +39,11 @@ export interface PartialWalk extends TocWalk {
  */
 export async function walkPartial(layer: TocDescriptor, reader: RangeReader, opts: Omit<TocWalkOptions, "digest" | "size"> & { tocLimits?: TocLimits }): Promise<PartialWalk> {
   const format = tocFormat(layer);
-  if (format !== "zstd:chunked") throw new TocError(layer.digest, "no table of contents this reader knows");
-  const at = zstdChunkedLocator(layer, opts.tocLimits ?? DEFAULT_TOC_LIMITS)!;
-  const toc = await readZstdChunkedToc(layer.digest, at, reader, opts.tocLimits ?? DEFAULT_TOC_LIMITS, opts.signal);
+  const limits = opts.tocLimits ?? DEFAULT_TOC_LIMITS;
+  let toc: TableOfContents;
+  if (format === "zstd:chunked") toc = await readZstdChunkedToc(layer.digest, zstdChunkedLocator(layer, limits)!, reader, limits, opts.signal);
+  else if (format === "estargz") toc = await readEstargzToc(layer.digest, layer.size, estargzTocDigest(layer)!, reader, limits, opts.signal);
+  else throw new TocError(layer.digest, "no table of contents this reader knows");
   const walk = await walkToc(toc, reader, { ...opts, digest: layer.digest, size: layer.size });
   return { ...walk, format };
 }

@@ -1,7 +1,8 @@
-// The zstd:chunked reader against layers skopeo writes (the producer; nothing here writes the format): a
-// hand-made tar with the cases a table of contents must carry (whiteouts, an opaque directory, a symlink to a
-// wanted file, a hard link, an executable cut in pieces) walked partially gives what the tar walk gives; and
-// the table's own checks refuse what a hostile producer could write.
+// The zstd:chunked and eStargz readers against layers their producers write (skopeo; containerd's estargz
+// package through test/env/estargz; nothing here writes either format): a hand-made tar with the cases a
+// table of contents must carry (whiteouts, an opaque directory, a symlink to a wanted file, a hard link, an
+// executable cut in pieces) walked partially gives what the tar walk gives; and the tables' own checks refuse
+// what a hostile producer could write.
 import { execFileSync } from "node:child_process";
 import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,13 +12,20 @@ import { defaultScanners } from "../../scanners/index.js";
 import { digestOf, gzip, makeTar } from "../testing.js";
 import { walkLayer } from "../walk.js";
 import { walkPartial } from "./index.js";
+import { estargzEntries, parseFooter } from "./estargz.js";
 import { tocEntries } from "./zstd-chunked.js";
 
 const dir = mkdtempSync(join(tmpdir(), "toc-unit-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** An OCI layout of one gzip layer, converted by skopeo to zstd:chunked; returns the chunked layer's descriptor and blob path. */
-function chunkedLayer(tar: Buffer): { desc: { digest: string; size: number; mediaType: string; annotations: Record<string, string> }; path: string } {
+type Format = "zstd:chunked" | "estargz";
+const estargzLayout = join(process.env.PORTCULLIS_TOOLS ?? "/var/cache/portcullis/tools", "bin", "estargz-layout");
+
+/**
+ * An OCI layout of one gzip layer, converted by its format's producer (skopeo for zstd:chunked; for eStargz
+ * test/env/estargz with 64 KiB pieces); returns the converted layer's descriptor and blob path.
+ */
+function convertedLayer(tar: Buffer, format: Format): { desc: { digest: string; size: number; mediaType: string; annotations: Record<string, string> }; path: string } {
   const src = join(dir, "src");
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, "blobs/sha256"), { recursive: true });
@@ -29,7 +37,8 @@ function chunkedLayer(tar: Buffer): { desc: { digest: string; size: number; medi
   writeFileSync(join(src, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   const dest = join(dir, "dest");
   rmSync(dest, { recursive: true, force: true });
-  execFileSync("skopeo", ["copy", "--quiet", "--dest-compress", "--dest-compress-format", "zstd:chunked", `oci:${src}:t`, `oci:${dest}:t`]);
+  if (format === "zstd:chunked") execFileSync("skopeo", ["copy", "--quiet", "--dest-compress", "--dest-compress-format", "zstd:chunked", `oci:${src}:t`, `oci:${dest}:t`]);
+  else execFileSync(estargzLayout, [src, "t", dest, String(64 * 1024)]);
   const index = JSON.parse(readFileSync(join(dest, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
   const m = JSON.parse(readFileSync(join(dest, "blobs/sha256", index.manifests[0]!.digest.slice(7)), "utf8")) as { layers: Array<{ digest: string; size: number; mediaType: string; annotations: Record<string, string> }> };
   const desc = m.layers[0]!;
@@ -40,8 +49,8 @@ const status = "Package: a\nStatus: install ok installed\nVersion: 1\nArchitectu
 // Not ELF, big enough for the Go scanner to want it, random enough that skopeo cuts it in pieces.
 const bigExecutable = Buffer.concat(Array.from({ length: 64 }, (_, i) => Buffer.from(execFileSync("head", ["-c", "8192", "/dev/urandom"]).map((b) => (i % 2 ? b : b & 0x0f)))));
 
-describe("zstd:chunked partial walk", () => {
-  it("gives the scanners what the tar walk gives them, from a layer skopeo wrote", async () => {
+describe.each(["zstd:chunked", "estargz"] as const)("%s partial walk", (format) => {
+  it("gives the scanners what the tar walk gives them, from a layer its producer wrote", async () => {
     const tar = await makeTar([
       { name: "etc/", type: "directory" },
       { name: "etc/os-release", content: 'ID=debian\nVERSION_ID="12"\n' },
@@ -53,12 +62,14 @@ describe("zstd:chunked partial walk", () => {
       { name: "opt/app/.wh..wh..opq", content: "" },
       { name: "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", content: "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n" },
     ]);
-    const { desc, path } = chunkedLayer(tar);
-    expect(desc.annotations["io.containers.zstd-chunked.manifest-position"]).toMatch(/^\d+:\d+:\d+:1$/);
+    const { desc, path } = convertedLayer(tar, format);
+    if (format === "zstd:chunked") expect(desc.annotations["io.containers.zstd-chunked.manifest-position"]).toMatch(/^\d+:\d+:\d+:1$/);
+    else expect(desc.annotations["containerd.io/snapshot/stargz/toc.digest"]).toMatch(/^sha256:[0-9a-f]{64}$/);
     const blob = readFileSync(path);
     const asked: Array<[number, number]> = [];
     const reader = { read: async (s: number, e: number) => (asked.push([s, e]), blob.subarray(s, e)) };
     const partial = await walkPartial(desc, reader, { scanners: defaultScanners(), tuning: { maxFraction: 2 } });
+    expect(partial.format).toBe(format);
     const full = await walkLayer(createReadStream(path), { digest: desc.digest, size: desc.size, mediaType: desc.mediaType, scanners: defaultScanners() });
     expect(partial.files.paths()).toEqual(full.files.paths());
     expect(partial.files.paths().length).toBeGreaterThanOrEqual(3);
@@ -73,6 +84,9 @@ describe("zstd:chunked partial walk", () => {
     expect(asked.every(([s, e]) => e > s && e <= desc.size)).toBe(true);
   }, 120_000);
 
+});
+
+describe("zstd:chunked tables of contents", () => {
   it("refuses a table of contents a hostile producer could write", () => {
     const file = (o: Record<string, unknown> = {}) => ({ type: "reg", name: "a", size: 10, digest: `sha256:${"a".repeat(64)}`, offset: 100, endOffset: 200, ...o });
     const piece = (o: Record<string, unknown> = {}) => ({ type: "chunk", name: "a", offset: 150, chunkOffset: 4, chunkSize: 6, chunkDigest: `sha256:${"b".repeat(64)}`, ...o });
@@ -87,5 +101,52 @@ describe("zstd:chunked partial walk", () => {
     expect(t([file({ chunkSize: 4, chunkDigest: `sha256:${"c".repeat(64)}` }), piece({ chunkType: "holes" })])).toThrow(/piece type "holes" is not read/);
     const ok = tocEntries("sha256:x", [file({ chunkSize: 4, chunkDigest: `sha256:${"c".repeat(64)}` }), piece({ chunkType: "zeros" })], 1000);
     expect(ok[0]!.content!.chunks.map((c) => [c.offset, c.end, c.at, c.size])).toEqual([[100, 150, 0, 4], [150, 200, 4, 6]]);
+  });
+});
+
+describe("eStargz tables of contents", () => {
+  it("reads the table's offset only from eStargz's 51-byte footer", () => {
+    // The footer containerd's writer puts at the end: an empty gzip member whose extra field says where the table is.
+    const footer = (sub: string, o: { flags?: number; xlen?: number; id?: string } = {}) => {
+      const b = Buffer.alloc(51);
+      b.set([0x1f, 0x8b, 8, o.flags ?? 4, 0, 0, 0, 0, 0, 0xff]);
+      b.writeUInt16LE(o.xlen ?? 26, 10);
+      b.write(o.id ?? "SG", 12, "latin1");
+      b.writeUInt16LE(22, 14);
+      b.write(sub, 16, "latin1");
+      return b;
+    };
+    expect(parseFooter("sha256:x", footer("00000000000003e8STARGZ"), 5000)).toBe(1000);
+    expect(() => parseFooter("sha256:x", footer("00000000000003e8STARGZ"), 1000)).toThrow(/outside the 1000-byte blob/);
+    expect(() => parseFooter("sha256:x", footer("0000000000000000STARGZ"), 5000)).toThrow(/outside/);
+    expect(() => parseFooter("sha256:x", footer("zz000000000003e8STARGZ"), 5000)).toThrow(/not 16 hex digits and STARGZ/);
+    expect(() => parseFooter("sha256:x", footer("00000000000003e8STARGX"), 5000)).toThrow(/not 16 hex digits and STARGZ/);
+    expect(() => parseFooter("sha256:x", footer("00000000000003e8STARGZ", { flags: 0 }), 5000)).toThrow(/no extra field/);
+    expect(() => parseFooter("sha256:x", footer("00000000000003e8STARGZ", { id: "XY" }), 5000)).toThrow(/'SG' subfield/);
+    expect(() => parseFooter("sha256:x", footer("00000000000003e8STARGZ").subarray(1), 5000)).toThrow(/50 bytes, not 51/);
+  });
+
+  it("refuses a table of contents a hostile producer could write", () => {
+    const d = (c: string) => `sha256:${c.repeat(64)}`;
+    const file = (o: Record<string, unknown> = {}) => ({ type: "reg", name: "a", size: 10, digest: d("a"), offset: 100, ...o });
+    const piece = (o: Record<string, unknown> = {}) => ({ type: "chunk", name: "a", offset: 150, chunkOffset: 4, chunkDigest: d("b"), ...o });
+    const t = (raws: unknown[]) => () => estargzEntries("sha256:x", raws, 1000);
+    expect(t([file({ offset: 1000 })])).toThrow(/before the table \(1000\)/);
+    expect(t([file(), file({ name: "b", offset: 100 })])).toThrow(/offset 100 is not after the previous piece/);
+    expect(t([file({ digest: undefined })])).toThrow(/has no digest or offset/);
+    expect(t([piece()])).toThrow(/does not follow its file/);
+    expect(t([file({ chunkSize: 4, chunkDigest: d("c") }), piece({ chunkOffset: 5 })])).toThrow(/starts at 5, not 4/);
+    expect(t([file({ chunkSize: 4, chunkDigest: d("c") }), piece({ chunkSize: 5 })])).toThrow(/add up to 9 bytes, not its 10/);
+    expect(t([file({ chunkSize: 4, chunkDigest: d("c") }), piece({ chunkSize: 7 })])).toThrow(/lies outside its 10-byte file/);
+    expect(t([file({ chunkSize: 4 }), piece()])).toThrow(/first piece of a has no digest/);
+    expect(t([file({ chunkSize: 4, chunkDigest: d("c") }), piece({ chunkDigest: undefined })])).toThrow(/without offset, position or digest/);
+    expect(t([{ type: "dir", name: "d", offset: 300 }])).toThrow(/dir entry d has content/);
+    // Pieces end where the next begins; the last where the table does; the headers in between are slack.
+    const ok = estargzEntries("sha256:x", [file({ chunkSize: 4, chunkDigest: d("c") }), piece(), { type: "dir", name: "d" }, { type: "symlink", name: "l", linkName: "a" }, file({ name: "b", size: 3, offset: 400 })], 1000);
+    expect(ok.map((e) => e.name)).toEqual(["a", "d", "l", "b"]);
+    expect(ok[0]!.content!.chunks.map((c) => [c.offset, c.end, c.at, c.size, c.digest])).toEqual([[100, 150, 0, 4, d("c")], [150, 400, 4, 6, d("b")]]);
+    expect(ok[0]!.content!.end).toBe(400);
+    expect(ok[0]!.content!.slack).toBeGreaterThan(2 * 2048);
+    expect(ok[3]!.content!.chunks).toEqual([{ offset: 400, end: 1000, at: 0, size: 3 }]);
   });
 });

@@ -1,5 +1,4 @@
-// Tables of contents of seekable layer formats (zstd:chunked today; eStargz and SOCI would give the same
-// shape): every entry of the layer's tar, in archive order, with where its bytes are in the compressed blob.
+// Tables of contents of seekable layer formats (zstd:chunked and eStargz; SOCI would give the same shape): every entry of the layer's tar, in archive order, with where its bytes are in the compressed blob.
 
 /** One entry of a layer as its table of contents describes it. */
 export interface TocEntry {
@@ -24,9 +23,15 @@ export interface TocContent {
   end: number;
   /**
    * The content as independently compressed pieces, in order (one piece when the format does not split the
-   * file): each [offset, end) in the blob decompresses to `size` bytes, with its own digest when known.
+   * file): each [offset, end) in the blob decompresses to `size` bytes (eStargz: to `size` bytes and then the
+   * following entries' tar headers), with its own digest when known.
    */
   chunks: TocChunk[];
+  /**
+   * Compressed bytes the range may hold beyond the content's own: an eStargz piece is a gzip member that
+   * also carries the tar headers of the entries that follow it up to the next piece.
+   */
+  slack?: number;
 }
 
 export interface TocChunk {
@@ -39,8 +44,10 @@ export interface TocChunk {
   digest?: string;
 }
 
+export type TocFormat = "zstd:chunked" | "estargz";
+
 export interface TableOfContents {
-  format: "zstd:chunked";
+  format: TocFormat;
   entries: TocEntry[];
   /** Compressed bytes fetched to read the table itself. */
   fetchedBytes: number;

@@ -1,6 +1,7 @@
 // A partial layer walk: the table of contents stands in for the tar headers. Every entry goes through the
 // same EntrySelector as the tar walk, in archive order; only the files it keeps or pushes to a scanner's sink
-// are fetched, by byte ranges, decompressed through the bounded zstd decoder and checked against the digests
+// are fetched, by byte ranges, decompressed (zstd frames or gzip members, never past their stated sizes) and
+// checked against the digests
 // the table gives; then the actions are applied in archive order, so the scanners see exactly what a full
 // read would give them.
 //
@@ -15,7 +16,7 @@ import { applyLink, EntrySelector, openConsumer, type EntryAction, type EntryHea
 import { CapturedLayerFiles } from "../files.js";
 import { DEFAULT_WALK_LIMITS, type LayerWalk, type WalkLimits } from "../walk.js";
 import { TocError } from "./errors.js";
-import { decodePieces, type Piece } from "./frames.js";
+import { decodeGzipPieces, decodePieces, type Piece } from "./frames.js";
 import { DEFAULT_RANGE_TUNING, fetchRanges, type Range, type RangeTuning } from "./ranges.js";
 import type { RangeReader, TableOfContents, TocChunk, TocContent, TocEntry } from "./types.js";
 
@@ -47,7 +48,7 @@ export interface TocWalk extends LayerWalk {
 
 const HEADER_TYPES: Record<TocEntry["type"], string> = { file: "file", link: "link", symlink: "symlink", directory: "directory", other: "other" };
 
-/** zstd's worst case is a few bytes per 128 KiB block; more compressed bytes than this for a file is a lie. */
+/** zstd's (and deflate's) worst case is a few bytes per block; more compressed bytes than this for a file is a lie. */
 function maxCompressed(size: number, pieces: number): number {
   return size + Math.ceil(size / 128) + 64 * pieces + 4096;
 }
@@ -157,7 +158,7 @@ export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: T
       const bytes = got.parts[j]!;
       if ("capture" in job) {
         const { action, content } = job.capture;
-        const data = decoded(layer, action.path, bytes, content!.offset, content!.chunks);
+        const data = await decoded(toc, layer, action.path, bytes, content!.offset, content!.chunks);
         checkDigest(layer, action.path, data, content!.digest);
         uncompressed += data.length;
         job.capture.data = data;
@@ -170,7 +171,7 @@ export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: T
       const last = job.pieces[job.pieces.length - 1]!;
       const span = last.at + last.size - first.at;
       const what = `${s.path} (bytes ${first.at}-${first.at + span})`;
-      const data = decoded(layer, what, bytes, first.offset, job.pieces);
+      const data = await decoded(toc, layer, what, bytes, first.offset, job.pieces);
       if (data.length !== span) throw new TocError(layer, `${what}: the pieces are not contiguous`);
       uncompressed += data.length;
       let more = true;
@@ -194,7 +195,7 @@ export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: T
     else step.consumer!.finish(files);
   }
   return {
-    digest: layer, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression: "zstd",
+    digest: layer, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression: toc.format === "estargz" ? "gzip" : "zstd",
     compressedBytes: toc.fetchedBytes + fetched, uncompressedBytes: uncompressed, entries: selector.entries, requests,
   };
 }
@@ -215,14 +216,15 @@ function windowOf(s: Consume, maxWindow: number): TocChunk[] {
 }
 
 function checkContent(layer: string, e: TocEntry, c: TocContent): void {
-  if (c.end - c.offset > maxCompressed(e.size, c.chunks.length)) {
+  if (c.end - c.offset > maxCompressed(e.size, c.chunks.length) + (c.slack ?? 0)) {
     throw new TocError(layer, `the table of contents gives ${e.name} ${c.end - c.offset} compressed bytes for ${e.size} bytes of content`);
   }
 }
 
 /** The pieces decoded (frames.ts); anything wrong is a TocError. */
-function decoded(layer: string, what: string, compressed: Buffer, base: number, pieces: readonly Piece[]): Buffer {
+async function decoded(toc: TableOfContents, layer: string, what: string, compressed: Buffer, base: number, pieces: readonly Piece[]): Promise<Buffer> {
   try {
+    if (toc.format === "estargz") return await decodeGzipPieces(compressed, base, pieces, `${what} in layer ${layer}`);
     return decodePieces(compressed, base, pieces, `${what} in layer ${layer}`);
   } catch (e) {
     throw new TocError(layer, `${what}: ${(e as Error).message}`, { cause: e });

@@ -11,6 +11,7 @@ import { z } from "zod";
 import { Readable } from "node:stream";
 import { MAX_LAYER_ZSTD_WINDOW } from "../decompress.js";
 import { boundedZstdDecoder } from "../zstd.js";
+import { ENTRY_TYPES, RawEntry } from "./crfs.js";
 import { TocError } from "./errors.js";
 import type { RangeReader, TableOfContents, TocChunk, TocEntry } from "./types.js";
 
@@ -58,22 +59,6 @@ export function zstdChunkedLocator(layer: { digest: string; size: number; annota
   return { offset, length, uncompressed, checksum };
 }
 
-const Int = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-const Sha256 = z.string().regex(/^sha256:[0-9a-f]{64}$/);
-const RawEntry = z.object({
-  type: z.enum(["reg", "dir", "symlink", "hardlink", "char", "block", "fifo", "chunk"]),
-  name: z.string().min(1).max(4096),
-  linkName: z.string().max(4096).optional(),
-  mode: Int.optional(),
-  size: Int.optional(),
-  digest: Sha256.optional(),
-  offset: Int.optional(),
-  endOffset: Int.optional(),
-  chunkSize: Int.optional(),
-  chunkOffset: Int.optional(),
-  chunkDigest: Sha256.optional(),
-  chunkType: z.string().optional(),
-});
 const RawToc = z.object({ version: z.literal(1), entries: z.array(z.unknown()) });
 
 /**
@@ -82,8 +67,6 @@ const RawToc = z.object({ version: z.literal(1), entries: z.array(z.unknown()) }
  * need another reader: refused (the layer is read in full).
  */
 const PIECE_TYPES = new Set(["", "zeros"]);
-
-const TYPES: Record<string, TocEntry["type"]> = { reg: "file", dir: "directory", symlink: "symlink", hardlink: "link", char: "other", block: "other", fifo: "other" };
 
 /**
  * Fetches the table of contents of a zstd:chunked layer, checks it against the descriptor's checksum, and
@@ -148,7 +131,7 @@ export function tocEntries(layer: string, raws: unknown[], dataEnd: number): Toc
       continue;
     }
     close(i);
-    const entry: TocEntry = { name: e.name, type: TYPES[e.type]!, size: e.type === "reg" ? (e.size ?? 0) : 0, mode: e.mode ?? 0, linkname: e.type === "symlink" || e.type === "hardlink" ? (e.linkName ?? null) : null };
+    const entry: TocEntry = { name: e.name, type: ENTRY_TYPES[e.type]!, size: e.type === "reg" ? (e.size ?? 0) : 0, mode: e.mode ?? 0, linkname: e.type === "symlink" || e.type === "hardlink" ? (e.linkName ?? null) : null };
     if (e.type === "reg" && entry.size > 0) {
       if (!e.digest || e.offset === undefined || e.endOffset === undefined) throw bad(i, `file ${e.name} of ${entry.size} bytes has no digest or range`);
       if (e.offset >= e.endOffset || e.endOffset > dataEnd) throw bad(i, `file ${e.name} has range ${e.offset}-${e.endOffset}, outside the file data (0-${dataEnd})`);

@@ -1,0 +1,28 @@
+// The entry shape both tables of contents read here inherit from CRFS's stargz (Google's container registry
+// filesystem): a JSON list of every tar entry, in archive order, with a large file's later pieces as
+// `chunk` entries that follow it. zstd:chunked adds `endOffset` and `chunkType`; eStargz adds per-piece
+// digests to every piece. Fields neither reader uses (times, owners, xattrs) are dropped by the schema.
+import { z } from "zod";
+import type { TocEntry } from "./types.js";
+
+const Int = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const Sha256 = z.string().regex(/^sha256:[0-9a-f]{64}$/);
+
+export const RawEntry = z.object({
+  type: z.enum(["reg", "dir", "symlink", "hardlink", "char", "block", "fifo", "chunk"]),
+  name: z.string().min(1).max(4096),
+  linkName: z.string().max(4096).optional(),
+  mode: Int.optional(),
+  size: Int.optional(),
+  digest: Sha256.optional(),
+  offset: Int.optional(),
+  endOffset: Int.optional(),
+  chunkSize: Int.optional(),
+  chunkOffset: Int.optional(),
+  chunkDigest: Sha256.optional(),
+  chunkType: z.string().optional(),
+});
+export type RawEntry = z.infer<typeof RawEntry>;
+
+/** CRFS entry types as the tar walk names them (tar-stream's names). */
+export const ENTRY_TYPES: Record<Exclude<RawEntry["type"], "chunk">, TocEntry["type"]> = { reg: "file", dir: "directory", symlink: "symlink", hardlink: "link", char: "other", block: "other", fifo: "other" };
