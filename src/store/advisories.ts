@@ -35,6 +35,93 @@ interface OperationRow {
 
 const OPERATION_COLUMNS = "id, ref, source, kind, origin, parser_version, fingerprint, files, licence, attribution, stats, created_at, checked_at, file_count";
 
+/**
+ * JSON characters the parsed-row cache holds (about 3 bytes of heap each once parsed): a 2,000-package
+ * report's candidates over 200,000 affected ranges are about 4 million.
+ */
+const PARSED_CACHE_CHARS = 16 << 20;
+
+/** Least recently used out past a budget of JSON characters. */
+class ParsedJsonCache {
+  private readonly entries = new Map<string, { value: unknown; size: number }>();
+  private size = 0;
+
+  constructor(private readonly budget: number) {}
+
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  get(key: string): unknown {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    return e.value;
+  }
+
+  set(key: string, value: unknown, size: number): void {
+    if (size > this.budget) return;
+    const old = this.entries.get(key);
+    if (old) this.size -= old.size;
+    this.entries.delete(key);
+    this.entries.set(key, { value, size });
+    this.size += size;
+    for (const [k, e] of this.entries) {
+      if (this.size <= this.budget) break;
+      this.entries.delete(k);
+      this.size -= e.size;
+    }
+  }
+}
+
+interface CandidateIds {
+  /** Each affected row of the keys whose record is current. */
+  hits: Array<{ advisory_id: string; i: number }>;
+  /** The current records they belong to, by id. */
+  records: Map<string, { source: string; ref: string; extId: string }>;
+}
+
+/**
+ * The affected rows of `keys` (ecosystems, names) whose record is in its source's latest operation and not
+ * withdrawn, and those records: ids only, no JSON (what the caller has parsed already it does not fetch).
+ */
+async function candidateIds(q: Queryable, keys: [string[], string[]]): Promise<CandidateIds> {
+  const { rows } = await q.query<{ advisory_id: string; i: number | null; source: string | null; ref: string | null; ext_id: string | null }>(
+    `WITH latest AS MATERIALIZED (SELECT DISTINCT ON (source) id, ref, source FROM advisory_operation ORDER BY source, id DESC),
+     hit AS MATERIALIZED (
+       SELECT r.advisory_id, r.i
+       FROM unnest($1::text[], $2::text[]) AS k(ecosystem, name)
+       -- One index probe per key: a LATERAL subquery the planner cannot flatten (OFFSET 0). Left to itself it
+       -- scans and sorts every affected row for a large report (measured: 463 ms for 2,000 keys over 200,000
+       -- rows, spilling to disk).
+       CROSS JOIN LATERAL (
+         SELECT af.advisory_id, af.i FROM advisory_affected af
+         WHERE af.ecosystem = k.ecosystem AND af.package_name = k.name
+         OFFSET 0
+       ) r),
+     rec AS MATERIALIZED (
+       SELECT a.id, a.source, l.ref, a.ext_id
+       FROM (SELECT DISTINCT advisory_id FROM hit) h
+       JOIN advisory a ON a.id = h.advisory_id AND NOT a.withdrawn
+       JOIN latest l ON l.source = a.source
+       WHERE EXISTS (SELECT 1 FROM advisory_operation_member m WHERE m.operation_id = l.id AND m.advisory_id = a.id))
+     -- Two kinds of row in one answer: each affected row, then each record once (a record can name many of
+     -- a report's packages).
+     SELECT advisory_id, i, NULL AS source, NULL AS ref, NULL AS ext_id FROM hit
+     WHERE advisory_id IN (SELECT id FROM rec)
+     UNION ALL
+     SELECT id, NULL, source, ref, ext_id FROM rec`,
+    keys,
+  );
+  const out: CandidateIds = { hits: [], records: new Map() };
+  for (const r of rows) {
+    if (r.source === null) out.hits.push({ advisory_id: String(r.advisory_id), i: r.i! });
+    else out.records.set(String(r.advisory_id), { source: r.source, ref: r.ref!, extId: r.ext_id! });
+  }
+  return out;
+}
+
 /** Thrown inside a streamed operation's transaction to roll it back when it changed nothing. */
 class Unchanged extends Error {
   constructor(readonly latest: Operation) {
@@ -43,7 +130,17 @@ class Unchanged extends Error {
 }
 
 export class SqlAdvisoryStore implements AdvisoryStore {
-  constructor(private readonly db: Db) {}
+  /**
+   * Parsed JSON of advisory records (`r<id>`, without details) and affected rows (`a<id>:<i>`). Both are
+   * written once (records are content-addressed, UNIQUE (source, content_hash)) and never updated, and ids
+   * are never reused, so a parse stays true until the row is collected (then no query lists it again). The
+   * matcher asks for the same records over and over (the controller, re-matching, the report API).
+   */
+  private readonly parsed: ParsedJsonCache;
+
+  constructor(private readonly db: Db, opts: { parsedCacheChars?: number } = {}) {
+    this.parsed = new ParsedJsonCache(opts.parsedCacheChars ?? PARSED_CACHE_CHARS);
+  }
 
   async recordOperation(input: OperationInput): Promise<RecordResult> {
     return this.db.withLock(lockKey(`portcullis:advisories:${input.source}`), () =>
@@ -221,48 +318,53 @@ export class SqlAdvisoryStore implements AdvisoryStore {
 
   async candidates(keys: readonly PackageKey[]): Promise<Candidate[]> {
     if (!keys.length) return [];
-    const uniq = new Map(keys.map((k) => [`${k.ecosystem}\0${k.name}`, k]));
-    // Two kinds of row in one answer: each affected row of the keys, then each record they belong to, once.
-    // A record can name many of a report's packages (an OSV entry with several, the benchmark's fillers: 5),
-    // so what is per record (the record itself, withdrawn, membership in its source's latest operation) is
-    // read and sent once per record, not once per affected row.
-    const { rows } = await this.db.query<{ advisory_id: string; i: number | null; affected: unknown; source: string | null; ref: string | null; ext_id: string | null; record: unknown }>(
-      `WITH latest AS MATERIALIZED (SELECT DISTINCT ON (source) id, ref, source FROM advisory_operation ORDER BY source, id DESC),
-       hit AS MATERIALIZED (
-         SELECT r.advisory_id, r.i, r.affected
-         FROM unnest($1::text[], $2::text[]) AS k(ecosystem, name)
-         -- One index probe per key: a LATERAL subquery the planner cannot flatten (OFFSET 0). Left to itself it
-         -- scans and sorts every affected row for a large report (measured: 463 ms for 2,000 keys over 200,000
-         -- rows, spilling to disk).
-         CROSS JOIN LATERAL (
-           SELECT af.advisory_id, af.i, af.affected FROM advisory_affected af
-           WHERE af.ecosystem = k.ecosystem AND af.package_name = k.name
-           OFFSET 0
-         ) r),
-       rec AS MATERIALIZED (
-         SELECT a.id, a.source, l.ref, a.ext_id, a.record - 'details' AS record
-         FROM (SELECT DISTINCT advisory_id FROM hit) h
-         JOIN advisory a ON a.id = h.advisory_id AND NOT a.withdrawn
-         JOIN latest l ON l.source = a.source
-         WHERE EXISTS (SELECT 1 FROM advisory_operation_member m WHERE m.operation_id = l.id AND m.advisory_id = a.id))
-       SELECT advisory_id, i, affected, NULL AS source, NULL AS ref, NULL AS ext_id, NULL::jsonb AS record FROM hit
-       WHERE advisory_id IN (SELECT id FROM rec)
-       UNION ALL
-       SELECT id, NULL, NULL, source, ref, ext_id, record FROM rec`,
-      [[...uniq.values()].map((k) => k.ecosystem), [...uniq.values()].map((k) => k.name)],
-    );
-    const records = new Map<string, { source: string; ref: string; extId: string; record: Omit<Advisory, "affected" | "details"> }>();
-    const hits: Array<{ advisory_id: string; i: number; affected: unknown }> = [];
-    for (const r of rows) {
-      if (r.source === null) hits.push(r as (typeof hits)[number]);
-      else records.set(String(r.advisory_id), { source: r.source, ref: r.ref!, extId: r.ext_id!, record: parseJson(r.record) });
-    }
-    const out = hits.map((h) => {
-      const rec = records.get(String(h.advisory_id))!;
-      // Candidates of one record share its parsed object: readers must not modify it.
-      return { rec, i: h.i, candidate: { source: rec.source, operationRef: rec.ref, advisory: rec.record, affected: parseJson<AffectedPackage>(h.affected) } };
+    const uniq = [...new Map(keys.map((k) => [`${k.ecosystem}\0${k.name}`, k])).values()];
+    const params: [string[], string[]] = [uniq.map((k) => k.ecosystem), uniq.map((k) => k.name)];
+    const first = await candidateIds(this.db, params);
+    const out = await this.withJson(this.db, first);
+    if (out) return out;
+    // A record collected between the two queries (an update committed meanwhile): both again, in one snapshot.
+    return this.db.transaction(async (tx) => {
+      await tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      const again = await this.withJson(tx, await candidateIds(tx, params));
+      if (!again) throw new Error("advisory rows missing inside one snapshot");
+      return again;
     });
-    // Sorted here, not in SQL: rows carry their JSON, and sorting them in the database spills to disk.
+  }
+
+  /**
+   * The candidates of `ids`, records and affected rows parsed once per process (`parsed`): only what the cache
+   * lacks is fetched. Undefined when a row listed by `ids` is gone.
+   */
+  private async withJson(q: Queryable, ids: CandidateIds): Promise<Candidate[] | undefined> {
+    const needRecords = [...ids.records.keys()].filter((id) => !this.parsed.has(`r${id}`));
+    const needAffected = ids.hits.filter((h) => !this.parsed.has(`a${h.advisory_id}:${h.i}`));
+    if (needRecords.length || needAffected.length) {
+      const { rows } = await q.query<{ id: string; i: number | null; json: string }>(
+        `SELECT a.id, NULL::int AS i, (a.record - 'details')::text AS json FROM advisory a WHERE a.id = ANY($1::bigint[])
+         UNION ALL
+         SELECT af.advisory_id, af.i, af.affected::text FROM unnest($2::bigint[], $3::int[]) AS k(id, i)
+         JOIN advisory_affected af ON af.advisory_id = k.id AND af.i = k.i`,
+        [needRecords, needAffected.map((h) => h.advisory_id), needAffected.map((h) => h.i)],
+      );
+      if (rows.length !== needRecords.length + needAffected.length) return undefined;
+      for (const r of rows) this.parsed.set(r.i === null ? `r${r.id}` : `a${r.id}:${r.i}`, JSON.parse(r.json), r.json.length);
+    }
+    const records = new Map<string, { source: string; ref: string; extId: string; record: Candidate["advisory"] }>();
+    for (const [id, r] of ids.records) {
+      const record = this.parsed.get(`r${id}`) as Candidate["advisory"] | undefined;
+      if (!record) return undefined;
+      records.set(id, { ...r, record });
+    }
+    const out: Array<{ rec: { source: string; extId: string }; i: number; candidate: Candidate }> = [];
+    for (const h of ids.hits) {
+      const rec = records.get(h.advisory_id)!;
+      const affected = this.parsed.get(`a${h.advisory_id}:${h.i}`) as AffectedPackage | undefined;
+      if (!affected) return undefined;
+      // Candidates share the parsed objects (within this call and across calls): readers must not modify them.
+      out.push({ rec, i: h.i, candidate: { source: rec.source, operationRef: rec.ref, advisory: rec.record, affected } });
+    }
+    // Sorted here, not in SQL: sorting rows that carry their JSON in the database spills to disk.
     const byte = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
     out.sort((x, y) => byte(x.rec.source, y.rec.source) || byte(x.rec.extId, y.rec.extId) || x.i - y.i);
     return out.map((x) => x.candidate);

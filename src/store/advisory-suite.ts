@@ -66,6 +66,9 @@ export function advisoryStoreSuite(title: string, open: () => Promise<Store>): v
       const first = await store.advisories.recordOperation(op(s, [file("a.json", "1")], [
         adv("CVE-A", [pkg(`a-${run}`, "1.0-1")]), adv("CVE-B", [pkg(`b-${run}`, "1.0-1")]), adv("CVE-C", [pkg(`c-${run}`, "1.0-1")]),
       ]));
+      // Asked before the change: what the store parsed then (it keeps parsed rows) must not answer after it.
+      const before = await store.advisories.candidates([{ ecosystem: "Debian:12", name: `b-${run}` }, { ecosystem: "Debian:12", name: `c-${run}` }]);
+      expect(before.map((x) => [x.advisory.id, x.affected.fixedVersions])).toEqual([["CVE-B", ["1.0-1"]], ["CVE-C", ["1.0-1"]]]);
       const again = await store.advisories.recordOperation(op(s, [file("a.json", "1")], []));
       expect(again).toEqual({ unchanged: true, operation: first.operation });
       // A new parser version re-parses the same files into a new operation.
