@@ -142,29 +142,55 @@ export function applyLink(files: CapturedLayerFiles, a: Extract<EntryAction, { k
 
 /** A consume action's sink, and how its result lands in `files`; undefined when the scanner declines the file. */
 export interface OpenConsumer {
-  /** False once the scanner has seen enough. */
-  write(chunk: Buffer): boolean;
+  /**
+   * Takes the file's bytes from offset `at` (default: where the last write ended; a gap is bytes withheld,
+   * never past next()). Each scanner's sink gets only the bytes from its own next() on. False once every
+   * scanner has seen enough.
+   */
+  write(chunk: Buffer, at?: number): boolean;
+  /** The lowest file offset any open scanner still needs (Infinity: none); a partial read fetches from there. */
+  next(): number;
   /** Ends the file and records the scanner's result. */
   finish(files: CapturedLayerFiles): void;
 }
 
 export function openConsumer(layer: string, a: Extract<EntryAction, { kind: "consume" }>): OpenConsumer | undefined {
-  const sinks: Array<{ scanner: Scanner; sink: FileSink; open: boolean }> = [];
+  const sinks: Array<{ scanner: Scanner; sink: FileSink; open: boolean; pos: number }> = [];
   for (const scanner of a.scanners) {
     const sink = scanner.consume!({ ...a.info });
-    if (sink) sinks.push({ scanner, sink, open: true });
+    if (sink) sinks.push({ scanner, sink, open: true, pos: 0 });
   }
   if (!sinks.length) return undefined;
   let open = sinks.length;
+  let pos = 0;
+  const wants = (s: (typeof sinks)[number]) => (s.sink.next ? Math.max(s.pos, s.sink.next()) : s.pos);
   return {
-    write: (chunk) => {
+    write: (chunk, at = pos) => {
+      if (at < pos) throw new LayerError("BAD_TAR", layer, `${a.path}: bytes from ${at} given again after ${pos}`);
+      const end = at + chunk.length;
       for (const s of sinks) {
-        if (s.open && !s.sink.write(chunk)) {
+        if (!s.open) continue;
+        const from = wants(s);
+        if (from >= end) continue;
+        if (from > s.pos) {
+          // The sink said it does not need these bytes (or the walk withheld them, which must agree).
+          if (!s.sink.skip) throw new LayerError("BAD_TAR", layer, `${s.scanner.name}: bytes of ${a.path} from ${s.pos} withheld from a sink that reads them all`);
+          s.sink.skip(from);
+        }
+        if (from < at) throw new LayerError("BAD_TAR", layer, `${s.scanner.name}: bytes ${from}-${at} of ${a.path} were withheld but it needs them`);
+        s.pos = end;
+        if (!s.sink.write(from === at ? chunk : chunk.subarray(from - at))) {
           s.open = false;
           open--;
         }
       }
+      pos = end;
       return open > 0;
+    },
+    next: () => {
+      let n = Infinity;
+      for (const s of sinks) if (s.open) n = Math.min(n, wants(s));
+      return n;
     },
     finish: (files) => {
       for (const { scanner, sink } of sinks) {

@@ -36,6 +36,15 @@ export interface FileSink {
   write(chunk: Buffer): boolean;
   /** Called at the end of the file (or after write returned false and the rest was drained). */
   end(): unknown;
+  /**
+   * The lowest file offset, from the sink's position on, whose bytes can still change its answer (Infinity:
+   * none before the end). The walk may withhold the bytes before it and then calls skip(); a partial read
+   * fetches only what sinks still need. A sink without it is fed every byte in order. Must be exact in one
+   * direction: a withheld byte must not be one a full read would have used.
+   */
+  next?(): number;
+  /** The walk withheld the bytes up to `to` (never past next()): the next write() starts there. */
+  skip?(to: number): void;
 }
 
 export interface ScanOutput {

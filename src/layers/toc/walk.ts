@@ -6,10 +6,11 @@
 // read would give them.
 //
 // Files kept whole (package databases, release files, metadata) are fetched whole, every one in the first
-// round. Files pushed to a sink (executables, for the Go scanner) are fed piece by piece in order, each
-// piece checked against its own digest before the scanner sees it, in windows that double (the first piece,
-// then up to 1 MiB, 2 MiB, ...) until the scanner says it has enough or the file ends: a file that is not
-// ELF costs its first piece; an ELF file costs what the scanner reads of it, up to all of it.
+// round. Files pushed to a sink (executables, for the Go and Rust scanners) are fed piece by piece in order,
+// each piece checked against its own digest before the scanner sees it, in windows that double (the first
+// piece, then up to 1 MiB, 2 MiB, ...) until the scanners say they have enough or the file ends; pieces
+// wholly before the offset the scanners still need (FileSink.next: past an ELF's code, to its writable data
+// and what follows its loaded part) are not fetched. A file that is not ELF costs its first piece.
 import { createHash } from "node:crypto";
 import type { Scanner } from "../../scanners/types.js";
 import { applyLink, EntrySelector, openConsumer, type EntryAction, type EntryHeader, type OpenConsumer } from "../entries.js";
@@ -138,6 +139,11 @@ export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: T
     }
     const laterStreams: Consume[] = [];
     for (const s of open) {
+      // Pieces wholly before what the scanners still need are never fetched.
+      const need = s.consumer.next();
+      const chunks = s.content.chunks;
+      while (s.next < chunks.length && chunks[s.next]!.at + chunks[s.next]!.size <= need) s.next++;
+      if (s.next >= chunks.length) continue;
       const pieces = windowOf(s, tuning.maxWindow);
       const n = pieces[pieces.length - 1]!.end - pieces[0]!.offset;
       if (!fits(n)) {
@@ -179,7 +185,7 @@ export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: T
         const piece = data.subarray(p.at - first.at, p.at - first.at + p.size);
         checkDigest(layer, `${s.path} (bytes ${p.at}-${p.at + p.size})`, piece, p.digest ?? s.content.digest);
         s.next++;
-        more = s.consumer.write(piece);
+        more = s.consumer.write(piece, p.at);
         if (!more) break;
       }
       if (more && s.next < s.content.chunks.length) open.push(s);

@@ -190,6 +190,20 @@ export class CargoAuditableScanner implements Scanner {
         }
         return true;
       },
+      // Everything until the program headers are read; then the section header table and all past the loaded
+      // part (the search starts there), nothing of the loaded segments in between.
+      next(): number {
+        const at = elf.position;
+        const loadEnd = elf.header ? elf.loadEnd() : undefined;
+        if (loadEnd === undefined || at >= loadEnd) return at;
+        const table = elf.sectionTable();
+        if (table && at < table.end && table.start < loadEnd) return Math.max(at, table.start);
+        return loadEnd;
+      },
+      skip(to: number): void {
+        elf.skip(to);
+        carry = Buffer.alloc(0);
+      },
       end(): DepInfo | undefined {
         if (!elf.header) return undefined;
         search(carry, carryOffset, 0, carry.length, (p) => Buffer.from(carry.subarray(p)));

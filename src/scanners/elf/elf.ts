@@ -231,6 +231,21 @@ export class ElfStream {
     this.shdrs?.take(chunk, this.offset);
   }
 
+  /** The file offset of the next byte the stream expects. */
+  get position(): number {
+    return this.next;
+  }
+
+  /** Moves to file offset `to` without the bytes before it (withheld by the walk: FileSink.next). */
+  skip(to: number): void {
+    this.next = to;
+  }
+
+  /** The byte range of the section header table, when the header is read and the table is kept. */
+  sectionTable(): { start: number; end: number } | undefined {
+    return this.shdrs && { start: this.shdrs.start, end: this.shdrs.end };
+  }
+
   /** The program headers, once the stream has gone past their table; undefined when they were not seen whole. */
   segments(): ElfSegment[] | undefined {
     const h = this.header;

@@ -93,6 +93,32 @@ class BuildInfoSink implements FileSink {
     return this.feed(head, 0);
   }
 
+  /**
+   * While searching: only writable loaded segments can hold the build info (and MAGIC's length past their end,
+   * for a magic that starts inside one); for a Go program whose bytes are being held, everything but code
+   * segments. Every other state reads on from where it is.
+   */
+  next(): number {
+    if (this.state === "done") return Infinity;
+    if (this.state !== "search" || !this.elf!.loads.length) return this.pos;
+    const loads = this.elf!.loads;
+    if (this.retained) {
+      for (const c of loads) if ((c.flags & PF_X) !== 0 && (c.flags & PF_W) === 0 && this.pos >= c.offset && this.pos < c.offset + c.filesz) return c.offset + c.filesz;
+      return this.pos;
+    }
+    let next = Infinity;
+    for (const w of loads) {
+      if ((w.flags & PF_W) === 0) continue;
+      if (this.pos < w.offset + w.filesz + MAGIC.length - 1) next = Math.min(next, Math.max(this.pos, w.offset));
+    }
+    return next;
+  }
+
+  skip(to: number): void {
+    this.pos = to;
+    this.carry = Buffer.alloc(0);
+  }
+
   end(): GoBuildInfo | undefined {
     if (this.state === "header") {
       this.nextTry = 0;
