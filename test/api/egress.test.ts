@@ -20,12 +20,16 @@ import { RegistryClient } from "../../src/registry/client.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { describeWith, service } from "../env/index.js";
+import { describeWith, scratchDatabases, service } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const repo = "egress/debian";
 
-describeWith(["kube", "registryBasic"], "report API: layer URIs through the egress guard", () => {
+describeWith(["kube", "registryBasic", "postgres"], "report API: layer URIs through the egress guard", () => {
   let store: Store;
   let api: ReportApi;
   let server: Server;
@@ -72,7 +76,7 @@ describeWith(["kube", "registryBasic"], "report API: layer URIs through the egre
     });
     await new Promise<void>((r) => proxy.listen(0, own, r));
     proxyPort = (proxy.address() as AddressInfo).port;
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("api_egress"));
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     const indexer = new Indexer({ store, scanners: defaultScanners() });

@@ -30,11 +30,15 @@ import { PortcullisMetrics } from "../../src/metrics/metrics.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { RegistryPusher } from "../env/oci-push.js";
 import { freePort } from "../env/process.js";
 import type { RegistryService } from "../env/services.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const ns = "report-api-test";
@@ -42,7 +46,7 @@ const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
 const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
 const UNKNOWN = `sha256:${"0".repeat(64)}`;
 
-describeWith(["kube"], "report API", () => {
+describeWith(["kube", "postgres"], "report API", () => {
   let store: Store;
   let api: ReportApi;
   let server: Server;
@@ -59,7 +63,7 @@ describeWith(["kube"], "report API", () => {
     await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     await kubectl("create", "namespace", ns);
     // A real report: the Debian test image indexed from its OCI layout.
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("api_report"));
     const indexer = new Indexer({ store, scanners: defaultScanners() });
     scannerSet = indexer.scannerSet;
     const local = (await openLocalImage(`oci:${ociBookworm()}:base`, { os: "linux", architecture: "amd64" }))!;
@@ -264,7 +268,7 @@ describeWith(["kube"], "report API", () => {
   });
 });
 
-describeWith(["kube", "registryBasic", "registryToken", "registryTls"], "report API: POST index_report (layers by URI)", () => {
+describeWith(["kube", "registryBasic", "registryToken", "registryTls", "postgres"], "report API: POST index_report (layers by URI)", () => {
   const repo = "report-post/debian";
   const scanners = defaultScanners();
   const infos = scanners.map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
@@ -295,7 +299,7 @@ describeWith(["kube", "registryBasic", "registryToken", "registryTls"], "report 
     const img = await openRegistryImage(client, parseReference(`${reg.host}/${repo}:two`));
     image = { digest: img.manifest.digest, layers: img.manifest.layers.map((l) => ({ digest: l.digest, mediaType: l.mediaType })) };
     expect(image.layers).toHaveLength(2);
-    refStore = await openStore("memory:");
+    refStore = await openStore(await databases.create("api_report"));
     const ref = await new Indexer({ store: refStore, scanners }).index(img.manifest, img.source);
     expect(ref.report.state).toBe("IndexFinished");
     want = ref.report;
@@ -316,7 +320,7 @@ describeWith(["kube", "registryBasic", "registryToken", "registryTls"], "report 
     await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
     proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
 
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("api_report"));
     indexer = new Indexer({ store, scanners });
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
@@ -437,7 +441,7 @@ describeWith(["kube", "registryBasic", "registryToken", "registryTls"], "report 
     // Without the CA: the certificate is refused at once (no retries), a 502 naming the layer.
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
-    const plainStore = await openStore("memory:");
+    const plainStore = await openStore(await databases.create("api_report"));
     const plain = new ReportApi({ kc, store: plainStore, scannerSet: indexer.scannerSet, indexer: new Indexer({ store: plainStore, scanners }), scans: { list: () => [] }, allowPrivateLayerHosts: true });
     const srv = createServer((req, res) => void plain.handle(req, res));
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));

@@ -16,15 +16,19 @@ import { openLocalImage } from "../../src/indexer/sources/local.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { ociBookworm, rootfsBookworm } from "../env/images.js";
 import { validateCycloneDx, validateSpdx } from "../sbom/schemas.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const ns = "sbom-api-test";
 const UNKNOWN = `sha256:${"0".repeat(64)}`;
 
-describeWith(["kube"], "report API: SBOMs", () => {
+describeWith(["kube", "postgres"], "report API: SBOMs", () => {
   let store: Store;
   let indexer: Indexer;
   let kc: k8s.KubeConfig;
@@ -47,7 +51,7 @@ describeWith(["kube"], "report API: SBOMs", () => {
     await kubectl("apply", "-f", fileURLToPath(new URL("../../crds/", import.meta.url)));
     await crdsEstablished(service("kube").kubeconfig, ["imagescans.portcullis.dev"]);
     await kubectl("create", "namespace", ns);
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("api_sbom"));
     indexer = new Indexer({ store, scanners: defaultScanners() });
     const local = (await openLocalImage(`oci:${ociBookworm()}:base`, { os: "linux", architecture: "amd64" }))!;
     expect((await indexer.index(local.manifest, local.source)).report.state).toBe("IndexFinished");

@@ -9,14 +9,18 @@ import { Indexer } from "../../src/indexer/indexer.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const crdDir = fileURLToPath(new URL("../../crds/", import.meta.url));
 const ns = "scans-test";
 
-describeWith(["kube", "registryBasic"], "ImageScan controller", () => {
+describeWith(["kube", "registryBasic", "postgres"], "ImageScan controller", () => {
   let kc: k8s.KubeConfig;
   let custom: k8s.CustomObjectsApi;
   let controller: ImageScanController;
@@ -33,7 +37,7 @@ describeWith(["kube", "registryBasic"], "ImageScan controller", () => {
     kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("controller_imagescan"));
     controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [ns] });
     await controller.start();
   }, 180_000);

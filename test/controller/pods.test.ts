@@ -15,14 +15,18 @@ import { EventRecorder } from "../../src/kube/events.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { crdsEstablished, describeWith, service, tool, until } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const crdDir = fileURLToPath(new URL("../../crds/", import.meta.url));
 const [nsA, nsB] = ["pods-a", "pods-b"];
 
-describeWith(["kube", "registryBasic"], "Pod controller", () => {
+describeWith(["kube", "registryBasic", "postgres"], "Pod controller", () => {
   let kc: k8s.KubeConfig;
   let core: k8s.CoreV1Api;
   let custom: k8s.CustomObjectsApi;
@@ -52,7 +56,7 @@ describeWith(["kube", "registryBasic"], "Pod controller", () => {
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
     // In pods-b the credentials come from the ServiceAccount, as the kubelet would take them.
     await core.createNamespacedServiceAccount({ namespace: nsB, body: { metadata: { name: "puller" }, imagePullSecrets: [{ name: "regcred" }] } });
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("controller_pods"));
     const indexer = new Indexer({ store, scanners: defaultScanners() });
     const index = indexer.index.bind(indexer);
     indexer.index = async (...a: Parameters<Indexer["index"]>) => {

@@ -14,8 +14,12 @@ import { Indexer } from "../../src/indexer/indexer.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const crdDir = fileURLToPath(new URL("../../crds/", import.meta.url));
@@ -103,7 +107,7 @@ class FakeRegistry {
   }
 }
 
-describeWith(["kube", "registryBasic"], "ImageScan controller: condition reasons for registry faults", () => {
+describeWith(["kube", "registryBasic", "postgres"], "ImageScan controller: condition reasons for registry faults", () => {
   let kc: k8s.KubeConfig;
   let custom: k8s.CustomObjectsApi;
   let controller: ImageScanController;
@@ -135,7 +139,7 @@ describeWith(["kube", "registryBasic"], "ImageScan controller: condition reasons
     kc = new k8s.KubeConfig();
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("controller_reasons"));
     const t0 = Date.now();
     controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [ns],
       // PORTCULLIS_TEST_LOG=1 shows the controller's retries.

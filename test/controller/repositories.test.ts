@@ -25,9 +25,13 @@ import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
-import { crdsEstablished, describeWith, service, tool, until } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { RegistryPusher, sha256 } from "../env/oci-push.js";
 import type { RegistryService } from "../env/services.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const crdDir = fileURLToPath(new URL("../../crds/", import.meta.url));
@@ -76,7 +80,7 @@ async function registryProxy(upstream: RegistryService, o: { page?: boolean; int
   return { server, host: `127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository controller", () => {
+describeWith(["kube", "registryBasic", "registryToken", "postgres"], "ImageRepository controller", () => {
   let kc: k8s.KubeConfig;
   let core: k8s.CoreV1Api;
   let custom: k8s.CustomObjectsApi;
@@ -125,7 +129,7 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
       await kubectl("-n", ns, "create", "secret", "docker-registry", "regcred", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "default" }, imagePullSecrets: [{ name: "regcred" }] } }).catch(() => undefined);
     }
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("controller_repositories"));
     scans = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED, MANY, DATED] });
     repos = makeRepos({
       namespaces: [NS], jitter: 0.1,

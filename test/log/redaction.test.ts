@@ -25,8 +25,12 @@ import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
-import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const opNs = "redact-operator";
@@ -35,7 +39,7 @@ const tenant2 = "redact-tenant2";
 const PASSWORD = "p@ssw0rd-Zq7";
 const HIDDEN = ["ssw0rd-Zq7", "op-wrong", "op-missing", "op-good", `${opNs}/`];
 
-describeWith(["kube", "registryBasic"], "redaction over every output channel", () => {
+describeWith(["kube", "registryBasic", "postgres"], "redaction over every output channel", () => {
   let kc: k8s.KubeConfig;
   let custom: k8s.CustomObjectsApi;
   let core: k8s.CoreV1Api;
@@ -61,7 +65,7 @@ describeWith(["kube", "registryBasic"], "redaction over every output channel", (
     kc.loadFromFile(service("kube").kubeconfig);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
     core = kc.makeApiClient(k8s.CoreV1Api);
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("log_redaction"));
     const logger = createLogger({ level: "debug", destination: { write: (s: string) => void logLines.push(s) } });
     const indexer = new Indexer({ store, scanners: defaultScanners() });
     // The tenant's scans fall back to two operator secrets: one with a wrong password, one that does not exist

@@ -22,16 +22,20 @@ import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { ClientCa } from "../../src/webhook/client-ca.js";
 import { policyAppliesToNamespace } from "../../src/policy/types.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { crdsEstablished, describeWith, service, tool, until } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const ns = "adm-test";
 const open = "adm-open";
 const label = { key: "portcullis.dev/test-webhook", value: "adm" };
 
-describeWith(["kube", "registryBasic"], "admission webhook through the API server", () => {
+describeWith(["kube", "registryBasic", "postgres"], "admission webhook through the API server", () => {
   const dir = mkdtempSync(join(tmpdir(), "adm-"));
   let kc: k8s.KubeConfig;
   let custom: k8s.CustomObjectsApi;
@@ -79,7 +83,7 @@ describeWith(["kube", "registryBasic"], "admission webhook through the API serve
     tls = { cert: leaf.certPem, key: leaf.keyPem };
     writeFileSync(join(dir, "ca.pem"), ca.certPem);
 
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("webhook_admission"));
     controller = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [ns, open] });
     await controller.start();
     events = new EventRecorder(kc);

@@ -33,9 +33,13 @@ import { ClientCa } from "../../src/webhook/client-ca.js";
 import { validatingConfiguration } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { crdsEstablished, describeWith, service, tool, until as untilShared } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool, until as untilShared } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const CA_NS = "fr-ca"; // judged by the webhook that requires the API server's client certificate
@@ -47,7 +51,7 @@ const LIMIT2 = "fr-limit2";
 const CONFIGS = ["portcullis-fr-ca", "portcullis-fr-open"];
 const LABEL = "portcullis.dev/test-webhook";
 
-describeWith(["kube", "registryBasic"], "forged AdmissionReviews, with and without the client CA", () => {
+describeWith(["kube", "registryBasic", "postgres"], "forged AdmissionReviews, with and without the client CA", () => {
   const dir = mkdtempSync(join(tmpdir(), "fr-"));
   let kc: k8s.KubeConfig;
   let custom: k8s.CustomObjectsApi;
@@ -127,7 +131,7 @@ describeWith(["kube", "registryBasic"], "forged AdmissionReviews, with and witho
     serverCaPem = serverCa.certPem;
     const leaf = await issueCert(dir, serverCa, "webhook", ["IP:127.0.0.1"], "serverAuth");
     const tls = { cert: leaf.certPem, key: leaf.keyPem };
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("webhook_forged_review"));
     controller = new ImageScanController({
       kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [CA_NS, OPEN_NS],
     });

@@ -29,9 +29,13 @@ import { validatingConfiguration } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { ClientCa } from "../../src/webhook/client-ca.js";
 import { issueCert, makeCA } from "../env/certs.js";
-import { crdsEstablished, describeWith, service, tool, until as untilShared } from "../env/index.js";
+import { crdsEstablished, describeWith, scratchDatabases, service, tool, until as untilShared } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+
+// The store the cluster would use: one PostgreSQL database per file, dropped at the end.
+const databases = scratchDatabases();
+afterAll(() => databases.dropAll());
 
 const run = promisify(execFile);
 const TENANT = "ht-tenant";
@@ -45,7 +49,7 @@ const OPTOUT = "ht-optout"; // created by the tenant, labelled portcullis.dev/ig
 const CONFIG = "portcullis-hostile-tenant";
 const label = { key: "portcullis.dev/test-webhook", value: "hostile" };
 
-describeWith(["kube", "registryBasic"], "a hostile tenant cannot talk past the webhook", () => {
+describeWith(["kube", "registryBasic", "postgres"], "a hostile tenant cannot talk past the webhook", () => {
   const dir = mkdtempSync(join(tmpdir(), "ht-"));
   let kc: k8s.KubeConfig;
   let custom: k8s.CustomObjectsApi;
@@ -133,7 +137,7 @@ describeWith(["kube", "registryBasic"], "a hostile tenant cannot talk past the w
     const leaf = await issueCert(dir, ca, "webhook", ["IP:127.0.0.1"], "serverAuth");
     // The operator's secret applies to its own namespace and to SHARED only.
     const operatorSecrets = { namespace: OP, names: ["opcred"], namespaces: [SHARED] };
-    store = await openStore("memory:");
+    store = await openStore(await databases.create("webhook_hostile_tenant"));
     controller = new ImageScanController({
       kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" },
       namespaces: [A, NOCRED, SHARED, GLASS, OPTOUT], operatorSecrets,
