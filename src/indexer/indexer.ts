@@ -36,6 +36,8 @@ export interface LayerRead {
   toc?: TocFormat;
   /** Compressed bytes downloaded for it (a fallback counts the attempt and the full read). */
   bytes: number;
+  /** Partial reads: range requests for file content (the table's own not counted). */
+  requests?: number;
   /** Why a layer with a table of contents was read in full. */
   fallback?: string;
 }
@@ -294,7 +296,7 @@ export class Indexer {
       try {
         const partial = await walkPartial(layer, countingReader(source.ranges!(layer), (n) => (attempted += n)), { scanners, limits: this.o.limits, tuning: this.o.tocTuning, signal });
         walk = partial;
-        read = { digest: layer.digest, mode: "partial", toc, bytes: attempted };
+        read = { digest: layer.digest, mode: "partial", toc, bytes: attempted, requests: partial.requests };
       } catch (e) {
         if (signal.aborted) throw e;
         // Never a partial answer: whatever went wrong, the whole layer is read and decides.
