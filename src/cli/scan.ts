@@ -210,7 +210,7 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   setFlagsFromString("--liftoff-only");
   // The store opens (PGlite compiles its WebAssembly; a new store runs initdb) while the image is resolved,
   // and the indexer's modules load meanwhile. Rejections are handled where they are awaited.
-  const storeOpening = import("../store/open.js").then((m) => m.openStore(parsed.store ?? env.PORTCULLIS_STORE));
+  const storeOpening = import("../store/open.js").then((m) => m.openCliStore(parsed.store ?? env.PORTCULLIS_STORE));
   storeOpening.catch(() => undefined);
   const indexerModules = Promise.all([import("../indexer/indexer.js"), import("../scanners/index.js")]);
   indexerModules.catch(() => undefined);

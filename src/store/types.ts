@@ -125,8 +125,24 @@ export interface WatchedRepositoryStore {
   keys(): Promise<string[]>;
 }
 
+/**
+ * The CLI store's cache of matches (./local.ts): a scan of an image already matched against the same
+ * advisory data answers without opening the database that holds it.
+ */
+export interface MatchCache {
+  /** The advisory data as last closed, known without opening the database; undefined when unknown. */
+  state(): Promise<{ data: false } | { data: true; fingerprint: string } | undefined>;
+  /** The fingerprint of the advisory data now (opens the database). */
+  fingerprint(): Promise<string>;
+  get<T>(manifest: string, key: string): Promise<T | undefined>;
+  /** False when the value was too large to cache. */
+  put(manifest: string, key: string, value: unknown): Promise<boolean>;
+}
+
 export interface Store extends Setter, Querier, ManifestAdmin {
   readonly kind: "postgres" | "embedded";
+  /** Only the CLI's folder store has one. */
+  readonly matchCache?: MatchCache;
   /** The advisory database (update operations, records, enrichment), in the same database. */
   readonly advisories: AdvisoryStore;
   readonly findings: FindingsStore;
