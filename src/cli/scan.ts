@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { parsePlatform, defaultPlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference } from "../image/reference.js";
-import type { IndexProgress, IndexResult, LayerRead, LayerSource } from "../indexer/indexer.js";
+import type { IndexProgress, IndexResult, Indexer, LayerRead, LayerSource } from "../indexer/indexer.js";
 import type { IndexReport } from "../indexer/report.js";
 import type { Severity } from "../advisories/types.js";
 import type { ManifestToIndex } from "../indexer/types.js";
@@ -200,7 +200,8 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   }
   // A reference that does not parse is a usage error before anything starts.
   const ref = LOCAL.test(parsed.image) ? undefined : parseReference(parsed.image);
-  // The embedded store is PostgreSQL compiled to WebAssembly (PGlite). By default V8 recompiles its hot
+  // The embedded store's advisory part is PostgreSQL compiled to WebAssembly (PGlite), opened when a scan
+  // matches against advisory data it has not matched before (../store/local.ts). By default V8 recompiles its hot
   // functions with TurboFan on background threads, which in a process that lives for seconds costs more than
   // it saves: on two cores it competes with the scan, adds ~150 MB of RSS, and the process stalls 0.5-0.9 s
   // after the store closes while those compile jobs wind down. The baseline compiler alone, set before PGlite
@@ -208,8 +209,8 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   // the peak RSS on a two-core machine (A/B against node --liftoff-only; bench/cli.ts has the whole figures).
   // `serve`, which runs for days, keeps the tier-up. (Layers are decompressed in JavaScript, not WebAssembly.)
   setFlagsFromString("--liftoff-only");
-  // The store opens (PGlite compiles its WebAssembly; a new store runs initdb) while the image is resolved,
-  // and the indexer's modules load meanwhile. Rejections are handled where they are awaited.
+  // The store opens (a folder store: a mkdir; PostgreSQL: a connection) while the indexer's modules load.
+  // Rejections are handled where they are awaited.
   const storeOpening = import("../store/open.js").then((m) => m.openCliStore(parsed.store ?? env.PORTCULLIS_STORE));
   storeOpening.catch(() => undefined);
   const indexerModules = Promise.all([import("../indexer/indexer.js"), import("../scanners/index.js")]);
@@ -223,9 +224,18 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   let client: RegistryClient | undefined;
   let store: Store | undefined;
   try {
-    let manifest: ManifestToIndex;
-    let source: LayerSource;
+    let manifest!: ManifestToIndex;
+    let source!: LayerSource;
     let platformShown: string | undefined;
+    /** A registry image already indexed, answered from the store (../store/types.ts ResolutionCache). */
+    let warm: IndexResult | undefined;
+    // A partial read that fell back is in the table; with json output it goes to standard error.
+    const log = parsed.format === "table" ? undefined : (_level: string, msg: string, f?: Record<string, unknown>) => process.stderr.write(`portcullis: layer ${String(f?.layer)}: ${msg}: ${String(f?.reason)}\n`);
+    const newIndexer = async (s: Store) => {
+      const [{ Indexer }, { defaultScanners }] = await indexerModules;
+      return new Indexer({ store: s, scanners: defaultScanners(), ...(log ? { log } : {}) });
+    };
+    let indexer: Indexer | undefined;
     if (!ref) {
       const { openLocalImage } = await import("../indexer/sources/local.js");
       const local = await openLocalImage(parsed.image, parsed.platform);
@@ -235,24 +245,46 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
       platformShown = local.platform ? formatPlatform(local.platform) : undefined;
     } else {
       const password = parsed.passwordStdin ? await readStdin() : undefined;
-      const [keyring, { RegistryClient }, { openRegistryImage }] = await Promise.all([
-        cliKeyring(env, parsed.username ? { registry: ref.registry, credential: { username: parsed.username, password, source: "--username/--password-stdin" } } : undefined),
-        import("../registry/client.js"),
-        import("../indexer/sources/registry.js"),
-      ]);
-      client = new RegistryClient({ keyring, defaultPlatform: parsed.platform });
-      const img = await openRegistryImage(client, ref, { platform: parsed.platform });
-      manifest = img.manifest;
-      source = img.source;
-      platformShown = img.resolved.platform ? formatPlatform(img.resolved.platform) : undefined;
+      const newClient = async () => {
+        const [keyring, { RegistryClient }] = await Promise.all([
+          cliKeyring(env, parsed.username ? { registry: ref.registry, credential: { username: parsed.username, password, source: "--username/--password-stdin" } } : undefined),
+          import("../registry/client.js"),
+        ]);
+        return new RegistryClient({ keyring, defaultPlatform: parsed.platform });
+      };
+      // With a store that remembers resolutions, a digest is looked up without a request and a tag costs one
+      // HEAD; the manifest is fetched only when the image is not indexed yet (by these scanner versions).
+      store = await storeOpening;
+      const platformKey = formatPlatform(parsed.platform);
+      let resolvedDigest = ref.digest;
+      if (store.resolutions) {
+        if (!resolvedDigest) {
+          client = await newClient();
+          resolvedDigest = await client.resolveDigest(ref);
+        }
+        const known = await store.resolutions.get(resolvedDigest, platformKey);
+        indexer = await newIndexer(store);
+        warm = known ? await storedResult(store, indexer, known.digest) : undefined;
+        if (warm) {
+          manifest = { digest: known!.digest, layers: [] };
+          source = { verifiesDigests: true, open: () => Promise.reject(new Error("the image was answered from the store")) };
+          platformShown = known!.platform;
+        }
+      }
+      if (!warm) {
+        client ??= await newClient();
+        const { openRegistryImage } = await import("../indexer/sources/registry.js");
+        const img = await openRegistryImage(client, resolvedDigest ? { ...ref, digest: resolvedDigest } : ref, { platform: parsed.platform });
+        manifest = img.manifest;
+        source = img.source;
+        platformShown = img.resolved.platform ? formatPlatform(img.resolved.platform) : undefined;
+        await store.resolutions?.put(img.resolved.resolvedDigest, platformKey, { digest: img.resolved.digest, ...(platformShown ? { platform: platformShown } : {}) });
+      }
     }
-    store = await storeOpening;
-    const [{ Indexer }, { defaultScanners }] = await indexerModules;
-    // A partial read that fell back is in the table; with json output it goes to standard error.
-    const log = parsed.format === "table" ? undefined : (_level: string, msg: string, f?: Record<string, unknown>) => process.stderr.write(`portcullis: layer ${String(f?.layer)}: ${msg}: ${String(f?.reason)}\n`);
-    const indexer = new Indexer({ store, scanners: defaultScanners(), ...(log ? { log } : {}) });
-    const progress = process.stderr.isTTY && parsed.format === "table" ? ttyProgress(manifest.layers.length) : undefined;
-    const result = await indexer.index(manifest, source, { onProgress: progress });
+    store ??= await storeOpening;
+    indexer ??= await newIndexer(store);
+    const progress = process.stderr.isTTY && parsed.format === "table" && !warm ? ttyProgress(manifest.layers.length) : undefined;
+    const result = warm ?? (await indexer.index(manifest, source, { onProgress: progress }));
     if (progress) process.stderr.write("\n");
     const finished = result.report.state === "IndexFinished";
     if (parsed.format === "json") process.stdout.write(`${JSON.stringify(result.report)}\n`);
@@ -281,6 +313,15 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
     // After a failed resolution the store is still closed once open (PGlite writes its folder on close).
     await (store ?? (await storeOpening.catch(() => undefined)))?.close();
   }
+}
+
+/** The stored result of a manifest these scanner versions finished indexing, as Indexer.index would answer it. */
+async function storedResult(store: Store, indexer: Indexer, digest: string): Promise<IndexResult | undefined> {
+  const t0 = performance.now();
+  const stored = await store.indexReport(digest);
+  if (!stored || stored.scannerSet !== indexer.scannerSet || stored.report.state !== "IndexFinished") return undefined;
+  const layers = (await store.manifestLayers(digest))?.length ?? 0;
+  return { report: stored.report, stats: { layers, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: true, layerReads: [], durationMs: performance.now() - t0 } };
 }
 
 /** This build's version, for the SBOM's tool entry. */

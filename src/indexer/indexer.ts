@@ -108,7 +108,7 @@ export class Indexer {
   readonly scannerSet: string;
   private registered: Promise<void> | undefined;
   /** Layers being scanned by this process: another manifest with the same layer waits, then reuses it. */
-  private readonly layerFlights = new Map<string, Promise<void>>();
+  private readonly layerFlights = new Map<string, Promise<boolean>>();
 
   constructor(private readonly o: IndexerOptions) {
     const names = new Set<string>();
@@ -275,14 +275,25 @@ export class Indexer {
       checked = true;
     }
     // No await between the last look at layerFlights and registering ours.
-    const flight = this.scanLayer(w.layer, w.scanners, source, stats, signal);
+    const store = this.o.store;
+    const flight = store.withLayerLock
+      ? // Across processes (the CLI's folder store): under the layer's lock, look at the store once more.
+        store.withLayerLock(digest, async () => {
+          const done = await store.scannedLayers([digest], this.infos);
+          const left = w.scanners.filter((s) => !done.has(scannedKey(digest, s)));
+          if (!left.length) return false;
+          await this.scanLayer(w.layer, left, source, stats, signal);
+          return true;
+        })
+      : this.scanLayer(w.layer, w.scanners, source, stats, signal).then(() => true);
     this.layerFlights.set(digest, flight);
     try {
-      await flight;
+      if (await flight) return true;
+      stats.layersReused++;
+      return false;
     } finally {
       if (this.layerFlights.get(digest) === flight) this.layerFlights.delete(digest);
     }
-    return true;
   }
 
   private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<void> {

@@ -235,6 +235,10 @@ export class FileIndex implements Setter, Querier, ManifestAdmin {
     return deleted.sort();
   }
 
+  async withLayerLock<T>(layer: string, fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.lockPath("scan", layer), { what: `layer ${layer} (being scanned by another process)` }, fn);
+  }
+
   async withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T> {
     return withFileLock(this.lockPath("manifest", manifest), { what: `manifest ${manifest} (being indexed by another process)` }, fn);
   }

@@ -23,7 +23,7 @@ import { FileIndex } from "./file-index.js";
 import { acquireLock, type FileLock } from "./lockfile.js";
 import { readRecord, RecordError, writeRecord } from "./record.js";
 import type { SqlStore } from "./sql-store.js";
-import type { FindingsStore, LayerArtifacts, LayerWalkFacts, ManifestPackageMatch, ManifestPackageRow, MatchCache, ScannerInfo, Store, WatchedRepositoryStore } from "./types.js";
+import type { FindingsStore, LayerArtifacts, LayerWalkFacts, ManifestPackageMatch, ManifestPackageRow, MatchCache, ResolutionCache, ScannerInfo, Store, WatchedRepositoryStore } from "./types.js";
 
 /** Where each part of a store folder is. */
 export function storeLayout(root: string): { pgDir: string; lock: string; index: string; marker: string } {
@@ -34,6 +34,8 @@ export function storeLayout(root: string): { pgDir: string; lock: string; index:
     marker: join(root, "advisories.rec"),
   };
 }
+
+const DIGEST = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;
 
 /** How long a process waits for another that has the store's database open (a `db update` may take minutes). */
 const DATABASE_LOCK_TIMEOUT_MS = 10 * 60_000;
@@ -87,6 +89,7 @@ export class LocalStore implements Store {
   readonly repositories: WatchedRepositoryStore;
   readonly findings: FindingsStore;
   readonly matchCache: MatchCache;
+  readonly resolutions: ResolutionCache;
   private sql: Promise<SqlStore> | undefined;
   /** The fingerprint to write into the marker when the database closes. */
   private closingFingerprint: { data: boolean; fingerprint: string } | undefined;
@@ -103,6 +106,20 @@ export class LocalStore implements Store {
       get: (manifest, key) => this.cachedMatch(manifest, key),
       put: (manifest, key, value) => this.putMatch(manifest, key, value),
     };
+    this.resolutions = {
+      get: async (resolved, platform) => {
+        const v = await readRecord<{ digest: string; platform?: string }>(this.resolutionPath(resolved, platform), `resolution ${resolved} ${platform}`, 4096)
+          .catch((e: unknown) => (e instanceof RecordError ? undefined : Promise.reject(e)));
+        return v && typeof v.digest === "string" && DIGEST.test(v.digest) && (v.platform === undefined || typeof v.platform === "string") ? v : undefined;
+      },
+      put: (resolved, platform, to) => writeRecord(this.resolutionPath(resolved, platform), `resolution ${resolved} ${platform}`, to),
+    };
+  }
+
+  private resolutionPath(resolved: string, platform: string): string {
+    const m = DIGEST.exec(resolved);
+    if (!m) throw Object.assign(new Error(`not a digest: ${JSON.stringify(resolved.slice(0, 100))}`), { code: "INVALID_DIGEST" });
+    return join(this.layout.index, "resolved", m[1]!, `${m[2]!}@${encodeURIComponent(platform)}.rec`);
   }
 
   static async open(root: string): Promise<LocalStore> {
@@ -151,7 +168,7 @@ export class LocalStore implements Store {
   }
 
   private matchPath(manifest: string): string {
-    const m = /^([a-z0-9]+):([a-f0-9]{16,256})$/.exec(manifest);
+    const m = DIGEST.exec(manifest);
     if (!m) throw Object.assign(new Error(`not a digest: ${JSON.stringify(manifest.slice(0, 100))}`), { code: "INVALID_DIGEST" });
     return join(this.layout.index, "matches", m[1]!, `${m[2]!}.rec`);
   }
@@ -234,6 +251,9 @@ export class LocalStore implements Store {
   }
   withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T> {
     return this.index.withManifestLock(manifest, fn);
+  }
+  withLayerLock<T>(layer: string, fn: () => Promise<T>): Promise<T> {
+    return this.index.withLayerLock(layer, fn);
   }
 
   async deleteManifests(digests: readonly string[]): Promise<string[]> {

@@ -73,6 +73,11 @@ export interface ManifestAdmin {
   deleteManifests(digests: readonly string[]): Promise<string[]>;
   /** Runs `fn` holding the manifest's lock, across processes for PostgreSQL. */
   withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` holding a layer's scan lock across processes, when the store has one (the CLI's folder store):
+   * two `portcullis scan` runs of images that share a layer scan it once.
+   */
+  withLayerLock?<T>(layer: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** What matching found per manifest (../findings/), and the reverse index re-matching reads. */
@@ -139,10 +144,21 @@ export interface MatchCache {
   put(manifest: string, key: string, value: unknown): Promise<boolean>;
 }
 
+/**
+ * What a registry reference resolved to (the CLI's folder store): a digest names immutable content, so the
+ * image manifest chosen from it for a platform never changes, and a warm scan needs no GET to learn it.
+ */
+export interface ResolutionCache {
+  get(resolvedDigest: string, platform: string): Promise<{ digest: string; platform?: string } | undefined>;
+  put(resolvedDigest: string, platform: string, to: { digest: string; platform?: string }): Promise<void>;
+}
+
 export interface Store extends Setter, Querier, ManifestAdmin {
   readonly kind: "postgres" | "embedded";
   /** Only the CLI's folder store has one. */
   readonly matchCache?: MatchCache;
+  /** Only the CLI's folder store has one. */
+  readonly resolutions?: ResolutionCache;
   /** The advisory database (update operations, records, enrichment), in the same database. */
   readonly advisories: AdvisoryStore;
   readonly findings: FindingsStore;
