@@ -4,8 +4,8 @@
 // matcher (eslint.config.js, src/cli/startpath.test.ts).
 import { createHash } from "node:crypto";
 import type { IndexReport } from "../indexer/report.js";
-import { matchWithStore } from "../findings/match.js";
-import { summarize, vulnerabilityReport, type Match, type MatchResult, type VulnerabilityReport, type VulnerabilitySummary } from "../matcher/index.js";
+import type { Match, MatchResult, VulnerabilityReport, VulnerabilitySummary } from "../matcher/index.js";
+import { summarize, vulnerabilityReport } from "../matcher/vulnerability-report.js";
 import type { SourceStatus } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
 import { version } from "./version.js";
@@ -39,7 +39,8 @@ export async function scanVulnerabilities(store: Store, report: IndexReport, fil
     createHash("sha256").update(JSON.stringify([fingerprint, version(), new Date().toISOString().slice(0, 10), report])).digest("hex");
   let found: CachedMatch | undefined = known ? await cache!.get<CachedMatch>(report.manifest_hash, key(known.fingerprint)) : undefined;
   if (!found) {
-    const m = await matchWithStore(store.advisories, report);
+    // The matcher itself loads only here: a cached match needs none of it.
+    const m = await (await import("../findings/match.js")).matchWithStore(store.advisories, report);
     if (!m) return { data: false };
     found = { result: m.result, matches: m.matches, sources: await store.advisories.status() };
     // The key is the fingerprint the database will have when it closes (this scan only reads it).

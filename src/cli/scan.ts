@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { parsePlatform, defaultPlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference } from "../image/reference.js";
-import type { IndexProgress, IndexResult, Indexer, LayerRead, LayerSource } from "../indexer/indexer.js";
+import type { IndexProgress, IndexResult, LayerRead, LayerSource } from "../indexer/indexer.js";
 import type { IndexReport } from "../indexer/report.js";
 import type { Severity } from "../advisories/types.js";
 import type { ManifestToIndex } from "../indexer/types.js";
@@ -16,7 +16,8 @@ import type { Credential, Keyring } from "../registry/auth/types.js";
 import type { RegistryClient } from "../registry/client.js";
 import type { Store } from "../store/types.js";
 import { EXIT, UsageError } from "./exit.js";
-import { parseSeverities } from "./vuln-table.js";
+import { NO_ADVISORY_DATA, parseSeverities, vulnTable } from "./vuln-table.js";
+import type * as ScanVulns from "./scan-vulns.js";
 import { errorCode } from "../errors.js";
 
 // Only the argument parsing above is imported with this module, so `scan --help` and usage errors answer at
@@ -213,12 +214,20 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   // Rejections are handled where they are awaited.
   const storeOpening = import("../store/open.js").then((m) => m.openCliStore(parsed.store ?? env.PORTCULLIS_STORE));
   storeOpening.catch(() => undefined);
-  const indexerModules = Promise.all([import("../indexer/indexer.js"), import("../scanners/index.js")]);
-  indexerModules.catch(() => undefined);
-  // The matcher loads while the image is indexed; json (the IndexReport) and the SBOMs do not match.
+  // The indexer's modules load when an image is to be indexed; a registry image already in the store needs
+  // only the scanners' versions (to know its stored report is theirs).
+  const scannerModule = import("../scanners/index.js");
+  scannerModule.catch(() => undefined);
+  // json (the IndexReport) and the SBOMs do not match. The matcher loads while an image is indexed, or when
+  // a scan answered from the store needs it (not when the store says it has no advisory data).
   const sbom = parsed.format === "cyclonedx" || parsed.format === "spdx-json";
-  const vulnModule = parsed.format === "json" || sbom ? undefined : import("./scan-vulns.js");
-  vulnModule?.catch(() => undefined);
+  const wantsVulns = parsed.format === "table" || parsed.format === "vuln-json";
+  let vulnModule: Promise<typeof ScanVulns> | undefined;
+  const loadVulns = () => {
+    vulnModule ??= import("./scan-vulns.js");
+    vulnModule.catch(() => undefined);
+    return vulnModule;
+  };
   const sbomModule = sbom ? import("../sbom/index.js") : undefined;
   sbomModule?.catch(() => undefined);
   let client: RegistryClient | undefined;
@@ -231,11 +240,11 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
     let warm: IndexResult | undefined;
     // A partial read that fell back is in the table; with json output it goes to standard error.
     const log = parsed.format === "table" ? undefined : (_level: string, msg: string, f?: Record<string, unknown>) => process.stderr.write(`portcullis: layer ${String(f?.layer)}: ${msg}: ${String(f?.reason)}\n`);
+    const scanners = async () => (await scannerModule).defaultScanners();
     const newIndexer = async (s: Store) => {
-      const [{ Indexer }, { defaultScanners }] = await indexerModules;
-      return new Indexer({ store: s, scanners: defaultScanners(), ...(log ? { log } : {}) });
+      const [{ Indexer }, list] = await Promise.all([import("../indexer/indexer.js"), scanners()]);
+      return new Indexer({ store: s, scanners: list, ...(log ? { log } : {}) });
     };
-    let indexer: Indexer | undefined;
     if (!ref) {
       const { openLocalImage } = await import("../indexer/sources/local.js");
       const local = await openLocalImage(parsed.image, parsed.platform);
@@ -263,8 +272,7 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
           resolvedDigest = await client.resolveDigest(ref);
         }
         const known = await store.resolutions.get(resolvedDigest, platformKey);
-        indexer = await newIndexer(store);
-        warm = known ? await storedResult(store, indexer, known.digest) : undefined;
+        warm = known ? await storedResult(store, (await import("../indexer/scanner-set.js")).scannerSetHash(await scanners()), known.digest) : undefined;
         if (warm) {
           manifest = { digest: known!.digest, layers: [] };
           source = { verifiesDigests: true, open: () => Promise.reject(new Error("the image was answered from the store")) };
@@ -282,9 +290,11 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
       }
     }
     store ??= await storeOpening;
-    indexer ??= await newIndexer(store);
+    // An answer from the store needs no indexer, except for an SBOM (read from the stored layer results).
+    const indexer = warm && !sbom ? undefined : await newIndexer(store);
+    if (wantsVulns && !warm) void loadVulns();
     const progress = process.stderr.isTTY && parsed.format === "table" && !warm ? ttyProgress(manifest.layers.length) : undefined;
-    const result = warm ?? (await indexer.index(manifest, source, { onProgress: progress }));
+    const result = warm ?? (await indexer!.index(manifest, source, { onProgress: progress }));
     if (progress) process.stderr.write("\n");
     const finished = result.report.state === "IndexFinished";
     if (parsed.format === "json") process.stdout.write(`${JSON.stringify(result.report)}\n`);
@@ -294,14 +304,22 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
       return EXIT.failed;
     }
     if (sbomModule && (parsed.format === "cyclonedx" || parsed.format === "spdx-json")) {
-      const [{ writeSbom, documentStamp }, inventory] = await Promise.all([sbomModule, indexer.inventory(manifest.digest)]);
+      const [{ writeSbom, documentStamp }, inventory] = await Promise.all([sbomModule, indexer!.inventory(manifest.digest)]);
       const image = { name: parsed.image, manifest: manifest.digest, layers: inventory.layers };
       process.stdout.write(writeSbom(parsed.format, { image, packages: inventory.packages, distribution: inventory.distribution, tool: { name: "portcullis", version: await toolVersion() }, ...documentStamp() }));
       return EXIT.ok;
     }
-    if (!vulnModule) return EXIT.ok;
-    const vulns = await vulnModule;
+    if (!wantsVulns) return EXIT.ok;
     const filter = { severities: parsed.severities, ignoreUnfixed: parsed.ignoreUnfixed };
+    if ((await store.matchCache?.state())?.data === false) {
+      // No advisory data, and the store knows it without opening its database: nothing to load.
+      if (parsed.format === "vuln-json") {
+        process.stderr.write(`portcullis: ${NO_ADVISORY_DATA}`);
+        process.stdout.write(`${JSON.stringify((await import("../matcher/vulnerability-report.js")).vulnerabilityReport(result.report, []))}\n`);
+      } else process.stdout.write(vulnTable({ data: false }, filter));
+      return EXIT.ok;
+    }
+    const vulns = await loadVulns();
     const found = await vulns.scanVulnerabilities(store, result.report, filter);
     if (parsed.format === "vuln-json") {
       if (!found.data) process.stderr.write(`portcullis: ${vulns.NO_ADVISORY_DATA}`);
@@ -316,10 +334,10 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
 }
 
 /** The stored result of a manifest these scanner versions finished indexing, as Indexer.index would answer it. */
-async function storedResult(store: Store, indexer: Indexer, digest: string): Promise<IndexResult | undefined> {
+async function storedResult(store: Store, scannerSet: string, digest: string): Promise<IndexResult | undefined> {
   const t0 = performance.now();
   const stored = await store.indexReport(digest);
-  if (!stored || stored.scannerSet !== indexer.scannerSet || stored.report.state !== "IndexFinished") return undefined;
+  if (!stored || stored.scannerSet !== scannerSet || stored.report.state !== "IndexFinished") return undefined;
   const layers = (await store.manifestLayers(digest))?.length ?? 0;
   return { report: stored.report, stats: { layers, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: true, layerReads: [], durationMs: performance.now() - t0 } };
 }

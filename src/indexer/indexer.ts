@@ -2,7 +2,6 @@
 // (CheckManifest -> FetchLayers -> ScanLayers -> Coalesce -> IndexManifest -> IndexFinished | IndexError).
 // Every state is persisted as it is entered so a reader sees progress. Fetching and scanning a layer are
 // one streaming pass; layers already scanned by every current scanner version are not fetched at all.
-import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { LayerError } from "../layers/errors.js";
 import { tocFormat, walkPartial, type RangeReader, type TocWalkTuning } from "../layers/toc/index.js";
@@ -10,6 +9,7 @@ import { walkLayer, type LayerWalk, type WalkLimits } from "../layers/walk.js";
 import type { Scanner, ScanOutput } from "../scanners/types.js";
 import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
 import { scannedKey } from "../store/types.js";
+import { scannerSetHash } from "./scanner-set.js";
 import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "./coalesce.js";
 import type { IndexReport } from "./report.js";
 import type { Distribution, IndexState, LayerDescriptor, ManifestToIndex, Package } from "./types.js";
@@ -367,9 +367,4 @@ export function manifestPackageRows(packages: readonly Package[], dist: Distribu
   return [...rows.values()];
 }
 
-/** Like Clair's index state: a hash of the scanner names, versions and kinds. */
-export function scannerSetHash(infos: readonly ScannerInfo[]): string {
-  const h = createHash("sha256");
-  for (const s of [...infos].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) h.update(`${s.name}\0${s.version}\0${s.kind}\n`);
-  return h.digest("hex").slice(0, 32);
-}
+export { scannerSetHash };
