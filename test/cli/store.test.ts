@@ -11,6 +11,7 @@ import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
 const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
+const fixtures = fileURLToPath(new URL("../../../shared/fixtures/advisories", import.meta.url));
 
 function portcullis(args: string[], dockerConfig = "/nonexistent"): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -65,6 +66,27 @@ describe("two `portcullis scan` processes on one store folder", () => {
     const again = await portcullis(["scan", two, "--format", "json", "--store", store]);
     const single = await portcullis(["scan", two, "--format", "json", "--store", join(dir, "single-2")]);
     expect(JSON.parse(again.stdout)).toEqual(JSON.parse(single.stdout));
+  });
+});
+
+describe("two `portcullis db import` processes on one store folder", () => {
+  it("both land: the second waits for the first's database instead of overwriting its commits", async () => {
+    const status = async (store: string) => {
+      const r = await portcullis(["db", "status", "--json", "--store", store]);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as Array<{ source: string; records: number; affected: number }>).map((s) => [s.source, s.records, s.affected]).sort();
+    };
+    // Two sources' upstream files, one per process.
+    const [alpine, osv] = [join(fixtures, "alpine"), join(fixtures, "osv")];
+    const sequential = join(dir, "db-sequential");
+    expect((await portcullis(["db", "import", alpine, "--store", sequential])).code).toBe(0);
+    expect((await portcullis(["db", "import", osv, "--store", sequential])).code).toBe(0);
+    const expected = await status(sequential);
+    expect(expected.length).toBeGreaterThanOrEqual(2);
+    const together = join(dir, "db-concurrent");
+    const [a, b] = await Promise.all([portcullis(["db", "import", alpine, "--store", together]), portcullis(["db", "import", osv, "--store", together])]);
+    expect([a.code, b.code], `${a.stderr}${b.stderr}`).toEqual([0, 0]);
+    expect(await status(together)).toEqual(expected);
   });
 });
 
