@@ -129,14 +129,15 @@ export async function readStdin(): Promise<string> {
 
 /** The keyring of `portcullis scan`: --username/--password-stdin first, then the Docker config file. */
 export async function cliKeyring(env: NodeJS.ProcessEnv, explicit?: { registry: string; credential: Credential }): Promise<Keyring> {
-  const [{ parseDockerConfig }, { ChainKeyring, DockerConfigKeyring }] = await Promise.all([import("../registry/auth/dockerconfig.js"), import("../registry/auth/keyring.js")]);
   const path = join(env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
   const keyrings: Keyring[] = [];
   if (explicit) {
     keyrings.push({ lookup: async (image) => (image.startsWith(`${explicit.registry}/`) ? [explicit.credential] : []) });
   }
   const raw = await readFile(path).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e)));
-  if (raw) keyrings.push(new DockerConfigKeyring(parseDockerConfig(raw, `docker config ${path}`, "config")));
+  // The config's parser (zod) loads only when there is a config to parse.
+  const [{ ChainKeyring, DockerConfigKeyring }, parser] = await Promise.all([import("../registry/auth/keyring.js"), raw ? import("../registry/auth/dockerconfig.js") : undefined]);
+  if (raw && parser) keyrings.push(new DockerConfigKeyring(parser.parseDockerConfig(raw, `docker config ${path}`, "config")));
   // Cloud helpers are opt-in: PORTCULLIS_CREDENTIAL_HELPERS=ecr,gcr.
   const helpers = (env.PORTCULLIS_CREDENTIAL_HELPERS ?? "").split(",").filter((h) => h.trim());
   const providers = helpers.length ? (await import("../registry/auth/cloud/providers.js")).cloudProviders(helpers, { ecr: { env }, gcr: { env } }) : [];
