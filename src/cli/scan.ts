@@ -213,7 +213,7 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   setFlagsFromString("--liftoff-only");
   // The store opens (a folder store: a mkdir; PostgreSQL: a connection) while the indexer's modules load.
   // Rejections are handled where they are awaited.
-  const storeOpening = import("../store/open.js").then((m) => m.openCliStore(parsed.store ?? env.PORTCULLIS_STORE));
+  const storeOpening = import("../store/open.js").then((m) => m.openCliStore(parsed.store ?? env.PORTCULLIS_STORE, { onWait: m.waitNotice }));
   storeOpening.catch(() => undefined);
   // The indexer's modules load when an image is to be indexed; a registry image already in the store needs
   // only the scanners' versions (to know its stored report is theirs).

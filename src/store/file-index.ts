@@ -212,6 +212,11 @@ export class FileIndex implements Setter, Querier, ManifestAdmin {
     return out;
   }
 
+  /**
+   * Not atomic against a concurrent index in another process: a manifest persisted after the listing below
+   * may lose a shared layer's results, and its index ends in an error naming the layer (indexing it again
+   * scans the layer again). The CLI never deletes; the report API's deletes run on serve's SQL store.
+   */
   async deleteManifests(digests: readonly string[]): Promise<string[]> {
     const deleted: string[] = [];
     for (const d of new Set(digests)) {

@@ -64,6 +64,10 @@ describe("lock files", () => {
     const err = await acquireLock(p, { what: "thing", timeoutMs: 100 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LockTimeoutError);
     expect((err as Error).message).toMatch(new RegExp(`^thing is locked by process ${process.pid} on .* since .*x\\.lock\\); gave up after 0 s$`));
+    // A waiter is told who it waits for, once, after a second.
+    const told: string[] = [];
+    await acquireLock(p, { what: "thing", timeoutMs: 1500, onWait: (o) => told.push(o) }).catch(() => undefined);
+    expect(told).toEqual([`process ${process.pid} on ${(await import("node:os")).hostname()}`]);
     held.release();
     // A lock left by a process that exited without releasing it (killed): its pid is gone.
     const dead = spawnSync(process.execPath, ["-e", "0"]).pid;

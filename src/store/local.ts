@@ -46,10 +46,10 @@ const MAX_CACHED_MATCH_BYTES = 32 * 1024 * 1024;
  * Opens the PGlite folder of a store under its cross-process lock (waiting for another holder), with
  * migrations applied. `beforeRelease` runs after PGlite closed and before the lock is released.
  */
-export async function openLockedDatabase(root: string, beforeRelease?: () => Promise<void>): Promise<SqlStore> {
+export async function openLockedDatabase(root: string, beforeRelease?: () => Promise<void>, onWait?: (owner: string) => void): Promise<SqlStore> {
   const layout = storeLayout(root);
   await mkdir(root, { recursive: true });
-  const lock: FileLock = await acquireLock(layout.lock, { what: `the store database ${layout.pgDir}`, timeoutMs: DATABASE_LOCK_TIMEOUT_MS });
+  const lock: FileLock = await acquireLock(layout.lock, { what: `the store database ${layout.pgDir}`, timeoutMs: DATABASE_LOCK_TIMEOUT_MS, ...(onWait ? { onWait } : {}) });
   let db: EmbeddedDb;
   try {
     // The marker says what the database held when it was last closed; from now on that is unknown.
@@ -95,7 +95,7 @@ export class LocalStore implements Store {
   private closingFingerprint: { data: boolean; fingerprint: string } | undefined;
   private readonly layout: ReturnType<typeof storeLayout>;
 
-  private constructor(readonly root: string, private readonly index: FileIndex) {
+  private constructor(readonly root: string, private readonly index: FileIndex, private readonly onWait?: (owner: string) => void) {
     this.layout = storeLayout(root);
     this.advisories = lazy<AdvisoryStore>(async () => (await this.database()).advisories);
     this.repositories = lazy<WatchedRepositoryStore>(async () => (await this.database()).repositories);
@@ -122,14 +122,15 @@ export class LocalStore implements Store {
     return join(this.layout.index, "resolved", m[1]!, `${m[2]!}@${encodeURIComponent(platform)}.rec`);
   }
 
-  static async open(root: string): Promise<LocalStore> {
+  /** `onWait`: told who holds the database when this process has waited a second for it. */
+  static async open(root: string, opts: { onWait?: (owner: string) => void } = {}): Promise<LocalStore> {
     await mkdir(root, { recursive: true });
-    return new LocalStore(root, await FileIndex.open(storeLayout(root).index));
+    return new LocalStore(root, await FileIndex.open(storeLayout(root).index), opts.onWait);
   }
 
   /** The SQL part, opened (and locked) on first use. */
   private database(): Promise<SqlStore> {
-    this.sql ??= openLockedDatabase(this.root, () => this.writeMarker()).catch((e: unknown) => {
+    this.sql ??= openLockedDatabase(this.root, () => this.writeMarker(), this.onWait).catch((e: unknown) => {
       this.sql = undefined;
       throw e;
     });

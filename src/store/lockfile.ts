@@ -30,6 +30,8 @@ export interface LockOptions {
   /** How long to wait for another owner (default 10 minutes: an index or a database update may take that). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Called once when the lock is still held by another after about a second (to tell a user why nothing happens). */
+  onWait?: (owner: string) => void;
 }
 
 export interface FileLock {
@@ -41,6 +43,7 @@ export async function acquireLock(path: string, o: LockOptions): Promise<FileLoc
   const t0 = Date.now();
   const timeout = o.timeoutMs ?? 600_000;
   let delay = 10;
+  let told = false;
   for (;;) {
     const token = tryCreate(path);
     if (token) return { release: () => release(path, token) };
@@ -48,6 +51,10 @@ export async function acquireLock(path: string, o: LockOptions): Promise<FileLoc
     if (owner !== "gone" && isStale(path, owner)) breakStale(path, owner);
     else if (owner !== "gone") {
       if (Date.now() - t0 >= timeout) throw new LockTimeoutError(path, o.what, owner, Date.now() - t0);
+      if (!told && o.onWait && Date.now() - t0 >= 1000) {
+        told = true;
+        o.onWait(owner ? `process ${owner.pid} on ${owner.host}` : "another process");
+      }
       o.signal?.throwIfAborted();
       await sleep(delay, undefined, o.signal ? { signal: o.signal } : undefined);
       delay = Math.min(200, delay * 2);

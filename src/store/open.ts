@@ -28,8 +28,13 @@ export async function openStore(location?: string): Promise<Store> {
  * Opens the store of the CLI (`scan`, `db`): the same as openStore for PostgreSQL and `memory:`; a folder is
  * the file index with PGlite opened only when the advisory data is touched (./local.ts).
  */
-export async function openCliStore(location?: string): Promise<Store> {
+export async function openCliStore(location?: string, opts: { onWait?: (owner: string) => void } = {}): Promise<Store> {
   const where = location ?? defaultStorePath();
   if (POSTGRES.test(where) || where === "memory:") return openStore(where);
-  return (await import("./local.js")).LocalStore.open(where);
+  return (await import("./local.js")).LocalStore.open(where, opts);
+}
+
+/** What the CLI prints when the folder's database is held by another process. */
+export function waitNotice(owner: string): void {
+  process.stderr.write(`portcullis: waiting for ${owner}, which has the store's advisory database open\n`);
 }
