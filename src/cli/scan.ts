@@ -21,10 +21,12 @@ import type * as ScanVulns from "./scan-vulns.js";
 import { errorCode } from "../errors.js";
 
 // Only the argument parsing above is imported with this module, so `scan --help` and usage errors answer at
-// once. A scan imports what it uses when it uses it: the store, the indexer and the scanners always; the
-// registry client only for a registry image; the cloud credential helpers (aws4) only when named; the
-// matcher (./scan-vulns.ts) only for table and vuln-json output. None of
-// these may import the Kubernetes client, pino or prom-client (src/cli/startpath.test.ts checks).
+// once. A scan imports what it uses when it uses it: the store and the scanners always; the indexer unless a
+// registry image is answered from the store; the registry client only for a registry image (a digest already
+// in the store needs none); the cloud credential helpers (aws4) only when named; the matcher
+// (./scan-vulns.ts) for table and vuln-json output unless the store has no advisory data, and its matching
+// half only when the store's match cache misses. None of these may import the Kubernetes client, pino or
+// prom-client (src/cli/startpath.test.ts checks).
 
 export const SCAN_HELP = `Usage: portcullis scan IMAGE [options]
 
