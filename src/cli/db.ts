@@ -12,7 +12,7 @@ import { updateSources, type UpdateResult } from "../advisories/update.js";
 import { parseReference } from "../image/reference.js";
 import { RegistryClient } from "../registry/client.js";
 import type { Operation, SourceStatus } from "../store/advisory-types.js";
-import { openStore } from "../store/open.js";
+import { openCliStore, waitNotice } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { age } from "./age.js";
 import { EXIT, UsageError } from "./exit.js";
@@ -225,7 +225,7 @@ export async function dbCommand(args: string[], env: NodeJS.ProcessEnv = process
 }
 
 async function withStore(a: DbArgs, fn: (store: Store) => Promise<number>): Promise<number> {
-  const store = await openStore(a.store);
+  const store = await openCliStore(a.store, { onWait: waitNotice });
   try {
     return await fn(store);
   } finally {

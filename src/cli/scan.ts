@@ -16,14 +16,17 @@ import type { Credential, Keyring } from "../registry/auth/types.js";
 import type { RegistryClient } from "../registry/client.js";
 import type { Store } from "../store/types.js";
 import { EXIT, UsageError } from "./exit.js";
-import { parseSeverities } from "./vuln-table.js";
+import { NO_ADVISORY_DATA, parseSeverities, vulnTable } from "./vuln-table.js";
+import type * as ScanVulns from "./scan-vulns.js";
 import { errorCode } from "../errors.js";
 
 // Only the argument parsing above is imported with this module, so `scan --help` and usage errors answer at
-// once. A scan imports what it uses when it uses it: the store, the indexer and the scanners always; the
-// registry client only for a registry image; the cloud credential helpers (aws4) only when named; the
-// matcher (./scan-vulns.ts) only for table and vuln-json output. None of
-// these may import the Kubernetes client, pino or prom-client (src/cli/startpath.test.ts checks).
+// once. A scan imports what it uses when it uses it: the store and the scanners always; the indexer unless a
+// registry image is answered from the store; the registry client only for a registry image (a digest already
+// in the store needs none); the cloud credential helpers (aws4) only when named; the matcher
+// (./scan-vulns.ts) for table and vuln-json output unless the store has no advisory data, and its matching
+// half only when the store's match cache misses. None of these may import the Kubernetes client, pino or
+// prom-client (src/cli/startpath.test.ts checks).
 
 export const SCAN_HELP = `Usage: portcullis scan IMAGE [options]
 
@@ -128,14 +131,15 @@ export async function readStdin(): Promise<string> {
 
 /** The keyring of `portcullis scan`: --username/--password-stdin first, then the Docker config file. */
 export async function cliKeyring(env: NodeJS.ProcessEnv, explicit?: { registry: string; credential: Credential }): Promise<Keyring> {
-  const [{ parseDockerConfig }, { ChainKeyring, DockerConfigKeyring }] = await Promise.all([import("../registry/auth/dockerconfig.js"), import("../registry/auth/keyring.js")]);
   const path = join(env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
   const keyrings: Keyring[] = [];
   if (explicit) {
     keyrings.push({ lookup: async (image) => (image.startsWith(`${explicit.registry}/`) ? [explicit.credential] : []) });
   }
   const raw = await readFile(path).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e)));
-  if (raw) keyrings.push(new DockerConfigKeyring(parseDockerConfig(raw, `docker config ${path}`, "config")));
+  // The config's parser (zod) loads only when there is a config to parse.
+  const [{ ChainKeyring, DockerConfigKeyring }, parser] = await Promise.all([import("../registry/auth/keyring.js"), raw ? import("../registry/auth/dockerconfig.js") : undefined]);
+  if (raw && parser) keyrings.push(new DockerConfigKeyring(parser.parseDockerConfig(raw, `docker config ${path}`, "config")));
   // Cloud helpers are opt-in: PORTCULLIS_CREDENTIAL_HELPERS=ecr,gcr.
   const helpers = (env.PORTCULLIS_CREDENTIAL_HELPERS ?? "").split(",").filter((h) => h.trim());
   const providers = helpers.length ? (await import("../registry/auth/cloud/providers.js")).cloudProviders(helpers, { ecr: { env }, gcr: { env } }) : [];
@@ -200,7 +204,8 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   }
   // A reference that does not parse is a usage error before anything starts.
   const ref = LOCAL.test(parsed.image) ? undefined : parseReference(parsed.image);
-  // The embedded store is PostgreSQL compiled to WebAssembly (PGlite). By default V8 recompiles its hot
+  // The embedded store's advisory part is PostgreSQL compiled to WebAssembly (PGlite), opened when a scan
+  // matches against advisory data it has not matched before (../store/local.ts). By default V8 recompiles its hot
   // functions with TurboFan on background threads, which in a process that lives for seconds costs more than
   // it saves: on two cores it competes with the scan, adds ~150 MB of RSS, and the process stalls 0.5-0.9 s
   // after the store closes while those compile jobs wind down. The baseline compiler alone, set before PGlite
@@ -208,24 +213,41 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
   // the peak RSS on a two-core machine (A/B against node --liftoff-only; bench/cli.ts has the whole figures).
   // `serve`, which runs for days, keeps the tier-up. (Layers are decompressed in JavaScript, not WebAssembly.)
   setFlagsFromString("--liftoff-only");
-  // The store opens (PGlite compiles its WebAssembly; a new store runs initdb) while the image is resolved,
-  // and the indexer's modules load meanwhile. Rejections are handled where they are awaited.
-  const storeOpening = import("../store/open.js").then((m) => m.openStore(parsed.store ?? env.PORTCULLIS_STORE));
+  // The store opens (a folder store: a mkdir; PostgreSQL: a connection) while the indexer's modules load.
+  // Rejections are handled where they are awaited.
+  const storeOpening = import("../store/open.js").then((m) => m.openCliStore(parsed.store ?? env.PORTCULLIS_STORE, { onWait: m.waitNotice }));
   storeOpening.catch(() => undefined);
-  const indexerModules = Promise.all([import("../indexer/indexer.js"), import("../scanners/index.js")]);
-  indexerModules.catch(() => undefined);
-  // The matcher loads while the image is indexed; json (the IndexReport) and the SBOMs do not match.
+  // The indexer's modules load when an image is to be indexed; a registry image already in the store needs
+  // only the scanners' versions (to know its stored report is theirs).
+  const scannerModule = import("../scanners/index.js");
+  scannerModule.catch(() => undefined);
+  // json (the IndexReport) and the SBOMs do not match. The matcher loads while an image is indexed, or when
+  // a scan answered from the store needs it (not when the store says it has no advisory data).
   const sbom = parsed.format === "cyclonedx" || parsed.format === "spdx-json";
-  const vulnModule = parsed.format === "json" || sbom ? undefined : import("./scan-vulns.js");
-  vulnModule?.catch(() => undefined);
+  const wantsVulns = parsed.format === "table" || parsed.format === "vuln-json";
+  let vulnModule: Promise<typeof ScanVulns> | undefined;
+  const loadVulns = () => {
+    vulnModule ??= import("./scan-vulns.js");
+    vulnModule.catch(() => undefined);
+    return vulnModule;
+  };
   const sbomModule = sbom ? import("../sbom/index.js") : undefined;
   sbomModule?.catch(() => undefined);
   let client: RegistryClient | undefined;
   let store: Store | undefined;
   try {
-    let manifest: ManifestToIndex;
-    let source: LayerSource;
+    let manifest!: ManifestToIndex;
+    let source!: LayerSource;
     let platformShown: string | undefined;
+    /** A registry image already indexed, answered from the store (../store/types.ts ResolutionCache). */
+    let warm: IndexResult | undefined;
+    // A partial read that fell back is in the table; with json output it goes to standard error.
+    const log = parsed.format === "table" ? undefined : (_level: string, msg: string, f?: Record<string, unknown>) => process.stderr.write(`portcullis: layer ${String(f?.layer)}: ${msg}: ${String(f?.reason)}\n`);
+    const scanners = async () => (await scannerModule).defaultScanners();
+    const newIndexer = async (s: Store) => {
+      const [{ Indexer }, list] = await Promise.all([import("../indexer/indexer.js"), scanners()]);
+      return new Indexer({ store: s, scanners: list, ...(log ? { log } : {}) });
+    };
     if (!ref) {
       const { openLocalImage } = await import("../indexer/sources/local.js");
       const local = await openLocalImage(parsed.image, parsed.platform);
@@ -235,24 +257,47 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
       platformShown = local.platform ? formatPlatform(local.platform) : undefined;
     } else {
       const password = parsed.passwordStdin ? await readStdin() : undefined;
-      const [keyring, { RegistryClient }, { openRegistryImage }] = await Promise.all([
-        cliKeyring(env, parsed.username ? { registry: ref.registry, credential: { username: parsed.username, password, source: "--username/--password-stdin" } } : undefined),
-        import("../registry/client.js"),
-        import("../indexer/sources/registry.js"),
-      ]);
-      client = new RegistryClient({ keyring, defaultPlatform: parsed.platform });
-      const img = await openRegistryImage(client, ref, { platform: parsed.platform });
-      manifest = img.manifest;
-      source = img.source;
-      platformShown = img.resolved.platform ? formatPlatform(img.resolved.platform) : undefined;
+      const newClient = async () => {
+        const [keyring, { RegistryClient }] = await Promise.all([
+          cliKeyring(env, parsed.username ? { registry: ref.registry, credential: { username: parsed.username, password, source: "--username/--password-stdin" } } : undefined),
+          import("../registry/client.js"),
+        ]);
+        return new RegistryClient({ keyring, defaultPlatform: parsed.platform });
+      };
+      // With a store that remembers resolutions, a digest is looked up without a request and a tag costs one
+      // HEAD; the manifest is fetched only when the image is not indexed yet (by these scanner versions).
+      store = await storeOpening;
+      const platformKey = formatPlatform(parsed.platform);
+      let resolvedDigest = ref.digest;
+      if (store.resolutions) {
+        if (!resolvedDigest) {
+          client = await newClient();
+          resolvedDigest = await client.resolveDigest(ref);
+        }
+        const known = await store.resolutions.get(resolvedDigest, platformKey);
+        warm = known ? await storedResult(store, (await import("../indexer/scanner-set.js")).scannerSetHash(await scanners()), known.digest) : undefined;
+        if (warm) {
+          manifest = { digest: known!.digest, layers: [] };
+          source = { verifiesDigests: true, open: () => Promise.reject(new Error("the image was answered from the store")) };
+          platformShown = known!.platform;
+        }
+      }
+      if (!warm) {
+        client ??= await newClient();
+        const { openRegistryImage } = await import("../indexer/sources/registry.js");
+        const img = await openRegistryImage(client, resolvedDigest ? { ...ref, digest: resolvedDigest } : ref, { platform: parsed.platform });
+        manifest = img.manifest;
+        source = img.source;
+        platformShown = img.resolved.platform ? formatPlatform(img.resolved.platform) : undefined;
+        await store.resolutions?.put(img.resolved.resolvedDigest, platformKey, { digest: img.resolved.digest, ...(platformShown ? { platform: platformShown } : {}) });
+      }
     }
-    store = await storeOpening;
-    const [{ Indexer }, { defaultScanners }] = await indexerModules;
-    // A partial read that fell back is in the table; with json output it goes to standard error.
-    const log = parsed.format === "table" ? undefined : (_level: string, msg: string, f?: Record<string, unknown>) => process.stderr.write(`portcullis: layer ${String(f?.layer)}: ${msg}: ${String(f?.reason)}\n`);
-    const indexer = new Indexer({ store, scanners: defaultScanners(), ...(log ? { log } : {}) });
-    const progress = process.stderr.isTTY && parsed.format === "table" ? ttyProgress(manifest.layers.length) : undefined;
-    const result = await indexer.index(manifest, source, { onProgress: progress });
+    store ??= await storeOpening;
+    // An answer from the store needs no indexer, except for an SBOM (read from the stored layer results).
+    const indexer = warm && !sbom ? undefined : await newIndexer(store);
+    if (wantsVulns && !warm) void loadVulns();
+    const progress = process.stderr.isTTY && parsed.format === "table" && !warm ? ttyProgress(manifest.layers.length) : undefined;
+    const result = warm ?? (await indexer!.index(manifest, source, { onProgress: progress }));
     if (progress) process.stderr.write("\n");
     const finished = result.report.state === "IndexFinished";
     if (parsed.format === "json") process.stdout.write(`${JSON.stringify(result.report)}\n`);
@@ -262,14 +307,22 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
       return EXIT.failed;
     }
     if (sbomModule && (parsed.format === "cyclonedx" || parsed.format === "spdx-json")) {
-      const [{ writeSbom, documentStamp }, inventory] = await Promise.all([sbomModule, indexer.inventory(manifest.digest)]);
+      const [{ writeSbom, documentStamp }, inventory] = await Promise.all([sbomModule, indexer!.inventory(manifest.digest)]);
       const image = { name: parsed.image, manifest: manifest.digest, layers: inventory.layers };
       process.stdout.write(writeSbom(parsed.format, { image, packages: inventory.packages, distribution: inventory.distribution, tool: { name: "portcullis", version: await toolVersion() }, ...documentStamp() }));
       return EXIT.ok;
     }
-    if (!vulnModule) return EXIT.ok;
-    const vulns = await vulnModule;
+    if (!wantsVulns) return EXIT.ok;
     const filter = { severities: parsed.severities, ignoreUnfixed: parsed.ignoreUnfixed };
+    if ((await store.matchCache?.state())?.data === false) {
+      // No advisory data, and the store knows it without opening its database: nothing to load.
+      if (parsed.format === "vuln-json") {
+        process.stderr.write(`portcullis: ${NO_ADVISORY_DATA}`);
+        process.stdout.write(`${JSON.stringify((await import("../matcher/vulnerability-report.js")).vulnerabilityReport(result.report, []))}\n`);
+      } else process.stdout.write(vulnTable({ data: false }, filter));
+      return EXIT.ok;
+    }
+    const vulns = await loadVulns();
     const found = await vulns.scanVulnerabilities(store, result.report, filter);
     if (parsed.format === "vuln-json") {
       if (!found.data) process.stderr.write(`portcullis: ${vulns.NO_ADVISORY_DATA}`);
@@ -281,6 +334,15 @@ export async function scanCommand(args: string[], env: NodeJS.ProcessEnv = proce
     // After a failed resolution the store is still closed once open (PGlite writes its folder on close).
     await (store ?? (await storeOpening.catch(() => undefined)))?.close();
   }
+}
+
+/** The stored result of a manifest these scanner versions finished indexing, as Indexer.index would answer it. */
+async function storedResult(store: Store, scannerSet: string, digest: string): Promise<IndexResult | undefined> {
+  const t0 = performance.now();
+  const stored = await store.indexReport(digest);
+  if (!stored || stored.scannerSet !== scannerSet || stored.report.state !== "IndexFinished") return undefined;
+  const layers = (await store.manifestLayers(digest))?.length ?? 0;
+  return { report: stored.report, stats: { layers, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: true, layerReads: [], durationMs: performance.now() - t0 } };
 }
 
 /** This build's version, for the SBOM's tool entry. */

@@ -1,10 +1,17 @@
 // The findings suite on the embedded store (PostgreSQL runs it in test/store/postgres.test.ts).
-import { describe, expect, it } from "vitest";
-import { openStore } from "../store/open.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { openCliStore, openStore } from "../store/open.js";
 import { seriousDiff } from "./rematch.js";
 import { findingsSuite } from "./suite.js";
 
 findingsSuite("findings (PGlite, in memory)", () => openStore("memory:"));
+const dir = mkdtempSync(join(tmpdir(), "portcullis-findings-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// The CLI's folder store: reports in files, findings in its PGlite.
+findingsSuite("findings (CLI folder store)", () => openCliStore(join(dir, "store")));
 
 describe("seriousDiff", () => {
   it("names the Critical and High ids gained and lost", () => {

@@ -2,7 +2,6 @@
 // (CheckManifest -> FetchLayers -> ScanLayers -> Coalesce -> IndexManifest -> IndexFinished | IndexError).
 // Every state is persisted as it is entered so a reader sees progress. Fetching and scanning a layer are
 // one streaming pass; layers already scanned by every current scanner version are not fetched at all.
-import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { LayerError } from "../layers/errors.js";
 import { tocFormat, walkPartial, type RangeReader, type TocFormat, type TocWalkTuning } from "../layers/toc/index.js";
@@ -10,6 +9,7 @@ import { walkLayer, type LayerWalk, type WalkLimits } from "../layers/walk.js";
 import type { Scanner, ScanOutput } from "../scanners/types.js";
 import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
 import { scannedKey } from "../store/types.js";
+import { scannerSetHash } from "./scanner-set.js";
 import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "./coalesce.js";
 import type { IndexReport } from "./report.js";
 import type { Distribution, IndexState, LayerDescriptor, ManifestToIndex, Package } from "./types.js";
@@ -110,7 +110,7 @@ export class Indexer {
   readonly scannerSet: string;
   private registered: Promise<void> | undefined;
   /** Layers being scanned by this process: another manifest with the same layer waits, then reuses it. */
-  private readonly layerFlights = new Map<string, Promise<void>>();
+  private readonly layerFlights = new Map<string, Promise<boolean>>();
 
   constructor(private readonly o: IndexerOptions) {
     const names = new Set<string>();
@@ -277,14 +277,25 @@ export class Indexer {
       checked = true;
     }
     // No await between the last look at layerFlights and registering ours.
-    const flight = this.scanLayer(w.layer, w.scanners, source, stats, signal);
+    const store = this.o.store;
+    const flight = store.withLayerLock
+      ? // Across processes (the CLI's folder store): under the layer's lock, look at the store once more.
+        store.withLayerLock(digest, async () => {
+          const done = await store.scannedLayers([digest], this.infos);
+          const left = w.scanners.filter((s) => !done.has(scannedKey(digest, s)));
+          if (!left.length) return false;
+          await this.scanLayer(w.layer, left, source, stats, signal);
+          return true;
+        })
+      : this.scanLayer(w.layer, w.scanners, source, stats, signal).then(() => true);
     this.layerFlights.set(digest, flight);
     try {
-      await flight;
+      if (await flight) return true;
+      stats.layersReused++;
+      return false;
     } finally {
       if (this.layerFlights.get(digest) === flight) this.layerFlights.delete(digest);
     }
-    return true;
   }
 
   private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<void> {
@@ -358,9 +369,4 @@ export function manifestPackageRows(packages: readonly Package[], dist: Distribu
   return [...rows.values()];
 }
 
-/** Like Clair's index state: a hash of the scanner names, versions and kinds. */
-export function scannerSetHash(infos: readonly ScannerInfo[]): string {
-  const h = createHash("sha256");
-  for (const s of [...infos].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) h.update(`${s.name}\0${s.version}\0${s.kind}\n`);
-  return h.digest("hex").slice(0, 32);
-}
+export { scannerSetHash };

@@ -4,21 +4,23 @@ import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { EmbeddedDb } from "./embedded.js";
 import { migrate } from "./migrations.js";
-import { openStore } from "./open.js";
+import { openCliStore, openStore } from "./open.js";
 import { storeSuite } from "./suite.js";
 import { advisoryStoreSuite } from "./advisory-suite.js";
 
-storeSuite("embedded store (PGlite, in memory)", () => openStore("memory:"));
-
 const dir = mkdtempSync(join(tmpdir(), "portcullis-store-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+storeSuite("embedded store (PGlite, in memory)", () => openStore("memory:"));
+// The CLI's folder store: the index as files, PGlite (in the folder's pg/) for watched repositories.
+storeSuite("CLI folder store (file index + PGlite)", () => openCliStore(join(dir, "cli-suite")));
 
 it("keeps its data in the folder across opens, and migrations run once", async () => {
   const path = join(dir, "store");
   const a = await openStore(path);
   await a.setIndexReport({ manifest_hash: `sha256:${"1".repeat(64)}`, state: "IndexFinished", success: true }, "s");
   await a.close();
-  const db = await EmbeddedDb.open(path);
+  const db = await EmbeddedDb.open(join(path, "pg"));
   expect(await migrate(db)).toEqual([]);
   await db.close();
   const b = await openStore(path);
@@ -27,3 +29,5 @@ it("keeps its data in the folder across opens, and migrations run once", async (
 }, 60_000);
 
 advisoryStoreSuite("advisory store (PGlite, in memory)", () => openStore("memory:"));
+// The advisory store of the CLI's folder store is PGlite's, reached through the lazy opener.
+advisoryStoreSuite("advisory store (CLI folder store)", () => openCliStore(join(dir, "cli-advisories")));

@@ -10,14 +10,23 @@ export class EmbeddedDb implements Db {
   readonly kind = "embedded" as const;
   private readonly locks = new Map<bigint, Promise<unknown>>();
 
-  private constructor(private readonly db: PGlite) {}
+  private constructor(private readonly db: PGlite, private readonly afterClose?: () => Promise<void> | void) {}
 
-  /** `dataDir` undefined: in memory (tests). */
-  static async open(dataDir?: string): Promise<EmbeddedDb> {
-    if (dataDir) mkdirSync(dataDir, { recursive: true });
-    const db = dataDir ? new PGlite(dataDir) : new PGlite();
-    await db.waitReady;
-    return new EmbeddedDb(db);
+  /**
+   * `dataDir` undefined: in memory (tests). The caller holds the folder's cross-process lock (./local.ts):
+   * PGlite has none, and two processes that open one folder at once lose each other's commits.
+   * `afterClose` runs once PGlite has closed (or failed to open): the caller releases its lock there.
+   */
+  static async open(dataDir?: string, opts: { afterClose?: () => Promise<void> | void } = {}): Promise<EmbeddedDb> {
+    try {
+      if (dataDir) mkdirSync(dataDir, { recursive: true });
+      const db = dataDir ? new PGlite(dataDir) : new PGlite();
+      await db.waitReady;
+      return new EmbeddedDb(db, opts.afterClose);
+    } catch (e) {
+      await opts.afterClose?.();
+      throw e;
+    }
   }
 
   async query<R>(sql: string, params: unknown[] = []): Promise<{ rows: R[] }> {
@@ -50,6 +59,10 @@ export class EmbeddedDb implements Db {
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    try {
+      await this.db.close();
+    } finally {
+      await this.afterClose?.();
+    }
   }
 }

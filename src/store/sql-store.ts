@@ -23,6 +23,11 @@ export class SqlStore implements Store {
     this.repositories = new SqlWatchedRepositoryStore(db);
   }
 
+  /** The database, for a store that keeps part of its data elsewhere (./local.ts: findings' manifest rows). */
+  get sql(): Queryable {
+    return this.db;
+  }
+
   get kind(): "postgres" | "embedded" {
     return this.db.kind;
   }

@@ -73,6 +73,11 @@ export interface ManifestAdmin {
   deleteManifests(digests: readonly string[]): Promise<string[]>;
   /** Runs `fn` holding the manifest's lock, across processes for PostgreSQL. */
   withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` holding a layer's scan lock across processes, when the store has one (the CLI's folder store):
+   * two `portcullis scan` runs of images that share a layer scan it once.
+   */
+  withLayerLock?<T>(layer: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** What matching found per manifest (../findings/), and the reverse index re-matching reads. */
@@ -125,8 +130,35 @@ export interface WatchedRepositoryStore {
   keys(): Promise<string[]>;
 }
 
+/**
+ * The CLI store's cache of matches (./local.ts): a scan of an image already matched against the same
+ * advisory data answers without opening the database that holds it.
+ */
+export interface MatchCache {
+  /** The advisory data as last closed, known without opening the database; undefined when unknown. */
+  state(): Promise<{ data: false } | { data: true; fingerprint: string } | undefined>;
+  /** The fingerprint of the advisory data now (opens the database). */
+  fingerprint(): Promise<string>;
+  get<T>(manifest: string, key: string): Promise<T | undefined>;
+  /** False when the value was too large to cache. */
+  put(manifest: string, key: string, value: unknown): Promise<boolean>;
+}
+
+/**
+ * What a registry reference resolved to (the CLI's folder store): a digest names immutable content, so the
+ * image manifest chosen from it for a platform never changes, and a warm scan needs no GET to learn it.
+ */
+export interface ResolutionCache {
+  get(resolvedDigest: string, platform: string): Promise<{ digest: string; platform?: string } | undefined>;
+  put(resolvedDigest: string, platform: string, to: { digest: string; platform?: string }): Promise<void>;
+}
+
 export interface Store extends Setter, Querier, ManifestAdmin {
   readonly kind: "postgres" | "embedded";
+  /** Only the CLI's folder store has one. */
+  readonly matchCache?: MatchCache;
+  /** Only the CLI's folder store has one. */
+  readonly resolutions?: ResolutionCache;
   /** The advisory database (update operations, records, enrichment), in the same database. */
   readonly advisories: AdvisoryStore;
   readonly findings: FindingsStore;

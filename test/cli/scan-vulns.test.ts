@@ -3,7 +3,7 @@
 // that image with their installed source versions (glibc 2.36-9+deb12u14, gnutls28 3.7.9-2+deb12u7,
 // apt 2.6.1): a fix above the installed version, a fix at it, and no fix.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -99,6 +99,22 @@ describe("portcullis scan: vulnerabilities", () => {
     ]);
     expect(lines.at(-1)).toBe(lines.find((l) => l.startsWith("vulnerabilities:")));
   }, 60_000);
+
+  it("answers a second scan against the same data from the match cache, without opening the database", async () => {
+    const first = await scan("--format", "vuln-json");
+    // PGlite rewrites its pg_control whenever it closes: unchanged, it was not opened.
+    const control = join(store, "pg", "global", "pg_control");
+    const before = statSync(control).mtimeMs;
+    const second = await scan("--format", "vuln-json");
+    expect(second.stdout).toBe(first.stdout);
+    expect(statSync(control).mtimeMs).toBe(before);
+    // New advisory data (another `db import`) makes the cache miss: the scan matches again and sees it.
+    writeFileSync(join(dir, "debian2.json"), JSON.stringify({ ...TRACKER, gnutls28: { "CVE-2099-0004": { description: "new", releases: { bookworm: { status: "open", urgency: "medium", repositories: { bookworm: "3.7.9-2+deb12u7" } } } } } }));
+    expect((await portcullis(["db", "import", join(dir, "debian2.json"), "--store", store])).code).toBe(0);
+    const third = await scan("--format", "vuln-json");
+    const names = Object.values((JSON.parse(third.stdout) as { vulnerabilities: Record<string, { name: string }> }).vulnerabilities).map((v) => v.name);
+    expect(names).toContain("CVE-2099-0004");
+  }, 120_000);
 
   it("refuses bad filters as usage errors", async () => {
     expect((await scan("--severity", "SEVERE")).code).toBe(2);
