@@ -68,7 +68,6 @@ import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
-import { GROUP, VERSION, type ImageScan } from "../controller/imagescan.js";
 import { matchWithStore } from "../findings/match.js";
 import { InventoryError, type Indexer, type IndexResult } from "../indexer/indexer.js";
 import { documentStamp, isSbomFormat, SBOM_MEDIA_TYPES, writeSbom } from "../sbom/index.js";
@@ -80,6 +79,7 @@ import { PORTCULLIS_COVERAGE_ENRICHMENT, vulnerabilityReport, type CoverageEnric
 import { ClientLimiter, Semaphore } from "../registry/limits.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { Store } from "../store/types.js";
+import { GROUP, type ImageScan, VERSION } from "../kube/api/v1alpha1/index.js";
 
 export const API_PREFIX = "/indexer/api/v1";
 export const MATCHER_PREFIX = "/matcher/api/v1";

@@ -7,10 +7,10 @@ import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
 import { parseDuration } from "../controller/imagescan.js";
-import { DEFAULT_EXCLUDED_NAMESPACES } from "../controller/pods.js";
 import { LOG_LEVELS } from "../log/logger.js";
 import { scrub } from "../log/redact.js";
 import { UsageError } from "./exit.js";
+import { DEFAULT_EXCLUDED_NAMESPACES } from "../kube/api/v1alpha1/index.js";
 
 // Each option is a string on the command line and in the environment; in a file it may also be a YAML
 // number, boolean or list. The output types are those serve has always had.

@@ -5,14 +5,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { createServer as createHttpsServer } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
-import { apiErrorDetail, ImageScanController } from "../controller/imagescan.js";
+import { apiErrorDetail, ImageScanController, parseDuration } from "../controller/imagescan.js";
 import { PolicyStatusController } from "../controller/policies.js";
 import { PodController } from "../controller/pods.js";
 import { ImageRepositoryController } from "../controller/repositories.js";
-import { parseDuration } from "../controller/imagescan.js";
 import { EventRecorder } from "../kube/events.js";
 import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
-import { AdmissionWebhook, DEFAULT_WEBHOOK_EXCLUDED } from "../webhook/server.js";
+import { AdmissionWebhook } from "../webhook/server.js";
 import { WebhookCertificates, webhookSans } from "../webhook/tls.js";
 import { ClientCa } from "../webhook/client-ca.js";
 import type { Server as TlsServer } from "node:tls";
@@ -34,9 +33,10 @@ import { describeConfig, loadServeConfig } from "./serve-config.js";
 import { AdvisoryScheduler } from "../advisories/scheduler.js";
 import { Rematcher } from "../findings/rematch.js";
 import { defaultCatalogue } from "../advisories/catalogue.js";
-import { operatorRegistryHosts, SecretCache, workloadKeyring } from "../controller/credentials.js";
 import { tenantRedactor } from "../log/redact.js";
 import { advisoryRound } from "./advisory-round.js";
+import { DEFAULT_EXCLUDED_NAMESPACES } from "../kube/api/v1alpha1/index.js";
+import { operatorRegistryHosts, SecretCache, workloadKeyring } from "../registry/auth/workload.js";
 
 export { loadServeConfig, serveConfig, type ServeConfig } from "./serve-config.js";
 
@@ -275,7 +275,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     log("warn", "the webhook takes reviews from anyone who reaches its port (no --webhook-client-ca): answers are generic, Events name no user"
       + (cfg.pinDigests === "true" ? ", and --pin-digests pins nothing" : ""));
   }
-  const excluded = [...new Set([...DEFAULT_WEBHOOK_EXCLUDED, cfg.namespace, ...list(cfg.webhookExcludeNamespaces)])];
+  const excluded = [...new Set([...DEFAULT_EXCLUDED_NAMESPACES, cfg.namespace, ...list(cfg.webhookExcludeNamespaces)])];
   const webhook = webhookOn
     ? new AdmissionWebhook({
       kc, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,

@@ -17,86 +17,12 @@ import type { RegistryMetrics } from "../registry/transport.js";
 import type { Store } from "../store/types.js";
 import type { EventRecorder } from "../kube/events.js";
 import { parseDuration } from "../kube/duration.js";
-import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
+import { Informer, objectKey } from "../kube/informer.js";
+import { GROUP, IMAGESCAN_INDEXERS, PRIORITY_ANNOTATION, VERSION, type Condition, type ImageScan, type ImageScanStatus } from "../kube/api/v1alpha1/index.js";
 import { WorkQueue } from "../kube/workqueue.js";
 import { logId, withLogContext, type LogFn } from "../log/logger.js";
 import { tenantRedactor } from "../log/redact.js";
-import { RecordingKeyring, SecretCache, workloadKeyring, type OperatorSecrets } from "./credentials.js";
-
-/** Labels and annotations on the ImageScans Portcullis manages (created for pods). */
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
-export const MANAGED_BY = "portcullis";
-/** The digest's hex, cut to the 63 characters a label value allows. */
-export const DIGEST_LABEL = "portcullis.dev/digest";
-export const REPOSITORY_LABEL = "portcullis.dev/repository";
-/** For scans of a reference no digest could be found for (the scan then says why): a hash of the reference. */
-export const REFERENCE_LABEL = "portcullis.dev/reference";
-export const UNUSED_SINCE_ANNOTATION = "portcullis.dev/unused-since";
-/** Set by the admission webhook on a scan someone is waiting for: it goes to the priority lane. */
-export const PRIORITY_ANNOTATION = "portcullis.dev/priority";
-
-/**
- * The ImageScan informer's indexes.
- * - `digest`: (namespace, digest) from status.digest and status.resolvedDigest only. Status is a subresource
- *   only the controller writes, so this index is evidence: the controller resolved and indexed that digest.
- * - `digestLabel`: (namespace, digest label value) from the `portcullis.dev/digest` label. Anyone who may create
- *   ImageScans can set it: it only finds candidates (a scan on its way, not yet resolved), which callers check
- *   against the spec (pendingScanOf in ensure.ts) and never take as a verdict.
- * - `reference`: (namespace, reference hash) for scans of references no digest could be found for.
- */
-export const IMAGESCAN_INDEXERS: Record<string, (s: ImageScan) => string[]> = {
-  digest: (s) => {
-    const ns = s.metadata?.namespace ?? "";
-    return [...new Set([s.status?.digest, s.status?.resolvedDigest].filter((d): d is string => !!d).map((d) => `${ns}/${d}`))];
-  },
-  digestLabel: (s) => {
-    const label = s.metadata?.labels?.[DIGEST_LABEL];
-    return label ? [`${s.metadata?.namespace ?? ""}/${label}`] : [];
-  },
-  reference: (s) => (s.metadata?.labels?.[REFERENCE_LABEL] ? [`${s.metadata?.namespace}/${s.metadata.labels[REFERENCE_LABEL]}`] : []),
-};
-
-export function digestLabel(digest: string): string {
-  return digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 64);
-}
-
-export const GROUP = "portcullis.dev";
-export const VERSION = "v1alpha1";
-
-export interface ImageScan extends KubeObject {
-  spec: { image: string; platform?: string; imagePullSecrets?: Array<{ name: string }>; rescanAfter?: string };
-  status?: ImageScanStatus;
-}
-
-export interface Condition {
-  type: "Resolved" | "Indexed" | "Matched";
-  status: "True" | "False" | "Unknown";
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
-
-export interface ImageScanStatus {
-  phase?: "Pending" | "Resolving" | "Indexing" | "Indexed" | "Failed";
-  digest?: string;
-  shortDigest?: string;
-  resolvedDigest?: string;
-  platform?: string;
-  distribution?: { id: string; versionId: string; prettyName: string };
-  packages?: { total: number; byKind: Record<string, number> };
-  /** What matching against the advisory data found: counts only (the list is in the store and the report API). */
-  vulnerabilities?: FindingsSummary;
-  layers?: { total: number; reused: number };
-  indexedAt?: string;
-  scannerSet?: string;
-  credentialSource?: string;
-  reportRef?: { manifestDigest: string; path: string };
-  message?: string;
-  observedGeneration?: number;
-  conditions?: Condition[];
-  lastAttempt?: string;
-}
+import { type OperatorSecrets, RecordingKeyring, SecretCache, workloadKeyring } from "../registry/auth/workload.js";
 
 /** Error codes (registry, layer, reference) to the condition reasons users see. */
 export function reasonFor(code: string | undefined): string {

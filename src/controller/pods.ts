@@ -14,12 +14,11 @@ import { Informer, objectKey } from "../kube/informer.js";
 import { podImages } from "../kube/podimages.js";
 import { runWorker, WorkQueue } from "../kube/workqueue.js";
 import type { LogFn } from "../log/logger.js";
-import type { SecretCache } from "./credentials.js";
-import { dedupe, workloadKeyring, type OperatorSecrets } from "./credentials.js";
-import { ensureImageScan, isManaged, RecentScans, recentKey, referenceHash } from "./ensure.js";
-import { apiErrorDetail, digestLabel, DIGEST_LABEL, GROUP, REFERENCE_LABEL, UNUSED_SINCE_ANNOTATION, VERSION, type ImageScanController } from "./imagescan.js";
+import { apiErrorDetail, type ImageScanController } from "./imagescan.js";
+import { dedupe, type OperatorSecrets, type SecretCache, workloadKeyring } from "../registry/auth/workload.js";
+import { ensureImageScan, recentKey, RecentScans } from "../kube/ensure-scan.js";
+import { DEFAULT_EXCLUDED_NAMESPACES, DIGEST_LABEL, digestLabel, GROUP, isManaged, REFERENCE_LABEL, referenceHash, UNUSED_SINCE_ANNOTATION, VERSION } from "../kube/api/v1alpha1/index.js";
 
-export const DEFAULT_EXCLUDED_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"];
 
 export interface PodControllerOptions {
   kc: k8s.KubeConfig;

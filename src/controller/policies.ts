@@ -7,11 +7,8 @@ import * as k8s from "@kubernetes/client-node";
 import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
 import type { LogFn } from "../log/logger.js";
 import { runWorker, WorkQueue } from "../kube/workqueue.js";
-import {
-  CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, validCondition,
-  type PolicyCondition, type PolicyKind, type PolicyStatus,
-} from "../policy/types.js";
 import { apiErrorDetail } from "./imagescan.js";
+import { CLUSTER_IMAGE_POLICY_PLURAL, GROUP, IMAGE_POLICY_PLURAL, parsePolicy, type PolicyCondition, type PolicyKind, type PolicyStatus, validCondition, VERSION } from "../kube/api/v1alpha1/index.js";
 
 type PolicyObject = KubeObject & { kind?: string; spec?: { exceptions?: Array<{ expires?: string }> }; status?: PolicyStatus };
 
@@ -40,9 +37,9 @@ export class PolicyStatusController {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
     const make = (kind: PolicyKind) =>
       new Informer<PolicyObject>(o.kc, {
-        watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${PLURAL[kind]}`,
+        watchPath: `/apis/${GROUP}/${VERSION}/${PLURAL[kind]}`,
         list: async () => {
-          const res = (await this.custom.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: PLURAL[kind] })) as { items: PolicyObject[]; metadata: { resourceVersion: string } };
+          const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL[kind] })) as { items: PolicyObject[]; metadata: { resourceVersion: string } };
           return { items: res.items, resourceVersion: res.metadata.resourceVersion };
         },
         onEvent: (type, obj, old) => {
@@ -108,7 +105,7 @@ export class PolicyStatusController {
     if (!unchanged) {
       this.writes++;
       const ns = obj.metadata!.namespace;
-      const target = { group: POLICY_GROUP, version: POLICY_VERSION, plural: PLURAL[kind], name: obj.metadata!.name!, body: { status: { observedGeneration: generation, conditions } } };
+      const target = { group: GROUP, version: VERSION, plural: PLURAL[kind], name: obj.metadata!.name!, body: { status: { observedGeneration: generation, conditions } } };
       const patch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
       try {
         if (ns) await this.custom.patchNamespacedCustomObjectStatus({ ...target, namespace: ns }, patch);

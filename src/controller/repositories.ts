@@ -1,7 +1,7 @@
 // The ImageRepository controller: watched repositories. Every interval (with jitter) it lists a repository's
 // tags with the distribution API, keeps what it learned in the store (tag -> digest, creation time), picks the
 // tags to scan (tags.ts), resolves only the new ones and, every tagRecheckInterval, the selected ones again (a
-// moved tag), and ensures an ImageScan per selected digest exactly as pods' scans are ensured (ensure.ts: one per
+// moved tag), and ensures an ImageScan per selected digest exactly as pods' scans are ensured (kube/ensure-scan.ts: one per
 // namespace and digest, same name), in the normal lane. Those scans carry the WATCHED_BY annotation (the webhook
 // names the repository in a denial) and count as used for the Pod controller's garbage collection while
 // selected (uses()). Runs on the leader, like the other controllers. A restart reads the store: within the
@@ -21,18 +21,16 @@ import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { RegistryMetrics } from "../registry/transport.js";
 import type { WatchedRepositoryStore, WatchedTag } from "../store/types.js";
-import { workloadKeyring, type OperatorSecrets } from "./credentials.js";
-import { ensureImageScan } from "./ensure.js";
-import { apiErrorDetail, digestLabel, GROUP, reasonFor, VERSION, type ImageScanController } from "./imagescan.js";
+import { apiErrorDetail, reasonFor, type ImageScanController } from "./imagescan.js";
 import { filterTags, newestTags, tagFilterError, tagOrder } from "./tags.js";
+import { type OperatorSecrets, workloadKeyring } from "../registry/auth/workload.js";
+import { ensureImageScan } from "../kube/ensure-scan.js";
+import { digestLabel, GROUP, REPOSITORY_PLURAL, VERSION, WATCHED_BY_ANNOTATION } from "../kube/api/v1alpha1/index.js";
 
-export const REPOSITORY_PLURAL = "imagerepositories";
-/** On the ImageScans this controller creates: the ImageRepository (`namespace/name`) that asked. */
-export const WATCHED_BY_ANNOTATION = "portcullis.dev/watched-by";
 
 export interface ImageRepositoryControllerOptions {
   kc: k8s.KubeConfig;
-  /** Its informer is where existing scans are found (ensure.ts). */
+  /** Its informer is where existing scans are found (kube/ensure-scan.ts). */
   scans: ImageScanController;
   store: WatchedRepositoryStore;
   registry?: RegistryOptionsInput;

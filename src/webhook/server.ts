@@ -16,22 +16,18 @@ import { tenantRedactor } from "../log/redact.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
-import { dedupe, SecretCache, workloadKeyring, type OperatorSecrets } from "../controller/credentials.js";
-import { ensureImageScan, existingScans, RecentScans, recentKey, referenceHash } from "../controller/ensure.js";
-import { digestLabel, GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
-import { WATCHED_BY_ANNOTATION } from "../controller/repositories.js";
 import { ClientLimiter } from "../registry/limits.js";
 import type { ClientCa } from "./client-ca.js";
-import {
-  BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
-} from "../policy/types.js";
 import type { Finding, StoredFindings } from "../findings/types.js";
 import { decide, type AnswerDetail, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
 import { imagesToJudge, parseReview, redactResponse, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+import { dedupe, type OperatorSecrets, SecretCache, workloadKeyring } from "../registry/auth/workload.js";
+import { ensureImageScan, recentKey, RecentScans } from "../kube/ensure-scan.js";
+import { BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, CLUSTER_IMAGE_POLICY_PLURAL, DEFAULT_EXCLUDED_NAMESPACES, digestLabel, existingScans, GROUP, IMAGE_POLICY_PLURAL, type ImageScan, IMAGESCAN_INDEXERS, parsePolicy, type Policy, referenceHash, VERSION, WATCHED_BY_ANNOTATION } from "../kube/api/v1alpha1/index.js";
+import { type NamespaceInfo, selectPolicy } from "../policy/select.js";
 
 export type { AnswerDetail } from "./decide.js";
 
-export const DEFAULT_WEBHOOK_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"];
 
 export interface WebhookOptions {
   kc: k8s.KubeConfig;
@@ -117,7 +113,7 @@ export class AdmissionWebhook {
     this.authz = o.kc.makeApiClient(k8s.AuthorizationV1Api);
     const core = o.kc.makeApiClient(k8s.CoreV1Api);
     this.secrets = new SecretCache(core);
-    this.excluded = new Set([...(o.excludeNamespaces ?? DEFAULT_WEBHOOK_EXCLUDED), o.namespace]);
+    this.excluded = new Set([...(o.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES), o.namespace]);
     this.budgetMs = Math.round((o.timeoutSeconds ?? 5) * 1000 * 0.7);
     this.scanBuckets = new ClientLimiter(o.scanRequests?.perSecond ?? 1, o.scanRequests?.burst ?? 20);
     const log = (m: string) => o.log?.("warn", m);
@@ -132,8 +128,8 @@ export class AdmissionWebhook {
         if (type !== "delete" && s.status?.vulnerabilities?.total && this.vulnerabilityRulesInUse()) void this.findingsFor(s.status.digest!, s.status.vulnerabilities.matchedAt);
       },
     });
-    this.imagePolicies = new Informer(o.kc, { watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${IMAGE_POLICY_PLURAL}`, list: listCustom(IMAGE_POLICY_PLURAL), log });
-    this.clusterPolicies = new Informer(o.kc, { watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${CLUSTER_IMAGE_POLICY_PLURAL}`, list: listCustom(CLUSTER_IMAGE_POLICY_PLURAL), log });
+    this.imagePolicies = new Informer(o.kc, { watchPath: `/apis/${GROUP}/${VERSION}/${IMAGE_POLICY_PLURAL}`, list: listCustom(IMAGE_POLICY_PLURAL), log });
+    this.clusterPolicies = new Informer(o.kc, { watchPath: `/apis/${GROUP}/${VERSION}/${CLUSTER_IMAGE_POLICY_PLURAL}`, list: listCustom(CLUSTER_IMAGE_POLICY_PLURAL), log });
     this.namespaces = new Informer<k8s.V1Namespace>(o.kc, {
       watchPath: "/api/v1/namespaces",
       list: async () => {
@@ -336,7 +332,7 @@ export class AdmissionWebhook {
         apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
         spec: {
           user: u.username, ...(u.uid ? { uid: u.uid } : {}), ...(u.groups ? { groups: u.groups } : {}), ...(u.extra ? { extra: u.extra } : {}),
-          resourceAttributes: { namespace: ns, verb: BREAK_GLASS_VERB, group: POLICY_GROUP, resource: BREAK_GLASS_RESOURCE },
+          resourceAttributes: { namespace: ns, verb: BREAK_GLASS_VERB, group: GROUP, resource: BREAK_GLASS_RESOURCE },
         },
       },
     }).then((r) => r.status?.allowed === true, (e: unknown) => {

@@ -6,8 +6,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { DIGEST_LABEL, GROUP, ImageScanController, MANAGED_BY_LABEL, UNUSED_SINCE_ANNOTATION, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
-import { scanName } from "../../src/controller/ensure.js";
+import { ImageScanController } from "../../src/controller/imagescan.js";
 import { PodController } from "../../src/controller/pods.js";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer, type IndexResult } from "../../src/indexer/indexer.js";
@@ -17,6 +16,7 @@ import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { crdsEstablished, describeWith, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
+import { DIGEST_LABEL, GROUP, type ImageScan, MANAGED_BY_LABEL, scanName, UNUSED_SINCE_ANNOTATION, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 const run = promisify(execFile);
 const crdDir = fileURLToPath(new URL("../../crds/", import.meta.url));
