@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { SharedCache } from "../../src/kube/cache.js";
 import { ImageScanController } from "../../src/controller/imagescan.js";
 import { PodController } from "../../src/controller/pods.js";
 import { parseReference } from "../../src/image/reference.js";
@@ -27,6 +28,7 @@ describeWith(["kube", "registryBasic"], "Pod controller", () => {
   let core: k8s.CoreV1Api;
   let custom: k8s.CustomObjectsApi;
   let scans: ImageScanController;
+  let cache: SharedCache;
   let pods: PodController;
   let store: Store;
   let events: EventRecorder;
@@ -61,14 +63,17 @@ describeWith(["kube", "registryBasic"], "Pod controller", () => {
       return r;
     };
     events = new EventRecorder(kc);
-    scans = new ImageScanController({ kc, indexer, registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, events, namespaces: [nsA, nsB] });
-    pods = new PodController({ kc, scans, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, events, namespaces: [nsA, nsB] });
+    // One cache, as in `portcullis serve`: the two controllers share the ImageScan informer.
+    cache = new SharedCache(kc);
+    scans = new ImageScanController({ kc, cache, indexer, registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, events, namespaces: [nsA, nsB] });
+    pods = new PodController({ kc, cache, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, events, namespaces: [nsA, nsB] });
     await scans.start();
     await pods.start();
   }, 180_000);
   afterAll(async () => {
     await pods?.stop();
     await scans?.stop();
+    cache?.stop();
     await events?.flush();
     await store?.close();
   });

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { SharedCache } from "../../src/kube/cache.js";
 import { ImageScanController } from "../../src/controller/imagescan.js";
 import { PodController } from "../../src/controller/pods.js";
 import { ImageRepositoryController, type ImageRepository, type ListingObservation } from "../../src/controller/repositories.js";
@@ -82,6 +83,7 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
   let custom: k8s.CustomObjectsApi;
   let store: Store;
   let scans: ImageScanController;
+  let cache: SharedCache;
   let pods: PodController;
   let repos: ImageRepositoryController;
   let webhook: AdmissionWebhook;
@@ -107,7 +109,7 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
   const createRepository = (ns: string, name: string, spec: Record<string, unknown>) =>
     custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagerepositories", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageRepository", metadata: { name }, spec } });
   const makeRepos = (o: Partial<ConstructorParameters<typeof ImageRepositoryController>[0]> & { namespaces: string[] }) =>
-    new ImageRepositoryController({ kc, scans, store: store.repositories, registry: { maxAttempts: 2, backoffBaseMs: 50 }, minIntervalMs: 0, ...o });
+    new ImageRepositoryController({ kc, cache, store: store.repositories, registry: { maxAttempts: 2, backoffBaseMs: 50 }, minIntervalMs: 0, ...o });
 
   beforeAll(async () => {
     const reg = service("registryBasic");
@@ -126,14 +128,16 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "default" }, imagePullSecrets: [{ name: "regcred" }] } }).catch(() => undefined);
     }
     store = await openStore("memory:");
-    scans = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED, MANY, DATED] });
+    // One cache, as in `portcullis serve`: controllers and webhook share the ImageScan informer.
+    cache = new SharedCache(kc);
+    scans = new ImageScanController({ kc, cache, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED, MANY, DATED] });
     repos = makeRepos({
       namespaces: [NS], jitter: 0.1,
       registryMetrics: { request: (e) => (counting(requests).request!(e), hooks.request!(e)) },
       onListing: (e) => (listings.push(e), metrics.observeListing(e)),
     });
-    pods = new PodController({ kc, scans, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, namespaces: [NS], alsoInUse: () => repos.uses() });
-    webhook = new AdmissionWebhook({ kc, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, defaultPolicy: { mode: "Enforce", onMissingScan: "deny", requireDigest: false } });
+    pods = new PodController({ kc, cache, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, namespaces: [NS], alsoInUse: () => repos.uses() });
+    webhook = new AdmissionWebhook({ kc, cache, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, defaultPolicy: { mode: "Enforce", onMissingScan: "deny", requireDigest: false } });
     await scans.start();
     await repos.start();
     await pods.start();
@@ -145,6 +149,7 @@ describeWith(["kube", "registryBasic", "registryToken"], "ImageRepository contro
     await repos?.stop();
     await webhook?.stop();
     await scans?.stop();
+    cache?.stop();
     await pusher?.close();
     for (const p of proxies) p.close();
     await store?.close();
