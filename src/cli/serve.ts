@@ -229,7 +229,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     : undefined;
   metrics.watchCertificates(() => certs);
   const leaseName = roles.has("controller") ? "portcullis-controller" : "portcullis-indexer";
-  const leaderLog = part("leader", { identity, lease: leaseName });
+  const leaderLog = part("leader", { identity });
   const manager = new Manager({
     cache,
     ...(cfg.leaderElect === "true"
