@@ -1,9 +1,10 @@
-// `portcullis serve --roles`: the webhook in one process and the controllers and indexer in another, on one
-// API server and one database, each with a ServiceAccount of its own so the API server's audit log tells
-// their requests apart. The full flow works across them (a pod refused, the scan the webhook asked for
-// indexed by the other process, the same pod admitted), each process watches only the kinds its roles need,
-// once per kind (the shared cache), and both stop with exit 0 on SIGTERM, the Lease released. Last, a process
-// with every role (the default) watches each kind it uses once: the figure docs/architecture.md gives.
+// `portcullis serve --roles`: the webhook in one process and the controller and indexer roles in two others,
+// on one API server and one database, each with the ServiceAccount and RBAC the chart gives its role in
+// mode: split (so a call a role's rules lack is refused, and the audit log tells the processes apart). The
+// full flow works across them (a pod refused, the scan the webhook asked for indexed by another process, the
+// same pod admitted) with no request refused; each process watches only the kinds its roles need, once per
+// kind (the shared cache); all stop with exit 0 on SIGTERM, the Leases released. Last, a process with every
+// role (the default, mode: combined's rules) watches each kind it uses once: the figure docs/architecture.md gives.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -19,6 +20,7 @@ import { freePort } from "../env/process.js";
 import { kubeconfigYaml } from "../env/services.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
+const chartDir = fileURLToPath(new URL("../../charts/portcullis", import.meta.url));
 const run = promisify(execFile);
 const ns = "roles-app";
 const own = "roles-system";
@@ -27,24 +29,34 @@ const LABEL = "portcullis.dev/test-roles=on";
 interface AuditEvent {
   auditID: string;
   verb: string;
+  requestURI: string;
   user: { username: string };
   objectRef?: { resource?: string; apiGroup?: string };
+  responseStatus?: { code?: number };
+}
+
+/** The ServiceAccounts' names: the chart's, rendered with this fullname. */
+const FULLNAME = "roles-test";
+const saOf = (role: string) => (role === "combined" ? FULLNAME : `${FULLNAME}-${role}`);
+
+function audited(sa: string): AuditEvent[] {
+  const user = `system:serviceaccount:${own}:${saOf(sa)}`;
+  return readFileSync(service("kube").auditLog, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditEvent).filter((e) => e.user.username === user);
 }
 
 /** The audit lines of a ServiceAccount (for a failure's message). */
 function auditOf(sa: string): string {
-  const lines = readFileSync(service("kube").auditLog, "utf8").split("\n");
-  return `${lines.length} audit lines; of ${sa}:\n${lines.filter((l) => l.includes(`${own}:${sa}`)).slice(0, 5).join("\n")}`;
+  return audited(sa).slice(0, 8).map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`).join("\n");
 }
+
+/** The requests of a ServiceAccount the API server refused. */
+const refusedOf = (sa: string) => audited(sa).filter((e) => e.responseStatus?.code === 403).map((e) => `${e.verb} ${e.requestURI}`);
 
 /** The resources a ServiceAccount opened watches on, and how many watch requests each got. */
 function watchesOf(sa: string): Record<string, number> {
-  const user = `system:serviceaccount:${own}:${sa}`;
   const ids = new Map<string, string>();
-  for (const line of readFileSync(service("kube").auditLog, "utf8").split("\n")) {
-    if (!line) continue;
-    const e = JSON.parse(line) as AuditEvent;
-    if (e.user.username === user && e.verb === "watch" && e.objectRef?.resource) ids.set(e.auditID, `${e.objectRef.apiGroup ? `${e.objectRef.apiGroup}/` : ""}${e.objectRef.resource}`);
+  for (const e of audited(sa)) {
+    if (e.verb === "watch" && e.objectRef?.resource) ids.set(e.auditID, `${e.objectRef.apiGroup ? `${e.objectRef.apiGroup}/` : ""}${e.objectRef.resource}`);
   }
   const counts: Record<string, number> = {};
   for (const r of ids.values()) counts[r] = (counts[r] ?? 0) + 1;
@@ -118,16 +130,22 @@ describeWith(["kube", "registryBasic", "postgres"], "portcullis serve --roles", 
     await core.createNamespace({ body: { metadata: { name: ns, labels: { [LABEL.split("=")[0]!]: "on" } } } });
     await kubectl("-n", ns, "create", "secret", "docker-registry", "regcred", `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`);
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "default" }, imagePullSecrets: [{ name: "regcred" }] } }).catch(() => undefined);
-    // One ServiceAccount per process: the audit log names it on every request (RBAC is the chart's concern,
-    // test/deploy/rbac.test.ts; here each may do anything).
-    for (const sa of ["webhook", "controller", "combined"]) {
-      await core.createNamespacedServiceAccount({ namespace: own, body: { metadata: { name: sa } } });
-      await kc.makeApiClient(k8s.RbacAuthorizationV1Api).createClusterRoleBinding({
-        body: { metadata: { name: `roles-test-${sa}` }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" }, subjects: [{ kind: "ServiceAccount", name: sa, namespace: own }] },
-      });
-      const token = await core.createNamespacedServiceAccountToken({ namespace: own, name: sa, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-      kubeconfigs[sa] = `${service("kube").kubeconfig}.roles-${sa}-${process.pid}`;
-      writeFileSync(kubeconfigs[sa]!, kubeconfigYaml(service("kube").server, service("kube").caPem, token.status!.token, sa), { mode: 0o600 });
+    // The chart's ServiceAccounts and RBAC, as mode: split (a role each) and mode: combined render them in this
+    // namespace; the webhook configurations' create is granted since no helm install made them here.
+    const helm = (...a: string[]) => run(tool("helm"), ["template", "roles", chartDir, "--namespace", own, "--set", `fullnameOverride=${FULLNAME}`, "--set", "rbac.createWebhookConfigurations=true", ...a], { maxBuffer: 64 << 20 });
+    const rbacKinds = new Set(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
+    for (const mode of ["split", "combined"]) {
+      const docs = (k8s.loadAllYaml((await helm("--set", `mode=${mode}`)).stdout) as Array<k8s.KubernetesObject | null>)
+        .filter((d): d is k8s.KubernetesObject => !!d && rbacKinds.has(d.kind!) && !/-(view|edit|break-glass)$/.test(d.metadata!.name!));
+      const f = `${service("kube").kubeconfig}.roles-rbac-${mode}-${process.pid}.yaml`;
+      writeFileSync(f, docs.map((d) => JSON.stringify(d)).join("\n---\n"));
+      await kubectl("apply", "-f", f);
+      rmSync(f);
+    }
+    for (const role of ["webhook", "controller", "indexer", "combined"]) {
+      const token = await core.createNamespacedServiceAccountToken({ namespace: own, name: saOf(role), body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+      kubeconfigs[role] = `${service("kube").kubeconfig}.roles-${role}-${process.pid}`;
+      writeFileSync(kubeconfigs[role]!, kubeconfigYaml(service("kube").server, service("kube").caPem, token.status!.token, saOf(role)), { mode: 0o600 });
     }
     // One database for both processes: the webhook reads findings where the indexer writes them.
     const admin = new pg.Client({ connectionString: service("postgres").url });
@@ -146,6 +164,7 @@ describeWith(["kube", "registryBasic", "postgres"], "portcullis serve --roles", 
     await Promise.all(running.map((s) => s.exited));
     await kubectl("delete", "validatingwebhookconfiguration", "portcullis", "--ignore-not-found");
     for (const f of Object.values(kubeconfigs)) rmSync(f, { force: true });
+    await kubectl("delete", "clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/instance=roles", "--ignore-not-found");
     const admin = new pg.Client({ connectionString: service("postgres").url });
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined);
@@ -164,14 +183,14 @@ describeWith(["kube", "registryBasic", "postgres"], "portcullis serve --roles", 
   }
   const ready = (health: number) => request(`http://127.0.0.1:${health}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
 
-  it("a webhook process and a controller,indexer process: pod denied, scan created, indexed, pod admitted", async () => {
+  it("webhook, controller and indexer processes with their roles' RBAC: pod denied, scan created, indexed, pod admitted", async () => {
     const webhookPort = await freePort();
-    const controller = await start("controller", "controller,indexer", webhookPort);
-    const webhook = await start("webhook", "webhook", webhookPort);
-    const context = () => `${controller.serve.tail()}\n${webhook.serve.tail()}`;
-    await waitFor("both ready", async () => (await ready(controller.health)) && (await ready(webhook.health)), 120_000, context);
+    const procs = { controller: await start("controller", "controller", webhookPort), indexer: await start("indexer", "indexer", webhookPort), webhook: await start("webhook", "webhook", webhookPort) };
+    const { controller, indexer, webhook } = procs;
+    const context = () => Object.values(procs).map((p) => `${p.serve.tail()}\nrefused: ${refusedOf(p.serve.name).join(", ")}`).join("\n");
+    await waitFor("all ready", async () => (await ready(controller.health)) && (await ready(indexer.health)) && (await ready(webhook.health)), 120_000, context);
     await waitFor("the controller process to register the webhook", () => controller.serve.saw("webhook registered"), 60_000, context);
-    expect(controller.serve.saw("controllers running")).toBe(true);
+    await waitFor("the indexer to lead", () => indexer.serve.saw("controllers running"), 60_000, context);
     expect(webhook.serve.saw("controllers running")).toBe(false);
 
     let refused = "";
@@ -182,17 +201,26 @@ describeWith(["kube", "registryBasic", "postgres"], "portcullis serve --roles", 
     const scans = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans" })) as { items: ImageScan[] }).items;
     const scan = await waitFor("the ImageScan the review asked for", async () => (await scans())[0], 30_000, context);
     expect(scan.metadata?.annotations?.["portcullis.dev/priority"]).toBe("true");
-    const indexed = await waitFor("the other process to index it", async () => (await scans()).find((s) => s.status?.phase === "Indexed"), 120_000, context);
+    const indexed = await waitFor("the indexer process to index it", async () => (await scans()).find((s) => s.status?.phase === "Indexed"), 120_000, context);
     expect(indexed.status?.packages?.total).toBeGreaterThan(50);
     const admitted = await waitFor("the same pod admitted", () => kubectl("-n", ns, "run", "web", `--image=${image()}`, "--restart=Never").then(() => true, () => false), 60_000, context);
     expect(admitted).toBe(true);
+    // The admitted pod: the controller's Pod controller finds its scan there already (one scan, no second).
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await scans()).length).toBe(1);
 
-    // SIGTERM: exit 0 well under a second each, and the Lease free for the next replica.
-    for (const p of [controller, webhook]) {
+    // SIGTERM: exit 0 well under a second each, and the Leases free for the next replicas.
+    for (const p of [controller, indexer, webhook]) {
       const { code, ms } = await p.serve.stop();
       expect(code, p.serve.tail()).toBe(0);
       expect(ms).toBeLessThan(1000);
     }
+    for (const name of ["portcullis-controller", "portcullis-indexer"]) {
+      const lease = await kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ namespace: own, name });
+      expect(lease.spec?.holderIdentity ?? "", name).toBe("");
+    }
+    // Nothing any role did was refused by its rules.
+    for (const role of ["webhook", "controller", "indexer"]) expect(refusedOf(role), role).toEqual([]);
     // Each process watched the kinds its roles need, each once (a watch is in the audit log once it has ended).
     expect(await settledWatches("webhook", 4), auditOf("webhook")).toEqual({
       "portcullis.dev/imagescans": 1, "portcullis.dev/imagepolicies": 1, "portcullis.dev/clusterimagepolicies": 1, namespaces: 1,
@@ -200,9 +228,7 @@ describeWith(["kube", "registryBasic", "postgres"], "portcullis serve --roles", 
     expect(await settledWatches("controller", 5), auditOf("controller")).toEqual({
       "portcullis.dev/imagescans": 1, "portcullis.dev/imagepolicies": 1, "portcullis.dev/clusterimagepolicies": 1, pods: 1, "portcullis.dev/imagerepositories": 1,
     });
-
-    const lease = await kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ namespace: own, name: "portcullis-controller" });
-    expect(lease.spec?.holderIdentity ?? "").toBe("");
+    expect(await settledWatches("indexer", 1), auditOf("indexer")).toEqual({ "portcullis.dev/imagescans": 1 });
     await kubectl("delete", "validatingwebhookconfiguration", "portcullis", "--ignore-not-found");
   }, 400_000);
 
@@ -211,6 +237,7 @@ describeWith(["kube", "registryBasic", "postgres"], "portcullis serve --roles", 
     await waitFor("ready and leading", async () => (await ready(combined.health)) && combined.serve.saw("controllers running"), 120_000, () => combined.serve.tail());
     const { code } = await combined.serve.stop();
     expect(code, combined.serve.tail()).toBe(0);
+    expect(refusedOf("combined")).toEqual([]);
     const watches = await settledWatches("combined", 6);
     // (The figure for docs/architecture.md; before the shared cache this process watched ImageScans and both policy kinds twice.)
     process.stdout.write(`watches of the combined process: ${Object.values(watches).reduce((a, b) => a + b, 0)} ${JSON.stringify(watches)}\n`);
