@@ -20,7 +20,7 @@ import type { EventRecorder } from "../kube/events.js";
 import { parseDuration } from "../kube/duration.js";
 import { objectKey, type Informer, type InformerEvent } from "../kube/informer.js";
 import { SharedCache } from "../kube/cache.js";
-import { GROUP, IMAGESCAN_INDEXERS, IMAGESCANS, PRIORITY_ANNOTATION, VERSION, type Condition, type ImageScan, type ImageScanStatus } from "../kube/api/v1alpha1/index.js";
+import { GROUP, IMAGESCAN_INDEXERS, IMAGESCANS, ImageScanSpecSchema, PRIORITY_ANNOTATION, VERSION, type Condition, type ImageScan, type ImageScanStatus } from "../kube/api/v1alpha1/index.js";
 import { WorkQueue } from "../kube/workqueue.js";
 import { runWorker, TerminalError, type Result } from "../kube/reconcile.js";
 import { logId, withLogContext, type LogFn } from "../log/logger.js";
@@ -53,6 +53,7 @@ export function reasonFor(code: string | undefined): string {
       return "LayerTooLarge";
     case "INVALID_REFERENCE":
     case "INVALID_PLATFORM":
+    case "INVALID_SPEC":
       return "InvalidSpec";
     case "PLATFORM_NOT_FOUND":
       return "PlatformNotFound";
@@ -239,6 +240,9 @@ export class ImageScanController {
       let ref: Reference;
       let platform: Platform | undefined;
       try {
+        // What the CRD's schema says, again: an object written before the schema was (or past it, by an older CRD).
+        const spec = ImageScanSpecSchema.safeParse(scan.spec);
+        if (!spec.success) throw new ScanError("INVALID_SPEC", `spec: ${spec.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ")}`.slice(0, 1000));
         ref = parseReference(scan.spec.image);
         platform = scan.spec.platform ? parsePlatform(scan.spec.platform) : this.o.defaultPlatform;
       } catch (e) {
