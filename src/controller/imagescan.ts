@@ -3,6 +3,7 @@
 // resolves the image, indexes it and writes a summary into the status. The informer cache is the only read
 // path for ImageScans; the full report stays in the store.
 import * as k8s from "@kubernetes/client-node";
+import { isTransientCode } from "../errors.js";
 import { apiErrorDetail } from "../kube/api-error.js";
 import { parsePlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference, type Reference } from "../image/reference.js";
@@ -68,9 +69,6 @@ export function reasonFor(code: string | undefined): string {
       return "IndexFailed";
   }
 }
-
-const TRANSIENT = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
-
 
 class ScanError extends Error {
   constructor(readonly code: string, message: string) {
@@ -293,7 +291,7 @@ export class ImageScanController {
       const reason = reasonFor(code);
       const unresolved = ["AuthFailed", "ManifestUnknown", "InvalidSpec", "PlatformNotFound", "PullSecretMissing", "PullSecretInvalid", "RegistryUnavailable", "RateLimited"].includes(reason);
       const conditions = [unresolved ? cond("Resolved", "False", reason, message, generation) : cond("Resolved", "True", "Resolved", "resolved", generation), cond("Indexed", "False", reason, message, generation)];
-      if (code && TRANSIENT.has(code)) {
+      if (isTransientCode(code)) {
         // Worth retrying on our own: keep the phase honest and back off.
         await this.patchStatus(ns, name, { phase: "Pending", message, conditions });
         this.o.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);

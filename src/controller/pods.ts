@@ -5,6 +5,7 @@
 // Scans it creates are labelled as managed and garbage collected once no pod in the namespace has used
 // their digest for `gcAfterMs`; scans users create are never deleted.
 import * as k8s from "@kubernetes/client-node";
+import { isTransient } from "../errors.js";
 import { parseReference, referenceString, type Reference } from "../image/reference.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
@@ -162,8 +163,7 @@ export class PodController {
           digest = await this.resolveTag(ns, ref, secretNames);
         } catch (e) {
           // Make the failure visible as an ImageScan of the reference: the scan says why (AuthFailed, ...).
-          const code = (e as { code?: string }).code;
-          if (code === "RATE_LIMITED" || code === "SERVER_ERROR" || code === "NETWORK") retry = e as Error;
+          if (isTransient(e)) retry = e as Error;
           const refKey = referenceHash(ref);
           use.references.add(refKey);
           await this.ensureScan(`pod ${key}`, ns, ref, undefined, secretNames, refKey);

@@ -7,6 +7,7 @@
 // selected (uses()). Runs on the leader, like the other controllers. A restart reads the store: within the
 // interval it lists nothing and resolves nothing it knows.
 import * as k8s from "@kubernetes/client-node";
+import { isTransientCode } from "../errors.js";
 import { apiErrorDetail } from "../kube/api-error.js";
 import { z } from "zod";
 import { parsePlatform, type Platform } from "../image/platform.js";
@@ -30,7 +31,6 @@ import { filterTags, newestTags, tagFilterError, tagOrder } from "./tags.js";
 import { SecretCache, type OperatorSecrets, workloadKeyring } from "../registry/auth/workload.js";
 import { ensureImageScan } from "../kube/ensure-scan.js";
 import { digestLabel, GROUP, IMAGESCAN_INDEXERS, IMAGESCANS, REPOSITORY_PLURAL, VERSION, WATCHED_BY_ANNOTATION, type ImageScan } from "../kube/api/v1alpha1/index.js";
-
 
 export interface ImageRepositoryControllerOptions {
   kc: k8s.KubeConfig;
@@ -81,8 +81,6 @@ export interface RepositoryCounts {
   configReads: number;
   statusWrites: number;
 }
-
-const TRANSIENT = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
 
 export class ImageRepositoryController {
   readonly queue = new WorkQueue({ baseDelayMs: 5000, maxDelayMs: 10 * 60_000 });
@@ -321,8 +319,8 @@ export class ImageRepositoryController {
       this.o.events?.record(withKind(repo), "Warning", reason, message);
       // Transient: back off (a Retry-After longer than the client waits is honoured); else the next interval.
       const retryAfter = (e as { details?: { retryAfterMs?: number } }).details?.retryAfterMs ?? 0;
-      if (TRANSIENT.has(code) && retryAfter <= 0) throw Object.assign(new Error(message, { cause: e }), { code });
-      const delay = TRANSIENT.has(code) ? retryAfter : intervalMs;
+      if (isTransientCode(code) && retryAfter <= 0) throw Object.assign(new Error(message, { cause: e }), { code });
+      const delay = isTransientCode(code) ? retryAfter : intervalMs;
       this.o.log?.(`ImageRepository ${key}: ${message}; next attempt in ${Math.round(delay)} ms`, { repository: key, reason }, "warn");
       return { requeueAfterMs: delay };
     } finally {
