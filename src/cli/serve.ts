@@ -38,7 +38,7 @@ import { AdvisoryScheduler } from "../advisories/scheduler.js";
 import { Rematcher } from "../findings/rematch.js";
 import { defaultCatalogue } from "../advisories/catalogue.js";
 import { tenantRedactor } from "../log/redact.js";
-import { advisoryRound } from "./advisory-round.js";
+import { advisoryRound, checkAdvisorySources } from "./advisory-round.js";
 import { operatorRegistryHosts, SecretCache, workloadKeyring } from "../registry/auth/workload.js";
 
 export { loadServeConfig, serveConfig, type ServeConfig } from "./serve-config.js";
@@ -182,6 +182,9 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const kc = new k8s.KubeConfig();
   if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
   else kc.loadFromCluster();
+  // Configuration errors found now stop the start before anything is opened.
+  const mirrors = Object.fromEntries(list(cfg.advisoryMirrors).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
+  checkAdvisorySources({ catalogue: defaultCatalogue(), sources: list(cfg.advisorySources), mirrors });
   const store = await openStore(cfg.databaseUrl ?? cfg.storePath);
   const helpers = list(cfg.credentialHelpers);
   const providers = cloudProviders(helpers);
@@ -198,7 +201,6 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const cache = new SharedCache(kc, { log: logFn(part("cache"), "warn") });
   // Advisory updates run on the leader, with the controllers (checked now: an unknown source fails the start).
   const advisoryIntervalMs = cfg.advisoryUpdateInterval === "0" ? 0 : parseDuration(cfg.advisoryUpdateInterval)!;
-  const mirrors = Object.fromEntries(list(cfg.advisoryMirrors).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
   const secretCache = new SecretCache(kc.makeApiClient(k8s.CoreV1Api));
   // The registry metrics name the registries of the operator's pull secrets (and the big public ones);
   // the hosts tenants' images name are `other`, so the label stays bounded. Re-read now and then.
