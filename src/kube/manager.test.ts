@@ -61,6 +61,17 @@ describe("Manager", () => {
     expect(lines).toContain("error stopping controller: controller cannot stop");
   });
 
+  it("without leader runnables, starts no term (and says no controllers run)", async () => {
+    const { make } = recorder();
+    const lines: string[] = [];
+    const m = new Manager({ cache: cache(), log: (msg) => lines.push(msg) });
+    m.add(make("webhook-server", false));
+    await m.start();
+    expect(m.leading).toBe(false);
+    await m.stop();
+    expect(lines).not.toContain("controllers running");
+  });
+
   it("refuses a runnable added after start", async () => {
     const { make } = recorder();
     const m = new Manager({ cache: cache() });

@@ -117,12 +117,13 @@ export class Manager {
     }
     const leaders = this.runnables.filter((x) => x.needLeaderElection);
     const le = this.options.leaderElection;
+    // (A process without leader runnables, the webhook role alone, campaigns for nothing.)
+    if (!leaders.length || this.stopping) return;
     if (!le) {
       this.term = this.lead(leaders, this.noLease.signal);
       await this.termStarted;
       return;
     }
-    if (!leaders.length || this.stopping) return;
     this.elector = new LeaderElector({
       ...le,
       onStartedLeading: (signal) => {
