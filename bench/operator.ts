@@ -40,13 +40,13 @@ import * as k8s from "@kubernetes/client-node";
 import { pack } from "tar-stream";
 import { Agent, request } from "undici";
 import { findTool } from "../src/cli/tools.js";
-import { GROUP, VERSION, type ImageScan } from "../src/controller/imagescan.js";
 import { issueCert, makeCA } from "../test/env/certs.js";
 import { ociBookworm, skopeoPush } from "../test/env/images.js";
 import { RegistryPusher, sha256 } from "../test/env/oci-push.js";
 import { freePort, ProcessSupervisor, waitUntil, type Managed } from "../test/env/process.js";
 import { kubeconfigYaml, startKube, startPostgres, startRegistry, type KubeService, type RegistryService } from "../test/env/services.js";
 import { median } from "./env.js";
+import { GROUP, type ImageScan, VERSION } from "../src/kube/api/v1alpha1/index.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));

@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { findTool } from "../src/cli/tools.js";
-import { DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, VERSION } from "../src/controller/imagescan.js";
+import { DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, VERSION } from "../src/kube/api/v1alpha1/index.js";
 import { registerWebhooks, unregisterWebhooks } from "../src/webhook/register.js";
 import type { Finding, StoredFindings } from "../src/findings/types.js";
 import { AdmissionWebhook } from "../src/webhook/server.js";

@@ -13,3 +13,18 @@ export function describeError(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   return code ? `${message} [${code}]` : message;
 }
+
+/**
+ * The codes of failures worth trying again later on their own: a registry's rate limit, its 5xx, network trouble.
+ * The one place that decides it (the registry client's retries, the ImageScan and ImageRepository controllers).
+ */
+const TRANSIENT_CODES: ReadonlySet<string> = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
+
+export function isTransientCode(code: string | undefined): boolean {
+  return code !== undefined && TRANSIENT_CODES.has(code);
+}
+
+/** Whether `e` (by its string code) is worth trying again later. */
+export function isTransient(e: unknown): boolean {
+  return isTransientCode(errorCode(e));
+}

@@ -2,7 +2,6 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as k8s from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ImageScan } from "../controller/imagescan.js";
 import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import type { IndexReport } from "../indexer/report.js";
 import type { ManifestToIndex } from "../indexer/types.js";
@@ -10,6 +9,7 @@ import { LayerError } from "../layers/errors.js";
 import type { ManifestPackageMatch, Store } from "../store/types.js";
 import { ClientLimiter } from "../registry/limits.js";
 import { ReportApi, type Authority, type Caller } from "./report.js";
+import { type ImageScan } from "../kube/api/v1alpha1/index.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const R = `sha256:${"b".repeat(64)}`;

@@ -68,18 +68,19 @@ import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
-import { GROUP, VERSION, type ImageScan } from "../controller/imagescan.js";
 import { matchWithStore } from "../findings/match.js";
 import { InventoryError, type Indexer, type IndexResult } from "../indexer/indexer.js";
 import { documentStamp, isSbomFormat, SBOM_MEDIA_TYPES, writeSbom } from "../sbom/index.js";
 import { checkLayerUri, LayerFetchError, UriLayerFetcher, type UriManifest } from "../indexer/sources/uri.js";
 import type { EgressGuard } from "../net/egress.js";
-import { Informer } from "../kube/informer.js";
+import type { Informer } from "../kube/informer.js";
+import { SharedCache } from "../kube/cache.js";
 import { affectedManifests, lookupNames, type VulnerabilityQuery } from "../matcher/affected-manifests.js";
 import { PORTCULLIS_COVERAGE_ENRICHMENT, vulnerabilityReport, type CoverageEnrichment, type VulnerabilityReport } from "../matcher/vulnerability-report.js";
 import { ClientLimiter, Semaphore } from "../registry/limits.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { Store } from "../store/types.js";
+import { GROUP, type ImageScan, IMAGESCANS } from "../kube/api/v1alpha1/index.js";
 
 export const API_PREFIX = "/indexer/api/v1";
 export const MATCHER_PREFIX = "/matcher/api/v1";
@@ -244,8 +245,10 @@ export interface ReportApiOptions {
   store: Pick<Store, "indexReport" | "deleteManifests" | "manifestPackages" | "advisories">;
   /** The Indexer's scanner set hash, for index_state. */
   scannerSet: string;
-  /** The ImageScans to look digests up in (an informer's cache); without it the API runs its own informer. */
+  /** The ImageScans to look digests up in; without it the API uses the ImageScan informer of `cache`. */
   scans?: { list(): ImageScan[] };
+  /** The process's shared cache (default its own). */
+  cache?: SharedCache;
   /** Default: TokenReview + SubjectAccessReview against the API server of `kc`. */
   authority?: Authority;
   /** How long TokenReview and SubjectAccessReview answers are kept. Default 60 s. */
@@ -335,6 +338,7 @@ export class ReportApi {
   private readonly decisions: TtlCache<boolean>;
   private readonly limiter: ClientLimiter;
   private readonly informer: Informer<ImageScan> | undefined;
+  private readonly ownCache: SharedCache | undefined;
   private readonly scans: { list(): ImageScan[] };
   private readonly fetcher: UriLayerFetcher | undefined;
   /** POSTs in flight by the hash of their manifest (hash, URIs, headers): identical ones share one index. */
@@ -356,27 +360,20 @@ export class ReportApi {
     this.limiter = new ClientLimiter(o.tokenChecks?.perSecond ?? 5, o.tokenChecks?.burst ?? 20);
     if (o.scans) this.scans = o.scans;
     else {
-      const custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-      this.informer = new Informer<ImageScan>(o.kc, {
-        watchPath: `/apis/${GROUP}/${VERSION}/imagescans`,
-        list: async () => {
-          const res = (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "imagescans" })) as { items: ImageScan[]; metadata: { resourceVersion: string } };
-          return { items: res.items, resourceVersion: res.metadata.resourceVersion };
-        },
-        log: (m) => o.log?.("info", `report API: ${m}`),
-      });
+      this.ownCache = o.cache ? undefined : new SharedCache(o.kc, { log: (m) => o.log?.("info", `report API: ${m}`) });
+      this.informer = (o.cache ?? this.ownCache!).informer(IMAGESCANS);
       this.scans = this.informer;
     }
   }
 
-  /** Starts the API's own ImageScan informer (when it was given none); resolves once it has listed. */
+  /** Starts the ImageScan informer (unless given `scans`); resolves once it has listed. */
   async start(): Promise<void> {
     await this.informer?.start();
   }
 
-  /** Stops the informer, aborts the POSTs in flight (they answer 503) and closes the layer connections. */
+  /** Stops its own informer, aborts the POSTs in flight (they answer 503) and closes the layer connections. */
   stop(): void {
-    this.informer?.stop();
+    this.ownCache?.stop();
     this.stopping.abort(new Error("the report API is stopping"));
     void this.fetcher?.close();
   }

@@ -27,10 +27,15 @@ export interface AdvisoryRoundOptions {
   keyring: () => Promise<Keyring>;
 }
 
-/** Checks the options now (unknown sources are a configuration error at start) and returns the round. */
-export function advisoryRound(o: AdvisoryRoundOptions): (signal: AbortSignal) => Promise<SchedulerResult[]> {
+/** Throws for sources (or mirrors' sources) the catalogue does not know: a configuration error at start. */
+export function checkAdvisorySources(o: Pick<AdvisoryRoundOptions, "catalogue" | "sources" | "mirrors">): void {
   const unknown = [...o.sources, ...Object.keys(o.mirrors)].filter((s) => !o.catalogue.get(s));
   if (unknown.length) throw new Error(`advisory sources ${unknown.join(", ")} are not known; known: ${o.catalogue.all().map((s) => s.name).join(", ")}`);
+}
+
+/** Checks the options now (unknown sources are a configuration error at start) and returns the round. */
+export function advisoryRound(o: AdvisoryRoundOptions): (signal: AbortSignal) => Promise<SchedulerResult[]> {
+  checkAdvisorySources(o);
   const sources = o.sources.length ? o.sources.map((s) => o.catalogue.get(s)!) : o.catalogue.all().filter((s) => s.updateByDefault);
   const bundleRef = o.bundle ? parseReference(o.bundle) : undefined;
   // The bundle's digest at the last pull: an unchanged tag costs one HEAD, not a download.

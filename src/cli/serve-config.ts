@@ -6,11 +6,11 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
-import { parseDuration } from "../controller/imagescan.js";
-import { DEFAULT_EXCLUDED_NAMESPACES } from "../controller/pods.js";
+import { parseDuration } from "../kube/duration.js";
 import { LOG_LEVELS } from "../log/logger.js";
 import { scrub } from "../log/redact.js";
 import { UsageError } from "./exit.js";
+import { DEFAULT_EXCLUDED_NAMESPACES } from "../kube/api/v1alpha1/index.js";
 
 // Each option is a string on the command line and in the environment; in a file it may also be a YAML
 // number, boolean or list. The output types are those serve has always had.
@@ -39,6 +39,7 @@ const Config = z
     gcAfter: z.string().refine((v) => parseDuration(v) !== undefined, "must be a duration such as 24h or 90m").default("24h"),
     watchPods: bool.default("true"),
     leaderElect: bool.default("true"),
+    roles: list(/^(webhook|controller|indexer)(,(webhook|controller|indexer))*$/, "must be roles, comma separated: webhook, controller, indexer").default("webhook,controller,indexer"),
     leaseDuration: z.string().refine((v) => (parseDuration(v) ?? 0) >= 3000, "must be a duration of at least 3s").default("15s"),
     webhook: bool.default("true"),
     webhookAddr: z.string().regex(/^[^:]*:\d+$/, "must be HOST:PORT").default("0.0.0.0:8443"),
@@ -88,6 +89,7 @@ export const SERVE_OPTIONS: Record<ServeConfigKey, { flag: string; env: string }
   gcAfter: { flag: "gc-after", env: "PORTCULLIS_GC_AFTER" },
   watchPods: { flag: "no-pods", env: "PORTCULLIS_WATCH_PODS" },
   leaderElect: { flag: "leader-elect", env: "PORTCULLIS_LEADER_ELECT" },
+  roles: { flag: "roles", env: "PORTCULLIS_ROLES" },
   leaseDuration: { flag: "lease-duration", env: "PORTCULLIS_LEASE_DURATION" },
   webhook: { flag: "webhook", env: "PORTCULLIS_WEBHOOK" },
   webhookAddr: { flag: "webhook-addr", env: "PORTCULLIS_WEBHOOK_ADDR" },

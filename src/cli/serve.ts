@@ -2,21 +2,24 @@
 // /healthz and /readyz. Configuration from flags, environment and a file, validated by one zod schema
 // (./serve-config.ts); JSON log lines on standard error (pino, ../log/pino.ts).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { apiErrorDetail } from "../kube/api-error.js";
 import { createServer as createHttpsServer } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
-import { apiErrorDetail, ImageScanController } from "../controller/imagescan.js";
+import { ImageScanController } from "../controller/imagescan.js";
+import { parseDuration } from "../kube/duration.js";
+import { SharedCache } from "../kube/cache.js";
+import { Manager, runnable, type Runnable } from "../kube/manager.js";
+import { DEFAULT_EXCLUDED_NAMESPACES } from "../kube/api/v1alpha1/index.js";
 import { PolicyStatusController } from "../controller/policies.js";
 import { PodController } from "../controller/pods.js";
 import { ImageRepositoryController } from "../controller/repositories.js";
-import { parseDuration } from "../controller/imagescan.js";
 import { EventRecorder } from "../kube/events.js";
 import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
-import { AdmissionWebhook, DEFAULT_WEBHOOK_EXCLUDED } from "../webhook/server.js";
+import { AdmissionWebhook } from "../webhook/server.js";
 import { WebhookCertificates, webhookSans } from "../webhook/tls.js";
 import { ClientCa } from "../webhook/client-ca.js";
 import type { Server as TlsServer } from "node:tls";
-import { LeaderElector } from "../kube/leader.js";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { parsePlatform } from "../image/platform.js";
@@ -34,9 +37,9 @@ import { describeConfig, loadServeConfig } from "./serve-config.js";
 import { AdvisoryScheduler } from "../advisories/scheduler.js";
 import { Rematcher } from "../findings/rematch.js";
 import { defaultCatalogue } from "../advisories/catalogue.js";
-import { operatorRegistryHosts, SecretCache, workloadKeyring } from "../controller/credentials.js";
 import { tenantRedactor } from "../log/redact.js";
-import { advisoryRound } from "./advisory-round.js";
+import { advisoryRound, checkAdvisorySources } from "./advisory-round.js";
+import { operatorRegistryHosts, SecretCache, workloadKeyring } from "../registry/auth/workload.js";
 
 export { loadServeConfig, serveConfig, type ServeConfig } from "./serve-config.js";
 
@@ -45,6 +48,14 @@ export const SERVE_HELP = `Usage: portcullis serve [options]
 Run the Portcullis operator: make an ImageScan for every image pods run, index them, write their status.
 
 Options (each also an environment variable, and a key of the --config file):
+  --roles L                what this process runs, comma separated (PORTCULLIS_ROLES, default all three):
+                           webhook (the admission webhook and its certificate reloader, every replica),
+                           controller (Pod, policy and repository controllers, webhook registration,
+                           certificate rotation, advisory updates; under the Lease portcullis-controller),
+                           indexer (the scans: resolve, index, match, write their status; re-matching; under
+                           the Lease, portcullis-indexer when the process has no controller role). Every role
+                           serves /healthz, /readyz, /metrics and the report API; a role not started opens no
+                           watch it does not need
   --config FILE            read options from a YAML or JSON file (PORTCULLIS_CONFIG): its keys are the options'
                            camelCase names (databaseUrl, concurrency, watchNamespaces, logLevel; --no-pods is
                            watchPods: false), lists may be YAML lists; an unknown key or a wrong type is an
@@ -145,6 +156,9 @@ Report API:
 The cluster comes from KUBECONFIG, else the in-cluster service account.
 `;
 
+/** What a process runs (docs/architecture.md): the admission webhook, the controllers, the scanning work. */
+export type Role = "webhook" | "controller" | "indexer";
+
 function list(csv: string): string[] {
   return csv.split(",").map((s) => s.trim()).filter(Boolean);
 }
@@ -156,6 +170,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     return EXIT.ok;
   }
   const cfg = loaded.config;
+  const roles = new Set(list(cfg.roles) as Role[]);
   // One root logger; each part gets a child naming it, and the async log context adds the scan attempt,
   // the admission review's uid or the API request's id to the lines written on their behalf.
   const logger = createLogger({ level: cfg.logLevel });
@@ -167,6 +182,9 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const kc = new k8s.KubeConfig();
   if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
   else kc.loadFromCluster();
+  // Configuration errors found now stop the start before anything is opened.
+  const mirrors = Object.fromEntries(list(cfg.advisoryMirrors).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
+  checkAdvisorySources({ catalogue: defaultCatalogue(), sources: list(cfg.advisorySources), mirrors });
   const store = await openStore(cfg.databaseUrl ?? cfg.storePath);
   const helpers = list(cfg.credentialHelpers);
   const providers = cloudProviders(helpers);
@@ -178,13 +196,11 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   const events = new EventRecorder(kc, { log: logFn(part("events"), "warn"), redact: tenantRedactor(operatorSecrets) });
   const indexer = new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")) });
   const metrics = new PortcullisMetrics({ defaultMetrics: true });
-  let currentScans: ImageScanController | undefined;
-  metrics.watchQueue(() => currentScans?.queue);
   metrics.watchAdvisories(() => store.advisories.status());
-  metrics.watchVulnerabilities(() => (currentScans?.informer.list() ?? []).map((s) => s.status?.vulnerabilities as Record<string, unknown> | undefined));
+  // The process's one cache: an informer per kind, opened by the first role that needs the kind.
+  const cache = new SharedCache(kc, { log: logFn(part("cache"), "warn") });
   // Advisory updates run on the leader, with the controllers (checked now: an unknown source fails the start).
   const advisoryIntervalMs = cfg.advisoryUpdateInterval === "0" ? 0 : parseDuration(cfg.advisoryUpdateInterval)!;
-  const mirrors = Object.fromEntries(list(cfg.advisoryMirrors).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
   const secretCache = new SecretCache(kc.makeApiClient(k8s.CoreV1Api));
   // The registry metrics name the registries of the operator's pull secrets (and the big public ones);
   // the hosts tenants' images name are `other`, so the label stays bounded. Re-read now and then.
@@ -197,93 +213,13 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   });
   const advisoryLog = part("advisories");
   const rematchIntervalMs = parseDuration(cfg.rematchInterval)!;
-  // One set of controllers per leadership term (a work queue that was shut down is not reused).
   const watched = list(cfg.watchNamespaces);
   const namespaces = watched.length ? { namespaces: watched } : {};
-  const makeControllers = () => {
-    const scans = new ImageScanController({
-      ...namespaces,
-      kc, indexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
-      providers, operatorSecrets, events, log: logFn(part("imagescan")),
-      registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
-    });
-    currentScans = scans;
-    // Watched repositories: new tags scanned before a pod asks (normal lane); their scans count as used below.
-    const repositories = new ImageRepositoryController({
-      ...namespaces, kc, scans, store: store.repositories, providers, operatorSecrets, events, defaultPlatform: platform,
-      registryMetrics: metrics.registryHooks(), onListing: (e) => metrics.observeListing(e), log: logFn(part("repositories")),
-    });
-    const pods = cfg.watchPods === "true"
-      ? new PodController({
-        ...namespaces, kc, scans, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!, alsoInUse: () => repositories.uses(),
-        excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")),
-      })
-      : undefined;
-    // Policies' Valid and Ready conditions: what the webhook makes of them.
-    const policies = cfg.webhook === "true" ? new PolicyStatusController({ ...namespaces, kc, log: logFn(part("policies")) }) : undefined;
-    // Re-matching: after every advisory operation, whoever recorded it (this scheduler, or `portcullis db
-    // import|update|pull` against the same database), the images it touches get new findings, no layer read.
-    const rematcher = new Rematcher({
-      store, intervalMs: rematchIntervalMs, onChange: async (c) => void (await scans.applyFindings(c)),
-      log: (level, msg, fields) => advisoryLog[level](msg, fields), onRound: (r) => metrics.observeRematch(r),
-    });
-    const advisories = advisoryIntervalMs > 0
-      ? new AdvisoryScheduler({
-        store: store.advisories, intervalMs: advisoryIntervalMs, runOnce: runAdvisoryRound,
-        log: (level, msg, fields) => advisoryLog[level](msg, fields),
-        onRound: (r) => {
-          metrics.observeAdvisoryRound(r);
-          if (r.some((x) => x.status === "updated" || x.status === "imported")) rematcher.nudge();
-        },
-      })
-      : undefined;
-    const advisoriesStop = new AbortController();
-    let advisoriesRun: Promise<void> | undefined;
-    let rematchRun: Promise<void> | undefined;
-    return {
-      async start() {
-        // First: updates need nothing of the API server, so a missing CRD does not hold them up.
-        advisoriesRun = advisories?.run(advisoriesStop.signal);
-        await scans.start();
-        // After the scans' cache is filled: re-matched findings are written into the ImageScans it holds.
-        rematchRun = rematcher.run(advisoriesStop.signal);
-        await pods?.start();
-        await policies?.start();
-        // Not awaited: without the ImageRepository CRD (Helm does not upgrade CRDs) the rest runs, and the
-        // Pod controller's collection waits for this informer (uses() is undefined until it has synced).
-        void repositories.start().catch((e: unknown) => log("warn", `watched repositories: ${(e as Error).message}`));
-      },
-      async stop() {
-        advisoriesStop.abort();
-        await advisoriesRun;
-        await rematchRun;
-        await policies?.stop();
-        await pods?.stop();
-        await repositories.stop();
-        await scans.stop();
-        if (currentScans === scans) currentScans = undefined;
-      },
-    };
-  };
-  // The webhook: every replica serves it from its own caches; the leader registers it and keeps its certificate.
+  // Whether the cluster has the admission webhook: the controller registers it and keeps its certificate, the
+  // webhook role serves it (two processes, or one).
   const webhookOn = cfg.webhook === "true";
   const reportTls = cfg.reportTls === "true";
-  // Read now: a client CA that cannot be used stops the start (a webhook that would take anyone's review instead
-  // of the operator's choice is worse than none).
-  const clientCa = webhookOn && cfg.webhookClientCa ? new ClientCa({ file: cfg.webhookClientCa, log: levelLogFn(part("webhook-tls")) }) : undefined;
-  if (webhookOn && !clientCa) {
-    log("warn", "the webhook takes reviews from anyone who reaches its port (no --webhook-client-ca): answers are generic, Events name no user"
-      + (cfg.pinDigests === "true" ? ", and --pin-digests pins nothing" : ""));
-  }
-  const excluded = [...new Set([...DEFAULT_WEBHOOK_EXCLUDED, cfg.namespace, ...list(cfg.webhookExcludeNamespaces)])];
-  const webhook = webhookOn
-    ? new AdmissionWebhook({
-      kc, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
-      defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false, breakGlassAllowed: cfg.breakGlass === "true" }, log: levelLogFn(part("webhook")),
-      onDecision: (d) => metrics.observeDecision(d), findings: (digest) => store.findings.get(digest),
-      scanRequests: { perSecond: cfg.webhookScanRate, burst: cfg.webhookScanBurst }, onScanRequest: (r) => metrics.observeScanRequest(r),
-    })
-    : undefined;
+  const excluded = [...new Set([...DEFAULT_EXCLUDED_NAMESPACES, cfg.namespace, ...list(cfg.webhookExcludeNamespaces)])];
   // The webhook's certificate also serves the report API over TLS (the same Service name, another port).
   const certs = webhookOn || reportTls
     ? new WebhookCertificates({
@@ -294,65 +230,62 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     })
     : undefined;
   metrics.watchCertificates(() => certs);
-  // The report API reads ImageScans from the webhook's cache when there is one, else from its own informer.
+  const leaseName = roles.has("controller") ? "portcullis-controller" : "portcullis-indexer";
+  const leaderLog = part("leader", { identity });
+  const manager = new Manager({
+    cache,
+    ...(cfg.leaderElect === "true"
+      ? {
+        leaderElection: {
+          kc, namespace: cfg.namespace, name: leaseName, identity, leaseDurationMs: parseDuration(cfg.leaseDuration)!,
+          renewDeadlineMs: Math.round((parseDuration(cfg.leaseDuration)! * 2) / 3), retryPeriodMs: Math.max(500, Math.round((parseDuration(cfg.leaseDuration)! * 2) / 15)),
+          onStartedLeading: () => (leaderLog.info("became the leader"), metrics.setLeader(true)),
+          onStoppedLeading: () => (metrics.setLeader(false), leaderLog.info("no longer the leader")),
+          onNewLeader: (id) => leaderLog.info("leader", { leader: id ?? null }),
+          log: logFn(leaderLog),
+        },
+      }
+      : {}),
+    log: logFn(part("manager")),
+  });
+
+  // ----- webhook role: every replica answers reviews from the shared caches.
+  const clientCa = roles.has("webhook") && webhookOn && cfg.webhookClientCa ? new ClientCa({ file: cfg.webhookClientCa, log: levelLogFn(part("webhook-tls")) }) : undefined;
+  if (roles.has("webhook") && webhookOn) {
+    // Read now (above): a client CA that cannot be used stops the start (a webhook that would take anyone's review
+    // instead of the operator's choice is worse than none).
+    if (!clientCa) {
+      log("warn", "the webhook takes reviews from anyone who reaches its port (no --webhook-client-ca): answers are generic, Events name no user"
+        + (cfg.pinDigests === "true" ? ", and --pin-digests pins nothing" : ""));
+    }
+    const webhook = new AdmissionWebhook({
+      kc, cache, secrets: secretCache, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
+      defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false, breakGlassAllowed: cfg.breakGlass === "true" }, log: levelLogFn(part("webhook")),
+      onDecision: (d) => metrics.observeDecision(d), findings: (digest) => store.findings.get(digest),
+      scanRequests: { perSecond: cfg.webhookScanRate, burst: cfg.webhookScanBurst }, onScanRequest: (r) => metrics.observeScanRequest(r),
+    });
+    manager.add(runnable("webhook-caches", false, async () => {
+      await webhook.start();
+      return () => webhook.stop();
+    }));
+    manager.add(certificateReloader(certs!));
+    manager.add(runnable("webhook-server", false, async () => {
+      const [whost, wport] = [cfg.webhookAddr.slice(0, cfg.webhookAddr.lastIndexOf(":")), Number(cfg.webhookAddr.slice(cfg.webhookAddr.lastIndexOf(":") + 1))];
+      const server = (await webhook.listen({ host: whost || "0.0.0.0", port: wport, https: true, ...(clientCa ? { clientCa } : {}) })) as unknown as TlsServer;
+      certs!.attach(server, clientCa ? { clientCa } : {});
+      clientCa?.start();
+      return async () => {
+        await new Promise<void>((r) => server.close(() => r()));
+        clientCa?.stop();
+      };
+    }));
+  }
+
+  // ----- every role: the report API (the ImageScans it authorizes by come from the shared cache).
   const reportApi = new ReportApi({
-    kc, store, scannerSet: indexer.scannerSet, indexer, inventory: indexer, version: version(), scans: webhook?.scans, log: levelLogFn(part("report-api")),
+    kc, cache, store, scannerSet: indexer.scannerSet, indexer, inventory: indexer, version: version(), log: levelLogFn(part("report-api")),
     authority: kubeAuthority(kc, { audiences: list(cfg.reportTokenAudiences) }),
   });
-  const [label, labelValue] = cfg.webhookNamespaceLabel?.split("=") ?? [];
-  const registerWebhook = async (signal?: AbortSignal) => {
-    if (!certs) return;
-    const r = await certs.reconcile();
-    if (cfg.tlsMode === "builtin" && !r.caBundle) throw new Error("webhook TLS: no CA bundle after reconcile");
-    if (!webhookOn) {
-      if (signal) void certs.lead(signal);
-      return;
-    }
-    await registerWebhooks(kc, {
-      ...(cfg.webhookUrl ? { url: cfg.webhookUrl } : { service: { namespace: cfg.namespace, name: cfg.webhookService } }),
-      caBundle: r.caBundle ?? certs.caBundle() ?? "", failurePolicy: cfg.failurePolicy, timeoutSeconds: cfg.webhookTimeout,
-      excludeNamespaces: excluded, mutating: cfg.pinDigests === "true", ...(label ? { onlyLabel: { key: label, value: labelValue ?? "" } } : {}),
-    });
-    log("info", "webhook registered", { validating: VALIDATING_NAME, failurePolicy: cfg.failurePolicy, url: cfg.webhookUrl ?? null });
-    if (signal) void certs.lead(signal);
-  };
-  // A failed registration (the configuration deleted by hand and no `create` granted, the API server busy) must
-  // not stop the controllers: scans go on, and registration is tried again with a backoff for the whole term.
-  // Resolves after the first attempt, so that a healthy start registers before the controllers run.
-  const registerOrRetry = (signal: AbortSignal) =>
-    new Promise<void>((firstAttempt) => {
-      void (async () => {
-        for (let delay = 2000; !signal.aborted; delay = Math.min(delay * 2, 60_000)) {
-          try {
-            await registerWebhook(signal);
-            return;
-          } catch (e) {
-            log("error", `webhook registration failed: ${(e as Error).message}${apiErrorDetail(e)}; the controllers run meanwhile, retrying in ${delay / 1000} s`
-              + " (after deleting the configuration by hand, `helm upgrade` restores it, or grant create with rbac.createWebhookConfigurations)");
-          } finally {
-            firstAttempt();
-          }
-          // (The abort listener goes with the timer, so retries over a long term do not pile listeners up.)
-          await sleep(delay, undefined, { signal }).catch(() => undefined);
-        }
-        firstAttempt();
-      })();
-    });
-  let running: ReturnType<typeof makeControllers> | undefined;
-  let term: Promise<void> = Promise.resolve();
-  const startControllers = async () => {
-    running = makeControllers();
-    await running.start();
-    log("info", "controllers running");
-  };
-  const stopControllers = async () => {
-    const r = running;
-    running = undefined;
-    if (r) {
-      await r.stop();
-      log("info", "controllers stopped");
-    }
-  };
   // Each report API request gets an id (the caller's X-Request-Id when it is a plain token): on every line
   // written for it, and in the answer's X-Request-Id.
   const apiLog = part("report-api");
@@ -364,6 +297,135 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     res.once("finish", () => apiLog.debug("report API request", { requestId, method: req.method, path: new URL(req.url ?? "/", "http://x").pathname, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }));
     void withLogContext({ requestId }, () => reportApi.handle(req, res));
   };
+  manager.add(runnable("report-api", false, async () => {
+    await reportApi.start();
+    return () => reportApi.stop();
+  }));
+  if (reportTls && certs) {
+    if (!roles.has("webhook") || !webhookOn) manager.add(certificateReloader(certs));
+    manager.add(runnable("report-server", false, async () => {
+      const [rhost, rport] = [cfg.reportAddr.slice(0, cfg.reportAddr.lastIndexOf(":")), Number(cfg.reportAddr.slice(cfg.reportAddr.lastIndexOf(":") + 1))];
+      const https = createHttpsServer({}, serveApi);
+      https.keepAliveTimeout = 65_000;
+      await new Promise<void>((resolve, reject) => https.once("error", reject).listen(rport, rhost || "0.0.0.0", resolve));
+      certs.attach(https as unknown as TlsServer);
+      return () => new Promise<void>((r) => https.close(() => r()));
+    }));
+  }
+
+  // ----- controller role, under the Lease: webhook registration and certificate rotation first (a healthy start
+  // registers before the controllers run), advisory updates, then (with the indexer's) the controllers.
+  const [label, labelValue] = cfg.webhookNamespaceLabel?.split("=") ?? [];
+  const registerWebhook = async (signal: AbortSignal) => {
+    if (!certs) return;
+    const r = await certs.reconcile();
+    if (cfg.tlsMode === "builtin" && !r.caBundle) throw new Error("webhook TLS: no CA bundle after reconcile");
+    if (webhookOn) {
+      await registerWebhooks(kc, {
+        ...(cfg.webhookUrl ? { url: cfg.webhookUrl } : { service: { namespace: cfg.namespace, name: cfg.webhookService } }),
+        caBundle: r.caBundle ?? certs.caBundle() ?? "", failurePolicy: cfg.failurePolicy, timeoutSeconds: cfg.webhookTimeout,
+        excludeNamespaces: excluded, mutating: cfg.pinDigests === "true", ...(label ? { onlyLabel: { key: label, value: labelValue ?? "" } } : {}),
+      });
+      log("info", "webhook registered", { validating: VALIDATING_NAME, failurePolicy: cfg.failurePolicy, url: cfg.webhookUrl ?? null });
+    }
+    void certs.lead(signal);
+  };
+  // The current term's scans controller and rematcher (metrics, and the advisory scheduler's nudge).
+  let currentScans: ImageScanController | undefined;
+  let currentRematcher: Rematcher | undefined;
+  metrics.watchQueue(() => currentScans?.queue);
+  metrics.watchVulnerabilities(() => (currentScans?.informer.list() ?? []).map((s) => s.status?.vulnerabilities as Record<string, unknown> | undefined));
+  if (roles.has("controller")) {
+    // A failed registration (the configuration deleted by hand and no `create` granted, the API server busy) must
+    // not stop the controllers: scans go on, and registration is tried again with a backoff for the whole term.
+    // Started once its first attempt is over.
+    if (certs) manager.add(runnable("webhook-registration", true, async (signal) => {
+      await registerOrRetry(signal, registerWebhook, (e, delay) => log("error", `webhook registration failed: ${(e as Error).message}${apiErrorDetail(e)}; the controllers run meanwhile, retrying in ${delay / 1000} s`
+        + " (after deleting the configuration by hand, `helm upgrade` restores it, or grant create with rbac.createWebhookConfigurations)"));
+    }));
+    // Advisory updates need nothing of the API server, so a missing CRD does not hold them up.
+    if (advisoryIntervalMs > 0) manager.add(runnable("advisory-updates", true, async () => {
+      const stop = new AbortController();
+      const scheduler = new AdvisoryScheduler({
+        store: store.advisories, intervalMs: advisoryIntervalMs, runOnce: runAdvisoryRound,
+        log: (level, msg, fields) => advisoryLog[level](msg, fields),
+        onRound: (r) => {
+          metrics.observeAdvisoryRound(r);
+          if (r.some((x) => x.status === "updated" || x.status === "imported")) currentRematcher?.nudge();
+        },
+      });
+      const run = scheduler.run(stop.signal);
+      return async () => (stop.abort(), await run);
+    }));
+  }
+  // ----- indexer role, under the Lease: the scans (resolve, index, match, status), and re-matching after
+  // advisory operations (this process's, or `portcullis db import|update|pull` against the same database).
+  if (roles.has("indexer")) {
+    manager.add(runnable("imagescan-controller", true, async () => {
+      const scans = new ImageScanController({
+        ...namespaces, kc, cache, secretCache, indexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
+        providers, operatorSecrets, events, log: logFn(part("imagescan")),
+        registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
+      });
+      await scans.start();
+      currentScans = scans;
+      return async () => {
+        await scans.stop();
+        if (currentScans === scans) currentScans = undefined;
+      };
+    }));
+    // After the scans' cache is filled: re-matched findings are written into the ImageScans it holds.
+    manager.add(runnable("rematcher", true, async () => {
+      const scans = currentScans;
+      if (!scans) return;
+      const stop = new AbortController();
+      const rematcher = new Rematcher({
+        store, intervalMs: rematchIntervalMs, onChange: async (c) => void (await scans.applyFindings(c)),
+        log: (level, msg, fields) => advisoryLog[level](msg, fields), onRound: (r) => metrics.observeRematch(r),
+      });
+      currentRematcher = rematcher;
+      const run = rematcher.run(stop.signal);
+      return async () => {
+        stop.abort();
+        await run;
+        if (currentRematcher === rematcher) currentRematcher = undefined;
+      };
+    }));
+  }
+  if (roles.has("controller")) {
+    // Watched repositories: new tags scanned before a pod asks (normal lane); their scans count as used by the
+    // Pod controller's collection. Made first, started last.
+    let currentRepositories: ImageRepositoryController | undefined;
+    if (cfg.watchPods === "true") manager.add(runnable("pod-controller", true, async () => {
+      const pods = new PodController({
+        ...namespaces, kc, cache, secrets: secretCache, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!,
+        alsoInUse: () => currentRepositories?.uses(), excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")),
+      });
+      await pods.start();
+      return () => pods.stop();
+    }));
+    // Policies' Valid and Ready conditions: what the webhook makes of them.
+    if (webhookOn) manager.add(runnable("policy-status-controller", true, async () => {
+      const policies = new PolicyStatusController({ ...namespaces, kc, cache, log: logFn(part("policies")) });
+      await policies.start();
+      return () => policies.stop();
+    }));
+    manager.add(runnable("repository-controller", true, async () => {
+      const repositories = new ImageRepositoryController({
+        ...namespaces, kc, cache, secrets: secretCache, store: store.repositories, providers, operatorSecrets, events, defaultPlatform: platform,
+        registryMetrics: metrics.registryHooks(), onListing: (e) => metrics.observeListing(e), log: logFn(part("repositories")),
+      });
+      currentRepositories = repositories;
+      // Not awaited: without the ImageRepository CRD (Helm does not upgrade CRDs) the rest runs, and the Pod
+      // controller's collection waits for this informer (uses() is undefined until it has synced).
+      void repositories.start().catch((e: unknown) => log("warn", `watched repositories: ${(e as Error).message}`));
+      return async () => {
+        await repositories.stop();
+        if (currentRepositories === repositories) currentRepositories = undefined;
+      };
+    }));
+  }
+
   let ready = false;
   const [host, port] = [cfg.healthAddr.slice(0, cfg.healthAddr.lastIndexOf(":")), Number(cfg.healthAddr.slice(cfg.healthAddr.lastIndexOf(":") + 1))];
   const health = createServer((req, res) => {
@@ -380,59 +442,16 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   });
   await new Promise<void>((resolve, reject) => health.once("error", reject).listen(port, host || "0.0.0.0", resolve));
   if (!cfg.databaseUrl && cfg.leaderElect === "true") log("warn", "the embedded store is this replica's own: run one replica, or give every replica the same --database-url");
-  log("info", "starting", { store: cfg.databaseUrl ? "postgres" : "embedded", namespace: cfg.namespace, concurrency: cfg.concurrency, platform: cfg.platform, credentialHelpers: helpers, health: cfg.healthAddr });
-  const leaderLog = part("leader", { identity });
-  const elector = cfg.leaderElect === "true"
-    ? new LeaderElector({
-      kc, namespace: cfg.namespace, name: "portcullis-controller", identity, leaseDurationMs: parseDuration(cfg.leaseDuration)!,
-      renewDeadlineMs: Math.round((parseDuration(cfg.leaseDuration)! * 2) / 3), retryPeriodMs: Math.max(500, Math.round((parseDuration(cfg.leaseDuration)! * 2) / 15)),
-      onStartedLeading: (signal) => {
-        leaderLog.info("became the leader");
-        metrics.setLeader(true);
-        term = (async () => {
-          await registerOrRetry(signal);
-          await startControllers();
-          if (!signal.aborted) await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
-          await stopControllers();
-        })().catch((e: unknown) => leaderLog.error(`controllers: ${(e as Error).message}`));
-        return term;
-      },
-      onStoppedLeading: () => (metrics.setLeader(false), leaderLog.info("no longer the leader")),
-      onNewLeader: (id) => leaderLog.info("leader", { leader: id ?? null }),
-      log: logFn(leaderLog),
-    })
-    : undefined;
-  let webhookServer: TlsServer | undefined;
-  if (webhook && certs) {
-    await webhook.start();
-    await certs.start();
-    const [whost, wport] = [cfg.webhookAddr.slice(0, cfg.webhookAddr.lastIndexOf(":")), Number(cfg.webhookAddr.slice(cfg.webhookAddr.lastIndexOf(":") + 1))];
-    webhookServer = (await webhook.listen({ host: whost || "0.0.0.0", port: wport, https: true, ...(clientCa ? { clientCa } : {}) })) as unknown as TlsServer;
-    certs.attach(webhookServer, clientCa ? { clientCa } : {});
-    clientCa?.start();
-  }
-  let reportServer: TlsServer | undefined;
-  if (reportTls && certs) {
-    if (!webhook) await certs.start();
-    const [rhost, rport] = [cfg.reportAddr.slice(0, cfg.reportAddr.lastIndexOf(":")), Number(cfg.reportAddr.slice(cfg.reportAddr.lastIndexOf(":") + 1))];
-    const https = createHttpsServer({}, serveApi);
-    https.keepAliveTimeout = 65_000;
-    await new Promise<void>((resolve, reject) => https.once("error", reject).listen(rport, rhost || "0.0.0.0", resolve));
-    reportServer = https as unknown as TlsServer;
-    certs.attach(reportServer);
-  }
-  const noLease = new AbortController();
-  if (elector) elector.start();
-  else {
-    await registerOrRetry(noLease.signal);
-    await startControllers();
-    metrics.setLeader(true);
-  }
-  // Ready: the webhook's caches are listed and it has a certificate to serve.
-  if (certs) await certs.ready();
-  await reportApi.start();
+  log("info", "starting", {
+    roles: [...roles], runnables: manager.describe().map((r) => `${r.name}${r.needLeaderElection ? " (leader)" : ""}`),
+    store: cfg.databaseUrl ? "postgres" : "embedded", namespace: cfg.namespace, concurrency: cfg.concurrency, platform: cfg.platform, credentialHelpers: helpers, health: cfg.healthAddr,
+  });
+  await manager.start();
+  if (cfg.leaderElect !== "true" && manager.describe().some((r) => r.needLeaderElection)) metrics.setLeader(true);
+  // Ready: the caches are listed and, where a server uses it, there is a certificate to serve.
+  if (certs && (roles.has("webhook") || reportTls)) await certs.ready();
   ready = true;
-  log("info", "ready", { leaderElection: cfg.leaderElect === "true", identity });
+  log("info", "ready", { leaderElection: cfg.leaderElect === "true", identity, roles: [...roles], watches: cache.kinds() });
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log("info", "stopping", { signal: sig });
@@ -442,21 +461,43 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     process.once("SIGINT", () => stop("SIGINT"));
   });
   ready = false;
-  // Finish the scans in flight, then give up the Lease so another replica takes over at once.
-  // (stop() aborts the term's signal, waits for it to end, then releases the Lease.)
-  noLease.abort();
-  await stopControllers();
-  await elector?.stop();
-  await term;
-  if (webhookServer) await new Promise<void>((r) => webhookServer!.close(() => r()));
-  if (reportServer) await new Promise<void>((r) => reportServer!.close(() => r()));
-  clientCa?.stop();
-  certs?.stop();
-  await webhook?.stop();
-  reportApi.stop();
+  // Finish the scans in flight, give up the Lease so another replica takes over at once, then close the servers.
+  await manager.stop();
   await events.flush();
   await store.close();
   await new Promise<void>((r) => health.close(() => r()));
   log("info", "stopped");
   return EXIT.ok;
+}
+
+/** Every replica that serves TLS: loads the certificate Secret, keeps polling it. */
+function certificateReloader(certs: WebhookCertificates): Runnable {
+  return runnable("certificate-reloader", false, async () => {
+    await certs.start();
+    return () => certs.stop();
+  });
+}
+
+/**
+ * Runs `attempt` until it succeeds or `signal` aborts, backing off from 2 s to a minute; resolves after the
+ * first attempt (the retries go on in the background).
+ */
+function registerOrRetry(signal: AbortSignal, attempt: (signal: AbortSignal) => Promise<void>, onError: (e: unknown, delayMs: number) => void): Promise<void> {
+  return new Promise<void>((firstAttempt) => {
+    void (async () => {
+      for (let delay = 2000; !signal.aborted; delay = Math.min(delay * 2, 60_000)) {
+        try {
+          await attempt(signal);
+          return;
+        } catch (e) {
+          onError(e, delay);
+        } finally {
+          firstAttempt();
+        }
+        // (The abort listener goes with the timer, so retries over a long term do not pile listeners up.)
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+      firstAttempt();
+    })();
+  });
 }

@@ -3,6 +3,8 @@
 // resolves the image, indexes it and writes a summary into the status. The informer cache is the only read
 // path for ImageScans; the full report stays in the store.
 import * as k8s from "@kubernetes/client-node";
+import { isTransientCode } from "../errors.js";
+import { apiErrorDetail } from "../kube/api-error.js";
 import { parsePlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference, type Reference } from "../image/reference.js";
 import { matchManifest, type ManifestMatch } from "../findings/findings.js";
@@ -17,86 +19,14 @@ import type { RegistryMetrics } from "../registry/transport.js";
 import type { Store } from "../store/types.js";
 import type { EventRecorder } from "../kube/events.js";
 import { parseDuration } from "../kube/duration.js";
-import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
+import { objectKey, type Informer, type InformerEvent } from "../kube/informer.js";
+import { SharedCache } from "../kube/cache.js";
+import { GROUP, IMAGESCAN_INDEXERS, IMAGESCANS, ImageScanSpecSchema, PRIORITY_ANNOTATION, VERSION, type Condition, type ImageScan, type ImageScanStatus } from "../kube/api/v1alpha1/index.js";
 import { WorkQueue } from "../kube/workqueue.js";
+import { runWorker, TerminalError, type Result } from "../kube/reconcile.js";
 import { logId, withLogContext, type LogFn } from "../log/logger.js";
 import { tenantRedactor } from "../log/redact.js";
-import { RecordingKeyring, SecretCache, workloadKeyring, type OperatorSecrets } from "./credentials.js";
-
-/** Labels and annotations on the ImageScans Portcullis manages (created for pods). */
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
-export const MANAGED_BY = "portcullis";
-/** The digest's hex, cut to the 63 characters a label value allows. */
-export const DIGEST_LABEL = "portcullis.dev/digest";
-export const REPOSITORY_LABEL = "portcullis.dev/repository";
-/** For scans of a reference no digest could be found for (the scan then says why): a hash of the reference. */
-export const REFERENCE_LABEL = "portcullis.dev/reference";
-export const UNUSED_SINCE_ANNOTATION = "portcullis.dev/unused-since";
-/** Set by the admission webhook on a scan someone is waiting for: it goes to the priority lane. */
-export const PRIORITY_ANNOTATION = "portcullis.dev/priority";
-
-/**
- * The ImageScan informer's indexes.
- * - `digest`: (namespace, digest) from status.digest and status.resolvedDigest only. Status is a subresource
- *   only the controller writes, so this index is evidence: the controller resolved and indexed that digest.
- * - `digestLabel`: (namespace, digest label value) from the `portcullis.dev/digest` label. Anyone who may create
- *   ImageScans can set it: it only finds candidates (a scan on its way, not yet resolved), which callers check
- *   against the spec (pendingScanOf in ensure.ts) and never take as a verdict.
- * - `reference`: (namespace, reference hash) for scans of references no digest could be found for.
- */
-export const IMAGESCAN_INDEXERS: Record<string, (s: ImageScan) => string[]> = {
-  digest: (s) => {
-    const ns = s.metadata?.namespace ?? "";
-    return [...new Set([s.status?.digest, s.status?.resolvedDigest].filter((d): d is string => !!d).map((d) => `${ns}/${d}`))];
-  },
-  digestLabel: (s) => {
-    const label = s.metadata?.labels?.[DIGEST_LABEL];
-    return label ? [`${s.metadata?.namespace ?? ""}/${label}`] : [];
-  },
-  reference: (s) => (s.metadata?.labels?.[REFERENCE_LABEL] ? [`${s.metadata?.namespace}/${s.metadata.labels[REFERENCE_LABEL]}`] : []),
-};
-
-export function digestLabel(digest: string): string {
-  return digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 64);
-}
-
-export const GROUP = "portcullis.dev";
-export const VERSION = "v1alpha1";
-
-export interface ImageScan extends KubeObject {
-  spec: { image: string; platform?: string; imagePullSecrets?: Array<{ name: string }>; rescanAfter?: string };
-  status?: ImageScanStatus;
-}
-
-export interface Condition {
-  type: "Resolved" | "Indexed" | "Matched";
-  status: "True" | "False" | "Unknown";
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
-
-export interface ImageScanStatus {
-  phase?: "Pending" | "Resolving" | "Indexing" | "Indexed" | "Failed";
-  digest?: string;
-  shortDigest?: string;
-  resolvedDigest?: string;
-  platform?: string;
-  distribution?: { id: string; versionId: string; prettyName: string };
-  packages?: { total: number; byKind: Record<string, number> };
-  /** What matching against the advisory data found: counts only (the list is in the store and the report API). */
-  vulnerabilities?: FindingsSummary;
-  layers?: { total: number; reused: number };
-  indexedAt?: string;
-  scannerSet?: string;
-  credentialSource?: string;
-  reportRef?: { manifestDigest: string; path: string };
-  message?: string;
-  observedGeneration?: number;
-  conditions?: Condition[];
-  lastAttempt?: string;
-}
+import { type OperatorSecrets, RecordingKeyring, SecretCache, workloadKeyring } from "../registry/auth/workload.js";
 
 /** Error codes (registry, layer, reference) to the condition reasons users see. */
 export function reasonFor(code: string | undefined): string {
@@ -124,6 +54,7 @@ export function reasonFor(code: string | undefined): string {
       return "LayerTooLarge";
     case "INVALID_REFERENCE":
     case "INVALID_PLATFORM":
+    case "INVALID_SPEC":
       return "InvalidSpec";
     case "PLATFORM_NOT_FOUND":
       return "PlatformNotFound";
@@ -138,10 +69,6 @@ export function reasonFor(code: string | undefined): string {
       return "IndexFailed";
   }
 }
-
-const TRANSIENT = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
-
-export { parseDuration };
 
 class ScanError extends Error {
   constructor(readonly code: string, message: string) {
@@ -169,6 +96,8 @@ export interface ImageScanControllerOptions {
    * calls, run in a log context (../log/logger.ts) with `scan` (namespace/name) and `attempt` (an id per attempt).
    */
   log?: LogFn;
+  /** Where the ImageScan informer comes from (shared with the other consumers in the process); default its own. */
+  cache?: SharedCache;
   /** Only ImageScans in these namespaces are reconciled; default all (see PodControllerOptions.namespaces). */
   namespaces?: string[];
   /** The registry clients' metrics hooks. */
@@ -199,11 +128,13 @@ function layersReused(stats: IndexResult["stats"]): number {
 export class ImageScanController {
   readonly queue = new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 5 * 60_000 });
   readonly informer: Informer<ImageScan>;
+  private readonly cache: SharedCache;
+  private removeHandler: (() => void) | undefined;
   private readonly custom: k8s.CustomObjectsApi;
   readonly secrets: SecretCache;
   /** Status writes made (for the benchmark's API-requests figure). */
   writes = 0;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly stopping = new AbortController();
   private workers: Promise<void>[] = [];
 
   /** What tenants read in status: scrubbed, operator pull secrets by kind only. */
@@ -213,26 +144,21 @@ export class ImageScanController {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
     this.redact = tenantRedactor(o.operatorSecrets);
     this.secrets = o.secretCache ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
-    this.informer = new Informer<ImageScan>(o.kc, {
-      // (namespace, digest) -> scans by status (evidence), by label (candidates only), by reference.
-      indexers: IMAGESCAN_INDEXERS,
-      watchPath: `/apis/${GROUP}/${VERSION}/imagescans`,
-      list: async () => {
-        const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "imagescans" })) as { items: ImageScan[]; metadata: { resourceVersion: string } };
-        return { items: res.items, resourceVersion: res.metadata.resourceVersion };
-      },
-      // Only what changes the spec matters (controller-runtime's GenerationChangedPredicate): the controller's
-      // own status writes must not wake it again, or a backoff would be cut short by its own "Pending" write.
-      onEvent: (type, obj, old) => {
-        if (type === "delete" || (o.namespaces && !o.namespaces.includes(obj.metadata?.namespace ?? ""))) return;
-        const priority = obj.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true" && obj.status?.phase !== "Indexed";
-        const prioritized = priority && old?.metadata?.annotations?.[PRIORITY_ANNOTATION] !== "true";
-        if (type === "update" && old && old.metadata?.generation === obj.metadata?.generation && !prioritized) return;
-        this.queue.add(objectKey(obj), { priority });
-      },
-      log: (m, f, l) => o.log?.(m, f, l),
-    });
+    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m, f, l) => o.log?.(m, f, l) });
+    this.informer = this.cache.informer(IMAGESCANS, IMAGESCAN_INDEXERS);
   }
+
+  /**
+   * Only what changes the spec matters (controller-runtime's GenerationChangedPredicate): the controller's own
+   * status writes must not wake it again, or a backoff would be cut short by its own "Pending" write.
+   */
+  private readonly onEvent = (type: InformerEvent, obj: ImageScan, old?: ImageScan): void => {
+    if (type === "delete" || (this.o.namespaces && !this.o.namespaces.includes(obj.metadata?.namespace ?? ""))) return;
+    const priority = obj.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true" && obj.status?.phase !== "Indexed";
+    const prioritized = priority && old?.metadata?.annotations?.[PRIORITY_ANNOTATION] !== "true";
+    if (type === "update" && old && old.metadata?.generation === obj.metadata?.generation && !prioritized) return;
+    this.queue.add(objectKey(obj), { priority });
+  };
 
   /** The ImageScans in `namespace` whose status says the controller resolved or indexed `digest`. */
   scansFor(namespace: string, digest: string): ImageScan[] {
@@ -245,31 +171,26 @@ export class ImageScanController {
   }
 
   async start(): Promise<void> {
+    this.removeHandler = this.informer.addEventHandler(this.onEvent);
     await this.informer.start();
     const n = this.o.concurrency ?? 4;
-    this.workers = Array.from({ length: n }, () => this.work());
+    this.workers = Array.from({ length: n }, () => runWorker(this.queue, (key, signal) => withLogContext({ scan: key, attempt: logId() }, () => this.reconcile(key, signal)), {
+      signal: this.stopping.signal,
+      onError: (key, e, delay) => {
+        const code = (e as { code?: unknown }).code;
+        this.o.log?.(`scan ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { scan: key, ...(typeof code === "string" ? { code, reason: reasonFor(code) } : {}) }, "warn");
+      },
+      onTerminal: (key, e) => this.o.log?.(`scan ${key}: ${e.message}; not retried until the scan changes`, { scan: key }, "error"),
+    }));
   }
 
   async stop(): Promise<void> {
-    this.informer.stop();
+    this.removeHandler?.();
+    if (!this.o.cache) this.cache.stop();
+    // In-flight scans finish (their status written) before the Lease is given up; none starts after this.
+    this.stopping.abort();
     this.queue.shutDown();
-    for (const t of this.timers) clearTimeout(t);
     await Promise.all(this.workers);
-  }
-
-  private async work(): Promise<void> {
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      try {
-        await withLogContext({ scan: key, attempt: logId() }, () => this.reconcile(key).catch((e: unknown) => {
-          const delay = this.queue.addRateLimited(key);
-          this.o.log?.(`reconcile ${key} failed, retrying in ${delay} ms: ${(e as Error).message}${apiErrorDetail(e)}`, undefined, "warn");
-        }));
-      } finally {
-        this.queue.done(key);
-      }
-    }
   }
 
   /** Whether the status already answers the spec (so nothing is to be done). */
@@ -284,21 +205,25 @@ export class ImageScanController {
     return true;
   }
 
-  private scheduleRescan(key: string, scan: ImageScan): void {
+  /** When to look at a scan again: at rescanAfter after its last attempt (else when it changes). */
+  private rescan(scan: ImageScan): Result {
     const after = scan.spec.rescanAfter ? parseDuration(scan.spec.rescanAfter) : undefined;
     if (after === undefined) return;
     const last = Date.parse(scan.status?.lastAttempt ?? "");
-    const wait = Number.isNaN(last) ? after : Math.max(0, last + after - Date.now());
-    this.queue.addAfter(key, Math.min(wait, 2 ** 31 - 1));
+    return { requeueAfterMs: Number.isNaN(last) ? after : Math.max(0, last + after - Date.now()) };
   }
 
-  async reconcile(key: string): Promise<void> {
+  /**
+   * Resolves, indexes and matches the scan `key` names unless its status already answers its spec, writing each
+   * step into the status. A failure worth retrying (the registry busy or unreachable) is written as Pending and
+   * thrown, so the key comes back after its backoff; any other is written as Failed and is final until the
+   * spec changes or rescanAfter comes. `signal` (the controller stopping) is not used to cut a scan short:
+   * one in flight finishes and writes its status.
+   */
+  async reconcile(key: string, _signal?: AbortSignal): Promise<Result> {
     const scan = this.informer.get(key);
     if (!scan || scan.metadata?.deletionTimestamp) return;
-    if (this.upToDate(scan)) {
-      this.scheduleRescan(key, scan);
-      return;
-    }
+    if (this.upToDate(scan)) return this.rescan(scan);
     const ns = scan.metadata!.namespace!;
     const name = scan.metadata!.name!;
     const generation = scan.metadata!.generation;
@@ -313,6 +238,9 @@ export class ImageScanController {
       let ref: Reference;
       let platform: Platform | undefined;
       try {
+        // What the CRD's schema says, again: an object written before the schema was (or past it, by an older CRD).
+        const spec = ImageScanSpecSchema.safeParse(scan.spec);
+        if (!spec.success) throw new ScanError("INVALID_SPEC", `spec: ${spec.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ")}`.slice(0, 1000));
         ref = parseReference(scan.spec.image);
         platform = scan.spec.platform ? parsePlatform(scan.spec.platform) : this.o.defaultPlatform;
       } catch (e) {
@@ -342,7 +270,6 @@ export class ImageScanController {
         cond("Indexed", "True", "Indexed", `${packages} packages in ${result.stats.layers} layers`, generation),
         ...(matched.condition ? [matched.condition] : []),
       ], ...(matched.summary ? { vulnerabilities: matched.summary } : {}) });
-      this.queue.forget(key);
       this.o.log?.(`indexed ${key} ${img.manifest.digest}`, {
         scan: key, digest: img.manifest.digest, layers: result.stats.layers, layersFetched: result.stats.layersFetched,
         layersReused: reused, bytesFetched: result.stats.bytesFetched,
@@ -352,7 +279,7 @@ export class ImageScanController {
       if (scan.status?.phase !== "Indexed" || scan.status.digest !== img.manifest.digest) {
         this.o.events?.record(withKind(scan), "Normal", "Indexed", `${img.manifest.digest}: ${packages} packages, ${result.stats.layers} layers (${reused} already indexed)`);
       }
-      this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });
+      return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
     } catch (e) {
       let code = (e as { code?: string }).code;
       let message = (e as Error).message;
@@ -364,20 +291,19 @@ export class ImageScanController {
       const reason = reasonFor(code);
       const unresolved = ["AuthFailed", "ManifestUnknown", "InvalidSpec", "PlatformNotFound", "PullSecretMissing", "PullSecretInvalid", "RegistryUnavailable", "RateLimited"].includes(reason);
       const conditions = [unresolved ? cond("Resolved", "False", reason, message, generation) : cond("Resolved", "True", "Resolved", "resolved", generation), cond("Indexed", "False", reason, message, generation)];
-      if (code && TRANSIENT.has(code)) {
+      if (isTransientCode(code)) {
         // Worth retrying on our own: keep the phase honest and back off.
         await this.patchStatus(ns, name, { phase: "Pending", message, conditions });
         this.o.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);
-        const delay = this.queue.addRateLimited(key);
-        this.o.log?.(`scan ${key}: ${message}; retrying in ${delay} ms`, { reason, code }, "warn");
         this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
-        return;
+        // The runner brings the key back after its backoff (and logs the delay).
+        throw Object.assign(new Error(message, { cause: e }), { code });
       }
       await this.patchStatus(ns, name, { phase: "Failed", message, conditions, observedGeneration: generation });
       this.o.log?.(`scan ${key} failed: ${message}`, { reason, code }, "warn");
       this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
       this.o.events?.record(withKind(scan), "Warning", reason, message);
-      this.scheduleRescan(key, { ...scan, status: { ...scan.status, lastAttempt: started } });
+      return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
     } finally {
       await client?.close();
     }
@@ -421,10 +347,17 @@ export class ImageScanController {
 
   private async patchStatus(ns: string, name: string, status: Partial<ImageScanStatus>): Promise<void> {
     this.writes++;
-    await this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status: redactStatus(status, this.redact) } },
-      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-    );
+    try {
+      await this.custom.patchNamespacedCustomObjectStatus(
+        { group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status: redactStatus(status, this.redact) } },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+      );
+    } catch (e) {
+      // The API server refuses the status as it is (the CRD's schema and this version disagree): the same
+      // write would be refused again however often it is tried.
+      if ((e as { code?: number }).code === 422) throw new TerminalError(`status of ImageScan ${ns}/${name} refused by the API server${apiErrorDetail(e)}`, { cause: e });
+      throw e;
+    }
   }
 }
 
@@ -494,16 +427,4 @@ export function summarize(result: IndexResult, reportPath: string): Partial<Imag
     indexedAt: new Date().toISOString(),
     reportRef: { manifestDigest: r.manifest_hash, path: `${reportPath}/${r.manifest_hash}` },
   };
-}
-
-/** The API server's own message inside a client-node ApiException (its `body` is the Status JSON). */
-export function apiErrorDetail(e: unknown): string {
-  const body = (e as { body?: unknown }).body;
-  if (body === undefined) return "";
-  try {
-    const status = (typeof body === "string" ? JSON.parse(body) : body) as { message?: string };
-    return status.message ? ` (${status.message})` : "";
-  } catch {
-    return ` (${String(body).slice(0, 300)})`;
-  }
 }

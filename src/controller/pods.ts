@@ -5,25 +5,30 @@
 // Scans it creates are labelled as managed and garbage collected once no pod in the namespace has used
 // their digest for `gcAfterMs`; scans users create are never deleted.
 import * as k8s from "@kubernetes/client-node";
+import { isTransient } from "../errors.js";
 import { parseReference, referenceString, type Reference } from "../image/reference.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { EventRecorder } from "../kube/events.js";
-import { Informer, objectKey } from "../kube/informer.js";
+import { objectKey, type Informer, type InformerEvent } from "../kube/informer.js";
+import { SharedCache } from "../kube/cache.js";
+import { apiErrorDetail } from "../kube/api-error.js";
 import { podImages } from "../kube/podimages.js";
-import { runWorker, WorkQueue } from "../kube/workqueue.js";
+import { WorkQueue } from "../kube/workqueue.js";
+import { runWorker } from "../kube/reconcile.js";
 import type { LogFn } from "../log/logger.js";
-import type { SecretCache } from "./credentials.js";
-import { dedupe, workloadKeyring, type OperatorSecrets } from "./credentials.js";
-import { ensureImageScan, isManaged, RecentScans, recentKey, referenceHash } from "./ensure.js";
-import { apiErrorDetail, digestLabel, DIGEST_LABEL, GROUP, REFERENCE_LABEL, UNUSED_SINCE_ANNOTATION, VERSION, type ImageScanController } from "./imagescan.js";
-
-export const DEFAULT_EXCLUDED_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"];
+import { dedupe, type OperatorSecrets, SecretCache, workloadKeyring } from "../registry/auth/workload.js";
+import { ensureImageScan, recentKey, RecentScans } from "../kube/ensure-scan.js";
+import { DEFAULT_EXCLUDED_NAMESPACES, DIGEST_LABEL, digestLabel, GROUP, IMAGESCAN_INDEXERS, IMAGESCANS, isManaged, REFERENCE_LABEL, referenceHash, UNUSED_SINCE_ANNOTATION, VERSION, type ImageScan } from "../kube/api/v1alpha1/index.js";
+import { PODS } from "../kube/kind.js";
 
 export interface PodControllerOptions {
   kc: k8s.KubeConfig;
-  scans: ImageScanController;
+  /** Where the Pod and ImageScan informers come from (shared with the other consumers in the process); default its own. */
+  cache?: SharedCache;
+  /** Pull secrets, read through (default its own). */
+  secrets?: SecretCache;
   registry?: RegistryOptionsInput;
   providers?: CredentialProvider[];
   operatorSecrets?: OperatorSecrets;
@@ -61,6 +66,9 @@ interface PodUse {
 export class PodController {
   readonly queue = new WorkQueue({ baseDelayMs: 2000, maxDelayMs: 5 * 60_000 });
   readonly informer: Informer<k8s.V1Pod>;
+  private readonly scans: Informer<ImageScan>;
+  private readonly cache: SharedCache;
+  private removeHandler: (() => void) | undefined;
   private readonly custom: k8s.CustomObjectsApi;
   private readonly secrets: SecretCache;
   private readonly core: k8s.CoreV1Api;
@@ -79,36 +87,33 @@ export class PodController {
   constructor(private readonly o: PodControllerOptions) {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
     this.core = o.kc.makeApiClient(k8s.CoreV1Api);
-    this.secrets = o.scans.secrets;
+    this.secrets = o.secrets ?? new SecretCache(this.core);
     this.excluded = new Set(o.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES);
     this.only = o.namespaces ? new Set(o.namespaces) : undefined;
-    this.informer = new Informer<k8s.V1Pod>(o.kc, {
-      watchPath: "/api/v1/pods",
-      list: async () => {
-        const res = await this.core.listPodForAllNamespaces();
-        return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? "" };
-      },
-      onEvent: (type, pod, old) => {
-        const key = objectKey(pod);
-        if (!this.handles(pod.metadata?.namespace)) return;
-        if (type === "delete") {
-          this.uses.delete(key);
-          return;
-        }
-        // Only what changes the images matters: the spec's images and the kubelet's imageIDs.
-        if (type === "update" && old && imagesKey(old) === imagesKey(pod) && this.uses.has(key)) return;
-        this.queue.add(key);
-      },
-      log: (m, f, l) => o.log?.(m, f, l),
-    });
+    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m, f, l) => o.log?.(m, f, l) });
+    this.informer = this.cache.informer(PODS);
+    this.scans = this.cache.informer(IMAGESCANS, IMAGESCAN_INDEXERS);
   }
+
+  private readonly onEvent = (type: InformerEvent, pod: k8s.V1Pod, old?: k8s.V1Pod): void => {
+    const key = objectKey(pod);
+    if (!this.handles(pod.metadata?.namespace)) return;
+    if (type === "delete") {
+      this.uses.delete(key);
+      return;
+    }
+    // Only what changes the images matters: the spec's images and the kubelet's imageIDs.
+    if (type === "update" && old && imagesKey(old) === imagesKey(pod) && this.uses.has(key)) return;
+    this.queue.add(key);
+  };
 
   private handles(ns: string | undefined): boolean {
     return !this.excluded.has(ns ?? "") && (!this.only || this.only.has(ns ?? ""));
   }
 
   async start(): Promise<void> {
-    await this.informer.start();
+    this.removeHandler = this.informer.addEventHandler(this.onEvent);
+    await Promise.all([this.informer.start(), this.scans.start()]);
     this.workers = Array.from({ length: this.o.concurrency ?? 8 }, () => this.work());
     const gcAfter = this.o.gcAfterMs ?? 24 * 3_600_000;
     const every = this.o.gcIntervalMs ?? Math.min(5 * 60_000, Math.max(1000, gcAfter / 10));
@@ -118,15 +123,16 @@ export class PodController {
 
   async stop(): Promise<void> {
     if (this.gcTimer) clearInterval(this.gcTimer);
-    this.informer.stop();
+    this.removeHandler?.();
+    if (!this.o.cache) this.cache.stop();
     this.queue.shutDown();
     await Promise.all(this.workers);
     await this.gcRunning;
   }
 
   private work(): Promise<void> {
-    return runWorker(this.queue, (key) => this.reconcile(key), (key, e, delay) => {
-      this.o.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { pod: key }, "warn");
+    return runWorker(this.queue, (key) => this.reconcile(key), {
+      onError: (key, e, delay) => this.o.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { pod: key }, "warn"),
     });
   }
 
@@ -157,8 +163,7 @@ export class PodController {
           digest = await this.resolveTag(ns, ref, secretNames);
         } catch (e) {
           // Make the failure visible as an ImageScan of the reference: the scan says why (AuthFailed, ...).
-          const code = (e as { code?: string }).code;
-          if (code === "RATE_LIMITED" || code === "SERVER_ERROR" || code === "NETWORK") retry = e as Error;
+          if (isTransient(e)) retry = e as Error;
           const refKey = referenceHash(ref);
           use.references.add(refKey);
           await this.ensureScan(`pod ${key}`, ns, ref, undefined, secretNames, refKey);
@@ -197,7 +202,7 @@ export class PodController {
   }
 
   private async ensureScan(requester: string, ns: string, ref: Reference, digest: string | undefined, secretNames: string[], refKey?: string): Promise<void> {
-    await ensureImageScan(this.custom, this.o.scans.informer, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.o.events, log: this.o.log, counts: this.counts, recent: this.recent });
+    await ensureImageScan(this.custom, this.scans, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.o.events, log: this.o.log, counts: this.counts, recent: this.recent });
   }
 
   /**
@@ -214,7 +219,7 @@ export class PodController {
   }
 
   private async collectOnce(now: number): Promise<void> {
-    if (!this.informer.hasSynced || !this.o.scans.informer.hasSynced) return;
+    if (!this.informer.hasSynced || !this.scans.hasSynced) return;
     const others = this.o.alsoInUse ? this.o.alsoInUse() : { used: new Set<string>(), unsettled: new Set<string>() };
     if (!others) return;
     const inUse = new Set<string>(others.used);
@@ -231,7 +236,7 @@ export class PodController {
       for (const r of use.references) inUse.add(`${ns}/r/${r}`);
     }
     const gcAfter = this.o.gcAfterMs ?? 24 * 3_600_000;
-    for (const scan of this.o.scans.informer.list()) {
+    for (const scan of this.scans.list()) {
       if (!isManaged(scan) || scan.metadata?.deletionTimestamp) continue;
       const ns = scan.metadata!.namespace!;
       if (unsettled.has(ns) || (this.only && !this.only.has(ns))) continue;

@@ -4,19 +4,20 @@
 // with this generation. The webhook's replicas read policies straight from their informers, so a generation
 // the operator has read is one they decide with. Runs on the leader, like the other controllers.
 import * as k8s from "@kubernetes/client-node";
-import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
+import { apiErrorDetail } from "../kube/api-error.js";
+import { objectKey, type Informer, type InformerEvent, type KubeObject } from "../kube/informer.js";
+import { SharedCache } from "../kube/cache.js";
 import type { LogFn } from "../log/logger.js";
-import { runWorker, WorkQueue } from "../kube/workqueue.js";
-import {
-  CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, validCondition,
-  type PolicyCondition, type PolicyKind, type PolicyStatus,
-} from "../policy/types.js";
-import { apiErrorDetail } from "./imagescan.js";
+import { WorkQueue } from "../kube/workqueue.js";
+import { runWorker, type Result } from "../kube/reconcile.js";
+import { CLUSTER_IMAGE_POLICIES, CLUSTER_IMAGE_POLICY_PLURAL, GROUP, IMAGE_POLICIES, IMAGE_POLICY_PLURAL, parsePolicy, type PolicyCondition, type PolicyKind, type PolicyStatus, validCondition, VERSION } from "../kube/api/v1alpha1/index.js";
 
 type PolicyObject = KubeObject & { kind?: string; spec?: { exceptions?: Array<{ expires?: string }> }; status?: PolicyStatus };
 
 export interface PolicyStatusControllerOptions {
   kc: k8s.KubeConfig;
+  /** Where the two policy informers come from (shared with the webhook in the process); default its own. */
+  cache?: SharedCache;
   /** Only ImagePolicies in these namespaces (ClusterImagePolicies always); default all. */
   namespaces?: string[];
   log?: LogFn;
@@ -33,58 +34,52 @@ export class PolicyStatusController {
   /** Status writes (tests). */
   writes = 0;
   private readonly custom: k8s.CustomObjectsApi;
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly cache: SharedCache;
+  private removeHandlers: Array<() => void> = [];
   private worker: Promise<void> | undefined;
 
   constructor(private readonly o: PolicyStatusControllerOptions) {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    const make = (kind: PolicyKind) =>
-      new Informer<PolicyObject>(o.kc, {
-        watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${PLURAL[kind]}`,
-        list: async () => {
-          const res = (await this.custom.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: PLURAL[kind] })) as { items: PolicyObject[]; metadata: { resourceVersion: string } };
-          return { items: res.items, resourceVersion: res.metadata.resourceVersion };
-        },
-        onEvent: (type, obj, old) => {
-          const ns = obj.metadata?.namespace;
-          if (ns && o.namespaces && !o.namespaces.includes(ns)) return;
-          const key = `${kind}/${objectKey(obj)}`;
-          if (type === "delete") {
-            clearTimeout(this.timers.get(key));
-            this.timers.delete(key);
-            return;
-          }
-          // Its own status writes do not change the generation: nothing to do for them.
-          if (type === "update" && old?.metadata?.generation === obj.metadata?.generation && obj.status?.observedGeneration === obj.metadata?.generation) return;
-          this.queue.add(key);
-        },
-        log: (m, f, l) => o.log?.(m, f, l),
-      });
-    this.informers = { ImagePolicy: make("ImagePolicy"), ClusterImagePolicy: make("ClusterImagePolicy") };
+    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m, f, l) => o.log?.(m, f, l) });
+    this.informers = {
+      ImagePolicy: this.cache.informer(IMAGE_POLICIES) as Informer<PolicyObject>,
+      ClusterImagePolicy: this.cache.informer(CLUSTER_IMAGE_POLICIES) as Informer<PolicyObject>,
+    };
+  }
+
+  private handler(kind: PolicyKind) {
+    return (type: InformerEvent, obj: PolicyObject, old?: PolicyObject): void => {
+      const ns = obj.metadata?.namespace;
+      if (ns && this.o.namespaces && !this.o.namespaces.includes(ns)) return;
+      const key = `${kind}/${objectKey(obj)}`;
+      if (type === "delete") return;
+      // Its own status writes do not change the generation: nothing to do for them.
+      if (type === "update" && old?.metadata?.generation === obj.metadata?.generation && obj.status?.observedGeneration === obj.metadata?.generation) return;
+      this.queue.add(key);
+    };
   }
 
   async start(): Promise<void> {
+    this.removeHandlers = (["ImagePolicy", "ClusterImagePolicy"] as const).map((k) => this.informers[k].addEventHandler(this.handler(k)));
     await Promise.all([this.informers.ImagePolicy.start(), this.informers.ClusterImagePolicy.start()]);
     this.worker = this.work();
   }
 
   async stop(): Promise<void> {
-    this.informers.ImagePolicy.stop();
-    this.informers.ClusterImagePolicy.stop();
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
+    for (const remove of this.removeHandlers) remove();
+    if (!this.o.cache) this.cache.stop();
     this.queue.shutDown();
     await this.worker;
   }
 
   private work(): Promise<void> {
-    return runWorker(this.queue, (key) => this.reconcile(key), (key, e, delay) => {
-      this.o.log?.(`policy ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { policy: key }, "warn");
+    return runWorker(this.queue, (key) => this.reconcile(key), {
+      onError: (key, e, delay) => this.o.log?.(`policy ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { policy: key }, "warn"),
     });
   }
 
-  /** `key` is `Kind/namespace/name` or `Kind/name`. */
-  async reconcile(key: string): Promise<void> {
+  /** `key` is `Kind/namespace/name` or `Kind/name`. Comes back when the next exception expires. */
+  async reconcile(key: string): Promise<Result> {
     const kind = key.slice(0, key.indexOf("/")) as PolicyKind;
     const obj = this.informers[kind]?.get(key.slice(kind.length + 1));
     if (!obj || obj.metadata?.deletionTimestamp) return;
@@ -108,7 +103,7 @@ export class PolicyStatusController {
     if (!unchanged) {
       this.writes++;
       const ns = obj.metadata!.namespace;
-      const target = { group: POLICY_GROUP, version: POLICY_VERSION, plural: PLURAL[kind], name: obj.metadata!.name!, body: { status: { observedGeneration: generation, conditions } } };
+      const target = { group: GROUP, version: VERSION, plural: PLURAL[kind], name: obj.metadata!.name!, body: { status: { observedGeneration: generation, conditions } } };
       const patch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
       try {
         if (ns) await this.custom.patchNamespacedCustomObjectStatus({ ...target, namespace: ns }, patch);
@@ -118,16 +113,7 @@ export class PolicyStatusController {
       }
     }
     // The next exception to expire changes the Valid condition then.
-    clearTimeout(this.timers.get(key));
-    this.timers.delete(key);
     const next = Math.min(...(obj.spec?.exceptions ?? []).map((x) => Date.parse(x.expires ?? "")).filter((t) => t > now.getTime()));
-    if (Number.isFinite(next)) {
-      const t = setTimeout(() => {
-        this.timers.delete(key);
-        this.queue.add(key);
-      }, Math.min(next - now.getTime() + 1000, MAX_WAKE_MS));
-      t.unref();
-      this.timers.set(key, t);
-    }
+    return Number.isFinite(next) ? { requeueAfterMs: Math.min(next - now.getTime() + 1000, MAX_WAKE_MS) } : undefined;
   }
 }

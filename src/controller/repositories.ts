@@ -1,19 +1,24 @@
 // The ImageRepository controller: watched repositories. Every interval (with jitter) it lists a repository's
 // tags with the distribution API, keeps what it learned in the store (tag -> digest, creation time), picks the
 // tags to scan (tags.ts), resolves only the new ones and, every tagRecheckInterval, the selected ones again (a
-// moved tag), and ensures an ImageScan per selected digest exactly as pods' scans are ensured (ensure.ts: one per
+// moved tag), and ensures an ImageScan per selected digest exactly as pods' scans are ensured (kube/ensure-scan.ts: one per
 // namespace and digest, same name), in the normal lane. Those scans carry the WATCHED_BY annotation (the webhook
 // names the repository in a denial) and count as used for the Pod controller's garbage collection while
 // selected (uses()). Runs on the leader, like the other controllers. A restart reads the store: within the
 // interval it lists nothing and resolves nothing it knows.
 import * as k8s from "@kubernetes/client-node";
+import { isTransientCode } from "../errors.js";
+import { apiErrorDetail } from "../kube/api-error.js";
 import { z } from "zod";
 import { parsePlatform, type Platform } from "../image/platform.js";
 import { parseReference, type Reference } from "../image/reference.js";
 import type { EventRecorder } from "../kube/events.js";
 import { parseDuration } from "../kube/duration.js";
-import { Informer, objectKey, type KubeObject } from "../kube/informer.js";
+import { objectKey, type Informer, type InformerEvent, type KubeObject } from "../kube/informer.js";
+import { SharedCache } from "../kube/cache.js";
+import { customKind, type Kind } from "../kube/kind.js";
 import { WorkQueue } from "../kube/workqueue.js";
+import { runWorker, type Result } from "../kube/reconcile.js";
 import type { LogFn } from "../log/logger.js";
 import { tenantRedactor } from "../log/redact.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
@@ -21,19 +26,18 @@ import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { RegistryMetrics } from "../registry/transport.js";
 import type { WatchedRepositoryStore, WatchedTag } from "../store/types.js";
-import { workloadKeyring, type OperatorSecrets } from "./credentials.js";
-import { ensureImageScan } from "./ensure.js";
-import { apiErrorDetail, digestLabel, GROUP, reasonFor, VERSION, type ImageScanController } from "./imagescan.js";
+import { reasonFor } from "./imagescan.js";
 import { filterTags, newestTags, tagFilterError, tagOrder } from "./tags.js";
-
-export const REPOSITORY_PLURAL = "imagerepositories";
-/** On the ImageScans this controller creates: the ImageRepository (`namespace/name`) that asked. */
-export const WATCHED_BY_ANNOTATION = "portcullis.dev/watched-by";
+import { SecretCache, type OperatorSecrets, workloadKeyring } from "../registry/auth/workload.js";
+import { ensureImageScan } from "../kube/ensure-scan.js";
+import { digestLabel, GROUP, IMAGESCAN_INDEXERS, IMAGESCANS, REPOSITORY_PLURAL, VERSION, WATCHED_BY_ANNOTATION, type ImageScan } from "../kube/api/v1alpha1/index.js";
 
 export interface ImageRepositoryControllerOptions {
   kc: k8s.KubeConfig;
-  /** Its informer is where existing scans are found (ensure.ts). */
-  scans: ImageScanController;
+  /** Where the ImageRepository and ImageScan informers come from (shared in the process); default its own. */
+  cache?: SharedCache;
+  /** Pull secrets, read through (default its own). */
+  secrets?: SecretCache;
   store: WatchedRepositoryStore;
   registry?: RegistryOptionsInput;
   providers?: CredentialProvider[];
@@ -78,13 +82,15 @@ export interface RepositoryCounts {
   statusWrites: number;
 }
 
-const TRANSIENT = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
-
 export class ImageRepositoryController {
   readonly queue = new WorkQueue({ baseDelayMs: 5000, maxDelayMs: 10 * 60_000 });
   readonly informer: Informer<ImageRepository>;
+  private readonly scans: Informer<ImageScan>;
+  private readonly cache: SharedCache;
+  private removeHandler: (() => void) | undefined;
   readonly counts: RepositoryCounts = { listings: 0, resolutions: 0, configReads: 0, statusWrites: 0 };
   private readonly custom: k8s.CustomObjectsApi;
+  private readonly secrets: SecretCache;
   /** Per ImageRepository key: its namespace and the digest labels it selects (garbage collection reads them). */
   private readonly selected = new Map<string, { namespace: string; digests: Set<string> }>();
   private readonly redact: (s: string) => string;
@@ -93,28 +99,26 @@ export class ImageRepositoryController {
   constructor(private readonly o: ImageRepositoryControllerOptions) {
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
     this.redact = tenantRedactor(o.operatorSecrets);
-    this.informer = new Informer<ImageRepository>(o.kc, {
-      watchPath: `/apis/${GROUP}/${VERSION}/${REPOSITORY_PLURAL}`,
-      list: async () => {
-        const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: REPOSITORY_PLURAL })) as { items: ImageRepository[]; metadata: { resourceVersion: string } };
-        return { items: res.items, resourceVersion: res.metadata.resourceVersion };
-      },
-      onEvent: (type, obj, old) => {
-        if (!this.handles(obj.metadata?.namespace)) return;
-        // Its own status writes do not change the generation; the schedule (addAfter) brings it back.
-        if (type === "update" && old?.metadata?.generation === obj.metadata?.generation) return;
-        this.queue.add(objectKey(obj));
-      },
-      log: (m, f, l) => o.log?.(m, f, l),
-    });
+    this.secrets = o.secrets ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
+    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m, f, l) => o.log?.(m, f, l) });
+    this.informer = this.cache.informer(IMAGE_REPOSITORIES);
+    this.scans = this.cache.informer(IMAGESCANS, IMAGESCAN_INDEXERS);
   }
+
+  private readonly onEvent = (type: InformerEvent, obj: ImageRepository, old?: ImageRepository): void => {
+    if (!this.handles(obj.metadata?.namespace)) return;
+    // Its own status writes do not change the generation; the schedule (addAfter) brings it back.
+    if (type === "update" && old?.metadata?.generation === obj.metadata?.generation) return;
+    this.queue.add(objectKey(obj));
+  };
 
   private handles(ns: string | undefined): boolean {
     return !this.o.namespaces || this.o.namespaces.includes(ns ?? "");
   }
 
   async start(): Promise<void> {
-    await this.informer.start();
+    this.removeHandler = this.informer.addEventHandler(this.onEvent);
+    await Promise.all([this.informer.start(), this.scans.start()]);
     // Repositories deleted while no controller ran: forget what the store kept of them.
     const live = new Set(this.informer.list().map(objectKey));
     for (const key of await this.o.store.keys()) {
@@ -124,7 +128,8 @@ export class ImageRepositoryController {
   }
 
   async stop(): Promise<void> {
-    this.informer.stop();
+    this.removeHandler?.();
+    if (!this.o.cache) this.cache.stop();
     this.queue.shutDown();
     await Promise.all(this.workers);
   }
@@ -149,22 +154,22 @@ export class ImageRepositoryController {
     return { used, unsettled };
   }
 
-  private async work(): Promise<void> {
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      try {
-        await this.reconcile(key).catch((e: unknown) => {
-          const delay = this.queue.addRateLimited(key);
-          this.o.log?.(`ImageRepository ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { repository: key }, "warn");
-        });
-      } finally {
-        this.queue.done(key);
-      }
-    }
+  private work(): Promise<void> {
+    return runWorker(this.queue, (key) => this.reconcile(key), {
+      onError: (key, e, delay) => {
+        const code = (e as { code?: unknown }).code;
+        this.o.log?.(`ImageRepository ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { repository: key, ...(typeof code === "string" ? { reason: reasonFor(code) } : {}) }, "warn");
+      },
+    });
   }
 
-  async reconcile(key: string): Promise<void> {
+  /**
+   * Lists the repository when its interval is due, resolves the selected tags and ensures their scans; comes
+   * back at the next interval (sooner when the per-round budget left tags unresolved). A registry failure is
+   * written into the status; a transient one is thrown (the key backs off) unless the registry said when to
+   * come back (Retry-After).
+   */
+  async reconcile(key: string): Promise<Result> {
     const repo = this.informer.get(key);
     if (!repo || repo.metadata?.deletionTimestamp) {
       this.selected.delete(key);
@@ -198,7 +203,7 @@ export class ImageRepositoryController {
     let client: RegistryClient | undefined;
     const registry = async () => {
       if (!client) {
-        const creds = await workloadKeyring(this.o.scans.secrets, ns, secretNames, { operator: this.o.operatorSecrets, providers: this.o.providers });
+        const creds = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.o.operatorSecrets, providers: this.o.providers });
         client = new RegistryClient({ options: this.o.registry, keyring: creds.keyring, metrics: this.o.registryMetrics, defaultPlatform: platform ?? this.o.defaultPlatform });
         missing = creds.missing;
       }
@@ -279,7 +284,7 @@ export class ImageRepositoryController {
       for (const tag of selectedTags) {
         const t = known.get(tag);
         if (!t?.digest) continue;
-        const r = await ensureImageScan(this.custom, this.o.scans.informer, {
+        const r = await ensureImageScan(this.custom, this.scans, {
           requester: `ImageRepository ${ns}/${name}`, namespace: ns, ref: { ...ref, tag }, digest: t.digest, secretNames,
           annotations: { [WATCHED_BY_ANNOTATION]: `${ns}/${name}` },
         }, { events: this.o.events, log: this.o.log });
@@ -298,10 +303,8 @@ export class ImageRepositoryController {
         conditions: [cond("Ready", unresolved > 0 ? "False" : "True", unresolved > 0 ? "Resolving" : "Listed", message, generation, repo.status?.conditions)],
       });
       if (due) this.o.onListing?.({ registry: ref.registry, tags: listedTags, newDigests });
-      this.queue.forget(key);
       // Tags left unresolved by the per-round budget: the next round soon, not an interval later.
-      const next = unresolved > 0 ? 1000 : Math.max(1000, Date.parse(listedAt!) + intervalMs * (1 + (Math.random() * 2 - 1) * jitter) - Date.now());
-      this.queue.addAfter(key, Math.min(next, 2 ** 31 - 1));
+      return { requeueAfterMs: unresolved > 0 ? 1000 : Math.max(1000, Date.parse(listedAt!) + intervalMs * (1 + (Math.random() * 2 - 1) * jitter) - Date.now()) };
     } catch (e) {
       let code = (e as { code?: string }).code;
       let message = (e as Error).message;
@@ -316,13 +319,10 @@ export class ImageRepositoryController {
       this.o.events?.record(withKind(repo), "Warning", reason, message);
       // Transient: back off (a Retry-After longer than the client waits is honoured); else the next interval.
       const retryAfter = (e as { details?: { retryAfterMs?: number } }).details?.retryAfterMs ?? 0;
-      let delay: number;
-      if (TRANSIENT.has(code) && retryAfter <= 0) delay = this.queue.addRateLimited(key);
-      else {
-        delay = TRANSIENT.has(code) ? retryAfter : intervalMs;
-        this.queue.addAfter(key, Math.min(delay, 2 ** 31 - 1));
-      }
+      if (isTransientCode(code) && retryAfter <= 0) throw Object.assign(new Error(message, { cause: e }), { code });
+      const delay = isTransientCode(code) ? retryAfter : intervalMs;
       this.o.log?.(`ImageRepository ${key}: ${message}; next attempt in ${Math.round(delay)} ms`, { repository: key, reason }, "warn");
+      return { requeueAfterMs: delay };
     } finally {
       await client?.close();
     }
@@ -446,6 +446,8 @@ export interface ImageRepositoryStatus {
   observedGeneration?: number;
   conditions?: RepositoryCondition[];
 }
+
+export const IMAGE_REPOSITORIES: Kind<ImageRepository> = customKind<ImageRepository>(GROUP, VERSION, REPOSITORY_PLURAL);
 
 export interface ImageRepository extends KubeObject {
   spec: ImageRepositorySpecInput;

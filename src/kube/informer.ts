@@ -1,5 +1,6 @@
-// An informer after client-go's: list, then watch from the list's resourceVersion with bookmarks, keep a
-// cache, re-list on 410 Gone, back off on errors. The cache is the controllers' only read path.
+// An informer after client-go's shared informer: list, then watch from the list's resourceVersion with
+// bookmarks, keep a cache, re-list on 410 Gone, back off on errors. One per kind per process (./cache.ts),
+// with any number of event handlers and indexers; its cache is every consumer's only read path.
 import type { KubeConfig } from "@kubernetes/client-node";
 import { request as httpRequest, type Agent as HttpAgent } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -15,16 +16,22 @@ export interface KubeObject {
 
 export type InformerEvent = "add" | "update" | "delete";
 
+/** Called for every change the informer sees, after its cache holds it (`old` on updates). Must not throw. */
+export type EventHandler<T> = (type: InformerEvent, obj: T, old?: T) => void;
+
+export type Indexers<T> = Record<string, (obj: T) => string[]>;
+
 export interface InformerOptions<T> {
   /** A full list, with the list's resourceVersion. */
   list(): Promise<{ items: T[]; resourceVersion: string }>;
   /** The watch path, e.g. /apis/portcullis.dev/v1alpha1/imagescans or /api/v1/pods. */
   watchPath: string;
-  onEvent?(type: InformerEvent, obj: T, old?: T): void;
+  /** A first event handler (more with addEventHandler). */
+  onEvent?: EventHandler<T>;
   /** First retry delay after an error; doubles up to 30 s. */
   backoffMs?: number;
   /** Secondary indexes of the cache: name -> the index values of an object (client-go's Indexers). */
-  indexers?: Record<string, (obj: T) => string[]>;
+  indexers?: Indexers<T>;
   /** Log lines (failures, at warn). */
   log?: LogFn;
 }
@@ -39,18 +46,74 @@ export class Informer<T extends KubeObject> {
   private resourceVersion = "";
   private abort: AbortController | undefined;
   private stopped = false;
-  private synced!: Promise<void>;
+  private synced: Promise<void> | undefined;
+  private readonly handlers = new Set<EventHandler<T>>();
+  private readonly indexers: Indexers<T> = {};
   /** Watch requests made (for the "API requests per pod" figure). */
   requests = 0;
 
-  constructor(private readonly kc: KubeConfig, private readonly o: InformerOptions<T>) {}
+  constructor(private readonly kc: KubeConfig, private readonly o: InformerOptions<T>) {
+    if (o.onEvent) this.handlers.add(o.onEvent);
+    if (o.indexers) this.addIndexers(o.indexers);
+  }
 
-  /** Starts the list-watch loop; resolves when the first list is in the cache. */
+  /** Whether start() was called. */
+  get started(): boolean {
+    return this.synced !== undefined;
+  }
+
+  /** The watch path: what logs and the shared cache name it by. */
+  get path(): string {
+    return this.o.watchPath;
+  }
+
+  /**
+   * Starts the list-watch loop, once: later calls (another consumer of a shared informer) get the same
+   * promise. Resolves when the first list is in the cache.
+   */
   start(): Promise<void> {
+    if (this.synced) return this.synced;
+    if (this.stopped) return Promise.reject(new Error(`informer ${this.o.watchPath}: start() after stop()`));
     let resolveSynced!: () => void;
     this.synced = new Promise((r) => (resolveSynced = r));
     void this.loop(resolveSynced);
     return this.synced;
+  }
+
+  /**
+   * Adds an event handler; returns what removes it. A handler added after the first list is told of every
+   * object in the cache as an `add` first (as client-go's AddEventHandler does), so a controller that starts
+   * late (a new leadership term) sees the same events as one that started with the informer.
+   */
+  addEventHandler(handler: EventHandler<T>): () => void {
+    this.handlers.add(handler);
+    if (this.hasSynced) for (const obj of this.cache.values()) handler("add", obj);
+    return () => void this.handlers.delete(handler);
+  }
+
+  /**
+   * Adds indexes; objects already cached are indexed at once. The same name with the same function is a no-op
+   * (two consumers asking for the one index); another function under a taken name is an error.
+   */
+  addIndexers(indexers: Indexers<T>): void {
+    for (const [name, fn] of Object.entries(indexers)) {
+      const had = this.indexers[name];
+      if (had === fn) continue;
+      if (had) throw new Error(`informer ${this.o.watchPath}: index ${name} is already defined by another function`);
+      this.indexers[name] = fn;
+      for (const [key, obj] of this.cache) this.indexOne(name, fn, key, obj);
+    }
+  }
+
+  private emit(type: InformerEvent, obj: T, old?: T): void {
+    for (const h of [...this.handlers]) {
+      try {
+        h(type, obj, old);
+      } catch (e) {
+        // One consumer's bug must not starve the others, nor stop the watch.
+        this.o.log?.(`informer ${this.o.watchPath}: an event handler failed: ${(e as Error).message}`, undefined, "error");
+      }
+    }
   }
 
   stop(): void {
@@ -84,14 +147,16 @@ export class Informer<T extends KubeObject> {
     const old = this.cache.get(key);
     if (old) this.unindex(key, old);
     this.cache.set(key, obj);
-    for (const [name, fn] of Object.entries(this.o.indexers ?? {})) {
-      let idx = this.indexes.get(name);
-      if (!idx) this.indexes.set(name, (idx = new Map()));
-      for (const v of fn(obj)) {
-        let set = idx.get(v);
-        if (!set) idx.set(v, (set = new Set()));
-        set.add(key);
-      }
+    for (const [name, fn] of Object.entries(this.indexers)) this.indexOne(name, fn, key, obj);
+  }
+
+  private indexOne(name: string, fn: (obj: T) => string[], key: string, obj: T): void {
+    let idx = this.indexes.get(name);
+    if (!idx) this.indexes.set(name, (idx = new Map()));
+    for (const v of fn(obj)) {
+      let set = idx.get(v);
+      if (!set) idx.set(v, (set = new Set()));
+      set.add(key);
     }
   }
 
@@ -103,7 +168,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private unindex(key: string, obj: T): void {
-    for (const [name, fn] of Object.entries(this.o.indexers ?? {})) {
+    for (const [name, fn] of Object.entries(this.indexers)) {
       const idx = this.indexes.get(name);
       for (const v of fn(obj)) {
         const set = idx?.get(v);
@@ -122,13 +187,13 @@ export class Informer<T extends KubeObject> {
       seen.add(key);
       const old = this.cache.get(key);
       this.put(key, item);
-      if (!old) this.o.onEvent?.("add", item);
-      else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.o.onEvent?.("update", item, old);
+      if (!old) this.emit("add", item);
+      else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.emit("update", item, old);
     }
     for (const [key, old] of this.cache) {
       if (!seen.has(key)) {
         this.remove(key);
-        this.o.onEvent?.("delete", old);
+        this.emit("delete", old);
       }
     }
     this.resourceVersion = resourceVersion;
@@ -233,10 +298,10 @@ export class Informer<T extends KubeObject> {
     const old = this.cache.get(key);
     if (phase === "DELETED") {
       this.remove(key);
-      this.o.onEvent?.("delete", obj);
+      this.emit("delete", obj);
     } else {
       this.put(key, obj);
-      this.o.onEvent?.(old ? "update" : "add", obj, old);
+      this.emit(old ? "update" : "add", obj, old);
     }
   }
 }

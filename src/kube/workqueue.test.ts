@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runWorker, WorkQueue } from "./workqueue.js";
+import { WorkQueue } from "./workqueue.js";
 
 describe("WorkQueue", () => {
   it("de-duplicates waiting keys and hands them out in order, priority first", async () => {
@@ -45,25 +45,5 @@ describe("WorkQueue", () => {
     expect(await waiting).toBeUndefined();
     q.add("ignored");
     expect(q.length).toBe(0);
-  });
-
-  it("runWorker retries a failing key with backoff, forgets it once it succeeds, and stops at shutdown", async () => {
-    const q = new WorkQueue({ baseDelayMs: 5, maxDelayMs: 20 });
-    const seen: string[] = [];
-    const errors: Array<[string, number]> = [];
-    let failures = 2;
-    const worker = runWorker(q, async (key) => {
-      seen.push(key);
-      if (key === "flaky" && failures-- > 0) throw new Error("not yet");
-    }, (key, _e, delay) => errors.push([key, delay]));
-    q.add("flaky");
-    q.add("ok");
-    for (let i = 0; i < 100 && seen.filter((k) => k === "flaky").length < 3; i++) await new Promise((r) => setTimeout(r, 5));
-    expect(errors).toEqual([["flaky", 5], ["flaky", 10]]);
-    expect(seen.filter((k) => k === "flaky")).toHaveLength(3);
-    expect(seen).toContain("ok");
-    expect(q.failuresOf("flaky")).toBe(0);
-    q.shutDown();
-    await worker;
   });
 });

@@ -140,23 +140,3 @@ export class WorkQueue<K extends string = string> {
     }
   }
 }
-
-/**
- * One worker of a level-based controller: takes keys until the queue shuts down. A key whose handler succeeds
- * forgets its failures; one whose handler throws comes back after the queue's backoff (`onError` is told the
- * delay).
- */
-export async function runWorker<K extends string>(queue: WorkQueue<K>, handle: (key: K) => Promise<void>, onError: (key: K, e: unknown, delayMs: number) => void): Promise<void> {
-  for (;;) {
-    const key = await queue.get();
-    if (key === undefined) return;
-    try {
-      await handle(key);
-      queue.forget(key);
-    } catch (e) {
-      onError(key, e, queue.addRateLimited(key));
-    } finally {
-      queue.done(key);
-    }
-  }
-}

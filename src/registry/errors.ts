@@ -1,3 +1,5 @@
+import { isTransientCode } from "../errors.js";
+
 export type RegistryErrorCode =
   | "AUTH_FAILED" // 401 after every credential (or anonymous) was tried
   | "DENIED" // 403
@@ -30,7 +32,7 @@ export class RegistryError extends Error {
 
   /** Worth trying again later (transient): rate limits, 5xx, network trouble. */
   get transient(): boolean {
-    return this.code === "RATE_LIMITED" || this.code === "SERVER_ERROR" || this.code === "NETWORK";
+    return isTransientCode(this.code);
   }
 }
 

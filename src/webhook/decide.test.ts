@@ -1,9 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { referenceHash, scanName } from "../controller/ensure.js";
 import { parseReference } from "../image/reference.js";
 import type { Finding, FindingsSummary } from "../findings/types.js";
-import { parsePolicy, type Policy } from "../policy/types.js";
 import { decide, RULES, WARNING_MAX, type DecideInput, type ImageToJudge, type ScanInfo } from "./decide.js";
+import { parsePolicy, type Policy, referenceHash, scanName } from "../kube/api/v1alpha1/index.js";
 
 const NOW = new Date("2026-06-01T00:00:00Z");
 const FUTURE = "2027-01-01T00:00:00Z";

@@ -13,14 +13,12 @@
 //      `breakGlassPermitted`, a SubjectAccessReview the server makes) admits an image that would still be
 //      denied, and only then is it recorded (an Event, a metric, an audit annotation).
 // The object is denied when any image is denied.
-import { referenceHash, scanName } from "../controller/ensure.js";
 import type { Finding, FindingsSummary } from "../findings/types.js";
 import { parseDuration } from "../kube/duration.js";
 import { parseReference, type Reference } from "../image/reference.js";
-import {
-  BREAK_GLASS_ANNOTATION, BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, comparePrecedence, POLICY_GROUP, compileImageGlob, matchImageGlob, policyAppliesToNamespace, selectPolicy,
-  type ImageGlob, type MissingScanAction, type Mode, type NamespaceInfo, type Policy, type VulnerabilityRules,
-} from "../policy/types.js";
+import { BREAK_GLASS_ANNOTATION, BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, GROUP, type MissingScanAction, type Mode, type Policy, referenceHash, scanName, type VulnerabilityRules } from "../kube/api/v1alpha1/index.js";
+import { comparePrecedence, type NamespaceInfo, policyAppliesToNamespace, selectPolicy } from "../policy/select.js";
+import { compileImageGlob, type ImageGlob, matchImageGlob } from "../policy/glob.js";
 
 // ------------------------------------------------------------------------------------------------ API
 
@@ -550,7 +548,7 @@ function denialMessage(input: DecideInput, verdicts: ImageVerdict[], denied: Ima
   const lines = [`${input.kindLabel}: Portcullis refused ${denied.length} of ${verdicts.length} image${verdicts.length === 1 ? "" : "s"}:`];
   for (const v of denied) {
     const glassOff = v.breakGlassRefused === "disabled" ? "; break-glass is disabled for it"
-      : v.breakGlassRefused === "not-permitted" ? `; break-glass needs permission: ${input.user ? `user ${JSON.stringify(clip(oneLine(input.user), 100))}` : "the user"} may not ${BREAK_GLASS_VERB} ${BREAK_GLASS_RESOURCE}.${POLICY_GROUP} in namespace ${input.namespace.name}`
+      : v.breakGlassRefused === "not-permitted" ? `; break-glass needs permission: ${input.user ? `user ${JSON.stringify(clip(oneLine(input.user), 100))}` : "the user"} may not ${BREAK_GLASS_VERB} ${BREAK_GLASS_RESOURCE}.${GROUP} in namespace ${input.namespace.name}`
         : "";
     lines.push(`- ${v.field}: ${shown(v, detail)} ${v.message} [${policyNote(v, true)}${glassOff}].${scanHint(v, dryRun, detail)}`);
   }

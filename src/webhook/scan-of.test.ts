@@ -2,10 +2,9 @@
 // ImageScans can set it, so only a scan the controller indexed for that very digest counts as Indexed, and a
 // candidate on its way counts only when its spec asks for that very image.
 import { describe, expect, it } from "vitest";
-import { existingScans } from "../controller/ensure.js";
-import { DIGEST_LABEL, IMAGESCAN_INDEXERS, REFERENCE_LABEL, type ImageScan } from "../controller/imagescan.js";
 import { parseReference } from "../image/reference.js";
 import { scanOf } from "./server.js";
+import { DIGEST_LABEL, existingScans, type ImageScan, IMAGESCAN_INDEXERS, REFERENCE_LABEL } from "../kube/api/v1alpha1/index.js";
 
 const V = `sha256:${"a".repeat(64)}`;
 const H = `sha256:${"b".repeat(64)}`;

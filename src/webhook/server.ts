@@ -9,32 +9,34 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { TLSSocket, type SecureContextOptions } from "node:tls";
 import * as k8s from "@kubernetes/client-node";
 import { parseReference, referenceString, type Reference } from "../image/reference.js";
-import { Informer, type KubeObject } from "../kube/informer.js";
+import type { Informer, InformerEvent, KubeObject } from "../kube/informer.js";
+import { SharedCache } from "../kube/cache.js";
+import { NAMESPACES } from "../kube/kind.js";
 import type { EventRecorder } from "../kube/events.js";
 import { withLogContext, type LogLevel } from "../log/logger.js";
 import { tenantRedactor } from "../log/redact.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
-import { dedupe, SecretCache, workloadKeyring, type OperatorSecrets } from "../controller/credentials.js";
-import { ensureImageScan, existingScans, RecentScans, recentKey, referenceHash } from "../controller/ensure.js";
-import { digestLabel, GROUP, IMAGESCAN_INDEXERS, VERSION, type ImageScan } from "../controller/imagescan.js";
-import { WATCHED_BY_ANNOTATION } from "../controller/repositories.js";
 import { ClientLimiter } from "../registry/limits.js";
 import type { ClientCa } from "./client-ca.js";
-import {
-  BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, CLUSTER_IMAGE_POLICY_PLURAL, IMAGE_POLICY_PLURAL, parsePolicy, POLICY_GROUP, POLICY_VERSION, selectPolicy, type NamespaceInfo, type Policy,
-} from "../policy/types.js";
 import type { Finding, StoredFindings } from "../findings/types.js";
 import { decide, type AnswerDetail, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
 import { imagesToJudge, parseReview, redactResponse, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+import { dedupe, type OperatorSecrets, SecretCache, workloadKeyring } from "../registry/auth/workload.js";
+import { ensureImageScan, recentKey, RecentScans } from "../kube/ensure-scan.js";
+import { BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, CLUSTER_IMAGE_POLICIES, DEFAULT_EXCLUDED_NAMESPACES, digestLabel, existingScans, GROUP, IMAGE_POLICIES, type ImageScan, IMAGESCAN_INDEXERS, IMAGESCANS, parsePolicy, type Policy, referenceHash, WATCHED_BY_ANNOTATION } from "../kube/api/v1alpha1/index.js";
+import { type NamespaceInfo, selectPolicy } from "../policy/select.js";
 
 export type { AnswerDetail } from "./decide.js";
 
-export const DEFAULT_WEBHOOK_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"];
 
 export interface WebhookOptions {
   kc: k8s.KubeConfig;
+  /** Where the ImageScan, policy and Namespace informers come from (shared in the process); default its own. */
+  cache?: SharedCache;
+  /** Pull secrets, read through (default its own). */
+  secrets?: SecretCache;
   /** Portcullis's own namespace: always allowed (its pods must start when it is down). */
   namespace: string;
   excludeNamespaces?: string[];
@@ -90,6 +92,8 @@ export class AdmissionWebhook {
   readonly clusterPolicies: Informer<KubeObject>;
   readonly namespaces: Informer<k8s.V1Namespace>;
   private readonly custom: k8s.CustomObjectsApi;
+  private readonly cache: SharedCache;
+  private removeHandler: (() => void) | undefined;
   private readonly secrets: SecretCache;
   private readonly resolved = new Map<string, CacheEntry>();
   private readonly resolving = new Map<string, Promise<CacheEntry>>();
@@ -115,42 +119,31 @@ export class AdmissionWebhook {
     this.redact = tenantRedactor(o.operatorSecrets);
     this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
     this.authz = o.kc.makeApiClient(k8s.AuthorizationV1Api);
-    const core = o.kc.makeApiClient(k8s.CoreV1Api);
-    this.secrets = new SecretCache(core);
-    this.excluded = new Set([...(o.excludeNamespaces ?? DEFAULT_WEBHOOK_EXCLUDED), o.namespace]);
+    this.secrets = o.secrets ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
+    this.excluded = new Set([...(o.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES), o.namespace]);
     this.budgetMs = Math.round((o.timeoutSeconds ?? 5) * 1000 * 0.7);
     this.scanBuckets = new ClientLimiter(o.scanRequests?.perSecond ?? 1, o.scanRequests?.burst ?? 20);
-    const log = (m: string) => o.log?.("warn", m);
-    const listCustom = <T extends KubeObject>(plural: string) => async () => {
-      const res = (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as { items: T[]; metadata: { resourceVersion: string } };
-      return { items: res.items, resourceVersion: res.metadata.resourceVersion };
-    };
-    this.scans = new Informer<ImageScan>(o.kc, {
-      watchPath: `/apis/${GROUP}/${VERSION}/imagescans`, list: listCustom<ImageScan>("imagescans"), indexers: IMAGESCAN_INDEXERS, log,
-      // A new match: load its findings now, so the next review of the digest reads them from memory.
-      onEvent: (type, s) => {
-        if (type !== "delete" && s.status?.vulnerabilities?.total && this.vulnerabilityRulesInUse()) void this.findingsFor(s.status.digest!, s.status.vulnerabilities.matchedAt);
-      },
-    });
-    this.imagePolicies = new Informer(o.kc, { watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${IMAGE_POLICY_PLURAL}`, list: listCustom(IMAGE_POLICY_PLURAL), log });
-    this.clusterPolicies = new Informer(o.kc, { watchPath: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${CLUSTER_IMAGE_POLICY_PLURAL}`, list: listCustom(CLUSTER_IMAGE_POLICY_PLURAL), log });
-    this.namespaces = new Informer<k8s.V1Namespace>(o.kc, {
-      watchPath: "/api/v1/namespaces",
-      list: async () => {
-        const res = await core.listNamespace();
-        return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? "" };
-      },
-      log,
-    });
+    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m) => o.log?.("warn", m) });
+    this.scans = this.cache.informer(IMAGESCANS, IMAGESCAN_INDEXERS);
+    this.imagePolicies = this.cache.informer(IMAGE_POLICIES);
+    this.clusterPolicies = this.cache.informer(CLUSTER_IMAGE_POLICIES);
+    this.namespaces = this.cache.informer(NAMESPACES);
   }
+
+  /** A new match: load its findings now, so the next review of the digest reads them from memory. */
+  private readonly onScan = (type: InformerEvent, s: ImageScan): void => {
+    if (type !== "delete" && s.status?.vulnerabilities?.total && this.vulnerabilityRulesInUse()) void this.findingsFor(s.status.digest!, s.status.vulnerabilities.matchedAt);
+  };
 
   /** Starts the caches; resolves when all have listed once. */
   async start(): Promise<void> {
+    this.removeHandler = this.scans.addEventHandler(this.onScan);
     await Promise.all([this.scans.start(), this.imagePolicies.start(), this.clusterPolicies.start(), this.namespaces.start()]);
   }
 
   async stop(): Promise<void> {
-    for (const i of [this.scans, this.imagePolicies, this.clusterPolicies, this.namespaces]) i.stop();
+    this.removeHandler?.();
+    if (!this.o.cache) this.cache.stop();
     await Promise.allSettled([...this.after]);
   }
 
@@ -336,7 +329,7 @@ export class AdmissionWebhook {
         apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
         spec: {
           user: u.username, ...(u.uid ? { uid: u.uid } : {}), ...(u.groups ? { groups: u.groups } : {}), ...(u.extra ? { extra: u.extra } : {}),
-          resourceAttributes: { namespace: ns, verb: BREAK_GLASS_VERB, group: POLICY_GROUP, resource: BREAK_GLASS_RESOURCE },
+          resourceAttributes: { namespace: ns, verb: BREAK_GLASS_VERB, group: GROUP, resource: BREAK_GLASS_RESOURCE },
         },
       },
     }).then((r) => r.status?.allowed === true, (e: unknown) => {

@@ -17,7 +17,6 @@ import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { kubeAuthority, ReportApi } from "../../src/api/report.js";
 import { reportCommand } from "../../src/cli/report.js";
-import { GROUP, VERSION } from "../../src/controller/imagescan.js";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import type { IndexReport } from "../../src/indexer/report.js";
@@ -35,6 +34,7 @@ import { ociBookworm, skopeoPush } from "../env/images.js";
 import { RegistryPusher } from "../env/oci-push.js";
 import { freePort } from "../env/process.js";
 import type { RegistryService } from "../env/services.js";
+import { GROUP, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 // The store the cluster would use: one PostgreSQL database per file, dropped at the end.
 const databases = scratchDatabases();

@@ -10,7 +10,6 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ReportApi } from "../../src/api/report.js";
-import { GROUP, VERSION } from "../../src/controller/imagescan.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { openLocalImage } from "../../src/indexer/sources/local.js";
 import { defaultScanners } from "../../src/scanners/index.js";
@@ -19,6 +18,7 @@ import type { Store } from "../../src/store/types.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { ociBookworm, rootfsBookworm } from "../env/images.js";
 import { validateCycloneDx, validateSpdx } from "../sbom/schemas.js";
+import { GROUP, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 // The store the cluster would use: one PostgreSQL database per file, dropped at the end.
 const databases = scratchDatabases();

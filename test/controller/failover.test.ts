@@ -8,10 +8,10 @@ import * as k8s from "@kubernetes/client-node";
 import pg from "pg";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { GROUP, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
 import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
 const run = promisify(execFile);

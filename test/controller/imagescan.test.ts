@@ -4,13 +4,14 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { GROUP, ImageScanController, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
+import { ImageScanController } from "../../src/controller/imagescan.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
+import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 // The store the cluster would use: one PostgreSQL database per file, dropped at the end.
 const databases = scratchDatabases();

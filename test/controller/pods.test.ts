@@ -6,8 +6,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { DIGEST_LABEL, GROUP, ImageScanController, MANAGED_BY_LABEL, UNUSED_SINCE_ANNOTATION, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
-import { scanName } from "../../src/controller/ensure.js";
+import { SharedCache } from "../../src/kube/cache.js";
+import { ImageScanController } from "../../src/controller/imagescan.js";
 import { PodController } from "../../src/controller/pods.js";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer, type IndexResult } from "../../src/indexer/indexer.js";
@@ -17,6 +17,7 @@ import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
+import { DIGEST_LABEL, GROUP, type ImageScan, MANAGED_BY_LABEL, scanName, UNUSED_SINCE_ANNOTATION, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 // The store the cluster would use: one PostgreSQL database per file, dropped at the end.
 const databases = scratchDatabases();
@@ -31,6 +32,7 @@ describeWith(["kube", "registryBasic", "postgres"], "Pod controller", () => {
   let core: k8s.CoreV1Api;
   let custom: k8s.CustomObjectsApi;
   let scans: ImageScanController;
+  let cache: SharedCache;
   let pods: PodController;
   let store: Store;
   let events: EventRecorder;
@@ -65,14 +67,17 @@ describeWith(["kube", "registryBasic", "postgres"], "Pod controller", () => {
       return r;
     };
     events = new EventRecorder(kc);
-    scans = new ImageScanController({ kc, indexer, registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, events, namespaces: [nsA, nsB] });
-    pods = new PodController({ kc, scans, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, events, namespaces: [nsA, nsB] });
+    // One cache, as in `portcullis serve`: the two controllers share the ImageScan informer.
+    cache = new SharedCache(kc);
+    scans = new ImageScanController({ kc, cache, indexer, registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, events, namespaces: [nsA, nsB] });
+    pods = new PodController({ kc, cache, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, events, namespaces: [nsA, nsB] });
     await scans.start();
     await pods.start();
   }, 180_000);
   afterAll(async () => {
     await pods?.stop();
     await scans?.stop();
+    cache?.stop();
     await events?.flush();
     await store?.close();
   });

@@ -7,9 +7,9 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { PolicyStatusController } from "../../src/controller/policies.js";
-import type { PolicyStatus } from "../../src/policy/types.js";
 import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { waitUntil } from "../env/process.js";
+import { type PolicyStatus } from "../../src/kube/api/v1alpha1/index.js";
 
 const run = promisify(execFile);
 const ns = "policy-status-test";

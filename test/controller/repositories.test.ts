@@ -12,10 +12,10 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { scanName } from "../../src/controller/ensure.js";
-import { GROUP, ImageScanController, UNUSED_SINCE_ANNOTATION, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
+import { SharedCache } from "../../src/kube/cache.js";
+import { ImageScanController } from "../../src/controller/imagescan.js";
 import { PodController } from "../../src/controller/pods.js";
-import { ImageRepositoryController, WATCHED_BY_ANNOTATION, type ImageRepository, type ListingObservation } from "../../src/controller/repositories.js";
+import { ImageRepositoryController, type ImageRepository, type ListingObservation } from "../../src/controller/repositories.js";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { gzip, makeTar } from "../../src/layers/testing.js";
@@ -28,6 +28,7 @@ import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { RegistryPusher, sha256 } from "../env/oci-push.js";
 import type { RegistryService } from "../env/services.js";
+import { GROUP, type ImageScan, scanName, UNUSED_SINCE_ANNOTATION, VERSION, WATCHED_BY_ANNOTATION } from "../../src/kube/api/v1alpha1/index.js";
 
 // The store the cluster would use: one PostgreSQL database per file, dropped at the end.
 const databases = scratchDatabases();
@@ -86,6 +87,7 @@ describeWith(["kube", "registryBasic", "registryToken", "postgres"], "ImageRepos
   let custom: k8s.CustomObjectsApi;
   let store: Store;
   let scans: ImageScanController;
+  let cache: SharedCache;
   let pods: PodController;
   let repos: ImageRepositoryController;
   let webhook: AdmissionWebhook;
@@ -111,7 +113,7 @@ describeWith(["kube", "registryBasic", "registryToken", "postgres"], "ImageRepos
   const createRepository = (ns: string, name: string, spec: Record<string, unknown>) =>
     custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagerepositories", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageRepository", metadata: { name }, spec } });
   const makeRepos = (o: Partial<ConstructorParameters<typeof ImageRepositoryController>[0]> & { namespaces: string[] }) =>
-    new ImageRepositoryController({ kc, scans, store: store.repositories, registry: { maxAttempts: 2, backoffBaseMs: 50 }, minIntervalMs: 0, ...o });
+    new ImageRepositoryController({ kc, cache, store: store.repositories, registry: { maxAttempts: 2, backoffBaseMs: 50 }, minIntervalMs: 0, ...o });
 
   beforeAll(async () => {
     const reg = service("registryBasic");
@@ -130,14 +132,16 @@ describeWith(["kube", "registryBasic", "registryToken", "postgres"], "ImageRepos
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "default" }, imagePullSecrets: [{ name: "regcred" }] } }).catch(() => undefined);
     }
     store = await openStore(await databases.create("controller_repositories"));
-    scans = new ImageScanController({ kc, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED, MANY, DATED] });
+    // One cache, as in `portcullis serve`: controllers and webhook share the ImageScan informer.
+    cache = new SharedCache(kc);
+    scans = new ImageScanController({ kc, cache, indexer: new Indexer({ store, scanners: defaultScanners() }), registry: { maxAttempts: 1 }, defaultPlatform: { os: "linux", architecture: "amd64" }, namespaces: [NS, STEADY, PAGED, LIMITED, MANY, DATED] });
     repos = makeRepos({
       namespaces: [NS], jitter: 0.1,
       registryMetrics: { request: (e) => (counting(requests).request!(e), hooks.request!(e)) },
       onListing: (e) => (listings.push(e), metrics.observeListing(e)),
     });
-    pods = new PodController({ kc, scans, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, namespaces: [NS], alsoInUse: () => repos.uses() });
-    webhook = new AdmissionWebhook({ kc, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, defaultPolicy: { mode: "Enforce", onMissingScan: "deny", requireDigest: false } });
+    pods = new PodController({ kc, cache, registry: { maxAttempts: 1 }, gcAfterMs: 1500, gcIntervalMs: 300, namespaces: [NS], alsoInUse: () => repos.uses() });
+    webhook = new AdmissionWebhook({ kc, cache, namespace: "portcullis-system", timeoutSeconds: 5, registry: { maxAttempts: 1 }, defaultPolicy: { mode: "Enforce", onMissingScan: "deny", requireDigest: false } });
     await scans.start();
     await repos.start();
     await pods.start();
@@ -149,6 +153,7 @@ describeWith(["kube", "registryBasic", "registryToken", "postgres"], "ImageRepos
     await repos?.stop();
     await webhook?.stop();
     await scans?.stop();
+    cache?.stop();
     await pusher?.close();
     for (const p of proxies) p.close();
     await store?.close();

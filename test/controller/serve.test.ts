@@ -10,10 +10,10 @@ import * as k8s from "@kubernetes/client-node";
 import { request } from "undici";
 import { afterAll, expect, it } from "vitest";
 import { serveConfig } from "../../src/cli/serve.js";
-import { GROUP, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
 import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { freePort } from "../env/process.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
+import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
 const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));

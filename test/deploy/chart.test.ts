@@ -263,9 +263,41 @@ describe("Helm chart: lint and render", () => {
     expect(find(docs, "PodDisruptionBudget")).toBeUndefined();
   });
 
-  it("keeps deploy/base/portcullis.yaml equal to the chart's defaults (deploy/generate.sh)", async () => {
+  it("renders mode: split as a Deployment, ServiceAccount and RBAC per role, the Service in front of the webhook pods", async () => {
+    const { docs } = await render(["mode=split"]);
+    const deployments = docs.filter((d) => d.kind === "Deployment") as k8s.V1Deployment[];
+    expect(deployments.map((d) => d.metadata!.name)).toEqual(["portcullis-webhook", "portcullis-controller", "portcullis-indexer"]);
+    for (const d of deployments) {
+      const role = d.metadata!.name!.slice("portcullis-".length);
+      const pod = d.spec!.template.spec!;
+      expect(d.spec!.replicas).toBe(2);
+      expect(pod.serviceAccountName).toBe(`portcullis-${role}`);
+      expect(pod.containers[0]!.args).toContain(`--roles=${role}`);
+      expect(d.spec!.selector.matchLabels!["app.kubernetes.io/component"]).toBe(role);
+      expect((find(docs, "PodDisruptionBudget", `portcullis-${role}`) as k8s.V1PodDisruptionBudget).spec!.selector!.matchLabels!["app.kubernetes.io/component"]).toBe(role);
+      expect(find(docs, "ServiceAccount", `portcullis-${role}`)).toBeDefined();
+    }
+    expect(find(docs, "Deployment", "portcullis")).toBeUndefined();
+    expect(find(docs, "ServiceAccount", "portcullis")).toBeUndefined();
+    expect((find(docs, "Service", "portcullis") as k8s.V1Service).spec!.selector!["app.kubernetes.io/component"]).toBe("webhook");
+    const np = find(docs, "NetworkPolicy") as k8s.V1NetworkPolicy;
+    expect(np.spec!.podSelector!.matchExpressions).toEqual([{ key: "app.kubernetes.io/component", operator: "In", values: ["webhook", "controller", "indexer"] }]);
+    // The Leases: one per leader-elected role, none for the webhook.
+    const leases = docs.filter((d) => d.kind === "Role").flatMap((r) => (r as k8s.V1Role).rules!.flatMap((x) => x.resourceNames ?? []).filter((n) => n.startsWith("portcullis-") && n !== "portcullis-webhook-tls"));
+    expect(leases.sort()).toEqual(["portcullis-controller", "portcullis-indexer"]);
+    // The combined layout is unchanged, and split needs a database the three Deployments share.
+    const combined = await render();
+    expect(combined.docs.filter((d) => d.kind === "Deployment").map((d) => d.metadata!.name)).toEqual(["portcullis"]);
+    await expect(render(["mode=split", "database.existingSecret="])).rejects.toThrow(/mode is split but no database is configured/);
+    await expect(render(["mode=splitt"])).rejects.toThrow(/mode/);
+  });
+
+  it("keeps deploy/base/portcullis.yaml equal to the chart's defaults and deploy/split/ to mode: split (deploy/generate.sh)", async () => {
     const { text } = await render();
     expect(readFileSync(join(root, "deploy/base/portcullis.yaml"), "utf8")).toBe(text);
+    expect(readFileSync(join(root, "deploy/split/portcullis.yaml"), "utf8")).toBe((await render(["mode=split"])).text);
+    for (const n of readdirSync(join(root, "crds"))) expect(readFileSync(join(root, "deploy/split/crds", n), "utf8"), `deploy/split/crds/${n}`).toBe(readFileSync(join(root, "crds", n), "utf8"));
+    expect(readFileSync(join(root, "deploy/split/namespace.yaml"), "utf8")).toBe(readFileSync(join(root, "deploy/base/namespace.yaml"), "utf8"));
   });
 });
 
@@ -289,6 +321,27 @@ const NEEDED: Array<[string, string, string?]> = [
   ["create", "tokenreviews.authentication.k8s.io"], ["create", "subjectaccessreviews.authorization.k8s.io"], // api/report.ts
   ["get", "secrets/portcullis-webhook-tls", "*ns*"], ["update", "secrets/portcullis-webhook-tls", "*ns*"], ["create", "secrets", "*ns*"], // webhook/tls.ts (builtin)
 ];
+// The same calls divided by the role whose runnables make them (mode: split; src/cli/serve.ts). Every process
+// serves the report API (its ImageScan cache, TokenReviews, SubjectAccessReviews), records Events and reads
+// pull secrets.
+const EVERY_ROLE: Array<[string, string, string?]> = [
+  ["get", "secrets", "team"], ["get", "secrets/portcullis-webhook-tls", "*ns*"], ["create", "events", "team"], ["patch", "events", "team"],
+  ["list", "imagescans.portcullis.dev"], ["watch", "imagescans.portcullis.dev"], ["list", "imagescans.portcullis.dev", "team"], ["watch", "imagescans.portcullis.dev", "team"],
+  ["create", "tokenreviews.authentication.k8s.io"], ["create", "subjectaccessreviews.authorization.k8s.io"],
+];
+const NEEDED_BY_ROLE: Record<"webhook" | "controller" | "indexer", Array<[string, string, string?]>> = {
+  webhook: [
+    ...EVERY_ROLE, ["get", "serviceaccounts", "team"], ["list", "namespaces"], ["watch", "namespaces"],
+    ["list", "imagepolicies.portcullis.dev"], ["watch", "imagepolicies.portcullis.dev"], ["list", "clusterimagepolicies.portcullis.dev"], ["watch", "clusterimagepolicies.portcullis.dev"],
+    ...["get", "create", "patch"].map((v): [string, string, string] => [v, "imagescans.portcullis.dev", "team"]),
+  ],
+  controller: NEEDED.filter(([, r]) => !/^(namespaces|imagescans\.portcullis\.dev\/status)$/.test(r)),
+  indexer: [
+    ...EVERY_ROLE, ["patch", "imagescans.portcullis.dev/status", "team"],
+    ["get", "leases.coordination.k8s.io/portcullis-indexer", "*ns*"], ["update", "leases.coordination.k8s.io/portcullis-indexer", "*ns*"], ["create", "leases.coordination.k8s.io", "*ns*"],
+  ],
+};
+
 // What it must not be able to do.
 const FORBIDDEN: Array<[string, string, string?]> = [
   ["list", "secrets", "team"], ["watch", "secrets"], ["update", "secrets/other", "*ns*"], ["create", "secrets", "team"],
@@ -341,9 +394,11 @@ describeWith(["kube"], "Helm chart and kustomize against the API server", () => 
   });
 
   it("accepts the kustomize overlays (kubectl apply -k --dry-run=server)", async () => {
-    for (const overlay of ["base", "overlays/production", "overlays/evaluation"]) {
+    for (const overlay of ["base", "overlays/production", "overlays/evaluation", "split"]) {
       const out = (await kubectl("apply", "-k", join(root, "deploy", overlay), "--dry-run=server")).stdout;
-      expect(out, overlay).toMatch(/deployment.apps\/portcullis (created|configured|unchanged) \(server dry run\)/);
+      for (const name of overlay === "split" ? ["portcullis-webhook", "portcullis-controller", "portcullis-indexer"] : ["portcullis"]) {
+        expect(out, overlay).toMatch(new RegExp(`deployment.apps/${name} (created|configured|unchanged) \\(server dry run\\)`));
+      }
       if (overlay.endsWith("evaluation")) expect(out).toMatch(/statefulset.apps\/portcullis-postgresql (created|configured|unchanged) \(server dry run\)/);
     }
   });
@@ -361,10 +416,10 @@ describeWith(["kube"], "Helm chart and kustomize against the API server", () => 
     // RBAC as the authorizer evaluates it for the chart's ServiceAccount (impersonation: SubjectAccessReview), a
     // quick check of the list; test/deploy/rbac.test.ts runs serve with this ServiceAccount's token through
     // every path and shows from the audit log that each rule is needed.
-    const can = async ([verb, resource, ns]: [string, string, string?]) => {
+    const can = async ([verb, resource, ns]: [string, string, string?], sa = "portcullis") => {
       const scope = ns === undefined ? ["--all-namespaces"] : ["--namespace", ns === "*ns*" ? NS : ns];
       const status = resource.endsWith("/status");
-      const args = ["auth", "can-i", verb, status ? resource.slice(0, -"/status".length) : resource, ...(status ? ["--subresource=status"] : []), ...scope, `--as=system:serviceaccount:${NS}:portcullis`];
+      const args = ["auth", "can-i", verb, status ? resource.slice(0, -"/status".length) : resource, ...(status ? ["--subresource=status"] : []), ...scope, `--as=system:serviceaccount:${NS}:${sa}`];
       return kubectl(...args).then((r) => r.stdout.trim(), (e: { stdout?: string }) => (e.stdout ?? "").trim());
     };
     const denied: string[] = [];
@@ -374,6 +429,20 @@ describeWith(["kube"], "Helm chart and kustomize against the API server", () => 
     for (const f of FORBIDDEN) if ((await can(f)) !== "no") allowed.push(f.join(" "));
     expect(allowed, "granted but not needed").toEqual([]);
 
+    await helm("uninstall", "portcullis", "--namespace", NS, "--wait");
+    expect(await webhookConfigs()).not.toMatch(/\/portcullis(-pin-digests)?$/m);
+
+    // mode: split: each role's ServiceAccount may do its role's calls and none of the others' (test/controller/
+    // roles.test.ts runs the three processes with these rules through the whole flow).
+    await helm("install", "portcullis", chart, "--namespace", NS, "--set", "mode=split", "--set", "webhook.namespaceLabel=portcullis.dev/chart-test=never");
+    const canAs = (sa: string, n: [string, string, string?]) => can(n, sa);
+    const wrong: string[] = [];
+    for (const [role, needed] of Object.entries(NEEDED_BY_ROLE)) {
+      for (const n of needed) if ((await canAs(`portcullis-${role}`, n)) !== "yes") wrong.push(`${role} needs but lacks: ${n.join(" ")}`);
+      const others = NEEDED.filter((n) => !needed.some((m) => m.join(" ") === n.join(" ")));
+      for (const n of [...others, ...FORBIDDEN]) if ((await canAs(`portcullis-${role}`, n)) !== "no") wrong.push(`${role} may but needs not: ${n.join(" ")}`);
+    }
+    expect(wrong).toEqual([]);
     await helm("uninstall", "portcullis", "--namespace", NS, "--wait");
     expect(await webhookConfigs()).not.toMatch(/\/portcullis(-pin-digests)?$/m);
     expect((await kubectl("get", "clusterrole,clusterrolebinding", "-o", "name")).stdout).not.toMatch(/\/portcullis$/m);

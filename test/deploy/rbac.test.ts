@@ -18,13 +18,12 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { scanName } from "../../src/controller/ensure.js";
-import { GROUP, REFERENCE_LABEL, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
 import { parseReference } from "../../src/image/reference.js";
 import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
 import { kubeconfigYaml } from "../env/services.js";
+import { GROUP, type ImageScan, REFERENCE_LABEL, scanName, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 const exec = promisify(execFile);
 const root = fileURLToPath(new URL("../../", import.meta.url));

@@ -14,7 +14,7 @@ import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultCatalogue } from "../../src/advisories/catalogue.js";
 import { importPlans, planImport } from "../../src/advisories/import.js";
-import { GROUP, ImageScanController, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
+import { ImageScanController } from "../../src/controller/imagescan.js";
 import { Rematcher } from "../../src/findings/rematch.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { EventRecorder } from "../../src/kube/events.js";
@@ -28,6 +28,7 @@ import { issueCert, makeCA } from "../env/certs.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 const run = promisify(execFile);
 const ns = "vuln-adm";

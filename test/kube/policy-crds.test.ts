@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parsePolicy } from "../../src/policy/types.js";
 import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
+import { parsePolicy } from "../../src/kube/api/v1alpha1/index.js";
 
 const run = promisify(execFile);
 const crdFiles = ["imagepolicies.portcullis.dev.yaml", "clusterimagepolicies.portcullis.dev.yaml"].map((f) => fileURLToPath(new URL(`../../crds/${f}`, import.meta.url)));

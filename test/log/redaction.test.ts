@@ -13,8 +13,7 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { operatorRegistryHosts, SecretCache } from "../../src/controller/credentials.js";
-import { GROUP, ImageScanController, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
+import { ImageScanController } from "../../src/controller/imagescan.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { EventRecorder } from "../../src/kube/events.js";
 import { logFn } from "../../src/log/logger.js";
@@ -27,6 +26,8 @@ import type { Store } from "../../src/store/types.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
+import { operatorRegistryHosts, SecretCache } from "../../src/registry/auth/workload.js";
+import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 // The store the cluster would use: one PostgreSQL database per file, dropped at the end.
 const databases = scratchDatabases();

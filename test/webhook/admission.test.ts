@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { GROUP, ImageScanController, PRIORITY_ANNOTATION, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
+import { ImageScanController } from "../../src/controller/imagescan.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
@@ -20,11 +20,12 @@ import { EventRecorder } from "../../src/kube/events.js";
 import { registerWebhooks, unregisterWebhooks } from "../../src/webhook/register.js";
 import { AdmissionWebhook } from "../../src/webhook/server.js";
 import { ClientCa } from "../../src/webhook/client-ca.js";
-import { policyAppliesToNamespace } from "../../src/policy/types.js";
 import { issueCert, makeCA } from "../env/certs.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool, until } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+import { GROUP, type ImageScan, PRIORITY_ANNOTATION, VERSION } from "../../src/kube/api/v1alpha1/index.js";
+import { policyAppliesToNamespace } from "../../src/policy/select.js";
 
 // The store the cluster would use: one PostgreSQL database per file, dropped at the end.
 const databases = scratchDatabases();

@@ -21,8 +21,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { scanName } from "../../src/controller/ensure.js";
-import { GROUP, ImageScanController, VERSION, type ImageScan } from "../../src/controller/imagescan.js";
+import { ImageScanController } from "../../src/controller/imagescan.js";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { EventRecorder } from "../../src/kube/events.js";
@@ -36,6 +35,7 @@ import { issueCert, makeCA } from "../env/certs.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool, until as untilShared } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+import { GROUP, type ImageScan, scanName, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 // The store the cluster would use: one PostgreSQL database per file, dropped at the end.
 const databases = scratchDatabases();

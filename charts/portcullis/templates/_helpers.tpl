@@ -15,6 +15,25 @@ app.kubernetes.io/part-of: portcullis
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* The component label of the pods serving the webhook (and the Service's endpoints). */}}
+{{- define "portcullis.servingComponent" -}}
+{{- ternary "webhook" "operator" (eq .Values.mode "split") -}}
+{{- end -}}
+
+{{/* A selector of every pod that runs serve, whatever the mode (not the bundled PostgreSQL). */}}
+{{- define "portcullis.serveSelector" -}}
+matchLabels:
+  {{- include "portcullis.selectorLabels" . | nindent 2 }}
+{{- if eq .Values.mode "split" }}
+matchExpressions:
+  - key: app.kubernetes.io/component
+    operator: In
+    values: [webhook, controller, indexer]
+{{- else }}
+  app.kubernetes.io/component: operator
+{{- end }}
+{{- end -}}
+
 {{- define "portcullis.image" -}}
 {{- if .Values.image.digest -}}
 {{ .Values.image.repository }}@{{ .Values.image.digest }}
@@ -86,8 +105,11 @@ rules:
 
 {{/* Refusals: configurations the operator must never run with. */}}
 {{- define "portcullis.validate" -}}
-{{- if and (gt (int .Values.replicas) 1) (not .Values.database.existingSecret) (not .Values.postgresql.bundled.enabled) -}}
+{{- if and (ne .Values.mode "split") (gt (int .Values.replicas) 1) (not .Values.database.existingSecret) (not .Values.postgresql.bundled.enabled) -}}
 {{- fail (printf "replicas is %d but no database is configured: every replica must share one PostgreSQL. Set database.existingSecret (a Secret with the postgres:// URL) or postgresql.bundled.enabled=true (evaluation), or set replicas=1 to use the embedded store." (int .Values.replicas)) -}}
+{{- end -}}
+{{- if and (eq .Values.mode "split") (not .Values.database.existingSecret) (not .Values.postgresql.bundled.enabled) -}}
+{{- fail "mode is split but no database is configured: the webhook, controller and indexer Deployments must share one PostgreSQL. Set database.existingSecret or postgresql.bundled.enabled=true, or use mode: combined." -}}
 {{- end -}}
 {{- if and .Values.database.existingSecret .Values.postgresql.bundled.enabled -}}
 {{- fail "set either database.existingSecret or postgresql.bundled.enabled, not both" -}}

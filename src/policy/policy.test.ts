@@ -1,20 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseReference } from "../image/reference.js";
-import {
-  bestMatchingGlob,
-  compareSpecificity,
-  compileImageGlob,
-  ImageGlobError,
-  imageGlobError,
-  isRfc3339DateTime,
-  labelSelectorMatches,
-  matchImageGlob,
-  parsePolicy,
-  selectPolicy,
-  validCondition,
-  type Policy,
-  type PolicyParseResult,
-} from "./types.js";
+import { bestMatchingGlob, compareSpecificity, compileImageGlob, ImageGlobError, imageGlobError, matchImageGlob } from "./glob.js";
+import { isRfc3339DateTime, parsePolicy, type Policy, type PolicyParseResult, validCondition } from "../kube/api/v1alpha1/index.js";
+import { labelSelectorMatches, selectPolicy } from "./select.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const NOW = new Date("2026-06-01T00:00:00Z");

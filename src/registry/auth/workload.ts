@@ -7,9 +7,9 @@
 // or watch of every Secret in the cluster) and cached briefly, so a thousand pods with the same pull
 // secret cost one read.
 import type * as k8s from "@kubernetes/client-node";
-import { parseDockerConfigSecret } from "../registry/auth/dockerconfig.js";
-import { ChainKeyring, DOCKER_HUB_HOSTS, DockerConfigKeyring, imageRegistryHost, parseRegistryKey } from "../registry/auth/keyring.js";
-import type { Credential, CredentialProvider, Keyring } from "../registry/auth/types.js";
+import { parseDockerConfigSecret } from "./dockerconfig.js";
+import { ChainKeyring, DOCKER_HUB_HOSTS, DockerConfigKeyring, imageRegistryHost, parseRegistryKey } from "./keyring.js";
+import type { Credential, CredentialProvider, Keyring } from "./types.js";
 
 export interface OperatorSecrets {
   namespace: string;

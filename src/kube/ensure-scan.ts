@@ -1,17 +1,15 @@
 // Making sure an ImageScan exists for an image in a namespace: one per (namespace, digest), or per
 // reference when no digest could be found (the scan then says why). Shared by the Pod controller and the
 // admission webhook (which asks for the priority lane: someone is waiting on the answer).
-import { createHash } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
-import { parseReference, referenceString, type Reference } from "../image/reference.js";
-import type { EventRecorder } from "../kube/events.js";
-import type { Informer } from "../kube/informer.js";
+import { referenceString, type Reference } from "../image/reference.js";
+import type { EventRecorder } from "./events.js";
+import type { Informer } from "./informer.js";
 import type { LogFn } from "../log/logger.js";
 import {
-  digestLabel, DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PRIORITY_ANNOTATION, REFERENCE_LABEL, REPOSITORY_LABEL, VERSION, type ImageScan,
-} from "./imagescan.js";
-
-export const IMAGE_ANNOTATION = "portcullis.dev/image";
+  asksFor, digestLabel, DIGEST_LABEL, existingScans, GROUP, IMAGE_ANNOTATION, isManaged, MANAGED_BY, MANAGED_BY_LABEL, PRIORITY_ANNOTATION, REFERENCE_LABEL,
+  REPOSITORY_LABEL, repositoryLabel, scanName, VERSION, type ImageScan,
+} from "./api/v1alpha1/index.js";
 
 export interface EnsureRequest {
   /** Who asks, for the Event: `pod ns/name`, `admission of Deployment ns/name`. */
@@ -31,36 +29,6 @@ export interface EnsureRequest {
 export interface EnsureResult {
   name: string;
   created: boolean;
-}
-
-/**
- * The ImageScans that stand for an image in a namespace: those whose status says the controller resolved or
- * indexed `digest` (status is written by the controller only), then those on their way (not yet resolved)
- * whose spec asks for exactly this image: `registry/repository@digest` (or the reference, without a digest),
- * no other platform. Labels only find candidates: a scan labelled with the digest but asking for another
- * image is a decoy and is left out, so it neither speaks for the image nor stops its real scan.
- */
-export function existingScans(scans: Pick<Informer<ImageScan>, "byIndex">, namespace: string, ref: Reference | undefined, digest: string | undefined, refKey: string | undefined): ImageScan[] {
-  if (!digest) {
-    const want = ref ? referenceString(ref) : undefined;
-    return scans.byIndex("reference", `${namespace}/${refKey}`).filter((s) => want !== undefined && s.spec?.image === want && !s.spec.platform);
-  }
-  const indexed = scans.byIndex("digest", `${namespace}/${digest}`);
-  const pending = scans.byIndex("digestLabel", `${namespace}/${digestLabel(digest)}`)
-    .filter((s) => !indexed.includes(s) && !s.status?.digest && asksFor(s, ref, digest));
-  return [...indexed, ...pending];
-}
-
-/** Whether a scan's spec asks for `digest` (in `ref`'s repository when given) on the default platform. */
-export function asksFor(s: ImageScan, ref: Reference | undefined, digest: string): boolean {
-  if (s.spec?.platform || typeof s.spec?.image !== "string") return false;
-  let asked: Reference;
-  try {
-    asked = parseReference(s.spec.image);
-  } catch {
-    return false;
-  }
-  return asked.digest === digest && (!ref || (asked.registry === ref.registry && asked.repository === ref.repository));
 }
 
 /**
@@ -178,32 +146,4 @@ async function mergeSecrets(custom: k8s.CustomObjectsApi, scan: ImageScan, names
     { group: GROUP, version: VERSION, namespace: scan.metadata!.namespace!, plural: "imagescans", name: scan.metadata!.name!, body },
     k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
   );
-}
-
-export function isManaged(scan: ImageScan): boolean {
-  return scan.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
-}
-
-/** A short hash of a reference, for scans of references that could not be resolved. */
-export function referenceHash(ref: Reference): string {
-  return createHash("sha256").update(referenceString(ref)).digest("hex").slice(0, 40);
-}
-
-/**
- * A readable, deterministic name: the repository's last component (and the one before it when short), then
- * the first 12 hex digits of the digest, e.g. `debian-3f2a9c1b7e4d` or `team-app-3f2a9c1b7e4d`.
- */
-export function scanName(ref: Reference, digest: string): string {
-  const parts = ref.repository.split("/");
-  let base = parts[parts.length - 1]!;
-  if (parts.length > 1 && parts[parts.length - 2] !== "library" && base.length < 20) base = `${parts[parts.length - 2]}-${base}`;
-  base = base.replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48).replace(/-+$/, "") || "image";
-  return `${base}-${digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 13)}`;
-}
-
-/** The repository as a label value (63 characters of [A-Za-z0-9._-], ends alphanumeric): `/` becomes `.`. */
-export function repositoryLabel(ref: Reference): string {
-  const v = `${ref.registry.replace(/:/g, "_")}.${ref.repository.replace(/\//g, ".")}`;
-  const cut = v.length > 63 ? v.slice(v.length - 63) : v;
-  return cut.replace(/^[^a-z0-9A-Z]+|[^a-z0-9A-Z]+$/g, "");
 }
