@@ -35,129 +35,6 @@ interface OperationRow {
 
 const OPERATION_COLUMNS = "id, ref, source, kind, origin, parser_version, fingerprint, files, licence, attribution, stats, created_at, checked_at, file_count";
 
-/**
- * JSON characters the parsed-row cache holds (a few bytes of heap each once parsed): a 2,000-package
- * report's candidates over 200,000 affected ranges are about 4.5 million.
- */
-const PARSED_CACHE_CHARS = 16 << 20;
-
-/** A record's parsed JSON (without details) and those of its affected rows asked for so far, by index. */
-interface ParsedRecord {
-  record?: Candidate["advisory"];
-  affected: Array<AffectedPackage | undefined>;
-  /** JSON characters held. */
-  size: number;
-  /** Used since the eviction hand last passed (second chance). */
-  used: boolean;
-}
-
-/**
- * Parsed records by advisory id, out past a budget of JSON characters, oldest first but sparing (once) what
- * was used since: no reordering on every read, which for 20,000 rows a match cost more than the parse saved.
- */
-class ParsedRecords {
-  private readonly entries = new Map<string, ParsedRecord>();
-  private size = 0;
-
-  constructor(private readonly budget: number) {}
-
-  get(id: string): ParsedRecord | undefined {
-    const e = this.entries.get(id);
-    if (e) e.used = true;
-    return e;
-  }
-
-  /** Stores `json` parsed as the record (`i` null) or its affected row `i`. */
-  put(id: string, i: number | null, json: string): void {
-    let e = this.entries.get(id);
-    if (!e) this.entries.set(id, (e = { affected: [], size: 0, used: true }));
-    const value: unknown = JSON.parse(json);
-    if (i === null) e.record = value as Candidate["advisory"];
-    else e.affected[i] = value as AffectedPackage;
-    e.size += json.length;
-    this.size += json.length;
-  }
-
-  /** Evicts past the budget; called after a batch of put(), so a batch larger than the budget still answers once. */
-  trim(): void {
-    while (this.size > this.budget && this.entries.size) {
-      for (const [id, e] of this.entries) {
-        if (this.size <= this.budget) return;
-        this.entries.delete(id);
-        if (e.used) {
-          e.used = false;
-          this.entries.set(id, e);
-        } else {
-          this.size -= e.size;
-        }
-      }
-    }
-  }
-}
-
-interface CandidateIds {
-  /** Each affected row of the keys whose record is current, in the answer's order (source, record id, index). */
-  hits: Array<{ advisory_id: string; i: number }>;
-  /** The current records they belong to, by id. */
-  records: Map<string, { source: string; ref: string }>;
-}
-
-/** The candidates query of candidateIds(), with or without the JSON (exported for bench/matcher's EXPLAIN). */
-export function candidatesSql(json: boolean): string {
-  return `WITH latest AS MATERIALIZED (SELECT DISTINCT ON (source) id, ref, source FROM advisory_operation ORDER BY source, id DESC),
-     hit AS MATERIALIZED (
-       SELECT r.*
-       FROM unnest($1::text[], $2::text[]) AS k(ecosystem, name)
-       -- One index probe per key: a LATERAL subquery the planner cannot flatten (OFFSET 0). Left to itself it
-       -- scans and sorts every affected row for a large report (measured: 463 ms for 2,000 keys over 200,000
-       -- rows, spilling to disk).
-       CROSS JOIN LATERAL (
-         SELECT af.advisory_id, af.i${json ? ", af.affected" : ""} FROM advisory_affected af
-         WHERE af.ecosystem = k.ecosystem AND af.package_name = k.name
-         OFFSET 0
-       ) r),
-     rec AS MATERIALIZED (
-       SELECT a.id, a.source, l.ref, a.ext_id${json ? ", (a.record - 'details')::text AS json" : ""}
-       FROM (SELECT DISTINCT advisory_id FROM hit) h
-       JOIN advisory a ON a.id = h.advisory_id AND NOT a.withdrawn
-       JOIN latest l ON l.source = a.source
-       WHERE EXISTS (SELECT 1 FROM advisory_operation_member m WHERE m.operation_id = l.id AND m.advisory_id = a.id)),
-     -- The order matches are reported in, computed over ids alone (rows carrying JSON spill when sorted).
-     ord AS MATERIALIZED (
-       SELECT h.advisory_id, h.i, row_number() OVER (ORDER BY r.source COLLATE "C", r.ext_id COLLATE "C", h.i) AS n
-       FROM hit h JOIN rec r ON r.id = h.advisory_id)
-     -- Two kinds of row in one answer: each record once (a record can name many of a report's packages), then
-     -- each affected row with its place in the order.
-     SELECT id AS advisory_id, NULL::int AS i, NULL::bigint AS n, source, ref${json ? ", json" : ""} FROM rec
-     UNION ALL
-     SELECT o.advisory_id, o.i, o.n, NULL, NULL${json ? ", h.affected::text" : ""} FROM ord o
-     ${json ? "JOIN hit h ON h.advisory_id = o.advisory_id AND h.i = o.i" : ""}`;
-}
-
-/**
- * The affected rows of `keys` (ecosystems, names) whose record is in its source's latest operation and not
- * withdrawn, in order, and those records. With `into`, their JSON comes along in the same answer and is parsed
- * into it (a store that has parsed little: one query); without, ids only (the caller fetches what it lacks).
- */
-async function candidateIds(q: Queryable, keys: [string[], string[]], into?: ParsedRecords): Promise<CandidateIds> {
-  const { rows } = await q.query<{ advisory_id: string; i: number | null; n: string | null; source: string | null; ref: string | null; json?: string }>(
-    candidatesSql(into !== undefined),
-    keys,
-  );
-  const out: CandidateIds = { hits: [], records: new Map() };
-  for (const r of rows) {
-    const id = String(r.advisory_id);
-    if (r.source === null) out.hits[Number(r.n) - 1] = { advisory_id: id, i: r.i! };
-    else out.records.set(id, { source: r.source, ref: r.ref! });
-    if (into) {
-      const e = into.get(id);
-      if (r.i === null ? !e?.record : e?.affected[r.i] === undefined) into.put(id, r.i, r.json!);
-    }
-  }
-  if (out.hits.length !== rows.length - out.records.size) throw new Error("advisory candidates: the answer's order has gaps");
-  return out;
-}
-
 /** Thrown inside a streamed operation's transaction to roll it back when it changed nothing. */
 class Unchanged extends Error {
   constructor(readonly latest: Operation) {
@@ -166,19 +43,7 @@ class Unchanged extends Error {
 }
 
 export class SqlAdvisoryStore implements AdvisoryStore {
-  /**
-   * Parsed JSON of advisory records (without details) and their affected rows, by advisory id. Both are
-   * written once (records are content-addressed, UNIQUE (source, content_hash)) and never updated, and ids
-   * are never reused, so a parse stays true until the row is collected (then no query lists it again). The
-   * matcher asks for the same records over and over (the controller, re-matching, the report API).
-   */
-  private readonly parsed: ParsedRecords;
-  /** The share of the last candidates' rows that were not parsed yet. */
-  private missRatio = 1;
-
-  constructor(private readonly db: Db, opts: { parsedCacheChars?: number } = {}) {
-    this.parsed = new ParsedRecords(opts.parsedCacheChars ?? PARSED_CACHE_CHARS);
-  }
+  constructor(private readonly db: Db) {}
 
   async recordOperation(input: OperationInput): Promise<RecordResult> {
     return this.db.withLock(lockKey(`portcullis:advisories:${input.source}`), () =>
@@ -356,64 +221,51 @@ export class SqlAdvisoryStore implements AdvisoryStore {
 
   async candidates(keys: readonly PackageKey[]): Promise<Candidate[]> {
     if (!keys.length) return [];
-    const uniq = [...new Map(keys.map((k) => [`${k.ecosystem}\0${k.name}`, k])).values()];
-    const params: [string[], string[]] = [uniq.map((k) => k.ecosystem), uniq.map((k) => k.name)];
-    // A store that missed most of what it was last asked for (or is new) takes the JSON in the same answer;
-    // one that has parsed most of it asks for ids and fetches only what it lacks.
-    const first = await candidateIds(this.db, params, this.missRatio > 0.5 ? this.parsed : undefined);
-    const out = await this.withJson(this.db, first);
-    if (out) return out;
-    // A record collected between the two queries (an update committed meanwhile): again, in one query.
-    const again = await this.withJson(this.db, await candidateIds(this.db, params, this.parsed));
-    if (!again) throw new Error("advisory rows missing from the answer that listed them");
-    return again;
-  }
-
-  /**
-   * The candidates of `ids`, records and affected rows parsed once per store object (`parsed`): only what it
-   * lacks is fetched. Undefined when a row listed by `ids` is gone.
-   */
-  private async withJson(q: Queryable, ids: CandidateIds): Promise<Candidate[] | undefined> {
-    const needRecords: string[] = [];
-    for (const id of ids.records.keys()) if (!this.parsed.get(id)?.record) needRecords.push(id);
-    const needIds: string[] = [];
-    const needIndexes: number[] = [];
-    for (const h of ids.hits) {
-      if (this.parsed.get(h.advisory_id)?.affected[h.i] === undefined) {
-        needIds.push(h.advisory_id);
-        needIndexes.push(h.i);
-      }
+    const uniq = new Map(keys.map((k) => [`${k.ecosystem}\0${k.name}`, k]));
+    // Two kinds of row in one answer: each affected row of the keys, then each record they belong to, once.
+    // A record can name many of a report's packages (an OSV entry with several, the benchmark's fillers: 5),
+    // so what is per record (the record itself, withdrawn, membership in its source's latest operation) is
+    // read and sent once per record, not once per affected row.
+    const { rows } = await this.db.query<{ advisory_id: string; i: number | null; affected: unknown; source: string | null; ref: string | null; ext_id: string | null; record: unknown }>(
+      `WITH latest AS MATERIALIZED (SELECT DISTINCT ON (source) id, ref, source FROM advisory_operation ORDER BY source, id DESC),
+       hit AS MATERIALIZED (
+         SELECT r.advisory_id, r.i, r.affected
+         FROM unnest($1::text[], $2::text[]) AS k(ecosystem, name)
+         -- One index probe per key: a LATERAL subquery the planner cannot flatten (OFFSET 0). Left to itself it
+         -- scans and sorts every affected row for a large report (measured: 463 ms for 2,000 keys over 200,000
+         -- rows, spilling to disk).
+         CROSS JOIN LATERAL (
+           SELECT af.advisory_id, af.i, af.affected FROM advisory_affected af
+           WHERE af.ecosystem = k.ecosystem AND af.package_name = k.name
+           OFFSET 0
+         ) r),
+       rec AS MATERIALIZED (
+         SELECT a.id, a.source, l.ref, a.ext_id, a.record - 'details' AS record
+         FROM (SELECT DISTINCT advisory_id FROM hit) h
+         JOIN advisory a ON a.id = h.advisory_id AND NOT a.withdrawn
+         JOIN latest l ON l.source = a.source
+         WHERE EXISTS (SELECT 1 FROM advisory_operation_member m WHERE m.operation_id = l.id AND m.advisory_id = a.id))
+       SELECT advisory_id, i, affected, NULL AS source, NULL AS ref, NULL AS ext_id, NULL::jsonb AS record FROM hit
+       WHERE advisory_id IN (SELECT id FROM rec)
+       UNION ALL
+       SELECT id, NULL, NULL, source, ref, ext_id, record FROM rec`,
+      [[...uniq.values()].map((k) => k.ecosystem), [...uniq.values()].map((k) => k.name)],
+    );
+    const records = new Map<string, { source: string; ref: string; extId: string; record: Omit<Advisory, "affected" | "details"> }>();
+    const hits: Array<{ advisory_id: string; i: number; affected: unknown }> = [];
+    for (const r of rows) {
+      if (r.source === null) hits.push(r as (typeof hits)[number]);
+      else records.set(String(r.advisory_id), { source: r.source, ref: r.ref!, extId: r.ext_id!, record: parseJson(r.record) });
     }
-    const wanted = ids.records.size + ids.hits.length;
-    this.missRatio = wanted ? (needRecords.length + needIds.length) / wanted : 0;
-    if (needRecords.length || needIds.length) {
-      const { rows } = await q.query<{ id: string; i: number | null; json: string }>(
-        `SELECT a.id, NULL::int AS i, (a.record - 'details')::text AS json FROM advisory a WHERE a.id = ANY($1::bigint[])
-         UNION ALL
-         SELECT af.advisory_id, af.i, af.affected::text FROM unnest($2::bigint[], $3::int[]) AS k(id, i)
-         JOIN advisory_affected af ON af.advisory_id = k.id AND af.i = k.i`,
-        [needRecords, needIds, needIndexes],
-      );
-      if (rows.length !== needRecords.length + needIds.length) return undefined;
-      for (const r of rows) this.parsed.put(String(r.id), r.i, r.json);
-    }
-    const out: Candidate[] = new Array<Candidate>(ids.hits.length);
-    let last: { id: string; source: string; ref: string; parsed: ParsedRecord } | undefined;
-    for (let k = 0; k < ids.hits.length; k++) {
-      const h = ids.hits[k]!;
-      if (last?.id !== h.advisory_id) {
-        const rec = ids.records.get(h.advisory_id)!;
-        const parsed = this.parsed.get(h.advisory_id);
-        if (!parsed?.record) return undefined;
-        last = { id: h.advisory_id, source: rec.source, ref: rec.ref, parsed };
-      }
-      const affected = last.parsed.affected[h.i];
-      if (affected === undefined) return undefined;
-      // Candidates share the parsed objects (within this call and across calls): readers must not modify them.
-      out[k] = { source: last.source, operationRef: last.ref, advisory: last.parsed.record!, affected };
-    }
-    this.parsed.trim();
-    return out;
+    const out = hits.map((h) => {
+      const rec = records.get(String(h.advisory_id))!;
+      // Candidates of one record share its parsed object: readers must not modify it.
+      return { rec, i: h.i, candidate: { source: rec.source, operationRef: rec.ref, advisory: rec.record, affected: parseJson<AffectedPackage>(h.affected) } };
+    });
+    // Sorted here, not in SQL: rows carry their JSON, and sorting them in the database spills to disk.
+    const byte = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    out.sort((x, y) => byte(x.rec.source, y.rec.source) || byte(x.rec.extId, y.rec.extId) || x.i - y.i);
+    return out.map((x) => x.candidate);
   }
 
   async ecosystems(): Promise<Set<string>> {
