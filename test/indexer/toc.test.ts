@@ -63,6 +63,37 @@ async function tocOf(blob: Buffer, annotations: Record<string, string>): Promise
   return toc;
 }
 
+/** The partial read stored what the full read stored, layer by layer (files, whiteouts, each scanner's output). */
+async function expectSameLayers(partial: IndexResult & { store: Store }, full: IndexResult & { store: Store }, layers: string[]): Promise<Map<string, { whiteouts: string[] }>> {
+  const infos = defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
+  const a = await partial.store.layerArtifacts(layers, infos);
+  const b = await full.store.layerArtifacts(layers, infos);
+  for (const d of layers) {
+    const x = a.get(d)!;
+    const y = b.get(d)!;
+    expect({ whiteouts: x.whiteouts, opaqueDirs: x.opaqueDirs, files: x.files }).toEqual({ whiteouts: y.whiteouts, opaqueDirs: y.opaqueDirs, files: y.files });
+    expect(x.whiteouts.length + x.files.length).toBeGreaterThan(0);
+    expect([...x.outputs.entries()]).toEqual([...y.outputs.entries()]);
+  }
+  return a;
+}
+
+/** A copy of `layout` whose manifest gives the top layer's `annotation` another value, pushed as `repoTag`. */
+async function pushWithAnnotation(layout: Layout, dest: string, annotation: string, value: string, reg: RegistryService, repoTag: string): Promise<Layout["manifest"]> {
+  cpSync(layout.dir, dest, { recursive: true });
+  const manifest = structuredClone(layout.manifest);
+  manifest.layers[1]!.annotations![annotation] = value;
+  const raw = Buffer.from(JSON.stringify(manifest));
+  const digest = createHash("sha256").update(raw).digest("hex");
+  writeFileSync(join(dest, "blobs/sha256", digest), raw);
+  const layoutIndex = JSON.parse(readFileSync(join(dest, "index.json"), "utf8")) as { manifests: Array<{ digest: string; size: number }> };
+  layoutIndex.manifests[0]!.digest = `sha256:${digest}`;
+  layoutIndex.manifests[0]!.size = raw.length;
+  writeFileSync(join(dest, "index.json"), JSON.stringify(layoutIndex));
+  await skopeoPush(`oci:${dest}`, reg, repoTag);
+  return manifest;
+}
+
 /** A proxy in front of the registry that drops Range headers: the answer is always the whole blob (200). */
 function rangeRefusingProxy(target: string): Promise<{ server: Server; host: string; ranged: () => number }> {
   let ranged = 0;
@@ -133,17 +164,8 @@ describeWith(["registryBasic"], "partial layer reads from zstd:chunked tables of
     const full = await index(reg.host, "debian:two-chunked", { partialReads: false });
     expect(full.stats.layerReads!.map((r) => r.mode)).toEqual(["full", "full"]);
     expect(partial.report).toEqual(full.report);
-    const infos = defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
     const layers = chunked.manifest.layers.map((l) => l.digest);
-    const a = await partial.store.layerArtifacts(layers, infos);
-    const b = await full.store.layerArtifacts(layers, infos);
-    for (const d of layers) {
-      const x = a.get(d)!;
-      const y = b.get(d)!;
-      expect({ whiteouts: x.whiteouts, opaqueDirs: x.opaqueDirs, files: x.files }).toEqual({ whiteouts: y.whiteouts, opaqueDirs: y.opaqueDirs, files: y.files });
-      expect(x.whiteouts.length + x.files.length).toBeGreaterThan(0);
-      expect([...x.outputs.entries()]).toEqual([...y.outputs.entries()]);
-    }
+    const a = await expectSameLayers(partial, full, layers);
     // The second layer purged gpgv: its whiteouts came from the table of contents.
     expect(a.get(layers[1]!)!.whiteouts.some((w) => w.includes("gpgv"))).toBe(true);
     const total = chunked.manifest.layers.reduce((n, l) => n + l.size, 0);
@@ -153,19 +175,8 @@ describeWith(["registryBasic"], "partial layer reads from zstd:chunked tables of
 
   it("reads a layer in full when its table of contents does not match the manifest's checksum", async () => {
     // The same blobs under a manifest whose checksum annotation names other bytes.
-    const bad = join(dir, "bad-checksum");
-    cpSync(chunked.dir, bad, { recursive: true });
-    const manifest = structuredClone(chunked.manifest);
+    const manifest = await pushWithAnnotation(chunked, join(dir, "bad-checksum"), "io.containers.zstd-chunked.manifest-checksum", `sha256:${createHash("sha256").update("not the table").digest("hex")}`, reg, "debian:two-bad-checksum");
     const top = manifest.layers[1]!;
-    top.annotations!["io.containers.zstd-chunked.manifest-checksum"] = `sha256:${createHash("sha256").update("not the table").digest("hex")}`;
-    const raw = Buffer.from(JSON.stringify(manifest));
-    const digest = createHash("sha256").update(raw).digest("hex");
-    writeFileSync(join(bad, "blobs/sha256", digest), raw);
-    const layoutIndex = JSON.parse(readFileSync(join(bad, "index.json"), "utf8")) as { manifests: Array<{ digest: string; size: number }> };
-    layoutIndex.manifests[0]!.digest = `sha256:${digest}`;
-    layoutIndex.manifests[0]!.size = raw.length;
-    writeFileSync(join(bad, "index.json"), JSON.stringify(layoutIndex));
-    await skopeoPush(`oci:${bad}`, reg, "debian:two-bad-checksum");
 
     const r = await index(reg.host, "debian:two-bad-checksum");
     expect(r.report.state).toBe("IndexFinished");
@@ -268,16 +279,8 @@ describeWith(["registryBasic"], "partial layer reads from eStargz tables of cont
     const full = await index("debian:two-estargz", { partialReads: false });
     expect(full.stats.layerReads!.map((r) => r.mode)).toEqual(["full", "full"]);
     expect(partial.report).toEqual(full.report);
-    const infos = defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
     const layers = esgz.manifest.layers.map((l) => l.digest);
-    const a = await partial.store.layerArtifacts(layers, infos);
-    const b = await full.store.layerArtifacts(layers, infos);
-    for (const d of layers) {
-      const x = a.get(d)!;
-      const y = b.get(d)!;
-      expect({ whiteouts: x.whiteouts, opaqueDirs: x.opaqueDirs, files: x.files }).toEqual({ whiteouts: y.whiteouts, opaqueDirs: y.opaqueDirs, files: y.files });
-      expect([...x.outputs.entries()]).toEqual([...y.outputs.entries()]);
-    }
+    const a = await expectSameLayers(partial, full, layers);
     expect(a.get(layers[1]!)!.whiteouts.some((w) => w.includes("gpgv"))).toBe(true);
     const total = esgz.manifest.layers.reduce((n, l) => n + l.size, 0);
     expect(full.stats.bytesFetched).toBe(total);
@@ -285,19 +288,8 @@ describeWith(["registryBasic"], "partial layer reads from eStargz tables of cont
   }, SLOW);
 
   it("reads a layer in full when its table of contents does not hash to the manifest's digest", async () => {
-    const bad = join(dir, "bad-toc");
-    cpSync(esgz.dir, bad, { recursive: true });
-    const manifest = structuredClone(esgz.manifest);
+    const manifest = await pushWithAnnotation(esgz, join(dir, "bad-toc"), "containerd.io/snapshot/stargz/toc.digest", `sha256:${createHash("sha256").update("not the table").digest("hex")}`, reg, "debian:two-estargz-bad-toc");
     const top = manifest.layers[1]!;
-    top.annotations!["containerd.io/snapshot/stargz/toc.digest"] = `sha256:${createHash("sha256").update("not the table").digest("hex")}`;
-    const raw = Buffer.from(JSON.stringify(manifest));
-    const digest = createHash("sha256").update(raw).digest("hex");
-    writeFileSync(join(bad, "blobs/sha256", digest), raw);
-    const layoutIndex = JSON.parse(readFileSync(join(bad, "index.json"), "utf8")) as { manifests: Array<{ digest: string; size: number }> };
-    layoutIndex.manifests[0]!.digest = `sha256:${digest}`;
-    layoutIndex.manifests[0]!.size = raw.length;
-    writeFileSync(join(bad, "index.json"), JSON.stringify(layoutIndex));
-    await skopeoPush(`oci:${bad}`, reg, "debian:two-estargz-bad-toc");
 
     const r = await index("debian:two-estargz-bad-toc");
     expect(r.report.state).toBe("IndexFinished");
