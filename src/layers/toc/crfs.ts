@@ -3,6 +3,7 @@
 // `chunk` entries that follow it. zstd:chunked adds `endOffset` and `chunkType`; eStargz adds per-piece
 // digests to every piece. Fields neither reader uses (times, owners, xattrs) are dropped by the schema.
 import { z } from "zod";
+import { TocError } from "./errors.js";
 import type { TocEntry } from "./types.js";
 
 const Int = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -26,3 +27,19 @@ export type RawEntry = z.infer<typeof RawEntry>;
 
 /** CRFS entry types as the tar walk names them (tar-stream's names). */
 export const ENTRY_TYPES: Record<Exclude<RawEntry["type"], "chunk">, TocEntry["type"]> = { reg: "file", dir: "directory", symlink: "symlink", hardlink: "link", char: "other", block: "other", fifo: "other" };
+
+const RawToc = z.object({ version: z.literal(1), entries: z.array(z.unknown()) });
+
+/** The raw entries of a table's JSON (`{"version": 1, "entries": [...]}`), at most `maxEntries`; TocError otherwise. */
+export function crfsEntries(layer: string, format: string, json: Buffer, maxEntries: number): unknown[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json.toString("utf8"));
+  } catch (e) {
+    throw new TocError(layer, `${format} table of contents is not JSON: ${(e as Error).message.slice(0, 120)}`);
+  }
+  const top = RawToc.safeParse(doc);
+  if (!top.success) throw new TocError(layer, `${format} table of contents: ${top.error.issues[0]?.path.join(".") || "(top level)"}: ${top.error.issues[0]?.message}`);
+  if (top.data.entries.length > maxEntries) throw new TocError(layer, `${format} table of contents has ${top.data.entries.length} entries, over the ${maxEntries} accepted`);
+  return top.data.entries;
+}

@@ -12,8 +12,7 @@
 // entries in between) is never produced past the size and never reaches a scanner.
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
-import { z } from "zod";
-import { RawEntry, ENTRY_TYPES } from "./crfs.js";
+import { crfsEntries, ENTRY_TYPES, RawEntry } from "./crfs.js";
 import { TocError } from "./errors.js";
 import type { RangeReader, TableOfContents, TocChunk, TocContent, TocEntry } from "./types.js";
 import type { TocLimits } from "./zstd-chunked.js";
@@ -65,8 +64,6 @@ function tocJson(layer: string, tar: Buffer, max: number): Buffer {
   return tar.subarray(512, 512 + size);
 }
 
-const RawToc = z.object({ version: z.literal(1), entries: z.array(z.unknown()) });
-
 /**
  * Fetches an eStargz layer's footer and table of contents, checks the table against the descriptor's
  * digest, and returns its entries with every range checked to lie in the file data. Throws TocError for
@@ -88,16 +85,8 @@ export async function readEstargzToc(layer: string, size: number, tocDigest: str
   const json = tocJson(layer, tar, limits.maxTocBytes);
   const got = `sha256:${createHash("sha256").update(json).digest("hex")}`;
   if (got !== tocDigest) throw new TocError(layer, `eStargz table of contents has digest ${got}, but the manifest says ${tocDigest}`);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(json.toString("utf8"));
-  } catch (e) {
-    throw new TocError(layer, `eStargz table of contents is not JSON: ${(e as Error).message.slice(0, 120)}`);
-  }
-  const top = RawToc.safeParse(doc);
-  if (!top.success) throw new TocError(layer, `eStargz table of contents: ${top.error.issues[0]?.path.join(".") || "(top level)"}: ${top.error.issues[0]?.message}`);
-  if (top.data.entries.length > limits.maxEntries) throw new TocError(layer, `eStargz table of contents has ${top.data.entries.length} entries, over the ${limits.maxEntries} accepted`);
-  return { format: "estargz", entries: estargzEntries(layer, top.data.entries, tocOffset), fetchedBytes: footer.length + compressed.length };
+  const entries = crfsEntries(layer, "eStargz", json, limits.maxEntries);
+  return { format: "estargz", entries: estargzEntries(layer, entries, tocOffset), fetchedBytes: footer.length + compressed.length };
 }
 
 /** What a header-only entry may add to the member before it, compressed (its header, a PAX header for long names). */

@@ -7,11 +7,10 @@
 // its compressed bytes (`manifest-checksum`); the descriptor comes from the digest-verified image manifest,
 // so a table whose bytes hash to the checksum is the one the image's author published.
 import { createHash } from "node:crypto";
-import { z } from "zod";
 import { Readable } from "node:stream";
 import { MAX_LAYER_ZSTD_WINDOW } from "../decompress.js";
 import { boundedZstdDecoder } from "../zstd.js";
-import { ENTRY_TYPES, RawEntry } from "./crfs.js";
+import { crfsEntries, ENTRY_TYPES, RawEntry } from "./crfs.js";
 import { TocError } from "./errors.js";
 import type { RangeReader, TableOfContents, TocChunk, TocEntry } from "./types.js";
 
@@ -59,8 +58,6 @@ export function zstdChunkedLocator(layer: { digest: string; size: number; annota
   return { offset, length, uncompressed, checksum };
 }
 
-const RawToc = z.object({ version: z.literal(1), entries: z.array(z.unknown()) });
-
 /**
  * Pieces of data, and pieces of zeros: skopeo 1.9 marks runs of zeros `zeros` but still writes them as a
  * (tiny) frame, so they are fetched and checked like any piece. A piece type without bytes in the blob would
@@ -87,16 +84,8 @@ export async function readZstdChunkedToc(layer: string, at: ZstdChunkedLocator, 
     throw new TocError(layer, `zstd:chunked table of contents: ${(e as Error).message}`, { cause: e });
   }
   if (json.length !== at.uncompressed) throw new TocError(layer, `zstd:chunked table of contents is ${json.length} bytes uncompressed, but the manifest says ${at.uncompressed}`);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(json.toString("utf8"));
-  } catch (e) {
-    throw new TocError(layer, `zstd:chunked table of contents is not JSON: ${(e as Error).message.slice(0, 120)}`);
-  }
-  const top = RawToc.safeParse(doc);
-  if (!top.success) throw new TocError(layer, `zstd:chunked table of contents: ${top.error.issues[0]?.path.join(".") || "(top level)"}: ${top.error.issues[0]?.message}`);
-  if (top.data.entries.length > limits.maxEntries) throw new TocError(layer, `zstd:chunked table of contents has ${top.data.entries.length} entries, over the ${limits.maxEntries} accepted`);
-  return { format: "zstd:chunked", entries: tocEntries(layer, top.data.entries, at.offset), fetchedBytes: compressed.length };
+  const entries = crfsEntries(layer, "zstd:chunked", json, limits.maxEntries);
+  return { format: "zstd:chunked", entries: tocEntries(layer, entries, at.offset), fetchedBytes: compressed.length };
 }
 
 /** The raw entries as TocEntry[]: chunk entries folded into their file, every range checked below `dataEnd`. */
