@@ -5,7 +5,8 @@ import type { LayerFiles, Scanner } from "../scanners/types.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { coalesce } from "./coalesce.js";
-import { Indexer, type LayerSource } from "./indexer.js";
+import { Indexer } from "./indexer.js";
+import type { LayerSource } from "./scan-layer.js";
 import type { LayerDescriptor, ManifestToIndex } from "./types.js";
 
 /** A minimal package scanner: each line `name version` of `pkgs/db` (or `pkgs/db2`) is a package. */

@@ -2,45 +2,16 @@
 // (CheckManifest -> FetchLayers -> ScanLayers -> Coalesce -> IndexManifest -> IndexFinished | IndexError).
 // Every state is persisted as it is entered so a reader sees progress. Fetching and scanning a layer are
 // one streaming pass; layers already scanned by every current scanner version are not fetched at all.
-import type { Readable } from "node:stream";
-import { LayerError } from "../layers/errors.js";
-import { tocFormat, walkPartial, type RangeReader, type TocFormat, type TocWalkTuning } from "../layers/toc/index.js";
-import { walkLayer, type LayerWalk, type WalkLimits } from "../layers/walk.js";
-import type { Scanner, ScanOutput } from "../scanners/types.js";
+import type { WalkLimits } from "../layers/walk.js";
+import type { TocWalkTuning } from "../layers/toc/index.js";
+import type { Scanner } from "../scanners/types.js";
 import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
 import { scannedKey } from "../store/types.js";
 import { scannerSetHash } from "./scanner-set.js";
 import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "./coalesce.js";
 import type { IndexReport } from "./report.js";
+import { inProcessScanning, type LayerRead, type LayerScanning, type LayerSource } from "./scan-layer.js";
 import type { Distribution, IndexState, LayerDescriptor, ManifestToIndex, Package } from "./types.js";
-
-/** Where layer bytes come from: a registry, an OCI layout, an archive. */
-export interface LayerSource {
-  /** The layer's blob (compressed, as the descriptor describes it). */
-  open(layer: LayerDescriptor, signal?: AbortSignal): Promise<Readable>;
-  /** True when the stream already checks digest and size itself (the registry client does). */
-  readonly verifiesDigests: boolean;
-  /**
-   * Byte ranges of the layer's blob, for partial reads of layers with a table of contents; absent when the
-   * source cannot serve ranges (then every layer is read in full).
-   */
-  ranges?(layer: LayerDescriptor): RangeReader;
-}
-
-/** How one layer was read in one index call. */
-export interface LayerRead {
-  digest: string;
-  /** partial: only the scanners' files, by byte ranges, through the layer's table of contents. */
-  mode: "full" | "partial";
-  /** The table of contents format, for partial reads and for full reads that fell back from one. */
-  toc?: TocFormat;
-  /** Compressed bytes downloaded for it (a fallback counts the attempt and the full read). */
-  bytes: number;
-  /** Partial reads: range requests for file content (the table's own not counted). */
-  requests?: number;
-  /** Why a layer with a table of contents was read in full. */
-  fallback?: string;
-}
 
 export interface IndexerOptions {
   store: Store;
@@ -53,6 +24,11 @@ export interface IndexerOptions {
   tocTuning?: Partial<TocWalkTuning>;
   /** Where a partial read that fell back to a full one is reported (level, message, fields). */
   log?: (level: "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Where layer bytes are parsed: default in this process with the options above; `serve` passes a pool of
+   * worker processes (./workers/), which then owns limits, partialReads and tocTuning.
+   */
+  scanning?: LayerScanning;
 }
 
 export interface IndexStats {
@@ -109,6 +85,7 @@ export class Indexer {
   private readonly infos: ScannerInfo[];
   readonly scannerSet: string;
   private registered: Promise<void> | undefined;
+  private readonly scanning: LayerScanning;
   /** Layers being scanned by this process: another manifest with the same layer waits, then reuses it. */
   private readonly layerFlights = new Map<string, Promise<boolean>>();
 
@@ -121,6 +98,7 @@ export class Indexer {
     this.scanners = o.scanners;
     this.infos = o.scanners.map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
     this.scannerSet = scannerSetHash(this.infos);
+    this.scanning = o.scanning ?? inProcessScanning({ limits: o.limits, partialReads: o.partialReads, tocTuning: o.tocTuning, log: o.log });
   }
 
   get store(): Store {
@@ -299,54 +277,14 @@ export class Indexer {
   }
 
   private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<void> {
-    const toc = source.ranges && this.o.partialReads !== false ? tocFormat(layer) : undefined;
-    let walk: LayerWalk | undefined;
-    let read: LayerRead | undefined;
-    let attempted = 0;
-    if (toc) {
-      try {
-        const partial = await walkPartial(layer, countingReader(source.ranges!(layer), (n) => (attempted += n)), { scanners, limits: this.o.limits, tuning: this.o.tocTuning, signal });
-        walk = partial;
-        read = { digest: layer.digest, mode: "partial", toc, bytes: attempted, requests: partial.requests };
-      } catch (e) {
-        if (signal.aborted) throw e;
-        // Never a partial answer: whatever went wrong, the whole layer is read and decides.
-        const why = (e as Error).message;
-        this.o.log?.("warn", "partial layer read failed; reading the layer in full", { layer: layer.digest, toc, reason: why, bytes: attempted });
-        read = { digest: layer.digest, mode: "full", toc, bytes: 0, fallback: why };
-      }
-    }
-    if (!walk) {
-      let stream: Readable;
-      try {
-        stream = await source.open(layer, signal);
-      } catch (e) {
-        if (e instanceof LayerError || signal.aborted) throw e;
-        throw Object.assign(e as Error, { layer: layer.digest });
-      }
-      walk = await walkLayer(stream, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, scanners, limits: this.o.limits, skipDigestCheck: source.verifiesDigests, signal });
-      read = { ...(read ?? { digest: layer.digest, mode: "full" }), bytes: attempted + walk.compressedBytes };
-    }
+    const scanned = await this.scanning.scan({ layer, scanners, source, signal });
     stats.layersFetched++;
-    stats.bytesFetched += read!.bytes;
-    stats.bytesDecompressed += walk.uncompressedBytes;
-    stats.layerReads!.push(read!);
-    const results: Array<{ scanner: ScannerInfo; output: ScanOutput }> = [];
-    for (const s of scanners) {
-      results.push({ scanner: { name: s.name, version: s.version, kind: s.kind }, output: await s.scan(walk.files) });
-    }
-    // Nothing is stored until the whole layer streamed and its digest matched (walkLayer throws otherwise).
-    await this.o.store.setLayerScanned(layer.digest, { whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files: walk.files.paths() }, results);
+    stats.bytesFetched += scanned.read.bytes;
+    stats.bytesDecompressed += scanned.uncompressedBytes;
+    stats.layerReads!.push(scanned.read);
+    // Nothing is stored until the whole layer streamed and its digest matched (the walk throws otherwise).
+    await this.o.store.setLayerScanned(layer.digest, { whiteouts: scanned.whiteouts, opaqueDirs: scanned.opaqueDirs, files: scanned.files }, scanned.results);
   }
-}
-
-/** A reader that counts the bytes it returns (what a partial read downloaded, whether it finished or not). */
-function countingReader(r: RangeReader, add: (n: number) => void): RangeReader {
-  return { read: async (start, end, signal) => {
-    const b = await r.read(start, end, signal);
-    add(b.length);
-    return b;
-  } };
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Readable } from "node:stream";
 import { createHash } from "node:crypto";
 import { parseImageConfig, parseManifest, type Descriptor, type ImageIndex } from "../../image/manifest.js";
 import { formatPlatform, platformCandidates, selectManifest, type Platform } from "../../image/platform.js";
-import type { LayerSource } from "../indexer.js";
+import type { LayerSource } from "../scan-layer.js";
 import type { LayerDescriptor, ManifestToIndex } from "../types.js";
 import { indexTar, type TarMember } from "./tar-index.js";
 

@@ -5,7 +5,7 @@
 import type { Platform } from "../../image/platform.js";
 import type { Reference } from "../../image/reference.js";
 import type { RegistryClient, ResolvedImage } from "../../registry/client.js";
-import type { LayerSource } from "../indexer.js";
+import type { LayerSource } from "../scan-layer.js";
 import type { ManifestToIndex } from "../types.js";
 
 export interface RegistryImage {

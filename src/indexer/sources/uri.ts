@@ -30,7 +30,7 @@ import { registryErrorBody } from "../../registry/errors.js";
 import { backoffDelay, parseRetryAfter, Semaphore } from "../../registry/limits.js";
 import { RegistryOptionsSchema, type RegistryOptions, type RegistryOptionsInput } from "../../registry/options.js";
 import { readCapped } from "../../registry/transport.js";
-import type { LayerSource } from "../indexer.js";
+import type { LayerSource } from "../scan-layer.js";
 import type { LayerDescriptor, ManifestToIndex } from "../types.js";
 
 /** One layer of a Clair Manifest, as validated by the report API. */
