@@ -24,6 +24,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { parsePlatform } from "../image/platform.js";
 import { Indexer } from "../indexer/indexer.js";
+import { WorkerPool } from "../indexer/workers/pool.js";
 import { cloudProviders } from "../registry/auth/cloud/providers.js";
 import { defaultScanners } from "../scanners/index.js";
 import { openStore } from "../store/open.js";
@@ -70,6 +71,17 @@ Options (each also an environment variable, and a key of the --config file):
                            (/indexer/api/v1/, /matcher/api/v1/, Kubernetes bearer tokens) answer, plain HTTP
                            (PORTCULLIS_HEALTH_ADDR, default 0.0.0.0:8081)
   --concurrency N          scans at once (PORTCULLIS_CONCURRENCY, default 4)
+  --index-workers N        worker processes that parse layer bytes for the indexer role; a layer that exhausts
+                           a worker's memory, outlives its scan's deadline or crashes it fails that scan only
+                           (PORTCULLIS_INDEX_WORKERS, default 2; 0 parses in this process)
+  --worker-memory MIB      resident memory a worker may reach before it is stopped and its layer fails with
+                           ResourceLimitExceeded (PORTCULLIS_WORKER_MEMORY, default 1024)
+  --worker-heap MIB        a worker's JavaScript heap limit (PORTCULLIS_WORKER_HEAP, default 512)
+  --scan-timeout D         a scan's wall deadline, resolving to indexed (PORTCULLIS_SCAN_TIMEOUT, default 10m);
+                           past it the scan fails with Timeout
+  --scan-attempts N        attempts of a scan whose worker hit a limit or crashed, with backoff, before it
+                           stays Failed until its spec or the scanner set changes (PORTCULLIS_SCAN_ATTEMPTS,
+                           default 3)
   --platform OS/ARCH       platform to index from multi-platform images (PORTCULLIS_PLATFORM, default linux/amd64)
   --credential-helpers L   cloud helpers, comma separated: ecr, gcr (PORTCULLIS_CREDENTIAL_HELPERS)
   --pull-secrets L         pull secrets in --namespace tried after the pod's own and its ServiceAccount's,
@@ -362,8 +374,15 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   // advisory operations (this process's, or `portcullis db import|update|pull` against the same database).
   if (roles.has("indexer")) {
     manager.add(runnable("imagescan-controller", true, async () => {
+      // Layer bytes are parsed in worker processes started with the scans (the leader's) and stopped with them.
+      const pool = cfg.indexWorkers > 0
+        ? new WorkerPool({ size: cfg.indexWorkers, memoryMb: cfg.workerMemory, heapMb: cfg.workerHeap, log: levelLogFn(part("indexer-worker")), onWorkerExit: (reason) => metrics.indexerWorkerExits.inc({ reason }) })
+        : undefined;
+      if (pool) metrics.watchWorkers(() => pool.stats());
+      const scanIndexer = pool ? new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")), scanning: pool }) : indexer;
       const scans = new ImageScanController({
-        ...namespaces, kc, cache, secretCache, indexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
+        ...namespaces, kc, cache, secretCache, indexer: scanIndexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
+        scanTimeoutMs: parseDuration(cfg.scanTimeout)!, scanAttempts: cfg.scanAttempts,
         providers, operatorSecrets, events, log: logFn(part("imagescan")),
         registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
       });
@@ -371,6 +390,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       currentScans = scans;
       return async () => {
         await scans.stop();
+        await pool?.stop();
+        if (pool) metrics.watchWorkers(undefined);
         if (currentScans === scans) currentScans = undefined;
       };
     }));

@@ -65,9 +65,26 @@ export function reasonFor(code: string | undefined): string {
     case "SERVER_ERROR":
     case "NETWORK":
       return "RegistryUnavailable";
+    case "WORKER_MEMORY_LIMIT":
+      return "ResourceLimitExceeded";
+    case "SCAN_TIMEOUT":
+      return "Timeout";
+    case "WORKER_CRASHED":
+      return "WorkerCrashed";
     default:
       return "IndexFailed";
   }
+}
+
+/** Errors of the indexer's worker pool and the scan's deadline: retried a bounded number of times. */
+const LIMIT_CODES = new Set(["WORKER_MEMORY_LIMIT", "SCAN_TIMEOUT", "WORKER_CRASHED"]);
+export const DEFAULT_SCAN_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_SCAN_ATTEMPTS = 3;
+
+/** 600000 → `10m`, 90000 → `1m30s`. */
+function formatMs(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ""}` : `${s}s`;
 }
 
 class ScanError extends Error {
@@ -84,6 +101,13 @@ export interface ImageScanControllerOptions {
   providers?: CredentialProvider[];
   /** Scans at once. */
   concurrency?: number;
+  /** A scan's wall deadline, resolving to indexed (default 10 minutes). */
+  scanTimeoutMs?: number;
+  /**
+   * Attempts of one generation that may end at an indexer worker's limit (memory, deadline, a crash) before
+   * the scan stays Failed until its spec or the scanner set changes (default 3).
+   */
+  scanAttempts?: number;
   defaultPlatform?: Platform;
   /** The report API's base path, for status.reportRef. */
   reportPath?: string;
@@ -198,6 +222,8 @@ export class ImageScanController {
     const s = scan.status;
     if (!s || s.observedGeneration !== scan.metadata?.generation) return false;
     if (s.phase === "Indexed" && s.scannerSet !== this.o.indexer.scannerSet) return false;
+    // A scan that failed at a worker's limit is tried again by other scanner versions.
+    if (s.phase === "Failed" && s.limitFailures && s.scannerSet !== this.o.indexer.scannerSet) return false;
     if (s.phase !== "Indexed" && s.phase !== "Failed") return false;
     const after = scan.spec.rescanAfter ? parseDuration(scan.spec.rescanAfter) : undefined;
     const last = Date.parse(s.lastAttempt ?? s.indexedAt ?? "");
@@ -234,6 +260,10 @@ export class ImageScanController {
     await this.patchStatus(ns, name, { phase: "Resolving", observedGeneration: generation, lastAttempt: started, message: `resolving ${scan.spec.image}` });
     let client: RegistryClient | undefined;
     let missing: string[] = [];
+    const timeoutMs = this.o.scanTimeoutMs ?? DEFAULT_SCAN_TIMEOUT_MS;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    let layersDone = 0;
+    let layersTotal = 0;
     try {
       let ref: Reference;
       let platform: Platform | undefined;
@@ -250,14 +280,15 @@ export class ImageScanController {
       missing = creds.missing;
       const recording = new RecordingKeyring(creds.keyring);
       client = new RegistryClient({ options: this.o.registry, keyring: recording, defaultPlatform: platform, metrics: this.o.registryMetrics });
-      const img = await openRegistryImage(client, ref, { platform });
+      const img = await openRegistryImage(client, ref, { platform, signal: deadline });
+      layersTotal = img.manifest.layers.length;
       const used = recording.used;
       await this.patchStatus(ns, name, {
         phase: "Indexing", digest: img.manifest.digest, shortDigest: img.manifest.digest.split(":")[1]!.slice(0, 12), resolvedDigest: img.resolved.resolvedDigest,
         platform: img.resolved.platform ? formatPlatform(img.resolved.platform) : platform ? formatPlatform(platform) : undefined,
         credentialSource: used, message: `indexing ${img.manifest.digest}`, conditions: [cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation)],
       });
-      const result = await this.o.indexer.index(img.manifest, img.source);
+      const result = await this.o.indexer.index(img.manifest, img.source, { signal: deadline, onProgress: (p) => void (p.state === "ScanLayers" && layersDone++) });
       if (result.report.state !== "IndexFinished") {
         const code = (result.error as { code?: string } | undefined)?.code;
         throw new ScanError(code ?? "INDEX_FAILED", result.report.err ?? "indexing failed");
@@ -265,7 +296,7 @@ export class ImageScanController {
       const packages = Object.keys(result.report.packages ?? {}).length;
       const reused = layersReused(result.stats);
       const matched = await this.match(img.manifest.digest);
-      await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, message: `indexed: ${packages} packages${matched.summary ? `; ${countsText(matched.summary)}` : ""}`, conditions: [
+      await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, limitFailures: 0, message: `indexed: ${packages} packages${matched.summary ? `; ${countsText(matched.summary)}` : ""}`, conditions: [
         cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation),
         cond("Indexed", "True", "Indexed", `${packages} packages in ${result.stats.layers} layers`, generation),
         ...(matched.condition ? [matched.condition] : []),
@@ -281,8 +312,12 @@ export class ImageScanController {
       }
       return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
     } catch (e) {
-      let code = (e as { code?: string }).code;
+      let code = (e as { code?: unknown }).code as string | undefined;
       let message = (e as Error).message;
+      if (deadline.aborted) {
+        code = "SCAN_TIMEOUT";
+        message = `the scan did not finish within its deadline of ${formatMs(timeoutMs)}${layersTotal ? ` (${layersDone} of ${layersTotal} layers scanned)` : " (resolving the image)"}`;
+      }
       if (missing.length && (code === "AUTH_FAILED" || code === "DENIED" || code === "TOKEN_FAILED" || code === "NAME_UNKNOWN" || code === "MANIFEST_UNKNOWN")) {
         // The kubelet skips a missing pull secret too; when the registry then refuses, the missing secret is the likely cause.
         code = "SECRET_NOT_FOUND";
@@ -291,6 +326,25 @@ export class ImageScanController {
       const reason = reasonFor(code);
       const unresolved = ["AuthFailed", "ManifestUnknown", "InvalidSpec", "PlatformNotFound", "PullSecretMissing", "PullSecretInvalid", "RegistryUnavailable", "RateLimited"].includes(reason);
       const conditions = [unresolved ? cond("Resolved", "False", reason, message, generation) : cond("Resolved", "True", "Resolved", "resolved", generation), cond("Indexed", "False", reason, message, generation)];
+      if (LIMIT_CODES.has(code ?? "")) {
+        // The layer cost a worker its memory, its deadline or its life: tried again a few times with backoff
+        // (another worker, perhaps a registry that is faster now), then Failed until the spec or scanners change.
+        const failures = (scan.status?.observedGeneration === generation ? scan.status?.limitFailures ?? 0 : 0) + 1;
+        const attempts = this.o.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS;
+        const final = failures >= attempts;
+        const text = `${message} (attempt ${failures} of ${attempts}${final ? "; not retried until the spec or the scanner versions change" : "; retrying"})`;
+        if (!final) {
+          await this.patchStatus(ns, name, { phase: "Pending", message: text, conditions, limitFailures: failures, observedGeneration: generation });
+          this.o.events?.record(withKind(scan), "Warning", reason, text);
+          this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
+          throw Object.assign(new Error(text, { cause: e }), { code });
+        }
+        await this.patchStatus(ns, name, { phase: "Failed", message: text, conditions, limitFailures: failures, observedGeneration: generation, scannerSet: this.o.indexer.scannerSet });
+        this.o.log?.(`scan ${key} failed: ${text}`, { reason, code }, "warn");
+        this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
+        this.o.events?.record(withKind(scan), "Warning", reason, text);
+        return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
+      }
       if (isTransientCode(code)) {
         // Worth retrying on our own: keep the phase honest and back off.
         await this.patchStatus(ns, name, { phase: "Pending", message, conditions });

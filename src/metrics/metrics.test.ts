@@ -10,10 +10,24 @@ const NAMES = [
   "portcullis_webhook_break_glass_total", "portcullis_webhook_certificate_expiry_timestamp_seconds", "portcullis_leader",
   "portcullis_advisory_updates_total", "portcullis_advisory_age_seconds", "portcullis_advisory_records",
   "portcullis_rematch_manifests_total", "portcullis_imagescan_vulnerabilities",
+  "portcullis_indexer_workers", "portcullis_indexer_layers_waiting", "portcullis_indexer_worker_exits_total",
   "portcullis_repository_tags_listed_total", "portcullis_repository_new_digests_total", "portcullis_repository_listing_errors_total",
 ];
 
 describe("PortcullisMetrics", () => {
+  it("reads the indexer's worker pool: busy and idle workers, layers waiting", async () => {
+    const m = new PortcullisMetrics();
+    const text0 = await m.registry.metrics();
+    expect(text0).toContain('portcullis_indexer_workers{state="busy"} 0');
+    m.watchWorkers(() => ({ size: 4, busy: 3, queued: 7 }));
+    m.indexerWorkerExits.inc({ reason: "memory" });
+    const text = await m.registry.metrics();
+    expect(text).toContain('portcullis_indexer_workers{state="busy"} 3');
+    expect(text).toContain('portcullis_indexer_workers{state="idle"} 1');
+    expect(text).toContain("portcullis_indexer_layers_waiting 7");
+    expect(text).toContain('portcullis_indexer_worker_exits_total{reason="memory"} 1');
+  });
+
   it("registers every metric under portcullis_ with Prometheus naming (base units, _total counters)", async () => {
     const m = new PortcullisMetrics();
     const metrics = await m.registry.getMetricsAsJSON();

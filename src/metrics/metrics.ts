@@ -18,6 +18,13 @@ export interface QueueLike {
   oldestAgeMs(now?: number): number;
 }
 
+/** The indexer's worker pool as its gauges read it (WorkerPool.stats()). */
+export interface WorkersLike {
+  size: number;
+  busy: number;
+  queued: number;
+}
+
 /** The certificates as the expiry gauge reads them (WebhookCertificates.expiry()). */
 export interface CertificatesLike {
   expiry(): { leaf?: Date; ca?: Date };
@@ -74,6 +81,9 @@ export class PortcullisMetrics {
   readonly advisoryRecords: Gauge<"source">;
   readonly rematched: Counter<"result">;
   readonly imageVulnerabilities: Gauge<"severity">;
+  readonly indexerWorkers: Gauge<"state">;
+  readonly indexerLayersWaiting: Gauge;
+  readonly indexerWorkerExits: Counter<"reason">;
   readonly repositoryTagsListed: Counter<"registry">;
   readonly repositoryNewDigests: Counter<"registry">;
   readonly repositoryListingErrors: Counter<"registry" | "reason">;
@@ -85,6 +95,7 @@ export class PortcullisMetrics {
   private certs: () => CertificatesLike | undefined = () => undefined;
   private advisories: () => Promise<AdvisoryStatusLike[]> = async () => [];
   private vulnerabilitySummaries: () => Iterable<Record<string, unknown> | undefined> = () => [];
+  private workers: (() => WorkersLike) | undefined;
 
   constructor(o: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -104,6 +115,21 @@ export class PortcullisMetrics {
         this.set((self.queue()?.oldestAgeMs() ?? 0) / 1000);
       },
     });
+    this.indexerWorkers = new Gauge({
+      name: `${p}indexer_workers`, help: "Indexer worker processes, by state (busy: parsing a layer; idle). Saturation is busy / (busy + idle).", labelNames: ["state"], registers,
+      collect() {
+        const w = self.workers?.();
+        this.set({ state: "busy" }, w?.busy ?? 0);
+        this.set({ state: "idle" }, w ? w.size - w.busy : 0);
+      },
+    });
+    this.indexerLayersWaiting = new Gauge({
+      name: `${p}indexer_layers_waiting`, help: "Layers waiting for an indexer worker.", registers,
+      collect() {
+        this.set(self.workers?.().queued ?? 0);
+      },
+    });
+    this.indexerWorkerExits = new Counter({ name: `${p}indexer_worker_exits_total`, help: "Indexer workers that ended while parsing a layer, by reason (memory: over its limit; crashed; aborted: its scan hit its deadline or failed in another layer): each is replaced.", labelNames: ["reason"], registers });
     this.layersFetched = new Counter({ name: `${p}layers_fetched_total`, help: "Layers downloaded and walked by scans.", registers });
     this.layersReused = new Counter({ name: `${p}layers_reused_total`, help: "Layers of scanned images whose results were already in the store (not downloaded).", registers });
     this.downloadedBytes = new Counter({ name: `${p}downloaded_bytes_total`, help: "Compressed layer bytes downloaded by scans.", registers });
@@ -170,6 +196,11 @@ export class PortcullisMetrics {
 
   watchCertificates(certs: () => CertificatesLike | undefined): void {
     this.certs = certs;
+  }
+
+  /** Where the indexer worker gauges read the pool (undefined while this replica runs none). */
+  watchWorkers(stats: (() => WorkersLike) | undefined): void {
+    this.workers = stats;
   }
 
   /** Where the advisory gauges read each source's age and records (only the leader updates; any replica reports). */

@@ -4,6 +4,7 @@ import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
@@ -13,6 +14,8 @@ import { serveConfig } from "../../src/cli/serve.js";
 import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { freePort } from "../env/process.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
+import { RegistryPusher, sha256 } from "../env/oci-push.js";
+import { makeTar } from "../../src/layers/testing.js";
 import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
@@ -48,7 +51,9 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
     // Part of the configuration in a file, as the chart's ConfigMap gives it.
     const config = join(dir, "serve.yaml");
     writeFileSync(config, "# portcullis serve --config\nwatchNamespaces: [serve-test]\nwebhook: false\nlogLevel: debug\nconcurrency: 1\n");
-    const child = spawn(tsx, [bin, "serve", "--config", config, "--store-path", join(dir, "store"), "--namespace", "serve-test", "--concurrency", "2", "--health-addr", `127.0.0.1:${port}`], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
+    // Layers are parsed by one worker process allowed 300 MiB; a scan gets two attempts at a worker's limit.
+    const child = spawn(tsx, [bin, "serve", "--config", config, "--store-path", join(dir, "store"), "--namespace", "serve-test", "--concurrency", "2", "--health-addr", `127.0.0.1:${port}`,
+      "--index-workers", "1", "--worker-memory", "300", "--scan-attempts", "2"], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
     child.stderr.on("data", (c: Buffer) => stderr.push(c.toString()));
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     try {
@@ -66,6 +71,37 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
         if (phase !== "Indexed") await new Promise((r) => setTimeout(r, 200));
       }
       expect(phase, stderr.join("")).toBe("Indexed");
+
+      // A layer of files the dpkg scanner reads whole (distroless status.d), 16 × 30 MiB: its worker goes over
+      // 300 MiB and is stopped; the scan is tried once more, then stays Failed naming the layer and the limit.
+      // The pool starts another worker, which indexes the next image.
+      const pusher = new RegistryPusher(reg);
+      const hungry = gzipSync(await makeTar(Array.from({ length: 16 }, (_, i) => ({ name: `var/lib/dpkg/status.d/p${i}`, content: Buffer.alloc(30 << 20, 0x41) }))), { level: 1 });
+      await pusher.pushImage("public-ish/hungry", "v1", [{ data: hungry, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
+      const small = gzipSync(await makeTar([{ name: "etc/os-release", content: 'ID=alpine\nVERSION_ID=3.20.3\n' }]));
+      await pusher.pushImage("public-ish/small", "v1", [{ data: small, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
+      await pusher.close();
+      const scanOf = async (name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "serve-test", plural: "imagescans", name })) as ImageScan;
+      const create = (name: string, image: string) => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "serve-test", plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name }, spec: { image, imagePullSecrets: [{ name: "regcred" }] } } });
+      await create("hungry", `${reg.host}/public-ish/hungry:v1`);
+      let failed: ImageScan | undefined;
+      for (let i = 0; i < 600 && failed?.status?.phase !== "Failed"; i++) {
+        failed = await scanOf("hungry");
+        if (failed.status?.phase !== "Failed") await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(failed?.status?.phase, stderr.join("").slice(-3000)).toBe("Failed");
+      expect(failed?.status?.limitFailures).toBe(2);
+      expect(failed?.status?.message).toContain(sha256(hungry));
+      expect(failed?.status?.message).toMatch(/over its limit of 300 MiB.*attempt 2 of 2; not retried/);
+      expect(failed?.status?.conditions?.find((c) => c.type === "Indexed")).toMatchObject({ status: "False", reason: "ResourceLimitExceeded" });
+      await create("small", `${reg.host}/public-ish/small:v1`);
+      let next: ImageScan | undefined;
+      for (let i = 0; i < 300 && next?.status?.phase !== "Indexed" && next?.status?.phase !== "Failed"; i++) {
+        next = await scanOf("small");
+        if (next.status?.phase !== "Indexed") await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(next?.status?.phase, stderr.join("").slice(-3000)).toBe("Indexed");
+      expect(next?.status?.distribution?.id).toBe("alpine");
     } finally {
       child.kill("SIGTERM");
     }

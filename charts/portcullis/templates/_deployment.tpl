@@ -77,6 +77,11 @@ spec:
             - --leader-elect={{ $root.Values.leaderElection.enabled }}
             - --lease-duration={{ $root.Values.leaderElection.leaseDuration }}
             - --concurrency={{ $root.Values.operator.concurrency }}
+            - --index-workers={{ $root.Values.operator.indexWorkers }}
+            - --worker-memory={{ $root.Values.operator.workerMemoryMi }}
+            - --worker-heap={{ $root.Values.operator.workerHeapMi }}
+            - --scan-timeout={{ $root.Values.operator.scanTimeout }}
+            - --scan-attempts={{ $root.Values.operator.scanAttempts }}
             - --platform={{ $root.Values.operator.platform }}
             - --exclude-namespaces={{ join "," $root.Values.operator.excludeNamespaces }}
             - --gc-after={{ $root.Values.operator.gcAfter }}

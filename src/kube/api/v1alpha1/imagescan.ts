@@ -47,6 +47,8 @@ export interface ImageScanStatus {
   credentialSource?: string;
   reportRef?: { manifestDigest: string; path: string };
   message?: string;
+  /** Attempts of this generation that ended at an indexer worker's limit (bounded by --scan-attempts). */
+  limitFailures?: number;
   observedGeneration?: number;
   conditions?: Condition[];
   lastAttempt?: string;
