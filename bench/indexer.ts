@@ -136,6 +136,29 @@ if (!values.quick) {
   if (res.status !== 0) throw new Error(res.stderr);
   const m = JSON.parse(res.stdout.trim().split("\n").pop()!) as { ms: number; out: number; inBytes: number; maxRssKb: number };
   console.log(`4. layer of ${(m.inBytes / 1e6).toFixed(0)} MB gzip -> ${(m.out / 1e9).toFixed(2)} GB: walked in ${fmt(m.ms)}, peak RSS ${(m.maxRssKb / 1024).toFixed(0)} MB  (target < 200 MB)`);
+  // The same layer through the serve's worker pool: the worker's peak and the serve side's (which only streams
+  // the blob to it), as two processes.
+  const pooled = `
+    import { createReadStream, readFileSync, statSync } from "node:fs";
+    import { createHash } from "node:crypto";
+    import { WorkerPool } from "${new URL("../dist/indexer/workers/pool.js", import.meta.url).pathname}";
+    import { defaultScanners } from "${new URL("../dist/scanners/index.js", import.meta.url).pathname}";
+    const h = createHash("sha256");
+    for await (const c of createReadStream("${blob}")) h.update(c);
+    const hwm = (pid) => Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync("/proc/" + pid + "/status", "utf8"))[1]);
+    const pool = new WorkerPool({ size: 1, heapMb: 512, memoryMb: 1024 });
+    const layer = { digest: "sha256:" + h.digest("hex"), size: statSync("${blob}").size, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" };
+    const source = { verifiesDigests: false, open: async () => createReadStream("${blob}", { highWaterMark: 1 << 20 }) };
+    const t0 = performance.now();
+    const r = await pool.scan({ layer, scanners: defaultScanners(), source, signal: new AbortController().signal });
+    const worker = hwm(pool.pids()[0]);
+    console.log(JSON.stringify({ ms: performance.now() - t0, out: r.uncompressedBytes, workerKb: worker, selfKb: hwm("self") }));
+    await pool.stop();
+  `;
+  const pr = spawnSync(process.execPath, ["--input-type=module", "-e", pooled], { encoding: "utf8" });
+  if (pr.status !== 0) throw new Error(pr.stderr);
+  const pm = JSON.parse(pr.stdout.trim().split("\n").pop()!) as { ms: number; out: number; workerKb: number; selfKb: number };
+  console.log(`   the same layer in a worker process (serve's indexer role): ${fmt(pm.ms)}, worker peak RSS ${(pm.workerKb / 1024).toFixed(0)} MB, the process feeding it ${(pm.selfKb / 1024).toFixed(0)} MB`);
   const idle = spawnSync(process.execPath, ["--input-type=module", "-e", `import { readFileSync } from "node:fs"; import "${new URL("../dist/layers/walk.js", import.meta.url).pathname}"; console.log(/VmHWM:\\s+(\\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1])`], { encoding: "utf8" });
   console.log(`   node with the walker loaded and idle: ${(Number(idle.stdout.trim()) / 1024).toFixed(0)} MB`);
   rmSync(dir, { recursive: true, force: true });

@@ -65,6 +65,14 @@ export function reasonFor(code: string | undefined): string {
     case "SERVER_ERROR":
     case "NETWORK":
       return "RegistryUnavailable";
+    case "BAD_TAR":
+    case "BAD_COMPRESSION":
+    case "BAD_TOC":
+      return "InvalidLayer";
+    case "UNSUPPORTED_MEDIA_TYPE":
+      return "UnsupportedMediaType";
+    case "SCANNER_ERROR":
+      return "InvalidPackageData";
     case "WORKER_MEMORY_LIMIT":
       return "ResourceLimitExceeded";
     case "SCAN_TIMEOUT":
@@ -290,7 +298,8 @@ export class ImageScanController {
       });
       const result = await this.o.indexer.index(img.manifest, img.source, { signal: deadline, onProgress: (p) => void (p.state === "ScanLayers" && layersDone++) });
       if (result.report.state !== "IndexFinished") {
-        const code = (result.error as { code?: string } | undefined)?.code;
+        // A scanner's refusal of a file it asked for (a malformed package database, a zip bomb) has no code of its own.
+        const code = (result.error as { code?: string } | undefined)?.code ?? (result.error?.name === "ScannerError" ? "SCANNER_ERROR" : undefined);
         throw new ScanError(code ?? "INDEX_FAILED", result.report.err ?? "indexing failed");
       }
       const packages = Object.keys(result.report.packages ?? {}).length;

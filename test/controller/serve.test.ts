@@ -51,9 +51,9 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
     // Part of the configuration in a file, as the chart's ConfigMap gives it.
     const config = join(dir, "serve.yaml");
     writeFileSync(config, "# portcullis serve --config\nwatchNamespaces: [serve-test]\nwebhook: false\nlogLevel: debug\nconcurrency: 1\n");
-    // Layers are parsed by one worker process allowed 300 MiB; a scan gets two attempts at a worker's limit.
+    // Layers are parsed by one worker process allowed 200 MiB; a scan gets two attempts at a worker's limit.
     const child = spawn(tsx, [bin, "serve", "--config", config, "--store-path", join(dir, "store"), "--namespace", "serve-test", "--concurrency", "2", "--health-addr", `127.0.0.1:${port}`,
-      "--index-workers", "1", "--worker-memory", "300", "--scan-attempts", "2"], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
+      "--index-workers", "1", "--worker-memory", "200", "--scan-attempts", "2"], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig } });
     child.stderr.on("data", (c: Buffer) => stderr.push(c.toString()));
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     try {
@@ -72,11 +72,11 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
       }
       expect(phase, stderr.join("")).toBe("Indexed");
 
-      // A layer of files the dpkg scanner reads whole (distroless status.d), 16 × 30 MiB: its worker goes over
-      // 300 MiB and is stopped; the scan is tried once more, then stays Failed naming the layer and the limit.
+      // A layer of files the dpkg scanner reads whole (distroless status.d), 8 × 30 MiB: its worker goes over
+      // 200 MiB and is stopped; the scan is tried once more, then stays Failed naming the layer and the limit.
       // The pool starts another worker, which indexes the next image.
       const pusher = new RegistryPusher(reg);
-      const hungry = gzipSync(await makeTar(Array.from({ length: 16 }, (_, i) => ({ name: `var/lib/dpkg/status.d/p${i}`, content: Buffer.alloc(30 << 20, 0x41) }))), { level: 1 });
+      const hungry = gzipSync(await makeTar(Array.from({ length: 8 }, (_, i) => ({ name: `var/lib/dpkg/status.d/p${i}`, content: Buffer.alloc(30 << 20, 0x41) }))), { level: 1 });
       await pusher.pushImage("public-ish/hungry", "v1", [{ data: hungry, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
       const small = gzipSync(await makeTar([{ name: "etc/os-release", content: 'ID=alpine\nVERSION_ID=3.20.3\n' }]));
       await pusher.pushImage("public-ish/small", "v1", [{ data: small, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
@@ -92,7 +92,7 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
       expect(failed?.status?.phase, stderr.join("").slice(-3000)).toBe("Failed");
       expect(failed?.status?.limitFailures).toBe(2);
       expect(failed?.status?.message).toContain(sha256(hungry));
-      expect(failed?.status?.message).toMatch(/over its limit of 300 MiB.*attempt 2 of 2; not retried/);
+      expect(failed?.status?.message).toMatch(/over its limit of 200 MiB.*attempt 2 of 2; not retried/);
       expect(failed?.status?.conditions?.find((c) => c.type === "Indexed")).toMatchObject({ status: "False", reason: "ResourceLimitExceeded" });
       await create("small", `${reg.host}/public-ish/small:v1`);
       let next: ImageScan | undefined;
@@ -126,5 +126,5 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
     // The pull secret's credentials appear nowhere.
     expect(stderr.join("")).not.toContain(reg.password);
     expect(stderr.join("")).not.toContain(auth);
-  });
+  }, 240_000);
 });

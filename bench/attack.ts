@@ -1,0 +1,272 @@
+// Admission while hostile images are scanned: `portcullis serve` (the built JavaScript, every role in one
+// process, as the chart's combined mode runs it) answers AdmissionReviews at a fixed rate while ImageScans of
+// hostile images run back to back, two at a time; the p99 of the same load without the scans, measured in
+// the same run on the same process, is the baseline. Twice: layers parsed in worker processes (the default,
+// --index-workers 2) and in the serve process itself (--index-workers 0), so the figure shows what the
+// workers buy. The hostile images (each one new, so no layer is answered from the store):
+//   - a layer made only of files a scanner reads whole: 16 dpkg status.d files of 30 MiB (480 MiB held, under
+//     the walk's 512 MiB per layer) in a 0.5 MB gzip;
+//   - a valid zstd layer whose frame header declares a 2 GiB window;
+//   - a jar whose 100 central-directory records all point at one 60 MiB deflated entry.
+// Also printed: the peak resident memory of the serve process and of its workers during the attacks.
+//
+//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--quick]
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+import { deflateRawSync, gzipSync } from "node:zlib";
+import * as k8s from "@kubernetes/client-node";
+import { findTool } from "../src/cli/tools.js";
+import { scannerSetHash } from "../src/indexer/scanner-set.js";
+import { DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, VERSION, type ImageScan } from "../src/kube/api/v1alpha1/index.js";
+import { makeTar, zstd } from "../src/layers/testing.js";
+import { defaultScanners } from "../src/scanners/index.js";
+import { RegistryPusher } from "../test/env/oci-push.js";
+import { freePort, ProcessSupervisor } from "../test/env/process.js";
+import { startKube, startRegistry } from "../test/env/services.js";
+import { load, ms, pct, type Load } from "./admission-load.js";
+import { median } from "./env.js";
+
+const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, quick: { type: "boolean" } } });
+const quick = values.quick ?? false;
+const RATE = Number(values.rate ?? 500);
+const SECONDS = Number(values.seconds ?? (quick ? 5 : 10));
+const RUNS = Number(values.runs ?? (quick ? 1 : 3));
+const DIGESTS = 50;
+const ns = "bench-adm";
+const attackNs = "bench-attack";
+const LABEL = "portcullis.dev/bench=on";
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("..", import.meta.url));
+const GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/** A stored zip entry's local header + data, and its central-directory record, for a hand-made jar. */
+function zipBomb(): Buffer {
+  const data = deflateRawSync(Buffer.alloc(60 << 20, 0x20), { level: 9 });
+  const name = Buffer.from("payload.class");
+  const crc = 0; // never checked before the overlap is
+  const local = Buffer.alloc(30);
+  local.writeUInt32LE(0x04034b50, 0);
+  local.writeUInt16LE(20, 4);
+  local.writeUInt16LE(8, 8);
+  local.writeUInt32LE(crc, 14);
+  local.writeUInt32LE(data.length, 18);
+  local.writeUInt32LE(60 << 20, 22);
+  local.writeUInt16LE(name.length, 26);
+  const records: Buffer[] = [];
+  for (let i = 0; i < 100; i++) {
+    const n = Buffer.from(`p${i}.class`);
+    const c = Buffer.alloc(46);
+    c.writeUInt32LE(0x02014b50, 0);
+    c.writeUInt16LE(20, 4);
+    c.writeUInt16LE(20, 6);
+    c.writeUInt16LE(8, 10);
+    c.writeUInt32LE(crc, 16);
+    c.writeUInt32LE(data.length, 20);
+    c.writeUInt32LE(60 << 20, 24);
+    c.writeUInt16LE(n.length, 28);
+    c.writeUInt32LE(0, 42); // every record: the one entry at offset 0
+    records.push(c, n);
+  }
+  const head = Buffer.concat([local, name, data]);
+  const dir = Buffer.concat(records);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(100, 8);
+  end.writeUInt16LE(100, 10);
+  end.writeUInt32LE(dir.length, 12);
+  end.writeUInt32LE(head.length, 16);
+  return Buffer.concat([head, dir, end]);
+}
+
+/** One hostile image's layer, made unique by `k` (a new digest: nothing is answered from the store). */
+async function hostileLayer(kind: "hungry" | "zstd" | "zip", k: number): Promise<{ data: Buffer; mediaType: string }> {
+  const nonce = { name: `etc/nonce-${k}`, content: `${kind} ${k}` };
+  if (kind === "hungry") {
+    const big = Buffer.alloc(30 << 20, 0x41);
+    return { data: gzipSync(await makeTar([nonce, ...Array.from({ length: 16 }, (_, i) => ({ name: `var/lib/dpkg/status.d/p${i}`, content: big }))]), { level: 1 }), mediaType: GZIP };
+  }
+  if (kind === "zip") return { data: gzipSync(await makeTar([nonce, { name: "app/lib/bomb.jar", content: zipBomb() }])), mediaType: GZIP };
+  // zstd: a valid frame, then its window descriptor raised to 2 GiB (windowLog 31: exponent 21).
+  const frame = Buffer.from(zstd(await makeTar([nonce, { name: "etc/os-release", content: "ID=debian\nVERSION_ID=12\n" }])));
+  if (frame[4]! & 0x20) throw new Error("zstd wrote a single-segment frame (no window descriptor)");
+  frame[5] = 21 << 3;
+  return { data: frame, mediaType: "application/vnd.oci.image.layer.v1.tar+zstd" };
+}
+
+/** Resident memory (VmRSS) of a process and of its children, MiB. */
+function rssTree(pid: number): { self: number; children: number[] } {
+  const rss = (p: number) => {
+    try {
+      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))![1]) / 1024;
+    } catch {
+      return 0;
+    }
+  };
+  const kids: number[] = [];
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) kids.push(...readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    // gone
+  }
+  return { self: rss(pid), children: kids.map(rss) };
+}
+
+function podReview(i: number, host: string): string {
+  const image = (k: number) => `${host}/bench/app-${k}@sha256:${createHash("sha256").update(`attack-${k}`).digest("hex")}`;
+  return JSON.stringify({
+    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+    request: {
+      uid: `u-${i}`, kind: { group: "", version: "v1", kind: "Pod" }, resource: { group: "", version: "v1", resource: "pods" },
+      namespace: ns, name: `p-${i}`, operation: "CREATE", userInfo: { username: "bench" },
+      object: { metadata: { name: `p-${i}`, namespace: ns }, spec: { containers: [{ name: "app", image: image(i % DIGESTS) }, { name: "sidecar", image: image((i + 1) % DIGESTS) }] } },
+    },
+  });
+}
+
+interface Variant {
+  label: string;
+  workers: number;
+  quiet: Load[];
+  attacked: Load[];
+  scans: Record<string, number>;
+  peakServe: number;
+  peakWorker: number;
+}
+
+async function main(): Promise<void> {
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: root });
+  const dir = mkdtempSync(join(tmpdir(), "bench-attack-"));
+  const sup = new ProcessSupervisor(dir);
+  sup.startReaper(true);
+  const kubectlPath = findTool("kubectl");
+  if (!kubectlPath) throw new Error("kubectl not found; run `npm run env:setup` as root");
+  let serve: ChildProcess | undefined;
+  try {
+    const { service: kube } = await startKube(sup);
+    const kubectl = (...a: string[]) => run(kubectlPath, ["--kubeconfig", kube.kubeconfig, ...a]);
+    await kubectl("apply", "-f", join(root, "crds"));
+    for (const crd of ["imagescans", "imagepolicies", "clusterimagepolicies", "imagerepositories"]) await kubectl("wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}.portcullis.dev`);
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kube.kubeconfig);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    for (const n of ["portcullis-system", ns, attackNs]) await core.createNamespace({ body: { metadata: { name: n, labels: { "portcullis.dev/bench": "on" } } } });
+
+    // Indexed ImageScans for the reviews' digests, as the controller writes them (its scanner set, this
+    // generation: nothing for the controller to do).
+    const scannerSet = scannerSetHash(defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind })));
+    const host = "registry.bench.invalid";
+    for (let i = 0; i < DIGESTS; i++) {
+      const hex = createHash("sha256").update(`attack-${i}`).digest("hex");
+      const name = `app-${i}-${hex.slice(0, 12)}`;
+      await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [DIGEST_LABEL]: hex.slice(0, 63) } }, spec: { image: `${host}/bench/app-${i}@sha256:${hex}` } } });
+      await custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status: { phase: "Indexed", digest: `sha256:${hex}`, message: "indexed", observedGeneration: 1, scannerSet } } }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
+    }
+    const bodiesFile = join(dir, "bodies.json");
+    writeFileSync(bodiesFile, JSON.stringify(Array.from({ length: 1000 }, (_, i) => podReview(i, host))));
+
+    // The hostile images, made before anything is measured (the bench's own CPU stays out of the windows).
+    const { service: reg } = await startRegistry(sup, { name: "attack", auth: "none" });
+    const pusher = new RegistryPusher(reg);
+    const images: string[] = [];
+    const per = quick ? 4 : 10;
+    for (let k = 0; k < per * 2; k++) {
+      for (const kind of ["hungry", "zstd", "zip"] as const) {
+        if (kind !== "hungry" && k >= per) continue;
+        await pusher.pushImage(`attack/${kind}-${k}`, "v1", [await hostileLayer(kind, k)]);
+        images.push(`${reg.host}/attack/${kind}-${k}:v1`);
+      }
+    }
+    await pusher.close();
+
+    const variants: Variant[] = [];
+    let nextImage = 0;
+    let scanSeq = 0;
+    for (const workers of [2, 0]) {
+      const port = await freePort();
+      const health = await freePort();
+      const lines: string[] = [];
+      serve = spawn(process.execPath, [join(root, "dist/cli/bin.js"), "serve", "--store-path", join(dir, `store-${workers}`), "--namespace", "portcullis-system",
+        "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${port}`, "--webhook-url", `https://127.0.0.1:${port}`, "--webhook-namespace-label", LABEL,
+        "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), "--log-level", "warn"],
+      { env: { ...process.env, KUBECONFIG: kube.kubeconfig }, stdio: ["ignore", "ignore", "pipe"] });
+      serve.stderr!.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter(Boolean)));
+      const pid = serve.pid!;
+      let ready = false;
+      for (let i = 0; i < 600 && !ready; i++) {
+        ready = await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status === 200, () => false);
+        if (!ready) await new Promise((r) => setTimeout(r, 200));
+      }
+      if (!ready) throw new Error(`serve did not become ready:\n${lines.slice(-20).join("\n")}`);
+      const { stdout } = await kubectl("get", "validatingwebhookconfiguration", "portcullis", "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}");
+      const ca = Buffer.from(stdout.trim(), "base64").toString();
+      const url = `https://127.0.0.1:${port}/validate`;
+      await load(url, ca, bodiesFile, 200, 2);
+
+      const v: Variant = { label: workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process", workers, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0 };
+      for (let r = 0; r < RUNS; r++) {
+        v.quiet.push(await load(url, ca, bodiesFile, RATE, SECONDS));
+        // Two attackers, each creating an ImageScan of the next hostile image as soon as its last one ended.
+        const stop = new AbortController();
+        const attacker = async () => {
+          while (!stop.signal.aborted) {
+            const image = images[nextImage++ % images.length]!;
+            const name = `attack-${++scanSeq}`;
+            await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: attackNs, plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name }, spec: { image } } });
+            for (;;) {
+              await new Promise((res) => setTimeout(res, 250));
+              const s = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: attackNs, plural: "imagescans", name })) as ImageScan;
+              const phase = s.status?.phase;
+              if (phase === "Indexed" || phase === "Failed") {
+                const reason = phase === "Indexed" ? "Indexed" : s.status?.conditions?.find((c) => c.type === "Indexed")?.reason ?? "Failed";
+                v.scans[reason] = (v.scans[reason] ?? 0) + 1;
+                break;
+              }
+              if (stop.signal.aborted) break;
+            }
+          }
+        };
+        const sampler = setInterval(() => {
+          const t = rssTree(pid);
+          v.peakServe = Math.max(v.peakServe, t.self);
+          v.peakWorker = Math.max(v.peakWorker, ...t.children, 0);
+        }, 100);
+        const attackers = [attacker(), attacker()];
+        await new Promise((res) => setTimeout(res, 1000)); // the first scans under way
+        v.attacked.push(await load(url, ca, bodiesFile, RATE, SECONDS));
+        stop.abort();
+        await Promise.all(attackers);
+        clearInterval(sampler);
+      }
+      serve.kill("SIGTERM");
+      await new Promise((res) => serve!.once("exit", res));
+      serve = undefined;
+      await kubectl("delete", "imagescans", "--all", "-n", attackNs, "--wait=false");
+      variants.push(v);
+    }
+
+    const p99 = (rs: Load[]) => median(rs.map((r) => pct(r.lat, 99)));
+    const line = (label: string, rs: Load[]) => `  ${label.padEnd(28)} p50 ${ms(median(rs.map((r) => pct(r.lat, 50)))).padStart(9)}  p99 ${ms(p99(rs)).padStart(10)} (runs: ${rs.map((r) => pct(r.lat, 99).toFixed(1)).join(", ")})  max ${ms(Math.max(...rs.map((r) => Math.max(...r.lat)))).padStart(10)}  errors ${rs.reduce((n, r) => n + r.errors, 0)}`;
+    console.log(`\nAdmissionReviews to \`portcullis serve\` (every role in one process), open loop at ${RATE}/s for ${SECONDS} s per window, ${RUNS} quiet and ${RUNS} attacked window(s) each; p99 is the median of the windows' p99s:`);
+    for (const v of variants) {
+      console.log(`${v.label}:`);
+      console.log(line("without scans", v.quiet));
+      console.log(line("while hostile images scan", v.attacked));
+      console.log(`    p99 ratio attacked/quiet: ${(p99(v.attacked) / p99(v.quiet)).toFixed(2)}${v.workers ? "  (target <= 2)" : ""}`);
+      console.log(`    hostile scans ended: ${Object.entries(v.scans).map(([k, n]) => `${k} ${n}`).join(", ") || "none"}`);
+      console.log(`    peak resident memory during the attacks: serve process ${v.peakServe.toFixed(0)} MiB${v.workers ? `, largest worker ${v.peakWorker.toFixed(0)} MiB` : ""}`);
+    }
+    if (variants.some((v) => [...v.quiet, ...v.attacked].some((r) => r.errors > 0))) process.exitCode = 1;
+  } finally {
+    serve?.kill("SIGKILL");
+    await sup.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
