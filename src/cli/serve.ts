@@ -25,6 +25,7 @@ import { randomBytes } from "node:crypto";
 import { parsePlatform } from "../image/platform.js";
 import { Indexer } from "../indexer/indexer.js";
 import { WorkerPool } from "../indexer/workers/pool.js";
+import { IndexJobRunner } from "../controller/indexjobs.js";
 import { cloudProviders } from "../registry/auth/cloud/providers.js";
 import { defaultScanners } from "../scanners/index.js";
 import { openStore } from "../store/open.js";
@@ -82,6 +83,10 @@ Options (each also an environment variable, and a key of the --config file):
   --scan-attempts N        attempts of a scan whose worker hit a limit or crashed, with backoff, before it
                            stays Failed until its spec or the scanner set changes (PORTCULLIS_SCAN_ATTEMPTS,
                            default 3)
+  --job-lease D            with --database-url, indexing is handed out through a job queue in PostgreSQL to the
+                           indexer role of every replica; a claimed job is renewed every third of this and taken
+                           over by another replica when its owner stops renewing it (PORTCULLIS_JOB_LEASE,
+                           default 30s)
   --platform OS/ARCH       platform to index from multi-platform images (PORTCULLIS_PLATFORM, default linux/amd64)
   --credential-helpers L   cloud helpers, comma separated: ecr, gcr (PORTCULLIS_CREDENTIAL_HELPERS)
   --pull-secrets L         pull secrets in --namespace tried after the pod's own and its ServiceAccount's,
@@ -373,16 +378,48 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   // ----- indexer role, under the Lease: the scans (resolve, index, match, status), and re-matching after
   // advisory operations (this process's, or `portcullis db import|update|pull` against the same database).
   if (roles.has("indexer")) {
-    manager.add(runnable("imagescan-controller", true, async () => {
-      // Layer bytes are parsed in worker processes started with the scans (the leader's) and stopped with them.
+    // Layer bytes are parsed in worker processes (--index-workers), never in this process when there are any.
+    const startPool = () => {
       const pool = cfg.indexWorkers > 0
         ? new WorkerPool({ size: cfg.indexWorkers, memoryMb: cfg.workerMemory, heapMb: cfg.workerHeap, log: levelLogFn(part("indexer-worker")), onWorkerExit: (reason) => metrics.indexerWorkerExits.inc({ reason }) })
         : undefined;
       if (pool) metrics.watchWorkers(() => pool.stats());
       const scanIndexer = pool ? new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")), scanning: pool }) : indexer;
+      return { scanIndexer, stop: async () => {
+        await pool?.stop();
+        if (pool) metrics.watchWorkers(undefined);
+      } };
+    };
+    // With PostgreSQL, indexing is handed out through its job queue to the indexer role of every replica (the
+    // leader's controller queues and writes status); with the embedded store the leader indexes itself.
+    const jobs = store.kind === "postgres" ? store.jobs : undefined;
+    let runner: IndexJobRunner | undefined;
+    if (jobs) {
+      metrics.watchJobs(() => jobs.stats());
+      manager.add(runnable("index-job-runner", false, async () => {
+        const { scanIndexer, stop } = startPool();
+        const r = new IndexJobRunner({
+          jobs, indexer: scanIndexer, secrets: secretCache, operatorSecrets, providers, registryMetrics: metrics.registryHooks(), identity,
+          concurrency: cfg.concurrency, leaseMs: parseDuration(cfg.jobLease)!, scanTimeoutMs: parseDuration(cfg.scanTimeout)!,
+          log: levelLogFn(part("index-jobs")), onAttempt: (outcome, durationMs) => metrics.observeIndexJob(outcome, durationMs),
+        });
+        r.start();
+        runner = r;
+        // Finished jobs are kept a day for the controller to read, then deleted (by any replica: it is idempotent).
+        const prune = setInterval(() => void jobs.prune().catch(() => undefined), 3_600_000);
+        return async () => {
+          clearInterval(prune);
+          await r.stop();
+          if (runner === r) runner = undefined;
+          await stop();
+        };
+      }));
+    }
+    manager.add(runnable("imagescan-controller", true, async () => {
+      const pool = jobs ? undefined : startPool();
       const scans = new ImageScanController({
-        ...namespaces, kc, cache, secretCache, indexer: scanIndexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
-        scanTimeoutMs: parseDuration(cfg.scanTimeout)!, scanAttempts: cfg.scanAttempts,
+        ...namespaces, kc, cache, secretCache, indexer: pool?.scanIndexer ?? indexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
+        scanTimeoutMs: parseDuration(cfg.scanTimeout)!, scanAttempts: cfg.scanAttempts, ...(jobs ? { jobs, onEnqueued: () => runner?.poke() } : {}),
         providers, operatorSecrets, events, log: logFn(part("imagescan")),
         registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
       });
@@ -391,7 +428,6 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       return async () => {
         await scans.stop();
         await pool?.stop();
-        if (pool) metrics.watchWorkers(undefined);
         if (currentScans === scans) currentScans = undefined;
       };
     }));

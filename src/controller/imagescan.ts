@@ -16,7 +16,8 @@ import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { RegistryMetrics } from "../registry/transport.js";
-import type { Store } from "../store/types.js";
+import type { IndexJob, IndexJobStore, Store } from "../store/types.js";
+import { LIMIT_CODES } from "./indexjobs.js";
 import type { EventRecorder } from "../kube/events.js";
 import { parseDuration } from "../kube/duration.js";
 import { objectKey, type Informer, type InformerEvent } from "../kube/informer.js";
@@ -84,10 +85,10 @@ export function reasonFor(code: string | undefined): string {
   }
 }
 
-/** Errors of the indexer's worker pool and the scan's deadline: retried a bounded number of times. */
-const LIMIT_CODES = new Set(["WORKER_MEMORY_LIMIT", "SCAN_TIMEOUT", "WORKER_CRASHED"]);
 export const DEFAULT_SCAN_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_SCAN_ATTEMPTS = 3;
+/** How often a scan waiting for its index job looks at it (one small query). */
+const JOB_POLL_MS = 1000;
 
 /** 600000 → `10m`, 90000 → `1m30s`. */
 function formatMs(ms: number): string {
@@ -141,6 +142,13 @@ export interface ImageScanControllerOptions {
    * indexed only and carry no vulnerabilities.
    */
   store?: Store;
+  /**
+   * The index job queue (PostgreSQL): when set, a resolved image is not indexed here but queued for the
+   * indexer processes of every replica (./indexjobs.ts), and the status is written from the job's outcome.
+   */
+  jobs?: IndexJobStore;
+  /** A job was queued (the process's own runner may look at once). */
+  onEnqueued?(): void;
 }
 
 /** One scan attempt, as onScanned reports it. */
@@ -261,6 +269,9 @@ export class ImageScanController {
     const ns = scan.metadata!.namespace!;
     const name = scan.metadata!.name!;
     const generation = scan.metadata!.generation;
+    // Waiting for an index job queued by an earlier pass of this generation: its outcome, without resolving again.
+    const waited = this.o.jobs ? await this.awaitJob(scan) : undefined;
+    if (waited) return waited.result;
     const started = new Date().toISOString();
     const t0 = performance.now();
     this.o.log?.(`scan ${key}: resolving ${scan.spec.image}`, { generation }, "debug");
@@ -296,30 +307,27 @@ export class ImageScanController {
         platform: img.resolved.platform ? formatPlatform(img.resolved.platform) : platform ? formatPlatform(platform) : undefined,
         credentialSource: used, message: `indexing ${img.manifest.digest}`, conditions: [cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation)],
       });
+      if (this.o.jobs) {
+        const known = await this.o.indexer.store.indexReport(img.manifest.digest);
+        if (!(known && known.scannerSet === this.o.indexer.scannerSet && known.report.state === "IndexFinished")) {
+          const job = await this.o.jobs.enqueue({
+            manifest: img.manifest.digest, scannerSet: this.o.indexer.scannerSet, reference: `${ref.registry}/${ref.repository}@${img.manifest.digest}`,
+            ...(platform ? { platform: formatPlatform(platform) } : {}), namespace: ns, pullSecrets: (scan.spec.imagePullSecrets ?? []).map((x) => x.name),
+            priority: scan.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true", maxAttempts: this.o.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS,
+          });
+          this.o.onEnqueued?.();
+          this.o.log?.(`scan ${key}: queued index job ${job.id} for ${img.manifest.digest}`, { job: job.id, state: job.state }, "debug");
+          return { requeueAfterMs: JOB_POLL_MS };
+        }
+        return await this.indexed(scan, started, t0, img.manifest.digest, { report: known.report, stats: { layers: img.manifest.layers.length, layersFetched: 0, layersReused: img.manifest.layers.length, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: true, durationMs: 0 } });
+      }
       const result = await this.o.indexer.index(img.manifest, img.source, { signal: deadline, onProgress: (p) => void (p.state === "ScanLayers" && layersDone++) });
       if (result.report.state !== "IndexFinished") {
         // A scanner's refusal of a file it asked for (a malformed package database, a zip bomb) has no code of its own.
         const code = (result.error as { code?: string } | undefined)?.code ?? (result.error?.name === "ScannerError" ? "SCANNER_ERROR" : undefined);
         throw new ScanError(code ?? "INDEX_FAILED", result.report.err ?? "indexing failed");
       }
-      const packages = Object.keys(result.report.packages ?? {}).length;
-      const reused = layersReused(result.stats);
-      const matched = await this.match(img.manifest.digest);
-      await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, limitFailures: 0, message: `indexed: ${packages} packages${matched.summary ? `; ${countsText(matched.summary)}` : ""}`, conditions: [
-        cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation),
-        cond("Indexed", "True", "Indexed", `${packages} packages in ${result.stats.layers} layers`, generation),
-        ...(matched.condition ? [matched.condition] : []),
-      ], ...(matched.summary ? { vulnerabilities: matched.summary } : {}) });
-      this.o.log?.(`indexed ${key} ${img.manifest.digest}`, {
-        scan: key, digest: img.manifest.digest, layers: result.stats.layers, layersFetched: result.stats.layersFetched,
-        layersReused: reused, bytesFetched: result.stats.bytesFetched,
-        cached: result.stats.cached, durationMs: Math.round(result.stats.durationMs),
-      });
-      this.o.onScanned?.({ result: "indexed", durationMs: performance.now() - t0, layersFetched: result.stats.layersFetched, layersReused: reused, bytesFetched: result.stats.bytesFetched });
-      if (scan.status?.phase !== "Indexed" || scan.status.digest !== img.manifest.digest) {
-        this.o.events?.record(withKind(scan), "Normal", "Indexed", `${img.manifest.digest}: ${packages} packages, ${result.stats.layers} layers (${reused} already indexed)`);
-      }
-      return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
+      return await this.indexed(scan, started, t0, img.manifest.digest, result);
     } catch (e) {
       let code = (e as { code?: unknown }).code as string | undefined;
       let message = (e as Error).message;
@@ -332,44 +340,113 @@ export class ImageScanController {
         code = "SECRET_NOT_FOUND";
         message = `pull secret ${missing.join(", ")} does not exist; without it: ${message}`;
       }
-      const reason = reasonFor(code);
-      const unresolved = ["AuthFailed", "ManifestUnknown", "InvalidSpec", "PlatformNotFound", "PullSecretMissing", "PullSecretInvalid", "RegistryUnavailable", "RateLimited"].includes(reason);
-      const conditions = [unresolved ? cond("Resolved", "False", reason, message, generation) : cond("Resolved", "True", "Resolved", "resolved", generation), cond("Indexed", "False", reason, message, generation)];
-      if (LIMIT_CODES.has(code ?? "")) {
-        // The layer cost a worker its memory, its deadline or its life: tried again a few times with backoff
-        // (another worker, perhaps a registry that is faster now), then Failed until the spec or scanners change.
-        const failures = (scan.status?.observedGeneration === generation ? scan.status?.limitFailures ?? 0 : 0) + 1;
-        const attempts = this.o.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS;
-        const final = failures >= attempts;
-        const text = `${message} (attempt ${failures} of ${attempts}${final ? "; not retried until the spec or the scanner versions change" : "; retrying"})`;
-        if (!final) {
-          await this.patchStatus(ns, name, { phase: "Pending", message: text, conditions, limitFailures: failures, observedGeneration: generation });
-          this.o.events?.record(withKind(scan), "Warning", reason, text);
-          this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
-          throw Object.assign(new Error(text, { cause: e }), { code });
-        }
-        await this.patchStatus(ns, name, { phase: "Failed", message: text, conditions, limitFailures: failures, observedGeneration: generation, scannerSet: this.o.indexer.scannerSet });
-        this.o.log?.(`scan ${key} failed: ${text}`, { reason, code }, "warn");
-        this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
-        this.o.events?.record(withKind(scan), "Warning", reason, text);
-        return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
-      }
-      if (isTransientCode(code)) {
-        // Worth retrying on our own: keep the phase honest and back off.
-        await this.patchStatus(ns, name, { phase: "Pending", message, conditions });
-        this.o.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);
-        this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
-        // The runner brings the key back after its backoff (and logs the delay).
-        throw Object.assign(new Error(message, { cause: e }), { code });
-      }
-      await this.patchStatus(ns, name, { phase: "Failed", message, conditions, observedGeneration: generation });
-      this.o.log?.(`scan ${key} failed: ${message}`, { reason, code }, "warn");
-      this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
-      this.o.events?.record(withKind(scan), "Warning", reason, message);
-      return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
+      return await this.failure(scan, started, t0, e, code, message);
     } finally {
       await client?.close();
     }
+  }
+
+  /**
+   * Writes a failed attempt's status, Event and log line: Failed (final until the spec changes or rescanAfter
+   * comes), or Pending and thrown when retrying is worth it (the runner backs off).
+   */
+  private async failure(scan: ImageScan, started: string, t0: number, e: unknown, code: string | undefined, message: string, job?: IndexJob): Promise<Result> {
+    const key = objectKey(scan);
+    const ns = scan.metadata!.namespace!;
+    const name = scan.metadata!.name!;
+    const generation = scan.metadata!.generation;
+      const reason = reasonFor(code);
+    const unresolved = ["AuthFailed", "ManifestUnknown", "InvalidSpec", "PlatformNotFound", "PullSecretMissing", "PullSecretInvalid", "RegistryUnavailable", "RateLimited"].includes(reason);
+    const conditions = [unresolved ? cond("Resolved", "False", reason, message, generation) : cond("Resolved", "True", "Resolved", "resolved", generation), cond("Indexed", "False", reason, message, generation)];
+    if (LIMIT_CODES.has(code ?? "")) {
+      // The layer cost a worker its memory, its deadline or its life: tried again a few times with backoff
+      // (another worker, perhaps a registry that is faster now), then Failed until the spec or scanners change.
+      // An index job counted its own attempts (and its message says so).
+      const failures = job ? job.attempts : (scan.status?.observedGeneration === generation ? scan.status?.limitFailures ?? 0 : 0) + 1;
+      const attempts = job ? job.maxAttempts : this.o.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS;
+      const final = failures >= attempts;
+      const text = job ? message : `${message} (attempt ${failures} of ${attempts}${final ? "; not retried until the spec or the scanner versions change" : "; retrying"})`;
+      if (!final) {
+        await this.patchStatus(ns, name, { phase: "Pending", message: text, conditions, limitFailures: failures, observedGeneration: generation });
+        this.o.events?.record(withKind(scan), "Warning", reason, text);
+        this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
+        throw Object.assign(new Error(text, { cause: e }), { code });
+      }
+      await this.patchStatus(ns, name, { phase: "Failed", message: text, conditions, limitFailures: failures, observedGeneration: generation, scannerSet: this.o.indexer.scannerSet });
+      this.o.log?.(`scan ${key} failed: ${text}`, { reason, code }, "warn");
+      this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
+      this.o.events?.record(withKind(scan), "Warning", reason, text);
+      return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
+    }
+    if (isTransientCode(code)) {
+      // Worth retrying on our own: keep the phase honest and back off.
+      await this.patchStatus(ns, name, { phase: "Pending", message, conditions });
+      this.o.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);
+      this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
+      // The runner brings the key back after its backoff (and logs the delay).
+      throw Object.assign(new Error(message, { cause: e }), { code });
+    }
+    await this.patchStatus(ns, name, { phase: "Failed", message, conditions, observedGeneration: generation });
+    this.o.log?.(`scan ${key} failed: ${message}`, { reason, code }, "warn");
+    this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
+    this.o.events?.record(withKind(scan), "Warning", reason, message);
+    return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
+  }
+
+  /**
+   * For a scan whose index job was queued by an earlier pass of this generation: its outcome written into the
+   * status, or "look again soon" while it is queued or running; undefined when there is no such job to wait
+   * for (then the scan is resolved and queued again).
+   */
+  private async awaitJob(scan: ImageScan): Promise<{ result: Result } | undefined> {
+    const s = scan.status;
+    const digest = s?.digest;
+    if (!this.o.jobs || s?.phase !== "Indexing" || !digest || s.observedGeneration !== scan.metadata?.generation) return undefined;
+    const started = s.lastAttempt ?? new Date().toISOString();
+    const t0 = performance.now() - Math.max(0, Date.now() - Date.parse(started));
+    const known = await this.o.indexer.store.indexReport(digest);
+    const job = await this.o.jobs.get(digest, this.o.indexer.scannerSet);
+    if (known && known.scannerSet === this.o.indexer.scannerSet && known.report.state === "IndexFinished") {
+      const layers = job?.stats?.layers ?? (await this.o.indexer.store.manifestLayers(digest))?.length ?? 0;
+      const st = job?.state === "done" && job.stats ? job.stats : { layers, layersFetched: 0, layersReused: layers, bytesFetched: 0, durationMs: 0 };
+      return { result: await this.indexed(scan, started, t0, digest, { report: known.report, stats: { ...st, layersSkipped: 0, bytesDecompressed: 0, cached: false } }) };
+    }
+    if (!job || job.state === "done") return undefined;
+    // Asked for by an admission review since it was queued: into the priority lane (enqueue joins the job).
+    if (job.state === "queued" && !job.priority && scan.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true") {
+      await this.o.jobs.enqueue({ manifest: digest, scannerSet: job.scannerSet, reference: job.reference, ...(job.platform ? { platform: job.platform } : {}), namespace: job.namespace, pullSecrets: job.pullSecrets, priority: true, maxAttempts: job.maxAttempts });
+      this.o.onEnqueued?.();
+    }
+    if (job.state === "failed") return { result: await this.failure(scan, started, t0, undefined, job.code, job.message ?? "indexing failed", job) };
+    const text = job.state === "running" ? `indexing ${digest} (attempt ${job.attempts} of ${job.maxAttempts})` : job.attempts ? `waiting for an indexer to retry ${digest} after: ${job.message ?? "a failed attempt"}` : `waiting for an indexer: ${digest}`;
+    if (s.message !== text) await this.patchStatus(scan.metadata!.namespace!, scan.metadata!.name!, { message: text });
+    return { result: { requeueAfterMs: JOB_POLL_MS } };
+  }
+
+  /** Writes an indexed scan's status (matched, when the store has advisory data), its Event and log line. */
+  private async indexed(scan: ImageScan, started: string, t0: number, digest: string, result: IndexResult): Promise<Result> {
+    const key = objectKey(scan);
+    const ns = scan.metadata!.namespace!;
+    const name = scan.metadata!.name!;
+    const generation = scan.metadata!.generation;
+    const packages = Object.keys(result.report.packages ?? {}).length;
+    const reused = layersReused(result.stats);
+    const matched = await this.match(digest);
+    await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, limitFailures: 0, message: `indexed: ${packages} packages${matched.summary ? `; ${countsText(matched.summary)}` : ""}`, conditions: [
+      cond("Resolved", "True", "Resolved", `resolved to ${digest}`, generation),
+      cond("Indexed", "True", "Indexed", `${packages} packages in ${result.stats.layers} layers`, generation),
+      ...(matched.condition ? [matched.condition] : []),
+    ], ...(matched.summary ? { vulnerabilities: matched.summary } : {}) });
+    this.o.log?.(`indexed ${key} ${digest}`, {
+      scan: key, digest: digest, layers: result.stats.layers, layersFetched: result.stats.layersFetched,
+      layersReused: reused, bytesFetched: result.stats.bytesFetched,
+      cached: result.stats.cached, durationMs: Math.round(result.stats.durationMs),
+    });
+    this.o.onScanned?.({ result: "indexed", durationMs: performance.now() - t0, layersFetched: result.stats.layersFetched, layersReused: reused, bytesFetched: result.stats.bytesFetched });
+    if (scan.status?.phase !== "Indexed" || scan.status.digest !== digest) {
+      this.o.events?.record(withKind(scan), "Normal", "Indexed", `${digest}: ${packages} packages, ${result.stats.layers} layers (${reused} already indexed)`);
+    }
+    return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
   }
 
   /** Matches a freshly indexed manifest; a failure to match never fails the scan (the Matched condition says it). */

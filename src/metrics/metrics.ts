@@ -18,6 +18,13 @@ export interface QueueLike {
   oldestAgeMs(now?: number): number;
 }
 
+/** The index job queue as its gauges read it (IndexJobStore.stats()). */
+export interface JobsLike {
+  queued: number;
+  running: number;
+  oldestQueuedMs: number;
+}
+
 /** The indexer's worker pool as its gauges read it (WorkerPool.stats()). */
 export interface WorkersLike {
   size: number;
@@ -84,6 +91,9 @@ export class PortcullisMetrics {
   readonly indexerWorkers: Gauge<"state">;
   readonly indexerLayersWaiting: Gauge;
   readonly indexerWorkerExits: Counter<"reason">;
+  readonly indexJobs: Gauge<"state">;
+  readonly indexJobOldestAge: Gauge;
+  readonly indexJobAttempts: Histogram<"outcome">;
   readonly repositoryTagsListed: Counter<"registry">;
   readonly repositoryNewDigests: Counter<"registry">;
   readonly repositoryListingErrors: Counter<"registry" | "reason">;
@@ -96,6 +106,7 @@ export class PortcullisMetrics {
   private advisories: () => Promise<AdvisoryStatusLike[]> = async () => [];
   private vulnerabilitySummaries: () => Iterable<Record<string, unknown> | undefined> = () => [];
   private workers: (() => WorkersLike) | undefined;
+  private jobs: (() => Promise<JobsLike>) | undefined;
 
   constructor(o: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -130,6 +141,21 @@ export class PortcullisMetrics {
       },
     });
     this.indexerWorkerExits = new Counter({ name: `${p}indexer_worker_exits_total`, help: "Indexer workers that ended while parsing a layer, by reason (memory: over its limit; crashed; aborted: its scan hit its deadline or failed in another layer): each is replaced.", labelNames: ["reason"], registers });
+    this.indexJobs = new Gauge({
+      name: `${p}index_jobs`, help: "Index jobs in the PostgreSQL queue, by state (queued, running): the whole cluster's, as every replica sees it.", labelNames: ["state"], registers,
+      async collect() {
+        const j = await self.jobs?.().catch(() => undefined);
+        this.set({ state: "queued" }, j?.queued ?? 0);
+        this.set({ state: "running" }, j?.running ?? 0);
+      },
+    });
+    this.indexJobOldestAge = new Gauge({
+      name: `${p}index_job_oldest_queued_age_seconds`, help: "How long the oldest queued index job has waited.", registers,
+      async collect() {
+        this.set(((await self.jobs?.().catch(() => undefined))?.oldestQueuedMs ?? 0) / 1000);
+      },
+    });
+    this.indexJobAttempts = new Histogram({ name: `${p}index_job_attempt_duration_seconds`, help: "Index job attempts run by this replica, by outcome (done, failed, retry, release).", labelNames: ["outcome"], buckets: SCAN_BUCKETS, registers });
     this.layersFetched = new Counter({ name: `${p}layers_fetched_total`, help: "Layers downloaded and walked by scans.", registers });
     this.layersReused = new Counter({ name: `${p}layers_reused_total`, help: "Layers of scanned images whose results were already in the store (not downloaded).", registers });
     this.downloadedBytes = new Counter({ name: `${p}downloaded_bytes_total`, help: "Compressed layer bytes downloaded by scans.", registers });
@@ -196,6 +222,15 @@ export class PortcullisMetrics {
 
   watchCertificates(certs: () => CertificatesLike | undefined): void {
     this.certs = certs;
+  }
+
+  /** Where the index job gauges read the queue (with PostgreSQL). */
+  watchJobs(stats: () => Promise<JobsLike>): void {
+    this.jobs = stats;
+  }
+
+  observeIndexJob(outcome: string, durationMs: number): void {
+    this.indexJobAttempts.observe({ outcome }, durationMs / 1000);
   }
 
   /** Where the indexer worker gauges read the pool (undefined while this replica runs none). */

@@ -236,6 +236,38 @@ CREATE TABLE watched_repository_tag (
 );
 `,
   },
+  {
+    version: 6,
+    name: "index jobs",
+    sql: `
+-- Manifests to index, handed out to the indexer processes of every replica (./jobs.ts): claimed with
+-- FOR UPDATE SKIP LOCKED, held by a lease its owner renews, taken by another when the lease expires. One row
+-- per (manifest, scanner set): asking again for a manifest being indexed joins its job.
+CREATE TABLE index_job (
+  id BIGSERIAL PRIMARY KEY,
+  manifest TEXT NOT NULL,
+  scanner_set TEXT NOT NULL,
+  reference TEXT NOT NULL,
+  platform TEXT,
+  namespace TEXT NOT NULL,
+  pull_secrets TEXT[] NOT NULL DEFAULT '{}',
+  priority BOOLEAN NOT NULL DEFAULT false,
+  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'failed')),
+  attempts INT NOT NULL DEFAULT 0,
+  max_attempts INT NOT NULL,
+  not_before TIMESTAMPTZ NOT NULL DEFAULT now(),
+  owner TEXT,
+  lease_expires TIMESTAMPTZ,
+  code TEXT,
+  message TEXT,
+  stats JSONB,
+  created TIMESTAMPTZ NOT NULL DEFAULT now(),
+  updated TIMESTAMPTZ NOT NULL DEFAULT now(),
+  UNIQUE (manifest, scanner_set)
+);
+CREATE INDEX index_job_ready ON index_job (priority DESC, id) WHERE state IN ('queued', 'running');
+`,
+  },
 ];
 
 const MIGRATION_LOCK = lockKey("portcullis:migrations");

@@ -4,11 +4,12 @@ import type { ManifestToIndex } from "../indexer/types.js";
 import type { ScanOutput } from "../scanners/types.js";
 import { SqlAdvisoryStore } from "./advisories.js";
 import { SqlFindingsStore } from "./findings.js";
+import { SqlIndexJobStore } from "./jobs.js";
 import { SqlWatchedRepositoryStore } from "./repositories.js";
 import type { AdvisoryStore } from "./advisory-types.js";
 import { lockKey, type Db, type Queryable } from "./db.js";
 import { migrate } from "./migrations.js";
-import { scannedKey, type WatchedRepositoryStore, type FindingsStore, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageMatch, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
+import { scannedKey, type IndexJobStore, type WatchedRepositoryStore, type FindingsStore, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageMatch, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
 
 export class SqlStore implements Store {
   private readonly scannerIds = new Map<string, number>();
@@ -16,8 +17,10 @@ export class SqlStore implements Store {
   readonly advisories: AdvisoryStore;
   readonly findings: FindingsStore;
   readonly repositories: WatchedRepositoryStore;
+  readonly jobs: IndexJobStore;
 
   private constructor(private readonly db: Db) {
+    this.jobs = new SqlIndexJobStore(db);
     this.advisories = new SqlAdvisoryStore(db);
     this.findings = new SqlFindingsStore(db);
     this.repositories = new SqlWatchedRepositoryStore(db);

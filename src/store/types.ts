@@ -164,9 +164,70 @@ export interface Store extends Setter, Querier, ManifestAdmin {
   readonly findings: FindingsStore;
   /** What watched repositories' listings found. */
   readonly repositories: WatchedRepositoryStore;
+  /** Manifests waiting for an indexer process (SQL stores; serve uses it with PostgreSQL). */
+  readonly jobs?: IndexJobStore;
   close(): Promise<void>;
 }
 
 export function scannedKey(layer: string, s: Pick<ScannerInfo, "name" | "version">): string {
   return `${layer}\0${s.name}\0${s.version}`;
+}
+
+/** The index job queue (./jobs.ts). */
+export interface IndexJobStore {
+  /** Asks for a manifest to be indexed: joins its queued or running job, or starts a finished one over. */
+  enqueue(job: IndexJobInput): Promise<IndexJob>;
+  get(manifest: string, scannerSet: string): Promise<IndexJob | undefined>;
+  /** The next job to run (priority first, then oldest), or one whose owner's lease expired; counts an attempt. */
+  claim(owner: string, leaseMs: number): Promise<IndexJob | undefined>;
+  /** Renews the lease; false when the job is no longer this owner's (it expired and was taken). */
+  heartbeat(id: string, owner: string, leaseMs: number): Promise<boolean>;
+  /** How the owner's attempt ended; false when the job is no longer this owner's. */
+  finish(id: string, owner: string, outcome: IndexJobOutcome): Promise<boolean>;
+  stats(): Promise<IndexJobQueueStats>;
+  /** Deletes finished jobs older than a day. */
+  prune(): Promise<number>;
+}
+
+export interface IndexJobInput {
+  manifest: string;
+  scannerSet: string;
+  /** repository@digest, as the indexer fetches it. */
+  reference: string;
+  platform?: string;
+  /** Whose pull secrets fetch it. */
+  namespace: string;
+  pullSecrets: string[];
+  priority: boolean;
+  maxAttempts: number;
+}
+
+export interface IndexJob extends Omit<IndexJobInput, "maxAttempts"> {
+  id: string;
+  state: "queued" | "running" | "done" | "failed";
+  attempts: number;
+  maxAttempts: number;
+  notBefore: string;
+  owner?: string;
+  leaseExpires?: string;
+  /** The last failure's code and message (failed; or queued again after a retryable one). */
+  code?: string;
+  message?: string;
+  stats?: { layers: number; layersFetched: number; layersReused: number; bytesFetched: number; durationMs: number };
+  created: string;
+  updated: string;
+}
+
+export type IndexJobOutcome =
+  | { state: "done"; stats: NonNullable<IndexJob["stats"]> }
+  | { state: "failed"; code: string; message: string }
+  /** Queued again after `afterMs` (the attempt counts). */
+  | { state: "retry"; code: string; message: string; afterMs: number }
+  /** Given back at once, the attempt not counted (the owner is stopping). */
+  | { state: "release" };
+
+export interface IndexJobQueueStats {
+  queued: number;
+  running: number;
+  oldestQueuedMs: number;
 }
