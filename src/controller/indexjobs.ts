@@ -14,6 +14,7 @@ import { type OperatorSecrets, type SecretCache, workloadKeyring } from "../regi
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { RegistryMetrics } from "../registry/transport.js";
+import { isConnectionError } from "../store/postgres.js";
 import type { IndexJob, IndexJobOutcome, IndexJobStore } from "../store/types.js";
 
 export interface IndexJobRunnerOptions {
@@ -77,7 +78,7 @@ export class IndexJobRunner {
     while (!this.stopping.signal.aborted) {
       let job: IndexJob | undefined;
       try {
-        job = await this.options.jobs.claim(this.options.identity, this.leaseMs);
+        job = await this.options.jobs.claim(this.options.identity, this.leaseMs, this.options.indexer.scannerSet);
         failures = 0;
       } catch (e) {
         // The database is away (restarting, failing over): wait and ask again; the process stays up.
@@ -139,8 +140,10 @@ export class IndexJobRunner {
       const s = result.stats;
       outcome = { state: "done", stats: { layers: s.layers, layersFetched: s.layersFetched, layersReused: s.cached ? s.layers : s.layersReused, bytesFetched: s.bytesFetched, durationMs: Math.round(s.durationMs) } };
     } catch (e) {
-      if (stop.signal.aborted && !deadline.aborted) {
-        // Stopping (given back) or the lease lost (someone else has it now): nothing to record.
+      if ((stop.signal.aborted && !deadline.aborted) || isConnectionError(e)) {
+        // Stopping (given back), the lease lost (someone else has it now: nothing is recorded), or the database
+        // away mid-job (a restart: not the image's fault, so the attempt is given back uncounted once it answers).
+        if (isConnectionError(e)) o.log?.("warn", "the database went away during an index job; it is given back once the database answers", { job: job.id, manifest: job.manifest, error: (e as Error).message });
         outcome = { state: "release" };
       } else {
         const code = deadline.aborted ? "SCAN_TIMEOUT" : ((e as { code?: unknown }).code as string | undefined) ?? "INDEX_FAILED";
@@ -168,11 +171,11 @@ export class IndexJobRunner {
         return;
       } catch (e) {
         // The outcome is kept until the database takes it (the lease may expire meanwhile: then the job runs again).
-        if (i >= 5 || this.stopping.signal.aborted) {
+        if (i >= 8 || this.stopping.signal.aborted) {
           o.log?.("error", "recording an index job's outcome failed; the job will run again after its lease", { job: job.id, error: (e as Error).message });
           return;
         }
-        await new Promise((r) => setTimeout(r, 500 * 2 ** i));
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** i)));
       }
     }
   }

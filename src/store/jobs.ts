@@ -64,18 +64,18 @@ export class SqlIndexJobStore implements IndexJobStore {
     return rows[0] ? toJob(rows[0]) : undefined;
   }
 
-  async claim(owner: string, leaseMs: number): Promise<IndexJob | undefined> {
+  async claim(owner: string, leaseMs: number, scannerSet: string): Promise<IndexJob | undefined> {
     const { rows } = await this.db.query<Row>(
       `UPDATE index_job SET state = 'running', owner = $1, lease_expires = now() + make_interval(secs => $2::double precision / 1000),
          attempts = attempts + 1, updated = now()
        WHERE id = (
          SELECT id FROM index_job
-         WHERE (state = 'queued' AND not_before <= now()) OR (state = 'running' AND lease_expires < now())
+         WHERE scanner_set = $3 AND ((state = 'queued' AND not_before <= now()) OR (state = 'running' AND lease_expires < now()))
          ORDER BY priority DESC, id
          FOR UPDATE SKIP LOCKED
          LIMIT 1)
        RETURNING ${COLUMNS}`,
-      [owner, leaseMs],
+      [owner, leaseMs, scannerSet],
     );
     return rows[0] ? toJob(rows[0]) : undefined;
   }
@@ -108,13 +108,14 @@ export class SqlIndexJobStore implements IndexJobStore {
   }
 
   async stats(): Promise<IndexJobQueueStats> {
-    const { rows } = await this.db.query<{ queued: string; running: string; oldest: number | null }>(
+    const { rows } = await this.db.query<{ queued: string; running: string; done: string; failed: string; oldest: number | null }>(
       `SELECT count(*) FILTER (WHERE state = 'queued') AS queued, count(*) FILTER (WHERE state = 'running') AS running,
+         count(*) FILTER (WHERE state = 'done') AS done, count(*) FILTER (WHERE state = 'failed') AS failed,
          extract(epoch FROM now() - min(created) FILTER (WHERE state = 'queued'))::float8 AS oldest
-       FROM index_job WHERE state IN ('queued', 'running')`,
+       FROM index_job`,
     );
     const r = rows[0]!;
-    return { queued: Number(r.queued), running: Number(r.running), oldestQueuedMs: r.oldest ? Math.round(r.oldest * 1000) : 0 };
+    return { queued: Number(r.queued), running: Number(r.running), done: Number(r.done), failed: Number(r.failed), oldestQueuedMs: r.oldest ? Math.round(r.oldest * 1000) : 0 };
   }
 
   async prune(): Promise<number> {

@@ -64,3 +64,17 @@ export class PostgresDb implements Db {
     await this.pool.end();
   }
 }
+
+/**
+ * Whether `e` says the database could not be reached or went away (a restart, a failover), rather than that
+ * the query was wrong: connection refused or reset, the server shutting down or starting up, a connection
+ * terminated mid-query. Such a failure is the database's, not the work's: callers wait and try again.
+ */
+export function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code === "string" && (CONNECTION_CODES.has(code) || code.startsWith("08"))) return true;
+  return /Connection terminated|connection timeout|terminating connection|the database system is (starting up|shutting down)/i.test((e as Error | undefined)?.message ?? "");
+}
+
+/** Node's socket errors and PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now (class 08 is connection_exception). */
+const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "57P01", "57P02", "57P03"]);

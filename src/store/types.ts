@@ -178,8 +178,11 @@ export interface IndexJobStore {
   /** Asks for a manifest to be indexed: joins its queued or running job, or starts a finished one over. */
   enqueue(job: IndexJobInput): Promise<IndexJob>;
   get(manifest: string, scannerSet: string): Promise<IndexJob | undefined>;
-  /** The next job to run (priority first, then oldest), or one whose owner's lease expired; counts an attempt. */
-  claim(owner: string, leaseMs: number): Promise<IndexJob | undefined>;
+  /**
+   * The next job of this scanner set to run (priority first, then oldest), or one whose owner's lease expired;
+   * counts an attempt. (During a rolling upgrade each version takes only the jobs its own controller asked for.)
+   */
+  claim(owner: string, leaseMs: number, scannerSet: string): Promise<IndexJob | undefined>;
   /** Renews the lease; false when the job is no longer this owner's (it expired and was taken). */
   heartbeat(id: string, owner: string, leaseMs: number): Promise<boolean>;
   /** How the owner's attempt ended; false when the job is no longer this owner's. */
@@ -229,5 +232,8 @@ export type IndexJobOutcome =
 export interface IndexJobQueueStats {
   queued: number;
   running: number;
+  /** Finished jobs kept (a day). */
+  done: number;
+  failed: number;
   oldestQueuedMs: number;
 }

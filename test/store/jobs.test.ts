@@ -34,13 +34,15 @@ describeWith(["postgres"], "index jobs on PostgreSQL", () => {
     expect(again.state).toBe("queued");
     expect((await jobs().stats()).queued).toBe(40);
 
+    // Another version's runner (another scanner set) takes none of them.
+    expect(await jobs(0).claim("other-version", 30_000, "set-2")).toBeUndefined();
     // The priority lane first, oldest first.
     const claimed: string[] = [];
-    for (let i = 0; i < 5; i++) claimed.push((await jobs(0).claim("worker-0", 30_000))!.manifest);
+    for (let i = 0; i < 5; i++) claimed.push((await jobs(0).claim("worker-0", 30_000, "set-1"))!.manifest);
     expect(claimed).toEqual([3, 37, 38, 39, 40].map((n) => input(n).manifest));
     await Promise.all(Array.from({ length: 16 }, async (_, w) => {
       for (;;) {
-        const j = await jobs(w % 4).claim(`worker-${w}`, 30_000);
+        const j = await jobs(w % 4).claim(`worker-${w}`, 30_000, "set-1");
         if (!j) return;
         claimed.push(j.manifest);
         expect(j.owner).toBe(`worker-${w}`);
@@ -55,17 +57,17 @@ describeWith(["postgres"], "index jobs on PostgreSQL", () => {
       const j = (await jobs().get(m, "set-1"))!;
       expect(await jobs().finish(j.id, j.owner!, { state: "done", stats: { layers: 1, layersFetched: 1, layersReused: 0, bytesFetched: 10, durationMs: 5 } })).toBe(true);
     }
-    expect(await jobs().stats()).toMatchObject({ queued: 0, running: 0 });
+    expect(await jobs().stats()).toMatchObject({ queued: 0, running: 0, done: 40, failed: 0 });
   });
 
   it("gives a job whose owner stopped renewing its lease to the next claimer; the old owner can neither renew nor finish it", async () => {
     await jobs().enqueue(input(100));
-    const a = (await jobs(0).claim("pod-a", 1000))!;
+    const a = (await jobs(0).claim("pod-a", 1000, "set-1"))!;
     expect(a.manifest).toBe(input(100).manifest);
-    expect(await jobs(1).claim("pod-b", 1000)).toBeUndefined();
+    expect(await jobs(1).claim("pod-b", 1000, "set-1")).toBeUndefined();
     expect(await jobs(0).heartbeat(a.id, "pod-a", 1000)).toBe(true);
     await new Promise((r) => setTimeout(r, 1300)); // pod-a is gone: no heartbeat
-    const b = (await jobs(1).claim("pod-b", 30_000))!;
+    const b = (await jobs(1).claim("pod-b", 30_000, "set-1"))!;
     expect(b).toMatchObject({ id: a.id, owner: "pod-b", attempts: 2 });
     expect(await jobs(0).heartbeat(a.id, "pod-a", 1000)).toBe(false);
     expect(await jobs(0).finish(a.id, "pod-a", { state: "failed", code: "X", message: "late" })).toBe(false);
@@ -75,15 +77,15 @@ describeWith(["postgres"], "index jobs on PostgreSQL", () => {
 
   it("queues a retry after its backoff, gives a released job back without counting it, and starts a failed job over when asked again", async () => {
     await jobs().enqueue(input(200, { maxAttempts: 2 }));
-    let j = (await jobs().claim("pod-a", 30_000))!;
+    let j = (await jobs().claim("pod-a", 30_000, "set-1"))!;
     expect(await jobs().finish(j.id, "pod-a", { state: "retry", code: "WORKER_MEMORY_LIMIT", message: "over 1024 MiB", afterMs: 800 })).toBe(true);
-    expect(await jobs().claim("pod-a", 30_000)).toBeUndefined(); // not before its backoff
+    expect(await jobs().claim("pod-a", 30_000, "set-1")).toBeUndefined(); // not before its backoff
     await new Promise((r) => setTimeout(r, 900));
-    j = (await jobs().claim("pod-b", 30_000))!;
+    j = (await jobs().claim("pod-b", 30_000, "set-1"))!;
     expect(j).toMatchObject({ attempts: 2, code: "WORKER_MEMORY_LIMIT" });
     // Released (the pod is stopping): queued at once, the attempt not counted.
     expect(await jobs().finish(j.id, "pod-b", { state: "release" })).toBe(true);
-    j = (await jobs().claim("pod-c", 30_000))!;
+    j = (await jobs().claim("pod-c", 30_000, "set-1"))!;
     expect(j.attempts).toBe(2);
     expect(await jobs().finish(j.id, "pod-c", { state: "failed", code: "WORKER_MEMORY_LIMIT", message: "over 1024 MiB (attempt 2 of 2)" })).toBe(true);
     expect(await jobs().get(input(200).manifest, "set-1")).toMatchObject({ state: "failed", code: "WORKER_MEMORY_LIMIT", attempts: 2 });

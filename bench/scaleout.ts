@@ -1,0 +1,133 @@
+// Indexing scaled out through the PostgreSQL job queue: 200 images of one layer each (a Debian-like package
+// database and 2 MB of other files, every layer different) queued at once, indexed by 1, 2 and 4
+// `portcullis serve --roles indexer` processes (the built JavaScript, as deployed), each doing one layer at a
+// time (--concurrency 1, --index-workers 1) so that processes, not threads inside one, are what scales. Each
+// count gets a fresh database. Figures: images indexed per minute, and the ratio to one process, same run.
+//
+//   npx tsx bench/scaleout.ts [--images 200] [--processes 1,2,4] [--quick]
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import pg from "pg";
+import { findTool } from "../src/cli/tools.js";
+import { scannerSetHash } from "../src/indexer/scanner-set.js";
+import { makeTar } from "../src/layers/testing.js";
+import { defaultScanners } from "../src/scanners/index.js";
+import { openStore } from "../src/store/open.js";
+import { RegistryPusher } from "../test/env/oci-push.js";
+import { freePort, ProcessSupervisor } from "../test/env/process.js";
+import { startKube, startPostgres, startRegistry } from "../test/env/services.js";
+
+const { values } = parseArgs({ options: { images: { type: "string" }, processes: { type: "string" }, quick: { type: "boolean" } } });
+const IMAGES = Number(values.images ?? (values.quick ? 40 : 200));
+const COUNTS = (values.processes ?? "1,2,4").split(",").map(Number);
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/** A dpkg status database of `n` packages, versions made unique by `k`. */
+function status(k: number, n: number): string {
+  return Array.from({ length: n }, (_, i) => `Package: pkg-${i}\nStatus: install ok installed\nPriority: optional\nSection: libs\nInstalled-Size: ${100 + i}\nMaintainer: Bench <bench@example.org>\nArchitecture: amd64\nSource: src-${i % 50}\nVersion: 1.${i}-${k}\nDescription: package ${i} of image ${k}\n`).join("\n");
+}
+
+/** 2 MB of text-like bytes (compresses a few times, as real files do). */
+function filler(k: number): Buffer {
+  const b = Buffer.alloc(2 << 20);
+  let seed = k + 1;
+  for (let i = 0; i < b.length; i++) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    b[i] = 97 + ((seed >> 16) % 20);
+  }
+  return b;
+}
+
+async function main(): Promise<void> {
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: root });
+  const dir = mkdtempSync(join(tmpdir(), "bench-scaleout-"));
+  const sup = new ProcessSupervisor(dir);
+  sup.startReaper(true);
+  const procs: ChildProcess[] = [];
+  try {
+    const [{ service: kube }, { service: reg }, { service: pgS }] = await Promise.all([
+      startKube(sup), startRegistry(sup, { name: "scale", auth: "none" }), startPostgres(sup, `scale${Date.now().toString(36)}`),
+    ]);
+    const kubectl = findTool("kubectl");
+    if (!kubectl) throw new Error("kubectl not found; run `npm run env:setup` as root");
+    await run(kubectl, ["--kubeconfig", kube.kubeconfig, "apply", "-f", join(root, "crds")]);
+    await run(kubectl, ["--kubeconfig", kube.kubeconfig, "create", "namespace", "bench-system"]);
+
+    const pusher = new RegistryPusher(reg);
+    const refs: Array<{ reference: string; digest: string }> = [];
+    for (let k = 0; k < IMAGES; k++) {
+      const layer = gzipSync(await makeTar([
+        { name: "etc/os-release", content: 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n' },
+        { name: "var/lib/dpkg/status", content: status(k, 200) },
+        { name: "usr/share/bench/data", content: filler(k) },
+      ]));
+      const { digest } = await pusher.pushImage(`scale/img-${k}`, "v1", [{ data: layer, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
+      refs.push({ reference: `${reg.host}/scale/img-${k}@${digest}`, digest });
+    }
+    await pusher.close();
+    const scannerSet = scannerSetHash(defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind })));
+
+    const results: Array<{ n: number; seconds: number; perMinute: number; failed: number }> = [];
+    for (const n of COUNTS) {
+      const database = `scaleout_${n}_${process.pid}`;
+      const admin = new pg.Client({ connectionString: pgS.url });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${database}`);
+      await admin.query(`CREATE DATABASE ${database}`);
+      await admin.end();
+      const u = new URL(pgS.url);
+      u.pathname = `/${database}`;
+      const url = u.toString();
+      const store = await openStore(url);
+      const started: ChildProcess[] = [];
+      for (let i = 0; i < n; i++) {
+        const health = await freePort();
+        const child = spawn(process.execPath, [join(root, "dist/cli/bin.js"), "serve", "--roles", "indexer", "--database-url", url, "--namespace", "bench-system",
+          "--health-addr", `127.0.0.1:${health}`, "--webhook", "false", "--no-pods", "--advisory-update-interval", "0", "--index-workers", "1", "--concurrency", "1", "--log-level", "warn"],
+        { env: { ...process.env, KUBECONFIG: kube.kubeconfig, POD_NAME: `indexer-${n}-${i}` }, stdio: ["ignore", "ignore", "inherit"] });
+        started.push(child);
+        procs.push(child);
+        let ready = false;
+        for (let t = 0; t < 300 && !ready; t++) {
+          ready = await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status === 200, () => false);
+          if (!ready) await new Promise((r) => setTimeout(r, 200));
+        }
+        if (!ready) throw new Error(`indexer ${i} did not become ready`);
+      }
+      const t0 = performance.now();
+      for (const r of refs) {
+        await store.jobs!.enqueue({ manifest: r.digest, scannerSet, reference: r.reference, namespace: "bench-system", pullSecrets: [], priority: false, maxAttempts: 3 });
+      }
+      let done = 0;
+      let failed = 0;
+      while (done + failed < refs.length) {
+        await new Promise((r) => setTimeout(r, 100));
+        ({ done, failed } = await store.jobs!.stats());
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      results.push({ n, seconds, perMinute: (done / seconds) * 60, failed });
+      for (const c of started) c.kill("SIGTERM");
+      await Promise.all(started.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))));
+      await store.close();
+      console.log(`  ${n} indexer process${n > 1 ? "es" : ""}: ${IMAGES} images in ${seconds.toFixed(1)} s`);
+    }
+    const one = results.find((r) => r.n === 1)?.perMinute ?? results[0]!.perMinute;
+    console.log(`\nIndexing through the PostgreSQL job queue, ${IMAGES} single-layer images (200 dpkg packages and 2 MB each), one layer at a time per process, on ${cpus().length} cores:`);
+    for (const r of results) {
+      console.log(`  ${String(r.n).padStart(2)} process${r.n > 1 ? "es" : "  "}  ${r.perMinute.toFixed(0).padStart(6)} images/min  ratio to one ${(r.perMinute / one).toFixed(2)}${r.n === 2 ? "  (target >= 1.6)" : ""}  failed ${r.failed}`);
+    }
+    if (results.some((r) => r.failed > 0)) process.exitCode = 1;
+  } finally {
+    for (const c of procs) c.kill("SIGKILL");
+    await sup.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
