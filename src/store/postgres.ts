@@ -29,6 +29,7 @@ export class PostgresDb implements Db {
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    const lost = held(client);
     try {
       await client.query("BEGIN");
       const tx: Queryable = {
@@ -42,12 +43,13 @@ export class PostgresDb implements Db {
       await client.query("ROLLBACK").catch(() => undefined);
       throw e;
     } finally {
-      client.release();
+      lost.release();
     }
   }
 
   async withLock<T>(key: bigint, fn: () => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    const lost = held(client);
     try {
       await client.query("SELECT pg_advisory_lock($1)", [key.toString()]);
       try {
@@ -56,13 +58,32 @@ export class PostgresDb implements Db {
         await client.query("SELECT pg_advisory_unlock($1)", [key.toString()]);
       }
     } finally {
-      client.release();
+      lost.release();
     }
   }
 
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/**
+ * A client checked out of the pool and held between queries (a lock's session, a transaction): its connection
+ * dropping (the server restarting) emits `error` on it, which without a listener ends the process. The error
+ * is kept; the next query on the client fails on its own, and the client goes back to the pool destroyed.
+ */
+function held(client: pg.PoolClient): { release(): void } {
+  let broken: Error | undefined;
+  const onError = (e: Error) => {
+    broken = e;
+  };
+  client.on("error", onError);
+  return {
+    release() {
+      client.off("error", onError);
+      client.release(broken);
+    },
+  };
 }
 
 /**

@@ -46,10 +46,16 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
-export async function startPostgres(sup: ProcessSupervisor, runId: string): Promise<{ service: PostgresService; stop: () => Promise<void> }> {
+/**
+ * A PostgreSQL database for this run: on the server PORTCULLIS_TEST_POSTGRES_ADMIN_URL names (default the local
+ * one), or on a cluster of its own in the run directory when none answers there; only such a cluster of its
+ * own can be restarted (`restart`).
+ */
+export async function startPostgres(sup: ProcessSupervisor, runId: string): Promise<{ service: PostgresService; stop: () => Promise<void>; restart?: (downMs: number) => Promise<void> }> {
   let adminUrl = process.env.PORTCULLIS_TEST_POSTGRES_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   let origin: PostgresService["origin"] = "existing";
   let stopServer = async () => {};
+  let restart: ((downMs: number) => Promise<void>) | undefined;
   if (!(await canConnect(adminUrl))) {
     // No server answers: start our own cluster in the run directory.
     const initdb = requireTool("initdb", "install Debian's postgresql package (npm run env:setup)");
@@ -70,11 +76,20 @@ export async function startPostgres(sup: ProcessSupervisor, runId: string): Prom
     await run(c1, a1);
     const port = await freePort();
     const [c2, a2] = wrap(postgres, ["-D", dataDir, "-p", String(port), "-k", dataDir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"]);
-    const proc = sup.spawn("postgres", c2, a2);
+    let proc = sup.spawn("postgres", c2, a2);
     adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
     await waitUntil("postgres", () => canConnect(adminUrl), { timeoutMs: 30_000, process: proc });
     origin = "started";
-    stopServer = proc.stop;
+    stopServer = () => proc.stop();
+    restart = async (downMs) => {
+      // Fast shutdown (SIGINT: sessions ended at once, as a failover or a restart does), down for downMs, started again.
+      const exited = new Promise((r) => proc.child.once("exit", r));
+      proc.child.kill("SIGINT");
+      await exited;
+      await new Promise((r) => setTimeout(r, downMs));
+      proc = sup.spawn("postgres", c2, a2);
+      await waitUntil("postgres", () => canConnect(adminUrl), { timeoutMs: 30_000, process: proc });
+    };
   }
   // The name carries this runner's pid, so a later run can drop what a killed one left behind.
   const database = `portcullis_test_${process.pid}_${runId}`;
@@ -106,6 +121,7 @@ export async function startPostgres(sup: ProcessSupervisor, runId: string): Prom
       }
       await stopServer();
     },
+    ...(restart ? { restart } : {}),
   };
 }
 
