@@ -49,8 +49,6 @@ export class Informer<T extends KubeObject> {
   private synced: Promise<void> | undefined;
   private readonly handlers = new Set<EventHandler<T>>();
   private readonly indexers: Indexers<T> = {};
-  /** Watch requests made (for the "API requests per pod" figure). */
-  requests = 0;
 
   constructor(private readonly kc: KubeConfig, private readonly options: InformerOptions<T>) {
     if (options.onEvent) this.handlers.add(options.onEvent);
@@ -179,7 +177,6 @@ export class Informer<T extends KubeObject> {
   }
 
   private async relist(): Promise<void> {
-    this.requests++;
     const { items, resourceVersion } = await this.options.list();
     const seen = new Set<string>();
     for (const item of items) {
@@ -228,7 +225,6 @@ export class Informer<T extends KubeObject> {
    * headers arrived, so a stop during a quiet watch could leave the request, and the process, hanging).
    */
   private async watchOnce(): Promise<boolean> {
-    this.requests++;
     const ac = new AbortController();
     this.abort = ac;
     if (this.stopped) return false;
