@@ -10,6 +10,7 @@ import { parseReference, referenceString, type Reference } from "../image/refere
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
+import type { RegistryMetrics } from "../registry/transport.js";
 import type { EventRecorder } from "../kube/events.js";
 import { objectKey, type Informer, type InformerEvent } from "../kube/informer.js";
 import { SharedCache } from "../kube/cache.js";
@@ -30,6 +31,8 @@ export interface PodControllerOptions {
   /** Pull secrets, read through (default its own). */
   secrets?: SecretCache;
   registry?: RegistryOptionsInput;
+  /** The registry requests of tag resolutions (serve's registry metrics). */
+  registryMetrics?: RegistryMetrics;
   providers?: CredentialProvider[];
   operatorSecrets?: OperatorSecrets;
   /** Namespaces whose pods are ignored (default kube-system, kube-public, kube-node-lease). */
@@ -81,8 +84,6 @@ export class PodController {
   private workers: Promise<void>[] = [];
   private gcTimer: NodeJS.Timeout | undefined;
   private gcRunning: Promise<void> | undefined;
-  /** API writes (creates, patches, deletes) and registry resolutions, for the benchmark. */
-  readonly counts = { creates: 0, patches: 0, deletes: 0, resolutions: 0 };
 
   constructor(private readonly options: PodControllerOptions) {
     this.custom = options.kc.makeApiClient(k8s.CustomObjectsApi);
@@ -185,9 +186,8 @@ export class PodController {
     const running = this.resolving.get(key);
     if (running) return running;
     const p = (async () => {
-      this.counts.resolutions++;
       const { keyring } = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.options.operatorSecrets, providers: this.options.providers });
-      const client = new RegistryClient({ options: this.options.registry, keyring });
+      const client = new RegistryClient({ options: this.options.registry, keyring, metrics: this.options.registryMetrics });
       try {
         const digest = await client.resolveDigest(ref);
         this.resolved.set(key, { digest, expires: Date.now() + (this.options.resolveTtlMs ?? 60_000) });
@@ -202,7 +202,7 @@ export class PodController {
   }
 
   private async ensureScan(requester: string, ns: string, ref: Reference, digest: string | undefined, secretNames: string[], refKey?: string): Promise<void> {
-    await ensureImageScan(this.custom, this.scans, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.options.events, log: this.options.log, counts: this.counts, recent: this.recent });
+    await ensureImageScan(this.custom, this.scans, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.options.events, log: this.options.log, recent: this.recent });
   }
 
   /**
@@ -250,7 +250,6 @@ export class PodController {
       } else if (!since || Number.isNaN(Date.parse(since))) {
         await this.annotate(target, new Date(now).toISOString());
       } else if (now - Date.parse(since) >= gcAfter) {
-        this.counts.deletes++;
         try {
           // Precondition on the version we judged, so a scan that changed meanwhile is left for the next pass.
           await this.custom.deleteNamespacedCustomObject({ ...target, body: { preconditions: { resourceVersion: scan.metadata!.resourceVersion } } });
@@ -265,7 +264,6 @@ export class PodController {
   }
 
   private async annotate(target: { group: string; version: string; namespace: string; plural: string; name: string }, value: string | null): Promise<void> {
-    this.counts.patches++;
     try {
       await this.custom.patchNamespacedCustomObject(
         { ...target, body: { metadata: { annotations: { [UNUSED_SINCE_ANNOTATION]: value } } } },
