@@ -350,18 +350,18 @@ export class ReportApi {
   private readonly matching = new Map<string, Promise<VulnerabilityReport | undefined>>();
   private readonly stopping = new AbortController();
 
-  constructor(private readonly o: ReportApiOptions) {
-    this.authority = o.authority ?? kubeAuthority(o.kc);
-    this.indexSlots = new Semaphore(Math.max(1, o.indexConcurrency ?? 4));
-    this.matchSlots = new Semaphore(Math.max(1, o.matchConcurrency ?? 2));
-    if (o.indexer) this.fetcher = new UriLayerFetcher({ registry: o.layerFetch, allowPrivateHosts: o.allowPrivateLayerHosts ?? false, egress: o.egress });
-    this.tokens = new TtlCache(o.cacheTtlMs ?? 60_000);
-    this.decisions = new TtlCache(o.cacheTtlMs ?? 60_000);
-    this.limiter = new ClientLimiter(o.tokenChecks?.perSecond ?? 5, o.tokenChecks?.burst ?? 20);
-    if (o.scans) this.scans = o.scans;
+  constructor(private readonly options: ReportApiOptions) {
+    this.authority = options.authority ?? kubeAuthority(options.kc);
+    this.indexSlots = new Semaphore(Math.max(1, options.indexConcurrency ?? 4));
+    this.matchSlots = new Semaphore(Math.max(1, options.matchConcurrency ?? 2));
+    if (options.indexer) this.fetcher = new UriLayerFetcher({ registry: options.layerFetch, allowPrivateHosts: options.allowPrivateLayerHosts ?? false, egress: options.egress });
+    this.tokens = new TtlCache(options.cacheTtlMs ?? 60_000);
+    this.decisions = new TtlCache(options.cacheTtlMs ?? 60_000);
+    this.limiter = new ClientLimiter(options.tokenChecks?.perSecond ?? 5, options.tokenChecks?.burst ?? 20);
+    if (options.scans) this.scans = options.scans;
     else {
-      this.ownCache = o.cache ? undefined : new SharedCache(o.kc, { log: (m) => o.log?.("info", `report API: ${m}`) });
-      this.informer = (o.cache ?? this.ownCache!).informer(IMAGESCANS);
+      this.ownCache = options.cache ? undefined : new SharedCache(options.kc, { log: (m) => options.log?.("info", `report API: ${m}`) });
+      this.informer = (options.cache ?? this.ownCache!).informer(IMAGESCANS);
       this.scans = this.informer;
     }
   }
@@ -389,7 +389,7 @@ export class ReportApi {
     } catch (e) {
       if (e instanceof HttpError) this.error(res, e.status, e.code, e.message);
       else {
-        this.o.log?.("error", `report API: ${req.method} ${new URL(req.url ?? "/", "http://x").pathname}: ${(e as Error).message}`);
+        this.options.log?.("error", `report API: ${req.method} ${new URL(req.url ?? "/", "http://x").pathname}: ${(e as Error).message}`);
         this.error(res, 500, "internal-error", "internal error; see the operator's log");
       }
     }
@@ -454,7 +454,7 @@ export class ReportApi {
       try {
         caller = (await this.authority.authenticate(token)) ?? null;
       } catch (e) {
-        this.o.log?.("warn", `report API: TokenReview failed: ${(e as Error).message}`);
+        this.options.log?.("warn", `report API: TokenReview failed: ${(e as Error).message}`);
         throw new HttpError(503, "unavailable", "cannot check the token with the Kubernetes API server; try again");
       }
       this.tokens.set(key, caller);
@@ -470,7 +470,7 @@ export class ReportApi {
       try {
         allowed = await this.authority.authorize(caller, attrs);
       } catch (e) {
-        this.o.log?.("warn", `report API: SubjectAccessReview failed: ${(e as Error).message}`);
+        this.options.log?.("warn", `report API: SubjectAccessReview failed: ${(e as Error).message}`);
         throw new HttpError(503, "unavailable", "cannot check access with the Kubernetes API server; try again");
       }
       this.decisions.set(key, allowed);
@@ -493,7 +493,7 @@ export class ReportApi {
 
   private async getReport(caller: Caller, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     await this.authorizeRead(caller, digest);
-    const stored = await this.o.store.indexReport(digest);
+    const stored = await this.options.store.indexReport(digest);
     if (!stored) throw new HttpError(404, "not-found", `no index report for ${digest} (not indexed yet)`);
     this.json(req, res, 200, stored.report, "application/vnd.clair.index_report.v1+json");
   }
@@ -503,7 +503,7 @@ export class ReportApi {
    * 503 busy beyond.
    */
   private async matchSlot(): Promise<() => void> {
-    if (this.matchWaiting >= (this.o.matchQueue ?? 32)) {
+    if (this.matchWaiting >= (this.options.matchQueue ?? 32)) {
       throw new HttpError(503, "busy", "too many vulnerability reports and SBOMs are being computed; try again");
     }
     this.matchWaiting++;
@@ -521,21 +521,21 @@ export class ReportApi {
     const format = new URL(req.url ?? "/", "http://x").searchParams.get("format") ?? "cyclonedx";
     if (!isSbomFormat(format)) throw new HttpError(400, "bad-request", `format must be cyclonedx or spdx-json, not ${JSON.stringify(format.slice(0, 100))}`);
     await this.authorizeRead(caller, digest);
-    if (!this.o.inventory) throw new HttpError(501, "not-implemented", "this server has no indexer to read SBOMs from");
+    if (!this.options.inventory) throw new HttpError(501, "not-implemented", "this server has no indexer to read SBOMs from");
     const release = await this.matchSlot();
     let text: string;
     try {
       let inv;
       try {
-        inv = await this.o.inventory.inventory(digest);
+        inv = await this.options.inventory.inventory(digest);
       } catch (e) {
         if (!(e instanceof InventoryError)) throw e;
         if (e.code === "STALE_INDEX") throw new HttpError(409, "stale-index", e.message);
         throw new HttpError(404, "not-found", e.message);
       }
-      const max = this.o.maxMatchPackages ?? 10_000;
+      const max = this.options.maxMatchPackages ?? 10_000;
       if (inv.packages.length > max) throw new HttpError(422, "too-many-packages", `${digest} has ${inv.packages.length} packages, more than the ${max} this server writes per SBOM (maxMatchPackages); run \`portcullis scan\` on the image instead`);
-      text = writeSbom(format, { image: { name: digest, manifest: digest, layers: inv.layers }, packages: inv.packages, distribution: inv.distribution, tool: { name: "portcullis", version: this.o.version ?? "unknown" }, ...documentStamp() });
+      text = writeSbom(format, { image: { name: digest, manifest: digest, layers: inv.layers }, packages: inv.packages, distribution: inv.distribution, tool: { name: "portcullis", version: this.options.version ?? "unknown" }, ...documentStamp() });
     } finally {
       release();
     }
@@ -587,19 +587,19 @@ export class ReportApi {
   }
 
   private async computeVulnerabilityReport(digest: string): Promise<VulnerabilityReport | undefined> {
-    const stored = await this.o.store.indexReport(digest);
+    const stored = await this.options.store.indexReport(digest);
     if (!stored) throw new HttpError(404, "not-found", `no index report for ${digest} (not indexed yet)`);
     const index = stored.report;
     if (index.state !== "IndexFinished") throw new HttpError(404, "not-found", `no finished index report for ${digest} (state ${index.state}${index.err ? `: ${index.err}` : ""})`);
     const packages = Object.keys(index.packages ?? {}).length;
-    const max = this.o.maxMatchPackages ?? 10_000;
+    const max = this.options.maxMatchPackages ?? 10_000;
     if (packages > max) throw new HttpError(422, "too-many-packages", `${digest} has ${packages} packages, more than the ${max} this server matches per report (maxMatchPackages); run \`portcullis scan\` on the image instead`);
     const release = await this.matchSlot();
     try {
       const t0 = performance.now();
-      const found = await matchWithStore(this.o.store.advisories, index);
+      const found = await matchWithStore(this.options.store.advisories, index);
       if (!found) return undefined;
-      const sources = await this.o.store.advisories.status();
+      const sources = await this.options.store.advisories.status();
       // Under-investigation findings are left out, as scan leaves them out: Clair's clients could not tell them apart.
       const report = vulnerabilityReport(index, found.matches.filter((m) => !m.flagged));
       const coverage: CoverageEnrichment = {
@@ -609,7 +609,7 @@ export class ReportApi {
         matched_at: new Date().toISOString(),
       };
       report.enrichments = { ...report.enrichments, [PORTCULLIS_COVERAGE_ENRICHMENT]: [coverage] };
-      this.o.log?.("debug", `report API: matched ${digest}`, { packages, matches: found.matches.length, durationMs: Math.round(performance.now() - t0) });
+      this.options.log?.("debug", `report API: matched ${digest}`, { packages, matches: found.matches.length, durationMs: Math.round(performance.now() - t0) });
       return report;
     } finally {
       release();
@@ -645,15 +645,15 @@ export class ReportApi {
       ...(v.repository ? { repository: v.repository } : {}),
       ...(v.Invert ? { invert: true } : {}),
     }));
-    const limit = this.o.maxAffectedRows ?? 200_000;
-    const rows = await this.o.store.manifestPackages(lookupNames(queries), limit + 1);
+    const limit = this.options.maxAffectedRows ?? 200_000;
+    const rows = await this.options.store.manifestPackages(lookupNames(queries), limit + 1);
     if (rows.length > limit) {
       throw new HttpError(413, "too-large", `the ${vulns.length} vulnerabilities name packages installed more than ${limit} times in the stored manifests (maxAffectedRows); send fewer vulnerabilities per request`);
     }
     const t0 = performance.now();
     const result = affectedManifests(queries, rows);
     const answer = { vulnerabilities: Object.fromEntries(vulns.map((v) => [v.id, echoVulnerability(v)])), vulnerable_manifests: result.vulnerableManifests };
-    this.o.log?.("info", `report API: ${caller.username} asked which manifests ${vulns.length} vulnerabilities affect`, {
+    this.options.log?.("info", `report API: ${caller.username} asked which manifests ${vulns.length} vulnerabilities affect`, {
       user: caller.username, vulnerabilities: vulns.length, rows: rows.length, manifests: Object.keys(result.vulnerableManifests).length,
       notApplicable: Object.keys(result.notApplicable).length, skippedVersions: result.skipped, durationMs: Math.round(performance.now() - t0),
     });
@@ -663,7 +663,7 @@ export class ReportApi {
   private async deleteOne(caller: Caller, digest: string, res: ServerResponse): Promise<void> {
     this.checkDigest(digest);
     await this.mayDelete(caller);
-    await this.o.store.deleteManifests([digest]);
+    await this.options.store.deleteManifests([digest]);
     res.writeHead(204).end();
   }
 
@@ -677,13 +677,13 @@ export class ReportApi {
     }
     if (!Array.isArray(body) || !body.every((d): d is string => typeof d === "string")) throw new HttpError(400, "bad-request", "the body must be a JSON array of digests");
     for (const d of body) this.checkDigest(d);
-    const deleted = await this.o.store.deleteManifests(body);
+    const deleted = await this.options.store.deleteManifests(body);
     this.json(req, res, 200, deleted, "application/vnd.clair.bulk_delete.v1+json");
   }
 
   /** POST index_report: a Clair Manifest whose layers are fetched by URI, indexed by the Indexer. */
   private async indexManifest(caller: Caller, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const indexer = this.o.indexer;
+    const indexer = this.options.indexer;
     if (!indexer || !this.fetcher) {
       throw new HttpError(501, "not-supported", "not supported here: this report API has no indexer (Portcullis indexes images through ImageScans: kubectl create an ImageScan, or run `portcullis scan`)");
     }
@@ -699,18 +699,18 @@ export class ReportApi {
       throw e instanceof HttpError ? e : new HttpError(400, "bad-request", `the body is not JSON: ${(e as Error).message.slice(0, 200)}`);
     }
     const m = parseClairManifest(body);
-    if (!this.o.allowPrivateLayerHosts) {
+    if (!this.options.allowPrivateLayerHosts) {
       for (const [i, l] of m.layers.entries()) {
         const u = checkLayerUri(l.uri, false);
         if (typeof u === "string") throw new HttpError(400, "blocked-uri", `layers[${i}].uri (layer ${l.hash}) ${u}`);
       }
     }
     const location = `${API_PREFIX}/index_report/${m.hash}`;
-    const etag = `"${this.o.scannerSet}"`;
+    const etag = `"${this.options.scannerSet}"`;
     res.setHeader("Link", `<${location}>; rel="${LINK_REL}"`);
     if (ifNoneMatch(req, etag)) {
-      const stored = await this.o.store.indexReport(m.hash);
-      if (stored?.scannerSet === this.o.scannerSet && stored.report.state === "IndexFinished") {
+      const stored = await this.options.store.indexReport(m.hash);
+      if (stored?.scannerSet === this.options.scannerSet && stored.report.state === "IndexFinished") {
         res.setHeader("ETag", etag);
         res.writeHead(412).end();
         return;
@@ -725,10 +725,10 @@ export class ReportApi {
     };
     if (result.report.state !== "IndexFinished") {
       const e = indexError(m.hash, result);
-      this.o.log?.(e.status >= 500 ? "error" : "warn", `report API: indexing ${m.hash} by URI failed: ${result.report.err ?? "unknown error"}`, fields);
+      this.options.log?.(e.status >= 500 ? "error" : "warn", `report API: indexing ${m.hash} by URI failed: ${result.report.err ?? "unknown error"}`, fields);
       throw e;
     }
-    this.o.log?.("info", `report API: ${caller.username} indexed ${m.hash} by URI`, fields);
+    this.options.log?.("info", `report API: ${caller.username} indexed ${m.hash} by URI`, fields);
     res.setHeader("ETag", etag);
     res.setHeader("Location", location);
     this.json(req, res, 201, result.report, INDEX_REPORT_TYPE);
@@ -764,13 +764,13 @@ export class ReportApi {
   }
 
   private indexState(req: IncomingMessage, res: ServerResponse): void {
-    const etag = `"${this.o.scannerSet}"`;
+    const etag = `"${this.options.scannerSet}"`;
     res.setHeader("ETag", etag);
     if (req.headers["if-none-match"] === etag) {
       res.writeHead(304).end();
       return;
     }
-    this.json(req, res, 200, { state: this.o.scannerSet }, "application/vnd.clair.index_state.v1+json");
+    this.json(req, res, 200, { state: this.options.scannerSet }, "application/vnd.clair.index_state.v1+json");
   }
 
   private json(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, clairType: string): void {

@@ -17,7 +17,7 @@ import { ImageRepositoryController } from "../controller/repositories.js";
 import { EventRecorder } from "../kube/events.js";
 import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
 import { AdmissionWebhook } from "../webhook/server.js";
-import { WebhookCertificates, webhookSans } from "../webhook/tls.js";
+import { WebhookCertificates, webhookSans } from "../webhook/tls/index.js";
 import { ClientCa } from "../webhook/client-ca.js";
 import type { Server as TlsServer } from "node:tls";
 import { hostname } from "node:os";

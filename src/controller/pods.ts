@@ -10,6 +10,7 @@ import { parseReference, referenceString, type Reference } from "../image/refere
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
+import type { RegistryMetrics } from "../registry/transport.js";
 import type { EventRecorder } from "../kube/events.js";
 import { objectKey, type Informer, type InformerEvent } from "../kube/informer.js";
 import { SharedCache } from "../kube/cache.js";
@@ -30,6 +31,8 @@ export interface PodControllerOptions {
   /** Pull secrets, read through (default its own). */
   secrets?: SecretCache;
   registry?: RegistryOptionsInput;
+  /** The registry requests of tag resolutions (serve's registry metrics). */
+  registryMetrics?: RegistryMetrics;
   providers?: CredentialProvider[];
   operatorSecrets?: OperatorSecrets;
   /** Namespaces whose pods are ignored (default kube-system, kube-public, kube-node-lease). */
@@ -81,16 +84,14 @@ export class PodController {
   private workers: Promise<void>[] = [];
   private gcTimer: NodeJS.Timeout | undefined;
   private gcRunning: Promise<void> | undefined;
-  /** API writes (creates, patches, deletes) and registry resolutions, for the benchmark. */
-  readonly counts = { creates: 0, patches: 0, deletes: 0, resolutions: 0 };
 
-  constructor(private readonly o: PodControllerOptions) {
-    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    this.core = o.kc.makeApiClient(k8s.CoreV1Api);
-    this.secrets = o.secrets ?? new SecretCache(this.core);
-    this.excluded = new Set(o.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES);
-    this.only = o.namespaces ? new Set(o.namespaces) : undefined;
-    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m, f, l) => o.log?.(m, f, l) });
+  constructor(private readonly options: PodControllerOptions) {
+    this.custom = options.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.core = options.kc.makeApiClient(k8s.CoreV1Api);
+    this.secrets = options.secrets ?? new SecretCache(this.core);
+    this.excluded = new Set(options.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES);
+    this.only = options.namespaces ? new Set(options.namespaces) : undefined;
+    this.cache = options.cache ?? new SharedCache(options.kc, { log: (m, f, l) => options.log?.(m, f, l) });
     this.informer = this.cache.informer(PODS);
     this.scans = this.cache.informer(IMAGESCANS, IMAGESCAN_INDEXERS);
   }
@@ -114,9 +115,9 @@ export class PodController {
   async start(): Promise<void> {
     this.removeHandler = this.informer.addEventHandler(this.onEvent);
     await Promise.all([this.informer.start(), this.scans.start()]);
-    this.workers = Array.from({ length: this.o.concurrency ?? 8 }, () => this.work());
-    const gcAfter = this.o.gcAfterMs ?? 24 * 3_600_000;
-    const every = this.o.gcIntervalMs ?? Math.min(5 * 60_000, Math.max(1000, gcAfter / 10));
+    this.workers = Array.from({ length: this.options.concurrency ?? 8 }, () => this.work());
+    const gcAfter = this.options.gcAfterMs ?? 24 * 3_600_000;
+    const every = this.options.gcIntervalMs ?? Math.min(5 * 60_000, Math.max(1000, gcAfter / 10));
     this.gcTimer = setInterval(() => void this.collect(), every);
     this.gcTimer.unref();
   }
@@ -124,7 +125,7 @@ export class PodController {
   async stop(): Promise<void> {
     if (this.gcTimer) clearInterval(this.gcTimer);
     this.removeHandler?.();
-    if (!this.o.cache) this.cache.stop();
+    if (!this.options.cache) this.cache.stop();
     this.queue.shutDown();
     await Promise.all(this.workers);
     await this.gcRunning;
@@ -132,7 +133,7 @@ export class PodController {
 
   private work(): Promise<void> {
     return runWorker(this.queue, (key) => this.reconcile(key), {
-      onError: (key, e, delay) => this.o.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { pod: key }, "warn"),
+      onError: (key, e, delay) => this.options.log?.(`pod ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { pod: key }, "warn"),
     });
   }
 
@@ -154,7 +155,7 @@ export class PodController {
         ref = parseReference(img.image);
       } catch (e) {
         // The API server takes any string; the kubelet will fail to pull it. The webhook refuses these.
-        this.o.log?.(`pod ${key} ${img.field}: ${(e as Error).message}`, { pod: key }, "warn");
+        this.options.log?.(`pod ${key} ${img.field}: ${(e as Error).message}`, { pod: key }, "warn");
         continue;
       }
       let digest = ref.digest ?? img.pulledDigest;
@@ -185,12 +186,11 @@ export class PodController {
     const running = this.resolving.get(key);
     if (running) return running;
     const p = (async () => {
-      this.counts.resolutions++;
-      const { keyring } = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.o.operatorSecrets, providers: this.o.providers });
-      const client = new RegistryClient({ options: this.o.registry, keyring });
+      const { keyring } = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.options.operatorSecrets, providers: this.options.providers });
+      const client = new RegistryClient({ options: this.options.registry, keyring, metrics: this.options.registryMetrics });
       try {
         const digest = await client.resolveDigest(ref);
-        this.resolved.set(key, { digest, expires: Date.now() + (this.o.resolveTtlMs ?? 60_000) });
+        this.resolved.set(key, { digest, expires: Date.now() + (this.options.resolveTtlMs ?? 60_000) });
         if (this.resolved.size > 10_000) for (const [k, v] of this.resolved) if (v.expires <= Date.now()) this.resolved.delete(k);
         return digest;
       } finally {
@@ -202,7 +202,7 @@ export class PodController {
   }
 
   private async ensureScan(requester: string, ns: string, ref: Reference, digest: string | undefined, secretNames: string[], refKey?: string): Promise<void> {
-    await ensureImageScan(this.custom, this.scans, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.o.events, log: this.o.log, counts: this.counts, recent: this.recent });
+    await ensureImageScan(this.custom, this.scans, { requester, namespace: ns, ref, digest, secretNames, refKey }, { events: this.options.events, log: this.options.log, recent: this.recent });
   }
 
   /**
@@ -213,14 +213,14 @@ export class PodController {
   collect(now = Date.now()): Promise<void> {
     if (this.gcRunning) return this.gcRunning;
     this.gcRunning = this.collectOnce(now)
-      .catch((e: unknown) => this.o.log?.(`garbage collection: ${(e as Error).message}${apiErrorDetail(e)}`, undefined, "warn"))
+      .catch((e: unknown) => this.options.log?.(`garbage collection: ${(e as Error).message}${apiErrorDetail(e)}`, undefined, "warn"))
       .finally(() => (this.gcRunning = undefined));
     return this.gcRunning;
   }
 
   private async collectOnce(now: number): Promise<void> {
     if (!this.informer.hasSynced || !this.scans.hasSynced) return;
-    const others = this.o.alsoInUse ? this.o.alsoInUse() : { used: new Set<string>(), unsettled: new Set<string>() };
+    const others = this.options.alsoInUse ? this.options.alsoInUse() : { used: new Set<string>(), unsettled: new Set<string>() };
     if (!others) return;
     const inUse = new Set<string>(others.used);
     const unsettled = new Set<string>(others.unsettled);
@@ -235,7 +235,7 @@ export class PodController {
       for (const d of use.digests) inUse.add(`${ns}/d/${d}`);
       for (const r of use.references) inUse.add(`${ns}/r/${r}`);
     }
-    const gcAfter = this.o.gcAfterMs ?? 24 * 3_600_000;
+    const gcAfter = this.options.gcAfterMs ?? 24 * 3_600_000;
     for (const scan of this.scans.list()) {
       if (!isManaged(scan) || scan.metadata?.deletionTimestamp) continue;
       const ns = scan.metadata!.namespace!;
@@ -250,12 +250,11 @@ export class PodController {
       } else if (!since || Number.isNaN(Date.parse(since))) {
         await this.annotate(target, new Date(now).toISOString());
       } else if (now - Date.parse(since) >= gcAfter) {
-        this.counts.deletes++;
         try {
           // Precondition on the version we judged, so a scan that changed meanwhile is left for the next pass.
           await this.custom.deleteNamespacedCustomObject({ ...target, body: { preconditions: { resourceVersion: scan.metadata!.resourceVersion } } });
           this.recent.delete(recentKey(ns, labels[DIGEST_LABEL] ?? labels[REFERENCE_LABEL] ?? ""));
-          this.o.log?.(`deleted ImageScan ${ns}/${name}: no pod in ${ns} (nor watched repository) has used ${scan.status?.digest ?? scan.spec.image} since ${since}`, { scan: `${ns}/${name}` });
+          this.options.log?.(`deleted ImageScan ${ns}/${name}: no pod in ${ns} (nor watched repository) has used ${scan.status?.digest ?? scan.spec.image} since ${since}`, { scan: `${ns}/${name}` });
         } catch (e) {
           const code = (e as { code?: number }).code;
           if (code !== 404 && code !== 409) throw e;
@@ -265,7 +264,6 @@ export class PodController {
   }
 
   private async annotate(target: { group: string; version: string; namespace: string; plural: string; name: string }, value: string | null): Promise<void> {
-    this.counts.patches++;
     try {
       await this.custom.patchNamespacedCustomObject(
         { ...target, body: { metadata: { annotations: { [UNUSED_SINCE_ANNOTATION]: value } } } },

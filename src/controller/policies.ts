@@ -38,9 +38,9 @@ export class PolicyStatusController {
   private removeHandlers: Array<() => void> = [];
   private worker: Promise<void> | undefined;
 
-  constructor(private readonly o: PolicyStatusControllerOptions) {
-    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m, f, l) => o.log?.(m, f, l) });
+  constructor(private readonly options: PolicyStatusControllerOptions) {
+    this.custom = options.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.cache = options.cache ?? new SharedCache(options.kc, { log: (m, f, l) => options.log?.(m, f, l) });
     this.informers = {
       ImagePolicy: this.cache.informer(IMAGE_POLICIES) as Informer<PolicyObject>,
       ClusterImagePolicy: this.cache.informer(CLUSTER_IMAGE_POLICIES) as Informer<PolicyObject>,
@@ -50,7 +50,7 @@ export class PolicyStatusController {
   private handler(kind: PolicyKind) {
     return (type: InformerEvent, obj: PolicyObject, old?: PolicyObject): void => {
       const ns = obj.metadata?.namespace;
-      if (ns && this.o.namespaces && !this.o.namespaces.includes(ns)) return;
+      if (ns && this.options.namespaces && !this.options.namespaces.includes(ns)) return;
       const key = `${kind}/${objectKey(obj)}`;
       if (type === "delete") return;
       // Its own status writes do not change the generation: nothing to do for them.
@@ -67,14 +67,14 @@ export class PolicyStatusController {
 
   async stop(): Promise<void> {
     for (const remove of this.removeHandlers) remove();
-    if (!this.o.cache) this.cache.stop();
+    if (!this.options.cache) this.cache.stop();
     this.queue.shutDown();
     await this.worker;
   }
 
   private work(): Promise<void> {
     return runWorker(this.queue, (key) => this.reconcile(key), {
-      onError: (key, e, delay) => this.o.log?.(`policy ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { policy: key }, "warn"),
+      onError: (key, e, delay) => this.options.log?.(`policy ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { policy: key }, "warn"),
     });
   }
 
@@ -83,7 +83,7 @@ export class PolicyStatusController {
     const kind = key.slice(0, key.indexOf("/")) as PolicyKind;
     const obj = this.informers[kind]?.get(key.slice(kind.length + 1));
     if (!obj || obj.metadata?.deletionTimestamp) return;
-    const now = this.o.now?.() ?? new Date();
+    const now = this.options.now?.() ?? new Date();
     const generation = obj.metadata?.generation;
     const result = parsePolicy({ ...obj, kind }, { now });
     const valid = validCondition(result);

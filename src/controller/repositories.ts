@@ -96,11 +96,11 @@ export class ImageRepositoryController {
   private readonly redact: (s: string) => string;
   private workers: Promise<void>[] = [];
 
-  constructor(private readonly o: ImageRepositoryControllerOptions) {
-    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    this.redact = tenantRedactor(o.operatorSecrets);
-    this.secrets = o.secrets ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
-    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m, f, l) => o.log?.(m, f, l) });
+  constructor(private readonly options: ImageRepositoryControllerOptions) {
+    this.custom = options.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.redact = tenantRedactor(options.operatorSecrets);
+    this.secrets = options.secrets ?? new SecretCache(options.kc.makeApiClient(k8s.CoreV1Api));
+    this.cache = options.cache ?? new SharedCache(options.kc, { log: (m, f, l) => options.log?.(m, f, l) });
     this.informer = this.cache.informer(IMAGE_REPOSITORIES);
     this.scans = this.cache.informer(IMAGESCANS, IMAGESCAN_INDEXERS);
   }
@@ -113,7 +113,7 @@ export class ImageRepositoryController {
   };
 
   private handles(ns: string | undefined): boolean {
-    return !this.o.namespaces || this.o.namespaces.includes(ns ?? "");
+    return !this.options.namespaces || this.options.namespaces.includes(ns ?? "");
   }
 
   async start(): Promise<void> {
@@ -121,15 +121,15 @@ export class ImageRepositoryController {
     await Promise.all([this.informer.start(), this.scans.start()]);
     // Repositories deleted while no controller ran: forget what the store kept of them.
     const live = new Set(this.informer.list().map(objectKey));
-    for (const key of await this.o.store.keys()) {
-      if (!live.has(key) && this.handles(key.slice(0, key.indexOf("/")))) await this.o.store.delete(key);
+    for (const key of await this.options.store.keys()) {
+      if (!live.has(key) && this.handles(key.slice(0, key.indexOf("/")))) await this.options.store.delete(key);
     }
     this.workers = Array.from({ length: 2 }, () => this.work());
   }
 
   async stop(): Promise<void> {
     this.removeHandler?.();
-    if (!this.o.cache) this.cache.stop();
+    if (!this.options.cache) this.cache.stop();
     this.queue.shutDown();
     await Promise.all(this.workers);
   }
@@ -158,7 +158,7 @@ export class ImageRepositoryController {
     return runWorker(this.queue, (key) => this.reconcile(key), {
       onError: (key, e, delay) => {
         const code = (e as { code?: unknown }).code;
-        this.o.log?.(`ImageRepository ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { repository: key, ...(typeof code === "string" ? { reason: reasonFor(code) } : {}) }, "warn");
+        this.options.log?.(`ImageRepository ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { repository: key, ...(typeof code === "string" ? { reason: reasonFor(code) } : {}) }, "warn");
       },
     });
   }
@@ -173,7 +173,7 @@ export class ImageRepositoryController {
     const repo = this.informer.get(key);
     if (!repo || repo.metadata?.deletionTimestamp) {
       this.selected.delete(key);
-      await this.o.store.delete(key);
+      await this.options.store.delete(key);
       return;
     }
     const ns = repo.metadata!.namespace!;
@@ -186,10 +186,10 @@ export class ImageRepositoryController {
       return;
     }
     const { spec, ref, intervalMs: asked, recheckMs, platform } = parsed;
-    const intervalMs = Math.max(asked, this.o.minIntervalMs ?? 60_000);
+    const intervalMs = Math.max(asked, this.options.minIntervalMs ?? 60_000);
     const image = `${ref.registry}/${ref.repository}`;
-    const jitter = this.o.jitter ?? 0.1;
-    let state = await this.o.store.get(key);
+    const jitter = this.options.jitter ?? 0.1;
+    let state = await this.options.store.get(key);
     if (state && state.image !== image) state = undefined;
     const known = new Map((state?.tags ?? []).map((t) => [t.tag, t]));
     const lastListed = state?.listedAt ? Date.parse(state.listedAt) : NaN;
@@ -203,8 +203,8 @@ export class ImageRepositoryController {
     let client: RegistryClient | undefined;
     const registry = async () => {
       if (!client) {
-        const creds = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.o.operatorSecrets, providers: this.o.providers });
-        client = new RegistryClient({ options: this.o.registry, keyring: creds.keyring, metrics: this.o.registryMetrics, defaultPlatform: platform ?? this.o.defaultPlatform });
+        const creds = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.options.operatorSecrets, providers: this.options.providers });
+        client = new RegistryClient({ options: this.options.registry, keyring: creds.keyring, metrics: this.options.registryMetrics, defaultPlatform: platform ?? this.options.defaultPlatform });
         missing = creds.missing;
       }
       return client;
@@ -218,7 +218,7 @@ export class ImageRepositoryController {
       let tags = [...known.keys()];
       if (due) {
         this.counts.listings++;
-        const listing = await (await registry()).listTags(ref, { maxTags: this.o.maxListedTags ?? 10_000, pageSize: this.o.pageSize ?? 1000 });
+        const listing = await (await registry()).listTags(ref, { maxTags: this.options.maxListedTags ?? 10_000, pageSize: this.options.pageSize ?? 1000 });
         tags = listing.tags;
         truncated = listing.truncated;
         listedTags = tags.length;
@@ -228,11 +228,11 @@ export class ImageRepositoryController {
         for (const t of gone) known.delete(t);
         for (const t of added) known.set(t.tag, t);
         // Recorded before resolving anything: a restart after this point does not list again.
-        await this.o.store.record(key, image, { listedAt, upsert: added, remove: gone });
+        await this.options.store.record(key, image, { listedAt, upsert: added, remove: gone });
       }
       const candidates = filterTags(tags, spec.tagFilter ?? {});
       const order = tagOrder(candidates);
-      const budget = { left: this.o.maxResolvesPerRound ?? 100 };
+      const budget = { left: this.options.maxResolvesPerRound ?? 100 };
       const changed: WatchedTag[] = [];
       if (order === "created") {
         // Creation times of candidates not read yet, newest names first (a guess; the next rounds read the rest).
@@ -270,11 +270,11 @@ export class ImageRepositoryController {
         if (moved && order === "created" && !reread) continue;
         const t: WatchedTag = reread ?? { tag, digest, checkedAt: new Date(now).toISOString(), ...(k.created ? { created: k.created } : {}) };
         if (k.digest !== digest) newDigests++;
-        if (moved) this.o.log?.(`ImageRepository ${key}: tag ${tag} moved from ${k.digest} to ${digest}`, { repository: key });
+        if (moved) this.options.log?.(`ImageRepository ${key}: tag ${tag} moved from ${k.digest} to ${digest}`, { repository: key });
         known.set(tag, t);
         changed.push(t);
       }
-      if (changed.length) await this.o.store.record(key, image, { upsert: changed });
+      if (changed.length) await this.options.store.record(key, image, { upsert: changed });
 
       // The scans: one per selected digest, made or found exactly as pods' scans are. No memo of recent creations
       // (one reconcile per repository at a time; a race with another creator ends in createScan's 409 check), so
@@ -287,8 +287,8 @@ export class ImageRepositoryController {
         const r = await ensureImageScan(this.custom, this.scans, {
           requester: `ImageRepository ${ns}/${name}`, namespace: ns, ref: { ...ref, tag }, digest: t.digest, secretNames,
           annotations: { [WATCHED_BY_ANNOTATION]: `${ns}/${name}` },
-        }, { events: this.o.events, log: this.o.log });
-        if (r.created) this.o.events?.record(withKind(repo), "Normal", "NewDigest", `${tag} is ${t.digest}: ImageScan ${r.name}`);
+        }, { events: this.options.events, log: this.options.log });
+        if (r.created) this.options.events?.record(withKind(repo), "Normal", "NewDigest", `${tag} is ${t.digest}: ImageScan ${r.name}`);
         digests.add(digestLabel(t.digest));
         selected.push({ tag, digest: t.digest, scan: r.name, ...(t.created ? { created: t.created } : {}) });
       }
@@ -302,7 +302,7 @@ export class ImageRepositoryController {
         observedGeneration: generation, message,
         conditions: [cond("Ready", unresolved > 0 ? "False" : "True", unresolved > 0 ? "Resolving" : "Listed", message, generation, repo.status?.conditions)],
       });
-      if (due) this.o.onListing?.({ registry: ref.registry, tags: listedTags, newDigests });
+      if (due) this.options.onListing?.({ registry: ref.registry, tags: listedTags, newDigests });
       // Tags left unresolved by the per-round budget: the next round soon, not an interval later.
       return { requeueAfterMs: unresolved > 0 ? 1000 : Math.max(1000, Date.parse(listedAt!) + intervalMs * (1 + (Math.random() * 2 - 1) * jitter) - Date.now()) };
     } catch (e) {
@@ -314,14 +314,14 @@ export class ImageRepositoryController {
       }
       if (!code) throw e;
       const reason = reasonFor(code);
-      this.o.onListing?.({ registry: ref.registry, tags: 0, newDigests: 0, error: reason });
+      this.options.onListing?.({ registry: ref.registry, tags: 0, newDigests: 0, error: reason });
       await this.patchStatus(ns, name, { observedGeneration: generation, message, conditions: [cond("Ready", "False", reason, message, generation, repo.status?.conditions)] });
-      this.o.events?.record(withKind(repo), "Warning", reason, message);
+      this.options.events?.record(withKind(repo), "Warning", reason, message);
       // Transient: back off (a Retry-After longer than the client waits is honoured); else the next interval.
       const retryAfter = (e as { details?: { retryAfterMs?: number } }).details?.retryAfterMs ?? 0;
       if (isTransientCode(code) && retryAfter <= 0) throw Object.assign(new Error(message, { cause: e }), { code });
       const delay = isTransientCode(code) ? retryAfter : intervalMs;
-      this.o.log?.(`ImageRepository ${key}: ${message}; next attempt in ${Math.round(delay)} ms`, { repository: key, reason }, "warn");
+      this.options.log?.(`ImageRepository ${key}: ${message}; next attempt in ${Math.round(delay)} ms`, { repository: key, reason }, "warn");
       return { requeueAfterMs: delay };
     } finally {
       await client?.close();

@@ -172,7 +172,7 @@ export class Rematcher {
   private wake?: () => void;
   private pending = false;
 
-  constructor(private readonly o: RematcherOptions) {}
+  constructor(private readonly options: RematcherOptions) {}
 
   /** Asks for a round as soon as the current one (if any) ends. */
   nudge(): void {
@@ -181,20 +181,20 @@ export class Rematcher {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    const interval = this.o.intervalMs ?? 30_000;
+    const interval = this.options.intervalMs ?? 30_000;
     while (!signal.aborted) {
       this.pending = false;
       let more = false;
       try {
-        const r = await rematchPending(this.o.store, { onChange: this.o.onChange });
+        const r = await rematchPending(this.options.store, { onChange: this.options.onChange });
         if (r.operations) {
-          this.o.log?.(r.failed.length ? "warn" : "info", `re-matched ${r.manifests} images after ${r.operations} advisory operations: ${r.changed.length} changed${r.failed.length ? `, ${r.failed.length} failed (${r.failed[0]!.manifest}: ${r.failed[0]!.error})` : ""}`,
+          this.options.log?.(r.failed.length ? "warn" : "info", `re-matched ${r.manifests} images after ${r.operations} advisory operations: ${r.changed.length} changed${r.failed.length ? `, ${r.failed.length} failed (${r.failed[0]!.manifest}: ${r.failed[0]!.error})` : ""}`,
             { operations: r.operations, manifests: r.manifests, changed: r.changed.length, failed: r.failed.length, durationMs: Math.round(r.durationMs) });
         }
-        this.o.onRound?.(r);
+        this.options.onRound?.(r);
         more = r.operations >= OPERATIONS_PER_ROUND;
       } catch (e) {
-        this.o.log?.("warn", `re-matching failed: ${(e as Error).message}; retrying in ${Math.round(interval / 1000)} s`);
+        this.options.log?.("warn", `re-matching failed: ${(e as Error).message}; retrying in ${Math.round(interval / 1000)} s`);
       }
       if (this.pending || more) continue;
       await new Promise<void>((resolve) => {

@@ -43,13 +43,6 @@ export class SharedCache {
     return [...this.informers.keys()];
   }
 
-  /** Watch and list requests made by all informers. */
-  get requests(): number {
-    let n = 0;
-    for (const inf of this.informers.values()) n += inf.requests;
-    return n;
-  }
-
   /** Whether every informer that was started has listed once. */
   get synced(): boolean {
     return [...this.informers.values()].every((i) => i.hasSynced || !i.started);

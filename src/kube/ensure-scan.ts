@@ -67,7 +67,7 @@ export async function ensureImageScan(
   custom: k8s.CustomObjectsApi,
   scans: Informer<ImageScan>,
   req: EnsureRequest,
-  o: { events?: EventRecorder; log?: LogFn; counts?: { creates: number; patches: number }; recent?: RecentScans } = {},
+  o: { events?: EventRecorder; log?: LogFn; recent?: RecentScans } = {},
 ): Promise<EnsureResult> {
   const { namespace: ns, digest, refKey } = req;
   const existing = existingScans(scans, ns, req.ref, digest, refKey);
@@ -81,7 +81,7 @@ export async function ensureImageScan(
   }
   if (existing.length) {
     const scan = existing.find(isManaged) ?? existing[0]!;
-    if (isManaged(scan)) await mergeSecrets(custom, scan, req.secretNames, req.priority ?? false, o.counts);
+    if (isManaged(scan)) await mergeSecrets(custom, scan, req.secretNames, req.priority ?? false);
     return { name: scan.metadata!.name!, created: false };
   }
   return createScan(custom, req, o);
@@ -90,7 +90,7 @@ export async function ensureImageScan(
 async function createScan(
   custom: k8s.CustomObjectsApi,
   req: EnsureRequest,
-  o: { events?: EventRecorder; log?: LogFn; counts?: { creates: number; patches: number } },
+  o: { events?: EventRecorder; log?: LogFn },
 ): Promise<EnsureResult> {
   const { namespace: ns, ref, digest, refKey } = req;
   const image = digest ? `${ref.registry}/${ref.repository}@${digest}` : referenceString(ref);
@@ -111,7 +111,6 @@ async function createScan(
       spec: { image, ...(req.secretNames.length ? { imagePullSecrets: req.secretNames.map((n) => ({ name: n })) } : {}) },
     };
     try {
-      if (o.counts) o.counts.creates++;
       const created = (await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body })) as ImageScan;
       const name = created.metadata?.name ?? base;
       o.log?.(`created ImageScan ${ns}/${name} for ${image}`, { scan: `${ns}/${name}`, requester: req.requester });
@@ -133,12 +132,11 @@ async function createScan(
 }
 
 /** A second workload with other pull secrets: the scan gets them too (kubelet order kept, new ones last). */
-async function mergeSecrets(custom: k8s.CustomObjectsApi, scan: ImageScan, names: string[], priority: boolean, counts?: { patches: number }): Promise<void> {
+async function mergeSecrets(custom: k8s.CustomObjectsApi, scan: ImageScan, names: string[], priority: boolean): Promise<void> {
   const have = (scan.spec.imagePullSecrets ?? []).map((s) => s.name);
   const add = names.filter((n) => !have.includes(n));
   const prioritize = priority && scan.status?.phase !== "Indexed" && scan.metadata?.annotations?.[PRIORITY_ANNOTATION] !== "true";
   if (!add.length && !prioritize) return;
-  if (counts) counts.patches++;
   const body: Record<string, unknown> = {};
   if (add.length) body.spec = { imagePullSecrets: [...have, ...add].map((n) => ({ name: n })) };
   if (prioritize) body.metadata = { annotations: { [PRIORITY_ANNOTATION]: "true" } };

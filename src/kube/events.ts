@@ -23,22 +23,20 @@ export class EventRecorder {
   private readonly core: k8s.CoreV1Api;
   private readonly recent = new Map<string, Recent>();
   private pending = Promise.resolve();
-  /** API calls made (for the benchmark). */
-  requests = 0;
 
   /**
    * `redact`: applied to every message before it is written (Events are read by whoever may read the
    * namespace); default scrubString, serve passes tenantRedactor (which also hides operator secret names).
    */
-  constructor(kc: k8s.KubeConfig, private readonly o: { component?: string; host?: string; windowMs?: number; log?: LogFn; redact?: (s: string) => string } = {}) {
+  constructor(kc: k8s.KubeConfig, private readonly options: { component?: string; host?: string; windowMs?: number; log?: LogFn; redact?: (s: string) => string } = {}) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
   /** Records an Event; returns at once (the write happens in the background, in order). */
   record(target: EventTarget, type: "Normal" | "Warning", reason: string, raw: string): void {
-    const message = (this.o.redact ?? scrubString)(raw);
+    const message = (this.options.redact ?? scrubString)(raw);
     this.pending = this.pending.then(() => this.write(target, type, reason, message)).catch((e: unknown) => {
-      this.o.log?.(`event ${reason} on ${target.kind} ${target.metadata?.namespace}/${target.metadata?.name} not recorded: ${(e as Error).message}`, { object: `${target.kind} ${target.metadata?.namespace}/${target.metadata?.name}`, reason }, "warn");
+      this.options.log?.(`event ${reason} on ${target.kind} ${target.metadata?.namespace}/${target.metadata?.name} not recorded: ${(e as Error).message}`, { object: `${target.kind} ${target.metadata?.namespace}/${target.metadata?.name}`, reason }, "warn");
     });
   }
 
@@ -52,12 +50,11 @@ export class EventRecorder {
     const msg = message.slice(0, 1024);
     const key = `${target.metadata?.uid}|${type}|${reason}|${msg}`;
     const now = new Date();
-    const window = this.o.windowMs ?? 10 * 60_000;
+    const window = this.options.windowMs ?? 10 * 60_000;
     const seen = this.recent.get(key);
     if (seen && now.getTime() - seen.at < window) {
       seen.count++;
       seen.at = now.getTime();
-      this.requests++;
       try {
         await this.core.patchNamespacedEvent(
           { name: seen.name, namespace, body: { count: seen.count, lastTimestamp: now.toISOString() } },
@@ -71,7 +68,6 @@ export class EventRecorder {
     }
     this.prune(now.getTime(), window);
     const name = `${target.metadata?.name ?? "unknown"}.${randomBytes(8).toString("hex")}`;
-    this.requests++;
     await this.core.createNamespacedEvent({
       namespace,
       body: {
@@ -81,7 +77,7 @@ export class EventRecorder {
           uid: target.metadata?.uid, resourceVersion: target.metadata?.resourceVersion,
         },
         reason, message: msg, type, count: 1, firstTimestamp: now, lastTimestamp: now,
-        source: { component: this.o.component ?? "portcullis", ...(this.o.host ? { host: this.o.host } : {}) },
+        source: { component: this.options.component ?? "portcullis", ...(this.options.host ? { host: this.options.host } : {}) },
       },
     });
     this.recent.set(key, { name, count: 1, at: now.getTime() });

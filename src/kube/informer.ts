@@ -49,12 +49,10 @@ export class Informer<T extends KubeObject> {
   private synced: Promise<void> | undefined;
   private readonly handlers = new Set<EventHandler<T>>();
   private readonly indexers: Indexers<T> = {};
-  /** Watch requests made (for the "API requests per pod" figure). */
-  requests = 0;
 
-  constructor(private readonly kc: KubeConfig, private readonly o: InformerOptions<T>) {
-    if (o.onEvent) this.handlers.add(o.onEvent);
-    if (o.indexers) this.addIndexers(o.indexers);
+  constructor(private readonly kc: KubeConfig, private readonly options: InformerOptions<T>) {
+    if (options.onEvent) this.handlers.add(options.onEvent);
+    if (options.indexers) this.addIndexers(options.indexers);
   }
 
   /** Whether start() was called. */
@@ -64,7 +62,7 @@ export class Informer<T extends KubeObject> {
 
   /** The watch path: what logs and the shared cache name it by. */
   get path(): string {
-    return this.o.watchPath;
+    return this.options.watchPath;
   }
 
   /**
@@ -73,7 +71,7 @@ export class Informer<T extends KubeObject> {
    */
   start(): Promise<void> {
     if (this.synced) return this.synced;
-    if (this.stopped) return Promise.reject(new Error(`informer ${this.o.watchPath}: start() after stop()`));
+    if (this.stopped) return Promise.reject(new Error(`informer ${this.options.watchPath}: start() after stop()`));
     let resolveSynced!: () => void;
     this.synced = new Promise((r) => (resolveSynced = r));
     void this.loop(resolveSynced);
@@ -99,7 +97,7 @@ export class Informer<T extends KubeObject> {
     for (const [name, fn] of Object.entries(indexers)) {
       const had = this.indexers[name];
       if (had === fn) continue;
-      if (had) throw new Error(`informer ${this.o.watchPath}: index ${name} is already defined by another function`);
+      if (had) throw new Error(`informer ${this.options.watchPath}: index ${name} is already defined by another function`);
       this.indexers[name] = fn;
       for (const [key, obj] of this.cache) this.indexOne(name, fn, key, obj);
     }
@@ -111,7 +109,7 @@ export class Informer<T extends KubeObject> {
         h(type, obj, old);
       } catch (e) {
         // One consumer's bug must not starve the others, nor stop the watch.
-        this.o.log?.(`informer ${this.o.watchPath}: an event handler failed: ${(e as Error).message}`, undefined, "error");
+        this.options.log?.(`informer ${this.options.watchPath}: an event handler failed: ${(e as Error).message}`, undefined, "error");
       }
     }
   }
@@ -179,8 +177,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private async relist(): Promise<void> {
-    this.requests++;
-    const { items, resourceVersion } = await this.o.list();
+    const { items, resourceVersion } = await this.options.list();
     const seen = new Set<string>();
     for (const item of items) {
       const key = objectKey(item);
@@ -200,7 +197,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private async loop(onSynced: () => void): Promise<void> {
-    let delay = this.o.backoffMs ?? 500;
+    let delay = this.options.backoffMs ?? 500;
     let needList = true;
     while (!this.stopped) {
       try {
@@ -212,10 +209,10 @@ export class Informer<T extends KubeObject> {
         }
         const gone = await this.watchOnce();
         if (gone) needList = true;
-        delay = this.o.backoffMs ?? 500;
+        delay = this.options.backoffMs ?? 500;
       } catch (e) {
         if (this.stopped) return;
-        this.o.log?.(`informer ${this.o.watchPath}: ${(e as Error).message}; retrying in ${delay} ms`, undefined, "warn");
+        this.options.log?.(`informer ${this.options.watchPath}: ${(e as Error).message}; retrying in ${delay} ms`, undefined, "warn");
         await sleep(delay);
         delay = Math.min(delay * 2, 30_000);
       }
@@ -228,13 +225,12 @@ export class Informer<T extends KubeObject> {
    * headers arrived, so a stop during a quiet watch could leave the request, and the process, hanging).
    */
   private async watchOnce(): Promise<boolean> {
-    this.requests++;
     const ac = new AbortController();
     this.abort = ac;
     if (this.stopped) return false;
     const cluster = this.kc.getCurrentCluster();
     if (!cluster) throw new Error("no current cluster in the kubeconfig");
-    const url = new URL(cluster.server.replace(/\/+$/, "") + this.o.watchPath);
+    const url = new URL(cluster.server.replace(/\/+$/, "") + this.options.watchPath);
     for (const [k, v] of Object.entries({ watch: "true", resourceVersion: this.resourceVersion, allowWatchBookmarks: "true", timeoutSeconds: "300" })) url.searchParams.set(k, v);
     const fetchOpts = (await this.kc.applyToFetchOptions({})) as { agent?: HttpAgent; headers?: { forEach(cb: (v: string, k: string) => void): void } };
     const headers: Record<string, string> = { accept: "application/json" };
@@ -250,7 +246,7 @@ export class Informer<T extends KubeObject> {
       };
       const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method: "GET", agent: fetchOpts.agent, headers, signal: ac.signal });
       // A watch that goes silent past the server's own timeout (and its bookmarks) is dead: start over.
-      req.setTimeout(330_000, () => req.destroy(new Error(`watch ${this.o.watchPath}: no data for 330 s`)));
+      req.setTimeout(330_000, () => req.destroy(new Error(`watch ${this.options.watchPath}: no data for 330 s`)));
       req.on("error", (e) => finish(e));
       req.on("response", (res) => {
         if (res.statusCode === 410) {
@@ -262,7 +258,7 @@ export class Informer<T extends KubeObject> {
         if (res.statusCode !== 200) {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => finish(Object.assign(new Error(`watch ${this.o.watchPath}: HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`), { statusCode: res.statusCode })));
+          res.on("end", () => finish(Object.assign(new Error(`watch ${this.options.watchPath}: HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`), { statusCode: res.statusCode })));
           return;
         }
         const lines = createInterface({ input: res });

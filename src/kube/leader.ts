@@ -78,15 +78,15 @@ export class LeaderElector {
   private leaderAbort: AbortController | undefined;
   private work: Promise<void> | undefined;
 
-  constructor(private readonly o: LeaderElectionOptions) {
-    this.leaseMs = o.leaseDurationMs ?? 15_000;
-    this.renewMs = o.renewDeadlineMs ?? 10_000;
-    this.retryMs = o.retryPeriodMs ?? 2_000;
-    if (!o.identity) throw new Error("leader election: identity must not be empty");
+  constructor(private readonly options: LeaderElectionOptions) {
+    this.leaseMs = options.leaseDurationMs ?? 15_000;
+    this.renewMs = options.renewDeadlineMs ?? 10_000;
+    this.retryMs = options.retryPeriodMs ?? 2_000;
+    if (!options.identity) throw new Error("leader election: identity must not be empty");
     if (!(this.retryMs > 0)) throw new Error("leader election: retryPeriodMs must be > 0");
     if (!(this.renewMs > this.retryMs)) throw new Error("leader election: renewDeadlineMs must be greater than retryPeriodMs");
     if (!(this.leaseMs > this.renewMs)) throw new Error("leader election: leaseDurationMs must be greater than renewDeadlineMs");
-    this.api = o.kc.makeApiClient(CoordinationV1Api);
+    this.api = options.kc.makeApiClient(CoordinationV1Api);
   }
 
   /** Starts campaigning; returns at once. A stopped elector cannot be started again. */
@@ -117,12 +117,12 @@ export class LeaderElector {
   }
 
   private get leaseName(): string {
-    return `${this.o.namespace}/${this.o.name}`;
+    return `${this.options.namespace}/${this.options.name}`;
   }
 
   private log(msg: string, level: LogLevel = "info"): void {
     try {
-      this.o.log?.(msg, { lease: this.leaseName }, level);
+      this.options.log?.(msg, { lease: this.leaseName }, level);
     } catch {
       // A logger that throws must not stop the election.
     }
@@ -142,7 +142,7 @@ export class LeaderElector {
 
   /** Tries until the Lease is ours (true) or stop() was called (false). */
   private async acquire(stop: AbortSignal): Promise<boolean> {
-    this.log(`leader election: ${this.o.identity} campaigning for lease ${this.leaseName}`);
+    this.log(`leader election: ${this.options.identity} campaigning for lease ${this.leaseName}`);
     for (;;) {
       if (stop.aborted) return false;
       const started = now();
@@ -182,10 +182,10 @@ export class LeaderElector {
     this.leading = true;
     const ctl = new AbortController();
     this.leaderAbort = ctl;
-    this.log(`leader election: ${this.o.identity} acquired lease ${this.leaseName}`);
+    this.log(`leader election: ${this.options.identity} acquired lease ${this.leaseName}`);
     let work: Promise<void>;
     try {
-      work = Promise.resolve(this.o.onStartedLeading(ctl.signal));
+      work = Promise.resolve(this.options.onStartedLeading(ctl.signal));
     } catch (e) {
       work = Promise.reject(e);
     }
@@ -195,13 +195,13 @@ export class LeaderElector {
   private stopLeading(reason: string): void {
     this.leading = false;
     this.leaderAbort?.abort(new Error(`leadership of ${this.leaseName} lost: ${reason}`));
-    this.log(`leader election: ${this.o.identity} lost lease ${this.leaseName}: ${reason}`, "warn");
+    this.log(`leader election: ${this.options.identity} lost lease ${this.leaseName}: ${reason}`, "warn");
     this.callStopped();
   }
 
   private callStopped(): void {
     try {
-      this.o.onStoppedLeading?.();
+      this.options.onStoppedLeading?.();
     } catch (e) {
       this.log(`leader election: onStoppedLeading failed: ${describeError(e)}`, "error");
     }
@@ -221,7 +221,7 @@ export class LeaderElector {
     // Also when stop() came between a successful acquire and onStartedLeading: the Lease names us.
     await this.release();
     if (wasLeading) {
-      this.log(`leader election: ${this.o.identity} stopped leading ${this.leaseName}`);
+      this.log(`leader election: ${this.options.identity} stopped leading ${this.leaseName}`);
       this.callStopped();
     }
   }
@@ -229,7 +229,7 @@ export class LeaderElector {
   /** client-go's ReleaseOnCancel: an empty holder, so the next candidate takes the Lease without waiting. */
   private async release(): Promise<void> {
     const lease = this.lease;
-    if (!lease || this.observed?.holderIdentity !== this.o.identity) return;
+    if (!lease || this.observed?.holderIdentity !== this.options.identity) return;
     const at = new V1MicroTime();
     const spec: LeaseRecord = { holderIdentity: "", leaseDurationSeconds: 1, acquireTime: at.toISOString(), renewTime: at.toISOString(), leaseTransitions: this.observed.leaseTransitions ?? 0 };
     const { signal, timedOut, done } = deadline(this.renewMs);
@@ -241,10 +241,10 @@ export class LeaderElector {
         // Read the Lease again and release it if it still names us.
         if (statusCode(e) !== 409) throw e;
         const fresh = await this.get(signal);
-        if (!fresh || leaseRecord(fresh).holderIdentity !== this.o.identity) return;
+        if (!fresh || leaseRecord(fresh).holderIdentity !== this.options.identity) return;
         this.see(await this.replace(fresh, { ...spec, leaseTransitions: leaseRecord(fresh).leaseTransitions ?? spec.leaseTransitions }, signal));
       }
-      this.log(`leader election: ${this.o.identity} released lease ${this.leaseName}`);
+      this.log(`leader election: ${this.options.identity} released lease ${this.leaseName}`);
     } catch (e) {
       const why = timedOut() ? `no answer within ${this.renewMs} ms` : describeError(e);
       this.log(`leader election: could not release lease ${this.leaseName}: ${why}`, "warn");
@@ -273,15 +273,15 @@ export class LeaderElector {
   private async tryAcquireOrRenew(signal: AbortSignal): Promise<Attempt> {
     const at = new V1MicroTime().toISOString();
     const mine = (old: LeaseRecord): LeaseRecord => ({
-      holderIdentity: this.o.identity,
+      holderIdentity: this.options.identity,
       leaseDurationSeconds: Math.max(1, Math.ceil(this.leaseMs / 1000)),
-      acquireTime: old.holderIdentity === this.o.identity && old.acquireTime ? old.acquireTime : at,
+      acquireTime: old.holderIdentity === this.options.identity && old.acquireTime ? old.acquireTime : at,
       renewTime: at,
-      leaseTransitions: old.holderIdentity === this.o.identity ? (old.leaseTransitions ?? 0) : (old.leaseTransitions ?? 0) + 1,
+      leaseTransitions: old.holderIdentity === this.options.identity ? (old.leaseTransitions ?? 0) : (old.leaseTransitions ?? 0) + 1,
     });
 
     // Fast path (client-go's too): a leader renews with the object it last wrote, without reading first.
-    if (this.leading && this.lease && this.observed?.holderIdentity === this.o.identity) {
+    if (this.leading && this.lease && this.observed?.holderIdentity === this.options.identity) {
       try {
         this.see(await this.replace(this.lease, mine(this.observed), signal));
         return "acquired";
@@ -306,7 +306,7 @@ export class LeaderElector {
     }
     const record = this.see(lease);
     const holder = record.holderIdentity;
-    if (holder && holder !== this.o.identity && !this.expired()) return "held";
+    if (holder && holder !== this.options.identity && !this.expired()) return "held";
     try {
       this.see(await this.replace(lease, mine(record), signal));
       return "acquired";
@@ -336,7 +336,7 @@ export class LeaderElector {
       this.reportedLeader = holder;
       if (!this.stopper.signal.aborted) {
         try {
-          this.o.onNewLeader?.(holder);
+          this.options.onNewLeader?.(holder);
         } catch (e) {
           this.log(`leader election: onNewLeader failed: ${describeError(e)}`, "error");
         }
@@ -348,7 +348,7 @@ export class LeaderElector {
   private async get(signal: AbortSignal): Promise<V1Lease | undefined> {
     this.requests++;
     try {
-      return await this.api.readNamespacedLease({ namespace: this.o.namespace, name: this.o.name }, withSignal(signal));
+      return await this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name }, withSignal(signal));
     } catch (e) {
       if (statusCode(e) === 404) return undefined;
       throw e;
@@ -357,15 +357,15 @@ export class LeaderElector {
 
   private create(spec: LeaseRecord, signal: AbortSignal): Promise<V1Lease> {
     this.requests++;
-    const body: V1Lease = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.o.name, namespace: this.o.namespace }, spec: leaseSpec(spec) };
-    return this.api.createNamespacedLease({ namespace: this.o.namespace, body }, withSignal(signal));
+    const body: V1Lease = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.options.name, namespace: this.options.namespace }, spec: leaseSpec(spec) };
+    return this.api.createNamespacedLease({ namespace: this.options.namespace, body }, withSignal(signal));
   }
 
   /** A replace with the resourceVersion of `lease` (optimistic concurrency), keeping its metadata. */
   private replace(lease: V1Lease, spec: LeaseRecord, signal: AbortSignal): Promise<V1Lease> {
     this.requests++;
     const body: V1Lease = { ...lease, apiVersion: "coordination.k8s.io/v1", kind: "Lease", spec: { ...lease.spec, ...leaseSpec(spec) } };
-    return this.api.replaceNamespacedLease({ namespace: this.o.namespace, name: this.o.name, body }, withSignal(signal));
+    return this.api.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body }, withSignal(signal));
   }
 }
 

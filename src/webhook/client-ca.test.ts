@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ClientCa, ClientCaError, CLIENT_CA_MAX_BYTES, parseClientCa } from "./client-ca.js";
-import { createCA, issueServingCertificate } from "./tls.js";
+import { createCA, issueServingCertificate } from "./tls/index.js";
 
 const now = new Date();
 const dir = mkdtempSync(join(tmpdir(), "client-ca-"));

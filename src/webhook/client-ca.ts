@@ -51,14 +51,14 @@ export class ClientCa {
   private timer?: NodeJS.Timeout;
 
   /** Reads the file now: throws ClientCaError when it is unusable. */
-  constructor(private readonly o: ClientCaOptions) {
+  constructor(private readonly options: ClientCaOptions) {
     let text: string;
     try {
-      text = readFileSync(o.file, "utf8");
+      text = readFileSync(options.file, "utf8");
     } catch (e) {
-      throw new ClientCaError(`--webhook-client-ca ${o.file}: ${(e as Error).message}`);
+      throw new ClientCaError(`--webhook-client-ca ${options.file}: ${(e as Error).message}`);
     }
-    this.current = parseClientCa(text, o.file);
+    this.current = parseClientCa(text, options.file);
   }
 
   /** The CA certificates (PEM) client certificates must chain to. */
@@ -74,7 +74,7 @@ export class ClientCa {
 
   /** Polls the file until stop(). */
   start(): void {
-    const ms = (this.o.pollSeconds ?? 30) * 1000;
+    const ms = (this.options.pollSeconds ?? 30) * 1000;
     const tick = () => void this.reload().finally(() => {
       if (this.timer) this.timer = setTimeout(tick, ms).unref();
     });
@@ -90,19 +90,19 @@ export class ClientCa {
   async reload(): Promise<boolean> {
     let pem: string;
     try {
-      pem = parseClientCa(await readFile(this.o.file, "utf8"), this.o.file);
+      pem = parseClientCa(await readFile(this.options.file, "utf8"), this.options.file);
     } catch (e) {
-      this.o.log?.("error", `webhook client CA: ${(e as Error).message}; still requiring certificates of the previous CA`);
+      this.options.log?.("error", `webhook client CA: ${(e as Error).message}; still requiring certificates of the previous CA`);
       return false;
     }
     if (pem === this.current) return false;
     this.current = pem;
-    this.o.log?.("info", `webhook client CA reloaded from ${this.o.file}`);
+    this.options.log?.("info", `webhook client CA reloaded from ${this.options.file}`);
     for (const l of this.listeners) {
       try {
         l(pem);
       } catch (e) {
-        this.o.log?.("error", `applying the new webhook client CA: ${(e as Error).message}`);
+        this.options.log?.("error", `applying the new webhook client CA: ${(e as Error).message}`);
       }
     }
     return true;

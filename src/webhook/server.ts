@@ -115,15 +115,15 @@ export class AdmissionWebhook {
   /** What an answer may say (the requester is a tenant): scrubbed, operator pull secrets by kind only. */
   private readonly redact: (s: string) => string;
 
-  constructor(private readonly o: WebhookOptions) {
-    this.redact = tenantRedactor(o.operatorSecrets);
-    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    this.authz = o.kc.makeApiClient(k8s.AuthorizationV1Api);
-    this.secrets = o.secrets ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
-    this.excluded = new Set([...(o.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES), o.namespace]);
-    this.budgetMs = Math.round((o.timeoutSeconds ?? 5) * 1000 * 0.7);
-    this.scanBuckets = new ClientLimiter(o.scanRequests?.perSecond ?? 1, o.scanRequests?.burst ?? 20);
-    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m) => o.log?.("warn", m) });
+  constructor(private readonly options: WebhookOptions) {
+    this.redact = tenantRedactor(options.operatorSecrets);
+    this.custom = options.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.authz = options.kc.makeApiClient(k8s.AuthorizationV1Api);
+    this.secrets = options.secrets ?? new SecretCache(options.kc.makeApiClient(k8s.CoreV1Api));
+    this.excluded = new Set([...(options.excludeNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES), options.namespace]);
+    this.budgetMs = Math.round((options.timeoutSeconds ?? 5) * 1000 * 0.7);
+    this.scanBuckets = new ClientLimiter(options.scanRequests?.perSecond ?? 1, options.scanRequests?.burst ?? 20);
+    this.cache = options.cache ?? new SharedCache(options.kc, { log: (m) => options.log?.("warn", m) });
     this.scans = this.cache.informer(IMAGESCANS, IMAGESCAN_INDEXERS);
     this.imagePolicies = this.cache.informer(IMAGE_POLICIES);
     this.clusterPolicies = this.cache.informer(CLUSTER_IMAGE_POLICIES);
@@ -143,7 +143,7 @@ export class AdmissionWebhook {
 
   async stop(): Promise<void> {
     this.removeHandler?.();
-    if (!this.o.cache) this.cache.stop();
+    if (!this.options.cache) this.cache.stop();
     await Promise.allSettled([...this.after]);
   }
 
@@ -174,7 +174,7 @@ export class AdmissionWebhook {
 
   /** A digest's findings as of `matchedAt`: from memory, else loaded (once, shared by concurrent reviews). */
   private findingsFor(digest: string, matchedAt: string): Promise<readonly Finding[] | undefined> {
-    const load = this.o.findings;
+    const load = this.options.findings;
     if (!load) return Promise.resolve(undefined);
     const hit = this.findings.get(digest);
     if (hit && hit.matchedAt === matchedAt) {
@@ -194,7 +194,7 @@ export class AdmissionWebhook {
       if (stored.summary.matchedAt !== matchedAt) entry.matchedAt = stored.summary.matchedAt;
       entry.findings = stored.findings;
       this.findingsHeld += stored.findings.length;
-      const max = this.o.findingsCacheSize ?? 500_000;
+      const max = this.options.findingsCacheSize ?? 500_000;
       for (const [d, e] of this.findings) {
         if (this.findingsHeld <= max || d === digest) break;
         this.findings.delete(d);
@@ -204,7 +204,7 @@ export class AdmissionWebhook {
     }, (e: unknown) => {
       entry.loading = undefined;
       if (this.findings.get(digest) === entry) this.findings.delete(digest);
-      this.o.log?.("warn", `loading the findings of ${digest} failed: ${(e as Error).message}`);
+      this.options.log?.("warn", `loading the findings of ${digest} failed: ${(e as Error).message}`);
       return undefined;
     });
     this.findings.delete(digest);
@@ -221,7 +221,7 @@ export class AdmissionWebhook {
       uid = req.uid;
       return await withLogContext({ uid: req.uid }, () => this.judge(req, mode, t0, detail));
     } catch (e) {
-      if (!(e instanceof ReviewError)) this.o.log?.("error", `admission review failed: ${(e as Error).stack ?? String(e)}`, uid ? { uid } : undefined);
+      if (!(e instanceof ReviewError)) this.options.log?.("error", `admission review failed: ${(e as Error).stack ?? String(e)}`, uid ? { uid } : undefined);
       throw e;
     }
   }
@@ -233,14 +233,14 @@ export class AdmissionWebhook {
     if (this.excluded.has(ns)) return answer({ allowed: true });
     const found = imagesToJudge(req);
     if (!found) {
-      this.o.log?.("info", `allowed ${req.kind.group}/${req.kind.kind}: not a kind Portcullis judges`, { uid: req.uid });
+      this.options.log?.("info", `allowed ${req.kind.group}/${req.kind.kind}: not a kind Portcullis judges`, { uid: req.uid });
       return answer({ allowed: true });
     }
     if (found.images.length === 0) return answer({ allowed: true });
     // A pin is a digest resolved with the namespace's credentials: it goes only to the API server, proven by its
     // client certificate. Without one the mutating webhook pins nothing (and asks no registry).
     if (mode === "mutate" && detail === "generic") {
-      this.o.log?.("debug", "not pinning: the review came without a client certificate (--webhook-client-ca)", { uid: req.uid });
+      this.options.log?.("debug", "not pinning: the review came without a client certificate (--webhook-client-ca)", { uid: req.uid });
       return answer({ allowed: true });
     }
     const deadline = Date.now() + this.budgetMs;
@@ -284,7 +284,7 @@ export class AdmissionWebhook {
     if (loads.length) await beforeDeadline(Promise.all(loads), deadline, undefined);
     const input: DecideInput = {
       namespace, images: judged, annotations: found.at.annotations, policies, kindLabel, dryRun: req.dryRun ?? false,
-      defaultPolicy: this.o.defaultPolicy ?? { mode: "Enforce", onMissingScan: "deny", requireDigest: false },
+      defaultPolicy: this.options.defaultPolicy ?? { mode: "Enforce", onMissingScan: "deny", requireDigest: false },
       scanFor: (digest) => scans.get(digest), ...(req.userInfo?.username !== undefined ? { user: req.userInfo.username } : {}), detail,
     };
     let decision = decide(input);
@@ -292,17 +292,17 @@ export class AdmissionWebhook {
     if (decision.verdicts.some((v) => v.breakGlassRefused === "not-permitted") && await this.breakGlassPermitted(req, ns, deadline)) {
       decision = decide({ ...input, breakGlassPermitted: true });
     }
-    this.o.onDecision?.({ decision, request: req, durationMs: performance.now() - t0 });
-    this.o.log?.("debug", `${decision.allowed ? "allowed" : "denied"} ${kindLabel}`, { operation: req.operation, images: judged.length, dryRun: req.dryRun ?? false, durationMs: Math.round(performance.now() - t0) });
+    this.options.onDecision?.({ decision, request: req, durationMs: performance.now() - t0 });
+    this.options.log?.("debug", `${decision.allowed ? "allowed" : "denied"} ${kindLabel}`, { operation: req.operation, images: judged.length, dryRun: req.dryRun ?? false, durationMs: Math.round(performance.now() - t0) });
     if (!req.dryRun && decision.scansWanted.length) this.requestScans(req, ns, judged, decision, secretNames, sa);
     if (decision.breakGlass && !req.dryRun) {
       const who = req.userInfo?.username ?? "unknown";
-      this.o.log?.("warn", `break-glass: ${kindLabel} admitted by ${who}${detail === "full" ? "" : " (as the review says: it came without a client certificate)"}: ${decision.breakGlass.reason}`, { uid: req.uid, fields: decision.breakGlass.fields });
+      this.options.log?.("warn", `break-glass: ${kindLabel} admitted by ${who}${detail === "full" ? "" : " (as the review says: it came without a client certificate)"}: ${decision.breakGlass.reason}`, { uid: req.uid, fields: decision.breakGlass.fields });
       // An Event on the object (it may not exist yet: `kubectl get events` still lists it by name). It names the
       // user only when the review is known to come from the API server: anyone could have written another's name.
       const name = req.name ?? (req.object as { metadata?: { name?: string } } | undefined)?.metadata?.name ?? "unnamed";
       const by = detail === "full" ? who : "a user the review names (not authenticated: the webhook has no --webhook-client-ca; the API server's audit log has who)";
-      this.o.events?.record({ apiVersion: `${req.kind.group ? `${req.kind.group}/` : ""}${req.kind.version}`, kind: req.kind.kind, metadata: { name, namespace: ns } }, "Warning", "BreakGlass",
+      this.options.events?.record({ apiVersion: `${req.kind.group ? `${req.kind.group}/` : ""}${req.kind.version}`, kind: req.kind.kind, metadata: { name, namespace: ns } }, "Warning", "BreakGlass",
         `${by} admitted ${decision.breakGlass.fields.join(", ")} without the checks Portcullis enforces: ${decision.breakGlass.reason}`);
     }
     return answer({
@@ -333,7 +333,7 @@ export class AdmissionWebhook {
         },
       },
     }).then((r) => r.status?.allowed === true, (e: unknown) => {
-      this.o.log?.("warn", `break-glass: the SubjectAccessReview for ${u.username} in ${ns} failed, refusing: ${(e as Error).message}`);
+      this.options.log?.("warn", `break-glass: the SubjectAccessReview for ${u.username} in ${ns} failed, refusing: ${(e as Error).message}`);
       return undefined;
     });
     const allowed = await beforeDeadline(ask, deadline, undefined);
@@ -370,18 +370,18 @@ export class AdmissionWebhook {
         const refKey = j.digest ? undefined : referenceHash(j.ref);
         const known = existingScans(this.scans, ns, j.ref, j.digest, refKey).length > 0 || this.recent.get(recentKey(ns, j.digest ? digestLabel(j.digest) : refKey!)) !== undefined;
         if (!known && !this.scanBuckets.take(ns)) {
-          this.o.onScanRequest?.("rate-limited");
+          this.options.onScanRequest?.("rate-limited");
           // debug: a flood of forged reviews must not become a flood of log lines (the metric counts them).
-          this.o.log?.("debug", `not asking for a scan of ${j.image} in ${ns}: more scan requests from reviews in that namespace than --webhook-scan-rate allows`);
+          this.options.log?.("debug", `not asking for a scan of ${j.image} in ${ns}: more scan requests from reviews in that namespace than --webhook-scan-rate allows`);
           continue;
         }
-        this.o.onScanRequest?.("requested");
+        this.options.onScanRequest?.("requested");
         await ensureImageScan(this.custom, this.scans, {
           requester: `admission of ${req.kind.kind} ${ns}/${req.name ?? "(new)"}`, namespace: ns, ref: j.ref, digest: j.digest,
           refKey, secretNames, priority: true,
-        }, { events: this.o.events, log: (m, f, l) => this.o.log?.(l ?? "info", m, f), recent: this.recent });
+        }, { events: this.options.events, log: (m, f, l) => this.options.log?.(l ?? "info", m, f), recent: this.recent });
       }
-    })().catch((e: unknown) => this.o.log?.("error", `creating ImageScans after admission of ${req.uid}: ${(e as Error).message}`));
+    })().catch((e: unknown) => this.options.log?.("error", `creating ImageScans after admission of ${req.uid}: ${(e as Error).message}`));
     this.after.add(work);
     void work.finally(() => this.after.delete(work));
   }
@@ -399,7 +399,7 @@ export class AdmissionWebhook {
     if (!running) {
       running = this.lookup(ns, ref, secretNames, sa).then((entry) => {
         this.resolved.set(key, entry);
-        const max = this.o.resolveCacheSize ?? 10_000;
+        const max = this.options.resolveCacheSize ?? 10_000;
         while (this.resolved.size > max) this.resolved.delete(this.resolved.keys().next().value!);
         return entry;
       }).finally(() => this.resolving.delete(key));
@@ -409,11 +409,11 @@ export class AdmissionWebhook {
   }
 
   private async lookup(ns: string, ref: Reference, secretNames: string[], sa: string): Promise<CacheEntry> {
-    const ttl = this.o.resolveTtlMs ?? 45_000;
+    const ttl = this.options.resolveTtlMs ?? 45_000;
     try {
       const saSecrets = await this.secrets.serviceAccountPullSecrets(ns, sa);
-      const { keyring } = await workloadKeyring(this.secrets, ns, dedupe([...secretNames, ...saSecrets]), { operator: this.o.operatorSecrets, providers: this.o.providers });
-      const client = new RegistryClient({ options: { maxAttempts: 1, ...this.o.registry }, keyring });
+      const { keyring } = await workloadKeyring(this.secrets, ns, dedupe([...secretNames, ...saSecrets]), { operator: this.options.operatorSecrets, providers: this.options.providers });
+      const client = new RegistryClient({ options: { maxAttempts: 1, ...this.options.registry }, keyring });
       try {
         // The verdict rests on this digest: hashed from the manifest itself, not the registry's HEAD header.
         return { digest: await client.verifiedDigest(ref), expires: Date.now() + ttl };

@@ -315,11 +315,11 @@ const NEEDED: Array<[string, string, string?]> = [
   ["list", "imagepolicies.portcullis.dev"], ["watch", "imagepolicies.portcullis.dev"],
   ["list", "clusterimagepolicies.portcullis.dev"], ["watch", "clusterimagepolicies.portcullis.dev"],
   ["patch", "imagepolicies.portcullis.dev/status", "team"], ["patch", "clusterimagepolicies.portcullis.dev/status"], // policies.ts
-  ...["get", "update", "patch"].map((v): [string, string] => [v, "validatingwebhookconfigurations/portcullis"]), // register.ts, tls.ts
+  ...["get", "update", "patch"].map((v): [string, string] => [v, "validatingwebhookconfigurations/portcullis"]), // register.ts, tls/rotator.ts
   ...["get", "update", "patch", "delete"].map((v): [string, string] => [v, "mutatingwebhookconfigurations/portcullis-pin-digests"]),
   ["get", "leases.coordination.k8s.io/portcullis-controller", "*ns*"], ["update", "leases.coordination.k8s.io/portcullis-controller", "*ns*"], ["create", "leases.coordination.k8s.io", "*ns*"], // kube/leader.ts
   ["create", "tokenreviews.authentication.k8s.io"], ["create", "subjectaccessreviews.authorization.k8s.io"], // api/report.ts
-  ["get", "secrets/portcullis-webhook-tls", "*ns*"], ["update", "secrets/portcullis-webhook-tls", "*ns*"], ["create", "secrets", "*ns*"], // webhook/tls.ts (builtin)
+  ["get", "secrets/portcullis-webhook-tls", "*ns*"], ["update", "secrets/portcullis-webhook-tls", "*ns*"], ["create", "secrets", "*ns*"], // webhook/tls/ (builtin)
 ];
 // The same calls divided by the role whose runnables make them (mode: split; src/cli/serve.ts). Every process
 // serves the report API (its ImageScan cache, TokenReviews, SubjectAccessReviews), records Events and reads

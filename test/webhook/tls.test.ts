@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createCA, issueServingCertificate, kubeTlsApi, SECRET_KEYS, splitPem, webhookSans, WebhookCertificates, type WebhookCertificatesOptions } from "../../src/webhook/tls.js";
+import { createCA, issueServingCertificate, kubeTlsApi, SECRET_KEYS, splitPem, webhookSans, WebhookCertificates, type WebhookCertificatesOptions } from "../../src/webhook/tls/index.js";
 import { describeWith, service, tool } from "../env/index.js";
 
 const run = promisify(execFile);

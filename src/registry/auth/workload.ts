@@ -51,8 +51,6 @@ export class SecretCache {
   private readonly secrets = new Map<string, Cached<k8s.V1Secret | undefined>>();
   private readonly accounts = new Map<string, Cached<string[]>>();
   private readonly inflight = new Map<string, Promise<unknown>>();
-  /** API reads made (for the benchmark's requests-per-pod figure). */
-  requests = 0;
 
   constructor(private readonly core: k8s.CoreV1Api, private readonly ttlMs = 30_000) {}
 
@@ -60,7 +58,6 @@ export class SecretCache {
   secret(namespace: string, name: string): Promise<k8s.V1Secret | undefined> {
     return this.cached(this.secrets, `secret ${namespace}/${name}`, async () => {
       try {
-        this.requests++;
         return await this.core.readNamespacedSecret({ name, namespace });
       } catch (e) {
         if ((e as { code?: number }).code === 404) return undefined;
@@ -73,7 +70,6 @@ export class SecretCache {
   serviceAccountPullSecrets(namespace: string, name: string): Promise<string[]> {
     return this.cached(this.accounts, `serviceaccount ${namespace}/${name}`, async () => {
       try {
-        this.requests++;
         const sa = await this.core.readNamespacedServiceAccount({ name, namespace });
         return (sa.imagePullSecrets ?? []).map((s) => s.name).filter((n): n is string => !!n);
       } catch (e) {

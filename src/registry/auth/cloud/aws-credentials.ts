@@ -38,9 +38,9 @@ export class AwsCredentialChain {
   private readonly env: NodeJS.ProcessEnv;
   private readonly now: () => number;
 
-  constructor(private readonly o: AwsCredentialOptions = {}) {
-    this.env = o.env ?? process.env;
-    this.now = o.now ?? Date.now;
+  constructor(private readonly options: AwsCredentialOptions = {}) {
+    this.env = options.env ?? process.env;
+    this.now = options.now ?? Date.now;
   }
 
   /** Which source would be used, without calling anything (for the pre-flight check). */
@@ -81,13 +81,13 @@ export class AwsCredentialChain {
       throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `cannot read the web identity token file ${tokenFile}: ${err.message}`);
     })).trim();
     const region = this.env.AWS_REGION ?? this.env.AWS_DEFAULT_REGION ?? "us-east-1";
-    const endpoint = this.o.stsEndpoint?.(region) ?? `https://sts.${region}.amazonaws.com/`;
+    const endpoint = this.options.stsEndpoint?.(region) ?? `https://sts.${region}.amazonaws.com/`;
     const form = new URLSearchParams({
       Action: "AssumeRoleWithWebIdentity", Version: "2011-06-15", RoleArn: roleArn,
       RoleSessionName: this.env.AWS_ROLE_SESSION_NAME ?? `portcullis-${Math.floor(this.now() / 1000)}`, WebIdentityToken: token,
     });
     // AssumeRoleWithWebIdentity is not signed: the token is the credential.
-    const res = await smallRequest(endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/xml" }, body: form.toString(), signal, policy: this.o.stsEndpoint ? ANYWHERE : PUBLIC_ONLY, egress: this.o.egress }).catch((err: Error) => {
+    const res = await smallRequest(endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/xml" }, body: form.toString(), signal, policy: this.options.stsEndpoint ? ANYWHERE : PUBLIC_ONLY, egress: this.options.egress }).catch((err: Error) => {
       throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `STS ${new URL(endpoint).host} did not answer: ${err.message}`);
     });
     if (res.status !== 200) {
@@ -107,7 +107,7 @@ export class AwsCredentialChain {
     const tokenFile = this.env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE;
     if (tokenFile) headers.authorization = (await readFile(tokenFile, "utf8")).trim();
     else if (this.env.AWS_CONTAINER_AUTHORIZATION_TOKEN) headers.authorization = this.env.AWS_CONTAINER_AUTHORIZATION_TOKEN;
-    const res = await smallRequest(uri, { headers, signal, policy: ANYWHERE, egress: this.o.egress }).catch((err: Error) => {
+    const res = await smallRequest(uri, { headers, signal, policy: ANYWHERE, egress: this.options.egress }).catch((err: Error) => {
       throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `the Pod Identity endpoint ${new URL(uri).host} did not answer: ${err.message}`);
     });
     if (res.status !== 200) throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `the Pod Identity endpoint answered ${res.status}: is the pod's service account associated with a role?`, res.status);

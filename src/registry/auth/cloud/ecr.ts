@@ -61,11 +61,11 @@ export class EcrCredentialProvider implements CredentialProvider {
   private readonly inflight = new Map<string, Promise<Credential>>();
   private readonly embargo = new Map<string, { until: number; reason: string }>();
 
-  constructor(private readonly o: EcrOptions = {}) {
-    const { ecrEndpoint: _e, ecrPublicEndpoint: _p, env: _env, now: _now, stsEndpoint: _s, egress: _g, ...rest } = o;
+  constructor(private readonly options: EcrOptions = {}) {
+    const { ecrEndpoint: _e, ecrPublicEndpoint: _p, env: _env, now: _now, stsEndpoint: _s, egress: _g, ...rest } = options;
     this.opts = EcrOptionsSchema.parse(rest);
-    this.chain = new AwsCredentialChain({ env: o.env, now: o.now, stsEndpoint: o.stsEndpoint, egress: o.egress });
-    this.now = o.now ?? Date.now;
+    this.chain = new AwsCredentialChain({ env: options.env, now: options.now, stsEndpoint: options.stsEndpoint, egress: options.egress });
+    this.now = options.now ?? Date.now;
   }
 
   matches(host: string): boolean {
@@ -113,8 +113,8 @@ export class EcrCredentialProvider implements CredentialProvider {
   private async fetchToken(t: EcrTarget, signal?: AbortSignal): Promise<{ credential: Credential; expiresAt: number }> {
     const creds = await this.chain.get(signal);
     const endpoint = t.public
-      ? (this.o.ecrPublicEndpoint?.() ?? "https://api.ecr-public.us-east-1.amazonaws.com/")
-      : (this.o.ecrEndpoint?.(t.region, t.fips, t.suffix) ?? `https://api.ecr${t.fips ? "-fips" : ""}.${t.region}.${t.suffix}/`);
+      ? (this.options.ecrPublicEndpoint?.() ?? "https://api.ecr-public.us-east-1.amazonaws.com/")
+      : (this.options.ecrEndpoint?.(t.region, t.fips, t.suffix) ?? `https://api.ecr${t.fips ? "-fips" : ""}.${t.region}.${t.suffix}/`);
     const url = new URL(endpoint);
     const body = "{}";
     const signed = aws4.sign(
@@ -136,7 +136,7 @@ export class EcrCredentialProvider implements CredentialProvider {
     delete headers.host;
     delete headers["content-length"];
     const where = t.public ? "ECR Public" : `ECR in ${t.region}`;
-    const res = await smallRequest(url.toString(), { method: "POST", headers, body, signal, policy: (t.public ? this.o.ecrPublicEndpoint : this.o.ecrEndpoint) ? ANYWHERE : PUBLIC_ONLY, egress: this.o.egress }).catch((e: Error) => {
+    const res = await smallRequest(url.toString(), { method: "POST", headers, body, signal, policy: (t.public ? this.options.ecrPublicEndpoint : this.options.ecrEndpoint) ? ANYWHERE : PUBLIC_ONLY, egress: this.options.egress }).catch((e: Error) => {
       throw new CloudCredentialError("ECR_AUTH_FAILED", "ecr", `${where}: ${url.host} did not answer: ${e.message}`);
     });
     if (res.status !== 200) {

@@ -26,8 +26,8 @@ export class GcrCredentialProvider implements CredentialProvider {
   private inflight: Promise<Credential> | undefined;
   private readonly now: () => number;
 
-  constructor(private readonly o: GcrOptions = {}) {
-    this.now = o.now ?? Date.now;
+  constructor(private readonly options: GcrOptions = {}) {
+    this.now = options.now ?? Date.now;
   }
 
   matches(host: string): boolean {
@@ -35,7 +35,7 @@ export class GcrCredentialProvider implements CredentialProvider {
   }
 
   private tokenUrl(): string {
-    const h = this.o.metadataHost ?? (this.o.env ?? process.env).GCE_METADATA_HOST ?? "metadata.google.internal";
+    const h = this.options.metadataHost ?? (this.options.env ?? process.env).GCE_METADATA_HOST ?? "metadata.google.internal";
     const base = /^https?:\/\//.test(h) ? h.replace(/\/+$/, "") : `http://${h}`;
     return `${base}/computeMetadata/v1/instance/service-accounts/default/token`;
   }
@@ -51,7 +51,7 @@ export class GcrCredentialProvider implements CredentialProvider {
 
   private async fetch(signal?: AbortSignal): Promise<Credential> {
     const url = this.tokenUrl();
-    const res = await smallRequest(url, { headers: { "metadata-flavor": "Google" }, signal, timeoutMs: 5000, policy: ANYWHERE, egress: this.o.egress }).catch((e: Error) => {
+    const res = await smallRequest(url, { headers: { "metadata-flavor": "Google" }, signal, timeoutMs: 5000, policy: ANYWHERE, egress: this.options.egress }).catch((e: Error) => {
       throw new CloudCredentialError("GCR_AUTH_FAILED", "gcr", `the GCE metadata server (${new URL(url).host}) did not answer: ${e.message}; outside GCP use a _json_key pull secret`);
     });
     if (res.status !== 200) throw new CloudCredentialError("GCR_AUTH_FAILED", "gcr", `the GCE metadata server answered ${res.status} for the default service account's token`, res.status);
@@ -64,7 +64,7 @@ export class GcrCredentialProvider implements CredentialProvider {
     if (!body.access_token) throw new CloudCredentialError("GCR_AUTH_FAILED", "gcr", "the GCE metadata server answered without an access token");
     const life = (body.expires_in ?? 300) * 1000;
     const credential: Credential = { username: "oauth2accesstoken", password: body.access_token, source: "gcr-metadata" };
-    this.cached = { credential, refreshAt: this.now() + life - Math.min(this.o.refreshBeforeMs ?? 5 * 60 * 1000, life / 2) };
+    this.cached = { credential, refreshAt: this.now() + life - Math.min(this.options.refreshBeforeMs ?? 5 * 60 * 1000, life / 2) };
     return credential;
   }
 
