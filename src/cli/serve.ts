@@ -456,7 +456,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     if (cfg.watchPods === "true") manager.add(runnable("pod-controller", true, async () => {
       const pods = new PodController({
         ...namespaces, kc, cache, secrets: secretCache, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!,
-        alsoInUse: () => currentRepositories?.uses(), excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")),
+        alsoInUse: () => currentRepositories?.uses(), excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")), registryMetrics: metrics.registryHooks(),
       });
       await pods.start();
       return () => pods.stop();
