@@ -4,6 +4,7 @@
 // records how the attempt ended. The ImageScan controller, on the Lease holder, reads the outcome and writes
 // the status. A process that dies mid-job loses its lease, and the next claim after it expired takes the job
 // over; layers it finished are in the store and are not fetched again.
+import { randomBytes } from "node:crypto";
 import { isTransientCode } from "../errors.js";
 import type { Indexer } from "../indexer/indexer.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
@@ -25,7 +26,7 @@ export interface IndexJobRunnerOptions {
   providers?: CredentialProvider[];
   registry?: RegistryOptionsInput;
   registryMetrics?: RegistryMetrics;
-  /** This process, as the jobs' owner (the pod's name). */
+  /** This process, in the jobs' owner (the pod's name, then the claim's own token). */
   identity: string;
   /** Jobs at once. */
   concurrency: number;
@@ -78,7 +79,9 @@ export class IndexJobRunner {
     while (!this.stopping.signal.aborted) {
       let job: IndexJob | undefined;
       try {
-        job = await this.options.jobs.claim(this.options.identity, this.leaseMs, this.options.indexer.scannerSet);
+        // The owner names this process and this claim: a late word from an attempt whose lease expired (and
+        // which this same process may have claimed again since) cannot touch the new attempt.
+        job = await this.options.jobs.claim(`${this.options.identity}/${randomBytes(4).toString("hex")}`, this.leaseMs, this.options.indexer.scannerSet);
         failures = 0;
       } catch (e) {
         // The database is away (restarting, failing over): wait and ask again; the process stays up.
@@ -118,7 +121,7 @@ export class IndexJobRunner {
     const signal = AbortSignal.any([stop.signal, deadline]);
     let lost = false;
     const beat = setInterval(() => {
-      o.jobs.heartbeat(job.id, o.identity, this.leaseMs).then((mine) => {
+      o.jobs.heartbeat(job.id, job.owner!, this.leaseMs).then((mine) => {
         if (mine) return;
         lost = true;
         stop.abort(new Error("the job's lease was lost"));
@@ -167,7 +170,7 @@ export class IndexJobRunner {
     o.onAttempt?.(outcome.state, performance.now() - t0);
     for (let i = 0; ; i++) {
       try {
-        await o.jobs.finish(job.id, o.identity, outcome);
+        await o.jobs.finish(job.id, job.owner!, outcome);
         return;
       } catch (e) {
         // The outcome is kept until the database takes it (the lease may expire meanwhile: then the job runs again).

@@ -94,7 +94,7 @@ function held(client: pg.PoolClient): { release(): void } {
 export function isConnectionError(e: unknown): boolean {
   const code = (e as { code?: unknown } | undefined)?.code;
   if (typeof code === "string" && (CONNECTION_CODES.has(code) || code.startsWith("08"))) return true;
-  return /Connection terminated|connection timeout|terminating connection|the database system is (starting up|shutting down)/i.test((e as Error | undefined)?.message ?? "");
+  return /Connection terminated|connection timeout|terminating connection|not queryable|the database system is (starting up|shutting down)/i.test((e as Error | undefined)?.message ?? "");
 }
 
 /** Node's socket errors and PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now (class 08 is connection_exception). */

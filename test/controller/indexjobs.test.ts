@@ -12,11 +12,15 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import pg from "pg";
 import { request } from "undici";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
-import { freePort } from "../env/process.js";
+import { freePort, ProcessSupervisor } from "../env/process.js";
+import { startPostgres } from "../env/services.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
 const run = promisify(execFile);
@@ -142,9 +146,9 @@ describeWith(["kube", "registryBasic", "postgres"], "index jobs across serve pro
     await databases.dropAll();
   });
 
-  async function start(name: string): Promise<Indexer> {
+  async function start(name: string, url = dbUrl, jobLease = "3s"): Promise<Indexer> {
     const health = await freePort();
-    const p = new Indexer(name, ["--database-url", dbUrl, "--namespace", own, "--health-addr", `127.0.0.1:${health}`, "--lease-duration", "4s", "--job-lease", "3s",
+    const p = new Indexer(name, ["--database-url", url, "--namespace", own, "--health-addr", `127.0.0.1:${health}`, "--lease-duration", "4s", "--job-lease", jobLease,
       "--webhook", "false", "--no-pods", "--watch-namespaces", ns, "--advisory-update-interval", "0", "--index-workers", "1"]);
     procs.push(p);
     await waitFor(`${name} ready`, async () => request(`http://127.0.0.1:${health}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false), 120_000, () => p.tail());
@@ -166,7 +170,7 @@ describeWith(["kube", "registryBasic", "postgres"], "index jobs across serve pro
       } });
       const job = await waitFor("indexer-a to claim the job and reach the held layer", async () => {
         const { rows } = await db.query<{ id: string; owner: string | null; attempts: number; state: string }>("SELECT id, owner, attempts, state FROM index_job");
-        if (rows[0]?.owner !== "indexer-a" || proxy.holding !== 1) return undefined;
+        if (!rows[0]?.owner?.startsWith("indexer-a/") || proxy.holding !== 1) return undefined;
         // ...and the base layer scanned and stored.
         const base = await db.query("SELECT 1 FROM scanned_layer s JOIN layer l ON l.id = s.layer_id WHERE l.hash = $1", [layers[0]]);
         return base.rows.length ? rows[0] : undefined;
@@ -195,8 +199,66 @@ describeWith(["kube", "registryBasic", "postgres"], "index jobs across serve pro
       expect(proxy.blobGets.get(layers[1]!)).toBe(2);
       expect(proxy.blobGets.get(layers[0]!)).toBe(1);
       expect(b.lines.some((l) => l.includes('"msg":"index job done"'))).toBe(true);
+      // A graceful stop gives up the Lease and any job at once.
+      b.child.kill("SIGTERM");
+      expect(await b.exited).toBe(0);
     } finally {
       await db.end();
+    }
+  }, 300_000);
+  it("a PostgreSQL restart in the middle of a job: the process stays up and the job is done, the restart costing no attempt", async () => {
+    // A cluster of this test's own (the shared one serves every other test): restarted with a fast shutdown.
+    const runDir = mkdtempSync(join(tmpdir(), "indexjobs-pg-"));
+    const sup = new ProcessSupervisor(runDir);
+    const shared = process.env.PORTCULLIS_TEST_POSTGRES_ADMIN_URL;
+    process.env.PORTCULLIS_TEST_POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:1/postgres";
+    let own: Awaited<ReturnType<typeof startPostgres>>;
+    try {
+      own = await startPostgres(sup, "restart");
+    } finally {
+      if (shared === undefined) delete process.env.PORTCULLIS_TEST_POSTGRES_ADMIN_URL;
+      else process.env.PORTCULLIS_TEST_POSTGRES_ADMIN_URL = shared;
+    }
+    const restart = own.restart!;
+    try {
+      // A job lease longer than the outage: the attempt cut short by it is given back, not taken over.
+      const c = await start("indexer-c", own.service.url, "15s");
+      const { stdout } = await run(tool("skopeo"), ["inspect", "--raw", "--tls-verify=false", `--creds=${service("registryBasic").username}:${service("registryBasic").password}`, `docker://${service("registryBasic").host}/indexjobs/debian:two`]);
+      const layers = (JSON.parse(stdout) as { layers: Array<{ digest: string }> }).layers.map((l) => l.digest);
+      const held = proxy.blobGets.get(layers[1]!) ?? 0;
+      proxy.hold(layers[1]!);
+      await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", body: {
+        apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name: "two-restart" }, spec: { image: `${proxy.host}/indexjobs/debian:two`, imagePullSecrets: [{ name: "regcred" }] },
+      } });
+      const jobState = async () => {
+        const db = new pg.Client({ connectionString: own.service.url });
+        await db.connect();
+        try {
+          return (await db.query<{ owner: string | null; attempts: number; state: string }>("SELECT owner, attempts, state FROM index_job")).rows;
+        } finally {
+          await db.end();
+        }
+      };
+      await waitFor("indexer-c in the middle of the held layer", async () => ((await jobState())[0]?.owner?.startsWith("indexer-c/") && proxy.holding === 1) || undefined, 90_000, () => c.tail());
+      // Down for 3 s while the layer is streaming; the layer's bytes arrive while the database is away.
+      const restarting = restart(3000);
+      await new Promise((r) => setTimeout(r, 500));
+      proxy.release();
+      await restarting;
+      const scan = await waitFor("the ImageScan Indexed after the restart", async () => {
+        const s = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name: "two-restart" })) as ImageScan;
+        return s.status?.phase === "Indexed" ? s : undefined;
+      }, 120_000, () => c.tail());
+      expect(scan.status?.packages?.total).toBeGreaterThan(80);
+      expect(c.child.exitCode).toBeNull();
+      expect(await jobState()).toEqual([{ owner: null, attempts: 1, state: "done" }]);
+      // The held layer was fetched again at most once.
+      expect((proxy.blobGets.get(layers[1]!) ?? 0) - held).toBeLessThanOrEqual(2);
+    } finally {
+      for (const p of procs.filter((x) => x.name === "indexer-c")) p.child.kill("SIGKILL");
+      await own.stop();
+      await sup.stopAll();
+      rmSync(runDir, { recursive: true, force: true });
     }
   }, 300_000);
 });

@@ -83,8 +83,9 @@ export async function startPostgres(sup: ProcessSupervisor, runId: string): Prom
     stopServer = () => proc.stop();
     restart = async (downMs) => {
       // Fast shutdown (SIGINT: sessions ended at once, as a failover or a restart does), down for downMs, started again.
+      // (To the process group: as root the server runs under runuser, which does not pass signals on.)
       const exited = new Promise((r) => proc.child.once("exit", r));
-      proc.child.kill("SIGINT");
+      process.kill(-proc.child.pid!, "SIGINT");
       await exited;
       await new Promise((r) => setTimeout(r, downMs));
       proc = sup.spawn("postgres", c2, a2);
