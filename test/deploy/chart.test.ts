@@ -279,6 +279,13 @@ describe("Helm chart: lint and render", () => {
     }
     expect(find(docs, "Deployment", "portcullis")).toBeUndefined();
     expect(find(docs, "ServiceAccount", "portcullis")).toBeUndefined();
+    expect(find(docs, "HorizontalPodAutoscaler")).toBeUndefined();
+    // Per-role resources; the indexer's worker limits reach its pods.
+    const sized = await render(["mode=split", "roles.indexer.resources.limits.memory=4Gi", "operator.indexWorkers=3", "operator.workerMemoryMi=1200"]);
+    const indexer = find(sized.docs, "Deployment", "portcullis-indexer") as k8s.V1Deployment;
+    expect(indexer.spec!.template.spec!.containers[0]!.resources!.limits).toEqual({ memory: "4Gi" });
+    expect(indexer.spec!.template.spec!.containers[0]!.args).toEqual(expect.arrayContaining(["--index-workers=3", "--worker-memory=1200"]));
+    expect((find(sized.docs, "Deployment", "portcullis-webhook") as k8s.V1Deployment).spec!.template.spec!.containers[0]!.resources!.limits).toEqual({ memory: "2560Mi" });
     expect((find(docs, "Service", "portcullis") as k8s.V1Service).spec!.selector!["app.kubernetes.io/component"]).toBe("webhook");
     const np = find(docs, "NetworkPolicy") as k8s.V1NetworkPolicy;
     expect(np.spec!.podSelector!.matchExpressions).toEqual([{ key: "app.kubernetes.io/component", operator: "In", values: ["webhook", "controller", "indexer"] }]);
@@ -391,6 +398,10 @@ describeWith(["kube"], "Helm chart and kustomize against the API server", () => 
     expect(bundled).toMatch(/networkpolicy.networking.k8s.io\/portcullis created \(server dry run\)/);
     expect(bundled).toMatch(/statefulset.apps\/portcullis-postgresql created \(server dry run\)/);
     expect(bundled).toMatch(/mutatingwebhookconfiguration.admissionregistration.k8s.io\/portcullis-pin-digests created \(server dry run\)/);
+    // Split mode with the indexer's autoscaler on the job queue.
+    const split = await dryRun((await render(["mode=split", "roles.indexer.autoscaling.enabled=true", "roles.indexer.autoscaling.maxReplicas=6"])).text);
+    expect(split).toMatch(/horizontalpodautoscaler.autoscaling\/portcullis-indexer created \(server dry run\)/);
+    expect(split).toMatch(/deployment.apps\/portcullis-indexer created \(server dry run\)/);
   });
 
   it("accepts the kustomize overlays (kubectl apply -k --dry-run=server)", async () => {

@@ -1,7 +1,7 @@
 {{- /*
 One Deployment of serve. mode: combined renders one (every role, today's layout); mode: split one per role
 (webhook, controller, indexer), each with its own ServiceAccount and RBAC (rbac.yaml). Arguments: root (the
-chart's context), name, component, roles (empty: every role), replicas, serviceAccount.
+chart's context), name, component, roles (empty: every role), replicas, serviceAccount, resources.
 */ -}}
 {{- define "portcullis.deployment" -}}
 {{- $root := .root }}
@@ -172,7 +172,7 @@ spec:
             periodSeconds: 5
             failureThreshold: 3
           resources:
-            {{- toYaml $root.Values.resources | nindent 12 }}
+            {{- toYaml .resources | nindent 12 }}
           securityContext:
             runAsNonRoot: true
             runAsUser: 10001
