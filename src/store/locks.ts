@@ -99,6 +99,8 @@ export class LockSession {
   /** Bumped whenever the session is lost: a lock taken in an earlier generation is no longer held. */
   private generation = 0;
   private closed = false;
+  /** The session's queries, one at a time (a client runs one query at a time; pg 9 will refuse a second). */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly config: pg.ClientConfig) {}
 
@@ -129,12 +131,12 @@ export class LockSession {
     for (;;) {
       const client = await this.connect();
       const generation = this.generation;
-      const { rows } = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key.toString()]);
+      const rows = await this.run<{ ok: boolean }>(client, "SELECT pg_try_advisory_lock($1) AS ok", key);
       if (rows[0]?.ok) {
         return async () => {
           // A lost session released it already; a new one never held it.
           if (generation !== this.generation || this.closed) return;
-          await client.query("SELECT pg_advisory_unlock($1)", [key.toString()]).catch(() => undefined);
+          await this.run(client, "SELECT pg_advisory_unlock($1)", key).catch(() => undefined);
         };
       }
       const left = deadline - Date.now();
@@ -143,6 +145,12 @@ export class LockSession {
       await sleep(Math.min(left, delay * (0.5 + Math.random())));
       delay = Math.min(RETRY_MAX_MS, delay * 2);
     }
+  }
+
+  private run<R>(client: pg.Client, sql: string, key: bigint): Promise<R[]> {
+    const result = this.queue.then(async () => (await client.query<R & pg.QueryResultRow>(sql, [key.toString()])).rows);
+    this.queue = result.catch(() => undefined);
+    return result;
   }
 
   async close(): Promise<void> {
