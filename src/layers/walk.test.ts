@@ -44,9 +44,11 @@ describe("walkLayer", () => {
     const z = zstd(tar);
     z[5] = 21 << 3;
     await expect(walk(z, wanting(["etc/os-release"]))).rejects.toMatchObject({
-      code: "BAD_COMPRESSION",
-      message: expect.stringMatching(/refused: the layer: a zstd frame declares a window of 2147483648 bytes, more than the 67108864 accepted$/),
+      code: "ZSTD_WINDOW_TOO_LARGE",
+      message: expect.stringMatching(/refused: the layer: a zstd frame declares a window of 2147483648 bytes, more than the 134217728 accepted \(zstd's own default limit\)$/),
     });
+    // A lower limit, configured.
+    await expect(walk(zstd(tar), wanting(["etc/os-release"]), { limits: { maxZstdWindow: 1024 } })).rejects.toMatchObject({ code: "ZSTD_WINDOW_TOO_LARGE" });
     // The same layer as written is read.
     expect((await walk(zstd(tar), wanting(["etc/os-release"]))).files.paths()).toEqual(["etc/os-release"]);
   });

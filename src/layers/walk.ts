@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { Transform, Writable, type TransformCallback, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Scanner } from "../scanners/types.js";
-import { compressionOfMediaType, createDecompressor, sniffCompression, type Compression } from "./decompress.js";
+import { compressionOfMediaType, createDecompressor, MAX_LAYER_ZSTD_WINDOW, sniffCompression, type Compression } from "./decompress.js";
 import { LayerError } from "./errors.js";
 import { applyLink, EntrySelector, openConsumer } from "./entries.js";
 import { CapturedLayerFiles } from "./files.js";
@@ -25,6 +25,8 @@ export interface WalkLimits {
    * files scanners read, each under its own cap, reached 1.14 GB RSS without it.
    */
   maxCapturedBytes: number;
+  /** The largest window a zstd frame may declare (the decoder allocates it): ZSTD_WINDOW_TOO_LARGE past it. */
+  maxZstdWindow: number;
 }
 
 export const DEFAULT_WALK_LIMITS: WalkLimits = {
@@ -33,6 +35,7 @@ export const DEFAULT_WALK_LIMITS: WalkLimits = {
   expansionCheckAfterBytes: 512 * 1024 ** 2,
   maxFileSize: 32 * 1024 ** 2,
   maxCapturedBytes: 512 * 1024 ** 2,
+  maxZstdWindow: MAX_LAYER_ZSTD_WINDOW,
 };
 
 export interface LayerWalkOptions {
@@ -117,7 +120,7 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
     },
   });
 
-  const decompressor = createDecompressor(compression, "the layer");
+  const decompressor = createDecompressor(compression, "the layer", limits.maxZstdWindow);
   // pipeline() destroys every stage with the first error, so the stage whose 'error' fires first is the
   // one that failed.
   let failedStage: "decompress" | "tar" | undefined;
@@ -199,8 +202,8 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
     if (e instanceof LayerError) throw e;
     if ((e as Error).name === "AbortError") throw e;
     if (failedStage === "decompress") {
-      const refused = (e as { code?: string }).code === "ZSTD_WINDOW_TOO_LARGE";
-      throw new LayerError("BAD_COMPRESSION", layer, refused ? `refused: ${(e as Error).message}` : `${compression} stream is corrupt: ${(e as Error).message}`, { cause: e });
+      if ((e as { code?: string }).code === "ZSTD_WINDOW_TOO_LARGE") throw new LayerError("ZSTD_WINDOW_TOO_LARGE", layer, `refused: ${(e as Error).message}`, { cause: e });
+      throw new LayerError("BAD_COMPRESSION", layer, `${compression} stream is corrupt: ${(e as Error).message}`, { cause: e });
     }
     throw new LayerError("BAD_TAR", layer, `not a valid tar archive: ${(e as Error).message}`, { cause: e });
   }
