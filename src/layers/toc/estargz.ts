@@ -11,7 +11,7 @@
 // next piece's offset (or the table's); what it inflates to beyond the piece's size (tar headers of the
 // entries in between) is never produced past the size and never reaches a scanner.
 import { createHash } from "node:crypto";
-import { gunzipSync } from "node:zlib";
+import { gunzip } from "node:zlib";
 import { crfsEntries, ENTRY_TYPES, RawEntry } from "./crfs.js";
 import { TocError } from "./errors.js";
 import type { RangeReader, TableOfContents, TocChunk, TocContent, TocEntry } from "./types.js";
@@ -77,8 +77,9 @@ export async function readEstargzToc(layer: string, size: number, tocDigest: str
   const compressed = await reader.read(tocOffset, tocOffset + length, signal);
   let tar: Buffer;
   try {
-    // The JSON, its tar header and padding, and the tar's two end blocks.
-    tar = gunzipSync(compressed, { maxOutputLength: limits.maxTocBytes + 4096 });
+    // The JSON, its tar header and padding, and the tar's two end blocks; inflated on the thread pool (64 MiB
+    // took 0.6 s with gunzipSync, the event loop held all that time).
+    tar = await new Promise<Buffer>((resolve, reject) => gunzip(compressed, { maxOutputLength: limits.maxTocBytes + 4096 }, (e, r) => (e ? reject(e) : resolve(r))));
   } catch (e) {
     throw new TocError(layer, `eStargz table of contents does not inflate within ${limits.maxTocBytes} bytes: ${(e as Error).message}`, { cause: e });
   }
