@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import type { Scanner } from "../scanners/types.js";
 import { compressionOfMediaType, createDecompressor, MAX_LAYER_ZSTD_WINDOW, sniffCompression, type Compression } from "./decompress.js";
 import { LayerError } from "./errors.js";
-import { applyLink, EntrySelector, openConsumer } from "./entries.js";
+import { applyLink, EntrySelector, openConsumer, type CaptureBudget } from "./entries.js";
 import { CapturedLayerFiles } from "./files.js";
 import { TarReader, type TarEntrySink, type TarHeader } from "./tar.js";
 
@@ -27,7 +27,15 @@ export interface WalkLimits {
   maxCapturedBytes: number;
   /** The largest window a zstd frame may declare (the decoder allocates it): ZSTD_WINDOW_TOO_LARGE past it. */
   maxZstdWindow: number;
+  /**
+   * The bytes of wanted files one scan may hold over all its layers, shared by the walks of one index: give
+   * each index call a CaptureBudget of its own (none: no bound but the per-layer one).
+   */
+  scanCapture?: CaptureBudget;
 }
+
+/** The default for a scan's CaptureBudget: twice what one layer may hold. */
+export const DEFAULT_MAX_SCAN_CAPTURED_BYTES = 1024 ** 3;
 
 export const DEFAULT_WALK_LIMITS: WalkLimits = {
   maxDecompressedBytes: 32 * 1024 ** 3,
@@ -199,6 +207,7 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
   try {
     await pipeline(source(), verifier, decompressor, counter, tarSink, { signal: opts.signal });
   } catch (e) {
+    selector.refund();
     if (e instanceof LayerError) throw e;
     if ((e as Error).name === "AbortError") throw e;
     if (failedStage === "decompress") {

@@ -70,10 +70,20 @@ interface Consume {
 }
 
 export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: TocWalkOptions): Promise<TocWalk> {
+  const selector = new EntrySelector(opts.digest, opts.scanners, { ...DEFAULT_WALK_LIMITS, ...opts.limits });
+  try {
+    return await walkTocWith(selector, toc, reader, opts);
+  } catch (e) {
+    // The full read that follows counts the layer's files again.
+    selector.refund();
+    throw e;
+  }
+}
+
+async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader: RangeReader, opts: TocWalkOptions): Promise<TocWalk> {
   const layer = opts.digest;
   const limits = { ...DEFAULT_WALK_LIMITS, ...opts.limits };
   const tuning = { ...DEFAULT_TOC_WALK_TUNING, ...opts.tuning };
-  const selector = new EntrySelector(layer, opts.scanners, limits);
 
   // Decide every entry from the table, in archive order, as the tar walk would from the headers.
   const steps: Array<{ action: EntryAction; capture?: Capture; consumer?: OpenConsumer }> = [];
