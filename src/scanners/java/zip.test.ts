@@ -4,49 +4,17 @@ import { zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { MapLayerFiles } from "../testing.js";
 import { inflateBudget, JavaScanner, javaPackages, MAX_NESTED_DEPTH } from "./java.js";
+import { jarBomb, records, withDuplicatedRecords, withRecords } from "./testing.js";
 import { listZip, readZipEntry, ZipError } from "./zip.js";
 
 const POM = "groupId=org.example\nartifactId=app\nversion=1.0\n";
 const pom = (artifact: string) => new TextEncoder().encode(`groupId=org.example\nartifactId=${artifact}\nversion=1.0\n`);
 
-/** The central directory records of a zip, by name. */
-function records(buf: Buffer): Map<string, Buffer> {
-  const eocd = buf.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  const cdSize = buf.readUInt32LE(eocd + 12);
-  const cdOffset = buf.readUInt32LE(eocd + 16);
-  const out = new Map<string, Buffer>();
-  for (let p = cdOffset; p < cdOffset + cdSize; ) {
-    const len = 46 + buf.readUInt16LE(p + 28) + buf.readUInt16LE(p + 30) + buf.readUInt16LE(p + 32);
-    out.set(buf.toString("utf8", p + 46, p + 46 + buf.readUInt16LE(p + 28)), buf.subarray(p, p + len));
-    p += len;
-  }
-  return out;
-}
-
-/** `buf` with `extra` central directory records appended to its directory. */
-function withRecords(buf: Buffer, extra: Buffer[]): Buffer {
-  const eocd = buf.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  const added = Buffer.concat(extra);
-  const tail = Buffer.from(buf.subarray(eocd));
-  tail.writeUInt16LE(tail.readUInt16LE(8) + extra.length, 8);
-  tail.writeUInt16LE(tail.readUInt16LE(10) + extra.length, 10);
-  tail.writeUInt32LE(tail.readUInt32LE(12) + added.length, 12);
-  return Buffer.concat([buf.subarray(0, eocd), added, tail]);
-}
-
-/** A real zip (fflate), then its central directory record for `victim` appended `copies` more times. */
-function withDuplicatedRecords(files: Record<string, Uint8Array>, victim: string, copies: number): Buffer {
-  const buf = Buffer.from(zipSync(files, { level: 9 }));
-  const record = records(buf).get(victim)!;
-  return withRecords(buf, Array.from({ length: copies }, () => record));
-}
-
 describe("hostile zip archives", () => {
   const zeros = new Uint8Array(8 * 1024 * 1024);
 
   it("refuses a 64 KB jar whose 100 directory records all point at one 60 MiB deflated entry, inflating nothing", async () => {
-    const big = new Uint8Array(60 * 1024 * 1024);
-    const bomb = withDuplicatedRecords({ "META-INF/maven/org.example/app/pom.properties": new TextEncoder().encode(POM), "lib/big.jar": big }, "lib/big.jar", 99);
+    const bomb = jarBomb();
     expect(bomb.length).toBeLessThan(72 * 1024);
     expect(listZip.bind(null, bomb)).toThrow(ZipError);
     expect(listZip.bind(null, bomb)).toThrow(/entries lib\/big\.jar and lib\/big\.jar start at the same offset \d+: refused as a zip bomb/);
