@@ -152,13 +152,21 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
   const files = new CapturedLayerFiles(opts.digest);
   const selector = new EntrySelector(layer, opts.scanners, limits);
 
-  /** Collects a wanted file's bytes; the last of two entries with the same path wins. */
-  const collect = (path: string): TarEntrySink => {
-    const chunks: Buffer[] = [];
+  /**
+   * Collects a wanted file's bytes (the tar reader gives exactly `size`) into one buffer of that size, filled
+   * chunk by chunk: joining a 64 MiB jar's chunks at its end was one copy of 0.1 to 0.5 s on the event loop.
+   * Copied: the decompressor may reuse its output buffers. The last of two entries with the same path wins.
+   */
+  const collect = (path: string, size: number): TarEntrySink => {
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
     return {
-      // Copied: the decompressor may reuse its output buffers.
-      data: (c) => void chunks.push(Buffer.from(c)),
-      end: () => files.addFile(path, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)),
+      data: (c) => {
+        if (at + c.length > size) throw new LayerError("BAD_TAR", layer, `${path}: more than the ${size} bytes its header declares`);
+        c.copy(out, at);
+        at += c.length;
+      },
+      end: () => files.addFile(path, at === size ? out : out.subarray(0, at)),
     };
   };
 
@@ -172,7 +180,7 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
         applyLink(files, action);
         return undefined;
       case "capture":
-        return collect(action.path);
+        return collect(action.path, action.size);
       case "consume": {
         // Pushed to each wanting scanner's sink, never buffered; once every sink has enough the rest is only skipped.
         const sink = openConsumer(layer, action);

@@ -20,11 +20,11 @@ export const MAX_JSON = 16 << 20;
 export const MAX_CRATES = 100_000;
 const MAX_CANDIDATES = 8;
 /**
- * Zlib headers probed per file at most. A probe costs about 30 us (a zlib handle and its 32 KiB window); a
+ * Zlib headers probed per file at most. A probe costs 30 to 200 us (a zlib handle and its 32 KiB window); a
  * file made of headers that pass plausible() had 16,000 of them per 128 KiB chunk, 0.5 s of event loop each.
  * Random bytes give about one per 100 MB; a real program's compressed debug sections a few dozen.
  */
-export const MAX_PROBES = 1024;
+export const MAX_PROBES = 256;
 const MAX_FIELD = 1024;
 /** zlib FLG bytes for CMF 0x78 (deflate, 32 KiB window) without a preset dictionary, one per FLEVEL. */
 const FLG = new Set([0x01, 0x5e, 0x9c, 0xda]);

@@ -57,6 +57,18 @@ describe("hostile zip archives", () => {
     await expect(readZipEntry(buf, b!, 1024)).rejects.toThrow(/b\.bin: 8388608 bytes, over 1024/);
   });
 
+  it("stops an entry at the size its directory record declares", async () => {
+    const buf = Buffer.from(zipSync({ "a.bin": zeros }, { level: 9 }));
+    const cd = buf.readUInt32LE(buf.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06])) + 16);
+    buf.writeUInt32LE(1 << 20, cd + 24);
+    const [a] = listZip(buf);
+    const budget = { left: 64 << 20 };
+    await expect(readZipEntry(buf, a!, 64 << 20, budget)).rejects.toMatchObject({ code: "ZIP_BOMB", message: "a.bin: inflates past the 1048576 bytes its directory record declares" });
+    expect(budget.left).toBe(64 << 20);
+    buf.writeUInt32LE(zeros.length + 1, cd + 24);
+    await expect(readZipEntry(buf, listZip(buf)[0]!, 64 << 20)).rejects.toMatchObject({ code: "BAD_ZIP", message: `a.bin: inflates to ${zeros.length} bytes, not the ${zeros.length + 1} its directory record declares` });
+  });
+
   it("bounds what one small archive may inflate, nested archives included", async () => {
     // A 40 MiB jar of stored zeros, deflated into a jar of a few KB: over 16 MiB + 8x the outer's size.
     const inner = Buffer.from(zipSync({ "META-INF/maven/org.example/inner/pom.properties": pom("inner"), "zeros.bin": [new Uint8Array(40 * 1024 * 1024), { level: 0 }] }));
