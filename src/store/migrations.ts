@@ -264,5 +264,5 @@ export async function migrate(db: Db, migrations: Migration[] = MIGRATIONS): Pro
       applied.push(m.version);
     }
     return applied;
-  });
+  }, { what: "the schema migrations (being applied by another replica)" });
 }
