@@ -95,7 +95,7 @@ const RETRY_MAX_MS = 1000;
  * new session.
  */
 export class LockSession {
-  private client: Promise<pg.Client> | undefined;
+  private current: { client: pg.Client; ready: Promise<pg.Client> } | undefined;
   /** Bumped whenever the session is lost: a lock taken in an earlier generation is no longer held. */
   private generation = 0;
   private closed = false;
@@ -106,32 +106,47 @@ export class LockSession {
 
   private connect(): Promise<pg.Client> {
     if (this.closed) return Promise.reject(new Error("the store is closed"));
-    if (this.client) return this.client;
-    const c = new pg.Client({ ...this.config, keepAlive: true });
-    const session = c.connect().then(() => c);
-    const lost = () => {
-      if (this.client !== session) return;
-      this.client = undefined;
-      this.generation++;
-    };
-    c.on("error", lost);
-    c.on("end", lost);
-    session.catch(lost);
-    this.client = session;
-    return session;
+    if (this.current) return this.current.ready;
+    // Named, so that an operator sees it in pg_stat_activity (and pg_locks) for what it is.
+    const client = new pg.Client({ ...this.config, keepAlive: true, application_name: "portcullis-locks" });
+    const ready = client.connect().then(() => client);
+    this.current = { client, ready };
+    client.on("error", () => this.drop(client));
+    client.on("end", () => this.drop(client));
+    ready.catch(() => this.drop(client));
+    return ready;
+  }
+
+  /** Forgets a session that broke: its locks are gone (PostgreSQL released them); the next lock opens another. */
+  private drop(client: pg.Client): void {
+    if (this.current?.client !== client) return;
+    this.current = undefined;
+    this.generation++;
+    client.end().catch(() => undefined);
   }
 
   /**
    * Takes `key` for this process, asking again with growing sleeps while another session holds it, until
    * `deadline`. The caller holds the key in the process (KeyedMutex): the session's locks are re-entrant.
+   * A session found broken is replaced once per call.
    */
   async lock(key: bigint, deadline: number, what: string): Promise<() => Promise<void>> {
     const t0 = Date.now();
     let delay = RETRY_FIRST_MS;
+    let replaced = false;
     for (;;) {
       const client = await this.connect();
       const generation = this.generation;
-      const rows = await this.run<{ ok: boolean }>(client, "SELECT pg_try_advisory_lock($1) AS ok", key);
+      let rows: Array<{ ok: boolean }>;
+      try {
+        rows = await this.run<{ ok: boolean }>(client, "SELECT pg_try_advisory_lock($1) AS ok", key);
+      } catch (e) {
+        if (!sessionLost(e)) throw e;
+        this.drop(client);
+        if (replaced) throw e;
+        replaced = true;
+        continue;
+      }
       if (rows[0]?.ok) {
         return async () => {
           // A lost session released it already; a new one never held it.
@@ -155,8 +170,19 @@ export class LockSession {
 
   async close(): Promise<void> {
     this.closed = true;
-    const c = this.client;
-    this.client = undefined;
-    if (c) await (await c.catch(() => undefined))?.end().catch(() => undefined);
+    const c = this.current;
+    this.current = undefined;
+    if (c) await (await c.ready.catch(() => undefined))?.end().catch(() => undefined);
   }
+}
+
+/**
+ * Whether a query failed because the session is gone: no SQLSTATE (the socket broke, the client ended), or
+ * class 08 (connection exception) or 57 (operator intervention: the server shut down or the backend was
+ * terminated). Any other server error leaves the session and its locks as they were.
+ */
+function sessionLost(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return code.startsWith("08") || code.startsWith("57");
 }

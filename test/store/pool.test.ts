@@ -1,6 +1,7 @@
 // Many indexes at once on the real PostgreSQL, with the store's default pool (10 connections): every manifest
 // lock used to keep a pooled connection for the whole index while the index needed others for its queries,
 // so 10 manifests being indexed at once took every connection and none could finish.
+import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { MemorySource } from "../../src/indexer/testing.js";
@@ -174,5 +175,35 @@ describeWith(["postgres"], "PostgreSQL store under many concurrent indexes", () 
     // Once released, the waiter's store takes it and indexes.
     expect((await indexer.index(m, new MemorySource(blobs))).report.state).toBe("IndexFinished");
     expect(scans.get(top.desc.digest)).toBe(1);
+  }, 60_000);
+
+  it("replaces a lock session that breaks; the locks it held went with it, as PostgreSQL releases them", async () => {
+    const a = await openStore(url);
+    const b = await SqlStore.open(new PostgresDb({ url, lockWaitMs: 5_000 }));
+    stores.push(a, b);
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const sessions = async () => (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'portcullis-locks' AND datname = current_database()")).rows[0]!.n;
+    try {
+      let bTook = false;
+      let before = 0;
+      await a.withManifestLock("sha256:broken", async () => {
+        before = await sessions();
+        const { rows } = await admin.query<{ n: number }>(
+          "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'portcullis-locks' AND datname = current_database() AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')",
+        );
+        expect(rows[0]!.n).toBe(1);
+        // ...and once a's session is gone, so is its lock: b takes it while a's work still runs.
+        await b.withManifestLock("sha256:broken", async () => {
+          bTook = true;
+        });
+      });
+      expect(bTook).toBe(true);
+      // a's next lock opens a new session (b's stays): as many lock sessions as before.
+      expect(await a.withManifestLock("sha256:after", async () => "ran")).toBe("ran");
+      expect(await sessions()).toBe(before);
+    } finally {
+      await admin.end();
+    }
   }, 60_000);
 });
