@@ -87,6 +87,8 @@ describeWith(["postgres"], "PostgreSQL store under many concurrent indexes", () 
     expect(source.opened.length).toBe(37);
     expect(await count(store, "SELECT count(*) AS n FROM index_report WHERE state = 'IndexFinished'")).toBe(32);
     expect(await count(store, "SELECT count(*) AS n FROM scanned_layer")).toBe(37);
+    // No statement of the pool waits for a row lock for ever.
+    expect((await (store as SqlStore).sql.query<{ lock_timeout: string }>("SHOW lock_timeout")).rows[0]!.lock_timeout).toBe("2min");
   }, 120_000);
 
   it("indexes one manifest asked for 32 times at once exactly once; the other calls get the stored report", async () => {
