@@ -104,7 +104,8 @@ export async function javaPackages(buf: Buffer, location: string, depth = 0, bud
   const found: Coordinates[] = [];
   let props = 0;
   for (const e of entries) {
-    if (e.name !== "pom.properties" && !e.name.endsWith("/pom.properties")) continue;
+    // One over MAX_META is not Maven's (a few hundred bytes): passed over, as a manifest that big is below.
+    if ((e.name !== "pom.properties" && !e.name.endsWith("/pom.properties")) || e.size > MAX_META) continue;
     if (++props > MAX_PROPERTIES) throw new ZipError(`more than ${MAX_PROPERTIES} pom.properties files`, "ZIP_LIMIT");
     const p = properties((await readZipEntry(buf, e, MAX_META, budget)).toString("utf8"));
     const group = p.get("groupId");
@@ -113,7 +114,8 @@ export async function javaPackages(buf: Buffer, location: string, depth = 0, bud
     if (group && artifact && version) found.push({ group, artifact, version });
   }
   if (found.length === 0) {
-    const mf = entries.find((e) => e.name === "META-INF/MANIFEST.MF");
+    // A signed jar's manifest lists a digest per entry and can pass MAX_META: then it is not read.
+    const mf = entries.find((e) => e.name === "META-INF/MANIFEST.MF" && e.size <= MAX_META);
     const c = mf ? fromManifest(manifest((await readZipEntry(buf, mf, MAX_META, budget)).toString("utf8")), location) : undefined;
     if (c) found.push(c);
   }

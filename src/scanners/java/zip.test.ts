@@ -81,6 +81,13 @@ describe("hostile zip archives", () => {
     expect((await javaPackages(stored, "opt/app/outer.jar")).map((p) => p.name)).toEqual(["org.example:outer", "org.example:inner"]);
   });
 
+  it("passes over a manifest or pom.properties over 1 MiB (a signed jar's manifest may be) instead of failing", async () => {
+    const big = Buffer.from(`Manifest-Version: 1.0\nImplementation-Title: lib\nImplementation-Version: 2.0\n\n${"Name: a.class\nSHA-256-Digest: x\n\n".repeat(40_000)}`);
+    expect(big.length).toBeGreaterThan(1 << 20);
+    const jar = Buffer.from(zipSync({ "META-INF/MANIFEST.MF": big, "META-INF/maven/x/y/pom.properties": Buffer.alloc((1 << 20) + 1, 0x23) }));
+    expect((await javaPackages(jar, "opt/lib-1.0.jar")).map((p) => `${p.name} ${p.version}`)).toEqual(["lib 1.0"]);
+  });
+
   it(`opens archives nested ${MAX_NESTED_DEPTH} deep, not deeper`, async () => {
     let jar = Buffer.from(zipSync({ "META-INF/maven/org.example/d5/pom.properties": pom("d5") }));
     for (let d = 4; d >= 0; d--) jar = Buffer.from(zipSync({ [`META-INF/maven/org.example/d${d}/pom.properties`]: pom(`d${d}`), [`lib/d${d + 1}.jar`]: jar }));
