@@ -20,6 +20,8 @@ it("decides transience in one place: the registry's rate limits, 5xx and network
     expect(new RegistryError(code, "x").transient).toBe(false);
   }
   expect(isTransient(Object.assign(new Error("x"), { code: 503 }))).toBe(false);
+  // Another indexer held the manifest's lock past the wait: it is at work, so later.
+  expect(isTransient(Object.assign(new Error("x"), { code: "LOCK_TIMEOUT" }))).toBe(true);
   expect(isTransient("NETWORK")).toBe(false);
   expect(isTransientCode(undefined)).toBe(false);
 });

@@ -15,10 +15,11 @@ export function describeError(e: unknown): string {
 }
 
 /**
- * The codes of failures worth trying again later on their own: a registry's rate limit, its 5xx, network trouble.
+ * The codes of failures worth trying again later on their own: a registry's rate limit, its 5xx, network trouble,
+ * and a store lock another indexer held past the wait (LOCK_TIMEOUT: it is still at work on that manifest).
  * The one place that decides it (the registry client's retries, the ImageScan and ImageRepository controllers).
  */
-const TRANSIENT_CODES: ReadonlySet<string> = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK"]);
+const TRANSIENT_CODES: ReadonlySet<string> = new Set(["RATE_LIMITED", "SERVER_ERROR", "NETWORK", "LOCK_TIMEOUT"]);
 
 export function isTransientCode(code: string | undefined): boolean {
   return code !== undefined && TRANSIENT_CODES.has(code);

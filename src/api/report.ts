@@ -820,6 +820,10 @@ function indexError(manifest: string, result: IndexResult): HttpError {
     case "DECOMPRESSED_TOO_LARGE":
     case "EXPANSION_RATIO":
     case "FILE_TOO_LARGE":
+    case "CAPTURED_TOO_LARGE":
+    case "ZSTD_WINDOW_TOO_LARGE":
+    case "ZIP_BOMB":
+    case "ZIP_LIMIT":
       return new HttpError(400, "layer-too-large", message);
     default:
       return new HttpError(500, "index-failed", `indexing ${manifest} failed; see the operator's log`);

@@ -49,6 +49,9 @@ export function reasonFor(code: string | undefined): string {
       return "DigestMismatch";
     case "FILE_TOO_LARGE":
     case "CAPTURED_TOO_LARGE":
+    case "ZSTD_WINDOW_TOO_LARGE":
+    case "ZIP_LIMIT":
+    case "SCAN_LIMIT":
     case "DECOMPRESSED_TOO_LARGE":
     case "EXPANSION_RATIO":
     case "TOO_LARGE":
@@ -73,6 +76,7 @@ export function reasonFor(code: string | undefined): string {
     case "UNSUPPORTED_MEDIA_TYPE":
       return "UnsupportedMediaType";
     case "SCANNER_ERROR":
+    case "ZIP_BOMB":
       return "InvalidPackageData";
     case "WORKER_MEMORY_LIMIT":
       return "ResourceLimitExceeded";

@@ -1,4 +1,3 @@
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { digestOf, gzip, makeTar, type TarEntry } from "../layers/testing.js";
 import type { LayerFiles, Scanner } from "../scanners/types.js";
@@ -6,8 +5,8 @@ import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { coalesce } from "./coalesce.js";
 import { Indexer } from "./indexer.js";
-import type { LayerSource } from "./scan-layer.js";
-import type { LayerDescriptor, ManifestToIndex } from "./types.js";
+import { MemorySource } from "./testing.js";
+import type { ManifestToIndex } from "./types.js";
 
 /** A minimal package scanner: each line `name version` of `pkgs/db` (or `pkgs/db2`) is a package. */
 function lineScanner(version = "1"): Scanner & { calls: string[] } {
@@ -39,18 +38,6 @@ const distScanner: Scanner = {
     return { distributions: [{ did: id, name: id, version: "", version_code_name: "", version_id: /^VERSION_ID=(.*)$/m.exec(t)?.[1] ?? "", arch: "", cpe: "", pretty_name: "" }] };
   },
 };
-
-class MemorySource implements LayerSource {
-  readonly verifiesDigests = false;
-  readonly opened: string[] = [];
-  constructor(private readonly blobs: Map<string, Buffer>) {}
-  async open(l: LayerDescriptor): Promise<Readable> {
-    this.opened.push(l.digest);
-    const b = this.blobs.get(l.digest);
-    if (!b) throw new Error(`no blob ${l.digest}`);
-    return Readable.from([b]);
-  }
-}
 
 async function layer(entries: TarEntry[]) {
   const blob = gzip(await makeTar(entries));

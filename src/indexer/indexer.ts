@@ -2,7 +2,8 @@
 // (CheckManifest -> FetchLayers -> ScanLayers -> Coalesce -> IndexManifest -> IndexFinished | IndexError).
 // Every state is persisted as it is entered so a reader sees progress. Fetching and scanning a layer are
 // one streaming pass; layers already scanned by every current scanner version are not fetched at all.
-import type { WalkLimits } from "../layers/walk.js";
+import { CaptureBudget } from "../layers/entries.js";
+import { DEFAULT_MAX_SCAN_CAPTURED_BYTES, type WalkLimits } from "../layers/walk.js";
 import type { TocWalkTuning } from "../layers/toc/index.js";
 import type { Scanner } from "../scanners/types.js";
 import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
@@ -19,6 +20,8 @@ export interface IndexerOptions {
   /** Layers fetched and scanned at once for one manifest (claircore's default: 10). */
   layerConcurrency?: number;
   limits?: Partial<WalkLimits>;
+  /** The wanted files' bytes one manifest's layers may hold in all, in this process (default 1 GiB). */
+  maxScanCapturedBytes?: number;
   /** Read layers that carry a table of contents partially (default true). */
   partialReads?: boolean;
   tocTuning?: Partial<TocWalkTuning>;
@@ -209,13 +212,15 @@ export class Indexer {
         return w.scanners.length > 0;
       });
     const concurrency = Math.max(1, this.o.layerConcurrency ?? 10);
+    // One budget for the wanted files of all the layers walked at once for this manifest.
+    const capture = new CaptureBudget(this.o.maxScanCapturedBytes ?? DEFAULT_MAX_SCAN_CAPTURED_BYTES);
     let next = 0;
     const controller = new AbortController();
     const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
     const worker = async () => {
       while (next < work.length) {
         const w = work[next++]!;
-        if (!(await this.scanLayerOnce(w, source, stats, signal))) continue;
+        if (!(await this.scanLayerOnce(w, source, stats, signal, capture))) continue;
         opts.onProgress?.({ manifest: m.digest, state: "ScanLayers", layer: w.layer.digest, bytes: w.layer.size });
       }
     };
@@ -232,7 +237,7 @@ export class Indexer {
    * that one and reuses its results (two images on one base, indexed at once, download the base once).
    * Returns false when the layer was reused.
    */
-  private async scanLayerOnce(w: { layer: LayerDescriptor; scanners: Scanner[] }, source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<boolean> {
+  private async scanLayerOnce(w: { layer: LayerDescriptor; scanners: Scanner[] }, source: LayerSource, stats: IndexStats, signal: AbortSignal, capture: CaptureBudget): Promise<boolean> {
     const digest = w.layer.digest;
     // Wait for a scan of this layer in flight; then (and before starting our own) look at the store again:
     // the list of work was made before other indexes may have finished this layer.
@@ -262,10 +267,10 @@ export class Indexer {
           const done = await store.scannedLayers([digest], this.infos);
           const left = w.scanners.filter((s) => !done.has(scannedKey(digest, s)));
           if (!left.length) return false;
-          await this.scanLayer(w.layer, left, source, stats, signal);
+          await this.scanLayer(w.layer, left, source, stats, signal, capture);
           return true;
         })
-      : this.scanLayer(w.layer, w.scanners, source, stats, signal).then(() => true);
+      : this.scanLayer(w.layer, w.scanners, source, stats, signal, capture).then(() => true);
     this.layerFlights.set(digest, flight);
     try {
       if (await flight) return true;
@@ -276,8 +281,8 @@ export class Indexer {
     }
   }
 
-  private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal): Promise<void> {
-    const scanned = await this.scanning.scan({ layer, scanners, source, signal });
+  private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal, capture: CaptureBudget): Promise<void> {
+    const scanned = await this.scanning.scan({ layer, scanners, source, signal, capture });
     stats.layersFetched++;
     stats.bytesFetched += scanned.read.bytes;
     stats.bytesDecompressed += scanned.uncompressedBytes;

@@ -5,6 +5,7 @@
 import type { Readable } from "node:stream";
 import { LayerError } from "../layers/errors.js";
 import { tocFormat, walkPartial, type RangeReader, type TocFormat, type TocWalkTuning } from "../layers/toc/index.js";
+import type { CaptureBudget } from "../layers/entries.js";
 import { walkLayer, type LayerWalk, type WalkLimits } from "../layers/walk.js";
 import type { Scanner, ScanOutput } from "../scanners/types.js";
 import type { ScannerInfo } from "../store/types.js";
@@ -31,13 +32,14 @@ export interface LayerScanTuning {
  */
 export async function scanLayerBytes(req: LayerScanRequest, tuning: LayerScanTuning = {}): Promise<ScannedLayer> {
   const { layer, scanners, source, signal } = req;
+  const limits = req.capture ? { ...tuning.limits, scanCapture: req.capture } : tuning.limits;
   const toc = source.ranges && tuning.partialReads !== false ? tocFormat(layer) : undefined;
   let walk: LayerWalk | undefined;
   let read: LayerRead | undefined;
   let attempted = 0;
   if (toc) {
     try {
-      const partial = await walkPartial(layer, countingReader(source.ranges!(layer), (n) => (attempted += n)), { scanners, limits: tuning.limits, tuning: tuning.tocTuning, signal });
+      const partial = await walkPartial(layer, countingReader(source.ranges!(layer), (n) => (attempted += n)), { scanners, limits, tuning: tuning.tocTuning, signal });
       walk = partial;
       read = { digest: layer.digest, mode: "partial", toc, bytes: attempted, requests: partial.requests };
     } catch (e) {
@@ -56,7 +58,7 @@ export async function scanLayerBytes(req: LayerScanRequest, tuning: LayerScanTun
       if (e instanceof LayerError || signal.aborted) throw e;
       throw Object.assign(e as Error, { layer: layer.digest });
     }
-    walk = await walkLayer(stream, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, scanners, limits: tuning.limits, skipDigestCheck: source.verifiesDigests, signal });
+    walk = await walkLayer(stream, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, scanners, limits, skipDigestCheck: source.verifiesDigests, signal });
     read = { ...(read ?? { digest: layer.digest, mode: "full" }), bytes: attempted + walk.compressedBytes };
   }
   const results: ScannedLayer["results"] = [];
@@ -114,6 +116,11 @@ export interface LayerScanRequest {
   scanners: readonly Scanner[];
   source: LayerSource;
   signal: AbortSignal;
+  /**
+   * The bytes of wanted files the whole scan may hold (its layers are walked at once): counted where the walk
+   * runs in this process; a worker process is bounded by its own memory limit instead.
+   */
+  capture?: CaptureBudget;
 }
 
 /** One layer's scan: what the store keeps for it, and how it was read. */

@@ -1,6 +1,6 @@
 import { Transform, type Duplex } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { boundedZstdDecoder } from "./zstd.js";
+import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "./zstd.js";
 
 export type Compression = "gzip" | "zstd" | "none";
 
@@ -20,21 +20,23 @@ export function compressionOfMediaType(mediaType: string): Compression | undefin
 }
 
 /**
- * The largest window a zstd layer may declare. The decoder allocates the window a frame declares before
- * decoding it: a 15 KB layer whose header declared ~2 GiB took a process to 2.0 GiB RSS. Container tools
- * write windows of a few MiB (zstd's levels up to 19 use 8 MiB at most); `zstd --long` uses 128 MiB and is
- * refused here with a message saying so.
+ * The largest window a zstd layer may declare, by default (WalkLimits.maxZstdWindow). The decoder allocates
+ * the window a frame declares before decoding it: a 15 KB layer whose header declared ~2 GiB took a process
+ * to 2.0 GiB RSS. Container tools write windows of a few MiB (zstd's levels up to 19 use 8 MiB at most);
+ * `zstd --long` uses 128 MiB, zstd's own default limit for decoders (windowLog 27), which is this one: any
+ * layer the zstd tool decodes without `--memory` is read, and a frame declaring more is refused
+ * (ZSTD_WINDOW_TOO_LARGE) before anything is allocated.
  */
-export const MAX_LAYER_ZSTD_WINDOW = 64 * 1024 * 1024;
+export const MAX_LAYER_ZSTD_WINDOW = DEFAULT_MAX_ZSTD_WINDOW;
 
-export function createDecompressor(kind: Compression, name = "layer"): Transform | Duplex {
+export function createDecompressor(kind: Compression, name = "layer", maxWindow = MAX_LAYER_ZSTD_WINDOW): Transform | Duplex {
   switch (kind) {
     case "gzip":
       // Multi-member gzip (eStargz) is decoded by zlib as one stream.
       return createGunzip({ chunkSize: 128 * 1024 });
     case "zstd":
       // The output cap is the walker's (maxDecompressedBytes, the expansion ratio); the window cap is here.
-      return boundedZstdDecoder({ maxWindow: MAX_LAYER_ZSTD_WINDOW, maxOutput: Number.MAX_SAFE_INTEGER, name });
+      return boundedZstdDecoder({ maxWindow, maxOutput: Number.MAX_SAFE_INTEGER, name });
     case "none":
       return new Transform({ transform: (chunk, _e, cb) => cb(null, chunk) });
   }

@@ -11,6 +11,31 @@ import { normalizeEntryPath, OPAQUE_WHITEOUT, resolveLinkTarget, WHITEOUT_PREFIX
 export interface EntryLimits {
   maxFileSize: number;
   maxCapturedBytes: number;
+  scanCapture?: CaptureBudget;
+}
+
+/**
+ * The bytes of wanted files one scan may hold, over all the layers of its manifest: one budget shared by the
+ * layer walks of one index (WalkLimits.scanCapture). A layer's bytes count from the header that announces
+ * them; a walk that fails gives its layer's bytes back (a partial read that falls back to a full one counts once).
+ */
+export class CaptureBudget {
+  private taken = 0;
+  constructor(readonly max: number) {}
+
+  get used(): number {
+    return this.taken;
+  }
+
+  /** Counts `n` bytes of `path` in `layer`; throws CAPTURED_TOO_LARGE past `max`. */
+  take(n: number, layer: string, path: string): void {
+    this.taken += n;
+    if (this.taken > this.max) throw new LayerError("CAPTURED_TOO_LARGE", layer, `the files the scanners read from this image's layers exceed ${this.max} bytes in all (at ${path})`);
+  }
+
+  give(n: number): void {
+    this.taken = Math.max(0, this.taken - n);
+  }
 }
 
 /** A header as the selector needs it (tar.ts's TarHeader, or a table of contents entry made to look like one). */
@@ -38,8 +63,9 @@ export class EntrySelector {
   readonly whiteouts: string[] = [];
   readonly opaqueDirs: string[] = [];
   entries = 0;
-  /** Bytes of wanted files held so far (limits.maxCapturedBytes). */
+  /** Bytes of wanted files held so far (limits.maxCapturedBytes), and of those counted in limits.scanCapture. */
   private captured = 0;
+  private charged = 0;
   /** Targets of wanted symlinks seen earlier in the archive: their content is wanted too. */
   private readonly wantedTargets = new Set<string>();
   private readonly info: EntryInfo = { path: "", size: 0, mode: 0, type: "file" };
@@ -52,6 +78,12 @@ export class EntrySelector {
     private readonly scanners: readonly Scanner[],
     private readonly limits: EntryLimits,
   ) {}
+
+  /** Gives back what this layer counted in the scan's budget (its walk failed: nothing of it is kept). */
+  refund(): void {
+    this.limits.scanCapture?.give(this.charged);
+    this.charged = 0;
+  }
 
   /** The cap for `entry` if some scanner wants it, else -1; sets whether an oversize file is skipped and the consumers. */
   private wantedLimit(entry: EntryInfo): number {
@@ -110,6 +142,10 @@ export class EntrySelector {
       this.captured += info.size;
       if (this.captured > this.limits.maxCapturedBytes) {
         throw new LayerError("CAPTURED_TOO_LARGE", this.layer, `the files the scanners read from it exceed ${this.limits.maxCapturedBytes} bytes in all (at ${path})`);
+      }
+      if (this.limits.scanCapture) {
+        this.charged += info.size;
+        this.limits.scanCapture.take(info.size, this.layer, path);
       }
       return { kind: "capture", path, size: info.size };
     }

@@ -5,6 +5,8 @@ export type LayerErrorCode =
   | "EXPANSION_RATIO"
   | "FILE_TOO_LARGE"
   | "CAPTURED_TOO_LARGE"
+  /** A zstd frame declares a window over WalkLimits.maxZstdWindow (the decoder would allocate it). */
+  | "ZSTD_WINDOW_TOO_LARGE"
   | "BAD_TAR"
   | "BAD_COMPRESSION"
   | "UNSUPPORTED_MEDIA_TYPE"

@@ -49,3 +49,25 @@ export function zstd(data: Buffer): Buffer {
 export function digestOf(data: Uint8Array): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;
 }
+
+/**
+ * A real zstd frame of `data` (the zstd command) whose window descriptor is rewritten to declare 2^`log2`
+ * bytes (31: 2 GiB, the hostile header that took a process to 2.0 GiB RSS). The frame has no content size, so
+ * the descriptor is what a decoder would allocate.
+ */
+export function zstdDeclaringWindow(data: Buffer, log2 = 31): Buffer {
+  const z = zstd(data);
+  // magic (4), frame header descriptor (single segment off: the window byte follows).
+  if ((z[4]! >> 5) & 1) throw new Error("the zstd command wrote a single-segment frame: no window byte to rewrite");
+  z[5] = (log2 - 10) << 3;
+  return z;
+}
+
+/**
+ * A tar of `count` files of `size` zero bytes at `pathOf(i)`: a layer made only of files scanners want, each
+ * under its own cap, that gzip makes about 1,000 times smaller than what it asks a walk to hold.
+ */
+export async function wantedFilesTar(count: number, size: number, pathOf: (i: number) => string = (i) => `usr/lib/node_modules/p${i}/package.json`): Promise<Buffer> {
+  const content = Buffer.alloc(size, 0x20);
+  return makeTar(Array.from({ length: count }, (_, i) => ({ name: pathOf(i), content })));
+}

@@ -6,7 +6,8 @@ import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { EntryInfo, Scanner } from "../scanners/types.js";
 import { LayerError } from "./errors.js";
-import { digestOf, gzip, makeTar, zstd, type TarEntry } from "./testing.js";
+import { CaptureBudget } from "./entries.js";
+import { digestOf, gzip, makeTar, wantedFilesTar, zstd, zstdDeclaringWindow, type TarEntry } from "./testing.js";
 import { walkLayer, type LayerWalkOptions } from "./walk.js";
 
 /** A scanner that wants the paths it is given, and records what it was asked about. */
@@ -28,9 +29,8 @@ const statusFile = "Package: a\nStatus: install ok installed\nVersion: 1\n";
 describe("walkLayer", () => {
   it("caps the bytes of wanted files held from one layer, all files together", async () => {
     // Ten wanted files of 100 KiB, each under its own cap: 1,000 KiB in all, over a 512 KiB layer budget.
-    const entries = Array.from({ length: 10 }, (_, i) => ({ name: `usr/lib/node_modules/p${i}/package.json`, content: Buffer.alloc(100 * 1024, 0x20) }));
-    const tar = await makeTar(entries);
-    const paths = entries.map((e) => e.name);
+    const tar = await wantedFilesTar(10, 100 * 1024);
+    const paths = Array.from({ length: 10 }, (_, i) => `usr/lib/node_modules/p${i}/package.json`);
     await expect(walk(gzip(tar), wanting(paths), { limits: { maxCapturedBytes: 512 * 1024 } })).rejects.toMatchObject({
       code: "CAPTURED_TOO_LARGE",
       message: expect.stringMatching(/the files the scanners read from it exceed 524288 bytes in all \(at usr\/lib\/node_modules\/p5\/package\.json\)$/),
@@ -39,16 +39,52 @@ describe("walkLayer", () => {
   });
 
   it("refuses a zstd layer whose frame declares a huge window, before the decoder allocates it", async () => {
-    // A real zstd layer with its window descriptor rewritten to 2 GiB (exponent 21): 2.0 GiB RSS before the bound.
+    // A real zstd layer with its window descriptor rewritten to 2 GiB: 2.0 GiB RSS before the bound.
     const tar = await makeTar([{ name: "etc/os-release", content: "ID=debian\n" }]);
-    const z = zstd(tar);
-    z[5] = 21 << 3;
+    const z = zstdDeclaringWindow(tar, 31);
+    expect(z.length).toBeLessThan(1024);
+    const before = process.memoryUsage().arrayBuffers;
     await expect(walk(z, wanting(["etc/os-release"]))).rejects.toMatchObject({
-      code: "BAD_COMPRESSION",
-      message: expect.stringMatching(/refused: the layer: a zstd frame declares a window of 2147483648 bytes, more than the 67108864 accepted$/),
+      code: "ZSTD_WINDOW_TOO_LARGE",
+      message: expect.stringMatching(/refused: the layer: a zstd frame declares a window of 2147483648 bytes, more than the 134217728 accepted \(zstd's own default limit\)$/),
     });
+    // Nothing near the window was allocated.
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 << 20);
+    // 128 MiB, zstd's own default limit (what `zstd --long` writes), is read; a lower limit is configurable.
+    expect((await walk(zstdDeclaringWindow(tar, 27), wanting(["etc/os-release"]))).files.paths()).toEqual(["etc/os-release"]);
+    await expect(walk(zstd(tar), wanting(["etc/os-release"]), { limits: { maxZstdWindow: 1024 } })).rejects.toMatchObject({ code: "ZSTD_WINDOW_TOO_LARGE" });
     // The same layer as written is read.
     expect((await walk(zstd(tar), wanting(["etc/os-release"]))).files.paths()).toEqual(["etc/os-release"]);
+  });
+
+  it("stops a layer made only of wanted files at the layer's cap, at the header past it", async () => {
+    // 64 files of 1 MiB each, every one under its own cap: 64 MiB to hold, from a gzip layer of ~70 KB.
+    const blob = gzip(await wantedFilesTar(64, 1 << 20));
+    expect(blob.length).toBeLessThan(128 * 1024);
+    const paths = Array.from({ length: 64 }, (_, i) => `usr/lib/node_modules/p${i}/package.json`);
+    await expect(walk(blob, wanting(paths), { limits: { maxCapturedBytes: 16 << 20 } })).rejects.toMatchObject({
+      code: "CAPTURED_TOO_LARGE",
+      message: expect.stringMatching(/exceed 16777216 bytes in all \(at usr\/lib\/node_modules\/p16\/package\.json\)$/),
+    });
+  });
+
+  it("bounds the wanted files of a whole image, over its layers, with one CaptureBudget per scan", async () => {
+    const paths = Array.from({ length: 8 }, (_, i) => `usr/lib/node_modules/p${i}/package.json`);
+    const a = gzip(await wantedFilesTar(6, 100 * 1024));
+    const b = gzip(await wantedFilesTar(6, 100 * 1024));
+    const budget = new CaptureBudget(1000 * 1024);
+    await walk(a, wanting(paths), { limits: { scanCapture: budget } });
+    expect(budget.used).toBe(600 * 1024);
+    await expect(walk(b, wanting(paths), { limits: { scanCapture: budget } })).rejects.toMatchObject({
+      code: "CAPTURED_TOO_LARGE",
+      message: expect.stringMatching(/the files the scanners read from this image's layers exceed 1024000 bytes in all \(at usr\/lib\/node_modules\/p4\/package\.json\)$/),
+    });
+    // The failed layer's bytes are given back: nothing of it is held.
+    expect(budget.used).toBe(600 * 1024);
+    // A layer whose walk fails later (a digest that does not match) gives back what it counted, too.
+    const c = gzip(await wantedFilesTar(2, 100 * 1024));
+    await expect(walkLayer(Readable.from([c]), { digest: digestOf(a), size: c.length, scanners: [wanting(paths)], limits: { scanCapture: budget } })).rejects.toMatchObject({ code: "DIGEST_MISMATCH" });
+    expect(budget.used).toBe(600 * 1024);
   });
 
   it("keeps only wanted files, from gzip, zstd and plain tar alike", async () => {

@@ -1,9 +1,13 @@
 // The bounded streaming zstd decoder against archives written by the real zstd command-line tool.
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
-import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "./zstd.js";
+import { decodePieces } from "./toc/frames.js";
+import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW, ONE_SHOT_MAX } from "./zstd.js";
 
 /**
  * Compresses with the zstd CLI (the oracle), with its arguments, from stdin as `tar | zstd` does: the
@@ -105,4 +109,40 @@ describe("boundedZstdDecoder", () => {
   it("stops past the decompressed size cap", async () => {
     await expect(decode(zstdCli(text, "-3"), { maxOutput: 1 << 20 })).rejects.toMatchObject({ code: "ZSTD_TOO_LARGE", message: `test.zst decompresses to more than the ${1 << 20} bytes accepted` });
   });
+
+  it(`never decodes more than ${ONE_SHOT_MAX} bytes in one call, and gives the event loop turns meanwhile`, async () => {
+    // 12 MiB of text as one frame that declares its content size (a file, not stdin), held whole (under 4 MiB
+    // compressed): one fzstd call for all of it held the event loop for up to a second.
+    const big = Buffer.concat([text, text, text, text, text, text, text, text, text, text, text, text]).subarray(0, 12 << 20);
+    const dir = mkdtempSync(join(tmpdir(), "zstd-"));
+    writeFileSync(join(dir, "big"), big);
+    const z = execFileSync("zstd", ["-q", "-c", "-3", join(dir, "big")], { maxBuffer: 1 << 30 });
+    rmSync(dir, { recursive: true });
+    expect(z.length).toBeLessThan(4 << 20);
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const sizes: number[] = [];
+    await pipeline(
+      Readable.from([z]),
+      boundedZstdDecoder({ maxWindow: DEFAULT_MAX_ZSTD_WINDOW, maxOutput: 1 << 30, name: "big.zst" }),
+      new Writable({ write: (c: Buffer, _e, cb) => (sizes.push(c.length), cb()) }),
+    );
+    ticking = false;
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(big.length);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(ONE_SHOT_MAX);
+    expect(turns).toBeGreaterThan(1);
+    // A zstd:chunked piece of the same size decodes through the bounded decoder too, into exactly its size.
+    const out = await decodePieces(z, 0, [{ offset: 0, end: z.length, size: big.length }], "big.zst", DEFAULT_MAX_ZSTD_WINDOW);
+    expect(out.equals(big)).toBe(true);
+    await expect(decodePieces(z, 0, [{ offset: 0, end: z.length, size: big.length + 1 }], "big.zst", DEFAULT_MAX_ZSTD_WINDOW)).rejects.toMatchObject({ code: "ZSTD_INVALID" });
+    await expect(decodePieces(z, 0, [{ offset: 0, end: z.length, size: big.length - 1 }], "big.zst", DEFAULT_MAX_ZSTD_WINDOW)).rejects.toMatchObject({ code: "ZSTD_TOO_LARGE" });
+    const hostile = Buffer.from(zstdCli(text, "-3"));
+    hostile[5] = 21 << 3;
+    await expect(decodePieces(hostile, 0, [{ offset: 0, end: hostile.length, size: 2 << 20 }], "hostile.zst", DEFAULT_MAX_ZSTD_WINDOW)).rejects.toMatchObject({ code: "ZSTD_WINDOW_TOO_LARGE" });
+  }, 60_000);
 });

@@ -95,6 +95,8 @@ export class ScannerError extends Error {
     readonly scanner: string,
     readonly path: string,
     message: string,
+    /** What callers branch on when the file broke a limit (the Java scanner's ZIP_BOMB, ZIP_LIMIT). */
+    readonly code?: string,
   ) {
     super(`${scanner}: ${path}: ${message}`);
   }

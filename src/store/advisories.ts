@@ -42,11 +42,16 @@ class Unchanged extends Error {
   }
 }
 
+/** One update of a source at a time, across processes; an update may take long, so a waiter waits up to an hour. */
+function withSourceLock<T>(db: Db, source: string, fn: () => Promise<T>): Promise<T> {
+  return db.withLock(lockKey(`portcullis:advisories:${source}`), fn, { what: `advisory source ${source} (being updated by another process)`, waitMs: 60 * 60_000 });
+}
+
 export class SqlAdvisoryStore implements AdvisoryStore {
   constructor(private readonly db: Db) {}
 
   async recordOperation(input: OperationInput): Promise<RecordResult> {
-    return this.db.withLock(lockKey(`portcullis:advisories:${input.source}`), () =>
+    return withSourceLock(this.db, input.source, () =>
       this.db.transaction(async (tx) => {
         const latest = await latestOperation(tx, input.source);
         if (latest && latest.parserVersion === input.parserVersion && sameFiles(latest.files, input.files)) {
@@ -82,7 +87,7 @@ export class SqlAdvisoryStore implements AdvisoryStore {
 
   async recordStreamedOperation(input: StreamedOperationInput, fill: (w: OperationWriter) => Promise<void>): Promise<RecordResult> {
     try {
-      return await this.db.withLock(lockKey(`portcullis:advisories:${input.source}`), () =>
+      return await withSourceLock(this.db, input.source, () =>
         this.db.transaction(async (tx) => {
           const latest = await latestOperation(tx, input.source);
           let base: Operation | undefined;

@@ -1,14 +1,15 @@
 import { mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 import type { Db, Queryable } from "./db.js";
+import { DEFAULT_LOCK_WAIT_MS, KeyedMutex, type LockWait } from "./locks.js";
 
 /**
  * The single-machine store: PostgreSQL compiled to WASM (PGlite) in a data folder, the same SQL and
- * migrations as the cluster's. One process owns the folder; locks are in-process.
+ * migrations as the cluster's. One process owns the folder; locks are in-process (a bounded wait each).
  */
 export class EmbeddedDb implements Db {
   readonly kind = "embedded" as const;
-  private readonly locks = new Map<bigint, Promise<unknown>>();
+  private readonly locks = new KeyedMutex();
 
   private constructor(private readonly db: PGlite, private readonly afterClose?: () => Promise<void> | void) {}
 
@@ -47,14 +48,12 @@ export class EmbeddedDb implements Db {
     );
   }
 
-  async withLock<T>(key: bigint, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(fn);
-    this.locks.set(key, run);
+  async withLock<T>(key: bigint, fn: () => Promise<T>, o: LockWait = {}): Promise<T> {
+    const leave = await this.locks.acquire(key, Date.now() + (o.waitMs ?? DEFAULT_LOCK_WAIT_MS), o.what ?? `lock ${key}`);
     try {
-      return await run;
+      return await fn();
     } finally {
-      if (this.locks.get(key) === run) this.locks.delete(key);
+      leave();
     }
   }
 

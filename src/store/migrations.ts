@@ -296,5 +296,5 @@ export async function migrate(db: Db, migrations: Migration[] = MIGRATIONS): Pro
       applied.push(m.version);
     }
     return applied;
-  });
+  }, { what: "the schema migrations (being applied by another replica)" });
 }

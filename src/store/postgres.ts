@@ -1,19 +1,37 @@
 import pg from "pg";
 import type { Db, Queryable } from "./db.js";
+import { DEFAULT_LOCK_WAIT_MS, KeyedMutex, LockSession, type LockWait } from "./locks.js";
 
 export interface PostgresOptions {
   url: string;
-  /** Connections in the pool. */
+  /** Connections in the pool for queries (advisory locks live on one more connection of their own: ./locks.ts). */
   max?: number;
+  /** How long an advisory lock waits for another holder before LockWaitError (default 10 minutes). */
+  lockWaitMs?: number;
+  /**
+   * PostgreSQL's `lock_timeout` for the pool's connections, in ms: the longest any statement waits for a row
+   * or table lock another transaction holds (default 2 minutes; the store's own transactions take seconds).
+   */
+  rowLockTimeoutMs?: number;
 }
 
-/** The cluster's store: a `pg` pool. */
+export const DEFAULT_ROW_LOCK_TIMEOUT_MS = 120_000;
+
+/** The cluster's store: a `pg` pool for queries, and one session for every advisory lock of the process. */
 export class PostgresDb implements Db {
   readonly kind = "postgres" as const;
   private readonly pool: pg.Pool;
+  private readonly locks: LockSession;
+  private readonly queued = new KeyedMutex();
+  private readonly lockWaitMs: number;
 
   constructor(o: PostgresOptions) {
-    this.pool = new pg.Pool({ connectionString: o.url, max: o.max ?? 10, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
+    this.lockWaitMs = o.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
+    this.pool = new pg.Pool({
+      connectionString: o.url, max: o.max ?? 10, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000,
+      lock_timeout: o.rowLockTimeoutMs ?? DEFAULT_ROW_LOCK_TIMEOUT_MS,
+    });
+    this.locks = new LockSession({ connectionString: o.url, connectionTimeoutMillis: 10_000 });
     // An idle client's error (the server restarted) must not crash the process; the pool replaces it.
     this.pool.on("error", () => undefined);
   }
@@ -47,28 +65,34 @@ export class PostgresDb implements Db {
     }
   }
 
-  async withLock<T>(key: bigint, fn: () => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    const lost = held(client);
+  /**
+   * Runs `fn` holding the session advisory lock `key` on the lock session, never on a pooled connection, so
+   * `fn`'s queries have the whole pool (./locks.ts). Waits at most `o.waitMs` (default: lockWaitMs).
+   */
+  async withLock<T>(key: bigint, fn: () => Promise<T>, o: LockWait = {}): Promise<T> {
+    const what = o.what ?? `advisory lock ${key}`;
+    const deadline = Date.now() + (o.waitMs ?? this.lockWaitMs);
+    const leave = await this.queued.acquire(key, deadline, what);
     try {
-      await client.query("SELECT pg_advisory_lock($1)", [key.toString()]);
+      const unlock = await this.locks.lock(key, deadline, what);
       try {
         return await fn();
       } finally {
-        await client.query("SELECT pg_advisory_unlock($1)", [key.toString()]);
+        await unlock();
       }
     } finally {
-      lost.release();
+      leave();
     }
   }
 
   async close(): Promise<void> {
+    await this.locks.close();
     await this.pool.end();
   }
 }
 
 /**
- * A client checked out of the pool and held between queries (a lock's session, a transaction): its connection
+ * A client checked out of the pool and held between queries (a transaction): its connection
  * dropping (the server restarting) emits `error` on it, which without a listener ends the process. The error
  * is kept; the next query on the client fails on its own, and the client goes back to the pool destroyed.
  */

@@ -218,7 +218,16 @@ export class SqlStore implements Store {
   }
 
   async withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T> {
-    return this.db.withLock(lockKey(`portcullis:manifest:${manifest}`), fn);
+    return this.db.withLock(lockKey(`portcullis:manifest:${manifest}`), fn, { what: `manifest ${manifest} (being indexed by another indexer)` });
+  }
+
+  /**
+   * A layer's scan lock: indexers of different manifests that share a layer, in different processes, scan
+   * it once (within one process the Indexer shares the scan already). Taken under a manifest's lock and never
+   * the other way round, and one layer at a time, so two indexers never wait for each other.
+   */
+  async withLayerLock<T>(layer: string, fn: () => Promise<T>): Promise<T> {
+    return this.db.withLock(lockKey(`portcullis:layer:${layer}`), fn, { what: `layer ${layer} (being scanned by another indexer)` });
   }
 }
 

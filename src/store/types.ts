@@ -71,11 +71,14 @@ export interface Querier {
 export interface ManifestAdmin {
   /** Deletes manifests (unknown digests are not an error) and layers no manifest uses any more. Returns the digests deleted. */
   deleteManifests(digests: readonly string[]): Promise<string[]>;
-  /** Runs `fn` holding the manifest's lock, across processes for PostgreSQL. */
+  /**
+   * Runs `fn` holding the manifest's lock, across processes for PostgreSQL; a bounded wait, then an error with
+   * code LOCK_TIMEOUT naming the manifest.
+   */
   withManifestLock<T>(manifest: string, fn: () => Promise<T>): Promise<T>;
   /**
-   * Runs `fn` holding a layer's scan lock across processes, when the store has one (the CLI's folder store):
-   * two `portcullis scan` runs of images that share a layer scan it once.
+   * Runs `fn` holding a layer's scan lock across processes, when the store has one (the CLI's folder store, the
+   * SQL stores): two indexers of images that share a layer scan it once.
    */
   withLayerLock?<T>(layer: string, fn: () => Promise<T>): Promise<T>;
 }

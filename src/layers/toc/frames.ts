@@ -1,12 +1,14 @@
 // Decoding the pieces of a seekable layer. zstd (zstd:chunked): each piece is whole frames whose uncompressed size the table
-// of contents gives. Each is checked by the bounded decoder's frame walker (structure, window cap), then
-// decoded in one shot into a buffer of exactly that size: the output cannot grow past it and no window is
-// allocated (fzstd's streaming decoder allocates and shifts a window per frame, which for thousands of small
-// frames cost more than the decoding). The caller checks every piece against its digest.
+// of contents gives. A small piece (up to ONE_SHOT_MAX) is checked by the bounded decoder's frame walker
+// (structure, window cap), then decoded in one shot into a buffer of exactly that size: the output cannot
+// grow past it and no window is allocated (fzstd's streaming decoder allocates and shifts a window per frame,
+// which for thousands of small frames cost more than the decoding). A larger piece goes through the bounded
+// decoder, a block per call: one call for a 64 MiB piece held the event loop for seconds. The caller checks
+// every piece against its digest.
+import { setImmediate as turn } from "node:timers/promises";
 import { createGunzip } from "node:zlib";
 import { decompress } from "fzstd";
-import { MAX_LAYER_ZSTD_WINDOW } from "../decompress.js";
-import { checkZstdFrames, ZstdStreamError } from "../zstd.js";
+import { checkZstdFrames, decodeZstdInto, ONE_SHOT_MAX, ZstdStreamError } from "../zstd.js";
 
 export interface Piece {
   /** [offset, end) in the blob. */
@@ -18,18 +20,30 @@ export interface Piece {
 
 /**
  * Decodes `pieces`, consecutive in the blob, from `compressed` (the blob's bytes from `base`) into one buffer
- * of their sizes added up. Throws ZstdStreamError for a piece that is not whole frames, declares too big a
- * window, or does not decode to its size.
+ * of their sizes added up. Throws ZstdStreamError for a piece that is not whole frames, declares a window
+ * over `maxWindow`, or does not decode to its size.
  */
-export function decodePieces(compressed: Buffer, base: number, pieces: readonly Piece[], name: string): Buffer {
+export async function decodePieces(compressed: Buffer, base: number, pieces: readonly Piece[], name: string, maxWindow: number): Promise<Buffer> {
   const total = pieces.reduce((n, p) => n + p.size, 0);
   const out = Buffer.allocUnsafe(total);
   let at = 0;
+  let sinceTurn = 0;
   for (const p of pieces) {
     const input = compressed.subarray(p.offset - base, p.end - base);
     if (input.length !== p.end - p.offset) throw new ZstdStreamError("ZSTD_TRUNCATED", `${name}: piece at ${p.offset} is cut short`);
-    checkZstdFrames(input, { maxWindow: MAX_LAYER_ZSTD_WINDOW, maxOutput: p.size, name });
     const target = out.subarray(at, at + p.size);
+    if (p.size > ONE_SHOT_MAX) {
+      await decodeZstdInto(input, target, { maxWindow, name });
+      at += p.size;
+      continue;
+    }
+    // Many small pieces in a row: a turn for the event loop after every ONE_SHOT_MAX bytes of them.
+    sinceTurn += p.size;
+    if (sinceTurn > ONE_SHOT_MAX) {
+      sinceTurn = 0;
+      await turn();
+    }
+    checkZstdFrames(input, { maxWindow, maxOutput: p.size, name });
     let got: Uint8Array;
     try {
       got = decompress(input, target);

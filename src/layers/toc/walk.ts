@@ -70,10 +70,20 @@ interface Consume {
 }
 
 export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: TocWalkOptions): Promise<TocWalk> {
+  const selector = new EntrySelector(opts.digest, opts.scanners, { ...DEFAULT_WALK_LIMITS, ...opts.limits });
+  try {
+    return await walkTocWith(selector, toc, reader, opts);
+  } catch (e) {
+    // The full read that follows counts the layer's files again.
+    selector.refund();
+    throw e;
+  }
+}
+
+async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader: RangeReader, opts: TocWalkOptions): Promise<TocWalk> {
   const layer = opts.digest;
   const limits = { ...DEFAULT_WALK_LIMITS, ...opts.limits };
   const tuning = { ...DEFAULT_TOC_WALK_TUNING, ...opts.tuning };
-  const selector = new EntrySelector(layer, opts.scanners, limits);
 
   // Decide every entry from the table, in archive order, as the tar walk would from the headers.
   const steps: Array<{ action: EntryAction; capture?: Capture; consumer?: OpenConsumer }> = [];
@@ -164,7 +174,7 @@ export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: T
       const bytes = got.parts[j]!;
       if ("capture" in job) {
         const { action, content } = job.capture;
-        const data = await decoded(toc, layer, action.path, bytes, content!.offset, content!.chunks);
+        const data = await decoded(toc, layer, action.path, bytes, content!.offset, content!.chunks, limits.maxZstdWindow);
         checkDigest(layer, action.path, data, content!.digest);
         uncompressed += data.length;
         job.capture.data = data;
@@ -177,7 +187,7 @@ export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: T
       const last = job.pieces[job.pieces.length - 1]!;
       const span = last.at + last.size - first.at;
       const what = `${s.path} (bytes ${first.at}-${first.at + span})`;
-      const data = await decoded(toc, layer, what, bytes, first.offset, job.pieces);
+      const data = await decoded(toc, layer, what, bytes, first.offset, job.pieces, limits.maxZstdWindow);
       if (data.length !== span) throw new TocError(layer, `${what}: the pieces are not contiguous`);
       uncompressed += data.length;
       let more = true;
@@ -228,10 +238,10 @@ function checkContent(layer: string, e: TocEntry, c: TocContent): void {
 }
 
 /** The pieces decoded (frames.ts); anything wrong is a TocError. */
-async function decoded(toc: TableOfContents, layer: string, what: string, compressed: Buffer, base: number, pieces: readonly Piece[]): Promise<Buffer> {
+async function decoded(toc: TableOfContents, layer: string, what: string, compressed: Buffer, base: number, pieces: readonly Piece[], maxWindow: number): Promise<Buffer> {
   try {
     if (toc.format === "estargz") return await decodeGzipPieces(compressed, base, pieces, `${what} in layer ${layer}`);
-    return decodePieces(compressed, base, pieces, `${what} in layer ${layer}`);
+    return await decodePieces(compressed, base, pieces, `${what} in layer ${layer}`, maxWindow);
   } catch (e) {
     throw new TocError(layer, `${what}: ${(e as Error).message}`, { cause: e });
   }

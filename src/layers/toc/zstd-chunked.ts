@@ -10,7 +10,8 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { MAX_LAYER_ZSTD_WINDOW } from "../decompress.js";
 import { boundedZstdDecoder } from "../zstd.js";
-import { crfsEntries, ENTRY_TYPES, RawEntry } from "./crfs.js";
+import { setImmediate as turn } from "node:timers/promises";
+import { crfsEntries, ENTRY_TYPES, RawEntry, TURN_ENTRIES } from "./crfs.js";
 import { TocError } from "./errors.js";
 import type { RangeReader, TableOfContents, TocChunk, TocEntry } from "./types.js";
 
@@ -85,11 +86,11 @@ export async function readZstdChunkedToc(layer: string, at: ZstdChunkedLocator, 
   }
   if (json.length !== at.uncompressed) throw new TocError(layer, `zstd:chunked table of contents is ${json.length} bytes uncompressed, but the manifest says ${at.uncompressed}`);
   const entries = crfsEntries(layer, "zstd:chunked", json, limits.maxEntries);
-  return { format: "zstd:chunked", entries: tocEntries(layer, entries, at.offset), fetchedBytes: compressed.length };
+  return { format: "zstd:chunked", entries: await tocEntries(layer, entries, at.offset), fetchedBytes: compressed.length };
 }
 
 /** The raw entries as TocEntry[]: chunk entries folded into their file, every range checked below `dataEnd`. */
-export function tocEntries(layer: string, raws: unknown[], dataEnd: number): TocEntry[] {
+export async function tocEntries(layer: string, raws: unknown[], dataEnd: number): Promise<TocEntry[]> {
   const out: TocEntry[] = [];
   const bad = (i: number, why: string) => new TocError(layer, `zstd:chunked table of contents, entry ${i}: ${why}`);
   let file: TocEntry | undefined;
@@ -104,6 +105,7 @@ export function tocEntries(layer: string, raws: unknown[], dataEnd: number): Toc
     file = undefined;
   };
   for (let i = 0; i < raws.length; i++) {
+    if (i % TURN_ENTRIES === TURN_ENTRIES - 1) await turn();
     const r = RawEntry.safeParse(raws[i]);
     if (!r.success) throw bad(i, `${r.error.issues[0]?.path.join(".")}: ${r.error.issues[0]?.message}`);
     const e = r.data;

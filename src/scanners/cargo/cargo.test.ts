@@ -10,7 +10,7 @@ import { digestOf, makeTar } from "../../layers/testing.js";
 import { walkLayer } from "../../layers/walk.js";
 import { GoBinaryScanner } from "../gobin/gobin.js";
 import { ScannerError } from "../types.js";
-import { CargoAuditableScanner, MAX_JSON, parseDepInfo, plausible, type DepInfo } from "./cargo.js";
+import { CargoAuditableScanner, MAX_JSON, MAX_PROBES, parseDepInfo, plausible, type DepInfo } from "./cargo.js";
 
 const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/cargo/${name}`, import.meta.url)));
 
@@ -132,5 +132,19 @@ describe("cargo-auditable", () => {
       expect(err).toBeInstanceOf(ScannerError);
       expect((err as Error).message).toMatch(message);
     }
+  });
+
+  it(`probes at most ${MAX_PROBES} zlib headers in a file made of them, and says so`, async () => {
+    // A stored deflate block of "{xxxxxxx" after a zlib header, 16 bytes: plausible() passes it, the probe
+    // inflates it and finds no JSON. 128 KiB of them are 8,192 headers.
+    const one = Buffer.from([0x78, 0x01, 0x00, 8, 0, 0xf7, 0xff, 0x7b, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78, 0x78]);
+    expect(plausible(one, 0)).toBe(true);
+    const headers = Buffer.concat(Array.from({ length: 8192 }, () => one));
+    const err = await (await scanLayer({ "bin/a": tinyElf(headers) })).scan().then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ code: "SCAN_LIMIT", message: `cargo-auditable: bin/a: more than ${MAX_PROBES} places in it read as the start of zlib data: not searched further for the .dep-v0 section` });
+    // A few hundred of them, then the real section: found.
+    const data = deflateSync(Buffer.from('{"packages":[{"name":"x","version":"1"}]}'));
+    const found = await (await scanLayer({ "bin/a": tinyElf(Buffer.concat([data, headers.subarray(0, 300 * 16)])) })).scan();
+    expect(found.packages?.map((p) => p.name)).toEqual(["x"]);
   });
 });

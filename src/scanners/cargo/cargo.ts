@@ -19,6 +19,12 @@ export const MAX_COMPRESSED = 4 << 20;
 export const MAX_JSON = 16 << 20;
 export const MAX_CRATES = 100_000;
 const MAX_CANDIDATES = 8;
+/**
+ * Zlib headers probed per file at most. A probe costs 30 to 200 us (a zlib handle and its 32 KiB window); a
+ * file made of headers that pass plausible() had 16,000 of them per 128 KiB chunk, 0.5 s of event loop each.
+ * Random bytes give about one per 100 MB; a real program's compressed debug sections a few dozen.
+ */
+export const MAX_PROBES = 256;
 const MAX_FIELD = 1024;
 /** zlib FLG bytes for CMF 0x78 (deflate, 32 KiB window) without a preset dictionary, one per FLEVEL. */
 const FLG = new Set([0x01, 0x5e, 0x9c, 0xda]);
@@ -35,7 +41,7 @@ export interface Crate {
 }
 
 /** What the sink leaves for scan(): the crates, or why the embedded data could not be read. */
-export type DepInfo = { crates: Crate[] } | { error: string };
+export type DepInfo = { crates: Crate[] } | { error: string; code?: string };
 
 /**
  * Whether the deflate data after a zlib header at `p` can start the JSON, from the first block header alone:
@@ -135,6 +141,7 @@ export class CargoAuditableScanner implements Scanner {
     /** The last PROBE - 1 bytes seen (past the loaded part), whose positions wait for the next chunk's bytes. */
     let carry = Buffer.alloc(0);
     let carryOffset = 0;
+    let probes = 0;
     /**
      * Looks for zlib headers of the JSON at positions [from, until) of `window` (file offset `windowOffset`),
      * past the loaded part; a hit keeps `capture(p)`: the compressed bytes from there to the chunk's end.
@@ -144,7 +151,12 @@ export class CargoAuditableScanner implements Scanner {
       while (found.length < MAX_CANDIDATES) {
         p = window.indexOf(0x78, p);
         if (p < 0 || p >= until) break;
-        if (FLG.has(window[p + 1]!) && plausible(window, p) && probe(window.subarray(p, p + PROBE))) {
+        if (FLG.has(window[p + 1]!) && plausible(window, p)) {
+          if (++probes > MAX_PROBES) break;
+          if (!probe(window.subarray(p, p + PROBE))) {
+            p++;
+            continue;
+          }
           const first = capture(p);
           found.push({ offset: windowOffset + p, chunks: [first], length: first.length });
         }
@@ -153,6 +165,7 @@ export class CargoAuditableScanner implements Scanner {
     };
     return {
       write(chunk: Buffer): boolean {
+        if (probes > MAX_PROBES) return false;
         elf.push(chunk);
         if (!elf.elf) return false;
         if (!elf.header) return true;
@@ -206,7 +219,8 @@ export class CargoAuditableScanner implements Scanner {
       },
       end(): DepInfo | undefined {
         if (!elf.header) return undefined;
-        search(carry, carryOffset, 0, carry.length, (p) => Buffer.from(carry.subarray(p)));
+        if (probes <= MAX_PROBES) search(carry, carryOffset, 0, carry.length, (p) => Buffer.from(carry.subarray(p)));
+        if (!found.length && probes > MAX_PROBES) return { error: `more than ${MAX_PROBES} places in it read as the start of zlib data: not searched further for the .dep-v0 section`, code: "SCAN_LIMIT" };
         if (!found.length) return undefined;
         const sections = elf.sections();
         for (const c of found) {
@@ -238,7 +252,7 @@ export class CargoAuditableScanner implements Scanner {
     const packages: Package[] = [];
     for (const [path, value] of files.consumed?.(this.name) ?? []) {
       const info = value as DepInfo;
-      if ("error" in info) throw new ScannerError(this.name, path, info.error);
+      if ("error" in info) throw new ScannerError(this.name, path, info.error, info.code);
       // Build-time crates (build scripts, proc macros) are not in the program: reported by no peer either.
       for (const c of info.crates) {
         if (c.kind !== "runtime") continue;

@@ -17,14 +17,14 @@ describe("java archives of peers' test data", () => {
   const expected = tsv(new URL("expected.tsv", dir));
   const jars = readdirSync(dir).filter((f) => f.endsWith(".jar"));
 
-  it.each(jars)("%s: the packages the peer's test expects", (file) => {
+  it.each(jars)("%s: the packages the peer's test expects", async (file) => {
     const want = expected.filter((l) => l[0] === file).map((l) => `${l[1]}\t${l[2]}`).sort();
-    const got = javaPackages(readFileSync(new URL(file, dir)), `opt/app/${original(file)}`).map((p) => `${p.name}\t${p.version}`).sort();
+    const got = (await javaPackages(readFileSync(new URL(file, dir)), `opt/app/${original(file)}`)).map((p) => `${p.name}\t${p.version}`).sort();
     expect(got).toEqual(want);
   });
 
-  it("names nested archives by their path, three deep (trivy's nested.jar, pom.properties under META-INF/nested/)", () => {
-    const got = javaPackages(readFileSync(new URL("trivy-nested.jar", dir)), "opt/app/nested.jar");
+  it("names nested archives by their path, three deep (trivy's nested.jar, pom.properties under META-INF/nested/)", async () => {
+    const got = await javaPackages(readFileSync(new URL("trivy-nested.jar", dir)), "opt/app/nested.jar");
     expect(got.map((p) => [p.name, p.package_db, p.purl])).toEqual([
       ["test:nested", "maven:opt/app/nested.jar", "pkg:maven/test/nested@0.0.1"],
       ["test:nested2", "maven:opt/app/nested.jar!META-INF/jars/nested2.jar", "pkg:maven/test/nested2@0.0.2"],
@@ -43,15 +43,15 @@ describe("java archives of peers' test data", () => {
     }
   });
 
-  it("uses the file name only when neither pom.properties nor the manifest says anything", () => {
+  it("uses the file name only when neither pom.properties nor the manifest says anything", async () => {
     expect(fromFileName("usr/share/java/log4j-api-2.14.jar")).toEqual({ artifact: "log4j-api", version: "2.14" });
     expect(fromFileName("app/heuristic-1.0.0-SNAPSHOT.jar")).toEqual({ artifact: "heuristic", version: "1.0.0-SNAPSHOT" });
     expect(fromFileName("usr/share/java/commons-lang3.jar")).toBeUndefined();
     const jar = Buffer.from(zipSync({ "META-INF/MANIFEST.MF": Buffer.from("Manifest-Version: 1.0\r\nImplementation-Title: lib\r\nImplementation-Version: 2.0\r\n\r\n") }));
-    expect(javaPackages(jar, "opt/lib-1.0.jar").map((p) => `${p.name}\t${p.version}`)).toEqual(["lib\t2.0"]);
+    expect((await javaPackages(jar, "opt/lib-1.0.jar")).map((p) => `${p.name}\t${p.version}`)).toEqual(["lib\t2.0"]);
     // A group with a title that is no artifact id (it has spaces): the file name's artifact id joins the group.
     const spaced = Buffer.from(zipSync({ "META-INF/MANIFEST.MF": Buffer.from("Manifest-Version: 1.0\nImplementation-Title: Apache Commons Lang\nImplementation-Version: 3.17.0\nImplementation-Vendor-Id: org.apache.commons\n") }));
-    expect(javaPackages(spaced, "opt/commons-lang3-3.17.0.jar").map((p) => [p.name, p.purl])).toEqual([["org.apache.commons:commons-lang3", "pkg:maven/org.apache.commons/commons-lang3@3.17.0"]]);
+    expect((await javaPackages(spaced, "opt/commons-lang3-3.17.0.jar")).map((p) => [p.name, p.purl])).toEqual([["org.apache.commons:commons-lang3", "pkg:maven/org.apache.commons/commons-lang3@3.17.0"]]);
   });
 
   it("the scanner reads them from a layer, and a fat jar's duplicate pom.properties count once", async () => {

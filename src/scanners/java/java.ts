@@ -5,16 +5,24 @@
 // resort, the file name (`name-1.2.3.jar`).
 import type { Package } from "../../indexer/types.js";
 import { purl } from "../purl.js";
-import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
 import { type InflateBudget, listZip, readZipEntry, ZipError } from "./zip.js";
 
 /** The archives the Java scanner opens. */
 export const ARCHIVE = /\.(jar|war|ear|par|sar|jpi|hpi)$/;
 const MAX_ARCHIVE = 64 * 1024 * 1024;
 const MAX_META = 1024 * 1024;
-const MAX_NESTED_DEPTH = 3;
-/** Bytes inflated in all from one archive found in a layer, its nested archives included. */
-const MAX_INFLATE_PER_ARCHIVE = 4 * MAX_ARCHIVE;
+/** Archives in archives read: a jar in a jar in a war in an ear; deeper ones are not opened. */
+export const MAX_NESTED_DEPTH = 3;
+/**
+ * Bytes inflated in all from one archive found in a layer, its nested archives included: 16 MiB and eight
+ * times the archive's own size, at most 256 MiB. What is inflated is metadata (pom.properties, manifests)
+ * and nested archives, which are themselves compressed: a sound archive inflates to little more than its
+ * size, a 64 KB archive that inflates to 256 MiB is a bomb.
+ */
+export function inflateBudget(archiveBytes: number): number {
+  return Math.min(4 * MAX_ARCHIVE, 16 * 1024 * 1024 + 8 * archiveBytes);
+}
 /** pom.properties files read from one archive (a fat jar has one per bundled library). */
 const MAX_PROPERTIES = 10_000;
 /** `commons-lang3-3.12.0.jar`, `log4j-api-2.14.jar`, `app-1.0.0-SNAPSHOT.jar`: claircore's file-name rule. */
@@ -86,22 +94,29 @@ export function fromManifest(m: Map<string, string>, path: string): Coordinates 
   return name && version ? { artifact: name, version } : undefined;
 }
 
-export function javaPackages(buf: Buffer, location: string, depth = 0, budget: InflateBudget = { left: MAX_INFLATE_PER_ARCHIVE }): Package[] {
+/**
+ * The packages of the archive `buf` found at `location` and of the archives nested in it. Throws ZipError:
+ * BAD_ZIP when it is not a sound zip, ZIP_BOMB / ZIP_LIMIT when it is hostile or over a limit (a nested
+ * archive that is not a sound zip is passed over).
+ */
+export async function javaPackages(buf: Buffer, location: string, depth = 0, budget: InflateBudget = { left: inflateBudget(buf.length) }): Promise<Package[]> {
   const entries = listZip(buf);
   const found: Coordinates[] = [];
   let props = 0;
   for (const e of entries) {
-    if (e.name !== "pom.properties" && !e.name.endsWith("/pom.properties")) continue;
-    if (++props > MAX_PROPERTIES) throw new ZipError(`more than ${MAX_PROPERTIES} pom.properties files`);
-    const p = properties(readZipEntry(buf, e, MAX_META, budget).toString("utf8"));
+    // One over MAX_META is not Maven's (a few hundred bytes): passed over, as a manifest that big is below.
+    if ((e.name !== "pom.properties" && !e.name.endsWith("/pom.properties")) || e.size > MAX_META) continue;
+    if (++props > MAX_PROPERTIES) throw new ZipError(`more than ${MAX_PROPERTIES} pom.properties files`, "ZIP_LIMIT");
+    const p = properties((await readZipEntry(buf, e, MAX_META, budget)).toString("utf8"));
     const group = p.get("groupId");
     const artifact = p.get("artifactId");
     const version = p.get("version");
     if (group && artifact && version) found.push({ group, artifact, version });
   }
   if (found.length === 0) {
-    const mf = entries.find((e) => e.name === "META-INF/MANIFEST.MF");
-    const c = mf ? fromManifest(manifest(readZipEntry(buf, mf, MAX_META, budget).toString("utf8")), location) : undefined;
+    // A signed jar's manifest lists a digest per entry and can pass MAX_META: then it is not read.
+    const mf = entries.find((e) => e.name === "META-INF/MANIFEST.MF" && e.size <= MAX_META);
+    const c = mf ? fromManifest(manifest((await readZipEntry(buf, mf, MAX_META, budget)).toString("utf8")), location) : undefined;
     if (c) found.push(c);
   }
   if (found.length === 0) {
@@ -123,9 +138,9 @@ export function javaPackages(buf: Buffer, location: string, depth = 0, budget: I
     for (const e of entries) {
       if (!ARCHIVE.test(e.name) || e.size > MAX_ARCHIVE) continue;
       try {
-        out.push(...javaPackages(readZipEntry(buf, e, MAX_ARCHIVE, budget), `${location}!${e.name}`, depth + 1, budget));
+        out.push(...(await javaPackages(await readZipEntry(buf, e, MAX_ARCHIVE, budget), `${location}!${e.name}`, depth + 1, budget)));
       } catch (err) {
-        if (!(err instanceof ZipError)) throw err;
+        if (!(err instanceof ZipError) || err.code !== "BAD_ZIP") throw err;
       }
     }
   }
@@ -148,9 +163,11 @@ export class JavaScanner implements Scanner {
     for (const path of files.paths()) {
       if (!ARCHIVE.test(path)) continue;
       try {
-        packages.push(...javaPackages(files.get(path)!, path));
+        packages.push(...(await javaPackages(files.get(path)!, path)));
       } catch (err) {
-        // A file named .jar that is not a zip is not a Java archive; anything else is a real failure.
+        // A file named .jar that is not a zip is not a Java archive. A hostile one (a zip bomb, over the
+        // inflate budget) fails the layer with its code: skipped, it would hide what it holds.
+        if (err instanceof ZipError && err.code !== "BAD_ZIP") throw new ScannerError(this.name, path, err.message, err.code);
         if (!(err instanceof ZipError) && !(err instanceof RangeError)) throw err;
       }
     }
