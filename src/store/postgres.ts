@@ -1,6 +1,7 @@
 import pg from "pg";
 import type { Db, Queryable } from "./db.js";
-import { DEFAULT_LOCK_WAIT_MS, KeyedMutex, LockSession, type LockWait } from "./locks.js";
+import { LockSession } from "./lock-session.js";
+import { DEFAULT_LOCK_WAIT_MS, KeyedMutex, type LockWait } from "./locks.js";
 
 export interface PostgresOptions {
   url: string;
