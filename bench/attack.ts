@@ -18,12 +18,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
-import { deflateRawSync, gzipSync } from "node:zlib";
+import { gzipSync } from "node:zlib";
 import * as k8s from "@kubernetes/client-node";
 import { findTool } from "../src/cli/tools.js";
 import { scannerSetHash } from "../src/indexer/scanner-set.js";
 import { DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, VERSION, type ImageScan } from "../src/kube/api/v1alpha1/index.js";
-import { makeTar, zstd } from "../src/layers/testing.js";
+import { makeTar, zstdDeclaringWindow } from "../src/layers/testing.js";
+import { jarBomb } from "../src/scanners/java/testing.js";
 import { defaultScanners } from "../src/scanners/index.js";
 import { RegistryPusher } from "../test/env/oci-push.js";
 import { freePort, ProcessSupervisor } from "../test/env/process.js";
@@ -44,45 +45,6 @@ const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 const GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
 
-/** A stored zip entry's local header + data, and its central-directory record, for a hand-made jar. */
-function zipBomb(): Buffer {
-  const data = deflateRawSync(Buffer.alloc(60 << 20, 0x20), { level: 9 });
-  const name = Buffer.from("payload.class");
-  const crc = 0; // never checked before the overlap is
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt16LE(8, 8);
-  local.writeUInt32LE(crc, 14);
-  local.writeUInt32LE(data.length, 18);
-  local.writeUInt32LE(60 << 20, 22);
-  local.writeUInt16LE(name.length, 26);
-  const records: Buffer[] = [];
-  for (let i = 0; i < 100; i++) {
-    const n = Buffer.from(`p${i}.class`);
-    const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0);
-    c.writeUInt16LE(20, 4);
-    c.writeUInt16LE(20, 6);
-    c.writeUInt16LE(8, 10);
-    c.writeUInt32LE(crc, 16);
-    c.writeUInt32LE(data.length, 20);
-    c.writeUInt32LE(60 << 20, 24);
-    c.writeUInt16LE(n.length, 28);
-    c.writeUInt32LE(0, 42); // every record: the one entry at offset 0
-    records.push(c, n);
-  }
-  const head = Buffer.concat([local, name, data]);
-  const dir = Buffer.concat(records);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(100, 8);
-  end.writeUInt16LE(100, 10);
-  end.writeUInt32LE(dir.length, 12);
-  end.writeUInt32LE(head.length, 16);
-  return Buffer.concat([head, dir, end]);
-}
-
 /** One hostile image's layer, made unique by `k` (a new digest: nothing is answered from the store). */
 async function hostileLayer(kind: "hungry" | "zstd" | "zip", k: number): Promise<{ data: Buffer; mediaType: string }> {
   const nonce = { name: `etc/nonce-${k}`, content: `${kind} ${k}` };
@@ -90,12 +52,9 @@ async function hostileLayer(kind: "hungry" | "zstd" | "zip", k: number): Promise
     const big = Buffer.alloc(30 << 20, 0x41);
     return { data: gzipSync(await makeTar([nonce, ...Array.from({ length: 16 }, (_, i) => ({ name: `var/lib/dpkg/status.d/p${i}`, content: big }))]), { level: 1 }), mediaType: GZIP };
   }
-  if (kind === "zip") return { data: gzipSync(await makeTar([nonce, { name: "app/lib/bomb.jar", content: zipBomb() }])), mediaType: GZIP };
-  // zstd: a valid frame, then its window descriptor raised to 2 GiB (windowLog 31: exponent 21).
-  const frame = Buffer.from(zstd(await makeTar([nonce, { name: "etc/os-release", content: "ID=debian\nVERSION_ID=12\n" }])));
-  if (frame[4]! & 0x20) throw new Error("zstd wrote a single-segment frame (no window descriptor)");
-  frame[5] = 21 << 3;
-  return { data: frame, mediaType: "application/vnd.oci.image.layer.v1.tar+zstd" };
+  if (kind === "zip") return { data: gzipSync(await makeTar([nonce, { name: "app/lib/bomb.jar", content: jarBomb() }])), mediaType: GZIP };
+  // zstd: a valid frame, then its window descriptor raised to 2 GiB.
+  return { data: zstdDeclaringWindow(await makeTar([nonce, { name: "etc/os-release", content: "ID=debian\nVERSION_ID=12\n" }]), 31), mediaType: "application/vnd.oci.image.layer.v1.tar+zstd" };
 }
 
 /** Resident memory (VmRSS) of a process and of its children, MiB. */

@@ -184,11 +184,11 @@ export class ImageScanController {
   /** What tenants read in status: scrubbed, operator pull secrets by kind only. */
   private readonly redact: (s: string) => string;
 
-  constructor(private readonly o: ImageScanControllerOptions) {
-    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    this.redact = tenantRedactor(o.operatorSecrets);
-    this.secrets = o.secretCache ?? new SecretCache(o.kc.makeApiClient(k8s.CoreV1Api));
-    this.cache = o.cache ?? new SharedCache(o.kc, { log: (m, f, l) => o.log?.(m, f, l) });
+  constructor(private readonly options: ImageScanControllerOptions) {
+    this.custom = options.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.redact = tenantRedactor(options.operatorSecrets);
+    this.secrets = options.secretCache ?? new SecretCache(options.kc.makeApiClient(k8s.CoreV1Api));
+    this.cache = options.cache ?? new SharedCache(options.kc, { log: (m, f, l) => options.log?.(m, f, l) });
     this.informer = this.cache.informer(IMAGESCANS, IMAGESCAN_INDEXERS);
   }
 
@@ -197,7 +197,7 @@ export class ImageScanController {
    * status writes must not wake it again, or a backoff would be cut short by its own "Pending" write.
    */
   private readonly onEvent = (type: InformerEvent, obj: ImageScan, old?: ImageScan): void => {
-    if (type === "delete" || (this.o.namespaces && !this.o.namespaces.includes(obj.metadata?.namespace ?? ""))) return;
+    if (type === "delete" || (this.options.namespaces && !this.options.namespaces.includes(obj.metadata?.namespace ?? ""))) return;
     const priority = obj.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true" && obj.status?.phase !== "Indexed";
     const prioritized = priority && old?.metadata?.annotations?.[PRIORITY_ANNOTATION] !== "true";
     if (type === "update" && old && old.metadata?.generation === obj.metadata?.generation && !prioritized) return;
@@ -217,20 +217,20 @@ export class ImageScanController {
   async start(): Promise<void> {
     this.removeHandler = this.informer.addEventHandler(this.onEvent);
     await this.informer.start();
-    const n = this.o.concurrency ?? 4;
+    const n = this.options.concurrency ?? 4;
     this.workers = Array.from({ length: n }, () => runWorker(this.queue, (key, signal) => withLogContext({ scan: key, attempt: logId() }, () => this.reconcile(key, signal)), {
       signal: this.stopping.signal,
       onError: (key, e, delay) => {
         const code = (e as { code?: unknown }).code;
-        this.o.log?.(`scan ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { scan: key, ...(typeof code === "string" ? { code, reason: reasonFor(code) } : {}) }, "warn");
+        this.options.log?.(`scan ${key}: ${(e as Error).message}${apiErrorDetail(e)}; retrying in ${delay} ms`, { scan: key, ...(typeof code === "string" ? { code, reason: reasonFor(code) } : {}) }, "warn");
       },
-      onTerminal: (key, e) => this.o.log?.(`scan ${key}: ${e.message}; not retried until the scan changes`, { scan: key }, "error"),
+      onTerminal: (key, e) => this.options.log?.(`scan ${key}: ${e.message}; not retried until the scan changes`, { scan: key }, "error"),
     }));
   }
 
   async stop(): Promise<void> {
     this.removeHandler?.();
-    if (!this.o.cache) this.cache.stop();
+    if (!this.options.cache) this.cache.stop();
     // In-flight scans finish (their status written) before the Lease is given up; none starts after this.
     this.stopping.abort();
     this.queue.shutDown();
@@ -241,9 +241,9 @@ export class ImageScanController {
   upToDate(scan: ImageScan, now = Date.now()): boolean {
     const s = scan.status;
     if (!s || s.observedGeneration !== scan.metadata?.generation) return false;
-    if (s.phase === "Indexed" && s.scannerSet !== this.o.indexer.scannerSet) return false;
+    if (s.phase === "Indexed" && s.scannerSet !== this.options.indexer.scannerSet) return false;
     // A scan that failed at a worker's limit is tried again by other scanner versions.
-    if (s.phase === "Failed" && s.limitFailures && s.scannerSet !== this.o.indexer.scannerSet) return false;
+    if (s.phase === "Failed" && s.limitFailures && s.scannerSet !== this.options.indexer.scannerSet) return false;
     if (s.phase !== "Indexed" && s.phase !== "Failed") return false;
     const after = scan.spec.rescanAfter ? parseDuration(scan.spec.rescanAfter) : undefined;
     const last = Date.parse(s.lastAttempt ?? s.indexedAt ?? "");
@@ -274,16 +274,16 @@ export class ImageScanController {
     const name = scan.metadata!.name!;
     const generation = scan.metadata!.generation;
     // Waiting for an index job queued by an earlier pass of this generation: its outcome, without resolving again.
-    const waited = this.o.jobs ? await this.awaitJob(scan) : undefined;
+    const waited = this.options.jobs ? await this.awaitJob(scan) : undefined;
     if (waited) return waited.result;
     const started = new Date().toISOString();
     const t0 = performance.now();
-    this.o.log?.(`scan ${key}: resolving ${scan.spec.image}`, { generation }, "debug");
+    this.options.log?.(`scan ${key}: resolving ${scan.spec.image}`, { generation }, "debug");
     // (client-node serialises an empty string as null, which the schema refuses: every message says something.)
     await this.patchStatus(ns, name, { phase: "Resolving", observedGeneration: generation, lastAttempt: started, message: `resolving ${scan.spec.image}` });
     let client: RegistryClient | undefined;
     let missing: string[] = [];
-    const timeoutMs = this.o.scanTimeoutMs ?? DEFAULT_SCAN_TIMEOUT_MS;
+    const timeoutMs = this.options.scanTimeoutMs ?? DEFAULT_SCAN_TIMEOUT_MS;
     const deadline = AbortSignal.timeout(timeoutMs);
     let layersDone = 0;
     let layersTotal = 0;
@@ -295,14 +295,14 @@ export class ImageScanController {
         const spec = ImageScanSpecSchema.safeParse(scan.spec);
         if (!spec.success) throw new ScanError("INVALID_SPEC", `spec: ${spec.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ")}`.slice(0, 1000));
         ref = parseReference(scan.spec.image);
-        platform = scan.spec.platform ? parsePlatform(scan.spec.platform) : this.o.defaultPlatform;
+        platform = scan.spec.platform ? parsePlatform(scan.spec.platform) : this.options.defaultPlatform;
       } catch (e) {
         throw new ScanError((e as { code?: string }).code ?? "INVALID_REFERENCE", (e as Error).message);
       }
-      const creds = await workloadKeyring(this.secrets, ns, (scan.spec.imagePullSecrets ?? []).map((s) => s.name), { operator: this.o.operatorSecrets, providers: this.o.providers });
+      const creds = await workloadKeyring(this.secrets, ns, (scan.spec.imagePullSecrets ?? []).map((s) => s.name), { operator: this.options.operatorSecrets, providers: this.options.providers });
       missing = creds.missing;
       const recording = new RecordingKeyring(creds.keyring);
-      client = new RegistryClient({ options: this.o.registry, keyring: recording, defaultPlatform: platform, metrics: this.o.registryMetrics });
+      client = new RegistryClient({ options: this.options.registry, keyring: recording, defaultPlatform: platform, metrics: this.options.registryMetrics });
       const img = await openRegistryImage(client, ref, { platform, signal: deadline });
       layersTotal = img.manifest.layers.length;
       const used = recording.used;
@@ -311,21 +311,21 @@ export class ImageScanController {
         platform: img.resolved.platform ? formatPlatform(img.resolved.platform) : platform ? formatPlatform(platform) : undefined,
         credentialSource: used, message: `indexing ${img.manifest.digest}`, conditions: [cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation)],
       });
-      if (this.o.jobs) {
-        const known = await this.o.indexer.store.indexReport(img.manifest.digest);
-        if (!(known && known.scannerSet === this.o.indexer.scannerSet && known.report.state === "IndexFinished")) {
-          const job = await this.o.jobs.enqueue({
-            manifest: img.manifest.digest, scannerSet: this.o.indexer.scannerSet, reference: `${ref.registry}/${ref.repository}@${img.manifest.digest}`,
+      if (this.options.jobs) {
+        const known = await this.options.indexer.store.indexReport(img.manifest.digest);
+        if (!(known && known.scannerSet === this.options.indexer.scannerSet && known.report.state === "IndexFinished")) {
+          const job = await this.options.jobs.enqueue({
+            manifest: img.manifest.digest, scannerSet: this.options.indexer.scannerSet, reference: `${ref.registry}/${ref.repository}@${img.manifest.digest}`,
             ...(platform ? { platform: formatPlatform(platform) } : {}), namespace: ns, pullSecrets: (scan.spec.imagePullSecrets ?? []).map((x) => x.name),
-            priority: scan.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true", maxAttempts: this.o.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS,
+            priority: scan.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true", maxAttempts: this.options.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS,
           });
-          this.o.onEnqueued?.();
-          this.o.log?.(`scan ${key}: queued index job ${job.id} for ${img.manifest.digest}`, { job: job.id, state: job.state }, "debug");
+          this.options.onEnqueued?.();
+          this.options.log?.(`scan ${key}: queued index job ${job.id} for ${img.manifest.digest}`, { job: job.id, state: job.state }, "debug");
           return { requeueAfterMs: JOB_POLL_MS };
         }
         return await this.indexed(scan, started, t0, img.manifest.digest, { report: known.report, stats: { layers: img.manifest.layers.length, layersFetched: 0, layersReused: img.manifest.layers.length, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: true, durationMs: 0 } });
       }
-      const result = await this.o.indexer.index(img.manifest, img.source, { signal: deadline, onProgress: (p) => void (p.state === "ScanLayers" && layersDone++) });
+      const result = await this.options.indexer.index(img.manifest, img.source, { signal: deadline, onProgress: (p) => void (p.state === "ScanLayers" && layersDone++) });
       if (result.report.state !== "IndexFinished") {
         // A scanner's refusal of a file it asked for (a malformed package database, a zip bomb) has no code of its own.
         const code = (result.error as { code?: string } | undefined)?.code ?? (result.error?.name === "ScannerError" ? "SCANNER_ERROR" : undefined);
@@ -367,33 +367,33 @@ export class ImageScanController {
       // (another worker, perhaps a registry that is faster now), then Failed until the spec or scanners change.
       // An index job counted its own attempts (and its message says so).
       const failures = job ? job.attempts : (scan.status?.observedGeneration === generation ? scan.status?.limitFailures ?? 0 : 0) + 1;
-      const attempts = job ? job.maxAttempts : this.o.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS;
+      const attempts = job ? job.maxAttempts : this.options.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS;
       const final = failures >= attempts;
       const text = job ? message : `${message} (attempt ${failures} of ${attempts}${final ? "; not retried until the spec or the scanner versions change" : "; retrying"})`;
       if (!final) {
         await this.patchStatus(ns, name, { phase: "Pending", message: text, conditions, limitFailures: failures, observedGeneration: generation });
-        this.o.events?.record(withKind(scan), "Warning", reason, text);
-        this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
+        this.options.events?.record(withKind(scan), "Warning", reason, text);
+        this.options.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
         throw Object.assign(new Error(text, { cause: e }), { code });
       }
-      await this.patchStatus(ns, name, { phase: "Failed", message: text, conditions, limitFailures: failures, observedGeneration: generation, scannerSet: this.o.indexer.scannerSet });
-      this.o.log?.(`scan ${key} failed: ${text}`, { reason, code }, "warn");
-      this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
-      this.o.events?.record(withKind(scan), "Warning", reason, text);
+      await this.patchStatus(ns, name, { phase: "Failed", message: text, conditions, limitFailures: failures, observedGeneration: generation, scannerSet: this.options.indexer.scannerSet });
+      this.options.log?.(`scan ${key} failed: ${text}`, { reason, code }, "warn");
+      this.options.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
+      this.options.events?.record(withKind(scan), "Warning", reason, text);
       return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
     }
     if (isTransientCode(code)) {
       // Worth retrying on our own: keep the phase honest and back off.
       await this.patchStatus(ns, name, { phase: "Pending", message, conditions });
-      this.o.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);
-      this.o.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
+      this.options.events?.record(withKind(scan), "Warning", reason, `${message} (retrying)`);
+      this.options.onScanned?.({ result: "retrying", durationMs: performance.now() - t0 });
       // The runner brings the key back after its backoff (and logs the delay).
       throw Object.assign(new Error(message, { cause: e }), { code });
     }
     await this.patchStatus(ns, name, { phase: "Failed", message, conditions, observedGeneration: generation });
-    this.o.log?.(`scan ${key} failed: ${message}`, { reason, code }, "warn");
-    this.o.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
-    this.o.events?.record(withKind(scan), "Warning", reason, message);
+    this.options.log?.(`scan ${key} failed: ${message}`, { reason, code }, "warn");
+    this.options.onScanned?.({ result: "failed", durationMs: performance.now() - t0 });
+    this.options.events?.record(withKind(scan), "Warning", reason, message);
     return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
   }
 
@@ -405,21 +405,21 @@ export class ImageScanController {
   private async awaitJob(scan: ImageScan): Promise<{ result: Result } | undefined> {
     const s = scan.status;
     const digest = s?.digest;
-    if (!this.o.jobs || s?.phase !== "Indexing" || !digest || s.observedGeneration !== scan.metadata?.generation) return undefined;
+    if (!this.options.jobs || s?.phase !== "Indexing" || !digest || s.observedGeneration !== scan.metadata?.generation) return undefined;
     const started = s.lastAttempt ?? new Date().toISOString();
     const t0 = performance.now() - Math.max(0, Date.now() - Date.parse(started));
-    const known = await this.o.indexer.store.indexReport(digest);
-    const job = await this.o.jobs.get(digest, this.o.indexer.scannerSet);
-    if (known && known.scannerSet === this.o.indexer.scannerSet && known.report.state === "IndexFinished") {
-      const layers = job?.stats?.layers ?? (await this.o.indexer.store.manifestLayers(digest))?.length ?? 0;
+    const known = await this.options.indexer.store.indexReport(digest);
+    const job = await this.options.jobs.get(digest, this.options.indexer.scannerSet);
+    if (known && known.scannerSet === this.options.indexer.scannerSet && known.report.state === "IndexFinished") {
+      const layers = job?.stats?.layers ?? (await this.options.indexer.store.manifestLayers(digest))?.length ?? 0;
       const st = job?.state === "done" && job.stats ? job.stats : { layers, layersFetched: 0, layersReused: layers, bytesFetched: 0, durationMs: 0 };
       return { result: await this.indexed(scan, started, t0, digest, { report: known.report, stats: { ...st, layersSkipped: 0, bytesDecompressed: 0, cached: false } }) };
     }
     if (!job || job.state === "done") return undefined;
     // Asked for by an admission review since it was queued: into the priority lane (enqueue joins the job).
     if (job.state === "queued" && !job.priority && scan.metadata?.annotations?.[PRIORITY_ANNOTATION] === "true") {
-      await this.o.jobs.enqueue({ manifest: digest, scannerSet: job.scannerSet, reference: job.reference, ...(job.platform ? { platform: job.platform } : {}), namespace: job.namespace, pullSecrets: job.pullSecrets, priority: true, maxAttempts: job.maxAttempts });
-      this.o.onEnqueued?.();
+      await this.options.jobs.enqueue({ manifest: digest, scannerSet: job.scannerSet, reference: job.reference, ...(job.platform ? { platform: job.platform } : {}), namespace: job.namespace, pullSecrets: job.pullSecrets, priority: true, maxAttempts: job.maxAttempts });
+      this.options.onEnqueued?.();
     }
     if (job.state === "failed") return { result: await this.failure(scan, started, t0, undefined, job.code, job.message ?? "indexing failed", job) };
     const text = job.state === "running" ? `indexing ${digest} (attempt ${job.attempts} of ${job.maxAttempts})` : job.attempts ? `waiting for an indexer to retry ${digest} after: ${job.message ?? "a failed attempt"}` : `waiting for an indexer: ${digest}`;
@@ -436,31 +436,31 @@ export class ImageScanController {
     const packages = Object.keys(result.report.packages ?? {}).length;
     const reused = layersReused(result.stats);
     const matched = await this.match(digest);
-    await this.patchStatus(ns, name, { ...summarize(result, this.o.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.o.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, limitFailures: 0, message: `indexed: ${packages} packages${matched.summary ? `; ${countsText(matched.summary)}` : ""}`, conditions: [
+    await this.patchStatus(ns, name, { ...summarize(result, this.options.reportPath ?? "/indexer/api/v1/index_report"), scannerSet: this.options.indexer.scannerSet, phase: "Indexed", observedGeneration: generation, limitFailures: 0, message: `indexed: ${packages} packages${matched.summary ? `; ${countsText(matched.summary)}` : ""}`, conditions: [
       cond("Resolved", "True", "Resolved", `resolved to ${digest}`, generation),
       cond("Indexed", "True", "Indexed", `${packages} packages in ${result.stats.layers} layers`, generation),
       ...(matched.condition ? [matched.condition] : []),
     ], ...(matched.summary ? { vulnerabilities: matched.summary } : {}) });
-    this.o.log?.(`indexed ${key} ${digest}`, {
+    this.options.log?.(`indexed ${key} ${digest}`, {
       scan: key, digest: digest, layers: result.stats.layers, layersFetched: result.stats.layersFetched,
       layersReused: reused, bytesFetched: result.stats.bytesFetched,
       cached: result.stats.cached, durationMs: Math.round(result.stats.durationMs),
     });
-    this.o.onScanned?.({ result: "indexed", durationMs: performance.now() - t0, layersFetched: result.stats.layersFetched, layersReused: reused, bytesFetched: result.stats.bytesFetched });
+    this.options.onScanned?.({ result: "indexed", durationMs: performance.now() - t0, layersFetched: result.stats.layersFetched, layersReused: reused, bytesFetched: result.stats.bytesFetched });
     if (scan.status?.phase !== "Indexed" || scan.status.digest !== digest) {
-      this.o.events?.record(withKind(scan), "Normal", "Indexed", `${digest}: ${packages} packages, ${result.stats.layers} layers (${reused} already indexed)`);
+      this.options.events?.record(withKind(scan), "Normal", "Indexed", `${digest}: ${packages} packages, ${result.stats.layers} layers (${reused} already indexed)`);
     }
     return this.rescan({ ...scan, status: { ...scan.status, lastAttempt: started } });
   }
 
   /** Matches a freshly indexed manifest; a failure to match never fails the scan (the Matched condition says it). */
   private async match(digest: string): Promise<{ summary?: FindingsSummary; condition?: Condition }> {
-    if (!this.o.store) return {};
+    if (!this.options.store) return {};
     let r: ManifestMatch;
     try {
-      r = await matchManifest(this.o.store, digest);
+      r = await matchManifest(this.options.store, digest);
     } catch (e) {
-      this.o.log?.(`matching ${digest} failed: ${(e as Error).message}`, undefined, "warn");
+      this.options.log?.(`matching ${digest} failed: ${(e as Error).message}`, undefined, "warn");
       return { condition: cond("Matched", "False", "MatchFailed", `matching against the advisory data failed: ${(e as Error).message}`) };
     }
     if (r.state === "no_data") return { condition: cond("Matched", "False", "NoAdvisoryData", NO_ADVISORY_DATA_MESSAGE) };
@@ -474,7 +474,7 @@ export class ImageScanController {
    */
   async applyFindings(change: ManifestChange): Promise<number> {
     const scans = this.informer.list().filter((s) => s.status?.phase === "Indexed" && s.status.digest === change.manifest
-      && (!this.o.namespaces || this.o.namespaces.includes(s.metadata?.namespace ?? "")));
+      && (!this.options.namespaces || this.options.namespaces.includes(s.metadata?.namespace ?? "")));
     const summary = change.findings.summary;
     const { gained, lost } = seriousDiff(change.previous?.findings, change.findings.findings);
     for (const scan of scans) {
@@ -483,8 +483,8 @@ export class ImageScanController {
       await this.patchStatus(scan.metadata!.namespace!, scan.metadata!.name!, {
         vulnerabilities: summary, conditions, ...(packages !== undefined ? { message: `indexed: ${packages} packages; ${countsText(summary)}` } : {}),
       });
-      if (gained.length) this.o.events?.record(withKind(scan), "Warning", "NewVulnerabilities", diffMessage("new after an advisory update", gained, lost));
-      else if (lost.length) this.o.events?.record(withKind(scan), "Normal", "VulnerabilitiesResolved", diffMessage("no longer found after an advisory update", lost, []));
+      if (gained.length) this.options.events?.record(withKind(scan), "Warning", "NewVulnerabilities", diffMessage("new after an advisory update", gained, lost));
+      else if (lost.length) this.options.events?.record(withKind(scan), "Normal", "VulnerabilitiesResolved", diffMessage("no longer found after an advisory update", lost, []));
     }
     return scans.length;
   }

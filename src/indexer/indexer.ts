@@ -92,24 +92,24 @@ export class Indexer {
   /** Layers being scanned by this process: another manifest with the same layer waits, then reuses it. */
   private readonly layerFlights = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly o: IndexerOptions) {
+  constructor(private readonly options: IndexerOptions) {
     const names = new Set<string>();
-    for (const s of o.scanners) {
+    for (const s of options.scanners) {
       if (names.has(s.name)) throw new Error(`two scanners are named ${s.name}`);
       names.add(s.name);
     }
-    this.scanners = o.scanners;
-    this.infos = o.scanners.map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
+    this.scanners = options.scanners;
+    this.infos = options.scanners.map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
     this.scannerSet = scannerSetHash(this.infos);
-    this.scanning = o.scanning ?? inProcessScanning({ limits: o.limits, partialReads: o.partialReads, tocTuning: o.tocTuning, log: o.log });
+    this.scanning = options.scanning ?? inProcessScanning({ limits: options.limits, partialReads: options.partialReads, tocTuning: options.tocTuning, log: options.log });
   }
 
   get store(): Store {
-    return this.o.store;
+    return this.options.store;
   }
 
   private ensureRegistered(): Promise<void> {
-    this.registered ??= this.o.store.registerScanners(this.infos).catch((e: unknown) => {
+    this.registered ??= this.options.store.registerScanners(this.infos).catch((e: unknown) => {
       this.registered = undefined;
       throw e;
     });
@@ -118,7 +118,7 @@ export class Indexer {
 
   /** The stored report for a manifest, if any (finished, in progress or failed). */
   async indexReport(manifest: string): Promise<IndexReport | undefined> {
-    return (await this.o.store.indexReport(manifest))?.report;
+    return (await this.options.store.indexReport(manifest))?.report;
   }
 
   /**
@@ -127,7 +127,7 @@ export class Indexer {
    * dependencies). Throws an InventoryError when there is none; index the manifest first.
    */
   async inventory(manifest: string): Promise<Inventory> {
-    const store = this.o.store;
+    const store = this.options.store;
     const known = await store.indexReport(manifest);
     if (!known) throw new InventoryError("NOT_INDEXED", `${manifest} is not indexed`);
     if (known.report.state !== "IndexFinished") throw new InventoryError("NOT_FINISHED", `${manifest} is not indexed yet (state ${known.report.state}${known.report.err ? `: ${known.report.err}` : ""})`);
@@ -147,7 +147,7 @@ export class Indexer {
     const t0 = performance.now();
     const stats: IndexStats = { layers: m.layers.length, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: false, layerReads: [], durationMs: 0 };
     const finish = (report: IndexReport, error?: Error): IndexResult => ({ report, stats: { ...stats, durationMs: performance.now() - t0 }, ...(error ? { error } : {}) });
-    const store = this.o.store;
+    const store = this.options.store;
     const progress = async (state: IndexState) => {
       opts.onProgress?.({ manifest: m.digest, state });
       if (state !== "IndexFinished") await store.setIndexReport({ manifest_hash: m.digest, state, success: false }, this.scannerSet);
@@ -204,16 +204,16 @@ export class Indexer {
       return !l.urls?.length;
     });
     const unique = [...new Map(layers.map((l) => [l.digest, l])).values()];
-    const done = await this.o.store.scannedLayers(unique.map((l) => l.digest), this.infos);
+    const done = await this.options.store.scannedLayers(unique.map((l) => l.digest), this.infos);
     const work = unique
       .map((l) => ({ layer: l, scanners: this.scanners.filter((s) => !done.has(scannedKey(l.digest, s))) }))
       .filter((w) => {
         if (w.scanners.length === 0) stats.layersReused++;
         return w.scanners.length > 0;
       });
-    const concurrency = Math.max(1, this.o.layerConcurrency ?? 10);
+    const concurrency = Math.max(1, this.options.layerConcurrency ?? 10);
     // One budget for the wanted files of all the layers walked at once for this manifest.
-    const capture = new CaptureBudget(this.o.maxScanCapturedBytes ?? DEFAULT_MAX_SCAN_CAPTURED_BYTES);
+    const capture = new CaptureBudget(this.options.maxScanCapturedBytes ?? DEFAULT_MAX_SCAN_CAPTURED_BYTES);
     let next = 0;
     const controller = new AbortController();
     const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
@@ -251,7 +251,7 @@ export class Indexer {
         continue;
       }
       if (checked) break;
-      const done = await this.o.store.scannedLayers([digest], this.infos);
+      const done = await this.options.store.scannedLayers([digest], this.infos);
       w.scanners = w.scanners.filter((s) => !done.has(scannedKey(digest, s)));
       if (w.scanners.length === 0) {
         stats.layersReused++;
@@ -260,7 +260,7 @@ export class Indexer {
       checked = true;
     }
     // No await between the last look at layerFlights and registering ours.
-    const store = this.o.store;
+    const store = this.options.store;
     const flight = store.withLayerLock
       ? // Across processes (the CLI's folder store): under the layer's lock, look at the store once more.
         store.withLayerLock(digest, async () => {
@@ -288,7 +288,7 @@ export class Indexer {
     stats.bytesDecompressed += scanned.uncompressedBytes;
     stats.layerReads!.push(scanned.read);
     // Nothing is stored until the whole layer streamed and its digest matched (the walk throws otherwise).
-    await this.o.store.setLayerScanned(layer.digest, { whiteouts: scanned.whiteouts, opaqueDirs: scanned.opaqueDirs, files: scanned.files }, scanned.results);
+    await this.options.store.setLayerScanned(layer.digest, { whiteouts: scanned.whiteouts, opaqueDirs: scanned.opaqueDirs, files: scanned.files }, scanned.results);
   }
 }
 

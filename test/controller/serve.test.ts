@@ -15,7 +15,8 @@ import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { freePort } from "../env/process.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { RegistryPusher, sha256 } from "../env/oci-push.js";
-import { makeTar } from "../../src/layers/testing.js";
+import { makeTar, zstdDeclaringWindow } from "../../src/layers/testing.js";
+import { jarBomb } from "../../src/scanners/java/testing.js";
 import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
@@ -80,7 +81,6 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
       await pusher.pushImage("public-ish/hungry", "v1", [{ data: hungry, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
       const small = gzipSync(await makeTar([{ name: "etc/os-release", content: 'ID=alpine\nVERSION_ID=3.20.3\n' }]));
       await pusher.pushImage("public-ish/small", "v1", [{ data: small, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
-      await pusher.close();
       const scanOf = async (name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "serve-test", plural: "imagescans", name })) as ImageScan;
       const create = (name: string, image: string) => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "serve-test", plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name }, spec: { image, imagePullSecrets: [{ name: "regcred" }] } } });
       await create("hungry", `${reg.host}/public-ish/hungry:v1`);
@@ -94,6 +94,23 @@ describeWith(["kube", "registryBasic"], "portcullis serve", () => {
       expect(failed?.status?.message).toContain(sha256(hungry));
       expect(failed?.status?.message).toMatch(/over its limit of 200 MiB.*attempt 2 of 2; not retried/);
       expect(failed?.status?.conditions?.find((c) => c.type === "Indexed")).toMatchObject({ status: "False", reason: "ResourceLimitExceeded" });
+      // A zstd layer whose frame declares a 2 GiB window, and a jar whose directory records all point at one
+      // 60 MiB entry: refused at the cause, with their reasons, on the first attempt.
+      await pusher.pushImage("public-ish/zstd-bomb", "v1", [{ data: zstdDeclaringWindow(await makeTar([{ name: "etc/os-release", content: "ID=debian\n" }])), mediaType: "application/vnd.oci.image.layer.v1.tar+zstd" }]);
+      await pusher.pushImage("public-ish/jar-bomb", "v1", [{ data: gzipSync(await makeTar([{ name: "app/bomb.jar", content: jarBomb() }])), mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]);
+      await pusher.close();
+      await create("zstd-bomb", `${reg.host}/public-ish/zstd-bomb:v1`);
+      await create("jar-bomb", `${reg.host}/public-ish/jar-bomb:v1`);
+      for (const [name, reason] of [["zstd-bomb", "LayerTooLarge"], ["jar-bomb", "InvalidPackageData"]] as const) {
+        let s: ImageScan | undefined;
+        for (let i = 0; i < 300 && s?.status?.phase !== "Failed" && s?.status?.phase !== "Indexed"; i++) {
+          s = await scanOf(name);
+          if (s.status?.phase !== "Failed") await new Promise((r) => setTimeout(r, 200));
+        }
+        expect(s?.status?.phase, `${name}: ${s?.status?.message}`).toBe("Failed");
+        expect(s?.status?.conditions?.find((c) => c.type === "Indexed"), name).toMatchObject({ status: "False", reason });
+        expect(s?.status?.limitFailures ?? 0).toBe(0);
+      }
       await create("small", `${reg.host}/public-ish/small:v1`);
       let next: ImageScan | undefined;
       for (let i = 0; i < 300 && next?.status?.phase !== "Indexed" && next?.status?.phase !== "Failed"; i++) {

@@ -135,9 +135,9 @@ export class UriLayerFetcher {
   private readonly agents = new Map<string, Agent>();
   private readonly hosts = new Map<string, Semaphore>();
 
-  constructor(private readonly o: UriFetcherOptions = {}) {
-    this.options = RegistryOptionsSchema.parse(o.registry ?? {});
-    this.allowPrivate = o.allowPrivateHosts ?? false;
+  constructor(private readonly config: UriFetcherOptions = {}) {
+    this.options = RegistryOptionsSchema.parse(config.registry ?? {});
+    this.allowPrivate = config.allowPrivateHosts ?? false;
   }
 
   async close(): Promise<void> {
@@ -170,7 +170,7 @@ export class UriLayerFetcher {
     let a = this.agents.get(key);
     if (!a) {
       const o = this.options;
-      a = (this.o.egress ?? defaultEgressGuard).agent(this.allowPrivate ? ANYWHERE : LAYER_URI_POLICY, {
+      a = (this.config.egress ?? defaultEgressGuard).agent(this.allowPrivate ? ANYWHERE : LAYER_URI_POLICY, {
         connectTimeoutMs: o.connectTimeoutMs, ...(ca ? { ca } : {}), headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
       });
       this.agents.set(key, a);
@@ -205,7 +205,7 @@ export class UriLayerFetcher {
     const maxResumes = this.options.maxBlobResumes;
     const get = (h: Headers) => this.get(l.hash, url, h, signal);
     const statusError = (r: Dispatcher.ResponseData) => this.statusError(l.hash, url, r);
-    const onBytes = this.o.onBytes;
+    const onBytes = this.config.onBytes;
     let res = first;
     async function* body(): AsyncGenerator<Buffer> {
       let received = 0;
