@@ -60,3 +60,15 @@ export async function load(url: string, ca: string, bodiesFile: string, rate: nu
   const { stdout } = await run(process.execPath, ["--input-type=module", "-e", GENERATOR, JSON.stringify({ url, ca, bodiesFile, rate, seconds })], { cwd: root, maxBuffer: 256 * 1024 * 1024 });
   return JSON.parse(stdout) as Load;
 }
+
+/** A pod review of two images of `images`: `image(k)` names the k-th one (by digest, or by tag). */
+export function podReview(i: number, ns: string, images: number, image: (k: number) => string): string {
+  return JSON.stringify({
+    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+    request: {
+      uid: `u-${i}`, kind: { group: "", version: "v1", kind: "Pod" }, resource: { group: "", version: "v1", resource: "pods" },
+      namespace: ns, name: `p-${i}`, operation: "CREATE", userInfo: { username: "bench" },
+      object: { metadata: { name: `p-${i}`, namespace: ns }, spec: { containers: [{ name: "app", image: image(i % images) }, { name: "sidecar", image: image((i + 1) % images) }] } },
+    },
+  });
+}

@@ -29,7 +29,7 @@ import { defaultScanners } from "../src/scanners/index.js";
 import { RegistryPusher } from "../test/env/oci-push.js";
 import { freePort, ProcessSupervisor } from "../test/env/process.js";
 import { startKube, startRegistry } from "../test/env/services.js";
-import { load, ms, pct, type Load } from "./admission-load.js";
+import { load, ms, pct, podReview, type Load } from "./admission-load.js";
 import { median } from "./env.js";
 
 const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, quick: { type: "boolean" } } });
@@ -75,18 +75,6 @@ function rssTree(pid: number): { self: number; children: number[] } {
   return { self: rss(pid), children: kids.map(rss) };
 }
 
-function podReview(i: number, host: string): string {
-  const image = (k: number) => `${host}/bench/app-${k}@sha256:${createHash("sha256").update(`attack-${k}`).digest("hex")}`;
-  return JSON.stringify({
-    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
-    request: {
-      uid: `u-${i}`, kind: { group: "", version: "v1", kind: "Pod" }, resource: { group: "", version: "v1", resource: "pods" },
-      namespace: ns, name: `p-${i}`, operation: "CREATE", userInfo: { username: "bench" },
-      object: { metadata: { name: `p-${i}`, namespace: ns }, spec: { containers: [{ name: "app", image: image(i % DIGESTS) }, { name: "sidecar", image: image((i + 1) % DIGESTS) }] } },
-    },
-  });
-}
-
 interface Variant {
   label: string;
   workers: number;
@@ -127,7 +115,7 @@ async function main(): Promise<void> {
       await custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: ns, plural: "imagescans", name, body: { status: { phase: "Indexed", digest: `sha256:${hex}`, message: "indexed", observedGeneration: 1, scannerSet } } }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
     }
     const bodiesFile = join(dir, "bodies.json");
-    writeFileSync(bodiesFile, JSON.stringify(Array.from({ length: 1000 }, (_, i) => podReview(i, host))));
+    writeFileSync(bodiesFile, JSON.stringify(Array.from({ length: 1000 }, (_, i) => podReview(i, ns, DIGESTS, (k) => `${host}/bench/app-${k}@sha256:${createHash("sha256").update(`attack-${k}`).digest("hex")}`))));
 
     // The hostile images, made before anything is measured (the bench's own CPU stays out of the windows).
     const { service: reg } = await startRegistry(sup, { name: "attack", auth: "none" });

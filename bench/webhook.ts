@@ -30,7 +30,7 @@ import { AdmissionWebhook } from "../src/webhook/server.js";
 import { issueCert, makeCA } from "../test/env/certs.js";
 import { freePort, ProcessSupervisor } from "../test/env/process.js";
 import { RegistryPusher } from "../test/env/oci-push.js";
-import { load, ms, pct, type Load } from "./admission-load.js";
+import { load, ms, pct, podReview, type Load } from "./admission-load.js";
 import { median } from "./env.js";
 import { startKube, startRegistry } from "../test/env/services.js";
 
@@ -47,20 +47,8 @@ const openNs = "bench-open";
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-/** A pod review of two images: `image(k)` names the k-th one (by digest, or by tag). */
-function podReview(i: number, image: (k: number) => string): string {
-  return JSON.stringify({
-    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
-    request: {
-      uid: `u-${i}`, kind: { group: "", version: "v1", kind: "Pod" }, resource: { group: "", version: "v1", resource: "pods" },
-      namespace: ns, name: `p-${i}`, operation: "CREATE", userInfo: { username: "bench" },
-      object: { metadata: { name: `p-${i}`, namespace: ns }, spec: { containers: [{ name: "app", image: image(i % DIGESTS) }, { name: "sidecar", image: image((i + 1) % DIGESTS) }] } },
-    },
-  });
-}
-
 function review(i: number, host: string): string {
-  return podReview(i, (k) => `${host}/bench/app-${k}@sha256:${createHash("sha256").update(`bench-${k}`).digest("hex")}`);
+  return podReview(i, ns, DIGESTS, (k) => `${host}/bench/app-${k}@sha256:${createHash("sha256").update(`bench-${k}`).digest("hex")}`);
 }
 
 async function main(): Promise<void> {
@@ -140,7 +128,7 @@ async function main(): Promise<void> {
     await pusher.close();
     for (let i = 0; i < 50 && webhook.scans.size < 2 * DIGESTS; i++) await new Promise((r) => setTimeout(r, 100));
     const taggedFile = join(dir, "tagged.json");
-    writeFileSync(taggedFile, JSON.stringify(Array.from({ length: 1000 }, (_, i) => podReview(i, (k) => `${reg.host}/bench/tagged-${k}:v1`))));
+    writeFileSync(taggedFile, JSON.stringify(Array.from({ length: 1000 }, (_, i) => podReview(i, ns, DIGESTS, (k) => `${reg.host}/bench/tagged-${k}:v1`))));
 
     // Warm both servers' code paths (JIT) once, the same way; each load run then warms its own connections.
     await load(`https://127.0.0.1:${port}/validate`, ca.certPem, bodiesFile, 200, 1);

@@ -4,7 +4,7 @@
 // the registry served (through a loopback proxy that can hold a blob's response: the "middle of a layer" a
 // real registry cannot be told to stop at) and against the job's row: the layer was fetched once more at
 // most, every other layer once, the job done after two attempts, the ImageScan Indexed.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -20,9 +20,9 @@ import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/inde
 import { crdsEstablished, describeWith, scratchDatabases, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort, ProcessSupervisor } from "../env/process.js";
+import { ServeProcess, waitFor } from "../env/serve.js";
 import { startPostgres } from "../env/services.js";
 
-const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
 const run = promisify(execFile);
 const ns = "indexjobs-test";
 const own = "indexjobs-system";
@@ -81,42 +81,11 @@ class HoldingProxy {
   }
 }
 
-class Indexer {
-  readonly lines: string[] = [];
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  constructor(readonly name: string, args: string[]) {
-    // node itself (not the tsx wrapper), so that SIGKILL kills the serve process; its workers go with it.
-    this.child = spawn(process.execPath, ["--import", "tsx", bin, "serve", ...args], { env: { ...process.env, KUBECONFIG: service("kube").kubeconfig, POD_NAME: name } });
-    let buf = "";
-    this.child.stderr!.on("data", (c: Buffer) => {
-      buf += c.toString();
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      this.lines.push(...parts);
-    });
-    this.exited = new Promise((r) => this.child.on("exit", (code) => r(code)));
-  }
-  tail(): string {
-    return `${this.name}:\n${this.lines.slice(-30).join("\n")}`;
-  }
-}
-
-async function waitFor<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 90_000, context = () => ""): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${context()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describeWith(["kube", "registryBasic", "postgres"], "index jobs across serve processes", () => {
   let dbUrl: string;
   let proxy: HoldingProxy;
   let custom: k8s.CustomObjectsApi;
-  const procs: Indexer[] = [];
+  const procs: ServeProcess[] = [];
 
   beforeAll(async () => {
     const reg = service("registryBasic");
@@ -146,10 +115,10 @@ describeWith(["kube", "registryBasic", "postgres"], "index jobs across serve pro
     await databases.dropAll();
   });
 
-  async function start(name: string, url = dbUrl, jobLease = "3s"): Promise<Indexer> {
+  async function start(name: string, url = dbUrl, jobLease = "3s"): Promise<ServeProcess> {
     const health = await freePort();
-    const p = new Indexer(name, ["--database-url", url, "--namespace", own, "--health-addr", `127.0.0.1:${health}`, "--lease-duration", "4s", "--job-lease", jobLease,
-      "--webhook", "false", "--no-pods", "--watch-namespaces", ns, "--advisory-update-interval", "0", "--index-workers", "1"]);
+    const p = new ServeProcess(name, ["--database-url", url, "--namespace", own, "--health-addr", `127.0.0.1:${health}`, "--lease-duration", "4s", "--job-lease", jobLease,
+      "--webhook", "false", "--no-pods", "--watch-namespaces", ns, "--advisory-update-interval", "0", "--index-workers", "1"], service("kube").kubeconfig);
     procs.push(p);
     await waitFor(`${name} ready`, async () => request(`http://127.0.0.1:${health}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false), 120_000, () => p.tail());
     return p;

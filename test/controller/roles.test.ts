@@ -5,7 +5,7 @@
 // same pod admitted) with no request refused; each process watches only the kinds its roles need, once per
 // kind (the shared cache); all stop with exit 0 on SIGTERM, the Leases released. Last, a process with every
 // role (the default, mode: combined's rules) watches each kind it uses once: the figure docs/architecture.md gives.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -17,9 +17,9 @@ import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/inde
 import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+import { ServeProcess, waitFor } from "../env/serve.js";
 import { kubeconfigYaml } from "../env/services.js";
 
-const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
 const chartDir = fileURLToPath(new URL("../../charts/portcullis", import.meta.url));
 const run = promisify(execFile);
 const ns = "roles-app";
@@ -70,50 +70,11 @@ async function settledWatches(sa: string, kinds: number): Promise<Record<string,
   return watchesOf(sa);
 }
 
-class Serve {
-  readonly lines: string[] = [];
-  readonly exited: Promise<number | null>;
-  readonly child: ChildProcess;
-  constructor(readonly name: string, args: string[], kubeconfig: string) {
-    this.child = spawn(process.execPath, ["--import", "tsx", bin, "serve", ...args], { env: { ...process.env, KUBECONFIG: kubeconfig, POD_NAME: name } });
-    let buf = "";
-    this.child.stderr!.on("data", (c: Buffer) => {
-      buf += c.toString();
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      this.lines.push(...parts);
-    });
-    this.exited = new Promise((r) => this.child.on("exit", (code) => r(code)));
-  }
-  saw(msg: string): boolean {
-    return this.lines.some((l) => l.includes(`"msg":"${msg}"`));
-  }
-  tail(): string {
-    return `${this.name}:\n${this.lines.slice(-40).join("\n")}`;
-  }
-  async stop(): Promise<{ code: number | null; ms: number }> {
-    const t0 = performance.now();
-    this.child.kill("SIGTERM");
-    const code = await this.exited;
-    return { code, ms: performance.now() - t0 };
-  }
-}
-
-async function waitFor<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 90_000, context = () => ""): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${context()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describeWith(["kube", "registryBasic", "postgres"], "portcullis serve --roles", () => {
   const kubectl = (...a: string[]) => run(tool("kubectl"), ["--kubeconfig", service("kube").kubeconfig, ...a]);
   const image = () => `${service("registryBasic").host}/roles/debian:base`;
   const kubeconfigs: Record<string, string> = {};
-  const running: Serve[] = [];
+  const running: ServeProcess[] = [];
   let kc: k8s.KubeConfig;
   let database: string;
   let dbUrl: string;
@@ -171,9 +132,9 @@ describeWith(["kube", "registryBasic", "postgres"], "portcullis serve --roles", 
     await admin.end();
   });
 
-  async function start(name: string, roles: string | undefined, webhookPort: number): Promise<{ serve: Serve; health: number }> {
+  async function start(name: string, roles: string | undefined, webhookPort: number): Promise<{ serve: ServeProcess; health: number }> {
     const health = await freePort();
-    const serve = new Serve(name, [
+    const serve = new ServeProcess(name, [
       ...(roles ? ["--roles", roles] : []), "--database-url", dbUrl, "--namespace", own, "--health-addr", `127.0.0.1:${health}`,
       "--webhook-addr", `127.0.0.1:${webhookPort}`, "--webhook-url", `https://127.0.0.1:${webhookPort}`, "--webhook-namespace-label", LABEL,
       "--lease-duration", "4s", "--watch-namespaces", ns, "--advisory-update-interval", "0",
