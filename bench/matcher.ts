@@ -21,7 +21,7 @@ import { matchWithStore } from "../src/findings/match.js";
 import { rematchPending } from "../src/findings/rematch.js";
 import { parseReference } from "../src/image/reference.js";
 import { Indexer } from "../src/indexer/indexer.js";
-import type { IndexReport } from "../src/indexer/report.js";
+import type { IndexReport } from "../src/model/index-report.js";
 import { openRegistryImage } from "../src/indexer/sources/registry.js";
 import { reportLookupKeys } from "../src/matcher/index.js";
 import { RegistryClient } from "../src/registry/client.js";

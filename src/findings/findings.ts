@@ -4,7 +4,7 @@
 import { SEVERITIES, type Severity } from "../advisories/types.js";
 import { summarize, type Coverage, type Match } from "../matcher/index.js";
 import type { SourceStatus } from "../store/advisory-types.js";
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import type { Store } from "../store/types.js";
 import { matchWithStore, type StoreMatchOptions } from "./match.js";
 import type { Finding, FindingsSummary, StoredFindings, SummaryCoverage } from "./types.js";

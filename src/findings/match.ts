@@ -1,7 +1,7 @@
 // Matching a report against the store's advisory data: the one sequence every reader of findings uses
 // (`portcullis scan`, the controller after indexing, re-matching after a database update, the report API).
 // The matcher (../matcher/) stays pure; this is where it meets the store.
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import { enrichMatches, enrichmentKeys, matchReport, reportLookupKeys, type Match, type MatchOptions, type MatchResult } from "../matcher/index.js";
 import type { AdvisoryStore, Candidate, EnrichmentRow, PackageKey } from "../store/advisory-types.js";
 

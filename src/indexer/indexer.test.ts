@@ -1,13 +1,13 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { digestOf, gzip, makeTar, type TarEntry } from "../layers/testing.js";
-import type { LayerFiles, Scanner } from "../scanners/types.js";
+import type { LayerFiles, Scanner } from "../model/scanner.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { coalesce } from "./coalesce.js";
 import { Indexer } from "./indexer.js";
 import type { LayerSource } from "./scan-layer.js";
-import type { LayerDescriptor, ManifestToIndex } from "./types.js";
+import type { LayerDescriptor, ManifestToIndex } from "../model/image.js";
 
 /** A minimal package scanner: each line `name version` of `pkgs/db` (or `pkgs/db2`) is a package. */
 function lineScanner(version = "1"): Scanner & { calls: string[] } {

@@ -4,14 +4,14 @@
 // one streaming pass; layers already scanned by every current scanner version are not fetched at all.
 import type { WalkLimits } from "../layers/walk.js";
 import type { TocWalkTuning } from "../layers/toc/index.js";
-import type { Scanner } from "../scanners/types.js";
-import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
-import { scannedKey } from "../store/types.js";
+import type { Scanner, ScannerInfo } from "../model/scanner.js";
+import { type ManifestPackageRow, scannedKey, type Store } from "../store/types.js";
 import { scannerSetHash } from "./scanner-set.js";
 import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "./coalesce.js";
-import type { IndexReport } from "./report.js";
+import type { IndexReport, IndexState } from "../model/index-report.js";
 import { inProcessScanning, type LayerRead, type LayerScanning, type LayerSource } from "./scan-layer.js";
-import type { Distribution, IndexState, LayerDescriptor, ManifestToIndex, Package } from "./types.js";
+import type { Distribution, Package } from "../model/packages.js";
+import type { LayerDescriptor, ManifestToIndex } from "../model/image.js";
 
 export interface IndexerOptions {
   store: Store;

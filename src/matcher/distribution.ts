@@ -3,7 +3,7 @@
 // `pretty_name`; or the same fields filled from lsb-release or a release file), and how well that
 // ecosystem is covered. The ecosystem strings are the ones the advisory parsers write (`Debian:12`,
 // `Ubuntu:22.04:LTS`, `Alpine:v3.18`, `RHEL:8`), so a key is a plain string comparison away from a row.
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import { defaultEndOfLife, type EndOfLifeLookup, type Family } from "./lifecycle.js";
 import type { CoverageState, DistributionCoverage } from "./types.js";
 

@@ -19,8 +19,8 @@
 //   ecosystem without a version scheme here leaves its packages unmatchable and the ecosystem `unsupported`
 //   in the coverage, never "no vulnerabilities".
 import { normaliseName } from "../advisories/sources/osv/index.js";
-import type { IndexReport, WirePackage } from "../indexer/report.js";
-import type { Environment } from "../indexer/types.js";
+import type { IndexReport, WirePackage } from "../model/index-report.js";
+import type { Environment } from "../model/packages.js";
 import type { PackageKey } from "../store/advisory-types.js";
 import { canonicalGoVersion, invalidVersion, rpm, schemeFor, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
 import type { DistributionKey } from "./distribution.js";

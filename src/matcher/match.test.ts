@@ -10,7 +10,7 @@ import { parseOsv } from "../advisories/sources/osv/index.js";
 import { parse as parseRedhat } from "../advisories/sources/redhat/index.js";
 import type { Advisory, RawFile } from "../advisories/types.js";
 import { buildReport, coalesce } from "../indexer/coalesce.js";
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import type { Candidate } from "../store/advisory-types.js";
 import { matchReport, matchReportWith, type MatchOptions } from "./match.js";
 import { ownershipFromDpkgLists } from "./ownership.js";
