@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import type { Advisory, AffectedPackage } from "../src/advisories/types.js";
+import type { Advisory, AffectedPackage } from "../src/model/advisory.js";
 import { matchManifest } from "../src/findings/findings.js";
 import { matchWithStore } from "../src/findings/match.js";
 import { rematchPending } from "../src/findings/rematch.js";

@@ -21,7 +21,7 @@ import { z } from "zod";
 import { createDecompressor, sniffCompression } from "../layers/decompress.js";
 import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "../layers/zstd.js";
 import type { AdvisoryStore, OperationFile } from "../store/advisory-types.js";
-import type { RawFile } from "./types.js";
+import type { RawFile } from "../model/advisory.js";
 import { zstdFrames } from "./zstd.js";
 
 export const BUNDLE_FORMAT = 1;

@@ -10,7 +10,7 @@
 // FIRST's reference calculator requires.
 
 import { CVSS4_MACROVECTOR_SCORES, CVSS4_MAX_SEVERITY, CVSS4_MAX_VECTORS } from "./cvss4-macrovectors.js";
-import type { Cvss, Severity } from "./types.js";
+import type { Cvss, Severity } from "../model/advisory.js";
 
 export type CvssVersion = Cvss["version"];
 

@@ -9,7 +9,7 @@ import { BundleError, readBundle, walkBundle, type BundleEntry, type BundleInput
 import { sniffCompression } from "../layers/decompress.js";
 import type { AdvisorySource } from "./source.js";
 import { createHash } from "node:crypto";
-import type { RawFile } from "./types.js";
+import type { RawFile } from "../model/advisory.js";
 import { describeError } from "../errors.js";
 import { DocumentBatch } from "./batch.js";
 

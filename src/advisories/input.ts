@@ -8,7 +8,7 @@ import { gunzipSync } from "node:zlib";
 import { Gunzip } from "fflate";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
-import type { Severity, SkippedRecord } from "./types.js";
+import type { Severity, SkippedRecord } from "../model/advisory.js";
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;

@@ -4,7 +4,8 @@
 // matcher (eslint.config.js, src/cli/startpath.test.ts).
 import { createHash } from "node:crypto";
 import type { IndexReport } from "../model/index-report.js";
-import type { Match, MatchResult, VulnerabilityReport, VulnerabilitySummary } from "../matcher/index.js";
+import type { Match, MatchResult, VulnerabilitySummary } from "../model/match.js";
+import type { VulnerabilityReport } from "../matcher/index.js";
 import { summarize, vulnerabilityReport } from "../matcher/vulnerability-report.js";
 import type { SourceStatus } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";

@@ -9,7 +9,7 @@ import { parsePlatform, formatPlatform, type Platform } from "../image/platform.
 import { parseReference, type Reference } from "../image/reference.js";
 import { matchManifest, type ManifestMatch } from "../findings/findings.js";
 import { seriousDiff, type ManifestChange } from "../findings/rematch.js";
-import type { Finding, FindingsSummary } from "../findings/types.js";
+import type { Finding, FindingsSummary } from "../model/findings.js";
 import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
 import type { CredentialProvider } from "../registry/auth/types.js";

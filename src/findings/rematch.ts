@@ -10,7 +10,7 @@ import type { Candidate, EnrichmentRow, Operation, PackageKey } from "../store/a
 import type { Store } from "../store/types.js";
 import { matchManifest } from "./findings.js";
 import type { StoreMatchOptions } from "./match.js";
-import type { Finding, StoredFindings } from "./types.js";
+import type { Finding, StoredFindings } from "../model/findings.js";
 
 /** Operations taken per round; more wait for the next (a cursor never skips). */
 const OPERATIONS_PER_ROUND = 200;

@@ -5,7 +5,7 @@
 // `Ubuntu:22.04:LTS`, `Alpine:v3.18`, `RHEL:8`), so a key is a plain string comparison away from a row.
 import type { IndexReport } from "../model/index-report.js";
 import { defaultEndOfLife, type EndOfLifeLookup, type Family } from "./lifecycle.js";
-import type { CoverageState, DistributionCoverage } from "./types.js";
+import type { CoverageState, DistributionCoverage } from "../model/match.js";
 
 export type ReportDistribution = NonNullable<IndexReport["distributions"]>[string];
 export type DistributionInput = Pick<ReportDistribution, "did" | "version_id"> & Partial<Pick<ReportDistribution, "name" | "version" | "version_code_name" | "pretty_name" | "cpe">>;

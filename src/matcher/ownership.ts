@@ -14,7 +14,7 @@
 // ownershipFromDpkgLists and ownershipFromMap build one from other inputs (tests, callers with lists).
 import { OWNER_REPOSITORY_KEY, type IndexReport } from "../model/index-report.js";
 import { compareIds, packageType } from "./keys.js";
-import type { OsOwner, Ownership } from "./types.js";
+import type { OsOwner, Ownership } from "../model/match.js";
 
 const norm = (p: string) => p.replace(/^\.?\/+/, "").replace(/\/+$/, "");
 

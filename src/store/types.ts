@@ -3,7 +3,7 @@
 import type { IndexReport } from "../model/index-report.js";
 import type { ManifestToIndex } from "../model/image.js";
 import type { ScannerInfo, ScanOutput } from "../model/scanner.js";
-import type { StoredFindings } from "../findings/types.js";
+import type { StoredFindings } from "../model/findings.js";
 import type { AdvisoryStore, PackageKey } from "./advisory-types.js";
 
 export interface LayerWalkFacts {
