@@ -3,7 +3,7 @@
 // resolves the image, indexes it and writes a summary into the status. The informer cache is the only read
 // path for ImageScans; the full report stays in the store.
 import * as k8s from "@kubernetes/client-node";
-import { isTransientCode } from "../errors.js";
+import { isTransientCode, PortcullisError } from "../errors.js";
 import { apiErrorDetail } from "../kube/api-error.js";
 import { parsePlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference, type Reference } from "../image/reference.js";
@@ -96,7 +96,8 @@ function formatMs(ms: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ""}` : `${s}s`;
 }
 
-class ScanError extends Error {
+class ScanError extends PortcullisError {
+  readonly domain = "controller";
   constructor(readonly code: string, message: string) {
     super(message);
   }

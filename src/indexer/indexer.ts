@@ -12,6 +12,7 @@ import type { IndexReport, IndexState } from "../model/index-report.js";
 import { inProcessScanning, type LayerRead, type LayerScanning, type LayerSource } from "./scan-layer.js";
 import type { Distribution, Package } from "../model/packages.js";
 import type { LayerDescriptor, ManifestToIndex } from "../model/image.js";
+import { PortcullisError } from "../errors.js";
 
 export interface IndexerOptions {
   store: Store;
@@ -70,7 +71,8 @@ export interface Inventory extends Coalesced {
 }
 
 /** Why there is no inventory of a manifest: never indexed, not finished, or indexed by other scanner versions. */
-export class InventoryError extends Error {
+export class InventoryError extends PortcullisError {
+  readonly domain = "indexer";
   override name = "InventoryError";
   constructor(
     readonly code: "NOT_INDEXED" | "NOT_FINISHED" | "STALE_INDEX",

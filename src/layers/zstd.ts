@@ -3,6 +3,7 @@
 // allocates it, the output is capped, and input is fed a block at a time under backpressure.
 import { Duplex } from "node:stream";
 import { Decompress, decompress } from "fzstd";
+import { PortcullisError } from "../errors.js";
 
 /** zstd's own default limit on a decoder's window (windowLog 27): the CLI refuses more without `--memory`. */
 export const DEFAULT_MAX_ZSTD_WINDOW = 128 * 1024 * 1024;
@@ -16,7 +17,8 @@ export interface ZstdLimits {
   name: string;
 }
 
-export class ZstdStreamError extends Error {
+export class ZstdStreamError extends PortcullisError {
+  readonly domain = "layer";
   override name = "ZstdStreamError";
   constructor(readonly code: "ZSTD_WINDOW_TOO_LARGE" | "ZSTD_TOO_LARGE" | "ZSTD_INVALID" | "ZSTD_TRUNCATED", message: string) {
     super(message);

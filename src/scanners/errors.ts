@@ -1,5 +1,9 @@
 // A scanner's complaint about a file it asked for, and the JSON reader that makes one.
-export class ScannerError extends Error {
+import { PortcullisError } from "../errors.js";
+
+export class ScannerError extends PortcullisError {
+  readonly domain = "scanner";
+  readonly code = "SCANNER_ERROR";
   override name = "ScannerError";
   constructor(
     readonly scanner: string,

@@ -12,8 +12,10 @@ import { formatPlatform, platformCandidates, selectManifest, type Platform } fro
 import type { LayerSource } from "../scan-layer.js";
 import type { LayerDescriptor, ManifestToIndex } from "../../model/image.js";
 import { indexTar, type TarMember } from "./tar-index.js";
+import { PortcullisError } from "../../errors.js";
 
-export class LocalImageError extends Error {
+export class LocalImageError extends PortcullisError {
+  readonly domain = "indexer";
   override name = "LocalImageError";
   readonly code = "LOCAL_IMAGE_INVALID";
 }

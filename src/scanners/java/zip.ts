@@ -5,6 +5,7 @@
 // point at one 60 MiB deflated entry would otherwise be inflated 100 times, synchronously), and a reader
 // can share an inflate budget across the entries and nested archives of one file (InflateBudget).
 import { inflateRawSync } from "node:zlib";
+import { PortcullisError } from "../../errors.js";
 
 export interface ZipEntry {
   name: string;
@@ -19,7 +20,9 @@ export interface InflateBudget {
   left: number;
 }
 
-export class ZipError extends Error {
+export class ZipError extends PortcullisError {
+  readonly domain = "scanner";
+  readonly code = "ZIP_INVALID";
   override name = "ZipError";
 }
 
