@@ -32,4 +32,34 @@ export default tseslint.config(
       }],
     },
   },
+  {
+    // The bottom of the import graph (docs/architecture.md, "Rules the code keeps"): the shared types and the
+    // error base import nothing of the project, and the store imports none of the packages that use it, so no
+    // package imports another's types in a loop again.
+    files: ["src/model/**/*.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": ["error", {
+        patterns: [{ group: ["../*"], message: "src/model is a leaf: it imports nothing of the project" }],
+      }],
+    },
+  },
+  {
+    files: ["src/errors.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": ["error", {
+        patterns: [{ group: ["./*", "../*"], message: "src/errors.ts is a leaf: it imports nothing of the project" }],
+      }],
+    },
+  },
+  {
+    files: ["src/store/**/*.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": ["error", {
+        patterns: [{
+          group: ["../indexer/*", "../layers/*", "../scanners/*", "../findings/*", "../matcher/*", "../advisories/*"],
+          message: "the store imports the model (src/model), not the packages that use the store",
+        }],
+      }],
+    },
+  },
 );

@@ -14,7 +14,7 @@ import { openLocalImage } from "../src/indexer/sources/local.js";
 import { digestOf } from "../src/layers/testing.js";
 import { walkLayer } from "../src/layers/walk.js";
 import { defaultScanners } from "../src/scanners/index.js";
-import type { Scanner } from "../src/scanners/types.js";
+import type { Scanner } from "../src/model/scanner.js";
 import { ociBookworm } from "../test/env/images.js";
 import { fmt, median, timeIt } from "./env.js";
 

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { openLocalImage } from "../src/indexer/sources/local.js";
 import { walkLayer } from "../src/layers/walk.js";
 import { defaultScanners } from "../src/scanners/index.js";
-import type { Scanner, ScanOutput } from "../src/scanners/types.js";
+import type { Scanner, ScanOutput } from "../src/model/scanner.js";
 import { ociBookworm } from "../test/env/images.js";
 import { fmt, median, timeIt } from "./env.js";
 

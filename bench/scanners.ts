@@ -17,7 +17,7 @@ import { openLocalImage } from "../src/indexer/sources/local.js";
 import { makeTar } from "../src/layers/testing.js";
 import { walkLayer } from "../src/layers/walk.js";
 import { defaultScanners } from "../src/scanners/index.js";
-import type { Scanner } from "../src/scanners/types.js";
+import type { Scanner } from "../src/model/scanner.js";
 import { ociBookworm, rootfsBookworm } from "../test/env/images.js";
 import { coverage, coverageLines } from "../test/scanners/oracles.js";
 import { fmt, median, timeIt } from "./env.js";

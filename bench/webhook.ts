@@ -25,7 +25,7 @@ import * as k8s from "@kubernetes/client-node";
 import { findTool } from "../src/cli/tools.js";
 import { DIGEST_LABEL, GROUP, MANAGED_BY, MANAGED_BY_LABEL, VERSION } from "../src/kube/api/v1alpha1/index.js";
 import { registerWebhooks, unregisterWebhooks } from "../src/webhook/register.js";
-import type { Finding, StoredFindings } from "../src/findings/types.js";
+import type { Finding, StoredFindings } from "../src/model/findings.js";
 import { AdmissionWebhook } from "../src/webhook/server.js";
 import { issueCert, makeCA } from "../test/env/certs.js";
 import { freePort, ProcessSupervisor } from "../test/env/process.js";

@@ -2,7 +2,7 @@
 // wait), queued with its raw bytes, flushed to the operation's writer by size or count. Shared by the Red Hat
 // updater (documents from the archive and the delta) and the bundle importer (a streamed source's files).
 import type { OperationFile, OperationWriter } from "../store/advisory-types.js";
-import type { Advisory, ParseResult, RawFile, SkippedRecord } from "./types.js";
+import type { Advisory, ParseResult, RawFile, SkippedRecord } from "../model/advisory.js";
 
 export interface BatchLimits {
   /** Flush when this many bytes of documents are queued... */

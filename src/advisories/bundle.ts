@@ -21,8 +21,9 @@ import { z } from "zod";
 import { createDecompressor, sniffCompression } from "../layers/decompress.js";
 import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "../layers/zstd.js";
 import type { AdvisoryStore, OperationFile } from "../store/advisory-types.js";
-import type { RawFile } from "./types.js";
+import type { RawFile } from "../model/advisory.js";
 import { zstdFrames } from "./zstd.js";
+import { PortcullisError } from "../errors.js";
 
 export const BUNDLE_FORMAT = 1;
 export const BUNDLE_MEDIA_TYPE = "application/vnd.portcullis.advisory-bundle.v1.tar+zstd";
@@ -72,7 +73,8 @@ export interface BundleLimits {
 /** 64 GiB of files, as Red Hat's own archive may decompress to (sources/redhat/upstream.ts). */
 export const DEFAULT_BUNDLE_LIMITS: BundleLimits = { maxBytes: 64 * 1024 ** 3, maxFiles: 1_000_000, maxFileBytes: 512 * 1024 ** 2, zstdWindow: DEFAULT_MAX_ZSTD_WINDOW };
 
-export class BundleError extends Error {
+export class BundleError extends PortcullisError {
+  readonly domain = "advisory";
   override name = "BundleError";
   readonly code = "BUNDLE_INVALID";
 }

@@ -13,7 +13,7 @@ import { detectNvd, parseNvd } from "./enrichment/nvd.js";
 import { GiB, MiB } from "./input.js";
 import type { SourceCatalogue } from "./import.js";
 import { upstreamUrl, type AdvisorySource, type SourceParse, type UpstreamContext, type UpstreamFile } from "./source.js";
-import type { RawFile } from "./types.js";
+import type { RawFile } from "../model/advisory.js";
 
 interface SourceSpec {
   name: string;

@@ -10,14 +10,16 @@
 // FIRST's reference calculator requires.
 
 import { CVSS4_MACROVECTOR_SCORES, CVSS4_MAX_SEVERITY, CVSS4_MAX_VECTORS } from "./cvss4-macrovectors.js";
-import type { Cvss, Severity } from "./types.js";
+import type { Cvss, Severity } from "../model/advisory.js";
+import { PortcullisError } from "../errors.js";
 
 export type CvssVersion = Cvss["version"];
 
 /** Longer than any valid vector (a v4.0 vector with every metric is about 180 characters). */
 export const MAX_CVSS_VECTOR_LENGTH = 512;
 
-export class CvssError extends Error {
+export class CvssError extends PortcullisError {
+  readonly domain = "advisory";
   override name = "CvssError";
   readonly code = "INVALID_CVSS";
   constructor(

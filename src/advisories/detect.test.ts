@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { detectEpss, detectKev, detectNvd, detectNvdMeta } from "./enrichment/index.js";
 import { detectNodejsCore } from "./sources/nodejs/index.js";
 import { detectOsv } from "./sources/osv/index.js";
-import type { RawFile } from "./types.js";
+import type { RawFile } from "../model/advisory.js";
 
 const ROOT = new URL("../../../shared/fixtures/advisories/", import.meta.url);
 

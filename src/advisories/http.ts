@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { pipeline } from "node:stream/promises";
 import type { UpstreamFile } from "./source.js";
+import { PortcullisError } from "../errors.js";
 
 export interface HttpOptions {
   /** Per-request deadline (default 10 minutes). */
@@ -15,7 +16,8 @@ export interface HttpOptions {
   userAgent?: string;
 }
 
-export class AdvisoryFetchError extends Error {
+export class AdvisoryFetchError extends PortcullisError {
+  readonly domain = "advisory";
   override name = "AdvisoryFetchError";
   constructor(readonly code: "ADVISORY_HTTP_STATUS" | "ADVISORY_TOO_LARGE" | "ADVISORY_NETWORK", message: string, readonly status?: number) {
     super(message);

@@ -9,8 +9,8 @@ import { BundleError, readBundle, walkBundle, type BundleEntry, type BundleInput
 import { sniffCompression } from "../layers/decompress.js";
 import type { AdvisorySource } from "./source.js";
 import { createHash } from "node:crypto";
-import type { RawFile } from "./types.js";
-import { describeError } from "../errors.js";
+import type { RawFile } from "../model/advisory.js";
+import { describeError, PortcullisError } from "../errors.js";
 import { DocumentBatch } from "./batch.js";
 
 export interface SourceCatalogue {
@@ -42,7 +42,8 @@ export interface ImportResult {
   files: number;
 }
 
-export class ImportError extends Error {
+export class ImportError extends PortcullisError {
+  readonly domain = "advisory";
   override name = "ImportError";
   readonly code = "ADVISORY_IMPORT";
 }

@@ -8,7 +8,8 @@ import { gunzipSync } from "node:zlib";
 import { Gunzip } from "fflate";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
-import type { Severity, SkippedRecord } from "./types.js";
+import type { Severity, SkippedRecord } from "../model/advisory.js";
+import { PortcullisError } from "../errors.js";
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -97,7 +98,8 @@ export interface InputPlace {
 }
 
 /** A file (or archive entry) that cannot be read at all. The message names it; the fields say where, for callers. */
-export class AdvisoryInputError extends Error {
+export class AdvisoryInputError extends PortcullisError {
+  readonly domain = "advisory";
   override name = "AdvisoryInputError";
   readonly file: string;
   readonly entry?: string;

@@ -2,7 +2,7 @@
 // them into the advisory model. The updater downloads, the importer detects, the store keeps operations;
 // a source itself does no I/O.
 import type { AdvisoryStore, Operation, SourceKind } from "../store/advisory-types.js";
-import type { Enrichment, ParseResult, RawFile } from "./types.js";
+import type { Enrichment, ParseResult, RawFile } from "../model/advisory.js";
 
 export interface UpstreamFile {
   /** The file's path within the source, kept in the store and in bundles (`debian.json`, `v3.18/main.json`). */

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import type { AdvisoryStore, Operation } from "../store/advisory-types.js";
 import type { AdvisorySource } from "./source.js";
-import type { RawFile } from "./types.js";
+import type { RawFile } from "../model/advisory.js";
 import { describeError } from "../errors.js";
 import { AdvisoryFetchError, fetchFile, fetchText, parseFingerprint, type Fingerprint } from "./http.js";
 

@@ -81,6 +81,7 @@ import { ClientLimiter, Semaphore } from "../registry/limits.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { Store } from "../store/types.js";
 import { GROUP, type ImageScan, IMAGESCANS } from "../kube/api/v1alpha1/index.js";
+import { PortcullisError } from "../errors.js";
 
 export const API_PREFIX = "/indexer/api/v1";
 export const MATCHER_PREFIX = "/matcher/api/v1";
@@ -296,7 +297,8 @@ function decoded(segment: string): string {
   }
 }
 
-class HttpError extends Error {
+class HttpError extends PortcullisError {
+  readonly domain = "api";
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }

@@ -4,7 +4,8 @@
 // findings after the filters.
 import { describe, expect, it } from "vitest";
 import { parse as parseAlpine } from "../advisories/sources/alpine/index.js";
-import { matchReport, summarize, vulnerabilityReport, type Match } from "../matcher/index.js";
+import { matchReport, summarize, vulnerabilityReport } from "../matcher/index.js";
+import type { Match } from "../model/match.js";
 import { advisoryFile, candidatesOf, indexImage, OS_RELEASE, packageFixture } from "../matcher/testing.js";
 import { filterReport, findings, reportTable } from "./report-vulns.js";
 import { filterMatches, vulnTable, type VulnFilter } from "./vuln-table.js";

@@ -2,7 +2,7 @@
 // (./vuln-table.ts) or as JSON, with scan's filters. Works on any Clair v4 VulnerabilityReport: the findings
 // come from `package_vulnerabilities` and `vulnerabilities`; Portcullis' enrichments add the fix state,
 // under-investigation flags, the coverage and the advisory data's age when the server sent them.
-import type { Severity } from "../advisories/types.js";
+import type { Severity } from "../model/advisory.js";
 import {
   PORTCULLIS_COVERAGE_ENRICHMENT as COVERAGE_ENRICHMENT,
   PORTCULLIS_PACKAGE_ENRICHMENT as PACKAGE_ENRICHMENT,

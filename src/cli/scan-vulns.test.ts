@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Match } from "../matcher/index.js";
+import type { Match } from "../model/match.js";
 import { filterMatches, vulnTable, type VulnScan } from "./scan-vulns.js";
 
 const match = (i: number, over: Partial<Match> = {}): Match => ({

@@ -3,8 +3,9 @@
 // Clair's VulnerabilityReport. Loaded with import() by scan.ts after indexing, so `scan --help` never loads the
 // matcher (eslint.config.js, src/cli/startpath.test.ts).
 import { createHash } from "node:crypto";
-import type { IndexReport } from "../indexer/report.js";
-import type { Match, MatchResult, VulnerabilityReport, VulnerabilitySummary } from "../matcher/index.js";
+import type { IndexReport } from "../model/index-report.js";
+import type { Match, MatchResult, VulnerabilitySummary } from "../model/match.js";
+import type { VulnerabilityReport } from "../matcher/index.js";
 import { summarize, vulnerabilityReport } from "../matcher/vulnerability-report.js";
 import type { SourceStatus } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";

@@ -10,9 +10,9 @@ import { parsePlatform, defaultPlatform, formatPlatform, type Platform } from ".
 import { parseReference } from "../image/reference.js";
 import type { IndexProgress, IndexResult } from "../indexer/indexer.js";
 import type { LayerRead, LayerSource } from "../indexer/scan-layer.js";
-import type { IndexReport } from "../indexer/report.js";
-import type { Severity } from "../advisories/types.js";
-import type { ManifestToIndex } from "../indexer/types.js";
+import type { IndexReport } from "../model/index-report.js";
+import type { Severity } from "../model/advisory.js";
+import type { ManifestToIndex } from "../model/image.js";
 import type { Credential, Keyring } from "../registry/auth/types.js";
 import type { RegistryClient } from "../registry/client.js";
 import type { Store } from "../store/types.js";

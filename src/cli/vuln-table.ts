@@ -1,8 +1,8 @@
 // The vulnerability table block and Trivy's CI filters (--severity, --ignore-unfixed), shared by `portcullis
 // scan` (matches from its own store) and `portcullis report --vulns` (a VulnerabilityReport from the report
 // API). Types only from the matcher: this module loads nothing heavy, so either command can use it.
-import type { Severity } from "../advisories/types.js";
-import type { Coverage, Match, VulnerabilitySummary } from "../matcher/index.js";
+import type { Severity } from "../model/advisory.js";
+import type { Coverage, Match, VulnerabilitySummary } from "../model/match.js";
 import { age } from "./age.js";
 import { UsageError } from "./exit.js";
 

@@ -3,13 +3,13 @@
 // resolves the image, indexes it and writes a summary into the status. The informer cache is the only read
 // path for ImageScans; the full report stays in the store.
 import * as k8s from "@kubernetes/client-node";
-import { isTransientCode } from "../errors.js";
+import { errorCode, isTransientCode, PortcullisError } from "../errors.js";
 import { apiErrorDetail } from "../kube/api-error.js";
 import { parsePlatform, formatPlatform, type Platform } from "../image/platform.js";
 import { parseReference, type Reference } from "../image/reference.js";
 import { matchManifest, type ManifestMatch } from "../findings/findings.js";
 import { seriousDiff, type ManifestChange } from "../findings/rematch.js";
-import type { Finding, FindingsSummary } from "../findings/types.js";
+import type { Finding, FindingsSummary } from "../model/findings.js";
 import type { Indexer, IndexResult } from "../indexer/indexer.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
@@ -100,7 +100,8 @@ function formatMs(ms: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ""}` : `${s}s`;
 }
 
-class ScanError extends Error {
+class ScanError extends PortcullisError {
+  readonly domain = "controller";
   constructor(readonly code: string, message: string) {
     super(message);
   }
@@ -327,9 +328,8 @@ export class ImageScanController {
       }
       const result = await this.options.indexer.index(img.manifest, img.source, { signal: deadline, onProgress: (p) => void (p.state === "ScanLayers" && layersDone++) });
       if (result.report.state !== "IndexFinished") {
-        // A scanner's refusal of a file it asked for (a malformed package database, a zip bomb) has no code of its own.
-        const code = (result.error as { code?: string } | undefined)?.code ?? (result.error?.name === "ScannerError" ? "SCANNER_ERROR" : undefined);
-        throw new ScanError(code ?? "INDEX_FAILED", result.report.err ?? "indexing failed");
+        // A scanner's refusal of a file it asked for (a malformed package database, a zip bomb) is SCANNER_ERROR.
+        throw new ScanError(errorCode(result.error) ?? "INDEX_FAILED", result.report.err ?? "indexing failed");
       }
       return await this.indexed(scan, started, t0, img.manifest.digest, result);
     } catch (e) {

@@ -1,13 +1,14 @@
 // A match → what the cluster keeps of it: the status summary and the compact finding list (types.ts), and the
 // one sequence that matches a stored manifest and stores its findings (the controller after indexing, and
 // re-matching after an update, both call matchManifest).
-import { SEVERITIES, type Severity } from "../advisories/types.js";
-import { summarize, type Coverage, type Match } from "../matcher/index.js";
+import { SEVERITIES, type Severity } from "../model/advisory.js";
+import { summarize } from "../matcher/index.js";
+import type { Coverage, Match } from "../model/match.js";
 import type { SourceStatus } from "../store/advisory-types.js";
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import type { Store } from "../store/types.js";
 import { matchWithStore, type StoreMatchOptions } from "./match.js";
-import type { Finding, FindingsSummary, StoredFindings, SummaryCoverage } from "./types.js";
+import type { Finding, FindingsSummary, StoredFindings, SummaryCoverage } from "../model/findings.js";
 
 const RANK = new Map<Severity, number>(SEVERITIES.map((s, i) => [s, i]));
 const STATE_WORDS: Record<string, string> = { supported: "supported", no_data: "no data", unsupported: "unsupported", end_of_life: "end of life" };

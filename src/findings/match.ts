@@ -1,8 +1,9 @@
 // Matching a report against the store's advisory data: the one sequence every reader of findings uses
 // (`portcullis scan`, the controller after indexing, re-matching after a database update, the report API).
 // The matcher (../matcher/) stays pure; this is where it meets the store.
-import type { IndexReport } from "../indexer/report.js";
-import { enrichMatches, enrichmentKeys, matchReport, reportLookupKeys, type Match, type MatchOptions, type MatchResult } from "../matcher/index.js";
+import type { IndexReport } from "../model/index-report.js";
+import { enrichMatches, enrichmentKeys, matchReport, reportLookupKeys, type MatchOptions } from "../matcher/index.js";
+import type { Match, MatchResult } from "../model/match.js";
 import type { AdvisoryStore, Candidate, EnrichmentRow, PackageKey } from "../store/advisory-types.js";
 
 export interface StoreMatch {

@@ -4,13 +4,13 @@
 // never matched, plus, when a source lands its first operation, those whose coverage was incomplete. No
 // layer is read: the stored IndexReports are enough. A cursor in the store says which operations are done,
 // so a leader that restarts (or a new one) carries on where the last stopped; an interrupted round is redone.
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import { reportLookupKeys } from "../matcher/index.js";
 import type { Candidate, EnrichmentRow, Operation, PackageKey } from "../store/advisory-types.js";
 import type { Store } from "../store/types.js";
 import { matchManifest } from "./findings.js";
 import type { StoreMatchOptions } from "./match.js";
-import type { Finding, StoredFindings } from "./types.js";
+import type { Finding, StoredFindings } from "../model/findings.js";
 
 /** Operations taken per round; more wait for the next (a cursor never skips). */
 const OPERATIONS_PER_ROUND = 200;

@@ -5,10 +5,12 @@ import { z } from "zod";
 import { isDigest } from "./digest.js";
 import { baseMediaType, INDEX_TYPES, MANIFEST_TYPES, MediaTypes, SCHEMA1_TYPES } from "./mediatypes.js";
 import type { Platform } from "./platform.js";
+import { PortcullisError } from "../errors.js";
 
 export type ManifestErrorCode = "MANIFEST_INVALID" | "MANIFEST_UNSUPPORTED";
 
-export class ManifestError extends Error {
+export class ManifestError extends PortcullisError {
+  readonly domain = "image";
   override name = "ManifestError";
   /** `field` is the first offending field, e.g. `layers[2].digest`, when one is to blame. */
   constructor(readonly code: ManifestErrorCode, message: string, readonly field?: string) {

@@ -1,6 +1,7 @@
 // Platforms (os/architecture/variant) and choosing one image out of a multi-platform index.
 import { ANNOTATION_REFERENCE_TYPE, INDEX_TYPES, REFERENCE_TYPE_ATTESTATION } from "./mediatypes.js";
 import type { Descriptor, ImageIndex } from "./manifest.js";
+import { PortcullisError } from "../errors.js";
 
 export interface Platform {
   os: string;
@@ -12,7 +13,8 @@ export interface Platform {
 
 export type PlatformPart = "platform" | "os" | "architecture" | "variant";
 
-export class PlatformError extends Error {
+export class PlatformError extends PortcullisError {
+  readonly domain = "image";
   override name = "PlatformError";
   readonly code = "INVALID_PLATFORM";
   constructor(message: string, readonly part: PlatformPart) {

@@ -2,7 +2,7 @@
 // replaces the lower one, a whiteout removes it), and the report names each OS-owned language package's owner
 // in a way Clair's schema accepts. Layers are the real pipeline's (tar → walkLayer → default scanners).
 import { describe, expect, it } from "vitest";
-import { OWNER_REPOSITORY_KEY, type IndexReport } from "./report.js";
+import { OWNER_REPOSITORY_KEY, type IndexReport } from "../model/index-report.js";
 import { clairValidator } from "./clair-schema.js";
 import { indexImage, OS_RELEASE, type TarEntry } from "../matcher/testing.js";
 import { ownershipFromReport } from "../matcher/ownership.js";

@@ -11,9 +11,9 @@
 //
 // Licence files (dpkg's `usr/share/doc/<pkg>/copyright`) stack the same way too, and give their licences
 // to the package they name if its database entry has none of its own (not on Clair's wire; for SBOMs).
-import type { ScanOutput } from "../scanners/types.js";
-import { OWNER_REPOSITORY_KEY, type IndexReport, type WirePackage } from "./report.js";
-import type { Distribution, Environment, LicenseFile, OwnedFiles, Package, Repository } from "./types.js";
+import type { ScanOutput } from "../model/scanner.js";
+import { OWNER_REPOSITORY_KEY, type IndexReport, type WirePackage } from "../model/index-report.js";
+import type { Distribution, Environment, LicenseFile, OwnedFiles, Package, Repository } from "../model/packages.js";
 
 export interface CoalesceLayer {
   digest: string;

@@ -8,7 +8,7 @@ import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { Indexer } from "./indexer.js";
 import { MemorySource } from "./testing.js";
-import type { LayerDescriptor } from "./types.js";
+import type { LayerDescriptor } from "../model/image.js";
 
 function descriptor(blob: Buffer, mediaType: string): LayerDescriptor {
   return { digest: digestOf(blob), size: blob.length, mediaType };

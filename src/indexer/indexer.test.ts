@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { digestOf, gzip, makeTar, type TarEntry } from "../layers/testing.js";
-import type { LayerFiles, Scanner } from "../scanners/types.js";
+import type { LayerFiles, Scanner } from "../model/scanner.js";
+import { DpkgScanner } from "../scanners/dpkg/dpkg.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { coalesce } from "./coalesce.js";
 import { Indexer } from "./indexer.js";
 import { MemorySource } from "./testing.js";
-import type { ManifestToIndex } from "./types.js";
+import type { ManifestToIndex } from "../model/image.js";
 
 /** A minimal package scanner: each line `name version` of `pkgs/db` (or `pkgs/db2`) is a package. */
 function lineScanner(version = "1"): Scanner & { calls: string[] } {
@@ -115,6 +116,16 @@ describe("Indexer", () => {
     expect(res.error).toMatchObject({ code: "DIGEST_MISMATCH" });
     expect(await ix.indexReport(m.digest)).toMatchObject({ state: "IndexError" });
     expect((await store.scannedLayers([lying.digest], [{ name: "lines", version: "1", kind: "package" }])).size).toBe(0);
+  });
+
+  it("fails a layer whose package database the scanner refuses with SCANNER_ERROR, the code the controllers branch on", async () => {
+    const bad = await layer([{ name: "var/lib/dpkg/status", content: Buffer.from("Package: a\0\0\0") }]);
+    const m = { digest: digestOf(Buffer.from("manifest-scanner-error")), layers: [bad.desc] };
+    const ix = new Indexer({ store, scanners: [new DpkgScanner()] });
+    const res = await ix.index(m, new MemorySource(new Map([[bad.desc.digest, bad.blob]])));
+    expect(res.report).toMatchObject({ state: "IndexError", success: false });
+    expect(res.report.err).toMatch(/var\/lib\/dpkg\/status: binary data/);
+    expect(res.error).toMatchObject({ name: "ScannerError", code: "SCANNER_ERROR", qualifiedCode: "scanner/SCANNER_ERROR" });
   });
 
   it("indexes one manifest once when asked twice at the same time", async () => {

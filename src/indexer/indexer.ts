@@ -5,14 +5,15 @@
 import { CaptureBudget } from "../layers/entries.js";
 import { DEFAULT_MAX_SCAN_CAPTURED_BYTES, type WalkLimits } from "../layers/walk.js";
 import type { TocWalkTuning } from "../layers/toc/index.js";
-import type { Scanner } from "../scanners/types.js";
-import type { ManifestPackageRow, ScannerInfo, Store } from "../store/types.js";
-import { scannedKey } from "../store/types.js";
+import type { Scanner, ScannerInfo } from "../model/scanner.js";
+import { type ManifestPackageRow, scannedKey, type Store } from "../store/types.js";
 import { scannerSetHash } from "./scanner-set.js";
 import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "./coalesce.js";
-import type { IndexReport } from "./report.js";
+import type { IndexReport, IndexState } from "../model/index-report.js";
 import { inProcessScanning, type LayerRead, type LayerScanning, type LayerSource } from "./scan-layer.js";
-import type { Distribution, IndexState, LayerDescriptor, ManifestToIndex, Package } from "./types.js";
+import type { Distribution, Package } from "../model/packages.js";
+import type { LayerDescriptor, ManifestToIndex } from "../model/image.js";
+import { PortcullisError } from "../errors.js";
 
 export interface IndexerOptions {
   store: Store;
@@ -73,7 +74,8 @@ export interface Inventory extends Coalesced {
 }
 
 /** Why there is no inventory of a manifest: never indexed, not finished, or indexed by other scanner versions. */
-export class InventoryError extends Error {
+export class InventoryError extends PortcullisError {
+  readonly domain = "indexer";
   override name = "InventoryError";
   constructor(
     readonly code: "NOT_INDEXED" | "NOT_FINISHED" | "STALE_INDEX",

@@ -7,9 +7,8 @@ import { LayerError } from "../layers/errors.js";
 import { tocFormat, walkPartial, type RangeReader, type TocFormat, type TocWalkTuning } from "../layers/toc/index.js";
 import type { CaptureBudget } from "../layers/entries.js";
 import { walkLayer, type LayerWalk, type WalkLimits } from "../layers/walk.js";
-import type { Scanner, ScanOutput } from "../scanners/types.js";
-import type { ScannerInfo } from "../store/types.js";
-import type { LayerDescriptor } from "./types.js";
+import type { Scanner, ScannerInfo, ScanOutput } from "../model/scanner.js";
+import type { LayerDescriptor } from "../model/image.js";
 
 /** How layer bytes become scanner results, wherever that runs. */
 export interface LayerScanning {

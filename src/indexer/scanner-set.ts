@@ -1,6 +1,6 @@
 // The scanner set's identity, apart from the indexer so a scan answered from the store need not load it.
 import { createHash } from "node:crypto";
-import type { ScannerInfo } from "../store/types.js";
+import type { ScannerInfo } from "../model/scanner.js";
 
 /** Like Clair's index state: a hash of the scanner names, versions and kinds. */
 export function scannerSetHash(infos: readonly Pick<ScannerInfo, "name" | "version" | "kind">[]): string {

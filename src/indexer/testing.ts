@@ -2,7 +2,7 @@
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LayerSource } from "./scan-layer.js";
-import type { LayerDescriptor } from "./types.js";
+import type { LayerDescriptor } from "../model/image.js";
 
 /** Blobs by digest; records every layer opened, in order. `delayMs` holds each open that long (to make indexes overlap). */
 export class MemorySource implements LayerSource {

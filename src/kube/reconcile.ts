@@ -6,13 +6,16 @@
 // then dropped until its object changes). One runner does this for every controller: no reconciler touches
 // the work queue's forget, addRateLimited or addAfter.
 import type { WorkQueue } from "./workqueue.js";
+import { PortcullisError } from "../errors.js";
 
 export type Result = void | { requeueAfterMs: number };
 
 export type ReconcileFn<K extends string> = (key: K, signal: AbortSignal) => Promise<Result>;
 
 /** What retrying cannot fix (an object the API server refuses as it is, a spec no version of us accepts). */
-export class TerminalError extends Error {
+export class TerminalError extends PortcullisError {
+  readonly domain = "kube";
+  readonly code = "TERMINAL";
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "TerminalError";

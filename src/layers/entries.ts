@@ -2,7 +2,7 @@
 // link, keep a wanted file's bytes, push an executable through a scanner's sink, or drop it. The full walk
 // (walk.ts: a tar stream) and the partial walk (toc/walk.ts: a table of contents and byte ranges) both
 // decide here, so a layer read either way gives the scanners the same files.
-import type { EntryInfo, FileSink, Scanner } from "../scanners/types.js";
+import type { EntryInfo, FileSink, Scanner } from "../model/scanner.js";
 import { LayerError } from "./errors.js";
 import type { CapturedLayerFiles } from "./files.js";
 import { normalizeEntryPath, OPAQUE_WHITEOUT, resolveLinkTarget, WHITEOUT_PREFIX } from "./paths.js";

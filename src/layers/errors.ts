@@ -1,3 +1,4 @@
+import { PortcullisError } from "../errors.js";
 export type LayerErrorCode =
   | "DIGEST_MISMATCH"
   | "SIZE_MISMATCH"
@@ -14,7 +15,8 @@ export type LayerErrorCode =
   | "BAD_TOC";
 
 /** A layer that could not be indexed, with a code callers branch on and a message that names the layer. */
-export class LayerError extends Error {
+export class LayerError extends PortcullisError {
+  readonly domain = "layer";
   override name = "LayerError";
   constructor(
     readonly code: LayerErrorCode,

@@ -1,4 +1,4 @@
-import type { LayerFiles } from "../scanners/types.js";
+import type { LayerFiles } from "../model/scanner.js";
 import { resolveLinkTarget } from "./paths.js";
 
 const MAX_LINK_HOPS = 40;

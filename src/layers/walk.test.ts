@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import type { EntryInfo, Scanner } from "../scanners/types.js";
+import type { EntryInfo, Scanner } from "../model/scanner.js";
 import { LayerError } from "./errors.js";
 import { CaptureBudget } from "./entries.js";
 import { digestOf, gzip, makeTar, wantedFilesTar, zstd, zstdDeclaringWindow, type TarEntry } from "./testing.js";

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { Transform, Writable, type TransformCallback, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { Scanner } from "../scanners/types.js";
+import type { Scanner } from "../model/scanner.js";
 import { compressionOfMediaType, createDecompressor, MAX_LAYER_ZSTD_WINDOW, sniffCompression, type Compression } from "./decompress.js";
 import { LayerError } from "./errors.js";
 import { applyLink, EntrySelector, openConsumer, type CaptureBudget } from "./entries.js";

@@ -4,6 +4,7 @@
 import { Duplex, Readable } from "node:stream";
 import { setImmediate as turn } from "node:timers/promises";
 import { Decompress, decompress } from "fzstd";
+import { PortcullisError } from "../errors.js";
 
 /** zstd's own default limit on a decoder's window (windowLog 27): the CLI refuses more without `--memory`. */
 export const DEFAULT_MAX_ZSTD_WINDOW = 128 * 1024 * 1024;
@@ -17,7 +18,8 @@ export interface ZstdLimits {
   name: string;
 }
 
-export class ZstdStreamError extends Error {
+export class ZstdStreamError extends PortcullisError {
+  readonly domain = "layer";
   override name = "ZstdStreamError";
   constructor(readonly code: "ZSTD_WINDOW_TOO_LARGE" | "ZSTD_TOO_LARGE" | "ZSTD_INVALID" | "ZSTD_TRUNCATED", message: string) {
     super(message);

@@ -24,13 +24,13 @@
 //
 // The answer is Clair's AffectedManifests: every requested vulnerability under `vulnerabilities` (by id),
 // and for each affected manifest the ids, most severe first.
-import type { Severity } from "../advisories/types.js";
+import type { Severity } from "../model/advisory.js";
 import { normaliseName } from "../advisories/sources/osv/index.js";
 import type { ManifestPackageMatch } from "../store/types.js";
 import { canonicalGoVersion, schemeFor, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
 import { distributionKey } from "./distribution.js";
 import { packageType } from "./keys.js";
-import type { PackageType } from "./types.js";
+import type { PackageType } from "../model/match.js";
 
 /** What the request says of one vulnerability (Clair's Vulnerability / VulnerabilitySummary), as read. */
 export interface VulnerabilityQuery {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { parseNodejsCore } from "../advisories/sources/nodejs/index.js";
 import { parseOsv } from "../advisories/sources/osv/index.js";
-import type { Advisory, AffectedPackage } from "../advisories/types.js";
+import type { Advisory, AffectedPackage } from "../model/advisory.js";
 import { canonicalGoVersion, golang, maven, pep440, schemeFor, semver, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
 import { affects } from "./affects.js";
 import { advisoryFile } from "./testing.js";

@@ -17,9 +17,9 @@
 //
 // The installed version must be valid (UnmatchableVersionError otherwise: the caller reports the package as
 // unmatchable). A version of the row that the scheme cannot read skips the row, with the reason.
-import type { AffectedPackage, RangeEvent } from "../advisories/types.js";
+import type { AffectedPackage, RangeEvent } from "../model/advisory.js";
 import { invalidVersion, satisfies, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
-import type { AffectsVia } from "./types.js";
+import type { AffectsVia } from "../model/match.js";
 
 export type AffectsResult =
   | { affected: true; via: AffectsVia; fixedIn?: string }

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { Distribution } from "../indexer/types.js";
+import type { Distribution } from "../model/packages.js";
 import { OsReleaseScanner } from "../scanners/osrelease/osrelease.js";
 import { fixtureNames, fixturesDir, MapLayerFiles } from "../scanners/testing.js";
 import { distributionCoverage, distributionKey } from "./distribution.js";

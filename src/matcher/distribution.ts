@@ -3,9 +3,9 @@
 // `pretty_name`; or the same fields filled from lsb-release or a release file), and how well that
 // ecosystem is covered. The ecosystem strings are the ones the advisory parsers write (`Debian:12`,
 // `Ubuntu:22.04:LTS`, `Alpine:v3.18`, `RHEL:8`), so a key is a plain string comparison away from a row.
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import { defaultEndOfLife, type EndOfLifeLookup, type Family } from "./lifecycle.js";
-import type { CoverageState, DistributionCoverage } from "./types.js";
+import type { CoverageState, DistributionCoverage } from "../model/match.js";
 
 export type ReportDistribution = NonNullable<IndexReport["distributions"]>[string];
 export type DistributionInput = Pick<ReportDistribution, "did" | "version_id"> & Partial<Pick<ReportDistribution, "name" | "version" | "version_code_name" | "pretty_name" | "cpe">>;

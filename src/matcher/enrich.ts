@@ -4,9 +4,9 @@
 // in the enrichment's own order (NVD's primary score before secondary ones), as the OSV parser ranks a
 // record's own vectors.
 import { severityFromCvss } from "../advisories/cvss.js";
-import type { Cvss } from "../advisories/types.js";
+import type { Cvss } from "../model/advisory.js";
 import type { EnrichmentRow } from "../store/advisory-types.js";
-import type { Match } from "./types.js";
+import type { Match } from "../model/match.js";
 
 const VERSION_ORDER: ReadonlyArray<Cvss["version"]> = ["3.1", "3.0", "4.0", "2.0"];
 

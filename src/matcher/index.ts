@@ -6,8 +6,6 @@ export { lookupKeys, packageKeys, packageType, type MatchTarget, type PackageKey
 export { defaultEndOfLife, type EndOfLife, type EndOfLifeLookup, type Family } from "./lifecycle.js";
 export { matchReport, matchReportWith, reportLookupKeys, rowSeverity, type CandidateLookup, type MatchOptions } from "./match.js";
 export { ownershipFromDpkgLists, ownershipFromMap, ownershipFromReport } from "./ownership.js";
-export type * from "./types.js";
-export { OS_PACKAGE_TYPES } from "./types.js";
 export {
   PORTCULLIS_COVERAGE_ENRICHMENT,
   PORTCULLIS_PACKAGE_ENRICHMENT,
@@ -19,6 +17,5 @@ export {
   type VulnerabilityDetail,
   type VulnerabilityReport,
   type VulnerabilityReportOptions,
-  type VulnerabilitySummary,
   type WireVulnerability,
 } from "./vulnerability-report.js";

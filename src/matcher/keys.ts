@@ -19,12 +19,12 @@
 //   ecosystem without a version scheme here leaves its packages unmatchable and the ecosystem `unsupported`
 //   in the coverage, never "no vulnerabilities".
 import { normaliseName } from "../advisories/sources/osv/index.js";
-import type { IndexReport, WirePackage } from "../indexer/report.js";
-import type { Environment } from "../indexer/types.js";
+import type { IndexReport, WirePackage } from "../model/index-report.js";
+import type { Environment } from "../model/packages.js";
 import type { PackageKey } from "../store/advisory-types.js";
 import { canonicalGoVersion, invalidVersion, rpm, schemeFor, UnmatchableVersionError, type VersionScheme } from "../versions/index.js";
 import type { DistributionKey } from "./distribution.js";
-import type { OsOwner, Ownership, PackageRef, PackageType } from "./types.js";
+import type { OsOwner, Ownership, PackageRef, PackageType } from "../model/match.js";
 
 /** One (ecosystem, name) an advisory row may carry for a package, and the version to compare with that row. */
 export interface MatchTarget {

@@ -8,15 +8,15 @@ import { parse as parseDebian } from "../advisories/sources/debian/index.js";
 import { parseNodejsCore } from "../advisories/sources/nodejs/index.js";
 import { parseOsv } from "../advisories/sources/osv/index.js";
 import { parse as parseRedhat } from "../advisories/sources/redhat/index.js";
-import type { Advisory, RawFile } from "../advisories/types.js";
+import type { Advisory, RawFile } from "../model/advisory.js";
 import { buildReport, coalesce } from "../indexer/coalesce.js";
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import type { Candidate } from "../store/advisory-types.js";
 import { matchReport, matchReportWith, type MatchOptions } from "./match.js";
 import { ownershipFromDpkgLists } from "./ownership.js";
 import { advisoryFile, candidatesOf, goBinary, indexImage, inMemoryLookup, OS_RELEASE, packageFixture } from "./testing.js";
 import { fixturesDir } from "../scanners/testing.js";
-import type { Match } from "./types.js";
+import type { Match } from "../model/match.js";
 
 const BEFORE_EOL = new Date("2025-01-01T00:00:00Z");
 const NOW = new Date("2026-12-04T00:00:00Z");

@@ -5,11 +5,10 @@
 // (source/binary) and module fit is evaluated with affects(). Rows of the same vulnerability (a GHSA and a
 // PYSEC aliasing one CVE, a GO record and its GHSA, Debian's tracker and an OSV DEBIAN- record) on the same
 // package become one Match: records are merged when their id ∪ aliases intersect.
-import type { Cvss, FixState, Severity } from "../advisories/types.js";
-import { SEVERITIES } from "../advisories/types.js";
+import { type Cvss, type FixState, SEVERITIES, type Severity } from "../model/advisory.js";
 import { urgencySeverity } from "../advisories/sources/debian/index.js";
 import { impactSeverity } from "../advisories/sources/redhat/index.js";
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import type { Candidate, PackageKey } from "../store/advisory-types.js";
 import { UnmatchableVersionError } from "../versions/index.js";
 import { affects } from "./affects.js";
@@ -17,7 +16,7 @@ import { distributionCoverage, type ReportDistribution } from "./distribution.js
 import { compareIds, lookupKeys, packageKeys, type MatchTarget, type PackageKeys } from "./keys.js";
 import { ownershipFromReport } from "./ownership.js";
 import { defaultEndOfLife, type EndOfLifeLookup } from "./lifecycle.js";
-import type { Coverage, CoverageState, EcosystemCoverage, Governed, Match, MatchedBy, MatchResult, Ownership, SkippedRow, Unmatchable } from "./types.js";
+import type { Coverage, CoverageState, EcosystemCoverage, Governed, Match, MatchedBy, MatchResult, Ownership, SkippedRow, Unmatchable } from "../model/match.js";
 
 export { affects, lowestFixAbove, type AffectsResult } from "./affects.js";
 

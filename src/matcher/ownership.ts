@@ -12,9 +12,9 @@
 // metadata path (the package_db without its prefix: the `.dist-info/METADATA`, `.egg-info[/PKG-INFO]`,
 // `node_modules/x/package.json`, the outer jar, the Go executable, the `.gemspec`), then its directory.
 // ownershipFromDpkgLists and ownershipFromMap build one from other inputs (tests, callers with lists).
-import { OWNER_REPOSITORY_KEY, type IndexReport } from "../indexer/report.js";
+import { OWNER_REPOSITORY_KEY, type IndexReport } from "../model/index-report.js";
 import { compareIds, packageType } from "./keys.js";
-import type { OsOwner, Ownership } from "./types.js";
+import type { OsOwner, Ownership } from "../model/match.js";
 
 const norm = (p: string) => p.replace(/^\.?\/+/, "").replace(/\/+$/, "");
 

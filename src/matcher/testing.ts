@@ -4,9 +4,9 @@
 // given keys, withdrawn records left out).
 import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
-import type { Advisory, RawFile } from "../advisories/types.js";
+import type { Advisory, RawFile } from "../model/advisory.js";
 import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "../indexer/coalesce.js";
-import type { IndexReport } from "../indexer/report.js";
+import type { IndexReport } from "../model/index-report.js";
 import { digestOf, gzip, makeTar, type TarEntry } from "../layers/testing.js";
 import { walkLayer } from "../layers/walk.js";
 import { defaultScanners } from "../scanners/index.js";

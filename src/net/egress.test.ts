@@ -15,7 +15,7 @@ import { UriLayerFetcher } from "../indexer/sources/uri.js";
 import { parseReference } from "../image/reference.js";
 import { digestOf, gzip, makeTar } from "../layers/testing.js";
 import { RegistryClient } from "../registry/client.js";
-import type { Scanner } from "../scanners/types.js";
+import type { Scanner } from "../model/scanner.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { classifyAddress, classifyHost, EgressGuard, parseIpv4, type AddressClass } from "./egress.js";

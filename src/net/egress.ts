@@ -13,6 +13,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { isIP, type LookupFunction, type Socket } from "node:net";
 import { Agent, buildConnector } from "undici";
+import { PortcullisError } from "../errors.js";
 
 export type AddressClass =
   /** 127.0.0.0/8, ::1, and the unspecified 0.0.0.0/8 and :: (which reach this host). */
@@ -174,7 +175,8 @@ const DESCRIBE: Record<AddressClass, string> = {
 export const EGRESS_REFUSED = "EPORTCULLIS_EGRESS_REFUSED";
 
 /** A connection the policy does not allow; `code` is EGRESS_REFUSED. */
-export class EgressRefusedError extends Error {
+export class EgressRefusedError extends PortcullisError {
+  readonly domain = "net";
   readonly code = EGRESS_REFUSED;
   constructor(readonly host: string, readonly address: string, readonly addressClass: AddressClass, readonly policy: string) {
     super(`${address !== host ? `${host} resolves to ${address}: refused, ` : ""}${address} is ${DESCRIBE[addressClass]}, which ${policy} may not reach`);

@@ -2,6 +2,7 @@
 // specificity, matching a reference against it.
 import { isDigest } from "../image/digest.js";
 import { DOCKER_HUB, DOCKER_HUB_API, isValidRegistryHost, parseReference, type Reference } from "../image/reference.js";
+import { PortcullisError } from "../errors.js";
 
 ////   glob     := name [":" tag] ["@" digest]
 //   name     := "**" | registry ("/" segment)+        (the registry is explicit: docker.io/library/nginx)
@@ -36,7 +37,9 @@ export interface ImageGlob {
   specificity: GlobSpecificity;
 }
 
-export class ImageGlobError extends Error {
+export class ImageGlobError extends PortcullisError {
+  readonly domain = "policy";
+  readonly code = "INVALID_IMAGE_GLOB";
   constructor(
     readonly pattern: string,
     why: string,

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { isTransient } from "../errors.js";
 import { parseReference } from "../image/reference.js";
 import { RegistryClient } from "./client.js";
 import { RegistryError } from "./errors.js";
@@ -197,7 +198,8 @@ describe("registry client against a fake registry", () => {
     const reg = await serve((_req, res) => res.writeHead(429, { "retry-after": "3600" }).end('{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}'));
     servers.push(reg.server);
     const err = await client().resolveDigest(parseReference(`${reg.host}/app:1`)).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "RATE_LIMITED", transient: true });
+    expect(err).toMatchObject({ code: "RATE_LIMITED", qualifiedCode: "registry/RATE_LIMITED" });
+    expect(isTransient(err)).toBe(true);
     expect((err as RegistryError).details.retryAfterMs).toBe(3_600_000);
   });
 

@@ -1,4 +1,4 @@
-import { isTransientCode } from "../errors.js";
+import { PortcullisError } from "../errors.js";
 
 export type RegistryErrorCode =
   | "AUTH_FAILED" // 401 after every credential (or anonymous) was tried
@@ -19,7 +19,8 @@ export type RegistryErrorCode =
   | "TOKEN_FAILED"; // the token server refused or answered nonsense
 
 /** What went wrong talking to a registry, with a code callers (status conditions, exit codes) branch on. */
-export class RegistryError extends Error {
+export class RegistryError extends PortcullisError {
+  readonly domain = "registry";
   override name = "RegistryError";
   constructor(
     readonly code: RegistryErrorCode,
@@ -28,11 +29,6 @@ export class RegistryError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
-  }
-
-  /** Worth trying again later (transient): rate limits, 5xx, network trouble. */
-  get transient(): boolean {
-    return isTransientCode(this.code);
   }
 }
 

@@ -1,5 +1,6 @@
 // Registry client configuration, checked by hand rather than with zod: the client is on the path of a warm
 // `portcullis scan` (one HEAD), where loading zod costs about 70 ms of a budget of 300.
+import { PortcullisError } from "../errors.js";
 
 /** Registry client configuration. Every field has a default; unknown keys are errors. */
 export interface RegistryOptions {
@@ -55,7 +56,8 @@ const NUMBERS: Record<string, { real?: boolean; min: number; max?: number; defau
 const OTHERS = ["insecureRegistries", "caCertificates", "userAgent"];
 
 /** A registry option that is not what it must be; the message names the option. */
-export class RegistryOptionsError extends Error {
+export class RegistryOptionsError extends PortcullisError {
+  readonly domain = "registry";
   readonly code = "INVALID_OPTIONS";
 }
 

@@ -37,6 +37,7 @@ import type { Descriptor, ImageManifest } from "../image/manifest.js";
 import type { Reference } from "../image/reference.js";
 import type { RegistryClient } from "./client.js";
 import { RegistryError } from "./errors.js";
+import { isTransient } from "../errors.js";
 import type { RegistryResponse } from "./transport.js";
 
 /** The empty config of an artifact without one: `{}`, as image-spec 1.1 defines it. */
@@ -190,7 +191,7 @@ export async function pushBlob(client: RegistryClient, ref: Reference, bytes: Bu
       await uploadMonolithic(client, ref, bytes, digest, signal);
       return { digest, uploaded: true };
     } catch (e) {
-      const retry = e instanceof RegistryError && (e.transient || e.details.registryCode === "BLOB_UPLOAD_UNKNOWN") && !signal?.aborted;
+      const retry = e instanceof RegistryError && (isTransient(e) || e.details.registryCode === "BLOB_UPLOAD_UNKNOWN") && !signal?.aborted;
       if (!retry) throw e;
       // The upload may have been stored before the error: ask before sending it again.
       if (await blobExists(client, ref, digest, signal)) return { digest, uploaded: true };
@@ -258,7 +259,7 @@ export async function pushBlobFile(client: RegistryClient, ref: Reference, f: { 
       await uploadChunked(client, ref, f, chunkBytes, signal);
       return { digest: f.digest, uploaded: true };
     } catch (e) {
-      const retry = e instanceof RegistryError && (e.transient || e.details.registryCode === "BLOB_UPLOAD_UNKNOWN") && !signal?.aborted;
+      const retry = e instanceof RegistryError && (isTransient(e) || e.details.registryCode === "BLOB_UPLOAD_UNKNOWN") && !signal?.aborted;
       if (!retry) throw e;
       if (await blobExists(client, ref, f.digest, signal)) return { digest: f.digest, uploaded: true };
       if (attempt >= 1) throw e;

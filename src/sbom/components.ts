@@ -12,7 +12,7 @@
 // rpm's Requires name capabilities (files, sonames with flags) rather than packages, and Python's
 // Requires-Dist is not read yet: their packages have no dependencies in the document.
 import { createHash } from "node:crypto";
-import type { Distribution, Package } from "../indexer/types.js";
+import type { Distribution, Package } from "../model/packages.js";
 import { purl } from "../scanners/purl.js";
 import type { Component, SbomInput } from "./types.js";
 

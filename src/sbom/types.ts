@@ -3,7 +3,7 @@
 // image and the tool. The writers are pure: the same input gives the same document, byte for byte; only
 // `timestamp` and `uuid` differ between two runs, and the caller chooses them.
 import type { CoalescedPackage } from "../indexer/coalesce.js";
-import type { Distribution, Package } from "../indexer/types.js";
+import type { Distribution, Package } from "../model/packages.js";
 
 export interface SbomImage {
   /** What the user named: a registry reference, `oci:DIR:TAG`... (the document's name). */

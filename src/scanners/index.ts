@@ -15,7 +15,7 @@ import { PythonScanner } from "./python/python.js";
 import { RhelContentSetScanner } from "./rhel/contentsets.js";
 import { RpmScanner } from "./rpm/rpm.js";
 import { RubyGemScanner } from "./ruby/ruby.js";
-import type { Scanner } from "./types.js";
+import type { Scanner } from "../model/scanner.js";
 
 export function defaultScanners(): Scanner[] {
   return [

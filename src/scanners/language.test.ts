@@ -5,7 +5,7 @@ import { NpmScanner } from "./npm/npm.js";
 import { PythonScanner } from "./python/python.js";
 import { RubyGemScanner } from "./ruby/ruby.js";
 import { MapLayerFiles } from "./testing.js";
-import type { Scanner } from "./types.js";
+import type { Scanner } from "../model/scanner.js";
 
 const want = (s: Scanner, path: string, size = 100, mode = 0o644) => s.wants({ path, size, mode, type: "file" });
 

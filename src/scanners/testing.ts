@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { LayerFiles } from "./types.js";
+import type { LayerFiles } from "../model/scanner.js";
 
 export function fixturesDir(...parts: string[]): string {
   const dir = fileURLToPath(new URL("../../../shared/fixtures", import.meta.url));

@@ -2,8 +2,7 @@
 // records written once and shared across operations, changes computed in SQL against the source's
 // previous operation. Bulk writes go through unnest() so 100,000 records take a few hundred statements.
 import { createHash, randomUUID } from "node:crypto";
-import type { Advisory, AffectedPackage } from "../advisories/types.js";
-import type { SkippedRecord } from "../advisories/types.js";
+import type { Advisory, AffectedPackage, SkippedRecord } from "../model/advisory.js";
 import type {
   AdvisoryStore, Candidate, EnrichmentRow, Operation, OperationFile, OperationInput, OperationStats, OperationWriter, PackageKey, RecordResult,
   SourceKind, SourceStatus, StreamedOperationInput,

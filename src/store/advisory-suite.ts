@@ -2,7 +2,7 @@
 // test/store/). Every test uses source names of its own, so suites may share a database.
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Advisory, AffectedPackage } from "../advisories/types.js";
+import type { Advisory, AffectedPackage } from "../model/advisory.js";
 import type { OperationInput } from "./advisory-types.js";
 import type { Store } from "./types.js";
 

@@ -1,6 +1,6 @@
 // The advisory side of the store: update operations of each source (raw files, parsed records, what
 // changed), and the lookups the matcher and `portcullis db status` need. Same SQL on both backends.
-import type { Advisory, AffectedPackage, Enrichment, SkippedRecord } from "../advisories/types.js";
+import type { Advisory, AffectedPackage, Enrichment, SkippedRecord } from "../model/advisory.js";
 
 export type SourceKind = "os" | "language" | "enrichment";
 

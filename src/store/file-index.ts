@@ -13,12 +13,12 @@
 // a damaged report or manifest is an error that names the file.
 import { mkdir, readdir, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { IndexReport } from "../indexer/report.js";
-import type { ManifestToIndex } from "../indexer/types.js";
-import type { ScanOutput } from "../scanners/types.js";
+import type { IndexReport } from "../model/index-report.js";
+import type { ManifestToIndex } from "../model/image.js";
+import type { ScannerInfo, ScanOutput } from "../model/scanner.js";
 import { withFileLock } from "./lockfile.js";
 import { readRecord, RecordError, writeRecord } from "./record.js";
-import { scannedKey, type LayerArtifacts, type LayerWalkFacts, type ManifestAdmin, type ManifestPackageMatch, type ManifestPackageRow, type Querier, type ScannerInfo, type Setter } from "./types.js";
+import { scannedKey, type LayerArtifacts, type LayerWalkFacts, type ManifestAdmin, type ManifestPackageMatch, type ManifestPackageRow, type Querier, type Setter } from "./types.js";
 
 /** Most bytes of one layer result, report or package list read back (a record larger is refused, by name). */
 export const MAX_RECORD_BYTES = 256 * 1024 * 1024;

@@ -1,6 +1,6 @@
 // Findings per manifest over any Db: the summary and compact list matching wrote last, and the reverse index
 // from advisory package keys to manifests that re-matching reads after an update.
-import type { StoredFindings } from "../findings/types.js";
+import type { StoredFindings } from "../model/findings.js";
 import type { PackageKey } from "./advisory-types.js";
 import type { Db } from "./db.js";
 import type { FindingsStore } from "./types.js";

@@ -12,7 +12,7 @@ import { acquireLock, LockTimeoutError } from "./lockfile.js";
 import { LocalStore, storeLayout } from "./local.js";
 import { readRecord, RecordError, writeRecord } from "./record.js";
 import { SqlStore } from "./sql-store.js";
-import type { ScannerInfo } from "./types.js";
+import type { ScannerInfo } from "../model/scanner.js";
 
 const dir = mkdtempSync(join(tmpdir(), "portcullis-local-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

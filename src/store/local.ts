@@ -14,16 +14,16 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { IndexReport } from "../indexer/report.js";
-import type { ManifestToIndex } from "../indexer/types.js";
-import type { ScanOutput } from "../scanners/types.js";
+import type { IndexReport } from "../model/index-report.js";
+import type { ManifestToIndex } from "../model/image.js";
+import type { ScannerInfo, ScanOutput } from "../model/scanner.js";
 import type { AdvisoryStore } from "./advisory-types.js";
 import type { EmbeddedDb } from "./embedded.js";
 import { FileIndex } from "./file-index.js";
 import { acquireLock, type FileLock } from "./lockfile.js";
 import { readRecord, RecordError, writeRecord } from "./record.js";
 import type { SqlStore } from "./sql-store.js";
-import type { FindingsStore, LayerArtifacts, LayerWalkFacts, ManifestPackageMatch, ManifestPackageRow, MatchCache, ResolutionCache, ScannerInfo, Store, WatchedRepositoryStore } from "./types.js";
+import type { FindingsStore, LayerArtifacts, LayerWalkFacts, ManifestPackageMatch, ManifestPackageRow, MatchCache, ResolutionCache, Store, WatchedRepositoryStore } from "./types.js";
 
 /** Where each part of a store folder is. */
 export function storeLayout(root: string): { pgDir: string; lock: string; index: string; marker: string } {

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { PortcullisError } from "../errors.js";
 
 /** A lock file older than this without a readable owner (its creator died between create and write) is stale. */
 const UNREADABLE_STALE_MS = 10_000;
@@ -17,7 +18,8 @@ const MAX_LOCK_BYTES = 4096;
 const held = new Map<string, string>();
 let exitHook = false;
 
-export class LockTimeoutError extends Error {
+export class LockTimeoutError extends PortcullisError {
+  readonly domain = "store";
   readonly code = "LOCK_TIMEOUT";
   constructor(path: string, what: string, owner: LockOwner | undefined, waitedMs: number) {
     super(`${what} is locked by ${owner ? `process ${owner.pid} on ${owner.host} since ${owner.since}` : "another process"} (${path}); gave up after ${(waitedMs / 1000).toFixed(0)} s`);

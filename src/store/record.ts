@@ -4,11 +4,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
+import { PortcullisError } from "../errors.js";
 
 const FORMAT = "portcullis-record/1";
 
 /** A record that is damaged, too large or not what its path promises. */
-export class RecordError extends Error {
+export class RecordError extends PortcullisError {
+  readonly domain = "store";
   readonly code = "STORE_DAMAGED";
   constructor(readonly path: string, why: string) {
     super(`store file ${path} ${why}`);

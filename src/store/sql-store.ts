@@ -1,7 +1,7 @@
 // The Store over any Db: the same SQL for PostgreSQL and the embedded PGlite.
-import type { IndexReport } from "../indexer/report.js";
-import type { ManifestToIndex } from "../indexer/types.js";
-import type { ScanOutput } from "../scanners/types.js";
+import type { IndexReport } from "../model/index-report.js";
+import type { ManifestToIndex } from "../model/image.js";
+import type { ScannerInfo, ScanOutput } from "../model/scanner.js";
 import { SqlAdvisoryStore } from "./advisories.js";
 import { SqlFindingsStore } from "./findings.js";
 import { SqlIndexJobStore } from "./jobs.js";
@@ -9,7 +9,7 @@ import { SqlWatchedRepositoryStore } from "./repositories.js";
 import type { AdvisoryStore } from "./advisory-types.js";
 import { lockKey, type Db, type Queryable } from "./db.js";
 import { migrate } from "./migrations.js";
-import { scannedKey, type IndexJobStore, type WatchedRepositoryStore, type FindingsStore, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageMatch, type ManifestPackageRow, type ScannerInfo, type Store } from "./types.js";
+import { scannedKey, type IndexJobStore, type WatchedRepositoryStore, type FindingsStore, type LayerArtifacts, type LayerWalkFacts, type ManifestPackageMatch, type ManifestPackageRow, type Store } from "./types.js";
 
 export class SqlStore implements Store {
   private readonly scannerIds = new Map<string, number>();

@@ -2,9 +2,9 @@
 // test/store/). Every test uses digests of its own, so suites may share a database.
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { IndexReport } from "../indexer/report.js";
-import type { ScannerInfo, Store } from "./types.js";
-import { scannedKey } from "./types.js";
+import type { IndexReport } from "../model/index-report.js";
+import type { ScannerInfo } from "../model/scanner.js";
+import { scannedKey, type Store } from "./types.js";
 
 const d = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
 

@@ -1,16 +1,10 @@
 // The store, split as claircore splits it: what the indexer writes (Setter), what it reads (Querier), and
 // the manifest-level operations the API needs. One interface, two backends (PostgreSQL, embedded).
-import type { IndexReport } from "../indexer/report.js";
-import type { ManifestToIndex, ScannerKind } from "../indexer/types.js";
-import type { ScanOutput } from "../scanners/types.js";
-import type { StoredFindings } from "../findings/types.js";
+import type { IndexReport } from "../model/index-report.js";
+import type { ManifestToIndex } from "../model/image.js";
+import type { ScannerInfo, ScanOutput } from "../model/scanner.js";
+import type { StoredFindings } from "../model/findings.js";
 import type { AdvisoryStore, PackageKey } from "./advisory-types.js";
-
-export interface ScannerInfo {
-  name: string;
-  version: string;
-  kind: ScannerKind;
-}
 
 export interface LayerWalkFacts {
   whiteouts: string[];

@@ -1,6 +1,7 @@
 // Version comparison: one scheme per packaging ecosystem, pure functions, no I/O. A version a scheme
 // cannot read is an UnmatchableVersionError, never a guess: the matcher reports such a package as
 // unmatchable, not as "not vulnerable".
+import { PortcullisError } from "../errors.js";
 
 export interface VersionScheme {
   /** `dpkg`, `rpm`, `apk`, `pep440`, `semver`, `go`, `maven`, `rubygems`. */
@@ -11,7 +12,8 @@ export interface VersionScheme {
   valid(v: string): boolean;
 }
 
-export class UnmatchableVersionError extends Error {
+export class UnmatchableVersionError extends PortcullisError {
+  readonly domain = "versions";
   override name = "UnmatchableVersionError";
   readonly code = "UNMATCHABLE_VERSION";
   constructor(

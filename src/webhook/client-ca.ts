@@ -12,10 +12,12 @@
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
+import { PortcullisError } from "../errors.js";
 
 export const CLIENT_CA_MAX_BYTES = 1024 * 1024;
 
-export class ClientCaError extends Error {
+export class ClientCaError extends PortcullisError {
+  readonly domain = "webhook";
   readonly code = "WEBHOOK_CLIENT_CA_INVALID";
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseReference } from "../image/reference.js";
-import type { Finding, FindingsSummary } from "../findings/types.js";
+import type { Finding, FindingsSummary } from "../model/findings.js";
 import { decide, RULES, WARNING_MAX, type DecideInput, type ImageToJudge, type ScanInfo } from "./decide.js";
 import { parsePolicy, type Policy, referenceHash, scanName } from "../kube/api/v1alpha1/index.js";
 

@@ -13,7 +13,7 @@
 //      `breakGlassPermitted`, a SubjectAccessReview the server makes) admits an image that would still be
 //      denied, and only then is it recorded (an Event, a metric, an audit annotation).
 // The object is denied when any image is denied.
-import type { Finding, FindingsSummary } from "../findings/types.js";
+import type { Finding, FindingsSummary } from "../model/findings.js";
 import { parseDuration } from "../kube/duration.js";
 import { parseReference, type Reference } from "../image/reference.js";
 import { BREAK_GLASS_ANNOTATION, BREAK_GLASS_RESOURCE, BREAK_GLASS_VERB, GROUP, type MissingScanAction, type Mode, type Policy, referenceHash, scanName, type VulnerabilityRules } from "../kube/api/v1alpha1/index.js";

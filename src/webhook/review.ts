@@ -4,6 +4,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
 import { podSpecImages, type PodImage } from "../kube/podimages.js";
+import { PortcullisError } from "../errors.js";
 
 const GVK = z.object({ group: z.string(), version: z.string(), kind: z.string() });
 const GVR = z.object({ group: z.string(), version: z.string(), resource: z.string() });
@@ -44,7 +45,8 @@ export interface AdmissionResponse {
   auditAnnotations?: Record<string, string>;
 }
 
-export class ReviewError extends Error {
+export class ReviewError extends PortcullisError {
+  readonly domain = "webhook";
   readonly code = "INVALID_ADMISSION_REVIEW";
 }
 

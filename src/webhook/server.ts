@@ -20,7 +20,7 @@ import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import { ClientLimiter } from "../registry/limits.js";
 import type { ClientCa } from "./client-ca.js";
-import type { Finding, StoredFindings } from "../findings/types.js";
+import type { Finding, StoredFindings } from "../model/findings.js";
 import { decide, type AnswerDetail, type DecideInput, type Decision, type ImageToJudge, type ScanInfo } from "./decide.js";
 import { imagesToJudge, parseReview, redactResponse, ReviewError, reviewResponse, type AdmissionRequest, type AdmissionResponse } from "./review.js";
 import { dedupe, type OperatorSecrets, SecretCache, workloadKeyring } from "../registry/auth/workload.js";

@@ -19,7 +19,7 @@ import { kubeAuthority, ReportApi } from "../../src/api/report.js";
 import { reportCommand } from "../../src/cli/report.js";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
 import { Indexer } from "../../src/indexer/indexer.js";
-import type { IndexReport } from "../../src/indexer/report.js";
+import type { IndexReport } from "../../src/model/index-report.js";
 import { openLocalImage } from "../../src/indexer/sources/local.js";
 import { openRegistryImage } from "../../src/indexer/sources/registry.js";
 import { parseReference } from "../../src/image/reference.js";

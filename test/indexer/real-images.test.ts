@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
-import type { IndexReport } from "../../src/indexer/report.js";
+import type { IndexReport } from "../../src/model/index-report.js";
 import { openLocalImage } from "../../src/indexer/sources/local.js";
 import { openRegistryImage } from "../../src/indexer/sources/registry.js";
 import { RegistryClient } from "../../src/registry/client.js";

@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer, type IndexerOptions, type IndexResult } from "../../src/indexer/indexer.js";
-import type { IndexReport } from "../../src/indexer/report.js";
+import type { IndexReport } from "../../src/model/index-report.js";
 import { openRegistryImage } from "../../src/indexer/sources/registry.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { defaultScanners } from "../../src/scanners/index.js";

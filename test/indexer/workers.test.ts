@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { Indexer } from "../../src/indexer/indexer.js";
 import type { LayerSource } from "../../src/indexer/scan-layer.js";
 import { openLocalImage } from "../../src/indexer/sources/local.js";
-import type { LayerDescriptor } from "../../src/indexer/types.js";
+import type { LayerDescriptor } from "../../src/model/image.js";
 import { WorkerPool } from "../../src/indexer/workers/pool.js";
 import { digestOf, gzip, makeTar } from "../../src/layers/testing.js";
 import { defaultScanners } from "../../src/scanners/index.js";

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { matchWithStore } from "../../src/findings/match.js";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
-import type { IndexReport } from "../../src/indexer/report.js";
+import type { IndexReport } from "../../src/model/index-report.js";
 import { distributionKey, packageKeys, PORTCULLIS_PACKAGE_ENRICHMENT, PORTCULLIS_VULNERABILITY_ENRICHMENT, type PackageVulnerabilityDetail, type VulnerabilityDetail, type VulnerabilityReport } from "../../src/matcher/index.js";
 import { OS_RELEASE } from "../../src/matcher/testing.js";
 import { fixturesDir } from "../../src/scanners/testing.js";

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
-import { OWNER_REPOSITORY_KEY, type IndexReport } from "../../src/indexer/report.js";
+import { OWNER_REPOSITORY_KEY, type IndexReport } from "../../src/model/index-report.js";
 import { OS_RELEASE } from "../../src/matcher/testing.js";
 import { listSink } from "../../src/scanners/dpkg/files.js";
 import { mayHoldLanguagePackage } from "../../src/scanners/owners/paths.js";

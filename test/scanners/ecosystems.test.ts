@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { clairValidator } from "../../src/indexer/clair-schema.js";
-import type { IndexReport } from "../../src/indexer/report.js";
+import type { IndexReport } from "../../src/model/index-report.js";
 import { fixturesDir } from "../../src/scanners/testing.js";
 import { describeWith } from "../env/index.js";
 import { ociLayout, portcullis } from "../matcher/debian-live.js";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect, it } from "vitest";
 import { Indexer } from "../../src/indexer/indexer.js";
-import { OWNER_REPOSITORY_KEY } from "../../src/indexer/report.js";
+import { OWNER_REPOSITORY_KEY } from "../../src/model/index-report.js";
 import { openLocalImage } from "../../src/indexer/sources/local.js";
 import { packageType } from "../../src/matcher/keys.js";
 import { defaultScanners } from "../../src/scanners/index.js";

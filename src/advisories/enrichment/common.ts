@@ -1,6 +1,6 @@
 // What the enrichment parsers share beyond reading input (../input.ts): the result type and the date check.
 
-import type { Enrichment, SkippedRecord } from "../types.js";
+import type { Enrichment, SkippedRecord } from "../../model/advisory.js";
 
 /** An Enrichment plus the rows or records that could not be used, each with the reason. */
 export interface EnrichmentParseResult extends Enrichment {

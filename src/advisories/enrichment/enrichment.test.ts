@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { AdvisoryInputError } from "../input.js";
-import type { RawFile } from "../types.js";
+import type { RawFile } from "../../model/advisory.js";
 import { detectEpss, detectKev, detectNvd, detectNvdMeta, parseEpss, parseKev, parseNvd, parseNvdMeta } from "./index.js";
 
 const FIXTURES = new URL("../../../../shared/fixtures/advisories/", import.meta.url);

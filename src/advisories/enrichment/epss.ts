@@ -3,7 +3,7 @@
 // `cve,epss,percentile`, then one row per CVE. Plain or gzipped.
 
 import { AdvisoryInputError, MiB, contentText, isCveId, sniffText } from "../input.js";
-import type { Enrichment, RawFile, SkippedRecord } from "../types.js";
+import type { Enrichment, RawFile, SkippedRecord } from "../../model/advisory.js";
 import type { EnrichmentParseResult } from "./common.js";
 
 export interface EpssParseOptions {

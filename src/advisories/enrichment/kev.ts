@@ -4,7 +4,7 @@
 
 import { z } from "zod";
 import { AdvisoryInputError, MiB, contentText, firstIssue, isCveId, parseJsonText, sniffText } from "../input.js";
-import type { Enrichment, RawFile } from "../types.js";
+import type { Enrichment, RawFile } from "../../model/advisory.js";
 import { isIsoDate, type EnrichmentParseResult } from "./common.js";
 
 export interface KevParseOptions {

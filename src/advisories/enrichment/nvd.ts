@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { CvssError, parseCvss, toCvss } from "../cvss.js";
 import { AdvisoryInputError, MiB, contentText, hasControlChars, isCveId, parseJsonText, sniffText } from "../input.js";
-import type { Cvss, Enrichment, RawFile } from "../types.js";
+import type { Cvss, Enrichment, RawFile } from "../../model/advisory.js";
 import type { EnrichmentParseResult } from "./common.js";
 
 export interface NvdParseOptions {

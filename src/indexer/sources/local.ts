@@ -10,10 +10,12 @@ import { createHash } from "node:crypto";
 import { parseImageConfig, parseManifest, type Descriptor, type ImageIndex } from "../../image/manifest.js";
 import { formatPlatform, platformCandidates, selectManifest, type Platform } from "../../image/platform.js";
 import type { LayerSource } from "../scan-layer.js";
-import type { LayerDescriptor, ManifestToIndex } from "../types.js";
+import type { LayerDescriptor, ManifestToIndex } from "../../model/image.js";
 import { indexTar, type TarMember } from "./tar-index.js";
+import { PortcullisError } from "../../errors.js";
 
-export class LocalImageError extends Error {
+export class LocalImageError extends PortcullisError {
+  readonly domain = "indexer";
   override name = "LocalImageError";
   readonly code = "LOCAL_IMAGE_INVALID";
 }

@@ -6,7 +6,7 @@ import type { Platform } from "../../image/platform.js";
 import type { Reference } from "../../image/reference.js";
 import type { RegistryClient, ResolvedImage } from "../../registry/client.js";
 import type { LayerSource } from "../scan-layer.js";
-import type { ManifestToIndex } from "../types.js";
+import type { ManifestToIndex } from "../../model/image.js";
 
 export interface RegistryImage {
   manifest: ManifestToIndex;

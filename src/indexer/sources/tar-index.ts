@@ -2,6 +2,7 @@
 // only, skipping contents with a seek, gives each member's offset and size; a member is then opened as a
 // byte range of the file. Handles ustar prefixes, PAX `path` and GNU long names.
 import { open } from "node:fs/promises";
+import { PortcullisError } from "../../errors.js";
 
 export interface TarMember {
   offset: number;
@@ -30,7 +31,9 @@ function normalize(name: string): string {
   return name.replace(/^(\.\/)+/, "").replace(/^\/+/, "");
 }
 
-export class TarFormatError extends Error {
+export class TarFormatError extends PortcullisError {
+  readonly domain = "indexer";
+  readonly code = "TAR_INVALID";
   override name = "TarFormatError";
 }
 

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { digestOf, gzip, makeTar } from "../../layers/testing.js";
-import type { Scanner } from "../../scanners/types.js";
+import type { Scanner } from "../../model/scanner.js";
 import { openStore } from "../../store/open.js";
 import type { Store } from "../../store/types.js";
 import { EgressGuard } from "../../net/egress.js";

@@ -31,7 +31,7 @@ import { backoffDelay, parseRetryAfter, Semaphore } from "../../registry/limits.
 import { RegistryOptionsSchema, type RegistryOptions, type RegistryOptionsInput } from "../../registry/options.js";
 import { readCapped } from "../../registry/transport.js";
 import type { LayerSource } from "../scan-layer.js";
-import type { LayerDescriptor, ManifestToIndex } from "../types.js";
+import type { LayerDescriptor, ManifestToIndex } from "../../model/image.js";
 
 /** One layer of a Clair Manifest, as validated by the report API. */
 export interface UriLayer {

@@ -5,7 +5,7 @@
 import { Socket } from "node:net";
 import { Readable } from "node:stream";
 import { defaultScanners } from "../../scanners/index.js";
-import type { Scanner } from "../../scanners/types.js";
+import type { Scanner } from "../../model/scanner.js";
 import { scanLayerBytes, type LayerSource } from "../scan-layer.js";
 import { FRAME_ABORT, FRAME_DATA, FRAME_END, FRAME_HEADER, fromWire, toWire, type FromWorker, type ToWorker, type WireError, type WorkerTuning } from "./protocol.js";
 

@@ -16,6 +16,7 @@ import type { Readable, Writable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { LayerScanning, LayerScanRequest, ScannedLayer } from "../scan-layer.js";
 import { FRAME_ABORT, FRAME_DATA, FRAME_END, FRAME_HEADER, FRAME_MAX, fromWire, toWire, type FromWorker, type ToWorker, type WorkerTuning } from "./protocol.js";
+import { PortcullisError } from "../../errors.js";
 
 export interface WorkerPoolOptions {
   /** Worker processes (at least 1). */
@@ -31,7 +32,8 @@ export interface WorkerPoolOptions {
 }
 
 /** A layer the pool could not scan because its worker died: `code` says why. */
-export class WorkerError extends Error {
+export class WorkerError extends PortcullisError {
+  readonly domain = "indexer";
   override name = "WorkerError";
   constructor(
     readonly code: "WORKER_MEMORY_LIMIT" | "WORKER_CRASHED" | "WORKER_UNAVAILABLE",

@@ -4,7 +4,7 @@
 //   [kind: u8][stream: u32 BE][length: u32 BE][payload]
 // kind DATA carries blob bytes, END closes the stream, ABORT closes it with an error (payload: WireError as
 // JSON). `stream` numbers each open() of a worker, so frames of a stream the worker gave up on are dropped.
-import type { LayerDescriptor } from "../types.js";
+import type { LayerDescriptor } from "../../model/image.js";
 import type { LayerScanTuning, ScannedLayer } from "../scan-layer.js";
 
 export const FRAME_DATA = 1;

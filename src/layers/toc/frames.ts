@@ -9,6 +9,7 @@ import { setImmediate as turn } from "node:timers/promises";
 import { createGunzip } from "node:zlib";
 import { decompress } from "fzstd";
 import { checkZstdFrames, decodeZstdInto, ONE_SHOT_MAX, ZstdStreamError } from "../zstd.js";
+import { PortcullisError } from "../../errors.js";
 
 export interface Piece {
   /** [offset, end) in the blob. */
@@ -75,7 +76,10 @@ export async function decodeGzipPieces(compressed: Buffer, base: number, pieces:
   return out;
 }
 
-export class GzipPieceError extends Error {}
+export class GzipPieceError extends PortcullisError {
+  readonly domain = "layer";
+  readonly code = "GZIP_INVALID";
+}
 
 /** Inflates the gzip member `input` into exactly `target`, stopping as soon as it is full. */
 function inflateInto(input: Buffer, target: Buffer, what: string): Promise<void> {

@@ -12,7 +12,7 @@
 // wholly before the offset the scanners still need (FileSink.next: past an ELF's code, to its writable data
 // and what follows its loaded part) are not fetched. A file that is not ELF costs its first piece.
 import { createHash } from "node:crypto";
-import type { Scanner } from "../../scanners/types.js";
+import type { Scanner } from "../../model/scanner.js";
 import { applyLink, EntrySelector, openConsumer, type EntryAction, type EntryHeader, type OpenConsumer } from "../entries.js";
 import { CapturedLayerFiles } from "../files.js";
 import { DEFAULT_WALK_LIMITS, type LayerWalk, type WalkLimits } from "../walk.js";

@@ -12,6 +12,7 @@
 // never contain a password, token, the `auth` field or any other part of the input's values.
 
 import { z } from "zod";
+import { PortcullisError } from "../../errors.js";
 
 export interface DockerConfigEntry {
   /** The registry key exactly as written in the file (`https://index.docker.io/v1/`, `*.azurecr.io`, ...). */
@@ -38,7 +39,8 @@ export interface DockerConfig {
 
 export type DockerConfigFormat = "config" | "legacy" | "auto";
 
-export class DockerConfigError extends Error {
+export class DockerConfigError extends PortcullisError {
+  readonly domain = "registry";
   readonly code = "DOCKER_CONFIG_INVALID";
   /** The source label the caller passed. */
   readonly source: string;

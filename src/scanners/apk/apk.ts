@@ -1,9 +1,10 @@
 // apk: lib/apk/db/installed, blank-line separated entries of `X:value` lines. Besides the packages, the
 // files each package installed (`F:` a directory, `R:` a file in the last `F:`), kept only where a language
 // package may be reported (owners/paths.ts): file ownership.
-import type { OwnedFiles, Package } from "../../indexer/types.js";
+import type { OwnedFiles, Package } from "../../model/packages.js";
 import { listedPath, mayHoldLanguagePackage } from "../owners/paths.js";
-import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import { ScannerError } from "../errors.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 const DB = "lib/apk/db/installed";
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { digestOf, makeTar } from "../../layers/testing.js";
 import { walkLayer } from "../../layers/walk.js";
 import { GoBinaryScanner } from "../gobin/gobin.js";
-import { ScannerError } from "../types.js";
+import { ScannerError } from "../errors.js";
 import { CargoAuditableScanner, MAX_JSON, MAX_PROBES, parseDepInfo, plausible, type DepInfo } from "./cargo.js";
 
 const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/cargo/${name}`, import.meta.url)));

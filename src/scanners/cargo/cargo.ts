@@ -6,10 +6,11 @@
 // is kept (a few MiB at most), and at the end a candidate counts only where the section table has a
 // non-loaded section starting at that very offset. Nothing else of the executable is held.
 import { constants, inflateSync } from "node:zlib";
-import type { Package } from "../../indexer/types.js";
+import type { Package } from "../../model/packages.js";
 import { ElfStream, SHF_ALLOC, SHT_NOBITS } from "../elf/elf.js";
 import { purl } from "../purl.js";
-import { ScannerError, type EntryInfo, type FileSink, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import { ScannerError } from "../errors.js";
+import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 /** Compressed bytes tried per candidate zlib header: enough for a dynamic Huffman table and the first literals. */
 const PROBE = 256;

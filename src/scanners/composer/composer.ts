@@ -3,9 +3,10 @@
 // (`vendor/package`) and `version` as the lock file pinned it (`v1.8.1`, `1.3.0`); both are reported as
 // written, with `pkg:composer/vendor/package@version`. A project's own composer.json/composer.lock are not
 // installed packages and are not read.
-import type { Package } from "../../indexer/types.js";
+import type { Package } from "../../model/packages.js";
 import { purl } from "../purl.js";
-import { parseJsonFile, ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import { parseJsonFile, ScannerError } from "../errors.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 /** Composer's record of what it installed into a vendor directory. */
 export const INSTALLED_JSON = /(^|\/)vendor\/composer\/installed\.json$/;

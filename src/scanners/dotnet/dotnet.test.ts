@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { mayHoldLanguagePackage } from "../owners/paths.js";
 import { MapLayerFiles } from "../testing.js";
-import { ScannerError } from "../types.js";
+import { ScannerError } from "../errors.js";
 import { DotnetDepsScanner } from "./dotnet.js";
 
 const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/dotnet/${name}`, import.meta.url)));

@@ -5,9 +5,10 @@
 // `runtimepack.` prefix removed) that have runtime, runtimeTargets or native assets in the runtime target, or
 // are not in it at all; when the file has no such target, every library. This is trivy's reading
 // (pkg/dependency/parser/dotnet/core_deps), whose test expectations the tests use.
-import type { Package } from "../../indexer/types.js";
+import type { Package } from "../../model/packages.js";
 import { purl } from "../purl.js";
-import { parseJsonFile, ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import { parseJsonFile, ScannerError } from "../errors.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 export const MAX_LIBRARIES = 100_000;
 const MAX_FIELD = 1024;

@@ -10,8 +10,8 @@
 // A scanner of its own, like dpkg-files: its output does not depend on the package list, and an image
 // indexed before it existed gets its licences by a walk for this scanner alone. The files may sit in a
 // lower layer than the status file that lists the package: coalescing joins them (LicenseFile).
-import type { LicenseFile } from "../../indexer/types.js";
-import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { LicenseFile } from "../../model/packages.js";
+import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 const DOC = "usr/share/doc/";
 /** dpkg package names, as in files.ts. */

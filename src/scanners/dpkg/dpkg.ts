@@ -1,7 +1,8 @@
 // dpkg: var/lib/dpkg/status and the distroless var/lib/dpkg/status.d/* control files. Only entries whose
 // Status is `install ok installed` are packages (distroless files carry no Status: they are installed).
-import type { Package } from "../../indexer/types.js";
-import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import type { Package } from "../../model/packages.js";
+import { ScannerError } from "../errors.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 const STATUS = "var/lib/dpkg/status";
 const STATUS_D = "var/lib/dpkg/status.d/";

@@ -6,9 +6,9 @@
 //
 // A scanner of its own (not the dpkg scanner's next version): its output is independent of the package
 // list, and a new scanner re-walks old layers for itself alone.
-import type { OwnedFiles } from "../../indexer/types.js";
+import type { OwnedFiles } from "../../model/packages.js";
 import { listedPath, mayHoldLanguagePackage } from "../owners/paths.js";
-import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 const INFO = "var/lib/dpkg/info/";
 const STATUS_D = "var/lib/dpkg/status.d/";

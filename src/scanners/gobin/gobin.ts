@@ -7,10 +7,10 @@
 //     MAX_RETAINED (64 MiB), until the build info shows which layout it has. Programs built before Go 1.18
 //     keep their version and module text elsewhere in the file, mostly before the build info, and a stream
 //     cannot seek back; from Go 1.18 on everything is inline and those bytes are dropped at once.
-import type { Package } from "../../indexer/types.js";
+import type { Package } from "../../model/packages.js";
 import { type ElfSegment, fileOffset, parseNotes, PF_W, PF_X, PT_LOAD, PT_NOTE, readElfHead, segmentFlagsAt } from "../elf/elf.js";
 import { purl } from "../purl.js";
-import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { EntryInfo, FileSink, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 import { type BuildInfoPointers, type GoBuildInfo, isPointers, MAGIC, parseHeader, parseModInfo, readPtr, stdlibVersion } from "./buildinfo.js";
 
 export type { GoBuildInfo } from "./buildinfo.js";

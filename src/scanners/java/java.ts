@@ -3,9 +3,10 @@
 // shading and fat-jar tools leave anywhere else); else the manifest (Group-Id or Implementation-Vendor-Id
 // with the title, else the OSGi Bundle-SymbolicName, else the Implementation-Title); else, as a last
 // resort, the file name (`name-1.2.3.jar`).
-import type { Package } from "../../indexer/types.js";
+import type { Package } from "../../model/packages.js";
 import { purl } from "../purl.js";
-import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import { ScannerError } from "../errors.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 import { type InflateBudget, listZip, readZipEntry, ZipError } from "./zip.js";
 
 /** The archives the Java scanner opens. */

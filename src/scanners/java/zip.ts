@@ -8,6 +8,7 @@
 // inflate with inflateRawSync. Its output goes chunk by chunk into a buffer of the size the directory
 // declares (never past it): zlib's one-call inflateRaw joins its chunks at the end, one copy of 0.2 to 0.4 s.
 import { createInflateRaw } from "node:zlib";
+import { PortcullisError } from "../../errors.js";
 
 export interface ZipEntry {
   name: string;
@@ -28,7 +29,8 @@ export interface InflateBudget {
  */
 export type ZipErrorCode = "BAD_ZIP" | "ZIP_BOMB" | "ZIP_LIMIT";
 
-export class ZipError extends Error {
+export class ZipError extends PortcullisError {
+  readonly domain = "scanner";
   override name = "ZipError";
   constructor(
     message: string,

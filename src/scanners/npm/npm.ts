@@ -1,8 +1,8 @@
 // npm: node_modules/<name>/package.json and node_modules/@scope/<name>/package.json, at any depth. A
 // project's own package.json (not inside node_modules) is not an installed package.
-import type { Package } from "../../indexer/types.js";
+import type { Package } from "../../model/packages.js";
 import { purl } from "../purl.js";
-import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 /** An installed package's package.json inside node_modules. */
 export const PKG = /(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/;

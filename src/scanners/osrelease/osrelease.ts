@@ -1,8 +1,8 @@
 // The distribution of a layer: os-release (etc/ over usr/lib/), else lsb-release, else the distribution's
 // own release file (alpine-release, debian_version, redhat-release and its kin). One Distribution per
 // layer that carries any of them; coalescing keeps the top-most.
-import type { Distribution } from "../../indexer/types.js";
-import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { Distribution } from "../../model/packages.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 const OS_RELEASE = ["etc/os-release", "usr/lib/os-release"];
 const LSB = "etc/lsb-release";

@@ -1,8 +1,8 @@
 // Python: distributions installed in site-packages / dist-packages: `*.dist-info/METADATA` (wheels, pip),
 // `*.egg-info/PKG-INFO` and single-file `*.egg-info` (setuptools, Debian's python3-* packages).
-import type { Package } from "../../indexer/types.js";
+import type { Package } from "../../model/packages.js";
 import { purl } from "../purl.js";
-import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 /** A distribution's metadata file (or single-file egg-info), as pip and setuptools install it. */
 export const META = /(^|\/)(site|dist)-packages\/[^/]+\.(dist-info\/METADATA|egg-info\/PKG-INFO|egg-info)$/;

@@ -1,7 +1,7 @@
 // Red Hat images record the repositories their packages came from in
 // root/buildinfo/content_manifests/*.json ("content_sets"); each becomes a Repository.
-import type { Repository } from "../../indexer/types.js";
-import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { Repository } from "../../model/packages.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 const MANIFEST = /^root\/buildinfo\/content_manifests\/[^/]+\.json$/;
 

@@ -1,7 +1,10 @@
 // Berkeley DB hash databases (rpm's `Packages` before 4.16): walk the hash pages, follow each value's
 // overflow chain, return the values (rpm header blobs). Read-only, both byte orders, loops refused.
+import { PortcullisError } from "../../errors.js";
 
-export class BdbError extends Error {
+export class BdbError extends PortcullisError {
+  readonly domain = "scanner";
+  readonly code = "RPM_BDB_INVALID";
   override name = "BdbError";
 }
 

@@ -1,7 +1,10 @@
 // rpm header blobs, as the package databases store them: an index of (tag, type, offset, count) entries
 // and a data store. Only the tags a scanner needs are read; every offset is bounds-checked.
+import { PortcullisError } from "../../errors.js";
 
-export class RpmHeaderError extends Error {
+export class RpmHeaderError extends PortcullisError {
+  readonly domain = "scanner";
+  readonly code = "RPM_HEADER_INVALID";
   override name = "RpmHeaderError";
 }
 

@@ -1,7 +1,10 @@
 // rpm's ndb backend (`Packages.db`, SUSE, rpm >= 4.16): a header, a slot table of (package index, block
 // offset, block count), and each package's header blob in 16-byte blocks behind its own small header.
+import { PortcullisError } from "../../errors.js";
 
-export class NdbError extends Error {
+export class NdbError extends PortcullisError {
+  readonly domain = "scanner";
+  readonly code = "RPM_NDB_INVALID";
   override name = "NdbError";
 }
 

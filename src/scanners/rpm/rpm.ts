@@ -3,9 +3,10 @@
 // or usr/lib/sysimage/rpm/. Each header's file list (BASENAMES, DIRNAMES, DIRINDEXES) gives the
 // paths a language package may be reported by (owners/paths.ts): file ownership.
 import initSqlJs from "sql.js";
-import type { OwnedFiles, Package } from "../../indexer/types.js";
+import type { OwnedFiles, Package } from "../../model/packages.js";
 import { mayHoldLanguagePackage } from "../owners/paths.js";
-import { ScannerError, type EntryInfo, type LayerFiles, type Scanner, type ScanOutput } from "../types.js";
+import { ScannerError } from "../errors.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 import { readBdbHashValues } from "./bdb.js";
 import { parseRpmHeader, parseSourceRpm, type RpmHeader } from "./header.js";
 import { readNdbBlobs } from "./ndb.js";

@@ -1,9 +1,9 @@
 // Ruby gems: the installed gem specifications, `.../specifications/<name>-<version>.gemspec`, and the
 // default gems Ruby itself ships (bundler, json, psych...: `.../specifications/default/*.gemspec`, in every
 // Ruby image), as trivy and syft read them.
-import type { Package } from "../../indexer/types.js";
+import type { Package } from "../../model/packages.js";
 import { purl } from "../purl.js";
-import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../types.js";
+import type { EntryInfo, LayerFiles, Scanner, ScanOutput } from "../../model/scanner.js";
 
 /** An installed gem's specification, or a default gem's. */
 export const SPEC = /(^|\/)specifications\/(default\/)?[^/]+\.gemspec$/;

@@ -3,7 +3,7 @@
 // and branches, so "one Advisory per (package, id, branch)" would give the same id many times; keyed by
 // the id alone, Advisory.id is unique within the source. docs/advisories.md ("Alpine") has the mapping.
 
-import type { Advisory, AffectedPackage, ParseResult, RawFile } from "../../types.js";
+import type { Advisory, AffectedPackage, ParseResult, RawFile } from "../../../model/advisory.js";
 import { KiB, SkipLog, byString, sniff } from "../../input.js";
 import { readSecdbFile } from "./secdb.js";
 

@@ -5,7 +5,7 @@
 // `secfixes` maps a fix version (or "0": not affected) to ids. Ids are free text upstream: several ids in
 // one string, trailing comments; they are split and cleaned here.
 
-import type { RawFile } from "../../types.js";
+import type { RawFile } from "../../../model/advisory.js";
 import { LIMITS, SIZE_CAPS, clip, entriesOf, isRecord, kindOf, own, readTopRecord, sniff, type SkipLog } from "../../input.js";
 
 /** One (package, fix key, id string) of one file. */

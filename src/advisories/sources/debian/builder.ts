@@ -1,7 +1,7 @@
 // Collects the tracker's rows into Advisories: one per tracker id (CVE or TEMP id), one AffectedPackage per
 // (source package, release). The DSA/DLA lists then add advisory ids and fix dates to matching rows.
 
-import type { Advisory, AdvisoryReference, AffectedPackage, Severity } from "../../types.js";
+import type { Advisory, AdvisoryReference, AffectedPackage, Severity } from "../../../model/advisory.js";
 import { byString, higherSeverity } from "../../input.js";
 import type { DebianListEntry } from "./lists.js";
 import { debianEcosystem, releaseOrder, urgencySeverity, urgencySeverityWord } from "./releases.js";

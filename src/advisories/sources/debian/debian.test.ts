@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { Advisory, AffectedPackage, RawFile } from "../../types.js";
+import type { Advisory, AffectedPackage, RawFile } from "../../../model/advisory.js";
 import { AdvisoryInputError, SIZE_CAPS } from "../../input.js";
 import { detect, parse, parseDebianAdvisoryList, parseDebianCveList } from "./index.js";
 

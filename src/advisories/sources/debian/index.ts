@@ -5,7 +5,7 @@
 // and aquasecurity/vuln-list-debian per-CVE files (`CVE/CVE-2023-5981.json`, a CVE list entry split into
 // annotations), read as CVE list text. docs/advisories.md ("Debian") has the mapping.
 
-import type { RawFile, ParseResult } from "../../types.js";
+import type { RawFile, ParseResult } from "../../../model/advisory.js";
 import {
   AdvisoryInputError,
   KiB,

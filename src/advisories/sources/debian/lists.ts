@@ -8,7 +8,7 @@
 // A header at column 0, then indented lines: `{...}` cross-references, `[release] - package version`
 // fix lines, `NOTE:` lines. Notices have no fix lines. A header we cannot read is skipped with its lines.
 
-import type { SkippedRecord } from "../../types.js";
+import type { SkippedRecord } from "../../../model/advisory.js";
 import { LIMITS, SkipLog, clip } from "../../input.js";
 import { validSourceName } from "./releases.js";
 import { addBraceIds, readTrackerList } from "./text-list.js";

@@ -1,7 +1,7 @@
 // Debian release codenames, urgencies, and the one mapping from the tracker's per-release state to a fix
 // state. The tracker JSON and the CVE list both end here, so both produce the same model.
 
-import type { AffectedPackage, AffectedRange, FixState, Severity } from "../../types.js";
+import type { AffectedPackage, AffectedRange, FixState, Severity } from "../../../model/advisory.js";
 import { LIMITS, clip } from "../../input.js";
 
 /**

@@ -5,7 +5,7 @@
 // skipped record, never a crash.
 
 import { z } from "zod";
-import type { RawFile } from "../../types.js";
+import type { RawFile } from "../../../model/advisory.js";
 import { LIMITS, SIZE_CAPS, clip, entriesOf, isRecord, kindOf, own, readTopRecord, zodReason, type SkipLog } from "../../input.js";
 import type { DebianBuilder } from "./builder.js";
 import { debianEcosystem, releaseRow, validBugId, validSourceName } from "./releases.js";

@@ -6,7 +6,7 @@ import semver from "semver";
 import { z } from "zod";
 import { CvssError, severityFromCvss, toCvss } from "../../cvss.js";
 import { CVE_RE, KiB, MiB, firstIssue, hasControlChars, httpUrl, parseJsonBytes } from "../../input.js";
-import type { Advisory, AffectedPackage, Cvss, ParseResult, RawFile, Severity, SkippedRecord } from "../../types.js";
+import type { Advisory, AffectedPackage, Cvss, ParseResult, RawFile, Severity, SkippedRecord } from "../../../model/advisory.js";
 
 export interface NodejsParseOptions {
   /** Largest file (default 16 MiB; index.json is about 120 KB). */

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import semver from "semver";
 import { describe, expect, it } from "vitest";
 import { AdvisoryInputError } from "../../input.js";
-import type { Advisory, RawFile } from "../../types.js";
+import type { Advisory, RawFile } from "../../../model/advisory.js";
 import { detectNodejsCore, parseNodejsCore } from "./index.js";
 
 const FIXTURES = new URL("../../../../../shared/fixtures/advisories/", import.meta.url);

@@ -23,19 +23,7 @@ import {
   checkSize,
   FEED_INPUT,
 } from "../../input.js";
-import type {
-  Advisory,
-  AdvisoryReference,
-  AffectedPackage,
-  AffectedRange,
-  Cvss,
-  FixState,
-  ParseResult,
-  RangeEvent,
-  RawFile,
-  Severity,
-  SkippedRecord,
-} from "../../types.js";
+import type { Advisory, AdvisoryReference, AffectedPackage, AffectedRange, Cvss, FixState, ParseResult, RangeEvent, RawFile, Severity, SkippedRecord } from "../../../model/advisory.js";
 import { DEFAULT_ZIP_LIMITS, looksLikeZip, readZip, type ZipLimits } from "./zip.js";
 
 export interface OsvLimits extends ZipLimits {

@@ -4,7 +4,7 @@
 // a component of the platform. docs/advisories.md ("Red Hat") has the mapping.
 
 import { z } from "zod";
-import type { AdvisoryReference, AffectedPackage, AffectedRange, Cvss, FixState, RawFile, Severity, Advisory } from "../../types.js";
+import type { AdvisoryReference, AffectedPackage, AffectedRange, Cvss, FixState, RawFile, Severity, Advisory } from "../../../model/advisory.js";
 import {
   AdvisoryInputError,
   LIMITS,

@@ -2,7 +2,7 @@
 // CC BY 4.0) → advisories: one per document (id = the CVE). Many documents at once: each file is one
 // document. docs/advisories.md ("Red Hat") has the mapping.
 
-import type { Advisory, ParseResult, RawFile } from "../../types.js";
+import type { Advisory, ParseResult, RawFile } from "../../../model/advisory.js";
 import { KiB, SkipLog, byString, sniff } from "../../input.js";
 import { readVexDocument } from "./csaf.js";
 

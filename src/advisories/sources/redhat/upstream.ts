@@ -19,6 +19,7 @@ import { boundedZstdDecoder, DEFAULT_MAX_ZSTD_WINDOW } from "../../../layers/zst
 import { GiB, MiB, SIZE_CAPS } from "../../input.js";
 import { parse } from "./index.js";
 import { DEFAULT_BATCH_LIMITS, DocumentBatch, type BatchLimits } from "../../batch.js";
+import { PortcullisError } from "../../../errors.js";
 
 export const REDHAT_VEX = "https://security.access.redhat.com/data/csaf/v2/vex/";
 
@@ -82,7 +83,8 @@ export const DOCUMENT_PATH = /^\d{4}\/cve-\d{4}-\d{4,}\.json$/;
 /** How far back the next update looks before the newest change it saw (a row written late, a clock skew). */
 const OVERLAP_MS = 60 * 60 * 1000;
 
-export class RedhatUpstreamError extends Error {
+export class RedhatUpstreamError extends PortcullisError {
+  readonly domain = "advisory";
   override name = "RedhatUpstreamError";
   readonly code = "REDHAT_UPSTREAM";
 }

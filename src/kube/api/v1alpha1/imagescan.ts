@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { parseReference, referenceString, type Reference } from "../../../image/reference.js";
-import type { FindingsSummary } from "../../../findings/types.js";
+import type { FindingsSummary } from "../../../model/findings.js";
 import type { KubeObject } from "../../informer.js";
 import { DIGEST_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REFERENCE_LABEL } from "./group.js";
 

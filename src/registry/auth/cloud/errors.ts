@@ -1,7 +1,9 @@
+import { PortcullisError } from "../../../errors.js";
 export type CloudCredentialCode = "ECR_AUTH_FAILED" | "GCR_AUTH_FAILED" | "NO_CLOUD_CREDENTIALS" | "EMBARGOED";
 
 /** A cloud credential helper could not produce credentials. Messages say what and how to fix; never a secret. */
-export class CloudCredentialError extends Error {
+export class CloudCredentialError extends PortcullisError {
+  readonly domain = "registry";
   override name = "CloudCredentialError";
   constructor(
     readonly code: CloudCredentialCode,

@@ -1,5 +1,5 @@
 // The matcher's model: what matchReport returns for an IndexReport. Types only.
-import type { Cvss, FixState, Severity } from "../advisories/types.js";
+import type { Cvss, FixState, Severity } from "./advisory.js";
 
 /**
  * How well an ecosystem (a distribution release, npm, PyPI, ...) is covered: `supported` (Portcullis knows it
@@ -177,4 +177,20 @@ export interface MatchResult {
   withoutAdvisoryData: Array<{ package: PackageRef; keys: string[] }>;
   /** Advisory rows the matcher could not evaluate (an invalid version in the record), with the reason. */
   skippedRows: SkippedRow[];
+}
+
+/** Counts of an image's distinct vulnerabilities by severity and fixability (vulnerability-report.ts's summarize). */
+export interface VulnerabilitySummary {
+  critical: number;
+  high: number;
+  medium: number;
+  low: number;
+  negligible: number;
+  unknown: number;
+  /** Distinct vulnerabilities (a CVE in libssl3 and libcrypto3 counts once). */
+  total: number;
+  /** Vulnerabilities every affected package of which has a fixed version to upgrade to. */
+  fixable: number;
+  /** The others: some affected package has no fix (not fixed yet, will not be fixed, deferred, end of life). */
+  unfixed: number;
 }

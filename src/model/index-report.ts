@@ -1,5 +1,15 @@
 // Clair v4's IndexReport, exactly as it goes on the wire (../shared/clair-api-v1/index_report.schema.json).
-import type { Digest, Distribution, Environment, IndexState, Repository } from "./types.js";
+import type { Digest } from "./image.js";
+import type { Distribution, Environment, Repository } from "./packages.js";
+
+export type IndexState =
+  | "CheckManifest"
+  | "FetchLayers"
+  | "ScanLayers"
+  | "Coalesce"
+  | "IndexManifest"
+  | "IndexFinished"
+  | "IndexError";
 
 export interface WirePackage {
   id: string;
@@ -30,8 +40,3 @@ export interface IndexReport {
  * Clair's schema is closed everywhere else; a Repository with an unknown key is ignored by Clair's matchers.
  */
 export const OWNER_REPOSITORY_KEY = "portcullis.dev/os-package-owner";
-
-/** Whether a report is final (a later Index call returns it as is). */
-export function isFinished(r: Pick<IndexReport, "state">): boolean {
-  return r.state === "IndexFinished";
-}

@@ -1,10 +1,7 @@
-// The index model, after claircore: Manifest, Layer, Package, Distribution, Repository, IndexReport.
-// Field names are Clair v4's wire names (../shared/clair-api-v1) so a report needs no renaming on the way out.
-
-/** `sha256:<64 hex>` (or another algorithm Clair accepts). */
-export type Digest = string;
-
-export type ScannerKind = "package" | "distribution" | "repository";
+// The index model, after claircore: Package, Distribution, Repository, Environment, and what OS packages say about
+// the files language packages live in. Field names are Clair v4's wire names (../shared/clair-api-v1) so a report
+// needs no renaming on the way out.
+import type { Digest } from "./image.js";
 
 export interface Package {
   name: string;
@@ -58,35 +55,6 @@ export interface Repository {
   uri: string;
   cpe: string;
 }
-
-export interface LayerDescriptor {
-  digest: Digest;
-  size: number;
-  mediaType: string;
-  /** Set for foreign layers (deprecated, Windows); they are skipped and the skip is recorded. */
-  urls?: string[];
-  /**
-   * The descriptor's annotations, from the digest-verified manifest: a table of contents of the layer
-   * (zstd:chunked) is found and authenticated through them.
-   */
-  annotations?: Record<string, string>;
-}
-
-export interface ManifestToIndex {
-  /** The manifest's own digest (of the platform-specific image manifest). */
-  digest: Digest;
-  /** Bottom to top. */
-  layers: LayerDescriptor[];
-}
-
-export type IndexState =
-  | "CheckManifest"
-  | "FetchLayers"
-  | "ScanLayers"
-  | "Coalesce"
-  | "IndexManifest"
-  | "IndexFinished"
-  | "IndexError";
 
 /** Clair's Environment: where and in what context a package was found. */
 export interface Environment {

@@ -2,7 +2,16 @@
 // alone whether it wants a file (so the layer walk can drain everything else without buffering it), and
 // parses the files it asked for. A layer is scanned once per (scanner name, version), ever: bump the
 // version whenever the output for the same input can change.
-import type { Distribution, LicenseFile, OwnedFiles, Package, Repository, ScannerKind } from "../indexer/types.js";
+import type { Distribution, LicenseFile, OwnedFiles, Package, Repository } from "./packages.js";
+
+export type ScannerKind = "package" | "distribution" | "repository";
+
+/** A scanner as the store records it: what a layer result is keyed by (with the layer's digest). */
+export interface ScannerInfo {
+  name: string;
+  version: string;
+  kind: ScannerKind;
+}
 
 /** What the layer walk knows about a tar entry when it decides whether to keep it. */
 export interface EntryInfo {
@@ -87,26 +96,4 @@ export interface Scanner {
    * format (e.g. a vcpkg `status` file) yields nothing.
    */
   scan(files: LayerFiles): Promise<ScanOutput>;
-}
-
-export class ScannerError extends Error {
-  override name = "ScannerError";
-  constructor(
-    readonly scanner: string,
-    readonly path: string,
-    message: string,
-    /** What callers branch on when the file broke a limit (the Java scanner's ZIP_BOMB, ZIP_LIMIT). */
-    readonly code?: string,
-  ) {
-    super(`${scanner}: ${path}: ${message}`);
-  }
-}
-
-/** `data` (a file the scanner was given) as JSON; a ScannerError saying why when it is not JSON. */
-export function parseJsonFile(scanner: string, path: string, data: Buffer): unknown {
-  try {
-    return JSON.parse(data.toString("utf8"));
-  } catch (e) {
-    throw new ScannerError(scanner, path, `not JSON (${(e as Error).message})`);
-  }
 }

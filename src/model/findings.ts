@@ -1,9 +1,8 @@
 // What matching found for one image, in the two forms the cluster keeps: the summary an ImageScan's status
 // carries (a few hundred bytes, no CVE lists in etcd) and the compact finding list the store keeps for the
 // admission webhook (policies on ids, severities and fixes) and for re-matching's diffs. Types only.
-import type { FixState, Severity } from "../advisories/types.js";
-import type { VulnerabilitySummary } from "../matcher/index.js";
-import type { CoverageState } from "../matcher/types.js";
+import type { FixState, Severity } from "./advisory.js";
+import type { CoverageState, VulnerabilitySummary } from "./match.js";
 
 /**
  * How much of the image the advisory data covers: the distribution's state when the image has OS packages
