@@ -257,6 +257,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
           kc, namespace: cfg.namespace, name: leaseName, identity, leaseDurationMs: parseDuration(cfg.leaseDuration)!,
           renewDeadlineMs: Math.round((parseDuration(cfg.leaseDuration)! * 2) / 3), retryPeriodMs: Math.max(500, Math.round((parseDuration(cfg.leaseDuration)! * 2) / 15)),
           onStartedLeading: () => (leaderLog.info("became the leader"), metrics.setLeader(true)),
+          onRequest: () => metrics.leaderElectionRequests.inc(),
           onStoppedLeading: () => (metrics.setLeader(false), leaderLog.info("no longer the leader")),
           onNewLeader: (id) => leaderLog.info("leader", { leader: id ?? null }),
           log: logFn(leaderLog),
@@ -421,7 +422,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         ...namespaces, kc, cache, secretCache, indexer: pool?.scanIndexer ?? indexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
         scanTimeoutMs: parseDuration(cfg.scanTimeout)!, scanAttempts: cfg.scanAttempts, ...(jobs ? { jobs, onEnqueued: () => runner?.poke() } : {}),
         providers, operatorSecrets, events, log: logFn(part("imagescan")),
-        registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e),
+        registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e), onStatusWrite: () => metrics.statusWrites.inc({ kind: "ImageScan" }),
       });
       await scans.start();
       currentScans = scans;
@@ -463,7 +464,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     }));
     // Policies' Valid and Ready conditions: what the webhook makes of them.
     if (webhookOn) manager.add(runnable("policy-status-controller", true, async () => {
-      const policies = new PolicyStatusController({ ...namespaces, kc, cache, log: logFn(part("policies")) });
+      const policies = new PolicyStatusController({ ...namespaces, kc, cache, log: logFn(part("policies")), onStatusWrite: (kind) => metrics.statusWrites.inc({ kind }) });
       await policies.start();
       return () => policies.stop();
     }));
@@ -471,6 +472,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       const repositories = new ImageRepositoryController({
         ...namespaces, kc, cache, secrets: secretCache, store: store.repositories, providers, operatorSecrets, events, defaultPlatform: platform,
         registryMetrics: metrics.registryHooks(), onListing: (e) => metrics.observeListing(e), log: logFn(part("repositories")),
+        onCall: (c) => void (c === "statusWrite" && metrics.statusWrites.inc({ kind: "ImageRepository" })),
       });
       currentRepositories = repositories;
       // Not awaited: without the ImageRepository CRD (Helm does not upgrade CRDs) the rest runs, and the Pod

@@ -16,6 +16,8 @@ type PolicyObject = KubeObject & { kind?: string; spec?: { exceptions?: Array<{ 
 
 export interface PolicyStatusControllerOptions {
   kc: k8s.KubeConfig;
+  /** Every status write (metrics). */
+  onStatusWrite?(kind: PolicyKind): void;
   /** Where the two policy informers come from (shared with the webhook in the process); default its own. */
   cache?: SharedCache;
   /** Only ImagePolicies in these namespaces (ClusterImagePolicies always); default all. */
@@ -31,8 +33,6 @@ const MAX_WAKE_MS = 24 * 3_600_000;
 export class PolicyStatusController {
   readonly queue = new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 5 * 60_000 });
   readonly informers: Record<PolicyKind, Informer<PolicyObject>>;
-  /** Status writes (tests). */
-  writes = 0;
   private readonly custom: k8s.CustomObjectsApi;
   private readonly cache: SharedCache;
   private removeHandlers: Array<() => void> = [];
@@ -101,7 +101,7 @@ export class PolicyStatusController {
       return p && p.status === c.status && p.reason === c.reason && p.message === c.message && p.observedGeneration === c.observedGeneration;
     });
     if (!unchanged) {
-      this.writes++;
+      this.options.onStatusWrite?.(kind);
       const ns = obj.metadata!.namespace;
       const target = { group: GROUP, version: VERSION, plural: PLURAL[kind], name: obj.metadata!.name!, body: { status: { observedGeneration: generation, conditions } } };
       const patch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);

@@ -34,6 +34,8 @@ import { digestLabel, GROUP, IMAGESCAN_INDEXERS, IMAGESCANS, REPOSITORY_PLURAL, 
 
 export interface ImageRepositoryControllerOptions {
   kc: k8s.KubeConfig;
+  /** Every tag listing, digest resolution, config read and status write, as it is made. */
+  onCall?(call: RepositoryCall): void;
   /** Where the ImageRepository and ImageScan informers come from (shared in the process); default its own. */
   cache?: SharedCache;
   /** Pull secrets, read through (default its own). */
@@ -74,13 +76,8 @@ export interface ListingObservation {
   error?: string;
 }
 
-/** Tag listing and resolution requests (for the benchmark and the restart test). */
-export interface RepositoryCounts {
-  listings: number;
-  resolutions: number;
-  configReads: number;
-  statusWrites: number;
-}
+/** What the controller asks of registries and the API server, one call at a time (metrics; tests count them). */
+export type RepositoryCall = "listing" | "resolution" | "configRead" | "statusWrite";
 
 export class ImageRepositoryController {
   readonly queue = new WorkQueue({ baseDelayMs: 5000, maxDelayMs: 10 * 60_000 });
@@ -88,7 +85,6 @@ export class ImageRepositoryController {
   private readonly scans: Informer<ImageScan>;
   private readonly cache: SharedCache;
   private removeHandler: (() => void) | undefined;
-  readonly counts: RepositoryCounts = { listings: 0, resolutions: 0, configReads: 0, statusWrites: 0 };
   private readonly custom: k8s.CustomObjectsApi;
   private readonly secrets: SecretCache;
   /** Per ImageRepository key: its namespace and the digest labels it selects (garbage collection reads them). */
@@ -217,7 +213,7 @@ export class ImageRepositoryController {
     try {
       let tags = [...known.keys()];
       if (due) {
-        this.counts.listings++;
+        this.options.onCall?.("listing");
         const listing = await (await registry()).listTags(ref, { maxTags: this.options.maxListedTags ?? 10_000, pageSize: this.options.pageSize ?? 1000 });
         tags = listing.tags;
         truncated = listing.truncated;
@@ -255,7 +251,7 @@ export class ImageRepositoryController {
         const stale = !k.checkedAt || now - Date.parse(k.checkedAt) >= recheckMs;
         if (k.digest && !stale) continue;
         if (budget.left-- <= 0) break;
-        this.counts.resolutions++;
+        this.options.onCall?.("resolution");
         let digest: string;
         try {
           digest = await (await registry()).resolveDigest({ ...ref, tag });
@@ -330,10 +326,10 @@ export class ImageRepositoryController {
 
   /** A tag's digest and its image's creation time (manifest, then config); undefined when the tag is gone. */
   private async readCreated(client: RegistryClient, ref: Reference, tag: string, platform: Platform | undefined): Promise<WatchedTag | undefined> {
-    this.counts.resolutions++;
+    this.options.onCall?.("resolution");
     try {
       const img = await client.resolve({ ...ref, tag }, { platform });
-      this.counts.configReads++;
+      this.options.onCall?.("configRead");
       const config = await client.getConfig(ref, img.manifest.config);
       const created = config.created && !Number.isNaN(Date.parse(config.created)) ? new Date(config.created).toISOString() : undefined;
       return { tag, digest: img.resolvedDigest, checkedAt: new Date().toISOString(), ...(created ? { created } : {}) };
@@ -344,7 +340,7 @@ export class ImageRepositoryController {
   }
 
   private async patchStatus(ns: string, name: string, status: Partial<ImageRepositoryStatus>): Promise<void> {
-    this.counts.statusWrites++;
+    this.options.onCall?.("statusWrite");
     const body = {
       status: {
         ...status,

@@ -20,6 +20,8 @@ export interface LeaderElectionOptions {
   name: string;
   /** This candidate's identity, unique among the candidates (the pod name, usually). */
   identity: string;
+  /** Every request to the API server about the Lease (metrics). */
+  onRequest?(): void;
   /** How long a candidate waits, after it last saw the Lease change, before it takes it over. Default 15000. */
   leaseDurationMs?: number;
   /** How long the leader keeps trying to renew before it steps down. Default 10000; must be < leaseDurationMs. */
@@ -54,8 +56,6 @@ type Attempt = "acquired" | "held" | "failed";
 const JITTER_FACTOR = 1.2;
 
 export class LeaderElector {
-  /** API calls made, for benchmarks. */
-  requests = 0;
 
   private readonly api: CoordinationV1Api;
   private readonly leaseMs: number;
@@ -346,7 +346,7 @@ export class LeaderElector {
   }
 
   private async get(signal: AbortSignal): Promise<V1Lease | undefined> {
-    this.requests++;
+    this.options.onRequest?.();
     try {
       return await this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name }, withSignal(signal));
     } catch (e) {
@@ -356,14 +356,14 @@ export class LeaderElector {
   }
 
   private create(spec: LeaseRecord, signal: AbortSignal): Promise<V1Lease> {
-    this.requests++;
+    this.options.onRequest?.();
     const body: V1Lease = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.options.name, namespace: this.options.namespace }, spec: leaseSpec(spec) };
     return this.api.createNamespacedLease({ namespace: this.options.namespace, body }, withSignal(signal));
   }
 
   /** A replace with the resourceVersion of `lease` (optimistic concurrency), keeping its metadata. */
   private replace(lease: V1Lease, spec: LeaseRecord, signal: AbortSignal): Promise<V1Lease> {
-    this.requests++;
+    this.options.onRequest?.();
     const body: V1Lease = { ...lease, apiVersion: "coordination.k8s.io/v1", kind: "Lease", spec: { ...lease.spec, ...leaseSpec(spec) } };
     return this.api.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body }, withSignal(signal));
   }

@@ -12,6 +12,7 @@ const NAMES = [
   "portcullis_rematch_manifests_total", "portcullis_imagescan_vulnerabilities",
   "portcullis_indexer_workers", "portcullis_indexer_layers_waiting", "portcullis_indexer_worker_exits_total",
   "portcullis_index_jobs", "portcullis_index_job_oldest_queued_age_seconds", "portcullis_index_job_attempt_duration_seconds",
+  "portcullis_status_writes_total", "portcullis_leader_election_requests_total",
   "portcullis_repository_tags_listed_total", "portcullis_repository_new_digests_total", "portcullis_repository_listing_errors_total",
 ];
 

@@ -91,6 +91,8 @@ export class PortcullisMetrics {
   readonly indexerWorkers: Gauge<"state">;
   readonly indexerLayersWaiting: Gauge;
   readonly indexerWorkerExits: Counter<"reason">;
+  readonly statusWrites: Counter<"kind">;
+  readonly leaderElectionRequests: Counter;
   readonly indexJobs: Gauge<"state">;
   readonly indexJobOldestAge: Gauge;
   readonly indexJobAttempts: Histogram<"outcome">;
@@ -141,6 +143,8 @@ export class PortcullisMetrics {
       },
     });
     this.indexerWorkerExits = new Counter({ name: `${p}indexer_worker_exits_total`, help: "Indexer workers that ended while parsing a layer, by reason (memory: over its limit; crashed; aborted: its scan hit its deadline or failed in another layer): each is replaced.", labelNames: ["reason"], registers });
+    this.statusWrites = new Counter({ name: `${p}status_writes_total`, help: "Status writes to the API server, by kind (ImageScan, ImagePolicy, ClusterImagePolicy, ImageRepository).", labelNames: ["kind"], registers });
+    this.leaderElectionRequests = new Counter({ name: `${p}leader_election_requests_total`, help: "Requests to the API server about this replica's Lease (gets, creates, updates).", registers });
     this.indexJobs = new Gauge({
       name: `${p}index_jobs`, help: "Index jobs in the PostgreSQL queue, by state (queued, running): the whole cluster's, as every replica sees it.", labelNames: ["state"], registers,
       async collect() {

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { SharedCache } from "../../src/kube/cache.js";
 import { ImageScanController } from "../../src/controller/imagescan.js";
 import { PodController } from "../../src/controller/pods.js";
-import { ImageRepositoryController, type ImageRepository, type ListingObservation } from "../../src/controller/repositories.js";
+import { ImageRepositoryController, type ImageRepository, type ListingObservation, type RepositoryCall } from "../../src/controller/repositories.js";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { gzip, makeTar } from "../../src/layers/testing.js";
@@ -112,8 +112,12 @@ describeWith(["kube", "registryBasic", "registryToken", "postgres"], "ImageRepos
   const repository = async (ns: string, name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagerepositories", name })) as ImageRepository;
   const createRepository = (ns: string, name: string, spec: Record<string, unknown>) =>
     custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "imagerepositories", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageRepository", metadata: { name }, spec } });
-  const makeRepos = (o: Partial<ConstructorParameters<typeof ImageRepositoryController>[0]> & { namespaces: string[] }) =>
-    new ImageRepositoryController({ kc, cache, store: store.repositories, registry: { maxAttempts: 2, backoffBaseMs: 50 }, minIntervalMs: 0, ...o });
+  /** A controller, and how many of each call it made (its onCall). */
+  const makeRepos = (o: Partial<ConstructorParameters<typeof ImageRepositoryController>[0]> & { namespaces: string[] }) => {
+    const counts: Record<RepositoryCall, number> = { listing: 0, resolution: 0, configRead: 0, statusWrite: 0 };
+    const ctl = new ImageRepositoryController({ kc, cache, store: store.repositories, registry: { maxAttempts: 2, backoffBaseMs: 50 }, minIntervalMs: 0, onCall: (c) => counts[c]++, ...o });
+    return Object.assign(ctl, { counts });
+  };
 
   beforeAll(async () => {
     const reg = service("registryBasic");
@@ -274,15 +278,15 @@ describeWith(["kube", "registryBasic", "registryToken", "postgres"], "ImageRepos
     await steady.start();
     await createRepository(STEADY, "steady", { image: repoImage(), interval: "1h", maxTags: 3, tagFilter: { pattern: "^v2\\.", semverRange: ">=2.0.0" }, imagePullSecrets: [{ name: "regcred" }] });
     await until("steady Ready", async () => ((await repository(STEADY, "steady")).status?.conditions?.[0]?.status === "True" ? true : undefined));
-    expect(steady.counts.listings).toBe(1);
+    expect(steady.counts.listing).toBe(1);
     await steady.stop();
 
     const seen: typeof requests = [];
     const again = makeRepos({ namespaces: [STEADY], registryMetrics: counting(seen) });
     await again.start();
-    await until("the restarted controller to reconcile", async () => (again.counts.statusWrites >= 1 ? true : undefined));
+    await until("the restarted controller to reconcile", async () => (again.counts.statusWrite >= 1 ? true : undefined));
     await again.stop();
-    expect(again.counts).toMatchObject({ listings: 0, resolutions: 0 });
+    expect(again.counts).toMatchObject({ listing: 0, resolution: 0 });
     expect(seen, "registry requests after the restart").toEqual([]);
     // Its scans are the very ones of the first repository (one per namespace and digest: here another namespace).
     expect((await scansIn(STEADY)).map((s) => s.status?.resolvedDigest).sort()).toEqual(["v2.5.0", "v2.4.0", "v2.3.0"].map((t) => digests.get(t)).sort());
@@ -303,10 +307,10 @@ describeWith(["kube", "registryBasic", "registryToken", "postgres"], "ImageRepos
       expect(r.status!.selected!.map((s) => [s.tag, s.digest, s.created])).toEqual([["alpha", d.get("alpha"), "2026-03-01T00:00:00.000Z"], ["gamma", d.get("gamma"), "2026-02-01T00:00:00.000Z"]]);
       expect(r.status!.message).toMatch(/by creation time/);
       // Each tag's manifest and config read once; a second pass reads nothing.
-      expect(ctl.counts.configReads).toBe(4);
+      expect(ctl.counts.configRead).toBe(4);
       ctl.queue.add(`${DATED}/dated`);
-      await until("a second pass", async () => (ctl.counts.statusWrites >= 2 ? true : undefined));
-      expect(ctl.counts.configReads).toBe(4);
+      await until("a second pass", async () => (ctl.counts.statusWrite >= 2 ? true : undefined));
+      expect(ctl.counts.configRead).toBe(4);
     } finally {
       await ctl.stop();
     }
