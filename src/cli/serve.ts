@@ -83,6 +83,11 @@ Options (each also an environment variable, and a key of the --config file):
   --scan-attempts N        attempts of a scan whose worker hit a limit or crashed, with backoff, before it
                            stays Failed until its spec or the scanner set changes (PORTCULLIS_SCAN_ATTEMPTS,
                            default 3)
+  --max-layer-mib N        bytes a layer may decompress to, MiB (PORTCULLIS_MAX_LAYER_MIB, default 32768)
+  --max-captured-mib N     bytes of the files the scanners read that one layer may hold, MiB
+                           (PORTCULLIS_MAX_CAPTURED_MIB, default 512)
+  --max-scan-captured-mib N
+                           the same for all the layers of one scan (PORTCULLIS_MAX_SCAN_CAPTURED_MIB, default 1024)
   --job-lease D            with --database-url, indexing is handed out through a job queue in PostgreSQL to the
                            indexer role of every replica; a claimed job is renewed every third of this and taken
                            over by another replica when its owner stops renewing it (PORTCULLIS_JOB_LEASE,
@@ -174,6 +179,8 @@ The cluster comes from KUBECONFIG, else the in-cluster service account.
 `;
 
 /** What a process runs (docs/architecture.md): the admission webhook, the controllers, the scanning work. */
+const MIB = 1024 * 1024;
+
 export type Role = "webhook" | "controller" | "indexer";
 
 function list(csv: string): string[] {
@@ -211,7 +218,10 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   };
   // Events are read by whoever may read the namespace: scrubbed, and operator pull secrets by kind only.
   const events = new EventRecorder(kc, { log: logFn(part("events"), "warn"), redact: tenantRedactor(operatorSecrets) });
-  const indexer = new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")) });
+  // What one layer and one scan may cost, wherever layers are parsed (here or in the worker processes).
+  const walkLimits = { maxDecompressedBytes: cfg.maxLayerMib * MIB, maxCapturedBytes: cfg.maxCapturedMib * MIB };
+  const scanLimits = { limits: walkLimits, maxScanCapturedBytes: cfg.maxScanCapturedMib * MIB };
+  const indexer = new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")), ...scanLimits });
   const metrics = new PortcullisMetrics({ defaultMetrics: true });
   metrics.watchAdvisories(() => store.advisories.status());
   // The process's one cache: an informer per kind, opened by the first role that needs the kind.
@@ -382,10 +392,10 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     // Layer bytes are parsed in worker processes (--index-workers), never in this process when there are any.
     const startPool = () => {
       const pool = cfg.indexWorkers > 0
-        ? new WorkerPool({ size: cfg.indexWorkers, memoryMb: cfg.workerMemory, heapMb: cfg.workerHeap, log: levelLogFn(part("indexer-worker")), onWorkerExit: (reason) => metrics.indexerWorkerExits.inc({ reason }) })
+        ? new WorkerPool({ size: cfg.indexWorkers, memoryMb: cfg.workerMemory, heapMb: cfg.workerHeap, tuning: { limits: walkLimits }, log: levelLogFn(part("indexer-worker")), onWorkerExit: (reason) => metrics.indexerWorkerExits.inc({ reason }) })
         : undefined;
       if (pool) metrics.watchWorkers(() => pool.stats());
-      const scanIndexer = pool ? new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")), scanning: pool }) : indexer;
+      const scanIndexer = pool ? new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")), scanning: pool, ...scanLimits }) : indexer;
       return { scanIndexer, stop: async () => {
         await pool?.stop();
         if (pool) metrics.watchWorkers(undefined);

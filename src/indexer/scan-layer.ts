@@ -64,7 +64,9 @@ export async function scanLayerBytes(req: LayerScanRequest, tuning: LayerScanTun
   for (const s of scanners) {
     results.push({ scanner: { name: s.name, version: s.version, kind: s.kind }, output: await s.scan(walk.files) });
   }
-  return { whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files: walk.files.paths(), results, read: read!, uncompressedBytes: walk.uncompressedBytes };
+  const files = walk.files.paths();
+  const capturedBytes = files.reduce((n, p) => n + (walk.files.get(p)?.length ?? 0), 0);
+  return { whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files, results, read: read!, uncompressedBytes: walk.uncompressedBytes, capturedBytes };
 }
 
 /** The in-process LayerScanning: scanLayerBytes with fixed tuning. */
@@ -131,4 +133,6 @@ export interface ScannedLayer {
   results: Array<{ scanner: ScannerInfo; output: ScanOutput }>;
   read: LayerRead;
   uncompressedBytes: number;
+  /** Bytes of the wanted files the walk held (for a scan's budget kept outside the walk). */
+  capturedBytes: number;
 }

@@ -15,7 +15,8 @@ import type { LayerSource } from "../../src/indexer/scan-layer.js";
 import { openLocalImage } from "../../src/indexer/sources/local.js";
 import type { LayerDescriptor } from "../../src/model/image.js";
 import { WorkerPool } from "../../src/indexer/workers/pool.js";
-import { digestOf, gzip, makeTar } from "../../src/layers/testing.js";
+import { digestOf, gzip, makeTar, wantedFilesTar } from "../../src/layers/testing.js";
+import { MemorySource } from "../../src/indexer/testing.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
@@ -132,6 +133,33 @@ describeWith([], "indexer worker processes", () => {
     expect(pool.stats().restarts).toBe(before + 2);
     await until(() => pool.pids().length === 2);
   }, 30_000);
+
+  it("bounds the wanted files of a whole scan across worker processes: each layer walks under its share of the budget", async () => {
+    const p = new WorkerPool({ size: 2, heapMb: 256, memoryMb: 600, tuning: { limits: { maxCapturedBytes: 8 << 20 } } });
+    try {
+      // Two layers of 7 MiB of package.json files each (npm reads them whole): under the per-layer cap of 8 MiB.
+      const layers = await Promise.all([0, 1].map(async (k) => {
+        const blob = gzip(await wantedFilesTar(7, 1 << 20, (i) => `usr/lib/node_modules/l${k}p${i}/package.json`));
+        return { blob, desc: { digest: digestOf(blob), size: blob.length, mediaType: MT } };
+      }));
+      const source = new MemorySource(new Map(layers.map((l) => [l.desc.digest, l.blob])));
+      const manifest = (n: number) => ({ digest: `sha256:${String(n).padStart(64, "b")}`, layers: layers.map((l) => l.desc) });
+      const s = await openStore(join(dir, "budget"));
+      try {
+        // 12 MiB for the scan: the layers cannot both hold theirs.
+        const tight = await new Indexer({ store: s, scanners, scanning: p, maxScanCapturedBytes: 12 << 20 }).index(manifest(1), source);
+        expect(tight.report.state).toBe("IndexError");
+        expect(tight.error).toMatchObject({ code: "CAPTURED_TOO_LARGE" });
+        // 20 MiB: both fit.
+        const roomy = await new Indexer({ store: s, scanners, scanning: p, maxScanCapturedBytes: 20 << 20 }).index(manifest(2), source);
+        expect(roomy.report.state).toBe("IndexFinished");
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await p.stop();
+    }
+  }, 60_000);
 
   it("gives workers none of the operator's environment (database URL, cloud credentials)", async () => {
     process.env.PORTCULLIS_DATABASE_URL = "postgres://portcullis:secret@db/portcullis";

@@ -82,6 +82,9 @@ spec:
             - --worker-heap={{ $root.Values.operator.workerHeapMi }}
             - --scan-timeout={{ $root.Values.operator.scanTimeout }}
             - --scan-attempts={{ $root.Values.operator.scanAttempts }}
+            - --max-layer-mib={{ $root.Values.operator.maxLayerMib }}
+            - --max-captured-mib={{ $root.Values.operator.maxCapturedMib }}
+            - --max-scan-captured-mib={{ $root.Values.operator.maxScanCapturedMib }}
             - --platform={{ $root.Values.operator.platform }}
             - --exclude-namespaces={{ join "," $root.Values.operator.excludeNamespaces }}
             - --gc-after={{ $root.Values.operator.gcAfter }}

@@ -108,7 +108,7 @@ async function scan(m: Extract<ToWorker, { t: "scan" }>): Promise<void> {
     });
     const result = await scanLayerBytes(
       { layer: m.layer, scanners: wanted, source: source(m.job, m.verifiesDigests, m.ranges), signal: new AbortController().signal },
-      { ...tuning, log: (level, msg, fields) => send({ t: "log", level, msg, ...(fields ? { fields } : {}) }) },
+      { ...tuning, limits: { ...tuning.limits, ...m.limits }, log: (level, msg, fields) => send({ t: "log", level, msg, ...(fields ? { fields } : {}) }) },
     );
     send({ t: "done", job: m.job, result });
   } catch (e) {

@@ -14,6 +14,8 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { LayerError } from "../../layers/errors.js";
+import { DEFAULT_WALK_LIMITS } from "../../layers/walk.js";
 import type { LayerScanning, LayerScanRequest, ScannedLayer } from "../scan-layer.js";
 import { FRAME_ABORT, FRAME_DATA, FRAME_END, FRAME_HEADER, FRAME_MAX, fromWire, toWire, type FromWorker, type ToWorker, type WorkerTuning } from "./protocol.js";
 import { PortcullisError } from "../../errors.js";
@@ -58,6 +60,8 @@ export interface WorkerPoolStats {
 interface Job {
   id: number;
   req: LayerScanRequest;
+  /** Bytes of the scan's capture budget held for this layer (its walk's cap), given back as they go unused. */
+  reserved: number;
   queuedAt: number;
   resolve(r: ScannedLayer): void;
   reject(e: Error): void;
@@ -107,8 +111,17 @@ export class WorkerPool implements LayerScanning {
   scan(req: LayerScanRequest): Promise<ScannedLayer> {
     if (this.stopped) return Promise.reject(new WorkerError("WORKER_UNAVAILABLE", req.layer.digest, "the worker pool is stopped"));
     req.signal.throwIfAborted();
+    // The scan's budget for wanted files cannot be shared with other processes: each layer takes its share up
+    // front (at most the per-layer cap, at most what is left) as its walk's cap, and gives back what it did not hold.
+    let reserved = 0;
+    if (req.capture) {
+      const perLayer = this.options.tuning?.limits?.maxCapturedBytes ?? DEFAULT_WALK_LIMITS.maxCapturedBytes;
+      reserved = Math.min(perLayer, req.capture.max - req.capture.used);
+      if (reserved <= 0) return Promise.reject(new LayerError("CAPTURED_TOO_LARGE", req.layer.digest, `the files the scanners read from this image's layers exceed ${req.capture.max} bytes in all`));
+      req.capture.take(reserved, req.layer.digest, "(reserved for this layer)");
+    }
     return new Promise<ScannedLayer>((resolve, reject) => {
-      const job: Job = { id: ++this.seq, req, queuedAt: Date.now(), resolve, reject, streams: new Map(), closed: new Set() };
+      const job: Job = { id: ++this.seq, req, reserved, queuedAt: Date.now(), resolve, reject, streams: new Map(), closed: new Set() };
       job.onAbort = () => this.abort(job);
       req.signal.addEventListener("abort", job.onAbort, { once: true });
       this.queue.push(job);
@@ -171,7 +184,7 @@ export class WorkerPool implements LayerScanning {
       const job = this.queue.shift()!;
       w.job = job;
       const { layer, scanners, source } = job.req;
-      this.send(w, { t: "scan", job: job.id, layer, scanners: scanners.map((s) => s.name), verifiesDigests: source.verifiesDigests, ranges: !!source.ranges });
+      this.send(w, { t: "scan", job: job.id, layer, scanners: scanners.map((s) => s.name), verifiesDigests: source.verifiesDigests, ranges: !!source.ranges, ...(job.req.capture ? { limits: { maxCapturedBytes: job.reserved } } : {}) });
     }
   }
 
@@ -323,6 +336,8 @@ export class WorkerPool implements LayerScanning {
 
   private settle(job: Job, error: Error | undefined, result?: ScannedLayer): void {
     if (job.onAbort) job.req.signal.removeEventListener("abort", job.onAbort);
+    // What the layer held stays counted while the scan runs (as in process); the rest of its share goes back.
+    job.req.capture?.give(job.reserved - (result?.capturedBytes ?? 0));
     if (error) job.reject(error);
     else job.resolve(result!);
   }

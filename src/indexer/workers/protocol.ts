@@ -5,6 +5,7 @@
 // kind DATA carries blob bytes, END closes the stream, ABORT closes it with an error (payload: WireError as
 // JSON). `stream` numbers each open() of a worker, so frames of a stream the worker gave up on are dropped.
 import type { LayerDescriptor } from "../../model/image.js";
+import type { WalkLimits } from "../../layers/walk.js";
 import type { LayerScanTuning, ScannedLayer } from "../scan-layer.js";
 
 export const FRAME_DATA = 1;
@@ -40,7 +41,8 @@ export type WorkerTuning = Omit<LayerScanTuning, "log">;
 
 export type ToWorker =
   | { t: "init"; tuning: WorkerTuning }
-  | { t: "scan"; job: number; layer: LayerDescriptor; scanners: string[]; verifiesDigests: boolean; ranges: boolean }
+  /** `limits`: this layer's, over the worker's tuning (its share of the scan's capture budget). */
+  | { t: "scan"; job: number; layer: LayerDescriptor; scanners: string[]; verifiesDigests: boolean; ranges: boolean; limits?: Partial<WalkLimits> }
   | { t: "range"; req: number; data?: Uint8Array; error?: WireError };
 
 export type FromWorker =
