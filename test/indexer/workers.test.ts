@@ -161,7 +161,7 @@ describeWith([], "indexer worker processes", () => {
     }
   }, 60_000);
 
-  it("gives workers none of the operator's environment (database URL, cloud credentials)", async () => {
+  it("gives workers none of the operator's environment (database URL, cloud credentials), and a lower CPU priority", async () => {
     process.env.PORTCULLIS_DATABASE_URL = "postgres://portcullis:secret@db/portcullis";
     const p = new WorkerPool({ size: 1, heapMb: 128, memoryMb: 300 });
     try {
@@ -169,6 +169,9 @@ describeWith([], "indexer worker processes", () => {
       const env = readFileSync(`/proc/${p.pids()[0]}/environ`, "utf8").split("\0");
       expect(env.some((e) => e.startsWith("PORTCULLIS_DATABASE_URL="))).toBe(false);
       expect(env.some((e) => e.startsWith("PATH="))).toBe(true);
+      // /proc/PID/stat: the 19th field is the niceness (after the command in parentheses, it is the 17th).
+      const stat = readFileSync(`/proc/${p.pids()[0]}/stat`, "utf8");
+      expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16])).toBe(10);
     } finally {
       delete process.env.PORTCULLIS_DATABASE_URL;
       await p.stop();

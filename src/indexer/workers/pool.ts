@@ -11,6 +11,7 @@
 // blocked loop are the host process's.
 import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { setPriority } from "node:os";
 import { createRequire } from "node:module";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -29,6 +30,8 @@ export interface WorkerPoolOptions {
   memoryMb: number;
   tuning?: WorkerTuning;
   log?: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  /** The workers' niceness (default 10: below the serve process; 0 leaves them at its priority). */
+  nice?: number;
   /** A worker ended while parsing a layer (metrics). */
   onWorkerExit?(reason: "memory" | "crashed" | "aborted"): void;
 }
@@ -83,6 +86,7 @@ interface Worker {
 }
 
 const WATCH_MS = 250;
+export const DEFAULT_WORKER_NICE = 10;
 /** Environment variables a worker gets: none of the operator's secrets (database URL, cloud credentials). */
 const WORKER_ENV = ["PATH", "LANG", "LC_ALL", "TZ", "NODE_ENV", "TMPDIR"];
 
@@ -161,6 +165,15 @@ export class WorkerPool implements LayerScanning {
     for (const k of WORKER_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
     const proc = fork(this.entry, [], { execArgv: this.execArgv, env, serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc", "pipe"] });
     const w: Worker = { proc, data: proc.stdio[4] as Writable, ready: false, stderr: "" };
+    // Parsing layers is batch work; answering admission is not. At the same CPU, a worker gets about a tenth of
+    // what the serve process gets (nice 10), so a busy pool does not delay reviews on a small node.
+    if (proc.pid !== undefined && this.options.nice !== 0) {
+      try {
+        setPriority(proc.pid, this.options.nice ?? DEFAULT_WORKER_NICE);
+      } catch (e) {
+        this.options.log?.("warn", "indexer worker: could not lower its CPU priority", { pid: proc.pid, error: (e as Error).message });
+      }
+    }
     this.workers.add(w);
     w.data.on("error", () => undefined); // a dead worker's pipe: its exit is handled below
     proc.stderr!.setEncoding("utf8");
