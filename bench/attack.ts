@@ -1,9 +1,9 @@
 // Admission while hostile images are scanned: `portcullis serve` (the built JavaScript, every role in one
 // process, as the chart's combined mode runs it) answers AdmissionReviews at a fixed rate while ImageScans of
 // hostile images run back to back, two at a time; the p99 of the same load without the scans, measured in
-// the same run on the same process, is the baseline. Twice: layers parsed in worker processes (the default,
-// --index-workers 2) and in the serve process itself (--index-workers 0), so the figure shows what the
-// workers buy. The hostile images (each one new, so no layer is answered from the store):
+// the same run on the same process, is the baseline. Three times: layers parsed in worker processes (the
+// default, --index-workers 2) with PostgreSQL (the cluster's layout: index jobs) and with the embedded store,
+// and in the serve process itself (--index-workers 0), so the figures show what the workers buy. The hostile images (each one new, so no layer is answered from the store):
 //   - a layer made only of files a scanner reads whole: 16 dpkg status.d files of 30 MiB (480 MiB held, under
 //     the walk's 512 MiB per layer) in a 0.5 MB gzip;
 //   - a valid zstd layer whose frame header declares a 2 GiB window;
@@ -28,7 +28,7 @@ import { jarBomb } from "../src/scanners/java/testing.js";
 import { defaultScanners } from "../src/scanners/index.js";
 import { RegistryPusher } from "../test/env/oci-push.js";
 import { freePort, ProcessSupervisor } from "../test/env/process.js";
-import { startKube, startRegistry } from "../test/env/services.js";
+import { startKube, startPostgres, startRegistry } from "../test/env/services.js";
 import { load, ms, pct, podReview, type Load } from "./admission-load.js";
 import { median } from "./env.js";
 
@@ -134,11 +134,15 @@ async function main(): Promise<void> {
     const variants: Variant[] = [];
     let nextImage = 0;
     let scanSeq = 0;
-    for (const workers of [2, 0]) {
+    // The cluster's layout (PostgreSQL: index jobs, the store's work in the database server), then the embedded
+    // store (its SQL in the serve process), with workers and without.
+    const { service: pgS } = await startPostgres(sup, `attack${Date.now().toString(36)}`);
+    for (const [workers, store] of [[2, "postgres"], [2, "embedded"], [0, "embedded"]] as const) {
       const port = await freePort();
       const health = await freePort();
       const lines: string[] = [];
-      serve = spawn(process.execPath, [join(root, "dist/cli/bin.js"), "serve", "--store-path", join(dir, `store-${workers}`), "--namespace", "portcullis-system",
+      const storeArgs = store === "postgres" ? ["--database-url", pgS.url] : ["--store-path", join(dir, `store-${workers}`)];
+      serve = spawn(process.execPath, [join(root, "dist/cli/bin.js"), "serve", ...storeArgs, "--namespace", "portcullis-system",
         "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${port}`, "--webhook-url", `https://127.0.0.1:${port}`, "--webhook-namespace-label", LABEL,
         "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), "--log-level", "warn"],
       { env: { ...process.env, KUBECONFIG: kube.kubeconfig }, stdio: ["ignore", "ignore", "pipe"] });
@@ -155,7 +159,7 @@ async function main(): Promise<void> {
       const url = `https://127.0.0.1:${port}/validate`;
       await load(url, ca, bodiesFile, 200, 2);
 
-      const v: Variant = { label: workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process", workers, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0 };
+      const v: Variant = { label: `${workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process"}, ${store === "postgres" ? "PostgreSQL (index jobs)" : "embedded store"}`, workers, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0 };
       for (let r = 0; r < RUNS; r++) {
         v.quiet.push(await load(url, ca, bodiesFile, RATE, SECONDS));
         // Two attackers, each creating an ImageScan of the next hostile image as soon as its last one ended.
