@@ -313,8 +313,8 @@ export class ImageScanController {
         credentialSource: used, message: `indexing ${img.manifest.digest}`, conditions: [cond("Resolved", "True", "Resolved", `resolved to ${img.manifest.digest}`, generation)],
       });
       if (this.options.jobs) {
-        const known = await this.options.indexer.store.indexReport(img.manifest.digest);
-        if (!(known && known.scannerSet === this.options.indexer.scannerSet && known.report.state === "IndexFinished")) {
+        const known = await this.options.indexer.finishedReport(img.manifest.digest);
+        if (!known) {
           const job = await this.options.jobs.enqueue({
             manifest: img.manifest.digest, scannerSet: this.options.indexer.scannerSet, reference: `${ref.registry}/${ref.repository}@${img.manifest.digest}`,
             ...(platform ? { platform: formatPlatform(platform) } : {}), namespace: ns, pullSecrets: (scan.spec.imagePullSecrets ?? []).map((x) => x.name),
@@ -324,7 +324,7 @@ export class ImageScanController {
           this.options.log?.(`scan ${key}: queued index job ${job.id} for ${img.manifest.digest}`, { job: job.id, state: job.state }, "debug");
           return { requeueAfterMs: JOB_POLL_MS };
         }
-        return await this.indexed(scan, started, t0, img.manifest.digest, { report: known.report, stats: { layers: img.manifest.layers.length, layersFetched: 0, layersReused: img.manifest.layers.length, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: true, durationMs: 0 } });
+        return await this.indexed(scan, started, t0, img.manifest.digest, { report: known, stats: { layers: img.manifest.layers.length, layersFetched: 0, layersReused: img.manifest.layers.length, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: true, durationMs: 0 } });
       }
       const result = await this.options.indexer.index(img.manifest, img.source, { signal: deadline, onProgress: (p) => void (p.state === "ScanLayers" && layersDone++) });
       if (result.report.state !== "IndexFinished") {
@@ -408,12 +408,12 @@ export class ImageScanController {
     if (!this.options.jobs || s?.phase !== "Indexing" || !digest || s.observedGeneration !== scan.metadata?.generation) return undefined;
     const started = s.lastAttempt ?? new Date().toISOString();
     const t0 = performance.now() - Math.max(0, Date.now() - Date.parse(started));
-    const known = await this.options.indexer.store.indexReport(digest);
+    const known = await this.options.indexer.finishedReport(digest);
     const job = await this.options.jobs.get(digest, this.options.indexer.scannerSet);
-    if (known && known.scannerSet === this.options.indexer.scannerSet && known.report.state === "IndexFinished") {
+    if (known) {
       const layers = job?.stats?.layers ?? (await this.options.indexer.store.manifestLayers(digest))?.length ?? 0;
       const st = job?.state === "done" && job.stats ? job.stats : { layers, layersFetched: 0, layersReused: layers, bytesFetched: 0, durationMs: 0 };
-      return { result: await this.indexed(scan, started, t0, digest, { report: known.report, stats: { ...st, layersSkipped: 0, bytesDecompressed: 0, cached: false } }) };
+      return { result: await this.indexed(scan, started, t0, digest, { report: known, stats: { ...st, layersSkipped: 0, bytesDecompressed: 0, cached: false } }) };
     }
     if (!job || job.state === "done") return undefined;
     // Asked for by an admission review since it was queued: into the priority lane (enqueue joins the job).

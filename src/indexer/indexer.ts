@@ -123,6 +123,12 @@ export class Indexer {
     return (await this.options.store.indexReport(manifest))?.report;
   }
 
+  /** The stored report of a manifest this scanner set finished indexing, else undefined (nothing to do then). */
+  async finishedReport(manifest: string): Promise<IndexReport | undefined> {
+    const known = await this.options.store.indexReport(manifest);
+    return known && known.scannerSet === this.scannerSet && known.report.state === "IndexFinished" ? known.report : undefined;
+  }
+
   /**
    * The coalesced packages of a manifest this scanner set finished indexing, re-read from the stored layer
    * results (the IndexReport keeps to Clair's wire format, which has no room for purls, licences or
@@ -156,18 +162,18 @@ export class Indexer {
     };
 
     // CheckManifest, without the lock: the common case (already indexed by this scanner set) stays cheap.
-    const known = await store.indexReport(m.digest);
-    if (known && known.scannerSet === this.scannerSet && known.report.state === "IndexFinished") {
+    const known = await this.finishedReport(m.digest);
+    if (known) {
       stats.cached = true;
-      return finish(known.report);
+      return finish(known);
     }
     await this.ensureRegistered();
     return store.withManifestLock(m.digest, async () => {
       // Someone may have finished it while we waited for the lock.
-      const again = await store.indexReport(m.digest);
-      if (again && again.scannerSet === this.scannerSet && again.report.state === "IndexFinished") {
+      const again = await this.finishedReport(m.digest);
+      if (again) {
         stats.cached = true;
-        return finish(again.report);
+        return finish(again);
       }
       try {
         await progress("CheckManifest");
