@@ -10,16 +10,16 @@ import { parseReference, type Reference } from "../image/reference.js";
 import { matchManifest, type ManifestMatch } from "../findings/findings.js";
 import { seriousDiff, type ManifestChange } from "../findings/rematch.js";
 import type { Finding, FindingsSummary } from "../model/findings.js";
-import type { Indexer, IndexResult } from "../indexer/indexer.js";
+import { layersReused, type Indexer, type IndexResult } from "../indexer/indexer.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
 import type { RegistryMetrics } from "../registry/transport.js";
 import type { IndexJob, IndexJobStore, Store } from "../store/types.js";
-import { LIMIT_CODES } from "./indexjobs.js";
+import { attemptText, LIMIT_CODES } from "./indexjobs.js";
 import type { EventRecorder } from "../kube/events.js";
-import { parseDuration } from "../kube/duration.js";
+import { formatDuration, parseDuration } from "../kube/duration.js";
 import { objectKey, type Informer, type InformerEvent } from "../kube/informer.js";
 import { SharedCache } from "../kube/cache.js";
 import { GROUP, IMAGESCAN_INDEXERS, IMAGESCANS, ImageScanSpecSchema, PRIORITY_ANNOTATION, VERSION, type Condition, type ImageScan, type ImageScanStatus } from "../kube/api/v1alpha1/index.js";
@@ -94,12 +94,6 @@ export const DEFAULT_SCAN_ATTEMPTS = 3;
 /** How often a scan waiting for its index job looks at it (one small query). */
 const JOB_POLL_MS = 1000;
 
-/** 600000 → `10m`, 90000 → `1m30s`. */
-function formatMs(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return s >= 60 ? `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ""}` : `${s}s`;
-}
-
 class ScanError extends PortcullisError {
   readonly domain = "controller";
   constructor(readonly code: string, message: string) {
@@ -165,11 +159,6 @@ export interface ScanObservation {
   layersFetched?: number;
   layersReused?: number;
   bytesFetched?: number;
-}
-
-/** Layers whose results were in the store already: all of them when the report was answered from it. */
-function layersReused(stats: IndexResult["stats"]): number {
-  return stats.cached ? stats.layers : stats.layersReused;
 }
 
 export class ImageScanController {
@@ -333,11 +322,11 @@ export class ImageScanController {
       }
       return await this.indexed(scan, started, t0, img.manifest.digest, result);
     } catch (e) {
-      let code = (e as { code?: unknown }).code as string | undefined;
+      let code = errorCode(e);
       let message = (e as Error).message;
       if (deadline.aborted) {
         code = "SCAN_TIMEOUT";
-        message = `the scan did not finish within its deadline of ${formatMs(timeoutMs)}${layersTotal ? ` (${layersDone} of ${layersTotal} layers scanned)` : " (resolving the image)"}`;
+        message = `the scan did not finish within its deadline of ${formatDuration(timeoutMs)}${layersTotal ? ` (${layersDone} of ${layersTotal} layers scanned)` : " (resolving the image)"}`;
       }
       if (missing.length && (code === "AUTH_FAILED" || code === "DENIED" || code === "TOKEN_FAILED" || code === "NAME_UNKNOWN" || code === "MANIFEST_UNKNOWN")) {
         // The kubelet skips a missing pull secret too; when the registry then refuses, the missing secret is the likely cause.
@@ -369,7 +358,7 @@ export class ImageScanController {
       const failures = job ? job.attempts : (scan.status?.observedGeneration === generation ? scan.status?.limitFailures ?? 0 : 0) + 1;
       const attempts = job ? job.maxAttempts : this.options.scanAttempts ?? DEFAULT_SCAN_ATTEMPTS;
       const final = failures >= attempts;
-      const text = job ? message : `${message} (attempt ${failures} of ${attempts}${final ? "; not retried until the spec or the scanner versions change" : "; retrying"})`;
+      const text = job ? message : attemptText(message, failures, attempts, final);
       if (!final) {
         await this.patchStatus(ns, name, { phase: "Pending", message: text, conditions, limitFailures: failures, observedGeneration: generation });
         this.options.events?.record(withKind(scan), "Warning", reason, text);

@@ -5,8 +5,9 @@
 // the status. A process that dies mid-job loses its lease, and the next claim after it expired takes the job
 // over; layers it finished are in the store and are not fetched again.
 import { randomBytes } from "node:crypto";
-import { isTransientCode } from "../errors.js";
-import type { Indexer } from "../indexer/indexer.js";
+import { errorCode, isTransientCode } from "../errors.js";
+import { layersReused, type Indexer } from "../indexer/indexer.js";
+import { formatDuration } from "../kube/duration.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
 import { parsePlatform } from "../image/platform.js";
 import { parseReference } from "../image/reference.js";
@@ -43,6 +44,11 @@ export interface IndexJobRunnerOptions {
 
 /** Failures at an indexer worker's limit and the scan's deadline: the job's attempts bound them. */
 export const LIMIT_CODES = new Set(["WORKER_MEMORY_LIMIT", "SCAN_TIMEOUT", "WORKER_CRASHED"]);
+
+/** A retried failure's message with its attempt: `... (attempt 2 of 3; retrying)`. */
+export function attemptText(message: string, attempt: number, max: number, final: boolean): string {
+  return `${message} (attempt ${attempt} of ${max}; ${final ? "not retried until the spec or the scanner versions change" : "retrying"})`;
+}
 
 export class IndexJobRunner {
   private readonly stopping = new AbortController();
@@ -137,11 +143,10 @@ export class IndexJobRunner {
       if (img.manifest.digest !== job.manifest) throw Object.assign(new Error(`${job.reference} is ${img.manifest.digest}, not the job's ${job.manifest}`), { code: "MANIFEST_CHANGED" });
       const result = await o.indexer.index(img.manifest, img.source, { signal });
       if (result.report.state !== "IndexFinished") {
-        const code = (result.error as { code?: string } | undefined)?.code ?? (result.error?.name === "ScannerError" ? "SCANNER_ERROR" : "INDEX_FAILED");
-        throw Object.assign(new Error(result.report.err ?? "indexing failed"), { code });
+        throw Object.assign(new Error(result.report.err ?? "indexing failed"), { code: errorCode(result.error) ?? "INDEX_FAILED" });
       }
       const s = result.stats;
-      outcome = { state: "done", stats: { layers: s.layers, layersFetched: s.layersFetched, layersReused: s.cached ? s.layers : s.layersReused, bytesFetched: s.bytesFetched, durationMs: Math.round(s.durationMs) } };
+      outcome = { state: "done", stats: { layers: s.layers, layersFetched: s.layersFetched, layersReused: layersReused(s), bytesFetched: s.bytesFetched, durationMs: Math.round(s.durationMs) } };
     } catch (e) {
       if ((stop.signal.aborted && !deadline.aborted) || isConnectionError(e)) {
         // Stopping (given back), the lease lost (someone else has it now: nothing is recorded), or the database
@@ -149,12 +154,12 @@ export class IndexJobRunner {
         if (isConnectionError(e)) o.log?.("warn", "the database went away during an index job; it is given back once the database answers", { job: job.id, manifest: job.manifest, error: (e as Error).message });
         outcome = { state: "release" };
       } else {
-        const code = deadline.aborted ? "SCAN_TIMEOUT" : ((e as { code?: unknown }).code as string | undefined) ?? "INDEX_FAILED";
-        const message = deadline.aborted ? `the scan did not finish within its deadline of ${Math.round(o.scanTimeoutMs / 1000)}s` : (e as Error).message;
+        const code = deadline.aborted ? "SCAN_TIMEOUT" : errorCode(e) ?? "INDEX_FAILED";
+        const message = deadline.aborted ? `the scan did not finish within its deadline of ${formatDuration(o.scanTimeoutMs)}` : (e as Error).message;
         const retryable = LIMIT_CODES.has(code) || isTransientCode(code);
         outcome = retryable && job.attempts < job.maxAttempts
-          ? { state: "retry", code, message: `${message} (attempt ${job.attempts} of ${job.maxAttempts})`, afterMs: Math.min(5 * 60_000, 1000 * 2 ** job.attempts) }
-          : { state: "failed", code, message: retryable ? `${message} (attempt ${job.attempts} of ${job.maxAttempts}; not retried until the spec or the scanner versions change)` : message };
+          ? { state: "retry", code, message: attemptText(message, job.attempts, job.maxAttempts, false), afterMs: Math.min(5 * 60_000, 1000 * 2 ** job.attempts) }
+          : { state: "failed", code, message: retryable ? attemptText(message, job.attempts, job.maxAttempts, true) : message };
       }
     } finally {
       clearInterval(beat);

@@ -52,6 +52,11 @@ export interface IndexStats {
   durationMs: number;
 }
 
+/** Layers whose results were in the store already: all of them when the report was answered from it. */
+export function layersReused(stats: IndexStats): number {
+  return stats.cached ? stats.layers : stats.layersReused;
+}
+
 export interface IndexResult {
   report: IndexReport;
   stats: IndexStats;

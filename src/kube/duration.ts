@@ -12,3 +12,9 @@ export function parseDuration(s: string): number | undefined {
   }
   return consumed === s.length && s.length > 0 ? total : undefined;
 }
+
+/** The other way, to whole seconds: 600000 → `10m`, 90000 → `1m30s`, 4000 → `4s`. */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ""}` : `${s}s`;
+}
