@@ -29,6 +29,16 @@ interface Row {
 }
 
 const COLUMNS = "id, manifest, scanner_set, reference, platform, namespace, pull_secrets, priority, state, attempts, max_attempts, not_before, owner, lease_expires, code, message, stats, created, updated";
+/** A job asked for again: when this holds (it is finished), it starts over with the new request's values. */
+const FINISHED = "index_job.state IN ('done', 'failed')";
+/** What a finished job takes when it starts over (column, value); a queued or running one keeps its own. */
+const RESTART: ReadonlyArray<readonly [string, string]> = [
+  ["reference", "EXCLUDED.reference"], ["platform", "EXCLUDED.platform"], ["namespace", "EXCLUDED.namespace"],
+  ["pull_secrets", "EXCLUDED.pull_secrets"], ["max_attempts", "EXCLUDED.max_attempts"], ["attempts", "0"], ["not_before", "now()"],
+  ["code", "NULL"], ["message", "NULL"], ["state", "'queued'"],
+];
+/** The SET list of that (every expression of an UPDATE reads the row as it was). */
+const RESTART_SET = RESTART.map(([column, fresh]) => `${column} = CASE WHEN ${FINISHED} THEN ${fresh} ELSE index_job.${column} END`).join(",\n         ");
 /** How long finished jobs are kept (their outcome is what the controller reads). */
 const KEEP_FINISHED = "1 day";
 
@@ -41,17 +51,8 @@ export class SqlIndexJobStore implements IndexJobStore {
       `INSERT INTO index_job (manifest, scanner_set, reference, platform, namespace, pull_secrets, priority, max_attempts)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (manifest, scanner_set) DO UPDATE SET
-         priority = CASE WHEN index_job.state IN ('done', 'failed') THEN EXCLUDED.priority ELSE index_job.priority OR EXCLUDED.priority END,
-         reference = CASE WHEN index_job.state IN ('done', 'failed') THEN EXCLUDED.reference ELSE index_job.reference END,
-         platform = CASE WHEN index_job.state IN ('done', 'failed') THEN EXCLUDED.platform ELSE index_job.platform END,
-         namespace = CASE WHEN index_job.state IN ('done', 'failed') THEN EXCLUDED.namespace ELSE index_job.namespace END,
-         pull_secrets = CASE WHEN index_job.state IN ('done', 'failed') THEN EXCLUDED.pull_secrets ELSE index_job.pull_secrets END,
-         max_attempts = CASE WHEN index_job.state IN ('done', 'failed') THEN EXCLUDED.max_attempts ELSE index_job.max_attempts END,
-         attempts = CASE WHEN index_job.state IN ('done', 'failed') THEN 0 ELSE index_job.attempts END,
-         not_before = CASE WHEN index_job.state IN ('done', 'failed') THEN now() ELSE index_job.not_before END,
-         code = CASE WHEN index_job.state IN ('done', 'failed') THEN NULL ELSE index_job.code END,
-         message = CASE WHEN index_job.state IN ('done', 'failed') THEN NULL ELSE index_job.message END,
-         state = CASE WHEN index_job.state IN ('done', 'failed') THEN 'queued' ELSE index_job.state END,
+         priority = CASE WHEN ${FINISHED} THEN EXCLUDED.priority ELSE index_job.priority OR EXCLUDED.priority END,
+         ${RESTART_SET},
          updated = now()
        RETURNING ${COLUMNS}`,
       [job.manifest, job.scannerSet, job.reference, job.platform ?? null, job.namespace, job.pullSecrets, job.priority, job.maxAttempts],
