@@ -219,6 +219,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   // Events are read by whoever may read the namespace: scrubbed, and operator pull secrets by kind only.
   const events = new EventRecorder(kc, { log: logFn(part("events"), "warn"), redact: tenantRedactor(operatorSecrets) });
   // What one layer and one scan may cost, wherever layers are parsed (here or in the worker processes).
+  const scanTimeoutMs = parseDuration(cfg.scanTimeout)!;
   const walkLimits = { maxDecompressedBytes: cfg.maxLayerMib * MIB, maxCapturedBytes: cfg.maxCapturedMib * MIB };
   const scanLimits = { limits: walkLimits, maxScanCapturedBytes: cfg.maxScanCapturedMib * MIB };
   const indexer = new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")), ...scanLimits });
@@ -411,7 +412,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         const { scanIndexer, stop } = startPool();
         const r = new IndexJobRunner({
           jobs, indexer: scanIndexer, secrets: secretCache, operatorSecrets, providers, registryMetrics: metrics.registryHooks(), identity,
-          concurrency: cfg.concurrency, leaseMs: parseDuration(cfg.jobLease)!, scanTimeoutMs: parseDuration(cfg.scanTimeout)!,
+          concurrency: cfg.concurrency, leaseMs: parseDuration(cfg.jobLease)!, scanTimeoutMs,
           log: levelLogFn(part("index-jobs")), onAttempt: (outcome, durationMs) => metrics.observeIndexJob(outcome, durationMs),
         });
         r.start();
@@ -430,7 +431,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       const pool = jobs ? undefined : startPool();
       const scans = new ImageScanController({
         ...namespaces, kc, cache, secretCache, indexer: pool?.scanIndexer ?? indexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
-        scanTimeoutMs: parseDuration(cfg.scanTimeout)!, scanAttempts: cfg.scanAttempts, ...(jobs ? { jobs, onEnqueued: () => runner?.poke() } : {}),
+        scanTimeoutMs, scanAttempts: cfg.scanAttempts, ...(jobs ? { jobs, onEnqueued: () => runner?.poke() } : {}),
         providers, operatorSecrets, events, log: logFn(part("imagescan")),
         registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e), onStatusWrite: () => metrics.statusWrites.inc({ kind: "ImageScan" }),
       });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { crdsEstablished, describeWith, service, tool } from "../env/index.js";
 import { ociBookworm, skopeoPush } from "../env/images.js";
 import { freePort } from "../env/process.js";
+import { waitFor } from "../env/serve.js";
 import { GROUP, type ImageScan, VERSION } from "../../src/kube/api/v1alpha1/index.js";
 
 const bin = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
@@ -50,16 +51,6 @@ class Replica {
 
   get indexed(): LogLine[] {
     return this.lines.filter((l) => l.msg.startsWith("indexed "));
-  }
-}
-
-async function waitFor<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
