@@ -64,9 +64,7 @@ export async function scanLayerBytes(req: LayerScanRequest, tuning: LayerScanTun
   for (const s of scanners) {
     results.push({ scanner: { name: s.name, version: s.version, kind: s.kind }, output: await s.scan(walk.files) });
   }
-  const files = walk.files.paths();
-  const capturedBytes = files.reduce((n, p) => n + (walk.files.get(p)?.length ?? 0), 0);
-  return { whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files, results, read: read!, uncompressedBytes: walk.uncompressedBytes, capturedBytes };
+  return { whiteouts: walk.whiteouts, opaqueDirs: walk.opaqueDirs, files: walk.files.paths(), results, read: read!, uncompressedBytes: walk.uncompressedBytes, capturedBytes: walk.capturedBytes };
 }
 
 /** The in-process LayerScanning: scanLayerBytes with fixed tuning. */

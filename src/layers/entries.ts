@@ -79,6 +79,11 @@ export class EntrySelector {
     private readonly limits: EntryLimits,
   ) {}
 
+  /** Bytes of wanted files this layer holds, as counted against its cap (from the headers). */
+  get capturedBytes(): number {
+    return this.captured;
+  }
+
   /** Gives back what this layer counted in the scan's budget (its walk failed: nothing of it is kept). */
   refund(): void {
     this.limits.scanCapture?.give(this.charged);

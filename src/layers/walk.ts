@@ -61,6 +61,8 @@ export interface LayerWalkOptions {
 export interface LayerWalk {
   digest: string;
   files: CapturedLayerFiles;
+  /** Bytes of the wanted files held, as counted against maxCapturedBytes. */
+  capturedBytes: number;
   /** Paths this layer deletes from the layers below (`.wh.NAME`). */
   whiteouts: string[];
   /** Directories whose lower-layer contents this layer hides (`.wh..wh..opq`). */
@@ -224,6 +226,6 @@ export async function walkLayer(input: Readable | AsyncIterable<Uint8Array>, opt
     }
     throw new LayerError("BAD_TAR", layer, `not a valid tar archive: ${(e as Error).message}`, { cause: e });
   }
-  return { digest: opts.digest, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression, compressedBytes, uncompressedBytes, entries: selector.entries };
+  return { digest: opts.digest, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression, compressedBytes, uncompressedBytes, entries: selector.entries, capturedBytes: selector.capturedBytes };
 }
 

@@ -212,7 +212,7 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
   }
   return {
     digest: layer, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression: toc.format === "estargz" ? "gzip" : "zstd",
-    compressedBytes: toc.fetchedBytes + fetched, uncompressedBytes: uncompressed, entries: selector.entries, requests,
+    compressedBytes: toc.fetchedBytes + fetched, uncompressedBytes: uncompressed, entries: selector.entries, capturedBytes: selector.capturedBytes, requests,
   };
 }
 
