@@ -90,11 +90,13 @@ export class SqlStore implements Store {
          WHERE id = $1`,
         [layerId, JSON.stringify(facts.whiteouts), JSON.stringify(facts.opaqueDirs), JSON.stringify(facts.files)],
       );
-      for (const r of results) {
+      // Every scanner's result in one statement (a round trip each was most of a small layer's database time).
+      if (results.length) {
         await tx.query(
-          `INSERT INTO scanned_layer (layer_id, scanner_id, artifacts) VALUES ($1, $2, $3)
+          `INSERT INTO scanned_layer (layer_id, scanner_id, artifacts)
+           SELECT $1, x.scanner_id, x.artifacts FROM unnest($2::bigint[], $3::jsonb[]) AS x(scanner_id, artifacts)
            ON CONFLICT (layer_id, scanner_id) DO UPDATE SET artifacts = EXCLUDED.artifacts, scanned_at = now()`,
-          [layerId, this.scannerId(r.scanner), JSON.stringify(r.output)],
+          [layerId, results.map((r) => this.scannerId(r.scanner)), results.map((r) => JSON.stringify(r.output))],
         );
       }
     });
@@ -143,7 +145,8 @@ export class SqlStore implements Store {
   }
 
   async setIndexReport(report: IndexReport, scannerSet: string): Promise<void> {
-    await this.db.transaction((tx) => writeReport(tx, report, scannerSet));
+    // One statement (atomic on its own): the progress states are written as they are entered.
+    await writeReport(this.db, report, scannerSet);
   }
 
   async setIndexFinished(report: IndexReport, scannerSet: string, packages: readonly ManifestPackageRow[]): Promise<void> {
@@ -239,14 +242,16 @@ async function upsertId(tx: Queryable, table: "manifest" | "layer", hash: string
   return Number(rows[0]!.id);
 }
 
-async function writeReport(tx: Queryable, report: IndexReport, scannerSet: string): Promise<number> {
-  const manifestId = await upsertId(tx, "manifest", report.manifest_hash);
-  await tx.query(
-    `INSERT INTO index_report (manifest_id, state, scanner_set, report) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (manifest_id) DO UPDATE SET state = EXCLUDED.state, scanner_set = EXCLUDED.scanner_set, report = EXCLUDED.report, updated_at = now()`,
-    [manifestId, report.state, scannerSet, JSON.stringify(report)],
+/** The manifest's row (made if new) and its report, in one statement; answers the manifest's id. */
+async function writeReport(q: Queryable, report: IndexReport, scannerSet: string): Promise<number> {
+  const { rows } = await q.query<{ manifest_id: string }>(
+    `WITH m AS (INSERT INTO manifest (hash) VALUES ($1) ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash RETURNING id)
+     INSERT INTO index_report (manifest_id, state, scanner_set, report) SELECT m.id, $2, $3, $4 FROM m
+     ON CONFLICT (manifest_id) DO UPDATE SET state = EXCLUDED.state, scanner_set = EXCLUDED.scanner_set, report = EXCLUDED.report, updated_at = now()
+     RETURNING manifest_id`,
+    [report.manifest_hash, report.state, scannerSet, JSON.stringify(report)],
   );
-  return manifestId;
+  return Number(rows[0]!.manifest_id);
 }
 
 function parseJson<T>(v: T | string): T {
