@@ -10,11 +10,11 @@
 //   - a jar whose 100 central-directory records all point at one 60 MiB deflated entry.
 // Also printed: the peak resident memory of the serve process and of its workers during the attacks.
 //
-//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--quick]
+//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--variants postgres,embedded,in-process] [--quick]
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
@@ -30,14 +30,22 @@ import { RegistryPusher } from "../test/env/oci-push.js";
 import { freePort, ProcessSupervisor } from "../test/env/process.js";
 import { startKube, startPostgres, startRegistry } from "../test/env/services.js";
 import { load, ms, pct, podReview, type Load } from "./admission-load.js";
+import { cpuWindow, formatCpu, type CpuWindow } from "./cpu.js";
 import { median } from "./env.js";
 
-const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, quick: { type: "boolean" } } });
+const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, variants: { type: "string" }, quick: { type: "boolean" } } });
 const quick = values.quick ?? false;
 const RATE = Number(values.rate ?? 500);
 const SECONDS = Number(values.seconds ?? (quick ? 5 : 10));
 const RUNS = Number(values.runs ?? (quick ? 1 : 3));
 const DIGESTS = 50;
+/** The layouts measured: workers with PostgreSQL, workers with the embedded store, in the serve process. */
+const ALL_VARIANTS = { postgres: [2, "postgres"], embedded: [2, "embedded"], "in-process": [0, "embedded"] } as const;
+const VARIANTS = (values.variants ?? Object.keys(ALL_VARIANTS).join(",")).split(",").map((v) => {
+  const variant = ALL_VARIANTS[v as keyof typeof ALL_VARIANTS];
+  if (!variant) throw new Error(`--variants: unknown ${JSON.stringify(v)} (known: ${Object.keys(ALL_VARIANTS).join(", ")})`);
+  return variant;
+});
 const ns = "bench-adm";
 const attackNs = "bench-attack";
 const LABEL = "portcullis.dev/bench=on";
@@ -83,6 +91,8 @@ interface Variant {
   scans: Record<string, number>;
   peakServe: number;
   peakWorker: number;
+  /** Where the CPU went in the last quiet and the last attacked window. */
+  cpu: { quiet?: CpuWindow; attacked?: CpuWindow };
 }
 
 async function main(): Promise<void> {
@@ -137,7 +147,7 @@ async function main(): Promise<void> {
     // The cluster's layout (PostgreSQL: index jobs, the store's work in the database server), then the embedded
     // store (its SQL in the serve process), with workers and without.
     const { service: pgS } = await startPostgres(sup, `attack${Date.now().toString(36)}`);
-    for (const [workers, store] of [[2, "postgres"], [2, "embedded"], [0, "embedded"]] as const) {
+    for (const [workers, store] of VARIANTS) {
       const port = await freePort();
       const health = await freePort();
       const lines: string[] = [];
@@ -159,9 +169,11 @@ async function main(): Promise<void> {
       const url = `https://127.0.0.1:${port}/validate`;
       await load(url, ca, bodiesFile, 200, 2);
 
-      const v: Variant = { label: `${workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process"}, ${store === "postgres" ? "PostgreSQL (index jobs)" : "embedded store"}`, workers, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0 };
+      const v: Variant = { label: `${workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process"}, ${store === "postgres" ? "PostgreSQL (index jobs)" : "embedded store"}`, workers, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0, cpu: {} };
       for (let r = 0; r < RUNS; r++) {
+        const quietCpu = cpuWindow([pgS.database]);
         v.quiet.push(await load(url, ca, bodiesFile, RATE, SECONDS));
+        v.cpu.quiet = quietCpu.stop();
         // Two attackers, each creating an ImageScan of the next hostile image as soon as its last one ended.
         const stop = new AbortController();
         const attacker = async () => {
@@ -189,7 +201,9 @@ async function main(): Promise<void> {
         }, 100);
         const attackers = [attacker(), attacker()];
         await new Promise((res) => setTimeout(res, 1000)); // the first scans under way
+        const attackCpu = cpuWindow([pgS.database]);
         v.attacked.push(await load(url, ca, bodiesFile, RATE, SECONDS));
+        v.cpu.attacked = attackCpu.stop();
         stop.abort();
         await Promise.all(attackers);
         clearInterval(sampler);
@@ -211,6 +225,7 @@ async function main(): Promise<void> {
       console.log(`    p99 ratio attacked/quiet: ${(p99(v.attacked) / p99(v.quiet)).toFixed(2)}${v.workers ? "  (target <= 2)" : ""}`);
       console.log(`    hostile scans ended: ${Object.entries(v.scans).map(([k, n]) => `${k} ${n}`).join(", ") || "none"}`);
       console.log(`    peak resident memory during the attacks: serve process ${v.peakServe.toFixed(0)} MiB${v.workers ? `, largest worker ${v.peakWorker.toFixed(0)} MiB` : ""}`);
+      for (const [k, w] of Object.entries(v.cpu)) console.log(`    CPU in the last ${k} window:\n${formatCpu(w, cpus().length)}`);
     }
     if (variants.some((v) => [...v.quiet, ...v.attacked].some((r) => r.errors > 0))) process.exitCode = 1;
   } finally {

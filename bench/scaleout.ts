@@ -3,10 +3,16 @@
 // `portcullis serve --roles indexer` processes (the built JavaScript, as deployed), each doing one layer at a
 // time (--concurrency 1, --index-workers 1) so that processes, not threads inside one, are what scales. Each
 // count gets a fresh database. Figures: images indexed per minute, and the ratio to one process, same run.
+// Twice: with the machine to themselves (every process shares the same cores with PostgreSQL, the registry
+// and the API server, as nothing in a cluster would), and with each indexer process (its workers included)
+// held to a CPU quota by a cgroup of its own, as a pod's `resources.limits.cpu` holds it, so the figure shows
+// how the queue scales processes rather than how one process fills this machine. Where the CPU went is
+// printed for every count.
 //
-//   npx tsx bench/scaleout.ts [--images 200] [--processes 1,2,4] [--quick]
+//   npx tsx bench/scaleout.ts [--images 200] [--processes 1,2,4] [--cpu-quota 0.5 (0: no quota variant)]
+//     [--profile DIR (V8 CPU profiles of the serve processes)] [--quick]
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,12 +25,31 @@ import { makeTar } from "../src/layers/testing.js";
 import { defaultScanners } from "../src/scanners/index.js";
 import { openStore } from "../src/store/open.js";
 import { RegistryPusher } from "../test/env/oci-push.js";
+import { cpuWindow, formatCpu, type CpuWindow } from "./cpu.js";
 import { freePort, ProcessSupervisor } from "../test/env/process.js";
 import { startKube, startPostgres, startRegistry } from "../test/env/services.js";
 
-const { values } = parseArgs({ options: { images: { type: "string" }, processes: { type: "string" }, quick: { type: "boolean" } } });
+const { values } = parseArgs({ options: { images: { type: "string" }, processes: { type: "string" }, "cpu-quota": { type: "string" }, profile: { type: "string" }, quick: { type: "boolean" } } });
 const IMAGES = Number(values.images ?? (values.quick ? 40 : 200));
 const COUNTS = (values.processes ?? "1,2,4").split(",").map(Number);
+const QUOTA = Number(values["cpu-quota"] ?? 0.5);
+
+/**
+ * A cgroup with a CPU quota of `cpus` cores (the CFS quota a pod's CPU limit sets), as a folder whose
+ * cgroup.procs a process writes itself into before it execs; cgroup v1's cpu controller or v2's.
+ */
+function cpuCgroup(name: string, cpus: number): string {
+  const period = 100_000;
+  const quota = String(Math.round(cpus * period));
+  for (const [base, files] of [["/sys/fs/cgroup/cpu", { "cpu.cfs_period_us": String(period), "cpu.cfs_quota_us": quota }], ["/sys/fs/cgroup", { "cpu.max": `${quota} ${period}` }]] as const) {
+    if (!existsSync(join(base, "cgroup.procs")) || (base === "/sys/fs/cgroup" && !existsSync(join(base, "cgroup.controllers")))) continue;
+    const dir = join(base, name);
+    mkdirSync(dir, { recursive: true });
+    for (const [f, v] of Object.entries(files)) writeFileSync(join(dir, f), v);
+    return dir;
+  }
+  throw new Error("--cpu-quota needs a writable cgroup cpu controller (run as root, or pass --cpu-quota 0)");
+}
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -50,6 +75,7 @@ async function main(): Promise<void> {
   const sup = new ProcessSupervisor(dir);
   sup.startReaper(true);
   const procs: ChildProcess[] = [];
+  const cgroups: string[] = [];
   try {
     const [{ service: kube }, { service: reg }, { service: pgS }] = await Promise.all([
       startKube(sup), startRegistry(sup, { name: "scale", auth: "none" }), startPostgres(sup, `scale${Date.now().toString(36)}`),
@@ -73,58 +99,88 @@ async function main(): Promise<void> {
     await pusher.close();
     const scannerSet = scannerSetHash(defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind })));
 
-    const results: Array<{ n: number; seconds: number; perMinute: number; failed: number }> = [];
-    for (const n of COUNTS) {
-      const database = `scaleout_${n}_${process.pid}`;
-      const admin = new pg.Client({ connectionString: pgS.url });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${database}`);
-      await admin.query(`CREATE DATABASE ${database}`);
-      await admin.end();
-      const u = new URL(pgS.url);
-      u.pathname = `/${database}`;
-      const url = u.toString();
-      const store = await openStore(url);
-      const started: ChildProcess[] = [];
-      for (let i = 0; i < n; i++) {
-        const health = await freePort();
-        const child = spawn(process.execPath, [join(root, "dist/cli/bin.js"), "serve", "--roles", "indexer", "--database-url", url, "--namespace", "bench-system",
-          "--health-addr", `127.0.0.1:${health}`, "--webhook", "false", "--no-pods", "--advisory-update-interval", "0", "--index-workers", "1", "--concurrency", "1", "--log-level", "warn"],
-        { env: { ...process.env, KUBECONFIG: kube.kubeconfig, POD_NAME: `indexer-${n}-${i}` }, stdio: ["ignore", "ignore", "inherit"] });
-        started.push(child);
-        procs.push(child);
-        let ready = false;
-        for (let t = 0; t < 300 && !ready; t++) {
-          ready = await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status === 200, () => false);
-          if (!ready) await new Promise((r) => setTimeout(r, 200));
+    interface Result { n: number; seconds: number; perMinute: number; failed: number; cpu: CpuWindow }
+    const variants: Array<{ quota: number; results: Result[] }> = [{ quota: 0, results: [] }, ...(QUOTA > 0 ? [{ quota: QUOTA, results: [] }] : [])];
+    for (const variant of variants) {
+      console.log(variant.quota ? `Each indexer process in a cgroup of its own with a CPU quota of ${variant.quota} core:` : "No CPU quota:");
+      for (const n of COUNTS) {
+        const database = `scaleout_${n}_${variant.quota ? "q" : "u"}_${process.pid}`;
+        const admin = new pg.Client({ connectionString: pgS.url });
+        await admin.connect();
+        await admin.query(`DROP DATABASE IF EXISTS ${database}`);
+        await admin.query(`CREATE DATABASE ${database}`);
+        await admin.end();
+        const u = new URL(pgS.url);
+        u.pathname = `/${database}`;
+        const url = u.toString();
+        const store = await openStore(url);
+        const started: ChildProcess[] = [];
+        for (let i = 0; i < n; i++) {
+          const health = await freePort();
+          const profile = values.profile ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : [];
+          const argv = [...profile, join(root, "dist/cli/bin.js"), "serve", "--roles", "indexer", "--database-url", url, "--namespace", "bench-system",
+            "--health-addr", `127.0.0.1:${health}`, "--webhook", "false", "--no-pods", "--advisory-update-interval", "0", "--index-workers", "1", "--concurrency", "1", "--log-level", "warn"];
+          let command = process.execPath;
+          if (variant.quota) {
+            // The shell joins the cgroup, then becomes node: the serve process and the workers it forks are all in it.
+            const group = cpuCgroup(`portcullis-scaleout-${process.pid}-${n}-${i}`, variant.quota);
+            cgroups.push(group);
+            argv.unshift("-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, process.execPath);
+            command = "/bin/sh";
+          }
+          const child = spawn(command, argv, { env: { ...process.env, KUBECONFIG: kube.kubeconfig, POD_NAME: `indexer-${n}-${i}` }, stdio: ["ignore", "ignore", "inherit"] });
+          started.push(child);
+          procs.push(child);
+          let ready = false;
+          for (let t = 0; t < 300 && !ready; t++) {
+            ready = await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status === 200, () => false);
+            if (!ready) await new Promise((r) => setTimeout(r, 200));
+          }
+          if (!ready) throw new Error(`indexer ${i} did not become ready`);
         }
-        if (!ready) throw new Error(`indexer ${i} did not become ready`);
+        const t0 = performance.now();
+        const cpu = cpuWindow([database]);
+        for (const r of refs) {
+          await store.jobs!.enqueue({ manifest: r.digest, scannerSet, reference: r.reference, namespace: "bench-system", pullSecrets: [], priority: false, maxAttempts: 3 });
+        }
+        let done = 0;
+        let failed = 0;
+        while (done + failed < refs.length) {
+          await new Promise((r) => setTimeout(r, 100));
+          ({ done, failed } = await store.jobs!.stats());
+        }
+        const seconds = (performance.now() - t0) / 1000;
+        variant.results.push({ n, seconds, perMinute: (done / seconds) * 60, failed, cpu: cpu.stop() });
+        for (const c of started) c.kill("SIGTERM");
+        await Promise.all(started.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))));
+        await store.close();
+        console.log(`  ${n} indexer process${n > 1 ? "es" : ""}: ${IMAGES} images in ${seconds.toFixed(1)} s`);
       }
-      const t0 = performance.now();
-      for (const r of refs) {
-        await store.jobs!.enqueue({ manifest: r.digest, scannerSet, reference: r.reference, namespace: "bench-system", pullSecrets: [], priority: false, maxAttempts: 3 });
-      }
-      let done = 0;
-      let failed = 0;
-      while (done + failed < refs.length) {
-        await new Promise((r) => setTimeout(r, 100));
-        ({ done, failed } = await store.jobs!.stats());
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      results.push({ n, seconds, perMinute: (done / seconds) * 60, failed });
-      for (const c of started) c.kill("SIGTERM");
-      await Promise.all(started.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))));
-      await store.close();
-      console.log(`  ${n} indexer process${n > 1 ? "es" : ""}: ${IMAGES} images in ${seconds.toFixed(1)} s`);
     }
-    const one = results.find((r) => r.n === 1)?.perMinute ?? results[0]!.perMinute;
     console.log(`\nIndexing through the PostgreSQL job queue, ${IMAGES} single-layer images (200 dpkg packages and 2 MB each), one layer at a time per process, on ${cpus().length} cores:`);
-    for (const r of results) {
-      console.log(`  ${String(r.n).padStart(2)} process${r.n > 1 ? "es" : "  "}  ${r.perMinute.toFixed(0).padStart(6)} images/min  ratio to one ${(r.perMinute / one).toFixed(2)}${r.n === 2 ? "  (target >= 1.6)" : ""}  failed ${r.failed}`);
+    for (const { quota, results } of variants) {
+      const one = results.find((r) => r.n === 1)?.perMinute ?? results[0]!.perMinute;
+      console.log(quota ? `each process held to ${quota} core (a cgroup CPU quota, as a pod's CPU limit):` : "no CPU quota (the processes, PostgreSQL, the registry and the API server share the cores):");
+      for (const r of results) {
+        console.log(`  ${String(r.n).padStart(2)} process${r.n > 1 ? "es" : "  "}  ${r.perMinute.toFixed(0).padStart(6)} images/min  ratio to one ${(r.perMinute / one).toFixed(2)}${r.n === 2 ? "  (target >= 1.6)" : ""}  failed ${r.failed}`);
+      }
     }
+    console.log("\nWhere the CPU went while the images were indexed (user + system time of every process, sampled from /proc):");
+    for (const { quota, results } of variants) {
+      for (const r of results) console.log(`  ${r.n} process${r.n > 1 ? "es" : ""}${quota ? `, ${quota} core each` : ""}:\n${formatCpu(r.cpu, cpus().length)}`);
+    }
+    const results = variants.flatMap((v) => v.results);
     if (results.some((r) => r.failed > 0)) process.exitCode = 1;
   } finally {
     for (const c of procs) c.kill("SIGKILL");
+    await Promise.all(procs.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once("exit", r)))));
+    for (const g of cgroups) {
+      try {
+        rmdirSync(g);
+      } catch {
+        // still has a process that outlived its parent; the folder goes with the machine
+      }
+    }
     await sup.stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
