@@ -15,6 +15,7 @@ import { PolicyStatusController } from "../controller/policies.js";
 import { PodController } from "../controller/pods.js";
 import { ImageRepositoryController } from "../controller/repositories.js";
 import { EventRecorder } from "../kube/events.js";
+import { KeepAliveKubeConfig } from "../kube/kubeconfig.js";
 import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
 import { AdmissionWebhook } from "../webhook/server.js";
 import { WebhookCertificates, webhookSans } from "../webhook/tls/index.js";
@@ -203,7 +204,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   log("info", "configuration", describeConfig(loaded));
   const identity = env.POD_NAME || `${hostname()}-${randomBytes(4).toString("hex")}`;
   const platform = parsePlatform(cfg.platform);
-  const kc = new k8s.KubeConfig();
+  // Its API clients keep their connections (the library's own open one per request: a TLS handshake each).
+  const kc = new KeepAliveKubeConfig();
   if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
   else kc.loadFromCluster();
   // Configuration errors found now stop the start before anything is opened.
@@ -536,6 +538,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   await events.flush();
   await store.close();
   await new Promise<void>((r) => health.close(() => r()));
+  kc.destroyAgents();
   log("info", "stopped");
   return EXIT.ok;
 }
