@@ -10,7 +10,7 @@
 //   - a jar whose 100 central-directory records all point at one 60 MiB deflated entry.
 // Also printed: the peak resident memory of the serve process and of its workers during the attacks.
 //
-//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--variants postgres,embedded,in-process] [--quick]
+//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--variants postgres,embedded,in-process] [--worker-nice 10,19] [--quick]
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,7 +33,7 @@ import { load, ms, pct, podReview, type Load } from "./admission-load.js";
 import { cpuWindow, formatCpu, type CpuWindow } from "./cpu.js";
 import { median } from "./env.js";
 
-const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, variants: { type: "string" }, quick: { type: "boolean" } } });
+const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, variants: { type: "string" }, "worker-nice": { type: "string" }, quick: { type: "boolean" } } });
 const quick = values.quick ?? false;
 const RATE = Number(values.rate ?? 500);
 const SECONDS = Number(values.seconds ?? (quick ? 5 : 10));
@@ -46,6 +46,8 @@ const VARIANTS = (values.variants ?? Object.keys(ALL_VARIANTS).join(",")).split(
   if (!variant) throw new Error(`--variants: unknown ${JSON.stringify(v)} (known: ${Object.keys(ALL_VARIANTS).join(", ")})`);
   return variant;
 });
+/** The workers' niceness (--worker-nice of serve); several values measure each layout with workers once per value. */
+const NICES = (values["worker-nice"] ?? "").split(",").filter(Boolean).map(Number);
 const ns = "bench-adm";
 const attackNs = "bench-attack";
 const LABEL = "portcullis.dev/bench=on";
@@ -147,14 +149,15 @@ async function main(): Promise<void> {
     // The cluster's layout (PostgreSQL: index jobs, the store's work in the database server), then the embedded
     // store (its SQL in the serve process), with workers and without.
     const { service: pgS } = await startPostgres(sup, `attack${Date.now().toString(36)}`);
-    for (const [workers, store] of VARIANTS) {
+    const runs: Array<{ workers: number; store: "postgres" | "embedded"; nice?: number }> = VARIANTS.flatMap(([workers, store]) => (workers && NICES.length ? NICES.map((nice) => ({ workers, store, nice })) : [{ workers, store }]));
+    for (const { workers, store, nice } of runs) {
       const port = await freePort();
       const health = await freePort();
       const lines: string[] = [];
       const storeArgs = store === "postgres" ? ["--database-url", pgS.url] : ["--store-path", join(dir, `store-${workers}`)];
       serve = spawn(process.execPath, [join(root, "dist/cli/bin.js"), "serve", ...storeArgs, "--namespace", "portcullis-system",
         "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${port}`, "--webhook-url", `https://127.0.0.1:${port}`, "--webhook-namespace-label", LABEL,
-        "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), "--log-level", "warn"],
+        "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), ...(nice === undefined ? [] : ["--worker-nice", String(nice)]), "--log-level", "warn"],
       { env: { ...process.env, KUBECONFIG: kube.kubeconfig }, stdio: ["ignore", "ignore", "pipe"] });
       serve.stderr!.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter(Boolean)));
       const pid = serve.pid!;
@@ -169,7 +172,7 @@ async function main(): Promise<void> {
       const url = `https://127.0.0.1:${port}/validate`;
       await load(url, ca, bodiesFile, 200, 2);
 
-      const v: Variant = { label: `${workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process"}, ${store === "postgres" ? "PostgreSQL (index jobs)" : "embedded store"}`, workers, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0, cpu: {} };
+      const v: Variant = { label: `${workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process"}, ${store === "postgres" ? "PostgreSQL (index jobs)" : "embedded store"}${nice === undefined ? "" : `, workers at nice ${nice}`}`, workers, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0, cpu: {} };
       for (let r = 0; r < RUNS; r++) {
         const quietCpu = cpuWindow([pgS.database]);
         v.quiet.push(await load(url, ca, bodiesFile, RATE, SECONDS));
@@ -181,6 +184,7 @@ async function main(): Promise<void> {
             const image = images[nextImage++ % images.length]!;
             const name = `attack-${++scanSeq}`;
             await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: attackNs, plural: "imagescans", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ImageScan", metadata: { name }, spec: { image } } });
+            const created = Date.now();
             for (;;) {
               await new Promise((res) => setTimeout(res, 250));
               const s = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: attackNs, plural: "imagescans", name })) as ImageScan;
@@ -190,7 +194,8 @@ async function main(): Promise<void> {
                 v.scans[reason] = (v.scans[reason] ?? 0) + 1;
                 break;
               }
-              if (stop.signal.aborted) break;
+              // No break on stop: the scan under way runs to its end, so the next quiet window starts with idle workers.
+              if (Date.now() - created > 300_000) throw new Error(`ImageScan ${name} of ${image} did not end in 5 minutes (phase ${phase ?? "none"})`);
             }
           }
         };

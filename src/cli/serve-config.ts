@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
+import { DEFAULT_WORKER_NICE } from "../indexer/workers/pool.js";
 import { parseDuration } from "../kube/duration.js";
 import { LOG_LEVELS } from "../log/logger.js";
 import { scrub } from "../log/redact.js";
@@ -34,6 +35,7 @@ const Config = z
     indexWorkers: wholeNumber(0, 64).default(2),
     workerMemory: wholeNumber(128, 1 << 20).default(1024),
     workerHeap: wholeNumber(64, 1 << 20).default(512),
+    workerNice: wholeNumber(0, 19).default(DEFAULT_WORKER_NICE),
     scanTimeout: z.string().refine((v) => (parseDuration(v) ?? 0) >= 1000, "must be a duration of at least 1s, such as 10m").default("10m"),
     scanAttempts: wholeNumber(1, 100).default(3),
     maxLayerMib: wholeNumber(1, 1 << 24).default(32768),
@@ -93,6 +95,7 @@ export const SERVE_OPTIONS: Record<ServeConfigKey, { flag: string; env: string }
   indexWorkers: { flag: "index-workers", env: "PORTCULLIS_INDEX_WORKERS" },
   workerMemory: { flag: "worker-memory", env: "PORTCULLIS_WORKER_MEMORY" },
   workerHeap: { flag: "worker-heap", env: "PORTCULLIS_WORKER_HEAP" },
+  workerNice: { flag: "worker-nice", env: "PORTCULLIS_WORKER_NICE" },
   scanTimeout: { flag: "scan-timeout", env: "PORTCULLIS_SCAN_TIMEOUT" },
   scanAttempts: { flag: "scan-attempts", env: "PORTCULLIS_SCAN_ATTEMPTS" },
   maxLayerMib: { flag: "max-layer-mib", env: "PORTCULLIS_MAX_LAYER_MIB" },

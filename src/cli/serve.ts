@@ -79,6 +79,8 @@ Options (each also an environment variable, and a key of the --config file):
   --worker-memory MIB      resident memory a worker may reach before it is stopped and its layer fails with
                            ResourceLimitExceeded (PORTCULLIS_WORKER_MEMORY, default 1024)
   --worker-heap MIB        a worker's JavaScript heap limit (PORTCULLIS_WORKER_HEAP, default 512)
+  --worker-nice N          the workers' CPU niceness, 0-19: above 0 they yield the CPU to this process (admission
+                           reviews, the controller) when both want it (PORTCULLIS_WORKER_NICE, default 10)
   --scan-timeout D         a scan's wall deadline, resolving to indexed (PORTCULLIS_SCAN_TIMEOUT, default 10m);
                            past it the scan fails with Timeout
   --scan-attempts N        attempts of a scan whose worker hit a limit or crashed, with backoff, before it
@@ -395,7 +397,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     // Layer bytes are parsed in worker processes (--index-workers), never in this process when there are any.
     const startPool = () => {
       const pool = cfg.indexWorkers > 0
-        ? new WorkerPool({ size: cfg.indexWorkers, memoryMb: cfg.workerMemory, heapMb: cfg.workerHeap, tuning: { limits: walkLimits }, log: levelLogFn(part("indexer-worker")), onWorkerExit: (reason) => metrics.indexerWorkerExits.inc({ reason }) })
+        ? new WorkerPool({ size: cfg.indexWorkers, memoryMb: cfg.workerMemory, heapMb: cfg.workerHeap, nice: cfg.workerNice, tuning: { limits: walkLimits }, log: levelLogFn(part("indexer-worker")), onWorkerExit: (reason) => metrics.indexerWorkerExits.inc({ reason }) })
         : undefined;
       if (pool) metrics.watchWorkers(() => pool.stats());
       const scanIndexer = pool ? new Indexer({ store, scanners: defaultScanners(), log: levelLogFn(part("indexer")), scanning: pool, ...scanLimits }) : indexer;

@@ -80,6 +80,7 @@ spec:
             - --index-workers={{ $root.Values.operator.indexWorkers }}
             - --worker-memory={{ $root.Values.operator.workerMemoryMi }}
             - --worker-heap={{ $root.Values.operator.workerHeapMi }}
+            - --worker-nice={{ $root.Values.operator.workerNice }}
             - --scan-timeout={{ $root.Values.operator.scanTimeout }}
             - --scan-attempts={{ $root.Values.operator.scanAttempts }}
             - --max-layer-mib={{ $root.Values.operator.maxLayerMib }}
