@@ -1,7 +1,7 @@
 // A partial layer walk: the table of contents stands in for the tar headers. Every entry goes through the
 // same EntrySelector as the tar walk, in archive order; only the files it keeps or pushes to a scanner's sink
-// are fetched, by byte ranges, decompressed (zstd frames or gzip members, never past their stated sizes) and
-// checked against the digests
+// are fetched, by byte ranges, decompressed (zstd frames or gzip members, never past their stated sizes; SOCI:
+// gzip spans inflated from their checkpoints, each span's bytes checked first) and checked against the digests
 // the table gives; then the actions are applied in archive order, so the scanners see exactly what a full
 // read would give them.
 //
@@ -17,8 +17,8 @@ import { applyLink, EntrySelector, openConsumer, type EntryAction, type EntryHea
 import { CapturedLayerFiles } from "../files.js";
 import { DEFAULT_WALK_LIMITS, type LayerWalk, type WalkLimits } from "../walk.js";
 import { TocError } from "./errors.js";
-import { decodeGzipPieces, decodePieces, type Piece } from "./frames.js";
-import { DEFAULT_RANGE_TUNING, fetchRanges, type Range, type RangeTuning } from "./ranges.js";
+import { decodeGzipPieces, decodePieces } from "./frames.js";
+import { coalesce, DEFAULT_RANGE_TUNING, fetchRanges, type Range, type RangeTuning } from "./ranges.js";
 import type { RangeReader, TableOfContents, TocChunk, TocContent, TocEntry } from "./types.js";
 
 export interface TocWalkTuning extends RangeTuning {
@@ -89,7 +89,8 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
   const steps: Array<{ action: EntryAction; capture?: Capture; consumer?: OpenConsumer }> = [];
   const captures: Capture[] = [];
   const consumes: Consume[] = [];
-  let upperBound = 0;
+  // Every range the files could need (SOCI's files share spans: their union, not their sum).
+  const needed: Range[] = [];
   const header: EntryHeader = { name: "", type: "", size: 0, mode: 0, linkname: null };
   for (const e of toc.entries) {
     header.name = e.name;
@@ -102,8 +103,8 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
     if (action.kind === "capture") {
       const c: Capture = { action, ...(e.content ? { content: e.content } : { data: Buffer.alloc(0) }) };
       if (e.content) {
-        checkContent(layer, e, e.content);
-        upperBound += e.content.end - e.content.offset;
+        checkContent(layer, toc, e, e.content);
+        needed.push({ start: e.content.offset, end: e.content.end });
         captures.push(c);
       }
       steps.push({ action, capture: c });
@@ -111,8 +112,8 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       const consumer = openConsumer(layer, action);
       if (!consumer) continue;
       if (e.content) {
-        checkContent(layer, e, e.content);
-        upperBound += e.content.end - e.content.offset;
+        checkContent(layer, toc, e, e.content);
+        needed.push({ start: e.content.offset, end: e.content.end });
         consumes.push({ path: action.path, consumer, content: e.content, next: 0, window: 0 });
       }
       steps.push({ action, consumer });
@@ -120,6 +121,7 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       steps.push({ action });
     }
   }
+  const upperBound = coalesce(needed, { maxGap: 0, maxRequest: Number.MAX_SAFE_INTEGER }).reduce((n, r) => n + r.end - r.start, 0);
   if (upperBound > tuning.maxFraction * opts.size) {
     throw new TocError(layer, `the files the scanners read could take ${upperBound} of the blob's ${opts.size} bytes: read in full instead`);
   }
@@ -211,7 +213,7 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
     else step.consumer!.finish(files);
   }
   return {
-    digest: layer, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression: toc.format === "estargz" ? "gzip" : "zstd",
+    digest: layer, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression: toc.format === "zstd:chunked" ? "zstd" : "gzip",
     compressedBytes: toc.fetchedBytes + fetched, uncompressedBytes: uncompressed, entries: selector.entries, capturedBytes: selector.capturedBytes, requests,
   };
 }
@@ -231,15 +233,18 @@ function windowOf(s: Consume, maxWindow: number): TocChunk[] {
   return out;
 }
 
-function checkContent(layer: string, e: TocEntry, c: TocContent): void {
+function checkContent(layer: string, toc: TableOfContents, e: TocEntry, c: TocContent): void {
+  // A file without a content digest is read only through a decoder that checks the compressed bytes.
+  if (!c.digest && !toc.decode) throw new TocError(layer, `the table of contents gives ${e.name} no digest`);
   if (c.end - c.offset > maxCompressed(e.size, c.chunks.length) + (c.slack ?? 0)) {
     throw new TocError(layer, `the table of contents gives ${e.name} ${c.end - c.offset} compressed bytes for ${e.size} bytes of content`);
   }
 }
 
 /** The pieces decoded (frames.ts); anything wrong is a TocError. */
-async function decoded(toc: TableOfContents, layer: string, what: string, compressed: Buffer, base: number, pieces: readonly Piece[], maxWindow: number): Promise<Buffer> {
+async function decoded(toc: TableOfContents, layer: string, what: string, compressed: Buffer, base: number, pieces: readonly TocChunk[], maxWindow: number): Promise<Buffer> {
   try {
+    if (toc.decode) return await toc.decode(compressed, base, pieces, `${what} in layer ${layer}`);
     if (toc.format === "estargz") return await decodeGzipPieces(compressed, base, pieces, `${what} in layer ${layer}`);
     return await decodePieces(compressed, base, pieces, `${what} in layer ${layer}`, maxWindow);
   } catch (e) {
@@ -247,7 +252,9 @@ async function decoded(toc: TableOfContents, layer: string, what: string, compre
   }
 }
 
-function checkDigest(layer: string, what: string, data: Buffer, digest: string): void {
+function checkDigest(layer: string, what: string, data: Buffer, digest: string | undefined): void {
+  // No digest: the table's decoder checked the compressed bytes (checkContent allows nothing else).
+  if (digest === undefined) return;
   const got = `sha256:${createHash("sha256").update(data).digest("hex")}`;
   if (got !== digest) throw new TocError(layer, `${what}: content has digest ${got}, but the table of contents says ${digest}`);
 }
