@@ -171,7 +171,9 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
     requests += got.requests;
     waiting = laterCaptures;
     open = laterStreams;
-    for (let j = 0; j < jobs.length; j++) {
+    // Decoded in blob order, not files-then-streams: SOCI's files share spans, which its decoder keeps a few of.
+    const order = jobs.map((_, j) => j).sort((a, b) => ranges[a]!.start - ranges[b]!.start);
+    for (const j of order) {
       const job = jobs[j]!;
       const bytes = got.parts[j]!;
       if ("capture" in job) {
