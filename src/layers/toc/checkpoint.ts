@@ -122,7 +122,7 @@ export function inflateFrom(cp: Checkpoint, data: Buffer, want: { exact?: number
       input,
       // Z_SYNC_FLUSH at the end of input: a span ends where the next begins, not where the stream does, so
       // running out of input there is not an error; the length check below is.
-      { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: Math.max(1, cap), ...(cp.out > 0 ? { dictionary: cp.window } : {}) },
+      { finishFlush: constants.Z_SYNC_FLUSH, chunkSize: 256 * 1024, maxOutputLength: Math.max(1, cap), ...(cp.out > 0 ? { dictionary: cp.window } : {}) },
       (e, out) => {
         if (e) return reject(new CheckpointInflateError(`inflating from the checkpoint at ${cp.in}${cp.bits ? ` (bit ${8 - cp.bits})` : ""}: ${e.message}`));
         if (want.exact !== undefined && out.length !== want.exact) return reject(new CheckpointInflateError(`inflating from the checkpoint at ${cp.in} gave ${out.length} bytes, not ${want.exact}`));

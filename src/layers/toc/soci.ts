@@ -202,12 +202,17 @@ export function sociToc(layer: { digest: string; size: number }, z: Ztoc, ztocBy
     return e;
   });
 
-  // Spans inflated in this walk, most recently used last, up to spanCacheBytes.
+  // Spans inflated in this walk, most recently used last, up to spanCacheBytes; a span the walk was told is
+  // held (holds()) is pinned until decoded, so the walk need not fetch it again.
   const cache = new Map<number, Buffer>();
+  const pinned = new Map<number, number>();
   let cached = 0;
   const span = async (i: number, compressed: Buffer, base: number, what: string): Promise<Buffer> => {
     const hit = cache.get(i);
     if (hit) {
+      const pins = pinned.get(i) ?? 0;
+      if (pins > 1) pinned.set(i, pins - 1);
+      else pinned.delete(i);
       cache.delete(i);
       cache.set(i, hit);
       return hit;
@@ -224,15 +229,30 @@ export function sociToc(layer: { digest: string; size: number }, z: Ztoc, ztocBy
     } catch (e) {
       throw new TocError(layer.digest, `${what}: span ${i}: ${(e as Error).message}`, { cause: e });
     }
-    if (data.length > limits.spanCacheBytes) return data;
-    cache.set(i, data);
-    cached += data.length;
     for (const [k, v] of cache) {
-      if (cached <= limits.spanCacheBytes) break;
+      if (cached + data.length <= limits.spanCacheBytes) break;
+      if (pinned.has(k)) continue;
       cache.delete(k);
       cached -= v.length;
     }
+    // Not kept when the pinned spans leave no room.
+    if (cached + data.length > limits.spanCacheBytes) return data;
+    cache.set(i, data);
+    cached += data.length;
     return data;
+  };
+  const holds = (list: readonly TocChunk[]): boolean => {
+    const spans: number[] = [];
+    for (const p of list) {
+      const sp = pieces.get(p);
+      if (!sp) return false;
+      for (let i = sp.first; i <= sp.last; i++) {
+        if (!cache.has(i)) return false;
+        spans.push(i);
+      }
+    }
+    for (const i of spans) pinned.set(i, (pinned.get(i) ?? 0) + 1);
+    return true;
   };
 
   const decode = async (compressed: Buffer, base: number, list: readonly TocChunk[], what: string): Promise<Buffer> => {
@@ -261,7 +281,7 @@ export function sociToc(layer: { digest: string; size: number }, z: Ztoc, ztocBy
     }
     return out;
   };
-  return { format: "soci", entries, fetchedBytes: ztocBytes, decode };
+  return { format: "soci", entries, fetchedBytes: ztocBytes, decode, holds };
 }
 
 /** Why `h` is not the ustar header of a regular file `name` of `size` bytes, or undefined when it is. */

@@ -60,6 +60,12 @@ export interface TableOfContents {
    * the pieces' content back to back; throws when anything fails its check.
    */
   decode?: (compressed: Buffer, base: number, pieces: readonly TocChunk[], what: string) => Promise<Buffer>;
+  /**
+   * True when `decode` can give these pieces without their compressed bytes (it holds their content from an
+   * earlier round: SOCI's spans, shared by files); it then keeps them until they are decoded, and the walk
+   * does not fetch them.
+   */
+  holds?: (pieces: readonly TocChunk[]) => boolean;
 }
 
 /** Byte ranges of one blob. */

@@ -134,19 +134,21 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
   let open = consumes;
   while (waiting.length || open.length) {
     opts.signal?.throwIfAborted();
-    const ranges: Range[] = [];
+    // Each job's range; none for a job whose pieces the table's decoder holds already (SOCI's decoded spans).
+    const ranges: Array<Range | undefined> = [];
     const jobs: Array<{ capture: Capture } | { consume: Consume; pieces: TocChunk[] }> = [];
     let budget = tuning.roundBytes;
-    const fits = (n: number) => jobs.length === 0 || n <= budget;
+    const fits = (n: number) => jobs.length === 0 || n <= budget || n === 0;
     const laterCaptures: Capture[] = [];
     for (const c of waiting) {
-      const n = c.content!.end - c.content!.offset;
+      const held = toc.holds?.(c.content!.chunks) ?? false;
+      const n = held ? 0 : c.content!.end - c.content!.offset;
       if (!fits(n)) {
         laterCaptures.push(c);
         continue;
       }
       budget -= n;
-      ranges.push({ start: c.content!.offset, end: c.content!.end });
+      ranges.push(held ? undefined : { start: c.content!.offset, end: c.content!.end });
       jobs.push({ capture: c });
     }
     const laterStreams: Consume[] = [];
@@ -157,25 +159,30 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       while (s.next < chunks.length && chunks[s.next]!.at + chunks[s.next]!.size <= need) s.next++;
       if (s.next >= chunks.length) continue;
       const pieces = windowOf(s, tuning.maxWindow);
-      const n = pieces[pieces.length - 1]!.end - pieces[0]!.offset;
+      const held = toc.holds?.(pieces) ?? false;
+      const n = held ? 0 : pieces[pieces.length - 1]!.end - pieces[0]!.offset;
       if (!fits(n)) {
         laterStreams.push(s);
         continue;
       }
       budget -= n;
-      ranges.push({ start: pieces[0]!.offset, end: pieces[pieces.length - 1]!.end });
+      ranges.push(held ? undefined : { start: pieces[0]!.offset, end: pieces[pieces.length - 1]!.end });
       jobs.push({ consume: s, pieces });
     }
-    const got = await fetchRanges(reader, ranges, tuning, opts.signal);
+    const wanted = ranges.flatMap((r, j) => (r ? [j] : []));
+    const got = await fetchRanges(reader, wanted.map((j) => ranges[j]!), tuning, opts.signal);
+    const parts: Buffer[] = new Array<Buffer>(jobs.length).fill(Buffer.alloc(0));
+    wanted.forEach((j, k) => (parts[j] = got.parts[k]!));
     fetched += got.fetched;
     requests += got.requests;
     waiting = laterCaptures;
     open = laterStreams;
     // Decoded in blob order, not files-then-streams: SOCI's files share spans, which its decoder keeps a few of.
-    const order = jobs.map((_, j) => j).sort((a, b) => ranges[a]!.start - ranges[b]!.start);
+    const startOf = (j: number) => { const job = jobs[j]!; return "capture" in job ? job.capture.content!.offset : job.pieces[0]!.offset; };
+    const order = jobs.map((_, j) => j).sort((a, b) => startOf(a) - startOf(b));
     for (const j of order) {
       const job = jobs[j]!;
-      const bytes = got.parts[j]!;
+      const bytes = parts[j]!;
       if ("capture" in job) {
         const { action, content } = job.capture;
         const data = await decoded(toc, layer, action.path, bytes, content!.offset, content!.chunks, limits.maxZstdWindow);
