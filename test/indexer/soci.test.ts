@@ -13,6 +13,7 @@ import { parseReference } from "../../src/image/reference.js";
 import { Indexer, type IndexerOptions, type IndexResult } from "../../src/indexer/indexer.js";
 import { openRegistryImage } from "../../src/indexer/sources/registry.js";
 import { SOCI_INDEX_DIGEST, SOCI_INDEX_V1, SOCI_INDEX_V2, SOCI_LAYER_DIGEST } from "../../src/indexer/sources/soci.js";
+import { WorkerPool } from "../../src/indexer/workers/pool.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
@@ -138,6 +139,18 @@ describeWith(["registryBasic"], "partial layer reads from SOCI zTOCs", () => {
     // than 80% of its blob is read in full instead.
     expect(partial.stats.bytesFetched).toBeLessThan(0.8 * total + zt);
     expect(partial.stats.bytesFetched).toBeGreaterThan(zt);
+  }, SLOW);
+
+  it("reads partially in the indexer's worker processes too (the zTOC travels with the descriptor)", async () => {
+    const pool = new WorkerPool({ size: 1, heapMb: 512, memoryMb: 900 });
+    try {
+      const r = await index(reg.host, "debian:two-soci", { scanning: pool });
+      expect(r.report.state).toBe("IndexFinished");
+      expect(r.stats.layerReads!.map((x) => [x.mode, x.toc, x.fallback])).toEqual([["partial", "soci", undefined], ["partial", "soci", undefined]]);
+      expect(pkgs(r.report)).toEqual(want);
+    } finally {
+      await pool.stop();
+    }
   }, SLOW);
 
   it("reads a layer in full when its zTOC was tampered with in the registry, and says so", async () => {

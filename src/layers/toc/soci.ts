@@ -241,7 +241,7 @@ export function sociToc(layer: { digest: string; size: number }, z: Ztoc, ztocBy
     cached += data.length;
     return data;
   };
-  const holds = (list: readonly TocChunk[]): boolean => {
+  const holds = (list: readonly TocChunk[], pin = true): boolean => {
     const spans: number[] = [];
     for (const p of list) {
       const sp = pieces.get(p);
@@ -251,7 +251,7 @@ export function sociToc(layer: { digest: string; size: number }, z: Ztoc, ztocBy
         spans.push(i);
       }
     }
-    for (const i of spans) pinned.set(i, (pinned.get(i) ?? 0) + 1);
+    if (pin) for (const i of spans) pinned.set(i, (pinned.get(i) ?? 0) + 1);
     return true;
   };
 

@@ -62,10 +62,10 @@ export interface TableOfContents {
   decode?: (compressed: Buffer, base: number, pieces: readonly TocChunk[], what: string) => Promise<Buffer>;
   /**
    * True when `decode` can give these pieces without their compressed bytes (it holds their content from an
-   * earlier round: SOCI's spans, shared by files); it then keeps them until they are decoded, and the walk
-   * does not fetch them.
+   * earlier round: SOCI's spans, shared by files); unless `pin` is false it then keeps them until they are
+   * decoded, and the walk does not fetch them.
    */
-  holds?: (pieces: readonly TocChunk[]) => boolean;
+  holds?: (pieces: readonly TocChunk[], pin?: boolean) => boolean;
 }
 
 /** Byte ranges of one blob. */

@@ -158,8 +158,11 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       const chunks = s.content.chunks;
       while (s.next < chunks.length && chunks[s.next]!.at + chunks[s.next]!.size <= need) s.next++;
       if (s.next >= chunks.length) continue;
-      const pieces = windowOf(s, tuning.maxWindow);
-      const held = toc.holds?.(pieces) ?? false;
+      // The pieces the table's decoder still holds, as far as they go; else the next window to fetch.
+      const pieces: TocChunk[] = [];
+      while (s.next + pieces.length < chunks.length && pieces.length < 64 && toc.holds?.([chunks[s.next + pieces.length]!])) pieces.push(chunks[s.next + pieces.length]!);
+      const held = pieces.length > 0;
+      if (!held) pieces.push(...windowOf(s, tuning.maxWindow, (c) => toc.holds?.([c], false) ?? false));
       const n = held ? 0 : pieces[pieces.length - 1]!.end - pieces[0]!.offset;
       if (!fits(n)) {
         laterStreams.push(s);
@@ -227,14 +230,17 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
   };
 }
 
-/** The next pieces of a stream: the first piece alone, then windows that double up to maxWindow compressed bytes. */
-function windowOf(s: Consume, maxWindow: number): TocChunk[] {
+/**
+ * The next pieces of a stream: the first piece alone, then windows that double up to maxWindow compressed
+ * bytes, ending before a piece the table's decoder holds already (`held`: the next round takes it from there).
+ */
+function windowOf(s: Consume, maxWindow: number, held: (c: TocChunk) => boolean): TocChunk[] {
   const chunks = s.content.chunks;
   const out = [chunks[s.next]!];
   let n = out[0]!.end - out[0]!.offset;
   for (let i = s.next + 1; i < chunks.length; i++) {
     const c = chunks[i]!;
-    if (n + (c.end - c.offset) > s.window) break;
+    if (n + (c.end - c.offset) > s.window || held(c)) break;
     n += c.end - c.offset;
     out.push(c);
   }
