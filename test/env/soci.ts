@@ -15,6 +15,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gunzipSync, inflateSync } from "node:zlib";
+import { SOCI_INDEX_DIGEST, SOCI_INDEX_V1, SOCI_INDEX_V2, SOCI_LAYER_DIGEST } from "../../src/indexer/sources/soci.js";
+import { sha256, type RegistryPusher } from "./oci-push.js";
 
 const run = promisify(execFile);
 const SCHEMA = fileURLToPath(new URL("./soci/ztoc.fbs", import.meta.url));
@@ -143,4 +145,54 @@ export async function flatcZtoc(json: unknown): Promise<Buffer> {
 /** A zTOC of the gzip'd tar at `path`, built from gztool's checkpoints and tarfile's entries, encoded by flatc. */
 export async function buildZtoc(path: string, spanMiB = 1): Promise<Buffer> {
   return flatcZtoc(ztocJson(await ztocParts(path, spanMiB), spanMiB));
+}
+
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+
+export interface SociLayer {
+  digest: string;
+  size: number;
+  mediaType: string;
+}
+
+/**
+ * Builds and pushes a zTOC for each gzip layer of an image already in `repo` (the layer blobs read from the
+ * OCI layout `layout`), `spanMiB` MiB apart. Returns each layer's zTOC descriptor.
+ */
+export async function pushZtocs(pusher: RegistryPusher, repo: string, layout: string, layers: readonly SociLayer[], spanMiB = 4): Promise<Map<string, { digest: string; size: number }>> {
+  const out = new Map<string, { digest: string; size: number }>();
+  for (const l of layers) {
+    const ztoc = await buildZtoc(join(layout, "blobs/sha256", l.digest.slice(7)), spanMiB);
+    out.set(l.digest, { digest: await pusher.pushBlob(repo, ztoc), size: ztoc.length });
+  }
+  return out;
+}
+
+/** A SOCI index of `ztocs` as soci-snapshotter writes one: v2, or v1 with `subject` (the image manifest); pushed by digest. */
+export async function pushSociIndex(pusher: RegistryPusher, repo: string, version: "v1" | "v2", layers: readonly SociLayer[], ztocs: Map<string, { digest: string; size: number }>, subject?: { digest: string; size: number }): Promise<{ digest: string; size: number }> {
+  const type = version === "v2" ? SOCI_INDEX_V2 : SOCI_INDEX_V1;
+  const config = await pusher.pushBlob(repo, Buffer.from("{}"));
+  const body = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: type, digest: config, size: 2 },
+    layers: layers.filter((l) => ztocs.has(l.digest)).map((l) => ({ mediaType: "application/octet-stream", ...ztocs.get(l.digest)!, annotations: { [SOCI_LAYER_DIGEST]: l.digest, "com.amazon.soci.image-layer-mediaType": l.mediaType } })),
+    ...(version === "v1" && subject ? { subject: { mediaType: OCI_MANIFEST, ...subject } } : {}),
+    annotations: { "com.amazon.soci.build-tool-identifier": "portcullis tests" },
+  });
+  return { digest: await pusher.pushManifest(repo, sha256(body), body, OCI_MANIFEST), size: Buffer.byteLength(body) };
+}
+
+/** `manifest` (an image manifest's JSON) with SOCI's v2 annotation naming `indexDigest`, pushed as `tag`. */
+export async function pushSociImage(pusher: RegistryPusher, repo: string, tag: string, manifest: Record<string, unknown>, indexDigest: string): Promise<string> {
+  const m = structuredClone(manifest) as { annotations?: Record<string, string> };
+  m.annotations = { ...m.annotations, [SOCI_INDEX_DIGEST]: indexDigest };
+  return pusher.pushManifest(repo, tag, JSON.stringify(m), OCI_MANIFEST);
+}
+
+/** The referrers tag schema's index (`sha256-<hex>` of the image) listing a v1 SOCI index, for registries without the referrers API. */
+export async function pushReferrersTag(pusher: RegistryPusher, repo: string, imageDigest: string, index: { digest: string; size: number }): Promise<void> {
+  const listing = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, ...index, artifactType: SOCI_INDEX_V1 }] });
+  await pusher.pushManifest(repo, imageDigest.replace(":", "-"), listing, OCI_INDEX);
 }

@@ -12,7 +12,6 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer, type IndexerOptions, type IndexResult } from "../../src/indexer/indexer.js";
 import { openRegistryImage } from "../../src/indexer/sources/registry.js";
-import { SOCI_INDEX_DIGEST, SOCI_INDEX_V1, SOCI_INDEX_V2, SOCI_LAYER_DIGEST } from "../../src/indexer/sources/soci.js";
 import { WorkerPool } from "../../src/indexer/workers/pool.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { defaultScanners } from "../../src/scanners/index.js";
@@ -23,11 +22,9 @@ import { ociBookworm, rootfsBookwormTwo, skopeoPush } from "../env/images.js";
 import { RegistryPusher, sha256 } from "../env/oci-push.js";
 import { ProcessSupervisor } from "../env/process.js";
 import { startRegistry, type RegistryService } from "../env/services.js";
-import { buildZtoc } from "../env/soci.js";
+import { pushReferrersTag, pushSociImage, pushSociIndex, pushZtocs } from "../env/soci.js";
 import { dpkgQuery, expectSameLayers, pkgs, rangeRefusingProxy } from "./partial-reads.js";
 
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
 const SLOW = 300_000;
 
 interface Layer {
@@ -61,27 +58,8 @@ describeWith(["registryBasic"], "partial layer reads from SOCI zTOCs", () => {
     return { ...result, store };
   }
 
-  /** A SOCI index of the zTOCs (v2, or v1 with the image as its subject), pushed by digest. */
-  async function pushSociIndex(version: "v1" | "v2", zt: Map<string, { digest: string; size: number }>): Promise<{ digest: string; size: number }> {
-    const type = version === "v2" ? SOCI_INDEX_V2 : SOCI_INDEX_V1;
-    const config = await pusher.pushBlob("debian", Buffer.from("{}"));
-    const body = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: type, digest: config, size: 2 },
-      layers: layers.filter((l) => zt.has(l.digest)).map((l) => ({ mediaType: "application/octet-stream", ...zt.get(l.digest)!, annotations: { [SOCI_LAYER_DIGEST]: l.digest, "com.amazon.soci.image-layer-mediaType": l.mediaType } })),
-      ...(version === "v1" ? { subject: { mediaType: OCI_MANIFEST, digest: imageDigest, size: imageSize } } : {}),
-      annotations: { "com.amazon.soci.build-tool-identifier": "portcullis tests" },
-    });
-    return { digest: await pusher.pushManifest("debian", sha256(body), body, OCI_MANIFEST), size: Buffer.byteLength(body) };
-  }
-
-  /** The image manifest with SOCI's v2 annotation naming `indexDigest`, pushed as `tag`. */
-  async function pushSociImage(tag: string, indexDigest: string): Promise<void> {
-    const m = structuredClone(imageManifest) as { annotations?: Record<string, string> };
-    m.annotations = { ...m.annotations, [SOCI_INDEX_DIGEST]: indexDigest };
-    await pusher.pushManifest("debian", tag, JSON.stringify(m), OCI_MANIFEST);
-  }
+  const pushIndex = (version: "v1" | "v2", zt: Map<string, { digest: string; size: number }>) => pushSociIndex(pusher, "debian", version, layers, zt, { digest: imageDigest, size: imageSize });
+  const pushImage = (tag: string, indexDigest: string) => pushSociImage(pusher, "debian", tag, imageManifest, indexDigest);
 
   beforeAll(async () => {
     const r = await startRegistry(sup, { name: "soci", auth: "basic", username: "soci", password: "soci-secret" });
@@ -97,12 +75,9 @@ describeWith(["registryBasic"], "partial layer reads from SOCI zTOCs", () => {
     imageManifest = JSON.parse(fetched.raw.toString("utf8")) as Record<string, unknown>;
     layers = (imageManifest as { layers: Layer[] }).layers;
     expect(layers.map((l) => l.mediaType)).toEqual([expect.stringMatching(/gzip$/), expect.stringMatching(/gzip$/)]);
-    for (const l of layers) {
-      const ztoc = await buildZtoc(join(ociBookworm(), "blobs/sha256", l.digest.slice(7)), 4);
-      ztocs.set(l.digest, { digest: await pusher.pushBlob("debian", ztoc), size: ztoc.length });
-    }
-    const v2 = await pushSociIndex("v2", ztocs);
-    await pushSociImage("two-soci", v2.digest);
+    for (const [k, v] of await pushZtocs(pusher, "debian", ociBookworm(), layers, 4)) ztocs.set(k, v);
+    const v2 = await pushIndex("v2", ztocs);
+    await pushImage("two-soci", v2.digest);
     want = await dpkgQuery(rootfsBookwormTwo());
   }, 600_000);
 
@@ -177,7 +152,7 @@ describeWith(["registryBasic"], "partial layer reads from SOCI zTOCs", () => {
   }, SLOW);
 
   it("reads in full when the image names a SOCI index the registry does not have", async () => {
-    await pushSociImage("two-soci-missing", sha256("no such index"));
+    await pushImage("two-soci-missing", sha256("no such index"));
     const r = await index(reg.host, "debian:two-soci-missing");
     expect(r.report.state).toBe("IndexFinished");
     expect(pkgs(r.report)).toEqual(want);
@@ -199,10 +174,9 @@ describeWith(["registryBasic"], "partial layer reads from SOCI zTOCs", () => {
   }, SLOW);
 
   it("reads a v1 SOCI index (a referrer of the image) only when asked to", async () => {
-    const v1 = await pushSociIndex("v1", ztocs);
+    const v1 = await pushIndex("v1", ztocs);
     // The referrers tag schema (distribution 2.8.2 has no referrers API): an index at sha256-<hex> listing it.
-    const listing = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, ...v1, artifactType: SOCI_INDEX_V1 }] });
-    await pusher.pushManifest("debian", imageDigest.replace(":", "-"), listing, OCI_INDEX);
+    await pushReferrersTag(pusher, "debian", imageDigest, v1);
 
     const off = await index(reg.host, "debian:two");
     expect(off.stats.layerReads!.map((x) => [x.mode, x.toc])).toEqual([["full", undefined], ["full", undefined]]);

@@ -196,6 +196,14 @@ describe("SOCI partial walk", () => {
       j.compression_info.checkpoints = [...blob];
     })).rejects.toThrow(/checkpoint 1 \(1\/\d+\) is not after the one before it/);
     await expect(variant((j) => (j.compression_info.checkpoints = (j.compression_info.checkpoints as number[]).slice(0, -1)))).rejects.toThrow(/cannot hold \d+ checkpoints/);
+    // A version 1 checkpoint blob leaves the first checkpoint out (it is at byte 10, out 0: gzip -n's header).
+    const v1 = await variant((j) => {
+      const blob = Buffer.from(j.compression_info.checkpoints as number[]);
+      const first = blob.subarray(12, 12 + 17 + 32768);
+      expect([Number(first.readBigInt64LE(0)), Number(first.readBigInt64LE(8)), first[16]]).toEqual([10, 0, 0]);
+      j.compression_info.checkpoints = [...Buffer.concat([blob.subarray(0, 12), blob.subarray(12 + 17 + 32768)])];
+    });
+    expect(v1.checkpoints.map((c) => [c.in, c.out, c.bits])).toEqual(ok.checkpoints.map((c) => [c.in, c.out, c.bits]));
     // The index's own failure, carried by the descriptor: the layer's partial read fails with it.
     await expect(walkPartial({ ...desc, soci: { error: "SOCI index sha256:x: the registry answered 404" } }, { read: async () => Buffer.alloc(0) }, { scanners: defaultScanners() })).rejects.toThrow(/SOCI index sha256:x: the registry answered 404/);
   }, 60_000);
