@@ -12,7 +12,9 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer, type IndexerOptions, type IndexResult } from "../../src/indexer/indexer.js";
 import { openRegistryImage } from "../../src/indexer/sources/registry.js";
+import { findSociZtocs, SOCI_INDEX_DIGEST } from "../../src/indexer/sources/soci.js";
 import { WorkerPool } from "../../src/indexer/workers/pool.js";
+import type { ImageManifest } from "../../src/image/manifest.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
@@ -184,5 +186,29 @@ describeWith(["registryBasic"], "partial layer reads from SOCI zTOCs", () => {
     expect(on.stats.layerReads!.map((x) => [x.mode, x.toc, x.fallback])).toEqual([["partial", "soci", undefined], ["partial", "soci", undefined]]);
     expect(pkgs(on.report)).toEqual(want);
     expect(on.report).toEqual(off.report);
+  }, SLOW);
+
+  it("refuses a SOCI index of the wrong version or for another image, and a layer given two zTOCs", async () => {
+    const ref = parseReference(`${reg.host}/debian:two`);
+    const parsed = (await client.getManifest(ref, imageDigest)).manifest as ImageManifest;
+    const find = (manifest: ImageManifest, v1 = false) => findSociZtocs(client, ref, { digest: imageDigest, manifest }, layers, { v1 });
+    // v2's annotation naming a v1 index
+    const v1 = await pushIndex("v1", ztocs);
+    for (const x of (await find({ ...parsed, annotations: { [SOCI_INDEX_DIGEST]: v1.digest } })).values()) expect(x).toEqual({ index: v1.digest, error: expect.stringMatching(/has type "application\/vnd.amazon.soci.index.v1\+json", not application\/vnd.amazon.soci.index.v2\+json/) });
+    // a v1 referrer whose subject is another manifest
+    const other = await pushSociIndex(pusher, "debian", "v1", layers, ztocs, { digest: sha256("another image"), size: 100 });
+    await pushReferrersTag(pusher, "debian", imageDigest, other);
+    for (const x of (await find(parsed, true)).values()) expect(x).toEqual({ index: other.digest, error: expect.stringMatching(/refers to sha256:[0-9a-f]{64}, not the image/) });
+    // two zTOCs for the top layer
+    const twice = new Map(ztocs);
+    const doubled = await pushIndex("v2", twice);
+    const raw = (await client.getManifest(ref, doubled.digest)).raw.toString("utf8");
+    const body = JSON.parse(raw) as { layers: unknown[] };
+    body.layers.push(body.layers[1]);
+    const bad = JSON.stringify(body);
+    const badDigest = await pusher.pushManifest("debian", sha256(bad), bad, "application/vnd.oci.image.manifest.v1+json");
+    const found = await find({ ...parsed, annotations: { [SOCI_INDEX_DIGEST]: badDigest } });
+    expect(found.get(layers[0]!.digest)).toMatchObject({ index: badDigest, ztoc: ztocs.get(layers[0]!.digest)!.digest });
+    expect(found.get(layers[1]!.digest)).toEqual({ index: badDigest, error: expect.stringMatching(/gives layer sha256:[0-9a-f]{64} 2 zTOCs/) });
   }, SLOW);
 });
