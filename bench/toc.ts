@@ -1,13 +1,15 @@
 // Partial layer reads against full reads, same run, same registry (a real one on loopback): the two-layer
 // Debian test image and, when bench/toc-image.sh has built it, a one-layer Debian with clang-14 and
 // llvm-14-dev (1.1 GB uncompressed), both recompressed by skopeo as zstd:chunked and rebuilt as eStargz by
-// containerd's estargz package (test/env/estargz). For each: compressed bytes
+// containerd's estargz package (test/env/estargz), and as they are (gzip) with SOCI zTOCs every 4 MiB (SOCI's
+// default span) in a v2 SOCI index (test/env/soci.ts: gztool's checkpoints, tarfile's entries, flatc; no
+// SOCI producer is packaged here). For each: compressed bytes
 // downloaded and wall time of Indexer.index() on a fresh store, partial and full, median of the runs; the
 // partial figures are printed as ratios of the full ones. Loopback has no latency to speak of: across a real
 // network, where each range request costs a round trip, the time ratio is worse for many small files and
 // better for big layers.
 //
-//   npm run bench:toc [-- --runs N] [--big-runs N] [--no-full-chunked] [--full-big-chunked]
+//   npm run bench:toc [-- --runs N] [--big-runs N] [--no-full-chunked] [--full-big-chunked] [--only-soci]
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +21,9 @@ import { RegistryClient } from "../src/registry/client.js";
 import { defaultScanners } from "../src/scanners/index.js";
 import { openStore } from "../src/store/open.js";
 import { estargzLayout, imagesDir, ociBookworm, skopeoPush, zstdChunkedLayout } from "../test/env/images.js";
+import { RegistryPusher } from "../test/env/oci-push.js";
+import type { RegistryService } from "../test/env/services.js";
+import { pushSociImage, pushSociIndex, pushZtocs } from "../test/env/soci.js";
 import { median, withRegistry } from "./env.js";
 
 const run = promisify(execFile);
@@ -29,6 +34,7 @@ const opt = (name: string, d: number) => {
 };
 const runs = opt("--runs", 3);
 const bigRuns = opt("--big-runs", 2);
+const onlySoci = args.includes("--only-soci");
 
 interface Sample {
   ms: number;
@@ -56,7 +62,7 @@ async function indexOnce(host: string, repoTag: string, partial: boolean, tocTun
   }
 }
 
-type Format = "zstd:chunked" | "estargz";
+type Format = "zstd:chunked" | "estargz" | "soci";
 
 async function tocLayout(src: string, name: string, format: Format): Promise<string> {
   const dest = join(imagesDir(), name);
@@ -109,21 +115,43 @@ async function compare(host: string, label: string, format: Format, chunkedTag: 
   console.log(`  partial             ${mb(pb)} ${sec(pm)}   (median of ${n}, ${p.requests} range requests) bytes ${((100 * pb) / fb).toFixed(2)}% of the ${format} full read, ${((100 * pb) / gb).toFixed(2)}% of the gzip one; time ${((100 * pm) / gm).toFixed(1)}% of the gzip full read's${timeVsChunked}`);
 }
 
-function layoutBytes(dir: string): number {
-  const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
-  const m = JSON.parse(readFileSync(join(dir, "blobs/sha256", index.manifests[0]!.digest.slice(7)), "utf8")) as { layers: Array<{ size: number }> };
-  return m.layers.reduce((n, l) => n + l.size, 0);
+function layoutManifest(dir: string, tag?: string): { layers: Array<{ digest: string; size: number; mediaType: string }> } & Record<string, unknown> {
+  const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const d = tag ? index.manifests.find((x) => x.annotations?.["org.opencontainers.image.ref.name"] === tag)! : index.manifests[0]!;
+  return JSON.parse(readFileSync(join(dir, "blobs/sha256", d.digest.slice(7)), "utf8")) as ReturnType<typeof layoutManifest>;
+}
+
+function layoutBytes(dir: string, tag?: string): number {
+  return layoutManifest(dir, tag).layers.reduce((n, l) => n + l.size, 0);
+}
+
+/** The gzip image `dir:tag`, already pushed as `repo:tag`, with SOCI zTOCs in a v2 SOCI index, pushed as `repo:tag-soci`. */
+async function pushSoci(reg: RegistryService, dir: string, tag: string, repo: string): Promise<void> {
+  const pusher = new RegistryPusher(reg);
+  try {
+    const m = layoutManifest(dir, tag);
+    process.stderr.write(`building SOCI zTOCs of ${dir}:${tag} (gztool, tarfile, flatc) ...\n`);
+    const index = await pushSociIndex(pusher, repo, "v2", m.layers, await pushZtocs(pusher, repo, dir, m.layers, 4));
+    await pushSociImage(pusher, repo, `${tag}-soci`, m, index.digest);
+  } finally {
+    await pusher.close();
+  }
 }
 
 await withRegistry(async (reg) => {
   await skopeoPush(`oci:${ociBookworm()}:two`, reg, "debian:two");
-  const two = await tocLayout(`oci:${ociBookworm()}:two`, "oci-bookworm-chunked", "zstd:chunked");
-  await skopeoPush(`oci:${two}`, reg, "debian:two-chunked");
-  const twoEsgz = await tocLayout(`oci:${ociBookworm()}:two`, "oci-bookworm-estargz", "estargz");
-  await skopeoPush(`oci:${twoEsgz}`, reg, "debian:two-estargz");
   const label = "two-layer Debian (debootstrap, then jq installed and gpgv purged)";
-  await compare(reg.host, label, "zstd:chunked", "debian:two-chunked", "debian:two", runs, layoutBytes(two), !args.includes("--no-full-chunked"));
-  await compare(reg.host, label, "estargz", "debian:two-estargz", "debian:two", runs, layoutBytes(twoEsgz), true);
+  if (!onlySoci) {
+    const two = await tocLayout(`oci:${ociBookworm()}:two`, "oci-bookworm-chunked", "zstd:chunked");
+    await skopeoPush(`oci:${two}`, reg, "debian:two-chunked");
+    const twoEsgz = await tocLayout(`oci:${ociBookworm()}:two`, "oci-bookworm-estargz", "estargz");
+    await skopeoPush(`oci:${twoEsgz}`, reg, "debian:two-estargz");
+    await compare(reg.host, label, "zstd:chunked", "debian:two-chunked", "debian:two", runs, layoutBytes(two), !args.includes("--no-full-chunked"));
+    await compare(reg.host, label, "estargz", "debian:two-estargz", "debian:two", runs, layoutBytes(twoEsgz), true);
+  }
+  // SOCI: the same gzip blobs, so the gzip full read is its full read.
+  await pushSoci(reg, ociBookworm(), "two", "debian");
+  await compare(reg.host, label, "soci", "debian:two-soci", "debian:two", runs, layoutBytes(ociBookworm(), "two"), false);
 
   const big = (await run("bash", [join(import.meta.dirname, "toc-image.sh"), "--print"])).stdout.trim();
   if (!existsSync(join(big, ".complete"))) {
@@ -131,13 +159,17 @@ await withRegistry(async (reg) => {
     return;
   }
   await skopeoPush(`oci:${big}:big`, reg, "toolchain:big");
-  const bigChunked = await tocLayout(`oci:${big}:big`, "oci-toolchain-chunked", "zstd:chunked");
-  await skopeoPush(`oci:${bigChunked}`, reg, "toolchain:big-chunked");
-  const bigEsgz = await tocLayout(`oci:${big}:big`, "oci-toolchain-estargz", "estargz");
-  await skopeoPush(`oci:${bigEsgz}`, reg, "toolchain:big-estargz");
   const bigLabel = "one layer: Debian + clang-14 + llvm-14-dev (1.1 GB uncompressed)";
-  // The full read of the 1 GB zstd:chunked layer is long with fzstd: not timed unless asked.
-  await compare(reg.host, bigLabel, "zstd:chunked", "toolchain:big-chunked", "toolchain:big", bigRuns, layoutBytes(bigChunked), args.includes("--full-big-chunked"));
-  await compare(reg.host, bigLabel, "estargz", "toolchain:big-estargz", "toolchain:big", bigRuns, layoutBytes(bigEsgz), true);
+  if (!onlySoci) {
+    const bigChunked = await tocLayout(`oci:${big}:big`, "oci-toolchain-chunked", "zstd:chunked");
+    await skopeoPush(`oci:${bigChunked}`, reg, "toolchain:big-chunked");
+    const bigEsgz = await tocLayout(`oci:${big}:big`, "oci-toolchain-estargz", "estargz");
+    await skopeoPush(`oci:${bigEsgz}`, reg, "toolchain:big-estargz");
+    // The full read of the 1 GB zstd:chunked layer is long with fzstd: not timed unless asked.
+    await compare(reg.host, bigLabel, "zstd:chunked", "toolchain:big-chunked", "toolchain:big", bigRuns, layoutBytes(bigChunked), args.includes("--full-big-chunked"));
+    await compare(reg.host, bigLabel, "estargz", "toolchain:big-estargz", "toolchain:big", bigRuns, layoutBytes(bigEsgz), true);
+  }
+  await pushSoci(reg, big, "big", "toolchain");
+  await compare(reg.host, bigLabel, "soci", "toolchain:big-soci", "toolchain:big", bigRuns, layoutBytes(big, "big"), false);
 });
 console.log("(2 shared cores, other work running: figures are noisy; ratios are from the same run)");

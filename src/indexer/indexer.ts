@@ -12,7 +12,9 @@ import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "./coa
 import type { IndexReport, IndexState } from "../model/index-report.js";
 import { inProcessScanning, type LayerRead, type LayerScanning, type LayerSource } from "./scan-layer.js";
 import type { Distribution, Package } from "../model/packages.js";
-import type { LayerDescriptor, ManifestToIndex } from "../model/image.js";
+import type { LayerDescriptor, LayerSoci, ManifestToIndex } from "../model/image.js";
+import { compressionOfMediaType } from "../layers/decompress.js";
+import { tocFormat } from "../layers/toc/index.js";
 import { PortcullisError } from "../errors.js";
 
 export interface IndexerOptions {
@@ -224,6 +226,7 @@ export class Indexer {
         if (w.scanners.length === 0) stats.layersReused++;
         return w.scanners.length > 0;
       });
+    if (work.length && this.options.partialReads !== false && source.soci && source.ranges) await this.attachSoci(work, source, opts.signal);
     const concurrency = Math.max(1, this.options.layerConcurrency ?? 10);
     // One budget for the wanted files of all the layers walked at once for this manifest.
     const capture = new CaptureBudget(this.options.maxScanCapturedBytes ?? DEFAULT_MAX_SCAN_CAPTURED_BYTES);
@@ -242,6 +245,28 @@ export class Indexer {
     } catch (e) {
       controller.abort(e);
       throw e;
+    }
+  }
+
+  /**
+   * The SOCI zTOCs of the gzip layers to scan that carry no table of contents of their own, from the source
+   * (the descriptors the scans get; the manifest's are not changed). A failed lookup is logged and the layers
+   * are read in full, as without SOCI.
+   */
+  private async attachSoci(work: Array<{ layer: LayerDescriptor }>, source: LayerSource, signal: AbortSignal | undefined): Promise<void> {
+    const candidates = work.filter((w) => compressionOfMediaType(w.layer.mediaType) === "gzip" && !tocFormat(w.layer));
+    if (!candidates.length) return;
+    let found: Map<string, LayerSoci>;
+    try {
+      found = await source.soci!(candidates.map((w) => w.layer), signal);
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      this.options.log?.("warn", "SOCI index lookup failed; reading the layers in full", { reason: (e as Error).message });
+      return;
+    }
+    for (const w of candidates) {
+      const soci = found.get(w.layer.digest);
+      if (soci) w.layer = { ...w.layer, soci };
     }
   }
 

@@ -8,7 +8,7 @@ import { tocFormat, walkPartial, type RangeReader, type TocFormat, type TocWalkT
 import type { CaptureBudget } from "../layers/entries.js";
 import { walkLayer, type LayerWalk, type WalkLimits } from "../layers/walk.js";
 import type { Scanner, ScannerInfo, ScanOutput } from "../model/scanner.js";
-import type { LayerDescriptor } from "../model/image.js";
+import type { LayerDescriptor, LayerSoci } from "../model/image.js";
 
 /** How layer bytes become scanner results, wherever that runs. */
 export interface LayerScanning {
@@ -35,7 +35,8 @@ export async function scanLayerBytes(req: LayerScanRequest, tuning: LayerScanTun
   const toc = source.ranges && tuning.partialReads !== false ? tocFormat(layer) : undefined;
   let walk: LayerWalk | undefined;
   let read: LayerRead | undefined;
-  let attempted = 0;
+  // A zTOC comes with the descriptor (the source fetched it): its bytes count as this layer's.
+  let attempted = layer.soci && "bytes" in layer.soci ? layer.soci.bytes.byteLength : 0;
   if (toc) {
     try {
       const partial = await walkPartial(layer, countingReader(source.ranges!(layer), (n) => (attempted += n)), { scanners, limits, tuning: tuning.tocTuning, signal });
@@ -92,6 +93,12 @@ export interface LayerSource {
    * source cannot serve ranges (then every layer is read in full).
    */
   ranges?(layer: LayerDescriptor): RangeReader;
+  /**
+   * SOCI zTOCs of the image's gzip layers among `layers` (tables of contents kept in a SOCI index outside the
+   * image manifest; see sources/soci.ts): by layer digest, the zTOC's verified bytes or why the index could
+   * not be used. Layers it does not name have none. Asked once per index call, for the layers to scan.
+   */
+  soci?(layers: readonly LayerDescriptor[], signal?: AbortSignal): Promise<Map<string, LayerSoci>>;
 }
 
 /** How one layer was read in one index call. */

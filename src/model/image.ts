@@ -15,7 +15,16 @@ export interface LayerDescriptor {
    * (zstd:chunked) is found and authenticated through them.
    */
   annotations?: Record<string, string>;
+  /**
+   * A SOCI zTOC of this layer (a table of contents kept outside the image manifest, in a SOCI index the
+   * source found and verified for the image), or why the image's SOCI index could not be used for it. Set by
+   * the Indexer from LayerSource.soci for the layers it scans; never stored.
+   */
+  soci?: LayerSoci;
 }
+
+/** A layer's zTOC: its bytes (digest-checked by the source against the SOCI index), or why there is none. */
+export type LayerSoci = { index: Digest; ztoc: Digest; bytes: Uint8Array } | { index?: Digest; error: string };
 
 export interface ManifestToIndex {
   /** The manifest's own digest (of the platform-specific image manifest). */

@@ -35,7 +35,9 @@ pkgs=(docker-registry etcd-server skopeo umoci apache2-utils debootstrap openssl
       rpm python3-packaging ruby maven openjdk-17-jre-headless golang-golang-x-mod-dev
       golang-github-knqyf263-go-apk-version-dev
       # the eStargz producer of test/env/estargz (containerd's own estargz package)
-      golang-github-containerd-stargz-snapshotter-dev)
+      golang-github-containerd-stargz-snapshotter-dev
+      # the SOCI zTOCs of test/env/soci.ts: gzip checkpoints (gztool), tar entries (python3's tarfile), flatc
+      gztool flatbuffers-compiler python3)
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   # The tests start their own cluster with initdb when no server answers, so the binaries must be here.

@@ -7,21 +7,20 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, request as httpRequest, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseReference } from "../../src/image/reference.js";
 import { Indexer, type IndexerOptions, type IndexResult } from "../../src/indexer/indexer.js";
-import type { IndexReport } from "../../src/model/index-report.js";
 import { openRegistryImage } from "../../src/indexer/sources/registry.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { defaultScanners } from "../../src/scanners/index.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { describeWith, tool } from "../env/index.js";
+import { describeWith } from "../env/index.js";
 import { estargzLayout, ociBookworm, rootfsBookwormTwo, skopeoPush, zstdChunkedLayout } from "../env/images.js";
+import { dpkgQuery, expectSameLayers, pkgs, rangeRefusingProxy } from "./partial-reads.js";
 import { ProcessSupervisor } from "../env/process.js";
 import { startRegistry, type RegistryService } from "../env/services.js";
 
@@ -32,14 +31,7 @@ const run = promisify(execFile);
  */
 const SLOW = 300_000;
 
-async function dpkgQuery(rootfs: string): Promise<string[]> {
-  const { stdout } = await run(tool("dpkg-query"), ["--admindir", join(rootfs, "var/lib/dpkg"), "-W", "-f", "${db:Status-Abbrev}\\t${Package}\\t${Version}\\n"]);
-  return stdout.split("\n").filter((l) => l.startsWith("ii")).map((l) => l.split("\t").slice(1).join("\t")).sort();
-}
 
-function pkgs(r: IndexReport): string[] {
-  return Object.values(r.packages ?? {}).map((p) => `${p.name}\t${p.version}`).sort();
-}
 
 interface Layout {
   dir: string;
@@ -63,20 +55,6 @@ async function tocOf(blob: Buffer, annotations: Record<string, string>): Promise
   return toc;
 }
 
-/** The partial read stored what the full read stored, layer by layer (files, whiteouts, each scanner's output). */
-async function expectSameLayers(partial: IndexResult & { store: Store }, full: IndexResult & { store: Store }, layers: string[]): Promise<Map<string, { whiteouts: string[] }>> {
-  const infos = defaultScanners().map((s) => ({ name: s.name, version: s.version, kind: s.kind }));
-  const a = await partial.store.layerArtifacts(layers, infos);
-  const b = await full.store.layerArtifacts(layers, infos);
-  for (const d of layers) {
-    const x = a.get(d)!;
-    const y = b.get(d)!;
-    expect({ whiteouts: x.whiteouts, opaqueDirs: x.opaqueDirs, files: x.files }).toEqual({ whiteouts: y.whiteouts, opaqueDirs: y.opaqueDirs, files: y.files });
-    expect(x.whiteouts.length + x.files.length).toBeGreaterThan(0);
-    expect([...x.outputs.entries()]).toEqual([...y.outputs.entries()]);
-  }
-  return a;
-}
 
 /** A copy of `layout` whose manifest gives the top layer's `annotation` another value, pushed as `repoTag`. */
 async function pushWithAnnotation(layout: Layout, dest: string, annotation: string, value: string, reg: RegistryService, repoTag: string): Promise<Layout["manifest"]> {
@@ -94,25 +72,6 @@ async function pushWithAnnotation(layout: Layout, dest: string, annotation: stri
   return manifest;
 }
 
-/** A proxy in front of the registry that drops Range headers: the answer is always the whole blob (200). */
-function rangeRefusingProxy(target: string): Promise<{ server: Server; host: string; ranged: () => number }> {
-  let ranged = 0;
-  const server = createServer((req, res) => {
-    const headers = { ...req.headers, host: target };
-    if (headers.range) ranged++;
-    delete headers.range;
-    const up = httpRequest(`http://${target}${req.url}`, { method: req.method, headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
-    const a = server.address() as { port: number };
-    resolve({ server, host: `127.0.0.1:${a.port}`, ranged: () => ranged });
-  }));
-}
 
 describeWith(["registryBasic"], "partial layer reads from zstd:chunked tables of contents", () => {
   const dir = mkdtempSync(join(tmpdir(), "portcullis-toc-"));

@@ -1,4 +1,4 @@
-// Tables of contents of seekable layer formats (zstd:chunked and eStargz; SOCI would give the same shape): every entry of the layer's tar, in archive order, with where its bytes are in the compressed blob.
+// Tables of contents of seekable layer formats (zstd:chunked, eStargz, and SOCI's zTOCs): every entry of the layer's tar, in archive order, with where its bytes are in the compressed blob.
 
 /** One entry of a layer as its table of contents describes it. */
 export interface TocEntry {
@@ -16,8 +16,11 @@ export interface TocEntry {
 }
 
 export interface TocContent {
-  /** `sha256:<hex>` of the whole uncompressed content. */
-  digest: string;
+  /**
+   * `sha256:<hex>` of the whole uncompressed content. Absent only in a table whose `decode` checks the
+   * compressed bytes instead (SOCI: each span against its digest).
+   */
+  digest?: string;
   /** The compressed bytes of the content, [offset, end) in the blob: complete compressed frames. */
   offset: number;
   end: number;
@@ -44,13 +47,25 @@ export interface TocChunk {
   digest?: string;
 }
 
-export type TocFormat = "zstd:chunked" | "estargz";
+export type TocFormat = "zstd:chunked" | "estargz" | "soci";
 
 export interface TableOfContents {
   format: TocFormat;
   entries: TocEntry[];
   /** Compressed bytes fetched to read the table itself. */
   fetchedBytes: number;
+  /**
+   * The format's own decoder of consecutive pieces (`compressed` holds the blob's bytes from `base`), when
+   * the walk's zstd or gzip-member decoding does not apply (SOCI: spans inflated from checkpoints). Returns
+   * the pieces' content back to back; throws when anything fails its check.
+   */
+  decode?: (compressed: Buffer, base: number, pieces: readonly TocChunk[], what: string) => Promise<Buffer>;
+  /**
+   * True when `decode` can give these pieces without their compressed bytes (it holds their content from an
+   * earlier round: SOCI's spans, shared by files); unless `pin` is false it then keeps them until they are
+   * decoded, and the walk does not fetch them.
+   */
+  holds?: (pieces: readonly TocChunk[], pin?: boolean) => boolean;
 }
 
 /** Byte ranges of one blob. */

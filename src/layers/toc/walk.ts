@@ -1,7 +1,7 @@
 // A partial layer walk: the table of contents stands in for the tar headers. Every entry goes through the
 // same EntrySelector as the tar walk, in archive order; only the files it keeps or pushes to a scanner's sink
-// are fetched, by byte ranges, decompressed (zstd frames or gzip members, never past their stated sizes) and
-// checked against the digests
+// are fetched, by byte ranges, decompressed (zstd frames or gzip members, never past their stated sizes; SOCI:
+// gzip spans inflated from their checkpoints, each span's bytes checked first) and checked against the digests
 // the table gives; then the actions are applied in archive order, so the scanners see exactly what a full
 // read would give them.
 //
@@ -17,8 +17,8 @@ import { applyLink, EntrySelector, openConsumer, type EntryAction, type EntryHea
 import { CapturedLayerFiles } from "../files.js";
 import { DEFAULT_WALK_LIMITS, type LayerWalk, type WalkLimits } from "../walk.js";
 import { TocError } from "./errors.js";
-import { decodeGzipPieces, decodePieces, type Piece } from "./frames.js";
-import { DEFAULT_RANGE_TUNING, fetchRanges, type Range, type RangeTuning } from "./ranges.js";
+import { decodeGzipPieces, decodePieces } from "./frames.js";
+import { coalesce, DEFAULT_RANGE_TUNING, fetchRanges, type Range, type RangeTuning } from "./ranges.js";
 import type { RangeReader, TableOfContents, TocChunk, TocContent, TocEntry } from "./types.js";
 
 export interface TocWalkTuning extends RangeTuning {
@@ -89,7 +89,8 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
   const steps: Array<{ action: EntryAction; capture?: Capture; consumer?: OpenConsumer }> = [];
   const captures: Capture[] = [];
   const consumes: Consume[] = [];
-  let upperBound = 0;
+  // Every range the files could need (SOCI's files share spans: their union, not their sum).
+  const needed: Range[] = [];
   const header: EntryHeader = { name: "", type: "", size: 0, mode: 0, linkname: null };
   for (const e of toc.entries) {
     header.name = e.name;
@@ -102,8 +103,8 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
     if (action.kind === "capture") {
       const c: Capture = { action, ...(e.content ? { content: e.content } : { data: Buffer.alloc(0) }) };
       if (e.content) {
-        checkContent(layer, e, e.content);
-        upperBound += e.content.end - e.content.offset;
+        checkContent(layer, toc, e, e.content);
+        needed.push({ start: e.content.offset, end: e.content.end });
         captures.push(c);
       }
       steps.push({ action, capture: c });
@@ -111,8 +112,8 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       const consumer = openConsumer(layer, action);
       if (!consumer) continue;
       if (e.content) {
-        checkContent(layer, e, e.content);
-        upperBound += e.content.end - e.content.offset;
+        checkContent(layer, toc, e, e.content);
+        needed.push({ start: e.content.offset, end: e.content.end });
         consumes.push({ path: action.path, consumer, content: e.content, next: 0, window: 0 });
       }
       steps.push({ action, consumer });
@@ -120,6 +121,7 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       steps.push({ action });
     }
   }
+  const upperBound = coalesce(needed, { maxGap: 0, maxRequest: Number.MAX_SAFE_INTEGER }).reduce((n, r) => n + r.end - r.start, 0);
   if (upperBound > tuning.maxFraction * opts.size) {
     throw new TocError(layer, `the files the scanners read could take ${upperBound} of the blob's ${opts.size} bytes: read in full instead`);
   }
@@ -132,19 +134,21 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
   let open = consumes;
   while (waiting.length || open.length) {
     opts.signal?.throwIfAborted();
-    const ranges: Range[] = [];
+    // Each job's range; none for a job whose pieces the table's decoder holds already (SOCI's decoded spans).
+    const ranges: Array<Range | undefined> = [];
     const jobs: Array<{ capture: Capture } | { consume: Consume; pieces: TocChunk[] }> = [];
     let budget = tuning.roundBytes;
-    const fits = (n: number) => jobs.length === 0 || n <= budget;
+    const fits = (n: number) => jobs.length === 0 || n <= budget || n === 0;
     const laterCaptures: Capture[] = [];
     for (const c of waiting) {
-      const n = c.content!.end - c.content!.offset;
+      const held = toc.holds?.(c.content!.chunks) ?? false;
+      const n = held ? 0 : c.content!.end - c.content!.offset;
       if (!fits(n)) {
         laterCaptures.push(c);
         continue;
       }
       budget -= n;
-      ranges.push({ start: c.content!.offset, end: c.content!.end });
+      ranges.push(held ? undefined : { start: c.content!.offset, end: c.content!.end });
       jobs.push({ capture: c });
     }
     const laterStreams: Consume[] = [];
@@ -154,24 +158,34 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       const chunks = s.content.chunks;
       while (s.next < chunks.length && chunks[s.next]!.at + chunks[s.next]!.size <= need) s.next++;
       if (s.next >= chunks.length) continue;
-      const pieces = windowOf(s, tuning.maxWindow);
-      const n = pieces[pieces.length - 1]!.end - pieces[0]!.offset;
+      // The pieces the table's decoder still holds, as far as they go; else the next window to fetch.
+      const pieces: TocChunk[] = [];
+      while (s.next + pieces.length < chunks.length && pieces.length < 64 && toc.holds?.([chunks[s.next + pieces.length]!])) pieces.push(chunks[s.next + pieces.length]!);
+      const held = pieces.length > 0;
+      if (!held) pieces.push(...windowOf(s, tuning.maxWindow, (c) => toc.holds?.([c], false) ?? false));
+      const n = held ? 0 : pieces[pieces.length - 1]!.end - pieces[0]!.offset;
       if (!fits(n)) {
         laterStreams.push(s);
         continue;
       }
       budget -= n;
-      ranges.push({ start: pieces[0]!.offset, end: pieces[pieces.length - 1]!.end });
+      ranges.push(held ? undefined : { start: pieces[0]!.offset, end: pieces[pieces.length - 1]!.end });
       jobs.push({ consume: s, pieces });
     }
-    const got = await fetchRanges(reader, ranges, tuning, opts.signal);
+    const wanted = ranges.flatMap((r, j) => (r ? [j] : []));
+    const got = await fetchRanges(reader, wanted.map((j) => ranges[j]!), tuning, opts.signal);
+    const parts: Buffer[] = new Array<Buffer>(jobs.length).fill(Buffer.alloc(0));
+    wanted.forEach((j, k) => (parts[j] = got.parts[k]!));
     fetched += got.fetched;
     requests += got.requests;
     waiting = laterCaptures;
     open = laterStreams;
-    for (let j = 0; j < jobs.length; j++) {
+    // Decoded in blob order, not files-then-streams: SOCI's files share spans, which its decoder keeps a few of.
+    const startOf = (j: number) => { const job = jobs[j]!; return "capture" in job ? job.capture.content!.offset : job.pieces[0]!.offset; };
+    const order = jobs.map((_, j) => j).sort((a, b) => startOf(a) - startOf(b));
+    for (const j of order) {
       const job = jobs[j]!;
-      const bytes = got.parts[j]!;
+      const bytes = parts[j]!;
       if ("capture" in job) {
         const { action, content } = job.capture;
         const data = await decoded(toc, layer, action.path, bytes, content!.offset, content!.chunks, limits.maxZstdWindow);
@@ -211,19 +225,22 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
     else step.consumer!.finish(files);
   }
   return {
-    digest: layer, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression: toc.format === "estargz" ? "gzip" : "zstd",
+    digest: layer, files, whiteouts: selector.whiteouts, opaqueDirs: selector.opaqueDirs, compression: toc.format === "zstd:chunked" ? "zstd" : "gzip",
     compressedBytes: toc.fetchedBytes + fetched, uncompressedBytes: uncompressed, entries: selector.entries, capturedBytes: selector.capturedBytes, requests,
   };
 }
 
-/** The next pieces of a stream: the first piece alone, then windows that double up to maxWindow compressed bytes. */
-function windowOf(s: Consume, maxWindow: number): TocChunk[] {
+/**
+ * The next pieces of a stream: the first piece alone, then windows that double up to maxWindow compressed
+ * bytes, ending before a piece the table's decoder holds already (`held`: the next round takes it from there).
+ */
+function windowOf(s: Consume, maxWindow: number, held: (c: TocChunk) => boolean): TocChunk[] {
   const chunks = s.content.chunks;
   const out = [chunks[s.next]!];
   let n = out[0]!.end - out[0]!.offset;
   for (let i = s.next + 1; i < chunks.length; i++) {
     const c = chunks[i]!;
-    if (n + (c.end - c.offset) > s.window) break;
+    if (n + (c.end - c.offset) > s.window || held(c)) break;
     n += c.end - c.offset;
     out.push(c);
   }
@@ -231,15 +248,18 @@ function windowOf(s: Consume, maxWindow: number): TocChunk[] {
   return out;
 }
 
-function checkContent(layer: string, e: TocEntry, c: TocContent): void {
+function checkContent(layer: string, toc: TableOfContents, e: TocEntry, c: TocContent): void {
+  // A file without a content digest is read only through a decoder that checks the compressed bytes.
+  if (!c.digest && !toc.decode) throw new TocError(layer, `the table of contents gives ${e.name} no digest`);
   if (c.end - c.offset > maxCompressed(e.size, c.chunks.length) + (c.slack ?? 0)) {
     throw new TocError(layer, `the table of contents gives ${e.name} ${c.end - c.offset} compressed bytes for ${e.size} bytes of content`);
   }
 }
 
 /** The pieces decoded (frames.ts); anything wrong is a TocError. */
-async function decoded(toc: TableOfContents, layer: string, what: string, compressed: Buffer, base: number, pieces: readonly Piece[], maxWindow: number): Promise<Buffer> {
+async function decoded(toc: TableOfContents, layer: string, what: string, compressed: Buffer, base: number, pieces: readonly TocChunk[], maxWindow: number): Promise<Buffer> {
   try {
+    if (toc.decode) return await toc.decode(compressed, base, pieces, `${what} in layer ${layer}`);
     if (toc.format === "estargz") return await decodeGzipPieces(compressed, base, pieces, `${what} in layer ${layer}`);
     return await decodePieces(compressed, base, pieces, `${what} in layer ${layer}`, maxWindow);
   } catch (e) {
@@ -247,7 +267,9 @@ async function decoded(toc: TableOfContents, layer: string, what: string, compre
   }
 }
 
-function checkDigest(layer: string, what: string, data: Buffer, digest: string): void {
+function checkDigest(layer: string, what: string, data: Buffer, digest: string | undefined): void {
+  // No digest: the table's decoder checked the compressed bytes (checkContent allows nothing else).
+  if (digest === undefined) return;
   const got = `sha256:${createHash("sha256").update(data).digest("hex")}`;
   if (got !== digest) throw new TocError(layer, `${what}: content has digest ${got}, but the table of contents says ${digest}`);
 }
