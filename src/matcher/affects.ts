@@ -129,6 +129,12 @@ function rowFixAbove(version: string, row: AffectedPackage, scheme: VersionSchem
   return best;
 }
 
+/** Affected, with the lowest fix above `version` the row names (a function, not a closure per call: matching calls affects() for every candidate row). */
+function withFix(version: string, row: AffectedPackage, scheme: VersionScheme, via: AffectsVia): AffectsResult {
+  const fixedIn = rowFixAbove(version, row, scheme);
+  return fixedIn === undefined ? { affected: true, via } : { affected: true, via, fixedIn };
+}
+
 /** Whether `version` is affected by the row. Throws UnmatchableVersionError when `version` is not one of the scheme's. */
 export function affects(version: string, row: AffectedPackage, scheme: VersionScheme): AffectsResult {
   scheme.compare(version, version); // throws for an unreadable installed version
@@ -158,19 +164,14 @@ export function affects(version: string, row: AffectedPackage, scheme: VersionSc
       if (bad !== undefined) return { skipped: `range event: ${bad}` };
     }
   }
-  const withFix = (via: AffectsVia): AffectsResult => {
-    const fixedIn = rowFixAbove(version, row, scheme);
-    return fixedIn === undefined ? { affected: true, via } : { affected: true, via, fixedIn };
-  };
-
   if (row.versions?.length) {
     for (const listed of row.versions) {
-      if (listed === version || (scheme.valid(listed) && scheme.compare(listed, version) === 0)) return withFix("versions");
+      if (listed === version || (scheme.valid(listed) && scheme.compare(listed, version) === 0)) return withFix(version, row, scheme, "versions");
     }
   }
 
   if (versionRanges) {
-    for (const r of row.ranges) if (r.type !== "GIT" && inRange(version, r.events, scheme)) return withFix("range");
+    for (const r of row.ranges) if (r.type !== "GIT" && inRange(version, r.events, scheme)) return withFix(version, row, scheme, "range");
     return { affected: false, reason: "outside every range" };
   }
 
@@ -182,7 +183,7 @@ export function affects(version: string, row: AffectedPackage, scheme: VersionSc
       const bad2 = firstInvalid(scheme, row.fixedVersions);
       if (bad2) return { skipped: `fixed version: ${bad2}` };
       if (row.fixedVersions.length === 0) return { skipped: "fixed, but no fixed version" };
-      if (row.fixedVersions.some((f) => scheme.compare(version, f) < 0)) return withFix("fixed_versions");
+      if (row.fixedVersions.some((f) => scheme.compare(version, f) < 0)) return withFix(version, row, scheme, "fixed_versions");
       return { affected: false, reason: "at or above the fix" };
     }
     case "affected":

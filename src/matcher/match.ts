@@ -133,13 +133,55 @@ function mergedState(hits: readonly Hit[], fixedIn: string | undefined): FixStat
   return best ?? "not_fixed";
 }
 
+/** The sorted, distinct strings of `xs` (few: no set built for none or one). */
+function sortedDistinct(xs: readonly string[]): string[] {
+  if (xs.length < 2) return xs.slice();
+  return [...new Set(xs)].sort();
+}
+
+/** The lowest CVE id among `ids`, in CVE order, or undefined. */
+function lowestCve(ids: Iterable<string>): string | undefined {
+  let id: string | undefined;
+  for (const i of ids) if (CVE.test(i) && (id === undefined || compareCves(i, id) < 0)) id = i;
+  return id;
+}
+
+/** Appends the CVSS entries of `list` not yet in `out` (by source and vector). */
+function addCvss(out: Cvss[], seen: Set<string>, list: readonly Cvss[]): void {
+  for (const c of list) {
+    const key = `${c.source ?? ""}\0${c.vector}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(c);
+    }
+  }
+}
+
+function matchedBy(h: Hit): MatchedBy {
+  const mb: MatchedBy = {
+    source: h.candidate.source,
+    operationRef: h.candidate.operationRef,
+    ecosystem: h.candidate.affected.ecosystem,
+    record: h.candidate.advisory.id,
+    origin: h.candidate.advisory.origin,
+    name: h.candidate.affected.name,
+    nameKind: h.candidate.affected.nameKind,
+    fixState: h.candidate.affected.fixState,
+    via: h.via,
+  };
+  if (h.fixedIn !== undefined) mb.fixedIn = h.fixedIn;
+  return mb;
+}
+
+// A dense report has one hit per match almost always (12,765 matches of a 2,000-package report): the
+// merging below builds no set, closure or intermediate array for what one record gives.
 function buildMatch(k: PackageKeys, hits: Hit[]): Match {
   const flagged = hits.every((h) => h.candidate.affected.fixState === "under_investigation");
   const counted = flagged ? hits : hits.filter((h) => h.candidate.affected.fixState !== "under_investigation");
-  // One hit is the common case (a dense report: 12,765 matches): no sets built for it.
-  const ids = hits.length === 1 ? new Set(hits[0]!.ids) : new Set(hits.flatMap((h) => h.ids));
-  let id: string | undefined;
-  for (const i of ids) if (CVE.test(i) && (id === undefined || !CVE.test(id) || compareCves(i, id) < 0)) id = i;
+  // The ids of the merged records: the record's own (id first, then its aliases) when there is one.
+  const one = hits.length === 1 ? hits[0]!.candidate.advisory : undefined;
+  const ids: readonly string[] = one ? (one.aliases.length ? [...new Set(hits[0]!.ids)] : hits[0]!.ids) : [...new Set(hits.flatMap((h) => h.ids))];
+  let id = lowestCve(ids);
   if (id === undefined) for (const h of hits) if (id === undefined || h.candidate.advisory.id < id) id = h.candidate.advisory.id;
   // The highest fix any counted row asks for: below it, some source still calls the version affected.
   let fixedIn: string | undefined;
@@ -157,21 +199,18 @@ function buildMatch(k: PackageKeys, hits: Hit[]): Match {
     if ((SEVERITY_RANK.get(s.severity) ?? 0) > (SEVERITY_RANK.get(sev.severity) ?? 0) || (sev.vendorSeverity === undefined && s.severity === sev.severity && s.vendorSeverity)) sev = s;
   }
   const cvss: Cvss[] = [];
-  const seenCvss = new Set<string>();
-  const pushCvss = (c: Cvss) => {
-    const key = `${c.source ?? ""}\0${c.vector}`;
-    if (!seenCvss.has(key)) {
-      seenCvss.add(key);
-      cvss.push(c);
-    }
-  };
+  let seenCvss: Set<string> | undefined;
   const references: string[] = [];
   let summary: string | undefined;
   let published: string | undefined;
   for (const h of hits) {
-    for (const c of h.candidate.advisory.cvss) pushCvss(c);
     const rowCvss = h.candidate.affected.detail?.cvss;
-    if (Array.isArray(rowCvss)) for (const c of rowCvss as Cvss[]) if (c && typeof c.vector === "string") pushCvss(c);
+    const extra = Array.isArray(rowCvss) ? (rowCvss as Cvss[]).filter((c) => c && typeof c.vector === "string") : [];
+    if (h.candidate.advisory.cvss.length || extra.length) {
+      seenCvss ??= new Set();
+      addCvss(cvss, seenCvss, h.candidate.advisory.cvss);
+      addCvss(cvss, seenCvss, extra);
+    }
     for (const r of h.candidate.advisory.references) if (!references.includes(r.url)) references.push(r.url);
     summary ??= h.candidate.advisory.summary;
     const p = h.candidate.advisory.published;
@@ -179,31 +218,19 @@ function buildMatch(k: PackageKeys, hits: Hit[]): Match {
   }
   // The version compared: a source row's when one matched (the version the advisories speak about).
   const shown = counted.find((h) => h.target.nameKind === "source") ?? counted[0]!;
+  const aliases: string[] = [];
+  for (const i of ids) if (i !== id) aliases.push(i);
   const m: Match = {
     id: id!,
-    aliases: [...ids].filter((i) => i !== id).sort(),
-    advisoryIds: counted.length === 1 ? [...new Set(rowAdvisoryIds(counted[0]!.candidate))].sort() : [...new Set(counted.flatMap((h) => rowAdvisoryIds(h.candidate)))].sort(),
+    aliases: aliases.length > 1 ? aliases.sort() : aliases,
+    advisoryIds: sortedDistinct(counted.length === 1 ? rowAdvisoryIds(counted[0]!.candidate) : counted.flatMap((h) => rowAdvisoryIds(h.candidate))),
     package: k.package,
     installedVersionCompared: shown.target.version,
     fixState: mergedState(counted, fixedIn),
     severity: sev.severity,
     cvss,
     references,
-    matchedBy: hits.map((h) => {
-      const mb: MatchedBy = {
-        source: h.candidate.source,
-        operationRef: h.candidate.operationRef,
-        ecosystem: h.candidate.affected.ecosystem,
-        record: h.candidate.advisory.id,
-        origin: h.candidate.advisory.origin,
-        name: h.candidate.affected.name,
-        nameKind: h.candidate.affected.nameKind,
-        fixState: h.candidate.affected.fixState,
-        via: h.via,
-      };
-      if (h.fixedIn !== undefined) mb.fixedIn = h.fixedIn;
-      return mb;
-    }),
+    matchedBy: hits.length === 1 ? [matchedBy(hits[0]!)] : hits.map(matchedBy),
   };
   if (fixedIn !== undefined) m.fixedIn = fixedIn;
   const at = fixHit?.candidate.affected.fixAvailableAt;
@@ -218,6 +245,7 @@ function buildMatch(k: PackageKeys, hits: Hit[]): Match {
 
 /** Groups a package's hits into vulnerabilities: hits whose id sets intersect are one (union-find). */
 function groupHits(hits: readonly Hit[]): Hit[][] {
+  if (hits.length < 2) return hits.length ? [[hits[0]!]] : [];
   const parent = hits.map((_, i) => i);
   const find = (i: number): number => {
     while (parent[i] !== i) {
@@ -289,7 +317,8 @@ export function matchReport(report: IndexReport, candidates: readonly Candidate[
     }
     if (k.targets.length === 0) continue; // an OS package of an unsupported distribution: the distribution's coverage says so
     matched++;
-    for (const e of new Set(k.targets.map((t) => t.ecosystem))) countEcosystem(e);
+    if (k.targets.length === 1) countEcosystem(k.targets[0]!.ecosystem);
+    else for (const e of new Set(k.targets.map((t) => t.ecosystem))) countEcosystem(e);
 
     const hits: Hit[] = [];
     let rows = 0;

@@ -8,6 +8,7 @@ import type {
   SourceKind, SourceStatus, StreamedOperationInput,
 } from "./advisory-types.js";
 import { lockKey, type Db, type Queryable } from "./db.js";
+import { ParsedRecords, type CurrentRecord } from "./parsed.js";
 
 /** Raw files are kept in chunks of this size: no single value near PostgreSQL's 1 GB field limit. */
 const CHUNK = 8 << 20;
@@ -47,7 +48,13 @@ function withSourceLock<T>(db: Db, source: string, fn: () => Promise<T>): Promis
 }
 
 export class SqlAdvisoryStore implements AdvisoryStore {
-  constructor(private readonly db: Db) {}
+  /** Records and affected rows this store object has parsed, by content hash (./parsed.ts). */
+  private readonly parsed: ParsedRecords;
+
+  /** `parsedBudget`: JSON characters of parsed records and rows kept between answers (tests make it small). */
+  constructor(private readonly db: Db, opts: { parsedBudget?: number } = {}) {
+    this.parsed = new ParsedRecords(opts.parsedBudget);
+  }
 
   async recordOperation(input: OperationInput): Promise<RecordResult> {
     return withSourceLock(this.db, input.source, () =>
@@ -225,51 +232,61 @@ export class SqlAdvisoryStore implements AdvisoryStore {
 
   async candidates(keys: readonly PackageKey[]): Promise<Candidate[]> {
     if (!keys.length) return [];
-    const uniq = new Map(keys.map((k) => [`${k.ecosystem}\0${k.name}`, k]));
-    // Two kinds of row in one answer: each affected row of the keys, then each record they belong to, once.
-    // A record can name many of a report's packages (an OSV entry with several, the benchmark's fillers: 5),
-    // so what is per record (the record itself, withdrawn, membership in its source's latest operation) is
-    // read and sent once per record, not once per affected row.
-    const { rows } = await this.db.query<{ advisory_id: string; i: number | null; affected: unknown; source: string | null; ref: string | null; ext_id: string | null; record: unknown }>(
-      `WITH latest AS MATERIALIZED (SELECT DISTINCT ON (source) id, ref, source FROM advisory_operation ORDER BY source, id DESC),
-       hit AS MATERIALIZED (
-         SELECT r.advisory_id, r.i, r.affected
-         FROM unnest($1::text[], $2::text[]) AS k(ecosystem, name)
-         -- One index probe per key: a LATERAL subquery the planner cannot flatten (OFFSET 0). Left to itself it
-         -- scans and sorts every affected row for a large report (measured: 463 ms for 2,000 keys over 200,000
-         -- rows, spilling to disk).
-         CROSS JOIN LATERAL (
-           SELECT af.advisory_id, af.i, af.affected FROM advisory_affected af
-           WHERE af.ecosystem = k.ecosystem AND af.package_name = k.name
-           OFFSET 0
-         ) r),
-       rec AS MATERIALIZED (
-         SELECT a.id, a.source, l.ref, a.ext_id, a.record - 'details' AS record
-         FROM (SELECT DISTINCT advisory_id FROM hit) h
-         JOIN advisory a ON a.id = h.advisory_id AND NOT a.withdrawn
-         JOIN latest l ON l.source = a.source
-         WHERE EXISTS (SELECT 1 FROM advisory_operation_member m WHERE m.operation_id = l.id AND m.advisory_id = a.id))
-       SELECT advisory_id, i, affected, NULL AS source, NULL AS ref, NULL AS ext_id, NULL::jsonb AS record FROM hit
-       WHERE advisory_id IN (SELECT id FROM rec)
-       UNION ALL
-       SELECT id, NULL, NULL, source, ref, ext_id, record FROM rec`,
-      [[...uniq.values()].map((k) => k.ecosystem), [...uniq.values()].map((k) => k.name)],
-    );
-    const records = new Map<string, { source: string; ref: string; extId: string; record: Omit<Advisory, "affected" | "details"> }>();
-    const hits: Array<{ advisory_id: string; i: number; affected: unknown }> = [];
-    for (const r of rows) {
-      if (r.source === null) hits.push(r as (typeof hits)[number]);
-      else records.set(String(r.advisory_id), { source: r.source, ref: r.ref!, extId: r.ext_id!, record: parseJson(r.record) });
-    }
-    const out = hits.map((h) => {
-      const rec = records.get(String(h.advisory_id))!;
-      // Candidates of one record share its parsed object: readers must not modify it.
-      return { rec, i: h.i, candidate: { source: rec.source, operationRef: rec.ref, advisory: rec.record, affected: parseJson<AffectedPackage>(h.affected) } };
+    const uniq = [...new Map(keys.map((k) => [`${k.ecosystem}\0${k.name}`, k])).values()];
+    // In one snapshot (a read-only repeatable-read transaction), so what is read after the first statement
+    // belongs to the same state of the database as what it answered.
+    return this.db.transaction(async (tx) => {
+      await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      // Which affected rows the keys have, and each current record (a member of its source's latest
+      // operation, not withdrawn) they belong to, once: ids and content hashes only, as two strings. The JSON
+      // is read only for what this store object has not parsed yet (below): a dense 2,000-package report is
+      // 19,155 rows of 3,885 records, and reading, parsing and collecting their JSON on every match was most
+      // of its time (the rows as 19,155 result rows: ~80 ms of node CPU; as one string: ~4 ms).
+      const { rows } = await tx.query<{ hits: string | null; recs: string | null; ops: string | null }>(
+        `WITH latest AS MATERIALIZED (SELECT DISTINCT ON (source) id, ref, source FROM advisory_operation ORDER BY source, id DESC),
+         hit AS MATERIALIZED (
+           SELECT r.advisory_id, r.i
+           FROM unnest($1::text[], $2::text[]) AS k(ecosystem, name)
+           -- One index probe per key: a LATERAL subquery the planner cannot flatten (OFFSET 0). Left to itself it
+           -- scans and sorts every affected row for a large report (measured: 463 ms for 2,000 keys over 200,000
+           -- rows, spilling to disk).
+           CROSS JOIN LATERAL (
+             SELECT af.advisory_id, af.i FROM advisory_affected af
+             WHERE af.ecosystem = k.ecosystem AND af.package_name = k.name
+             OFFSET 0
+           ) r),
+         rec AS MATERIALIZED (
+           SELECT a.id, a.content_hash, l.id AS op
+           FROM (SELECT DISTINCT advisory_id FROM hit) h
+           JOIN advisory a ON a.id = h.advisory_id AND NOT a.withdrawn
+           JOIN latest l ON l.source = a.source
+           WHERE EXISTS (SELECT 1 FROM advisory_operation_member m WHERE m.operation_id = l.id AND m.advisory_id = a.id))
+         -- Numbers and hex digests only in the long strings (no quoting needed); a record's id in its source
+         -- is in its parsed JSON, and the source and operation are per operation (json_agg of the 3,885
+         -- records of the dense report cost PostgreSQL 15 ms more than this).
+         SELECT (SELECT string_agg(advisory_id || ':' || i, ',') FROM hit) AS hits,
+                (SELECT string_agg(id || ':' || content_hash || ':' || op, ',') FROM rec) AS recs,
+                (SELECT json_agg(json_build_array(id::text, source, ref::text))::text FROM latest) AS ops`,
+        [uniq.map((k) => k.ecosystem), uniq.map((k) => k.name)],
+      );
+      const hits = rows[0]?.hits;
+      const recList = rows[0]?.recs;
+      if (!hits || !recList) return [];
+      const ops = new Map((JSON.parse(rows[0]!.ops!) as Array<[string, string, string]>).map(([id, source, ref]) => [id, { source, ref }]));
+      const recs = new Map<string, CurrentRecord>();
+      for (const r of recList.split(",")) {
+        const [id, hash, op] = r.split(":") as [string, string, string];
+        const o = ops.get(op)!;
+        recs.set(id, { id, hash, source: o.source, ref: o.ref, rows: [] });
+      }
+      for (const pair of hits.split(",")) {
+        const colon = pair.indexOf(":");
+        const rec = recs.get(pair.slice(0, colon));
+        if (rec) rec.rows.push(Number(pair.slice(colon + 1)));
+      }
+      await this.parsed.fill(tx, [...recs.values()]);
+      return orderedCandidates([...recs.values()], this.parsed);
     });
-    // Sorted here, not in SQL: rows carry their JSON, and sorting them in the database spills to disk.
-    const byte = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-    out.sort((x, y) => byte(x.rec.source, y.rec.source) || byte(x.rec.extId, y.rec.extId) || x.i - y.i);
-    return out.map((x) => x.candidate);
   }
 
   async ecosystems(): Promise<Set<string>> {
@@ -574,6 +591,25 @@ function toOperation(r: OperationRow): Operation {
     stats: parseJson(r.stats), createdAt: iso(r.created_at),
     ...(r.checked_at ? { checkedAt: iso(r.checked_at) } : {}),
   };
+}
+
+/**
+ * The candidates in the store's order (source, record id, index in the record), each affected row with its
+ * record, from what `parsed` holds. Sorted here, not in SQL: the records are ranked once, then each one's rows
+ * sorted by index; no string compared per row.
+ */
+function orderedCandidates(all: readonly CurrentRecord[], parsed: ParsedRecords): Candidate[] {
+  const byte = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  // A record's id in its source is its parsed JSON's `id` (the store writes ext_id from it).
+  const recs = all.filter((r) => r.rows.length).map((r) => ({ r, p: parsed.get(r.hash)! }));
+  recs.sort((x, y) => byte(x.r.source, y.r.source) || byte(x.p.record.id, y.p.record.id));
+  const out: Candidate[] = [];
+  for (const { r, p } of recs) {
+    if (r.rows.length > 1) r.rows.sort((x, y) => x - y);
+    // Candidates share the parsed record and rows (also with later answers): readers must not modify them.
+    for (const i of r.rows) out.push({ source: r.source, operationRef: r.ref, advisory: p.record, affected: p.rows.get(i)! });
+  }
+  return out;
 }
 
 function iso(v: Date | string): string {
