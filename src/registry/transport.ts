@@ -14,7 +14,6 @@ import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { request, type Agent, type Dispatcher } from "undici";
 import { classifyHost, defaultEgressGuard, egressPolicy, egressRefusal, refuseHost, type AddressClass, type EgressGuard, type EgressPolicy } from "../net/egress.js";
-import { RegistryConnections, type HostConnection } from "./connections.js";
 import { findChallenge, parseChallenges, type Challenge } from "./auth/challenge.js";
 import type { Credential, Keyring } from "./auth/types.js";
 import { RegistryError, registryErrorBody } from "./errors.js";
@@ -65,11 +64,14 @@ interface CachedToken {
 /** How a repository asked to be authenticated the last time it asked. */
 type AuthScheme = { kind: "basic" } | { kind: "bearer"; realm: string; service?: string; scopes: string[] };
 
-/** A registry as this client uses it: shared connections, and this client's own concurrency and rate limits. */
 interface HostState {
-  conn: HostConnection;
+  scheme?: "https" | "http";
+  dispatcher: Agent;
+  insecureDispatcher?: Agent;
   semaphore: Semaphore;
   limiter: RateLimiter;
+  /** The class of the address last connected to for this registry (what its realms and redirects may share). */
+  addressClass?: AddressClass;
 }
 
 /**
@@ -93,30 +95,21 @@ export class RegistryTransport {
   private readonly inflightTokens = new Map<string, Promise<string>>();
   /** Which credential last worked for a registry/repository, so the next request starts with it. */
   private readonly workingCredential = new Map<string, number>();
-  /** Connections: the process's shared ones when given (left open by close()), else this client's own. */
-  private readonly connections: RegistryConnections;
-  private readonly ownConnections: boolean;
+  /** Agents for token realms and redirects to other hosts, one per policy (public, +private, +loopback). */
+  private readonly followAgents = new Map<string, Agent>();
 
   constructor(
     options: RegistryOptionsInput = {},
     private readonly keyring?: Keyring,
     private readonly metrics: RegistryMetrics = {},
     private readonly egress: EgressGuard = defaultEgressGuard,
-    connections?: RegistryConnections,
   ) {
     this.options = RegistryOptionsSchema.parse(options);
-    this.ownConnections = !connections;
-    this.connections = connections ?? new RegistryConnections();
   }
 
   async close(): Promise<void> {
-    if (this.ownConnections) await this.connections.close();
-  }
-
-  /** What a connection depends on besides the host: clients that differ in it do not share connections. */
-  private connectionSettings(registry: string): string {
-    const o = this.options;
-    return JSON.stringify([o.caCertificates[registry] ?? null, this.isInsecure(registry), o.connectTimeoutMs, o.headersTimeoutMs, o.bodyTimeoutMs, o.maxConcurrentPerRegistry]);
+    const agents = [...this.followAgents.values(), ...[...this.hosts.values()].flatMap((h) => (h.insecureDispatcher ? [h.dispatcher, h.insecureDispatcher] : [h.dispatcher]))];
+    await Promise.allSettled(agents.map((a) => a.close()));
   }
 
   /** Whether plain HTTP / unverified TLS is allowed for `registry`. */
@@ -132,14 +125,15 @@ export class RegistryTransport {
   private host(registry: string): HostState {
     let h = this.hosts.get(registry);
     if (!h) {
-      const conn = this.connections.host(`${registry}\0${this.connectionSettings(registry)}`, () => {
-        const ca = this.options.caCertificates[registry];
-        const made: HostConnection = { dispatcher: this.makeAgent(REGISTRY_POLICY, ca ? { ca } : {}, (c) => (made.addressClass = c)) };
-        if (this.isInsecure(registry)) made.insecureDispatcher = this.makeAgent(REGISTRY_POLICY, { rejectUnauthorized: false }, (c) => (made.addressClass = c));
-        return made;
-      });
-      h = { conn, semaphore: new Semaphore(this.options.maxConcurrentPerRegistry), limiter: new RateLimiter(this.options.requestsPerSecond) };
-      this.hosts.set(registry, h);
+      const ca = this.options.caCertificates[registry];
+      const state: HostState = {
+        dispatcher: this.makeAgent(REGISTRY_POLICY, ca ? { ca } : {}, (c) => (state.addressClass = c)),
+        semaphore: new Semaphore(this.options.maxConcurrentPerRegistry),
+        limiter: new RateLimiter(this.options.requestsPerSecond),
+      };
+      if (this.isInsecure(registry)) state.insecureDispatcher = this.makeAgent(REGISTRY_POLICY, { rejectUnauthorized: false }, (c) => (state.addressClass = c));
+      this.hosts.set(registry, state);
+      h = state;
     }
     return h;
   }
@@ -151,15 +145,16 @@ export class RegistryTransport {
    * the address its connection went to (its literal or well-known name before any connection).
    */
   private followPolicy(registry: string): EgressPolicy {
-    const own = this.host(registry).conn.addressClass ?? classifyHost(hostnameOf(registry)) ?? "public";
+    const own = this.host(registry).addressClass ?? classifyHost(hostnameOf(registry)) ?? "public";
     const allow: AddressClass[] = own === "loopback" || own === "private" ? ["public", own] : ["public"];
     return egressPolicy(`a token realm or redirect of ${own === "public" ? "a public" : `a ${own}`} registry`, allow);
   }
 
   private followAgent(policy: EgressPolicy): Agent {
-    const o = this.options;
-    const key = JSON.stringify([[...policy.allow].sort(), o.connectTimeoutMs, o.headersTimeoutMs, o.bodyTimeoutMs, o.maxConcurrentPerRegistry]);
-    return this.connections.followAgent(key, () => this.makeAgent(policy, {}));
+    const key = [...policy.allow].sort().join(",");
+    let a = this.followAgents.get(key);
+    if (!a) this.followAgents.set(key, (a = this.makeAgent(policy, {})));
+    return a;
   }
 
   /**
@@ -176,7 +171,7 @@ export class RegistryTransport {
       return `not a URL: ${JSON.stringify(raw.slice(0, 200))}`;
     }
     if (u.protocol !== "https:" && u.protocol !== "http:") return `scheme ${u.protocol} is not allowed`;
-    if (u.protocol === "http:" && this.host(registry).conn.scheme !== "http") return `plain http (${u.host}) from an https registry`;
+    if (u.protocol === "http:" && this.host(registry).scheme !== "http") return `plain http (${u.host}) from an https registry`;
     if (this.ownHost(u, registry)) return u;
     const refused = refuseHost(u.hostname, policy);
     return refused ? refused.message : u;
@@ -188,7 +183,7 @@ export class RegistryTransport {
 
   /** The agent for a followed URL: the registry's own for its own host, else the guarded follow agent. */
   private followDispatcher(registry: string, u: URL, policy: EgressPolicy): Dispatcher {
-    return this.ownHost(u, registry) ? this.host(registry).conn.dispatcher : this.followAgent(policy);
+    return this.ownHost(u, registry) ? this.host(registry).dispatcher : this.followAgent(policy);
   }
 
   /** https always; http allowed (after https fails) for loopback and configured insecure registries. */
@@ -392,7 +387,7 @@ export class RegistryTransport {
     const write = WRITE_METHODS.has(method);
     let url = await this.baseUrl(registry, h, signal) + path;
     let hdrs = req.headers;
-    let dispatcher: Dispatcher = h.conn.scheme === "https" && h.conn.insecureDispatcher ? h.conn.insecureDispatcher : h.conn.dispatcher;
+    let dispatcher: Dispatcher = h.scheme === "https" && h.insecureDispatcher ? h.insecureDispatcher : h.dispatcher;
     for (let hop = 0; hop <= 5; hop++) {
       const res = await request(url, write ? { method, headers: hdrs, body: req.body, dispatcher, signal } : { method, headers: hdrs, dispatcher, signal });
       // A write follows only 307/308 (which keep the method and body); anything else is the answer.
@@ -444,21 +439,20 @@ export class RegistryTransport {
 
   /** The scheme for a registry: https, or http for loopback/insecure registries that do not speak TLS. */
   private async baseUrl(registry: string, h: HostState, signal?: AbortSignal): Promise<string> {
-    const c = h.conn;
-    if (c.scheme) return `${c.scheme}://${registry}`;
+    if (h.scheme) return `${h.scheme}://${registry}`;
     if (!this.mayUseHttp(registry)) {
-      c.scheme = "https";
+      h.scheme = "https";
       return `https://${registry}`;
     }
     try {
-      const res = await request(`https://${registry}/v2/`, { method: "GET", dispatcher: c.insecureDispatcher ?? c.dispatcher, signal, headers: { "user-agent": this.options.userAgent } });
+      const res = await request(`https://${registry}/v2/`, { method: "GET", dispatcher: h.insecureDispatcher ?? h.dispatcher, signal, headers: { "user-agent": this.options.userAgent } });
       await res.body.dump();
-      c.scheme = "https";
+      h.scheme = "https";
     } catch (e) {
       if (signal?.aborted) throw e;
-      c.scheme = "http";
+      h.scheme = "http";
     }
-    return `${c.scheme}://${registry}`;
+    return `${h.scheme}://${registry}`;
   }
 
   private async checkStatus(registry: string, repository: string, res: RegistryResponse, o: SendOptions, triedSources: string[] = []): Promise<RegistryResponse> {

@@ -1,12 +1,10 @@
 import { createHash } from "node:crypto";
-import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseReference } from "../../src/image/reference.js";
 import { RegistryClient } from "../../src/registry/client.js";
-import { RegistryConnections } from "../../src/registry/connections.js";
 import type { RegistryMetrics } from "../../src/registry/transport.js";
 import { describeWith, service, testEnv } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush, zstdLayout } from "../env/images.js";
@@ -75,46 +73,6 @@ describeWith(["registryBasic", "registryToken", "registryTls"], "registry client
     // Two credentials: the first wrong, the second right: the second is used.
     const both = make({ keyring: { lookup: async () => [{ username: "alice", password: "nope", source: "a" }, { username: "alice", password: reg.password!, source: "b" }] } });
     expect((await both.resolve(ref)).digest).toBe(layoutDigest(ociBookworm(), "base"));
-  });
-
-  it("clients sharing RegistryConnections reuse the registry's and the token realm's connections; a connection carries no credential", async () => {
-    const reg = service("registryToken");
-    const ref = parseReference(`${reg.host}/debian:base`);
-    const registryPort = new URL(`http://${reg.host}`).port;
-    // Counted by undici's own diagnostics channel: every new connection, by port (the registry's, or its
-    // token realm's).
-    const connected = { registry: 0, realm: 0 };
-    const onConnected = (m: unknown) => void connected[(m as { connectParams: { port: string } }).connectParams.port === registryPort ? "registry" : "realm"]++;
-    const work = async (c: RegistryClient) => {
-      const img = await c.resolve(ref);
-      expect(img.digest).toBe(layoutDigest(ociBookworm(), "base"));
-      expect((await c.getConfig(ref, img.manifest.config)).rootfs.diff_ids).toHaveLength(1);
-      await c.close();
-    };
-    subscribe("undici:client:connected", onConnected);
-    try {
-      for (let i = 0; i < 3; i++) await work(new RegistryClient({ keyring: alice(reg) }));
-      const own = { ...connected };
-      expect(own.realm).toBe(3); // a token each, over a connection each
-      connected.registry = connected.realm = 0;
-      const shared = new RegistryConnections();
-      try {
-        for (let i = 0; i < 3; i++) await work(new RegistryClient({ keyring: alice(reg), connections: shared })); // close() leaves them open
-        expect(connected.realm).toBe(1);
-        // The registry's own: never more than each client's own would have opened (undici closes one after each
-        // HEAD, and opens another while a just-read body's connection is being handed back, so the exact count is
-        // undici's timing, not ours).
-        expect(connected.registry).toBeLessThanOrEqual(own.registry);
-        // Another tenant's client without credentials, over the same connections: refused, as on its own.
-        await expect(new RegistryClient({ connections: shared }).resolve(ref)).rejects.toMatchObject({ code: "AUTH_FAILED" });
-      } finally {
-        await shared.close();
-      }
-      // Closed is closed: a client made on them afterwards fails loudly rather than leak new connections.
-      await expect(new RegistryClient({ keyring: alice(reg), connections: shared }).resolve(ref)).rejects.toThrow(/after close/);
-    } finally {
-      unsubscribe("undici:client:connected", onConnected);
-    }
   });
 
   it("runs the Bearer token flow, caches the token, and resolves a warm tag with one HEAD", async () => {
