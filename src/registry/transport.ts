@@ -107,9 +107,14 @@ export class RegistryTransport {
     this.options = RegistryOptionsSchema.parse(options);
   }
 
+  /**
+   * Ends the client: its connections are destroyed, and a request still in flight (a body nobody read to its
+   * end) is aborted. A graceful close waited for such a body, forever: an index job whose scan left one
+   * unread never finished, and its runner took no more jobs.
+   */
   async close(): Promise<void> {
     const agents = [...this.followAgents.values(), ...[...this.hosts.values()].flatMap((h) => (h.insecureDispatcher ? [h.dispatcher, h.insecureDispatcher] : [h.dispatcher]))];
-    await Promise.allSettled(agents.map((a) => a.close()));
+    await Promise.allSettled(agents.map((a) => a.destroy()));
   }
 
   /** Whether plain HTTP / unverified TLS is allowed for `registry`. */

@@ -75,6 +75,23 @@ describeWith(["registryBasic", "registryToken", "registryTls"], "registry client
     expect((await both.resolve(ref)).digest).toBe(layoutDigest(ociBookworm(), "base"));
   });
 
+  it("close() ends the client even with a blob body nobody read (it used to wait for it forever)", async () => {
+    const reg = service("registryBasic");
+    const c = new RegistryClient({ keyring: alice(reg) });
+    const ref = parseReference(`${reg.host}/debian:base`);
+    const img = await c.resolve(ref);
+    const body = c.getBlob(ref, img.manifest.layers[0]!);
+    // Started, then left: the 30 MB layer's response holds its connection.
+    const first = await new Promise<Buffer>((resolve, reject) => body.once("data", resolve).once("error", reject));
+    expect(first.length).toBeGreaterThan(0);
+    body.pause();
+    const ended = await Promise.race([c.close().then(() => "closed"), new Promise((r) => setTimeout(r, 10_000, "still waiting after 10 s"))]);
+    expect(ended).toBe("closed");
+    // What was left of the body fails rather than hang (nothing half-read passes as a whole layer).
+    body.resume();
+    await expect(drain(body)).rejects.toThrow();
+  });
+
   it("runs the Bearer token flow, caches the token, and resolves a warm tag with one HEAD", async () => {
     const reg = service("registryToken");
     let tokenFetches = 0;
