@@ -157,7 +157,7 @@ async function main(): Promise<void> {
       const storeArgs = store === "postgres" ? ["--database-url", pgS.url] : ["--store-path", join(dir, `store-${workers}`)];
       serve = spawn(process.execPath, [join(root, "dist/cli/bin.js"), "serve", ...storeArgs, "--namespace", "portcullis-system",
         "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${port}`, "--webhook-url", `https://127.0.0.1:${port}`, "--webhook-namespace-label", LABEL,
-        "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), ...(nice === undefined ? [] : ["--worker-nice", String(nice)]), "--log-level", "warn"],
+        "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), ...(nice === undefined ? [] : ["--worker-nice", String(nice)]), "--log-level", process.env.BENCH_SERVE_LOG_LEVEL ?? "warn"],
       { env: { ...process.env, KUBECONFIG: kube.kubeconfig }, stdio: ["ignore", "ignore", "pipe"] });
       serve.stderr!.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter(Boolean)));
       const pid = serve.pid!;
@@ -166,6 +166,7 @@ async function main(): Promise<void> {
         ready = await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status === 200, () => false);
         if (!ready) await new Promise((r) => setTimeout(r, 200));
       }
+      console.error(`serve pid ${pid} health 127.0.0.1:${health}`);
       if (!ready) throw new Error(`serve did not become ready:\n${lines.slice(-20).join("\n")}`);
       const { stdout } = await kubectl("get", "validatingwebhookconfiguration", "portcullis", "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}");
       const ca = Buffer.from(stdout.trim(), "base64").toString();
@@ -195,7 +196,7 @@ async function main(): Promise<void> {
                 break;
               }
               // No break on stop: the scan under way runs to its end, so the next quiet window starts with idle workers.
-              if (Date.now() - created > 300_000) throw new Error(`ImageScan ${name} of ${image} did not end in 5 minutes (phase ${phase ?? "none"})`);
+              if (Date.now() - created > 300_000) throw new Error(`ImageScan ${name} of ${image} did not end in 5 minutes (phase ${phase ?? "none"}); serve's last lines:\n${lines.slice(-30).join("\n")}`);
             }
           }
         };
