@@ -10,7 +10,7 @@
 //   - a jar whose 100 central-directory records all point at one 60 MiB deflated entry.
 // Also printed: the peak resident memory of the serve process and of its workers during the attacks.
 //
-//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--variants postgres,embedded,in-process] [--worker-nice 10,19] [--quick]
+//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--variants postgres,embedded,in-process] [--worker-nice 10,19] [--profile DIR (V8 CPU profile of serve)] [--quick]
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,7 +33,7 @@ import { load, ms, pct, podReview, type Load } from "./admission-load.js";
 import { cpuWindow, formatCpu, type CpuWindow } from "./cpu.js";
 import { median } from "./env.js";
 
-const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, variants: { type: "string" }, "worker-nice": { type: "string" }, quick: { type: "boolean" } } });
+const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, variants: { type: "string" }, "worker-nice": { type: "string" }, profile: { type: "string" }, quick: { type: "boolean" } } });
 const quick = values.quick ?? false;
 const RATE = Number(values.rate ?? 500);
 const SECONDS = Number(values.seconds ?? (quick ? 5 : 10));
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
       const health = await freePort();
       const lines: string[] = [];
       const storeArgs = store === "postgres" ? ["--database-url", pgS.url] : ["--store-path", join(dir, `store-${workers}`)];
-      serve = spawn(process.execPath, [join(root, "dist/cli/bin.js"), "serve", ...storeArgs, "--namespace", "portcullis-system",
+      serve = spawn(process.execPath, [...(values.profile ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : []), join(root, "dist/cli/bin.js"), "serve", ...storeArgs, "--namespace", "portcullis-system",
         "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${port}`, "--webhook-url", `https://127.0.0.1:${port}`, "--webhook-namespace-label", LABEL,
         "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), ...(nice === undefined ? [] : ["--worker-nice", String(nice)]), "--log-level", process.env.BENCH_SERVE_LOG_LEVEL ?? "warn"],
       { env: { ...process.env, KUBECONFIG: kube.kubeconfig }, stdio: ["ignore", "ignore", "pipe"] });

@@ -80,7 +80,7 @@ Options (each also an environment variable, and a key of the --config file):
                            ResourceLimitExceeded (PORTCULLIS_WORKER_MEMORY, default 1024)
   --worker-heap MIB        a worker's JavaScript heap limit (PORTCULLIS_WORKER_HEAP, default 512)
   --worker-nice N          the workers' CPU niceness, 0-19: above 0 they yield the CPU to this process (admission
-                           reviews, the controller) when both want it (PORTCULLIS_WORKER_NICE, default 10)
+                           reviews, the controller) when both want it (PORTCULLIS_WORKER_NICE, default 19)
   --scan-timeout D         a scan's wall deadline, resolving to indexed (PORTCULLIS_SCAN_TIMEOUT, default 10m);
                            past it the scan fails with Timeout
   --scan-attempts N        attempts of a scan whose worker hit a limit or crashed, with backoff, before it

@@ -171,7 +171,7 @@ describeWith([], "indexer worker processes", () => {
       expect(env.some((e) => e.startsWith("PATH="))).toBe(true);
       // /proc/PID/stat: the 19th field is the niceness (after the command in parentheses, it is the 17th).
       const stat = readFileSync(`/proc/${p.pids()[0]}/stat`, "utf8");
-      expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16])).toBe(10);
+      expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16])).toBe(19);
     } finally {
       delete process.env.PORTCULLIS_DATABASE_URL;
       await p.stop();
