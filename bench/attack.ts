@@ -1,7 +1,8 @@
 // Admission while hostile images are scanned: `portcullis serve` (the built JavaScript, every role in one
 // process, as the chart's combined mode runs it) answers AdmissionReviews at a fixed rate while ImageScans of
 // hostile images run back to back, two at a time; the p99 of the same load without the scans, measured in
-// the same run on the same process, is the baseline. Three times: layers parsed in worker processes (the
+// the same run on the same process, is the baseline (each quiet window starts once the scans of the attacked
+// one before it have ended, so the workers are idle). Three layouts (--variants), each once per --worker-nice value: layers parsed in worker processes (the
 // default, --index-workers 2) with PostgreSQL (the cluster's layout: index jobs) and with the embedded store,
 // and in the serve process itself (--index-workers 0), so the figures show what the workers buy. The hostile images (each one new, so no layer is answered from the store):
 //   - a layer made only of files a scanner reads whole: 16 dpkg status.d files of 30 MiB (480 MiB held, under
@@ -11,6 +12,7 @@
 // Also printed: the peak resident memory of the serve process and of its workers during the attacks.
 //
 //   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--variants postgres,embedded,in-process] [--worker-nice 10,19] [--profile DIR (V8 CPU profile of serve)] [--quick]
+//   (BENCH_SERVE_LOG_LEVEL=debug: serve's log level; its last lines are printed if a scan never ends)
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
