@@ -7,8 +7,7 @@
 // every piece against its digest.
 import { setImmediate as turn } from "node:timers/promises";
 import { createGunzip } from "node:zlib";
-import { decompress } from "fzstd";
-import { checkZstdFrames, decodeZstdInto, ONE_SHOT_MAX, ZstdStreamError } from "../zstd.js";
+import { checkZstdFrames, decodeZstdInto, decompressInto, ONE_SHOT_MAX, ZstdStreamError } from "../zstd.js";
 import { PortcullisError } from "../../errors.js";
 
 export interface Piece {
@@ -47,7 +46,7 @@ export async function decodePieces(compressed: Buffer, base: number, pieces: rea
     checkZstdFrames(input, { maxWindow, maxOutput: p.size, name });
     let got: Uint8Array;
     try {
-      got = decompress(input, target);
+      got = decompressInto(input, target);
     } catch (e) {
       throw new ZstdStreamError("ZSTD_INVALID", `${name}: ${(e as Error).message}`);
     }
