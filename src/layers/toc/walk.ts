@@ -10,7 +10,9 @@
 // each piece checked against its own digest before the scanner sees it, in windows that double (the first
 // piece, then up to 1 MiB, 2 MiB, ...) until the scanners say they have enough or the file ends; pieces
 // wholly before the offset the scanners still need (FileSink.next: past an ELF's code, to its writable data
-// and what follows its loaded part) are not fetched. A file that is not ELF costs its first piece.
+// and what follows its loaded part) are not fetched. The first round also fetches each such file's last
+// pieces (tailBytes): where an ELF keeps its section headers, and beside the next file's first piece in the
+// blob, so both come in one request. A file that is not ELF costs its first piece and its last ones.
 import { createHash } from "node:crypto";
 import type { Scanner } from "../../model/scanner.js";
 import { applyLink, EntrySelector, openConsumer, type EntryAction, type EntryHeader, type OpenConsumer } from "../entries.js";
@@ -28,9 +30,16 @@ export interface TocWalkTuning extends RangeTuning {
   maxFraction: number;
   /** The largest window of pieces fetched at once for a file a scanner reads as a stream. */
   maxWindow: number;
+  /**
+   * A file a scanner reads as a stream also has its last pieces, up to this many compressed bytes, fetched
+   * in the first round with its first piece (0: never). An ELF file's section headers are at its end, and
+   * the Rust scanner reads them: fetched in the first round, a file's end and the next file's first piece
+   * are neighbours in the blob and go in one request, instead of one request each in two rounds.
+   */
+  tailBytes: number;
 }
 
-export const DEFAULT_TOC_WALK_TUNING: TocWalkTuning = { ...DEFAULT_RANGE_TUNING, roundBytes: 64 * 1024 * 1024, maxFraction: 0.8, maxWindow: 16 * 1024 * 1024 };
+export const DEFAULT_TOC_WALK_TUNING: TocWalkTuning = { ...DEFAULT_RANGE_TUNING, roundBytes: 64 * 1024 * 1024, maxFraction: 0.8, maxWindow: 16 * 1024 * 1024, tailBytes: 32 * 1024 };
 
 export interface TocWalkOptions {
   digest: string;
@@ -67,6 +76,8 @@ interface Consume {
   /** Index of the next piece to feed. */
   next: number;
   window: number;
+  /** The file's last pieces, from piece `from` on, fetched ahead (compressed; the blob's bytes from `base`). */
+  ahead?: { from: number; base: number; bytes: Buffer };
 }
 
 export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: TocWalkOptions): Promise<TocWalk> {
@@ -132,11 +143,12 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
   // Rounds: every file kept whole and the next window of every stream still open, up to roundBytes.
   let waiting = captures.slice();
   let open = consumes;
+  let first = true;
   while (waiting.length || open.length) {
     opts.signal?.throwIfAborted();
     // Each job's range; none for a job whose pieces the table's decoder holds already (SOCI's decoded spans).
     const ranges: Array<Range | undefined> = [];
-    const jobs: Array<{ capture: Capture } | { consume: Consume; pieces: TocChunk[] }> = [];
+    const jobs: Array<{ capture: Capture } | { consume: Consume; pieces: TocChunk[]; ahead?: boolean } | { tail: Consume; from: number; start: number; end: number }> = [];
     let budget = tuning.roundBytes;
     const fits = (n: number) => jobs.length === 0 || n <= budget || n === 0;
     const laterCaptures: Capture[] = [];
@@ -158,11 +170,17 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       const chunks = s.content.chunks;
       while (s.next < chunks.length && chunks[s.next]!.at + chunks[s.next]!.size <= need) s.next++;
       if (s.next >= chunks.length) continue;
+      if (s.ahead && s.next >= s.ahead.from) {
+        // The file's end, fetched ahead: fed from what is held.
+        ranges.push(undefined);
+        jobs.push({ consume: s, pieces: chunks.slice(s.next), ahead: true });
+        continue;
+      }
       // The pieces the table's decoder still holds, as far as they go; else the next window to fetch.
       const pieces: TocChunk[] = [];
       while (s.next + pieces.length < chunks.length && pieces.length < 64 && toc.holds?.([chunks[s.next + pieces.length]!])) pieces.push(chunks[s.next + pieces.length]!);
       const held = pieces.length > 0;
-      if (!held) pieces.push(...windowOf(s, tuning.maxWindow, (c) => toc.holds?.([c], false) ?? false));
+      if (!held) pieces.push(...windowOf(s, tuning.maxWindow, (c, i) => (s.ahead !== undefined && i >= s.ahead.from) || (toc.holds?.([c], false) ?? false)));
       const n = held ? 0 : pieces[pieces.length - 1]!.end - pieces[0]!.offset;
       if (!fits(n)) {
         laterStreams.push(s);
@@ -171,30 +189,40 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       budget -= n;
       ranges.push(held ? undefined : { start: pieces[0]!.offset, end: pieces[pieces.length - 1]!.end });
       jobs.push({ consume: s, pieces });
+      // First round: the file's last pieces too (see tailBytes); not for a table whose decoder holds pieces.
+      const tail = first && !held && !toc.decode ? tailOf(chunks, s.next + pieces.length, tuning.tailBytes) : undefined;
+      if (tail !== undefined && fits(chunks[chunks.length - 1]!.end - chunks[tail]!.offset)) {
+        const range = { start: chunks[tail]!.offset, end: chunks[chunks.length - 1]!.end };
+        budget -= range.end - range.start;
+        ranges.push(range);
+        jobs.push({ tail: s, from: tail, ...range });
+      }
     }
+    first = false;
     const wanted = ranges.flatMap((r, j) => (r ? [j] : []));
-    const got = await fetchRanges(reader, wanted.map((j) => ranges[j]!), tuning, opts.signal);
-    const parts: Buffer[] = new Array<Buffer>(jobs.length).fill(Buffer.alloc(0));
-    wanted.forEach((j, k) => (parts[j] = got.parts[k]!));
-    fetched += got.fetched;
-    requests += got.requests;
     waiting = laterCaptures;
     open = laterStreams;
-    // Decoded in blob order, not files-then-streams: SOCI's files share spans, which its decoder keeps a few of.
-    const startOf = (j: number) => { const job = jobs[j]!; return "capture" in job ? job.capture.content!.offset : job.pieces[0]!.offset; };
-    const order = jobs.map((_, j) => j).sort((a, b) => startOf(a) - startOf(b));
-    for (const j of order) {
+    const run = async (j: number, bytes: Buffer): Promise<void> => {
       const job = jobs[j]!;
-      const bytes = parts[j]!;
+      if ("tail" in job) {
+        // A file's end, fetched ahead: kept (compressed) for the round that reaches it.
+        job.tail.ahead = { from: job.from, base: job.start, bytes: Buffer.from(bytes) };
+        return;
+      }
       if ("capture" in job) {
         const { action, content } = job.capture;
         const data = await decoded(toc, layer, action.path, bytes, content!.offset, content!.chunks, limits.maxZstdWindow);
         checkDigest(layer, action.path, data, content!.digest);
         uncompressed += data.length;
         job.capture.data = data;
-        continue;
+        return;
       }
       const s = job.consume;
+      if (job.ahead) {
+        const a = s.ahead!;
+        bytes = a.bytes.subarray(job.pieces[0]!.offset - a.base);
+        s.ahead = undefined;
+      }
       // The window's pieces are whole frames back to back: one decoder for all, then each piece checked
       // against its own digest before the scanner sees it.
       const first = job.pieces[0]!;
@@ -213,7 +241,25 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
         if (!more) break;
       }
       if (more && s.next < s.content.chunks.length) open.push(s);
+    };
+    let got: { fetched: number; requests: number };
+    if (toc.decode) {
+      // Decoded in blob order once the round is fetched, not files-then-streams: SOCI's files share spans,
+      // which its decoder keeps a few of.
+      const fetchedParts = await fetchRanges(reader, wanted.map((j) => ranges[j]!), tuning, opts.signal);
+      const parts: Buffer[] = new Array<Buffer>(jobs.length).fill(Buffer.alloc(0));
+      wanted.forEach((j, k) => (parts[j] = fetchedParts.parts[k]!));
+      const startOf = (j: number) => { const job = jobs[j]!; return "capture" in job ? job.capture.content!.offset : "tail" in job ? job.start : job.pieces[0]!.offset; };
+      for (const j of jobs.map((_, j) => j).sort((a, b) => startOf(a) - startOf(b))) await run(j, parts[j]!);
+      got = fetchedParts;
+    } else {
+      // Every file decoded as its bytes arrive, while the round's other requests are under way; a file's
+      // pieces are all in one job, so the order of the jobs does not matter.
+      for (const [j, r] of ranges.entries()) if (!r) await run(j, Buffer.alloc(0));
+      got = await fetchRanges(reader, wanted.map((j) => ranges[j]!), tuning, opts.signal, (k, part) => run(wanted[k]!, part));
     }
+    fetched += got.fetched;
+    requests += got.requests;
   }
 
   // Apply in archive order.
@@ -234,18 +280,29 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
  * The next pieces of a stream: the first piece alone, then windows that double up to maxWindow compressed
  * bytes, ending before a piece the table's decoder holds already (`held`: the next round takes it from there).
  */
-function windowOf(s: Consume, maxWindow: number, held: (c: TocChunk) => boolean): TocChunk[] {
+function windowOf(s: Consume, maxWindow: number, held: (c: TocChunk, i: number) => boolean): TocChunk[] {
   const chunks = s.content.chunks;
   const out = [chunks[s.next]!];
   let n = out[0]!.end - out[0]!.offset;
   for (let i = s.next + 1; i < chunks.length; i++) {
     const c = chunks[i]!;
-    if (n + (c.end - c.offset) > s.window || held(c)) break;
+    if (n + (c.end - c.offset) > s.window || held(c, i)) break;
     n += c.end - c.offset;
     out.push(c);
   }
   s.window = s.window === 0 ? 1024 * 1024 : Math.min(maxWindow, s.window * 2);
   return out;
+}
+
+/**
+ * The first of a file's last pieces that together take at most `max` compressed bytes, when they start at or
+ * after piece `after` (the pieces before it are fetched anyway); undefined when there are none.
+ */
+function tailOf(chunks: readonly TocChunk[], after: number, max: number): number | undefined {
+  const end = chunks[chunks.length - 1]!.end;
+  let from = chunks.length;
+  while (from > after && end - chunks[from - 1]!.offset <= max) from--;
+  return from < chunks.length ? from : undefined;
 }
 
 function checkContent(layer: string, toc: TableOfContents, e: TocEntry, c: TocContent): void {
