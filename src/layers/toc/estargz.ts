@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { gunzip } from "node:zlib";
 import { setImmediate as turn } from "node:timers/promises";
-import { crfsEntries, ENTRY_TYPES, RawEntry, TURN_ENTRIES } from "./crfs.js";
+import { crfsEntries, ENTRY_TYPES, parseRawEntry, TURN_ENTRIES, type RawEntry } from "./crfs.js";
 import { TocError } from "./errors.js";
 import type { RangeReader, TableOfContents, TocChunk, TocContent, TocEntry } from "./types.js";
 import type { TocLimits } from "./zstd-chunked.js";
@@ -106,9 +106,9 @@ export async function estargzEntries(layer: string, raws: unknown[], tocOffset: 
   const parsed: RawEntry[] = [];
   for (let i = 0; i < raws.length; i++) {
     if (i % TURN_ENTRIES === TURN_ENTRIES - 1) await turn();
-    const r = RawEntry.safeParse(raws[i]);
-    if (!r.success) throw bad(i, `${r.error.issues[0]?.path.join(".")}: ${r.error.issues[0]?.message}`);
-    parsed.push(r.data);
+    const r = parseRawEntry(raws[i]);
+    if (typeof r === "string") throw bad(i, r);
+    parsed.push(r);
   }
   const out: TocEntry[] = [];
   let file: TocEntry | undefined;
