@@ -9,13 +9,19 @@
 // network, where each range request costs a round trip, the time ratio is worse for many small files and
 // better for big layers.
 //
-//   npm run bench:toc [-- --runs N] [--big-runs N] [--no-full-chunked] [--full-big-chunked] [--only-soci]
+// --sweep GAP:CONC[:BUDGET[:TAIL]],...: only the large layer, zstd:chunked and eStargz, partially with each
+// tuning (the widest gap fetched between two ranges, requests at once, the gap bytes allowed as a fraction of
+// the bytes wanted, the compressed bytes of an executable's end fetched with its start) against the gzip full
+// read, interleaved, median of --big-runs: what the defaults (DEFAULT_TOC_WALK_TUNING) were chosen by.
+//
+//   npm run bench:toc [-- --runs N] [--big-runs N] [--no-full-chunked] [--full-big-chunked] [--only-soci] [--sweep 0:4,16384:8,...] [--sweep-formats zstd:chunked,estargz]
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parseReference } from "../src/image/reference.js";
 import { Indexer, type IndexerOptions, type IndexResult } from "../src/indexer/indexer.js";
+import { DEFAULT_TOC_WALK_TUNING } from "../src/layers/toc/walk.js";
 import { openRegistryImage } from "../src/indexer/sources/registry.js";
 import { RegistryClient } from "../src/registry/client.js";
 import { defaultScanners } from "../src/scanners/index.js";
@@ -35,6 +41,12 @@ const opt = (name: string, d: number) => {
 const runs = opt("--runs", 3);
 const bigRuns = opt("--big-runs", 2);
 const onlySoci = args.includes("--only-soci");
+const sweepAt = args.indexOf("--sweep");
+const sweep = sweepAt >= 0 ? args[sweepAt + 1]!.split(",").map((t) => {
+  const [gap, conc, budget, tail] = t.split(":").map(Number);
+  if (!Number.isSafeInteger(gap) || !Number.isSafeInteger(conc) || conc! < 1) throw new Error(`--sweep: ${JSON.stringify(t)} is not GAP:CONCURRENCY[:GAP_BUDGET[:TAIL_BYTES]]`);
+  return { maxGap: gap!, concurrency: conc!, gapBudget: budget ?? DEFAULT_TOC_WALK_TUNING.gapBudget, tailBytes: tail ?? DEFAULT_TOC_WALK_TUNING.tailBytes };
+}) : undefined;
 
 interface Sample {
   ms: number;
@@ -90,7 +102,7 @@ async function compare(host: string, label: string, format: Format, chunkedTag: 
   if (fullChunked) full.push(await indexOnce(host, chunkedTag, false));
   // The bytes the scanners need: ranges not merged across gaps (many more requests; the default merges
   // ranges up to 64 KiB apart, trading bytes for round trips over a real network).
-  const exact = await indexOnce(host, chunkedTag, true, { maxGap: 0 });
+  const exact = await indexOnce(host, chunkedTag, true, { maxGap: 0, tailBytes: 0 });
   const p = partial[0]!;
   for (const other of [gzip[0]!, exact, ...full]) if (other.packages !== p.packages) throw new Error(`${label}: the partial read found other packages than a full read`);
   const pb = median(partial.map((s) => s.bytes));
@@ -138,7 +150,38 @@ async function pushSoci(reg: RegistryService, dir: string, tag: string, repo: st
   }
 }
 
+/** Each tuning against the gzip full read, runs interleaved so that drift hits all alike. */
+async function sweepTunings(host: string, label: string, format: Format, tag: string, gzipTag: string, bytes: number, n: number, tunings: NonNullable<typeof sweep>): Promise<void> {
+  const gzip: Sample[] = [];
+  const by = tunings.map(() => [] as Sample[]);
+  for (let i = 0; i < n; i++) {
+    gzip.push(await indexOnce(host, gzipTag, false));
+    for (const [k, t] of tunings.entries()) by[k]!.push(await indexOnce(host, tag, true, t));
+  }
+  const gm = median(gzip.map((s) => s.ms));
+  console.log(`${label}, ${format} (${(bytes / 1e6).toFixed(2)} MB), partial reads by range tuning; full gzip read ${(gm / 1000).toFixed(2)} s (median of ${n}):`);
+  for (const [k, t] of tunings.entries()) {
+    const ss = by[k]!;
+    if (ss.some((s) => s.packages !== gzip[0]!.packages)) throw new Error(`${label}: a partial read found other packages than the full read`);
+    const pm = median(ss.map((s) => s.ms));
+    console.log(`  gap ${String(t.maxGap).padStart(7)} budget ${String(t.gapBudget).padStart(8)} tail ${String(t.tailBytes).padStart(6)} concurrency ${String(t.concurrency).padStart(2)}: ${(ss[0]!.bytes / 1e6).toFixed(2).padStart(6)} MB (${((100 * ss[0]!.bytes) / bytes).toFixed(2)}% of the blob), ${String(ss[0]!.requests).padStart(4)} requests, ${(pm / 1000).toFixed(2)} s (${((100 * pm) / gm).toFixed(1)}% of the gzip full read's)`);
+  }
+}
+
 await withRegistry(async (reg) => {
+  if (sweep) {
+    const big = (await run("bash", [join(import.meta.dirname, "toc-image.sh"), "--print"])).stdout.trim();
+    if (!existsSync(join(big, ".complete"))) throw new Error(`--sweep: ${big} missing; build it with \`bash bench/toc-image.sh\``);
+    await skopeoPush(`oci:${big}:big`, reg, "toolchain:big");
+    const bigLabel = "one layer: Debian + clang-14 + llvm-14-dev (1.1 GB uncompressed)";
+    const formats = (args.includes("--sweep-formats") ? args[args.indexOf("--sweep-formats") + 1]!.split(",") : ["zstd:chunked", "estargz"]) as Format[];
+    for (const format of formats) {
+      const layout = await tocLayout(`oci:${big}:big`, format === "estargz" ? "oci-toolchain-estargz" : "oci-toolchain-chunked", format);
+      await skopeoPush(`oci:${layout}`, reg, `toolchain:big-${format === "estargz" ? "estargz" : "chunked"}`);
+      await sweepTunings(reg.host, bigLabel, format, `toolchain:big-${format === "estargz" ? "estargz" : "chunked"}`, "toolchain:big", layoutBytes(layout), bigRuns, sweep);
+    }
+    return;
+  }
   await skopeoPush(`oci:${ociBookworm()}:two`, reg, "debian:two");
   const label = "two-layer Debian (debootstrap, then jq installed and gpgv purged)";
   if (!onlySoci) {
