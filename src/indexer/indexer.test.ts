@@ -52,6 +52,30 @@ describe("Indexer", () => {
   });
   afterAll(async () => store.close());
 
+  it("writes the stored progress at most once a second: a quick index its first state and the final report, a slow one each state still current a second on", async () => {
+    const states: string[] = [];
+    const watched: Store = Object.create(store) as Store;
+    watched.setIndexReport = async (r, set) => (states.push(r.state), store.setIndexReport(r, set));
+    watched.setIndexFinished = async (r, set, rows) => (states.push(r.state), store.setIndexFinished(r, set, rows));
+    const quick = await layer([{ name: "pkgs/db", content: "a 1\n" }]);
+    const ix = new Indexer({ store: watched, scanners: [lineScanner()] });
+    const r = await ix.index({ digest: digestOf(Buffer.from("progress-quick")), layers: [quick.desc] }, new MemorySource(new Map([[quick.desc.digest, quick.blob]])));
+    expect(r.report.state).toBe("IndexFinished");
+    expect(states).toEqual(["CheckManifest", "IndexFinished"]);
+    // A layer that takes 1.5 s to open: FetchLayers is written when its second is up, then nothing until the end.
+    states.length = 0;
+    const slow = await layer([{ name: "pkgs/db", content: "b 1\n" }]);
+    const r2 = await ix.index({ digest: digestOf(Buffer.from("progress-slow")), layers: [slow.desc] }, new MemorySource(new Map([[slow.desc.digest, slow.blob]]), 1500));
+    expect(r2.report.state).toBe("IndexFinished");
+    expect(states).toEqual(["CheckManifest", "FetchLayers", "IndexFinished"]);
+    // A failed index: its error is the last write, nothing from a timer after it.
+    states.length = 0;
+    const e = await ix.index({ digest: digestOf(Buffer.from("progress-error")), layers: [{ ...slow.desc, digest: digestOf(Buffer.from("absent")) }] }, new MemorySource(new Map()));
+    expect(e.report.state).toBe("IndexError");
+    await new Promise((res) => setTimeout(res, 1100));
+    expect(states).toEqual(["CheckManifest", "IndexError"]);
+  }, 20_000);
+
   it("coalesces layers: later databases replace earlier ones, whiteouts remove them, introduced_in is the first layer", async () => {
     const base = await layer([{ name: "etc/os-release", content: "ID=debian\nVERSION_ID=12\n" }, { name: "pkgs/db", content: "libc 1\nbash 5\n" }, { name: "pkgs/db2", content: "old 1\n" }]);
     const top = await layer([{ name: "pkgs/db", content: "libc 1\nbash 5\njq 1.6\n" }, { name: "pkgs/.wh.db2", content: "" }]);

@@ -153,17 +153,16 @@ export class SqlStore implements Store {
     await this.db.transaction(async (tx) => {
       const manifestId = await writeReport(tx, report, scannerSet);
       await tx.query("DELETE FROM manifest_package WHERE manifest_id = $1", [manifestId]);
-      // One multi-row insert per 500 packages keeps round trips few for big images.
-      for (let i = 0; i < packages.length; i += 500) {
-        const batch = packages.slice(i, i + 500);
-        const params: unknown[] = [manifestId];
-        const values = batch.map((p) => {
-          params.push(p.name, p.version, p.kind, p.package_db, p.dist_did ?? null, p.dist_version_id ?? null);
-          const b = params.length - 6;
-          return `($1, $${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6})`;
-        });
-        await tx.query(`INSERT INTO manifest_package (manifest_id, name, version, kind, package_db, dist_did, dist_version_id) VALUES ${values.join(", ")}`, params);
-      }
+      // One statement from arrays, whatever the number of packages (a VALUES list took six parameters a
+      // package, in batches under PostgreSQL's 65,535), with the same text every time.
+      if (!packages.length) return;
+      const col = <T>(f: (p: ManifestPackageRow) => T) => packages.map(f);
+      await tx.query(
+        `INSERT INTO manifest_package (manifest_id, name, version, kind, package_db, dist_did, dist_version_id)
+         SELECT $1, x.name, x.version, x.kind, x.package_db, x.dist_did, x.dist_version_id
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS x(name, version, kind, package_db, dist_did, dist_version_id)`,
+        [manifestId, col((p) => p.name), col((p) => p.version), col((p) => p.kind), col((p) => p.package_db), col((p) => p.dist_did ?? null), col((p) => p.dist_version_id ?? null)],
+      );
     });
   }
 
