@@ -78,6 +78,8 @@ interface Consume {
   window: number;
   /** The file's last pieces, from piece `from` on, fetched ahead (compressed; the blob's bytes from `base`). */
   ahead?: { from: number; base: number; bytes: Buffer };
+  /** The scanners have all they need, or the file ended: nothing more is kept for it. */
+  done?: boolean;
 }
 
 export async function walkToc(toc: TableOfContents, reader: RangeReader, opts: TocWalkOptions): Promise<TocWalk> {
@@ -144,12 +146,22 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
   let waiting = captures.slice();
   let open = consumes;
   let first = true;
+  // Compressed bytes of files' ends fetched ahead and not yet fed: they count against every round's budget.
+  let aheadBytes = 0;
+  const dropAhead = (s: Consume) => {
+    if (s.ahead) aheadBytes -= s.ahead.bytes.length;
+    s.ahead = undefined;
+  };
+  const finished = (s: Consume) => {
+    s.done = true;
+    dropAhead(s);
+  };
   while (waiting.length || open.length) {
     opts.signal?.throwIfAborted();
     // Each job's range; none for a job whose pieces the table's decoder holds already (SOCI's decoded spans).
     const ranges: Array<Range | undefined> = [];
     const jobs: Array<{ capture: Capture } | { consume: Consume; pieces: TocChunk[]; ahead?: boolean } | { tail: Consume; from: number; start: number; end: number }> = [];
-    let budget = tuning.roundBytes;
+    let budget = tuning.roundBytes - aheadBytes;
     const fits = (n: number) => jobs.length === 0 || n <= budget || n === 0;
     const laterCaptures: Capture[] = [];
     for (const c of waiting) {
@@ -169,7 +181,10 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       const need = s.consumer.next();
       const chunks = s.content.chunks;
       while (s.next < chunks.length && chunks[s.next]!.at + chunks[s.next]!.size <= need) s.next++;
-      if (s.next >= chunks.length) continue;
+      if (s.next >= chunks.length) {
+        finished(s);
+        continue;
+      }
       if (s.ahead && s.next >= s.ahead.from) {
         // The file's end, fetched ahead: fed from what is held.
         ranges.push(undefined);
@@ -205,8 +220,11 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
     const run = async (j: number, bytes: Buffer): Promise<void> => {
       const job = jobs[j]!;
       if ("tail" in job) {
-        // A file's end, fetched ahead: kept (compressed) for the round that reaches it.
+        // A file's end, fetched ahead: kept (compressed) for the round that reaches it, unless its first
+        // piece (decoded before it, in this round) was all the scanners needed.
+        if (job.tail.done) return;
         job.tail.ahead = { from: job.from, base: job.start, bytes: Buffer.from(bytes) };
+        aheadBytes += bytes.length;
         return;
       }
       if ("capture" in job) {
@@ -221,7 +239,7 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
       if (job.ahead) {
         const a = s.ahead!;
         bytes = a.bytes.subarray(job.pieces[0]!.offset - a.base);
-        s.ahead = undefined;
+        dropAhead(s);
       }
       // The window's pieces are whole frames back to back: one decoder for all, then each piece checked
       // against its own digest before the scanner sees it.
@@ -241,6 +259,7 @@ async function walkTocWith(selector: EntrySelector, toc: TableOfContents, reader
         if (!more) break;
       }
       if (more && s.next < s.content.chunks.length) open.push(s);
+      else finished(s);
     };
     let got: { fetched: number; requests: number };
     if (toc.decode) {
