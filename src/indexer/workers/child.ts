@@ -116,6 +116,10 @@ async function scan(m: Extract<ToWorker, { t: "scan" }>): Promise<void> {
   } finally {
     job = undefined;
     current?.readable.destroy();
+    // A stream whose buffer filled paused the pipe until its reader asks for more; a scan that ends without
+    // reading its stream to the end (the walk refused the layer, or stopped at the tar's end) never asks, and
+    // the next scan's frames would wait behind the pause for ever (seen: a worker idle, its job stuck).
+    data.resume();
     for (const r of ranges.values()) r.reject(new Error("the scan ended"));
     ranges.clear();
   }
