@@ -52,7 +52,7 @@ describe("Indexer", () => {
   });
   afterAll(async () => store.close());
 
-  it("writes the stored progress at most once a second: a quick index its first state and the final report, a slow one each state still current a second on", async () => {
+  it("writes the stored progress at most once a second: a quick index its first state and the final report, a slow one the state entered a second on", async () => {
     const states: string[] = [];
     const watched: Store = Object.create(store) as Store;
     watched.setIndexReport = async (r, set) => (states.push(r.state), store.setIndexReport(r, set));
@@ -62,13 +62,13 @@ describe("Indexer", () => {
     const r = await ix.index({ digest: digestOf(Buffer.from("progress-quick")), layers: [quick.desc] }, new MemorySource(new Map([[quick.desc.digest, quick.blob]])));
     expect(r.report.state).toBe("IndexFinished");
     expect(states).toEqual(["CheckManifest", "IndexFinished"]);
-    // A layer that takes 1.5 s to open: FetchLayers is written when its second is up, then nothing until the end.
+    // A layer that takes 1.5 s to open: FetchLayers comes too soon after CheckManifest, Coalesce after it is written.
     states.length = 0;
     const slow = await layer([{ name: "pkgs/db", content: "b 1\n" }]);
     const r2 = await ix.index({ digest: digestOf(Buffer.from("progress-slow")), layers: [slow.desc] }, new MemorySource(new Map([[slow.desc.digest, slow.blob]]), 1500));
     expect(r2.report.state).toBe("IndexFinished");
-    expect(states).toEqual(["CheckManifest", "FetchLayers", "IndexFinished"]);
-    // A failed index: its error is the last write, nothing from a timer after it.
+    expect(states).toEqual(["CheckManifest", "Coalesce", "IndexFinished"]);
+    // A failed index: its error is the last write.
     states.length = 0;
     const e = await ix.index({ digest: digestOf(Buffer.from("progress-error")), layers: [{ ...slow.desc, digest: digestOf(Buffer.from("absent")) }] }, new MemorySource(new Map()));
     expect(e.report.state).toBe("IndexError");

@@ -92,7 +92,7 @@ export class InventoryError extends PortcullisError {
   }
 }
 
-/** The stored progress state of an index changes at most this often (see Indexer.index). */
+/** The stored progress state of an index is written at most this often (see Indexer.index). */
 export const PROGRESS_WRITE_MS = 1000;
 
 export class Indexer {
@@ -166,33 +166,15 @@ export class Indexer {
     const stats: IndexStats = { layers: m.layers.length, layersFetched: 0, layersReused: 0, layersSkipped: 0, bytesFetched: 0, bytesDecompressed: 0, cached: false, layerReads: [], durationMs: 0 };
     const finish = (report: IndexReport, error?: Error): IndexResult => ({ report, stats: { ...stats, durationMs: performance.now() - t0 }, ...(error ? { error } : {}) });
     const store = this.options.store;
-    // The stored progress state: the first one at once, then at most one write per PROGRESS_WRITE_MS (a state
-    // entered sooner is written when that time is up, if it is still the current one), so an image indexed in
-    // 60 ms costs two writes of its report, not five; writes in order, all done before the final report.
-    let current: IndexState | undefined;
+    // The stored progress state: the first one, then a state entered at least PROGRESS_WRITE_MS after the last
+    // write (an image indexed in 60 ms costs two writes of its report, not five; a long step is shown once the
+    // next one starts). No timer: every write is made, and done, by the step that enters its state.
     let written = -Infinity;
-    let writes: Promise<void> = Promise.resolve();
-    let timer: NodeJS.Timeout | undefined;
-    const write = (state: IndexState) => {
-      written = performance.now();
-      writes = writes.then(() => store.setIndexReport({ manifest_hash: m.digest, state, success: false }, this.scannerSet));
-      return writes;
-    };
     const progress = async (state: IndexState) => {
       opts.onProgress?.({ manifest: m.digest, state });
-      current = state;
-      const wait = written + PROGRESS_WRITE_MS - performance.now();
-      if (wait <= 0) return write(state);
-      timer ??= setTimeout(() => {
-        timer = undefined;
-        if (current !== undefined) void write(current).catch(() => undefined);
-      }, wait);
-    };
-    /** No progress write after this; the ones made are done (or failed: the final report follows anyway). */
-    const settle = async () => {
-      current = undefined;
-      clearTimeout(timer);
-      await writes.catch(() => undefined);
+      if (performance.now() - written < PROGRESS_WRITE_MS) return;
+      written = performance.now();
+      await store.setIndexReport({ manifest_hash: m.digest, state, success: false }, this.scannerSet);
     };
 
     // CheckManifest, without the lock: the common case (already indexed by this scanner set) stays cheap.
@@ -226,12 +208,10 @@ export class Indexer {
         await progress("IndexManifest");
         const report = buildReport(m.digest, coalesced);
         const rows = manifestPackageRows(coalesced.packages.map(({ pkg }) => pkg), coalesced.distribution);
-        await settle();
         await store.setIndexFinished(report, this.scannerSet, rows);
         opts.onProgress?.({ manifest: m.digest, state: "IndexFinished" });
         return finish(report);
       } catch (e) {
-        await settle();
         if (opts.signal?.aborted) throw e;
         const report: IndexReport = { manifest_hash: m.digest, state: "IndexError", success: false, err: (e as Error).message };
         await store.setIndexReport(report, this.scannerSet).catch(() => undefined);
