@@ -1,5 +1,6 @@
 // Admission while hostile images are scanned: `portcullis serve` (the built JavaScript, every role in one
-// process, as the chart's combined mode runs it) answers AdmissionReviews at a fixed rate while ImageScans of
+// process, as the chart's combined mode runs it; or, --variants split, the webhook role in a process of its
+// own, as the chart's split mode runs it) answers AdmissionReviews at a fixed rate while ImageScans of
 // hostile images run back to back, two at a time; the p99 of the same load without the scans, measured in
 // the same run on the same process, is the baseline (each quiet window starts once the scans of the attacked
 // one before it have ended, so the workers are idle). Three layouts (--variants), each once per --worker-nice value: layers parsed in worker processes (the
@@ -11,7 +12,7 @@
 //   - a jar whose 100 central-directory records all point at one 60 MiB deflated entry.
 // Also printed: the peak resident memory of the serve process and of its workers during the attacks.
 //
-//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--variants postgres,embedded,in-process] [--worker-nice 10,19] [--profile DIR (V8 CPU profile of serve)] [--quick]
+//   npx tsx bench/attack.ts [--rate 500] [--seconds 10] [--runs 3] [--variants postgres,split,embedded,in-process] [--worker-nice 10,19] [--profile DIR (V8 CPU profile of serve)] [--quick]
 //   (BENCH_SERVE_LOG_LEVEL=debug: serve's log level; its last lines are printed if a scan never ends)
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -41,8 +42,12 @@ const RATE = Number(values.rate ?? 500);
 const SECONDS = Number(values.seconds ?? (quick ? 5 : 10));
 const RUNS = Number(values.runs ?? (quick ? 1 : 3));
 const DIGESTS = 50;
-/** The layouts measured: workers with PostgreSQL, workers with the embedded store, in the serve process. */
-const ALL_VARIANTS = { postgres: [2, "postgres"], embedded: [2, "embedded"], "in-process": [0, "embedded"] } as const;
+/**
+ * The layouts measured: workers with PostgreSQL, the same split in two processes as the chart's `mode: split`
+ * runs it (a webhook process, and a controller+indexer process with the workers), workers with the embedded
+ * store, in the serve process.
+ */
+const ALL_VARIANTS = { postgres: [2, "postgres", false], split: [2, "postgres", true], embedded: [2, "embedded", false], "in-process": [0, "embedded", false] } as const;
 const VARIANTS = (values.variants ?? Object.keys(ALL_VARIANTS).join(",")).split(",").map((v) => {
   const variant = ALL_VARIANTS[v as keyof typeof ALL_VARIANTS];
   if (!variant) throw new Error(`--variants: unknown ${JSON.stringify(v)} (known: ${Object.keys(ALL_VARIANTS).join(", ")})`);
@@ -90,6 +95,8 @@ function rssTree(pid: number): { self: number; children: number[] } {
 interface Variant {
   label: string;
   workers: number;
+  /** The webhook in a process of its own (the chart's mode: split). */
+  split: boolean;
   quiet: Load[];
   attacked: Load[];
   scans: Record<string, number>;
@@ -107,6 +114,8 @@ async function main(): Promise<void> {
   const kubectlPath = findTool("kubectl");
   if (!kubectlPath) throw new Error("kubectl not found; run `npm run env:setup` as root");
   let serve: ChildProcess | undefined;
+  /** The split layout's controller+indexer process. */
+  let others: ChildProcess[] = [];
   try {
     const { service: kube } = await startKube(sup);
     const kubectl = (...a: string[]) => run(kubectlPath, ["--kubeconfig", kube.kubeconfig, ...a]);
@@ -151,31 +160,39 @@ async function main(): Promise<void> {
     // The cluster's layout (PostgreSQL: index jobs, the store's work in the database server), then the embedded
     // store (its SQL in the serve process), with workers and without.
     const { service: pgS } = await startPostgres(sup, `attack${Date.now().toString(36)}`);
-    const runs: Array<{ workers: number; store: "postgres" | "embedded"; nice?: number }> = VARIANTS.flatMap(([workers, store]) => (workers && NICES.length ? NICES.map((nice) => ({ workers, store, nice })) : [{ workers, store }]));
-    for (const { workers, store, nice } of runs) {
+    const runs: Array<{ workers: number; store: "postgres" | "embedded"; split: boolean; nice?: number }> = VARIANTS.flatMap(([workers, store, split]) => (workers && NICES.length ? NICES.map((nice) => ({ workers, store, split, nice })) : [{ workers, store, split }]));
+    for (const { workers, store, split, nice } of runs) {
       const port = await freePort();
-      const health = await freePort();
       const lines: string[] = [];
       const storeArgs = store === "postgres" ? ["--database-url", pgS.url] : ["--store-path", join(dir, `store-${workers}`)];
-      serve = spawn(process.execPath, [...(values.profile ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : []), join(root, "dist/cli/bin.js"), "serve", ...storeArgs, "--namespace", "portcullis-system",
-        "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${port}`, "--webhook-url", `https://127.0.0.1:${port}`, "--webhook-namespace-label", LABEL,
-        "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), ...(nice === undefined ? [] : ["--worker-nice", String(nice)]), "--log-level", process.env.BENCH_SERVE_LOG_LEVEL ?? "warn"],
-      { env: { ...process.env, KUBECONFIG: kube.kubeconfig }, stdio: ["ignore", "ignore", "pipe"] });
-      serve.stderr!.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter(Boolean)));
+      // One process with every role, or (split) the webhook's process, then the controller and indexer's.
+      const start = async (roles: string | undefined): Promise<ChildProcess> => {
+        const health = await freePort();
+        const child = spawn(process.execPath, [...(values.profile ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : []), join(root, "dist/cli/bin.js"), "serve", ...(roles ? ["--roles", roles] : []), ...storeArgs, "--namespace", "portcullis-system",
+          "--health-addr", `127.0.0.1:${health}`, "--webhook-addr", `127.0.0.1:${port}`, "--webhook-url", `https://127.0.0.1:${port}`, "--webhook-namespace-label", LABEL,
+          "--no-pods", "--leader-elect", "false", "--advisory-update-interval", "0", "--concurrency", "2", "--index-workers", String(workers), ...(nice === undefined ? [] : ["--worker-nice", String(nice)]), "--log-level", process.env.BENCH_SERVE_LOG_LEVEL ?? "warn"],
+        { env: { ...process.env, KUBECONFIG: kube.kubeconfig }, stdio: ["ignore", "ignore", "pipe"] });
+        child.stderr!.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter(Boolean).map((l) => (roles ? `[${roles}] ${l}` : l))));
+        let ready = false;
+        for (let i = 0; i < 600 && !ready; i++) {
+          ready = await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status === 200, () => false);
+          if (!ready) await new Promise((r) => setTimeout(r, 200));
+        }
+        console.error(`serve${roles ? ` --roles ${roles}` : ""} pid ${child.pid} health 127.0.0.1:${health}`);
+        if (!ready) throw new Error(`serve${roles ? ` --roles ${roles}` : ""} did not become ready:\n${lines.slice(-20).join("\n")}`);
+        return child;
+      };
+      // The controller registers the webhook (with the serving certificate's CA) before the webhook's process is asked.
+      others = split ? [await start("controller,indexer")] : [];
+      serve = await start(split ? "webhook" : undefined);
       const pid = serve.pid!;
-      let ready = false;
-      for (let i = 0; i < 600 && !ready; i++) {
-        ready = await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.status === 200, () => false);
-        if (!ready) await new Promise((r) => setTimeout(r, 200));
-      }
-      console.error(`serve pid ${pid} health 127.0.0.1:${health}`);
-      if (!ready) throw new Error(`serve did not become ready:\n${lines.slice(-20).join("\n")}`);
+      const indexerPid = split ? others[0]!.pid! : pid;
       const { stdout } = await kubectl("get", "validatingwebhookconfiguration", "portcullis", "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}");
       const ca = Buffer.from(stdout.trim(), "base64").toString();
       const url = `https://127.0.0.1:${port}/validate`;
       await load(url, ca, bodiesFile, 200, 2);
 
-      const v: Variant = { label: `${workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process"}, ${store === "postgres" ? "PostgreSQL (index jobs)" : "embedded store"}${nice === undefined ? "" : `, workers at nice ${nice}`}`, workers, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0, cpu: {} };
+      const v: Variant = { label: `${split ? "split: webhook process; controller+indexer process, " : ""}${workers ? `layers parsed in ${workers} worker processes` : "layers parsed in the serve process"}, ${store === "postgres" ? "PostgreSQL (index jobs)" : "embedded store"}${nice === undefined ? "" : `, workers at nice ${nice}`}`, workers, split, quiet: [], attacked: [], scans: {}, peakServe: 0, peakWorker: 0, cpu: {} };
       for (let r = 0; r < RUNS; r++) {
         const quietCpu = cpuWindow([pgS.database]);
         v.quiet.push(await load(url, ca, bodiesFile, RATE, SECONDS));
@@ -204,8 +221,9 @@ async function main(): Promise<void> {
         };
         const sampler = setInterval(() => {
           const t = rssTree(pid);
+          const ix = indexerPid === pid ? t : rssTree(indexerPid);
           v.peakServe = Math.max(v.peakServe, t.self);
-          v.peakWorker = Math.max(v.peakWorker, ...t.children, 0);
+          v.peakWorker = Math.max(v.peakWorker, ...ix.children, 0);
         }, 100);
         const attackers = [attacker(), attacker()];
         await new Promise((res) => setTimeout(res, 1000)); // the first scans under way
@@ -216,28 +234,32 @@ async function main(): Promise<void> {
         await Promise.all(attackers);
         clearInterval(sampler);
       }
-      serve.kill("SIGTERM");
-      await new Promise((res) => serve!.once("exit", res));
+      for (const p of [serve, ...others]) {
+        p.kill("SIGTERM");
+        await new Promise((res) => p.once("exit", res));
+      }
       serve = undefined;
+      others = [];
       await kubectl("delete", "imagescans", "--all", "-n", attackNs, "--wait=false");
       variants.push(v);
     }
 
     const p99 = (rs: Load[]) => median(rs.map((r) => pct(r.lat, 99)));
     const line = (label: string, rs: Load[]) => `  ${label.padEnd(28)} p50 ${ms(median(rs.map((r) => pct(r.lat, 50)))).padStart(9)}  p99 ${ms(p99(rs)).padStart(10)} (runs: ${rs.map((r) => pct(r.lat, 99).toFixed(1)).join(", ")})  max ${ms(Math.max(...rs.map((r) => Math.max(...r.lat)))).padStart(10)}  errors ${rs.reduce((n, r) => n + r.errors, 0)}`;
-    console.log(`\nAdmissionReviews to \`portcullis serve\` (every role in one process), open loop at ${RATE}/s for ${SECONDS} s per window, ${RUNS} quiet and ${RUNS} attacked window(s) each; p99 is the median of the windows' p99s:`);
+    console.log(`\nAdmissionReviews to \`portcullis serve\` (every role in one process, unless split), open loop at ${RATE}/s for ${SECONDS} s per window, ${RUNS} quiet and ${RUNS} attacked window(s) each; p99 is the median of the windows' p99s:`);
     for (const v of variants) {
       console.log(`${v.label}:`);
       console.log(line("without scans", v.quiet));
       console.log(line("while hostile images scan", v.attacked));
       console.log(`    p99 ratio attacked/quiet: ${(p99(v.attacked) / p99(v.quiet)).toFixed(2)}${v.workers ? "  (target <= 2)" : ""}`);
       console.log(`    hostile scans ended: ${Object.entries(v.scans).map(([k, n]) => `${k} ${n}`).join(", ") || "none"}`);
-      console.log(`    peak resident memory during the attacks: serve process ${v.peakServe.toFixed(0)} MiB${v.workers ? `, largest worker ${v.peakWorker.toFixed(0)} MiB` : ""}`);
+      console.log(`    peak resident memory during the attacks: ${v.split ? "webhook process" : "serve process"} ${v.peakServe.toFixed(0)} MiB${v.workers ? `, largest worker ${v.peakWorker.toFixed(0)} MiB` : ""}`);
       for (const [k, w] of Object.entries(v.cpu)) console.log(`    CPU in the last ${k} window:\n${formatCpu(w, cpus().length)}`);
     }
     if (variants.some((v) => [...v.quiet, ...v.attacked].some((r) => r.errors > 0))) process.exitCode = 1;
   } finally {
     serve?.kill("SIGKILL");
+    for (const p of others) p.kill("SIGKILL");
     await sup.stopAll();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -154,6 +154,11 @@ async function main(): Promise<void> {
         for (const c of started) c.kill("SIGTERM");
         await Promise.all(started.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))));
         await store.close();
+        // The database is the machine's server's: dropped once measured, not left behind run after run.
+        const drop = new pg.Client({ connectionString: pgS.url });
+        await drop.connect();
+        await drop.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+        await drop.end();
         console.log(`  ${n} indexer process${n > 1 ? "es" : ""}: ${IMAGES} images in ${seconds.toFixed(1)} s`);
       }
     }
