@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Indexer } from "../../src/indexer/indexer.js";
 import type { LayerSource } from "../../src/indexer/scan-layer.js";
@@ -92,6 +93,28 @@ describeWith([], "indexer worker processes", () => {
     expect(err).toMatchObject({ code: "DIGEST_MISMATCH" });
     expect((err as Error).message).toContain(desc.digest);
   });
+
+  it("a scan that stops reading its layer before the end (a tar's end, then 3 MiB of padding) does not hold up the worker's next scan", async () => {
+    // The walk stops at the tar's end; the frames after it fill the worker's stream, which pauses the pipe
+    // they come through. Without the worker resuming it when the scan ends, the next scan's frames waited
+    // behind the pause (3 runs of 3 hung within 20 rounds before the fix).
+    const one = new WorkerPool({ size: 1, heapMb: 256, memoryMb: 600 });
+    const tar = await makeTar([osRelease]);
+    const padded = gzipSync(Buffer.concat([tar, Buffer.alloc(3 << 20)]), { level: 0 });
+    const small = gzip(tar);
+    // A source that verifies digests itself (as the registry client does), so the walk need not read to the end.
+    const verified = (b: Buffer): LayerSource => ({ verifiesDigests: true, open: async () => Readable.from([b]) });
+    const scanOf = (b: Buffer) => one.scan({ layer: { digest: digestOf(b), size: b.length, mediaType: MT }, scanners, source: verified(b), signal: new AbortController().signal });
+    try {
+      for (let i = 0; i < 20; i++) {
+        await scanOf(padded);
+        const next = await Promise.race([scanOf(small).then(() => "scanned"), new Promise((r) => setTimeout(() => r("still waiting after 10 s"), 10_000))]);
+        expect(next, `round ${i}`).toBe("scanned");
+      }
+    } finally {
+      await one.stop();
+    }
+  }, 120_000);
 
   it("kills a worker over its memory limit: the layer fails naming it and the limit, the next layer is scanned", async () => {
     // Files the dpkg scanner reads whole (distroless status.d), 30 MiB each (the cap is 32 MiB): 480 MiB held,
