@@ -101,15 +101,21 @@ async function main(): Promise<void> {
 
     interface Result { n: number; seconds: number; perMinute: number; failed: number; cpu: CpuWindow }
     const variants: Array<{ quota: number; results: Result[] }> = [{ quota: 0, results: [] }, ...(QUOTA > 0 ? [{ quota: QUOTA, results: [] }] : [])];
+    /** Statements on the server's own database (each count's database is made and dropped there). */
+    const admin = async (...statements: string[]) => {
+      const c = new pg.Client({ connectionString: pgS.url });
+      await c.connect();
+      try {
+        for (const sql of statements) await c.query(sql);
+      } finally {
+        await c.end();
+      }
+    };
     for (const variant of variants) {
       console.log(variant.quota ? `Each indexer process in a cgroup of its own with a CPU quota of ${variant.quota} core:` : "No CPU quota:");
       for (const n of COUNTS) {
         const database = `scaleout_${n}_${variant.quota ? "q" : "u"}_${process.pid}`;
-        const admin = new pg.Client({ connectionString: pgS.url });
-        await admin.connect();
-        await admin.query(`DROP DATABASE IF EXISTS ${database}`);
-        await admin.query(`CREATE DATABASE ${database}`);
-        await admin.end();
+        await admin(`DROP DATABASE IF EXISTS ${database}`, `CREATE DATABASE ${database}`);
         const u = new URL(pgS.url);
         u.pathname = `/${database}`;
         const url = u.toString();
@@ -155,10 +161,7 @@ async function main(): Promise<void> {
         await Promise.all(started.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))));
         await store.close();
         // The database is the machine's server's: dropped once measured, not left behind run after run.
-        const drop = new pg.Client({ connectionString: pgS.url });
-        await drop.connect();
-        await drop.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-        await drop.end();
+        await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
         console.log(`  ${n} indexer process${n > 1 ? "es" : ""}: ${IMAGES} images in ${seconds.toFixed(1)} s`);
       }
     }
