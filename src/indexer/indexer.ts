@@ -6,7 +6,7 @@ import { CaptureBudget } from "../layers/entries.js";
 import { DEFAULT_MAX_SCAN_CAPTURED_BYTES, type WalkLimits } from "../layers/walk.js";
 import type { TocWalkTuning } from "../layers/toc/index.js";
 import type { Scanner, ScannerInfo } from "../model/scanner.js";
-import { type ManifestPackageRow, scannedKey, type Store } from "../store/types.js";
+import { type LayerArtifacts, type ManifestPackageRow, scannedKey, type Store } from "../store/types.js";
 import { scannerSetHash } from "./scanner-set.js";
 import { buildReport, coalesce, type Coalesced, type CoalesceLayer } from "./coalesce.js";
 import type { IndexReport, IndexState } from "../model/index-report.js";
@@ -195,12 +195,14 @@ export class Indexer {
         await progress("CheckManifest");
         await store.persistManifest(m);
         await progress("FetchLayers");
-        await this.fetchAndScan(m, source, stats, opts);
+        // What this index scanned with every scanner of the set is what the store now holds: not read back.
+        const scannedNow = new Map<string, LayerArtifacts>();
+        await this.fetchAndScan(m, source, stats, opts, scannedNow);
         await progress("Coalesce");
         const layers = m.layers.filter((l) => !l.urls?.length).map((l) => l.digest);
-        const arts = await store.layerArtifacts(layers, this.infos);
+        const arts = await store.layerArtifacts(layers.filter((d) => !scannedNow.has(d)), this.infos);
         const stack: CoalesceLayer[] = layers.map((digest) => {
-          const a = arts.get(digest);
+          const a = scannedNow.get(digest) ?? arts.get(digest);
           if (!a) throw new Error(`layer ${digest} has no stored scan results after scanning`);
           return { digest, whiteouts: a.whiteouts, opaqueDirs: a.opaqueDirs, files: a.files, outputs: [...a.outputs.values()] };
         });
@@ -222,7 +224,7 @@ export class Indexer {
   }
 
   /** FetchLayers + ScanLayers: one streaming pass per layer that lacks some scanner's results. */
-  private async fetchAndScan(m: ManifestToIndex, source: LayerSource, stats: IndexStats, opts: { signal?: AbortSignal; onProgress?: (p: IndexProgress) => void }): Promise<void> {
+  private async fetchAndScan(m: ManifestToIndex, source: LayerSource, stats: IndexStats, opts: { signal?: AbortSignal; onProgress?: (p: IndexProgress) => void }, scannedNow: Map<string, LayerArtifacts>): Promise<void> {
     const layers = m.layers.filter((l) => {
       if (l.urls?.length) stats.layersSkipped++;
       return !l.urls?.length;
@@ -245,7 +247,7 @@ export class Indexer {
     const worker = async () => {
       while (next < work.length) {
         const w = work[next++]!;
-        if (!(await this.scanLayerOnce(w, source, stats, signal, capture))) continue;
+        if (!(await this.scanLayerOnce(w, source, stats, signal, capture, scannedNow))) continue;
         opts.onProgress?.({ manifest: m.digest, state: "ScanLayers", layer: w.layer.digest, bytes: w.layer.size });
       }
     };
@@ -284,7 +286,7 @@ export class Indexer {
    * that one and reuses its results (two images on one base, indexed at once, download the base once).
    * Returns false when the layer was reused.
    */
-  private async scanLayerOnce(w: { layer: LayerDescriptor; scanners: Scanner[] }, source: LayerSource, stats: IndexStats, signal: AbortSignal, capture: CaptureBudget): Promise<boolean> {
+  private async scanLayerOnce(w: { layer: LayerDescriptor; scanners: Scanner[] }, source: LayerSource, stats: IndexStats, signal: AbortSignal, capture: CaptureBudget, scannedNow: Map<string, LayerArtifacts>): Promise<boolean> {
     const digest = w.layer.digest;
     // Wait for a scan of this layer in flight; then (and before starting our own) look at the store again:
     // the list of work was made before other indexes may have finished this layer.
@@ -316,10 +318,10 @@ export class Indexer {
           const done = await store.scannedLayers([digest], this.infos);
           const left = w.scanners.filter((s) => !done.has(scannedKey(digest, s)));
           if (!left.length) return false;
-          await this.scanLayer(w.layer, left, source, stats, signal, capture);
+          await this.scanLayer(w.layer, left, source, stats, signal, capture, scannedNow);
           return true;
         })
-      : this.scanLayer(w.layer, w.scanners, source, stats, signal, capture).then(() => true);
+      : this.scanLayer(w.layer, w.scanners, source, stats, signal, capture, scannedNow).then(() => true);
     this.layerFlights.set(digest, flight);
     try {
       if (await flight) return true;
@@ -330,14 +332,15 @@ export class Indexer {
     }
   }
 
-  private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal, capture: CaptureBudget): Promise<void> {
+  private async scanLayer(layer: LayerDescriptor, scanners: Scanner[], source: LayerSource, stats: IndexStats, signal: AbortSignal, capture: CaptureBudget, scannedNow: Map<string, LayerArtifacts>): Promise<void> {
     const scanned = await this.scanning.scan({ layer, scanners, source, signal, capture });
     stats.layersFetched++;
     stats.bytesFetched += scanned.read.bytes;
     stats.bytesDecompressed += scanned.uncompressedBytes;
     stats.layerReads!.push(scanned.read);
     // Nothing is stored until the whole layer streamed and its digest matched (the walk throws otherwise).
-    await this.options.store.setLayerScanned(layer.digest, { whiteouts: scanned.whiteouts, opaqueDirs: scanned.opaqueDirs, files: scanned.files }, scanned.results);
+    const facts = await this.options.store.setLayerScanned(layer.digest, { whiteouts: scanned.whiteouts, opaqueDirs: scanned.opaqueDirs, files: scanned.files }, scanned.results);
+    if (scanners.length === this.scanners.length) scannedNow.set(layer.digest, { ...facts, outputs: new Map(scanned.results.map((r) => [r.scanner.name, r.output])) });
   }
 }
 

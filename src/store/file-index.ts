@@ -74,22 +74,25 @@ export class FileIndex implements Setter, Querier, ManifestAdmin {
     await writeRecord(path, `manifest ${m.digest}`, { layers });
   }
 
-  async setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<void> {
+  async setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<LayerWalkFacts> {
     for (const r of results) this.checkRegistered(r.scanner);
     const dir = this.layerDir(layer);
     await mkdir(dir, { recursive: true });
     // A walk for a new scanner captures only that scanner's files: keep the union of what walks captured.
     // The read-modify-write of walk.rec is under the layer's lock, against another process doing the same.
-    await withFileLock(this.lockPath("layer", layer), { what: `layer ${layer} of the index`, timeoutMs: 60_000 }, async () => {
+    const stored = await withFileLock(this.lockPath("layer", layer), { what: `layer ${layer} of the index`, timeoutMs: 60_000 }, async () => {
       const walkPath = join(dir, "walk.rec");
       const old = await this.readWalk(layer).catch(() => undefined);
       const files = old ? [...new Set([...old.files, ...facts.files])].sort() : [...new Set(facts.files)].sort();
-      await writeRecord(walkPath, `walk ${layer}`, { whiteouts: facts.whiteouts, opaqueDirs: facts.opaqueDirs, files } satisfies LayerWalkFacts);
+      const walk: LayerWalkFacts = { whiteouts: facts.whiteouts, opaqueDirs: facts.opaqueDirs, files };
+      await writeRecord(walkPath, `walk ${layer}`, walk);
+      return walk;
     });
     // The walk first: a scanner's result without its walk is never seen (a crash in between re-scans).
     for (const r of results) {
       await writeRecord(this.scannerFile(layer, r.scanner), scannerRecordKey(layer, r.scanner), r.output);
     }
+    return stored;
   }
 
   private async readWalk(layer: string): Promise<LayerWalkFacts | undefined> {

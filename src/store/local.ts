@@ -223,7 +223,7 @@ export class LocalStore implements Store {
   persistManifest(m: ManifestToIndex): Promise<void> {
     return this.index.persistManifest(m);
   }
-  setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<void> {
+  setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<LayerWalkFacts> {
     return this.index.setLayerScanned(layer, facts, results);
   }
   setIndexReport(report: IndexReport, scannerSet: string): Promise<void> {

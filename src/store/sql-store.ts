@@ -67,39 +67,43 @@ export class SqlStore implements Store {
     return id;
   }
 
+  // Each write below is one statement (atomic on its own, and one round trip): the manifest, its layers and
+  // their order; a layer's walk facts and its scanners' results; a report and its package rows. They were
+  // transactions of a statement per row, with BEGIN and COMMIT round trips of their own.
+
   async persistManifest(m: ManifestToIndex): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      const manifestId = await upsertId(tx, "manifest", m.digest);
-      const existing = await tx.query<{ n: string }>("SELECT count(*) AS n FROM manifest_layer WHERE manifest_id = $1", [manifestId]);
-      if (Number(existing.rows[0]!.n) === m.layers.length) return;
-      await tx.query("DELETE FROM manifest_layer WHERE manifest_id = $1", [manifestId]);
-      for (const [i, l] of m.layers.entries()) {
-        const layerId = await upsertId(tx, "layer", l.digest);
-        await tx.query("INSERT INTO manifest_layer (manifest_id, layer_id, i) VALUES ($1, $2, $3)", [manifestId, layerId, i]);
-      }
-    });
+    // A manifest's layers never change (its digest names them); rows from a different list are replaced,
+    // position by position, and any past the end go. Layers are made in sorted order, so two manifests
+    // sharing layers lock their rows in the same order.
+    await this.db.query(
+      `WITH m AS (INSERT INTO manifest (hash) VALUES ($1) ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash RETURNING id),
+       l AS (INSERT INTO layer (hash) SELECT h FROM (SELECT DISTINCT h FROM unnest($2::text[]) AS h ORDER BY h) AS s
+             ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash RETURNING id, hash),
+       gone AS (DELETE FROM manifest_layer WHERE manifest_id = (SELECT id FROM m) AND i >= cardinality($2::text[]))
+       INSERT INTO manifest_layer (manifest_id, layer_id, i)
+       SELECT m.id, l.id, x.n - 1 FROM m, unnest($2::text[]) WITH ORDINALITY AS x(h, n) JOIN l ON l.hash = x.h
+       ON CONFLICT (manifest_id, i) DO UPDATE SET layer_id = EXCLUDED.layer_id WHERE manifest_layer.layer_id <> EXCLUDED.layer_id`,
+      [m.digest, m.layers.map((l) => l.digest)],
+    );
   }
 
-  async setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      const layerId = await upsertId(tx, "layer", layer);
-      // A walk for a new scanner captures only that scanner's files: keep the union of what walks captured.
-      await tx.query(
-        `UPDATE layer SET whiteouts = $2, opaque_dirs = $3,
-           files = (SELECT coalesce(jsonb_agg(DISTINCT x ORDER BY x), '[]'::jsonb) FROM jsonb_array_elements_text(layer.files || $4::jsonb) AS x)
-         WHERE id = $1`,
-        [layerId, JSON.stringify(facts.whiteouts), JSON.stringify(facts.opaqueDirs), JSON.stringify(facts.files)],
-      );
-      // Every scanner's result in one statement (a round trip each was most of a small layer's database time).
-      if (results.length) {
-        await tx.query(
-          `INSERT INTO scanned_layer (layer_id, scanner_id, artifacts)
-           SELECT $1, x.scanner_id, x.artifacts FROM unnest($2::bigint[], $3::jsonb[]) AS x(scanner_id, artifacts)
-           ON CONFLICT (layer_id, scanner_id) DO UPDATE SET artifacts = EXCLUDED.artifacts, scanned_at = now()`,
-          [layerId, results.map((r) => this.scannerId(r.scanner)), results.map((r) => JSON.stringify(r.output))],
-        );
-      }
-    });
+  async setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<LayerWalkFacts> {
+    // A walk for a new scanner captures only that scanner's files: keep the union of what walks captured.
+    const { rows } = await this.db.query<{ whiteouts: string[] | string; opaque_dirs: string[] | string; files: string[] | string }>(
+      `WITH l AS (
+         INSERT INTO layer (hash, whiteouts, opaque_dirs, files)
+         VALUES ($1, $2, $3, (SELECT coalesce(jsonb_agg(DISTINCT x ORDER BY x), '[]'::jsonb) FROM jsonb_array_elements_text($4::jsonb) AS x))
+         ON CONFLICT (hash) DO UPDATE SET whiteouts = EXCLUDED.whiteouts, opaque_dirs = EXCLUDED.opaque_dirs,
+           files = (SELECT coalesce(jsonb_agg(DISTINCT x ORDER BY x), '[]'::jsonb) FROM jsonb_array_elements_text(layer.files || EXCLUDED.files) AS x)
+         RETURNING id, whiteouts, opaque_dirs, files),
+       s AS (INSERT INTO scanned_layer (layer_id, scanner_id, artifacts)
+         SELECT l.id, x.scanner_id, x.artifacts FROM l, unnest($5::bigint[], $6::jsonb[]) AS x(scanner_id, artifacts)
+         ON CONFLICT (layer_id, scanner_id) DO UPDATE SET artifacts = EXCLUDED.artifacts, scanned_at = now())
+       SELECT whiteouts, opaque_dirs, files FROM l`,
+      [layer, JSON.stringify(facts.whiteouts), JSON.stringify(facts.opaqueDirs), JSON.stringify(facts.files), results.map((r) => this.scannerId(r.scanner)), results.map((r) => JSON.stringify(r.output))],
+    );
+    const r = rows[0]!;
+    return { whiteouts: parseJson(r.whiteouts), opaqueDirs: parseJson(r.opaque_dirs), files: parseJson(r.files) };
   }
 
   async scannedLayers(layers: readonly string[], scanners: readonly ScannerInfo[]): Promise<Set<string>> {
@@ -146,24 +150,21 @@ export class SqlStore implements Store {
 
   async setIndexReport(report: IndexReport, scannerSet: string): Promise<void> {
     // One statement (atomic on its own): the progress states are written as they are entered.
-    await writeReport(this.db, report, scannerSet);
+    await this.db.query(`WITH ${REPORT_CTES} SELECT manifest_id FROM r`, reportParams(report, scannerSet));
   }
 
   async setIndexFinished(report: IndexReport, scannerSet: string, packages: readonly ManifestPackageRow[]): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      const manifestId = await writeReport(tx, report, scannerSet);
-      await tx.query("DELETE FROM manifest_package WHERE manifest_id = $1", [manifestId]);
-      // One statement from arrays, whatever the number of packages (a VALUES list took six parameters a
-      // package, in batches under PostgreSQL's 65,535), with the same text every time.
-      if (!packages.length) return;
-      const col = <T>(f: (p: ManifestPackageRow) => T) => packages.map(f);
-      await tx.query(
-        `INSERT INTO manifest_package (manifest_id, name, version, kind, package_db, dist_did, dist_version_id)
-         SELECT $1, x.name, x.version, x.kind, x.package_db, x.dist_did, x.dist_version_id
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS x(name, version, kind, package_db, dist_did, dist_version_id)`,
-        [manifestId, col((p) => p.name), col((p) => p.version), col((p) => p.kind), col((p) => p.package_db), col((p) => p.dist_did ?? null), col((p) => p.dist_version_id ?? null)],
-      );
-    });
+    // The report, and the package rows from arrays (the same text whatever their number; a VALUES list took
+    // six parameters a package, in batches under PostgreSQL's 65,535) replacing the rows of any earlier index.
+    const col = <T>(f: (p: ManifestPackageRow) => T) => packages.map(f);
+    await this.db.query(
+      `WITH ${REPORT_CTES},
+       gone AS (DELETE FROM manifest_package WHERE manifest_id = (SELECT manifest_id FROM r))
+       INSERT INTO manifest_package (manifest_id, name, version, kind, package_db, dist_did, dist_version_id)
+       SELECT r.manifest_id, x.name, x.version, x.kind, x.package_db, x.dist_did, x.dist_version_id
+       FROM r, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS x(name, version, kind, package_db, dist_did, dist_version_id)`,
+      [...reportParams(report, scannerSet), col((p) => p.name), col((p) => p.version), col((p) => p.kind), col((p) => p.package_db), col((p) => p.dist_did ?? null), col((p) => p.dist_version_id ?? null)],
+    );
   }
 
   async indexReport(manifest: string): Promise<{ report: IndexReport; scannerSet: string } | undefined> {
@@ -233,24 +234,17 @@ export class SqlStore implements Store {
   }
 }
 
-async function upsertId(tx: Queryable, table: "manifest" | "layer", hash: string): Promise<number> {
-  const { rows } = await tx.query<{ id: string }>(
-    `INSERT INTO ${table} (hash) VALUES ($1) ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash RETURNING id`,
-    [hash],
-  );
-  return Number(rows[0]!.id);
-}
+/**
+ * The manifest's row (made if new) and its report ($1-$4: reportParams), as the common table expressions m
+ * and r (r answers manifest_id): PostgreSQL takes data-modifying ones only at a statement's top level.
+ */
+const REPORT_CTES = `m AS (INSERT INTO manifest (hash) VALUES ($1) ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash RETURNING id),
+     r AS (INSERT INTO index_report (manifest_id, state, scanner_set, report) SELECT m.id, $2, $3, $4 FROM m
+       ON CONFLICT (manifest_id) DO UPDATE SET state = EXCLUDED.state, scanner_set = EXCLUDED.scanner_set, report = EXCLUDED.report, updated_at = now()
+       RETURNING manifest_id)`;
 
-/** The manifest's row (made if new) and its report, in one statement; answers the manifest's id. */
-async function writeReport(q: Queryable, report: IndexReport, scannerSet: string): Promise<number> {
-  const { rows } = await q.query<{ manifest_id: string }>(
-    `WITH m AS (INSERT INTO manifest (hash) VALUES ($1) ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash RETURNING id)
-     INSERT INTO index_report (manifest_id, state, scanner_set, report) SELECT m.id, $2, $3, $4 FROM m
-     ON CONFLICT (manifest_id) DO UPDATE SET state = EXCLUDED.state, scanner_set = EXCLUDED.scanner_set, report = EXCLUDED.report, updated_at = now()
-     RETURNING manifest_id`,
-    [report.manifest_hash, report.state, scannerSet, JSON.stringify(report)],
-  );
-  return Number(rows[0]!.manifest_id);
+function reportParams(report: IndexReport, scannerSet: string): unknown[] {
+  return [report.manifest_hash, report.state, scannerSet, JSON.stringify(report)];
 }
 
 function parseJson<T>(v: T | string): T {

@@ -46,6 +46,12 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
       const [a, b] = [dg("ml-a"), dg("ml-b")];
       await store.persistManifest({ digest: dg("m-layers"), layers: [b, a, b].map((digest) => ({ digest, size: 1, mediaType: "x" })) });
       expect(await store.manifestLayers(dg("m-layers"))).toEqual([b, a, b]);
+      // Written again with another list (a store written by an older version, or one cut short): replaced.
+      const c = dg("ml-c");
+      await store.persistManifest({ digest: dg("m-layers"), layers: [c, b].map((digest) => ({ digest, size: 1, mediaType: "x" })) });
+      expect(await store.manifestLayers(dg("m-layers"))).toEqual([c, b]);
+      await store.persistManifest({ digest: dg("m-layers"), layers: [a, b, c, a].map((digest) => ({ digest, size: 1, mediaType: "x" })) });
+      expect(await store.manifestLayers(dg("m-layers"))).toEqual([a, b, c, a]);
       await store.persistManifest({ digest: dg("m-empty"), layers: [] });
       expect(await store.manifestLayers(dg("m-empty"))).toEqual([]);
       expect(await store.manifestLayers(dg("m-unknown"))).toBeUndefined();
@@ -59,8 +65,10 @@ export function storeSuite(title: string, open: () => Promise<Store>): void {
       expect(arts.get(l)?.whiteouts).toEqual(["var/lib/dpkg/status"]);
       expect(arts.get(l)?.opaqueDirs).toEqual(["opt"]);
       expect(arts.get(l)?.files).toEqual(["etc/os-release"]);
-      // A later walk for another scanner adds its files to the layer's, never drops the others.
-      await store.setLayerScanned(l, { whiteouts: ["var/lib/dpkg/status"], opaqueDirs: ["opt"], files: ["var/lib/dpkg/status"] }, [{ scanner: osr, output: {} }]);
+      // A later walk for another scanner adds its files to the layer's, never drops the others, and the
+      // write answers the facts as stored.
+      expect(await store.setLayerScanned(l, { whiteouts: ["var/lib/dpkg/status"], opaqueDirs: ["opt"], files: ["var/lib/dpkg/status", "var/lib/dpkg/status"] }, [{ scanner: osr, output: {} }]))
+        .toEqual({ whiteouts: ["var/lib/dpkg/status"], opaqueDirs: ["opt"], files: ["etc/os-release", "var/lib/dpkg/status"] });
       expect((await store.layerArtifacts([l], [dpkg2]))?.get(l)?.files).toEqual(["etc/os-release", "var/lib/dpkg/status"]);
       expect([...arts.get(l)!.outputs.keys()]).toEqual(["dpkg"]);
       expect(arts.get(l)!.outputs.get("dpkg")).toEqual({ packages: [] });

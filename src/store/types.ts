@@ -38,7 +38,11 @@ export interface Setter {
   /** Records the manifest and its layers, in order. Idempotent. */
   persistManifest(m: ManifestToIndex): Promise<void>;
   /** Records, in one transaction, that `layer` was walked and what each scanner found in it. */
-  setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<void>;
+  /**
+   * Stores a walk of a layer and its scanners' results; answers the layer's walk facts as stored (the files
+   * are the union of every walk's), so an indexer that scanned the layer just now need not read them back.
+   */
+  setLayerScanned(layer: string, facts: LayerWalkFacts, results: ReadonlyArray<{ scanner: ScannerInfo; output: ScanOutput }>): Promise<LayerWalkFacts>;
   /** An intermediate (or error) report, so readers see progress. */
   setIndexReport(report: IndexReport, scannerSet: string): Promise<void>;
   /** The final report and the coalesced package rows, in one transaction. */
