@@ -65,8 +65,23 @@ function postgresFor(pid: number, databases: readonly string[]): boolean {
   return /^postgres: [^ ]+: (checkpointer|background writer|walwriter|autovacuum launcher|logical replication launcher)/.test(title);
 }
 
+/**
+ * The kernel's CPU pressure stall total (/proc/pressure/cpu, "some": microseconds in which at least one
+ * runnable task waited for a core), or undefined where the kernel has no PSI.
+ */
+function cpuStallMicros(): number | undefined {
+  try {
+    const some = /^some .*total=(\d+)/m.exec(readFileSync("/proc/pressure/cpu", "latin1"));
+    return some ? Number(some[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface CpuWindow {
   seconds: number;
+  /** Seconds of the window in which some runnable task waited for a core (PSI), when the kernel says. */
+  stalledSeconds?: number;
   /** CPU seconds by process kind, largest first. */
   byKind: Array<{ kind: string; seconds: number }>;
 }
@@ -93,6 +108,7 @@ export function cpuWindow(databases: readonly string[] = [], intervalMs = 200): 
     }
   };
   const t0 = performance.now();
+  const stall0 = cpuStallMicros();
   sample();
   // Processes first seen after the start count from their first sample (a short-lived one may be missed:
   // the interval bounds what is lost).
@@ -103,8 +119,10 @@ export function cpuWindow(databases: readonly string[] = [], intervalMs = 200): 
       sample();
       const by = new Map<string, number>();
       for (const { kind, first, last } of seen.values()) by.set(kind, (by.get(kind) ?? 0) + (last - first) / HZ);
+      const stall1 = cpuStallMicros();
       return {
         seconds: (performance.now() - t0) / 1000,
+        ...(stall0 !== undefined && stall1 !== undefined ? { stalledSeconds: (stall1 - stall0) / 1e6 } : {}),
         byKind: [...by].map(([kind, seconds]) => ({ kind, seconds })).filter((k) => k.seconds > 0).sort((a, b) => b.seconds - a.seconds),
       };
     },
@@ -116,5 +134,6 @@ export function formatCpu(w: CpuWindow, cores: number): string {
   const available = w.seconds * cores;
   const used = w.byKind.reduce((n, k) => n + k.seconds, 0);
   const lines = w.byKind.slice(0, 8).map((k) => `      ${k.seconds.toFixed(1).padStart(7)} s  ${((100 * k.seconds) / available).toFixed(0).padStart(3)}%  ${k.kind}`);
-  return `${lines.join("\n")}\n      ${used.toFixed(1).padStart(7)} s  ${((100 * used) / available).toFixed(0).padStart(3)}%  of ${available.toFixed(1)} core-seconds (${cores} cores x ${w.seconds.toFixed(1)} s)`;
+  const stalled = w.stalledSeconds !== undefined ? `\n      some task waited for a core ${((100 * w.stalledSeconds) / w.seconds).toFixed(0)}% of the time (the kernel's CPU pressure)` : "";
+  return `${lines.join("\n")}\n      ${used.toFixed(1).padStart(7)} s  ${((100 * used) / available).toFixed(0).padStart(3)}%  of ${available.toFixed(1)} core-seconds (${cores} cores x ${w.seconds.toFixed(1)} s)${stalled}`;
 }

@@ -16,6 +16,7 @@ import { PodController } from "../controller/pods.js";
 import { ImageRepositoryController } from "../controller/repositories.js";
 import { EventRecorder } from "../kube/events.js";
 import { KeepAliveKubeConfig } from "../kube/kubeconfig.js";
+import { RegistryConnections } from "../registry/connections.js";
 import { MUTATING_NAME, registerWebhooks, VALIDATING_NAME } from "../webhook/register.js";
 import { AdmissionWebhook } from "../webhook/server.js";
 import { WebhookCertificates, webhookSans } from "../webhook/tls/index.js";
@@ -234,6 +235,9 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   // Advisory updates run on the leader, with the controllers (checked now: an unknown source fails the start).
   const advisoryIntervalMs = cfg.advisoryUpdateInterval === "0" ? 0 : parseDuration(cfg.advisoryUpdateInterval)!;
   const secretCache = new SecretCache(kc.makeApiClient(k8s.CoreV1Api));
+  // One set of registry connections for every client this process makes (a client per scan, each with its
+  // scan's credentials): kept alive across scans instead of a TCP connection and TLS handshake per scan.
+  const registryConnections = new RegistryConnections();
   // The registry metrics name the registries of the operator's pull secrets (and the big public ones);
   // the hosts tenants' images name are `other`, so the label stays bounded. Re-read now and then.
   const learnRegistries = () => operatorRegistryHosts(secretCache, operatorSecrets).then((h) => metrics.knowRegistries(h), (e: unknown) => log("warn", `reading the operator pull secrets' registries for metrics: ${(e as Error).message}`));
@@ -292,7 +296,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         + (cfg.pinDigests === "true" ? ", and --pin-digests pins nothing" : ""));
     }
     const webhook = new AdmissionWebhook({
-      kc, cache, secrets: secretCache, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events,
+      kc, cache, secrets: secretCache, namespace: cfg.namespace, excludeNamespaces: excluded, timeoutSeconds: cfg.webhookTimeout, providers, operatorSecrets, events, registryConnections,
       defaultPolicy: { mode: "Enforce", onMissingScan: cfg.onMissingScan, requireDigest: false, breakGlassAllowed: cfg.breakGlass === "true" }, log: levelLogFn(part("webhook")),
       onDecision: (d) => metrics.observeDecision(d), findings: (digest) => store.findings.get(digest),
       scanRequests: { perSecond: cfg.webhookScanRate, burst: cfg.webhookScanBurst }, onScanRequest: (r) => metrics.observeScanRequest(r),
@@ -415,7 +419,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
       manager.add(runnable("index-job-runner", false, async () => {
         const { scanIndexer, stop } = startPool();
         const r = new IndexJobRunner({
-          jobs, indexer: scanIndexer, secrets: secretCache, operatorSecrets, providers, registryMetrics: metrics.registryHooks(), identity,
+          jobs, indexer: scanIndexer, secrets: secretCache, operatorSecrets, providers, registryMetrics: metrics.registryHooks(), registryConnections, identity,
           concurrency: cfg.concurrency, leaseMs: parseDuration(cfg.jobLease)!, scanTimeoutMs,
           log: levelLogFn(part("index-jobs")), onAttempt: (outcome, durationMs) => metrics.observeIndexJob(outcome, durationMs),
         });
@@ -437,7 +441,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
         ...namespaces, kc, cache, secretCache, indexer: pool?.scanIndexer ?? indexer, store, concurrency: cfg.concurrency, defaultPlatform: platform,
         scanTimeoutMs, scanAttempts: cfg.scanAttempts, ...(jobs ? { jobs, onEnqueued: () => runner?.poke() } : {}),
         providers, operatorSecrets, events, log: logFn(part("imagescan")),
-        registryMetrics: metrics.registryHooks(), onScanned: (e) => metrics.observeScan(e), onStatusWrite: () => metrics.statusWrites.inc({ kind: "ImageScan" }),
+        registryMetrics: metrics.registryHooks(), registryConnections, onScanned: (e) => metrics.observeScan(e), onStatusWrite: () => metrics.statusWrites.inc({ kind: "ImageScan" }),
       });
       await scans.start();
       currentScans = scans;
@@ -472,7 +476,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     if (cfg.watchPods === "true") manager.add(runnable("pod-controller", true, async () => {
       const pods = new PodController({
         ...namespaces, kc, cache, secrets: secretCache, providers, operatorSecrets, events, gcAfterMs: parseDuration(cfg.gcAfter)!,
-        alsoInUse: () => currentRepositories?.uses(), excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")), registryMetrics: metrics.registryHooks(),
+        alsoInUse: () => currentRepositories?.uses(), excludeNamespaces: [...new Set([...list(cfg.excludeNamespaces), cfg.namespace])], log: logFn(part("pods")), registryMetrics: metrics.registryHooks(), registryConnections,
       });
       await pods.start();
       return () => pods.stop();
@@ -486,7 +490,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
     manager.add(runnable("repository-controller", true, async () => {
       const repositories = new ImageRepositoryController({
         ...namespaces, kc, cache, secrets: secretCache, store: store.repositories, providers, operatorSecrets, events, defaultPlatform: platform,
-        registryMetrics: metrics.registryHooks(), onListing: (e) => metrics.observeListing(e), log: logFn(part("repositories")),
+        registryMetrics: metrics.registryHooks(), registryConnections, onListing: (e) => metrics.observeListing(e), log: logFn(part("repositories")),
         onCall: (c) => void (c === "statusWrite" && metrics.statusWrites.inc({ kind: "ImageRepository" })),
       });
       currentRepositories = repositories;
@@ -541,6 +545,7 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv = proc
   await store.close();
   await new Promise<void>((r) => health.close(() => r()));
   kc.destroyAgents();
+  await registryConnections.close();
   log("info", "stopped");
   return EXIT.ok;
 }

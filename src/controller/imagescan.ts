@@ -12,6 +12,7 @@ import { seriousDiff, type ManifestChange } from "../findings/rematch.js";
 import type { Finding, FindingsSummary } from "../model/findings.js";
 import { layersReused, type Indexer, type IndexResult } from "../indexer/indexer.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
+import type { RegistryConnections } from "../registry/connections.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
@@ -105,6 +106,8 @@ export interface ImageScanControllerOptions {
   kc: k8s.KubeConfig;
   indexer: Indexer;
   registry?: RegistryOptionsInput;
+  /** Registry connections shared with the process's other clients (serve's); by default each client opens its own. */
+  registryConnections?: RegistryConnections;
   /** Cloud credential helpers, tried after the pull secrets. */
   providers?: CredentialProvider[];
   /** Scans at once. */
@@ -292,7 +295,7 @@ export class ImageScanController {
       const creds = await workloadKeyring(this.secrets, ns, (scan.spec.imagePullSecrets ?? []).map((s) => s.name), { operator: this.options.operatorSecrets, providers: this.options.providers });
       missing = creds.missing;
       const recording = new RecordingKeyring(creds.keyring);
-      client = new RegistryClient({ options: this.options.registry, keyring: recording, defaultPlatform: platform, metrics: this.options.registryMetrics });
+      client = new RegistryClient({ connections: this.options.registryConnections, options: this.options.registry, keyring: recording, defaultPlatform: platform, metrics: this.options.registryMetrics });
       const img = await openRegistryImage(client, ref, { platform, signal: deadline });
       layersTotal = img.manifest.layers.length;
       const used = recording.used;

@@ -11,6 +11,7 @@ import { formatDuration } from "../kube/duration.js";
 import { openRegistryImage } from "../indexer/sources/registry.js";
 import { parsePlatform } from "../image/platform.js";
 import { parseReference } from "../image/reference.js";
+import type { RegistryConnections } from "../registry/connections.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { type OperatorSecrets, type SecretCache, workloadKeyring } from "../registry/auth/workload.js";
 import { RegistryClient } from "../registry/client.js";
@@ -26,6 +27,8 @@ export interface IndexJobRunnerOptions {
   operatorSecrets?: OperatorSecrets;
   providers?: CredentialProvider[];
   registry?: RegistryOptionsInput;
+  /** Registry connections shared with the process's other clients (serve's); by default each client opens its own. */
+  registryConnections?: RegistryConnections;
   registryMetrics?: RegistryMetrics;
   /** This process, in the jobs' owner (the pod's name, then the claim's own token). */
   identity: string;
@@ -138,7 +141,7 @@ export class IndexJobRunner {
     try {
       const creds = await workloadKeyring(o.secrets, job.namespace, job.pullSecrets, { operator: o.operatorSecrets, providers: o.providers });
       const platform = job.platform ? parsePlatform(job.platform) : undefined;
-      client = new RegistryClient({ options: o.registry, keyring: creds.keyring, defaultPlatform: platform, metrics: o.registryMetrics });
+      client = new RegistryClient({ connections: o.registryConnections, options: o.registry, keyring: creds.keyring, defaultPlatform: platform, metrics: o.registryMetrics });
       const img = await openRegistryImage(client, parseReference(job.reference), { platform, signal });
       if (img.manifest.digest !== job.manifest) throw Object.assign(new Error(`${job.reference} is ${img.manifest.digest}, not the job's ${job.manifest}`), { code: "MANIFEST_CHANGED" });
       const result = await o.indexer.index(img.manifest, img.source, { signal });

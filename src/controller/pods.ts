@@ -7,6 +7,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { isTransient } from "../errors.js";
 import { parseReference, referenceString, type Reference } from "../image/reference.js";
+import type { RegistryConnections } from "../registry/connections.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
@@ -31,6 +32,8 @@ export interface PodControllerOptions {
   /** Pull secrets, read through (default its own). */
   secrets?: SecretCache;
   registry?: RegistryOptionsInput;
+  /** Registry connections shared with the process's other clients (serve's); by default each client opens its own. */
+  registryConnections?: RegistryConnections;
   /** The registry requests of tag resolutions (serve's registry metrics). */
   registryMetrics?: RegistryMetrics;
   providers?: CredentialProvider[];
@@ -187,7 +190,7 @@ export class PodController {
     if (running) return running;
     const p = (async () => {
       const { keyring } = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.options.operatorSecrets, providers: this.options.providers });
-      const client = new RegistryClient({ options: this.options.registry, keyring, metrics: this.options.registryMetrics });
+      const client = new RegistryClient({ connections: this.options.registryConnections, options: this.options.registry, keyring, metrics: this.options.registryMetrics });
       try {
         const digest = await client.resolveDigest(ref);
         this.resolved.set(key, { digest, expires: Date.now() + (this.options.resolveTtlMs ?? 60_000) });

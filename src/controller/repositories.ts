@@ -21,6 +21,7 @@ import { WorkQueue } from "../kube/workqueue.js";
 import { runWorker, type Result } from "../kube/reconcile.js";
 import type { LogFn } from "../log/logger.js";
 import { tenantRedactor } from "../log/redact.js";
+import type { RegistryConnections } from "../registry/connections.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
@@ -42,6 +43,8 @@ export interface ImageRepositoryControllerOptions {
   secrets?: SecretCache;
   store: WatchedRepositoryStore;
   registry?: RegistryOptionsInput;
+  /** Registry connections shared with the process's other clients (serve's); by default each client opens its own. */
+  registryConnections?: RegistryConnections;
   providers?: CredentialProvider[];
   operatorSecrets?: OperatorSecrets;
   registryMetrics?: RegistryMetrics;
@@ -200,7 +203,7 @@ export class ImageRepositoryController {
     const registry = async () => {
       if (!client) {
         const creds = await workloadKeyring(this.secrets, ns, secretNames, { operator: this.options.operatorSecrets, providers: this.options.providers });
-        client = new RegistryClient({ options: this.options.registry, keyring: creds.keyring, metrics: this.options.registryMetrics, defaultPlatform: platform ?? this.options.defaultPlatform });
+        client = new RegistryClient({ connections: this.options.registryConnections, options: this.options.registry, keyring: creds.keyring, metrics: this.options.registryMetrics, defaultPlatform: platform ?? this.options.defaultPlatform });
         missing = creds.missing;
       }
       return client;

@@ -10,6 +10,7 @@ import { defaultPlatform, formatPlatform, platformCandidates, selectManifest, ty
 import { isDigest } from "../image/digest.js";
 import { isValidTag, type Reference } from "../image/reference.js";
 import type { EgressGuard } from "../net/egress.js";
+import type { RegistryConnections } from "./connections.js";
 import type { Keyring } from "./auth/types.js";
 import { verifiedBlobStream } from "./blob.js";
 import { RegistryError } from "./errors.js";
@@ -80,9 +81,12 @@ export interface ListTagsOptions {
 export class RegistryClient {
   readonly transport: RegistryTransport;
 
-  /** `egress`: the guard every connection goes through (default: the process's, with the system resolver). */
-  constructor(opts: { options?: RegistryOptionsInput; keyring?: Keyring; metrics?: RegistryMetrics; defaultPlatform?: Platform; egress?: EgressGuard } = {}) {
-    this.transport = new RegistryTransport(opts.options ?? {}, opts.keyring, opts.metrics ?? {}, opts.egress);
+  /**
+   * `egress`: the guard every connection goes through (default: the process's, with the system resolver).
+   * `connections`: shared with other clients (./connections.ts; close() leaves them open); default its own.
+   */
+  constructor(opts: { options?: RegistryOptionsInput; keyring?: Keyring; metrics?: RegistryMetrics; defaultPlatform?: Platform; egress?: EgressGuard; connections?: RegistryConnections } = {}) {
+    this.transport = new RegistryTransport(opts.options ?? {}, opts.keyring, opts.metrics ?? {}, opts.egress, opts.connections);
     this.platform = opts.defaultPlatform ?? defaultPlatform();
     this.metrics = opts.metrics ?? {};
   }

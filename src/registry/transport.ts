@@ -15,6 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { request, type Agent, type Dispatcher } from "undici";
 import { classifyHost, defaultEgressGuard, egressPolicy, egressRefusal, refuseHost, type AddressClass, type EgressGuard, type EgressPolicy } from "../net/egress.js";
 import { findChallenge, parseChallenges, type Challenge } from "./auth/challenge.js";
+import { RegistryConnections, type HostConnection } from "./connections.js";
 import type { Credential, Keyring } from "./auth/types.js";
 import { RegistryError, registryErrorBody } from "./errors.js";
 import { backoffDelay, parseRetryAfter, RateLimiter, Semaphore } from "./limits.js";
@@ -64,14 +65,11 @@ interface CachedToken {
 /** How a repository asked to be authenticated the last time it asked. */
 type AuthScheme = { kind: "basic" } | { kind: "bearer"; realm: string; service?: string; scopes: string[] };
 
+/** A registry as this client uses it: the connections (perhaps shared), and this client's own limits. */
 interface HostState {
-  scheme?: "https" | "http";
-  dispatcher: Agent;
-  insecureDispatcher?: Agent;
+  conn: HostConnection;
   semaphore: Semaphore;
   limiter: RateLimiter;
-  /** The class of the address last connected to for this registry (what its realms and redirects may share). */
-  addressClass?: AddressClass;
 }
 
 /**
@@ -95,26 +93,39 @@ export class RegistryTransport {
   private readonly inflightTokens = new Map<string, Promise<string>>();
   /** Which credential last worked for a registry/repository, so the next request starts with it. */
   private readonly workingCredential = new Map<string, number>();
-  /** Agents for token realms and redirects to other hosts, one per policy (public, +private, +loopback). */
-  private readonly followAgents = new Map<string, Agent>();
+  /** Connections: the process's shared ones when given (./connections.ts), else this client's own. */
+  private readonly connections: RegistryConnections;
+  private readonly ownConnections: boolean;
+  /** Aborted by close(): every request of this client carries it. */
+  private readonly ending = new AbortController();
 
   constructor(
     options: RegistryOptionsInput = {},
     private readonly keyring?: Keyring,
     private readonly metrics: RegistryMetrics = {},
     private readonly egress: EgressGuard = defaultEgressGuard,
+    connections?: RegistryConnections,
   ) {
     this.options = RegistryOptionsSchema.parse(options);
+    this.ownConnections = !connections;
+    this.connections = connections ?? new RegistryConnections();
   }
 
   /**
-   * Ends the client: its connections are destroyed, and a request still in flight (a body nobody read to its
-   * end) is aborted. A graceful close waited for such a body, forever: an index job whose scan left one
-   * unread never finished, and its runner took no more jobs.
+   * Ends the client: a request still in flight (a body nobody read to its end) is aborted, which destroys its
+   * connection, and the client's own connections (not shared ones) are destroyed. A graceful close waited for
+   * such a body, forever: an index job whose scan left one unread never finished, and its runner took no more
+   * jobs.
    */
   async close(): Promise<void> {
-    const agents = [...this.followAgents.values(), ...[...this.hosts.values()].flatMap((h) => (h.insecureDispatcher ? [h.dispatcher, h.insecureDispatcher] : [h.dispatcher]))];
-    await Promise.allSettled(agents.map((a) => a.destroy()));
+    this.ending.abort(new Error("the registry client was closed"));
+    if (this.ownConnections) await this.connections.close();
+  }
+
+  /** What a connection depends on besides the host: clients that differ in it do not share connections. */
+  private connectionSettings(): unknown[] {
+    const o = this.options;
+    return [o.connectTimeoutMs, o.headersTimeoutMs, o.bodyTimeoutMs, o.maxConcurrentPerRegistry];
   }
 
   /** Whether plain HTTP / unverified TLS is allowed for `registry`. */
@@ -131,14 +142,14 @@ export class RegistryTransport {
     let h = this.hosts.get(registry);
     if (!h) {
       const ca = this.options.caCertificates[registry];
-      const state: HostState = {
-        dispatcher: this.makeAgent(REGISTRY_POLICY, ca ? { ca } : {}, (c) => (state.addressClass = c)),
-        semaphore: new Semaphore(this.options.maxConcurrentPerRegistry),
-        limiter: new RateLimiter(this.options.requestsPerSecond),
-      };
-      if (this.isInsecure(registry)) state.insecureDispatcher = this.makeAgent(REGISTRY_POLICY, { rejectUnauthorized: false }, (c) => (state.addressClass = c));
-      this.hosts.set(registry, state);
-      h = state;
+      const insecure = this.isInsecure(registry);
+      const conn = this.connections.host(JSON.stringify([registry, ca ?? null, insecure, ...this.connectionSettings()]), () => {
+        const made: HostConnection = { dispatcher: this.makeAgent(REGISTRY_POLICY, ca ? { ca } : {}, (c) => (made.addressClass = c)) };
+        if (insecure) made.insecureDispatcher = this.makeAgent(REGISTRY_POLICY, { rejectUnauthorized: false }, (c) => (made.addressClass = c));
+        return made;
+      });
+      h = { conn, semaphore: new Semaphore(this.options.maxConcurrentPerRegistry), limiter: new RateLimiter(this.options.requestsPerSecond) };
+      this.hosts.set(registry, h);
     }
     return h;
   }
@@ -150,16 +161,13 @@ export class RegistryTransport {
    * the address its connection went to (its literal or well-known name before any connection).
    */
   private followPolicy(registry: string): EgressPolicy {
-    const own = this.host(registry).addressClass ?? classifyHost(hostnameOf(registry)) ?? "public";
+    const own = this.host(registry).conn.addressClass ?? classifyHost(hostnameOf(registry)) ?? "public";
     const allow: AddressClass[] = own === "loopback" || own === "private" ? ["public", own] : ["public"];
     return egressPolicy(`a token realm or redirect of ${own === "public" ? "a public" : `a ${own}`} registry`, allow);
   }
 
   private followAgent(policy: EgressPolicy): Agent {
-    const key = [...policy.allow].sort().join(",");
-    let a = this.followAgents.get(key);
-    if (!a) this.followAgents.set(key, (a = this.makeAgent(policy, {})));
-    return a;
+    return this.connections.followAgent(JSON.stringify([[...policy.allow].sort(), ...this.connectionSettings()]), () => this.makeAgent(policy, {}));
   }
 
   /**
@@ -176,7 +184,7 @@ export class RegistryTransport {
       return `not a URL: ${JSON.stringify(raw.slice(0, 200))}`;
     }
     if (u.protocol !== "https:" && u.protocol !== "http:") return `scheme ${u.protocol} is not allowed`;
-    if (u.protocol === "http:" && this.host(registry).scheme !== "http") return `plain http (${u.host}) from an https registry`;
+    if (u.protocol === "http:" && this.host(registry).conn.scheme !== "http") return `plain http (${u.host}) from an https registry`;
     if (this.ownHost(u, registry)) return u;
     const refused = refuseHost(u.hostname, policy);
     return refused ? refused.message : u;
@@ -188,7 +196,7 @@ export class RegistryTransport {
 
   /** The agent for a followed URL: the registry's own for its own host, else the guarded follow agent. */
   private followDispatcher(registry: string, u: URL, policy: EgressPolicy): Dispatcher {
-    return this.ownHost(u, registry) ? this.host(registry).dispatcher : this.followAgent(policy);
+    return this.ownHost(u, registry) ? this.host(registry).conn.dispatcher : this.followAgent(policy);
   }
 
   /** https always; http allowed (after https fails) for loopback and configured insecure registries. */
@@ -200,7 +208,9 @@ export class RegistryTransport {
    * Sends a request to `registry` for `repository` with pull rights, authenticating as the registry asks.
    * Raises RegistryError for every status >= 400 not in passStatuses.
    */
-  async send(registry: string, repository: string, o: SendOptions): Promise<RegistryResponse> {
+  async send(registry: string, repository: string, sent: SendOptions): Promise<RegistryResponse> {
+    // Every request of the client ends with the client (close()), whatever the caller's own signal.
+    const o = { ...sent, signal: sent.signal ? AbortSignal.any([sent.signal, this.ending.signal]) : this.ending.signal };
     const key = `${registry}/${repository}`;
     const creds = this.keyring ? await this.keyring.lookup(key, o.signal) : [];
     // Anonymous only when no credential matches (the kubelet's rule); otherwise each in turn.
@@ -392,7 +402,7 @@ export class RegistryTransport {
     const write = WRITE_METHODS.has(method);
     let url = await this.baseUrl(registry, h, signal) + path;
     let hdrs = req.headers;
-    let dispatcher: Dispatcher = h.scheme === "https" && h.insecureDispatcher ? h.insecureDispatcher : h.dispatcher;
+    let dispatcher: Dispatcher = h.conn.scheme === "https" && h.conn.insecureDispatcher ? h.conn.insecureDispatcher : h.conn.dispatcher;
     for (let hop = 0; hop <= 5; hop++) {
       const res = await request(url, write ? { method, headers: hdrs, body: req.body, dispatcher, signal } : { method, headers: hdrs, dispatcher, signal });
       // A write follows only 307/308 (which keep the method and body); anything else is the answer.
@@ -444,20 +454,21 @@ export class RegistryTransport {
 
   /** The scheme for a registry: https, or http for loopback/insecure registries that do not speak TLS. */
   private async baseUrl(registry: string, h: HostState, signal?: AbortSignal): Promise<string> {
-    if (h.scheme) return `${h.scheme}://${registry}`;
+    const c = h.conn;
+    if (c.scheme) return `${c.scheme}://${registry}`;
     if (!this.mayUseHttp(registry)) {
-      h.scheme = "https";
+      c.scheme = "https";
       return `https://${registry}`;
     }
     try {
-      const res = await request(`https://${registry}/v2/`, { method: "GET", dispatcher: h.insecureDispatcher ?? h.dispatcher, signal, headers: { "user-agent": this.options.userAgent } });
+      const res = await request(`https://${registry}/v2/`, { method: "GET", dispatcher: c.insecureDispatcher ?? c.dispatcher, signal, headers: { "user-agent": this.options.userAgent } });
       await res.body.dump();
-      h.scheme = "https";
+      c.scheme = "https";
     } catch (e) {
       if (signal?.aborted) throw e;
-      h.scheme = "http";
+      c.scheme = "http";
     }
-    return `${h.scheme}://${registry}`;
+    return `${c.scheme}://${registry}`;
   }
 
   private async checkStatus(registry: string, repository: string, res: RegistryResponse, o: SendOptions, triedSources: string[] = []): Promise<RegistryResponse> {

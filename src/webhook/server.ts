@@ -15,6 +15,7 @@ import { NAMESPACES } from "../kube/kind.js";
 import type { EventRecorder } from "../kube/events.js";
 import { withLogContext, type LogLevel } from "../log/logger.js";
 import { tenantRedactor } from "../log/redact.js";
+import type { RegistryConnections } from "../registry/connections.js";
 import type { CredentialProvider } from "../registry/auth/types.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryOptionsInput } from "../registry/options.js";
@@ -44,6 +45,8 @@ export interface WebhookOptions {
   timeoutSeconds?: number;
   defaultPolicy?: DecideInput["defaultPolicy"];
   registry?: RegistryOptionsInput;
+  /** Registry connections shared with the process's other clients (serve's); by default each client opens its own. */
+  registryConnections?: RegistryConnections;
   providers?: CredentialProvider[];
   operatorSecrets?: OperatorSecrets;
   /** Tag -> digest answers are reused this long (default 45 s) and at most this many kept (default 10,000). */
@@ -413,7 +416,7 @@ export class AdmissionWebhook {
     try {
       const saSecrets = await this.secrets.serviceAccountPullSecrets(ns, sa);
       const { keyring } = await workloadKeyring(this.secrets, ns, dedupe([...secretNames, ...saSecrets]), { operator: this.options.operatorSecrets, providers: this.options.providers });
-      const client = new RegistryClient({ options: { maxAttempts: 1, ...this.options.registry }, keyring });
+      const client = new RegistryClient({ connections: this.options.registryConnections, options: { maxAttempts: 1, ...this.options.registry }, keyring });
       try {
         // The verdict rests on this digest: hashed from the manifest itself, not the registry's HEAD header.
         return { digest: await client.verifiedDigest(ref), expires: Date.now() + ttl };

@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseReference } from "../../src/image/reference.js";
 import { RegistryClient } from "../../src/registry/client.js";
+import { RegistryConnections } from "../../src/registry/connections.js";
 import type { RegistryMetrics } from "../../src/registry/transport.js";
 import { describeWith, service, testEnv } from "../env/index.js";
 import { layoutDigest, ociBookworm, skopeoPush, zstdLayout } from "../env/images.js";
@@ -94,6 +96,75 @@ describeWith(["registryBasic", "registryToken", "registryTls"], "registry client
     const layer = img.manifest.layers[0]!;
     // (getBlob checks the digest itself: a body that ends without error had the layer's digest.)
     if (!(rest instanceof Error)) expect(rest.bytes + first.length).toBe(layer.size);
+  });
+
+  it("a client on shared connections closed in the middle of a blob gives no half-read connection to the next client, nor waits for it", async () => {
+    const reg = service("registryBasic");
+    const ref = parseReference(`${reg.host}/debian:base`);
+    // One request at a time per client, so two connections in all: both left under bodies nobody reads.
+    const options = { maxConcurrentPerRegistry: 1 };
+    const shared = new RegistryConnections();
+    try {
+      const layer = (await new RegistryClient({ keyring: alice(reg), connections: shared, options }).resolve(ref)).manifest.layers[0]!;
+      for (let i = 0; i < 2; i++) {
+        const c = new RegistryClient({ keyring: alice(reg), connections: shared, options });
+        const body = c.getBlob(ref, layer);
+        await new Promise((resolve, reject) => body.once("data", resolve).once("error", reject));
+        body.pause();
+        const ended = await Promise.race([c.close().then(() => "closed"), new Promise((r) => setTimeout(r, 10_000, "still waiting after 10 s"))]);
+        expect(ended).toBe("closed");
+        body.resume();
+        // The 30 MB layer cut short: an error, never a short layer passed as whole.
+        await expect(drain(body)).rejects.toThrow();
+      }
+      // The next client gets the whole layer over the same shared connections (not a wait behind the two).
+      const next = new RegistryClient({ keyring: alice(reg), connections: shared, options });
+      const whole = await Promise.race([drain(next.getBlob(ref, layer)), new Promise((r) => setTimeout(r, 20_000, "still waiting after 20 s"))]);
+      expect(whole).toEqual({ bytes: layer.size, digest: layer.digest });
+      await next.close();
+    } finally {
+      await shared.close();
+    }
+  });
+
+  it("clients sharing RegistryConnections reuse the registry's and the token realm's connections; a connection carries no credential", async () => {
+    const reg = service("registryToken");
+    const ref = parseReference(`${reg.host}/debian:base`);
+    const registryPort = new URL(`http://${reg.host}`).port;
+    // Counted by undici's own diagnostics channel: every new connection, by port (the registry's, or its
+    // token realm's).
+    const connected = { registry: 0, realm: 0 };
+    const onConnected = (m: unknown) => void connected[(m as { connectParams: { port: string } }).connectParams.port === registryPort ? "registry" : "realm"]++;
+    const work = async (c: RegistryClient) => {
+      const img = await c.resolve(ref);
+      expect(img.digest).toBe(layoutDigest(ociBookworm(), "base"));
+      expect((await c.getConfig(ref, img.manifest.config)).rootfs.diff_ids).toHaveLength(1);
+      await c.close();
+    };
+    subscribe("undici:client:connected", onConnected);
+    try {
+      for (let i = 0; i < 3; i++) await work(new RegistryClient({ keyring: alice(reg) }));
+      const own = { ...connected };
+      expect(own.realm).toBe(3); // a token each, over a connection each
+      connected.registry = connected.realm = 0;
+      const shared = new RegistryConnections();
+      try {
+        for (let i = 0; i < 3; i++) await work(new RegistryClient({ keyring: alice(reg), connections: shared })); // close() leaves them open
+        expect(connected.realm).toBe(1);
+        // The registry's own: never more than each client's own would have opened (undici closes one after each
+        // HEAD, and opens another while a just-read body's connection is being handed back, so the exact count is
+        // undici's timing, not ours).
+        expect(connected.registry).toBeLessThanOrEqual(own.registry);
+        // Another tenant's client without credentials, over the same connections: refused, as on its own.
+        await expect(new RegistryClient({ connections: shared }).resolve(ref)).rejects.toMatchObject({ code: "AUTH_FAILED" });
+      } finally {
+        await shared.close();
+      }
+      // Closed is closed: a client made on them afterwards fails loudly rather than leak new connections.
+      await expect(new RegistryClient({ keyring: alice(reg), connections: shared }).resolve(ref)).rejects.toThrow(/after close/);
+    } finally {
+      unsubscribe("undici:client:connected", onConnected);
+    }
   });
 
   it("runs the Bearer token flow, caches the token, and resolves a warm tag with one HEAD", async () => {
