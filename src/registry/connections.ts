@@ -25,9 +25,9 @@ export interface HostConnection {
 }
 
 /**
- * Shared registry connections: one per process (or per egress guard: the agents are made by the first
- * client that needs them, with its guard). Clients whose connection settings differ (CA, verification,
- * timeouts, pool size) get separate connections, keyed by those settings.
+ * Shared registry connections: one set per process. The agents are made by the first client that needs
+ * them; clients whose connection settings differ (egress guard, CA, verification, timeouts, pool size) get
+ * separate connections, keyed by those settings.
  */
 export class RegistryConnections {
   private readonly hosts = new Map<string, HostConnection>();

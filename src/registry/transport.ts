@@ -122,10 +122,13 @@ export class RegistryTransport {
     if (this.ownConnections) await this.connections.close();
   }
 
-  /** What a connection depends on besides the host: clients that differ in it do not share connections. */
+  /**
+   * What a connection depends on besides the host: clients that differ in it do not share connections (the
+   * egress guard among them: a client with a stricter guard never uses agents another guard made).
+   */
   private connectionSettings(): unknown[] {
     const o = this.options;
-    return [o.connectTimeoutMs, o.headersTimeoutMs, o.bodyTimeoutMs, o.maxConcurrentPerRegistry];
+    return [guardId(this.egress), o.connectTimeoutMs, o.headersTimeoutMs, o.bodyTimeoutMs, o.maxConcurrentPerRegistry];
   }
 
   /** Whether plain HTTP / unverified TLS is allowed for `registry`. */
@@ -494,6 +497,16 @@ export class RegistryTransport {
         throw new RegistryError("UNEXPECTED_STATUS", `${where}: unexpected status ${res.statusCode}${detail}`, d);
     }
   }
+}
+
+const guardIds = new WeakMap<EgressGuard, number>();
+let guardsSeen = 0;
+
+/** A number per egress guard object, for connection keys. */
+function guardId(g: EgressGuard): number {
+  let id = guardIds.get(g);
+  if (id === undefined) guardIds.set(g, (id = ++guardsSeen));
+  return id;
 }
 
 interface OutgoingRequest {
