@@ -56,8 +56,10 @@ const { service: pgs, stop: stopPg } = await startPostgres(sup, `bench${process.
 const admin = new pg.Client({ connectionString: pgs.url });
 await admin.connect();
 let dbn = 0;
+const made: string[] = [];
 const freshDb = async () => {
   const name = `bench_adv_${process.pid}_${dbn++}`;
+  made.push(name);
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await admin.query(`CREATE DATABASE ${name}`);
   const u = new URL(pgs.url);
@@ -124,6 +126,8 @@ try {
     console.log(`3. candidates of a 500-package report (${found} rows), ${label}: ${median(one).toFixed(1)} ms in one query vs ${median(each).toFixed(1)} ms as 500 queries (ratio ${(median(one) / median(each)).toFixed(3)})`);
   }
 } finally {
+  // The databases are the machine's server's: dropped once measured, not left behind run after run.
+  for (const name of made) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
   await admin.end();
   await stopPg();
   await sup.stopAll();
