@@ -116,6 +116,8 @@ async function main(): Promise<void> {
   let serve: ChildProcess | undefined;
   /** The split layout's controller+indexer process. */
   let others: ChildProcess[] = [];
+  // Drops the test database startPostgres made on the machine's server.
+  let stopPg: (() => Promise<void>) | undefined;
   try {
     const { service: kube } = await startKube(sup);
     const kubectl = (...a: string[]) => run(kubectlPath, ["--kubeconfig", kube.kubeconfig, ...a]);
@@ -159,7 +161,8 @@ async function main(): Promise<void> {
     let scanSeq = 0;
     // The cluster's layout (PostgreSQL: index jobs, the store's work in the database server), then the embedded
     // store (its SQL in the serve process), with workers and without.
-    const { service: pgS } = await startPostgres(sup, `attack${Date.now().toString(36)}`);
+    const { service: pgS, stop: stopPostgres } = await startPostgres(sup, `attack${Date.now().toString(36)}`);
+    stopPg = stopPostgres;
     const runs: Array<{ workers: number; store: "postgres" | "embedded"; split: boolean; nice?: number }> = VARIANTS.flatMap(([workers, store, split]) => (workers && NICES.length ? NICES.map((nice) => ({ workers, store, split, nice })) : [{ workers, store, split }]));
     for (const { workers, store, split, nice } of runs) {
       const port = await freePort();
@@ -260,6 +263,7 @@ async function main(): Promise<void> {
   } finally {
     serve?.kill("SIGKILL");
     for (const p of others) p.kill("SIGKILL");
+    await stopPg?.();
     await sup.stopAll();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -28,6 +28,7 @@ import { defaultScanners } from "../src/scanners/index.js";
 import { openStore } from "../src/store/open.js";
 import { RegistryPusher } from "../test/env/oci-push.js";
 import { cpuWindow, formatCpu, type CpuWindow } from "./cpu.js";
+import { median } from "./env.js";
 import { freePort, ProcessSupervisor } from "../test/env/process.js";
 import { startKube, startPostgres, startRegistry } from "../test/env/services.js";
 
@@ -79,10 +80,13 @@ async function main(): Promise<void> {
   sup.startReaper(true);
   const procs: ChildProcess[] = [];
   const cgroups: string[] = [];
+  // Drops the test database startPostgres made on the machine's server.
+  let stopPg: (() => Promise<void>) | undefined;
   try {
-    const [{ service: kube }, { service: reg }, { service: pgS }] = await Promise.all([
+    const [{ service: kube }, { service: reg }, { service: pgS, stop: stopPostgres }] = await Promise.all([
       startKube(sup), startRegistry(sup, { name: "scale", auth: "none" }), startPostgres(sup, `scale${Date.now().toString(36)}`),
     ]);
+    stopPg = stopPostgres;
     const kubectl = findTool("kubectl");
     if (!kubectl) throw new Error("kubectl not found; run `npm run env:setup` as root");
     await run(kubectl, ["--kubeconfig", kube.kubeconfig, "apply", "-f", join(root, "crds")]);
@@ -104,16 +108,20 @@ async function main(): Promise<void> {
 
     interface Result { n: number; seconds: number; perMinute: number; failed: number; cpu: CpuWindow }
     const variants: Array<{ quota: number; results: Result[] }> = [{ quota: 0, results: [] }, ...(QUOTA > 0 ? [{ quota: QUOTA, results: [] }] : [])];
-    /** Statements on the server's own database (each count's database is made and dropped there). */
-    const admin = async (...statements: string[]) => {
-      const c = new pg.Client({ connectionString: pgS.url });
+    /** Statements in turn on one connection to `url`; answers the last one's rows. */
+    const statementsOn = async (url: string, ...statements: string[]) => {
+      const c = new pg.Client({ connectionString: url });
       await c.connect();
       try {
-        for (const sql of statements) await c.query(sql);
+        let rows: unknown[] = [];
+        for (const sql of statements) ({ rows } = await c.query(sql));
+        return rows;
       } finally {
         await c.end();
       }
     };
+    /** Statements on the server's own database (each count's database is made and dropped there). */
+    const admin = (...statements: string[]) => statementsOn(pgS.url, ...statements);
     for (const variant of variants) {
       console.log(variant.quota ? `Each indexer process in a cgroup of its own with a CPU quota of ${variant.quota} core:` : "No CPU quota:");
       for (let round = 1; round <= ROUNDS; round++) for (const n of COUNTS) {
@@ -160,10 +168,8 @@ async function main(): Promise<void> {
         }
         // The end is when the last job was recorded (the database's clock, read as "how long ago"), not when
         // this loop looked: the poll's interval is not in the figure.
-        const c = new pg.Client({ connectionString: url });
-        await c.connect();
-        const ago = await c.query<{ ms: string }>("SELECT extract(epoch FROM now() - max(updated)) * 1000 AS ms FROM index_job").finally(() => c.end());
-        const seconds = (performance.now() - Number(ago.rows[0]!.ms) - t0) / 1000;
+        const [ago] = (await statementsOn(url, "SELECT extract(epoch FROM now() - max(updated)) * 1000 AS ms FROM index_job")) as Array<{ ms: string }>;
+        const seconds = (performance.now() - Number(ago!.ms) - t0) / 1000;
         variant.results.push({ n, seconds, perMinute: (done / seconds) * 60, failed, cpu: cpu.stop() });
         for (const c of started) c.kill("SIGTERM");
         await Promise.all(started.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))));
@@ -174,10 +180,6 @@ async function main(): Promise<void> {
       }
     }
     console.log(`\nIndexing through the PostgreSQL job queue, ${IMAGES} single-layer images (200 dpkg packages and 2 MB each), one layer at a time per process, on ${cpus().length} cores:`);
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-    };
     const perCount = (results: Result[], n: number) => results.filter((r) => r.n === n);
     for (const { quota, results } of variants) {
       const one = median(perCount(results, COUNTS.includes(1) ? 1 : COUNTS[0]!).map((r) => r.perMinute));
@@ -216,6 +218,7 @@ async function main(): Promise<void> {
         // still has a process that outlived its parent; the folder goes with the machine
       }
     }
+    await stopPg?.();
     await sup.stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
